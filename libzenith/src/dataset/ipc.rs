@@ -1,0 +1,176 @@
+//! Arrow IPC *file* format source: the file is memory-mapped and every record batch is decoded as
+//! zero-copy views of the mapped pages.
+//!
+//! The mapping is owned by an `Arc` inside each Arrow buffer, so batches (and their C Data
+//! Interface exports) keep it alive after the dataset and the loader are gone.
+
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::{FileDecoder, read_footer_length};
+use arrow_ipc::{Block, root_as_footer};
+use arrow_schema::SchemaRef;
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// The magic bytes that open and close an Arrow IPC file.
+pub const ARROW_FILE_MAGIC: &[u8; 6] = b"ARROW1";
+/// Leading magic, its padding, footer length and trailing magic: nothing smaller is a valid file.
+const MIN_FILE_LEN: usize = 6 + 2 + 4 + 6;
+/// Trailer: the footer length (i32, little endian) followed by the magic.
+const TRAILER_LEN: usize = 4 + 6;
+
+/// An Arrow IPC file, mapped into memory and decoded into zero-copy record batches.
+#[derive(Debug)]
+pub struct IpcFile {
+    path: PathBuf,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl IpcFile {
+    /// Maps `path` and decodes its footer, dictionaries and record batches.
+    ///
+    /// Decoding validates every batch (offsets, UTF-8, lengths), so a corrupt file is a
+    /// [`Error::Format`] here rather than undefined behaviour later.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let len = usize::try_from(len).map_err(|_| Error::format(path, "file too large to map"))?;
+        if len < ARROW_FILE_MAGIC.len() {
+            return Err(Error::format(
+                path,
+                "not an Arrow IPC file (too short for the ARROW1 magic)",
+            ));
+        }
+        // SAFETY: the mapping is read-only. As with every mmap-based reader (pyarrow included), a
+        // file truncated by another process while mapped faults on access; Zenith documents that
+        // datasets must not be modified while loaders read them.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        if &mmap[..ARROW_FILE_MAGIC.len()] != ARROW_FILE_MAGIC {
+            return Err(Error::format(
+                path,
+                "not an Arrow IPC file (missing leading ARROW1 magic)",
+            ));
+        }
+        if len < MIN_FILE_LEN {
+            return Err(Error::format(path, "truncated Arrow IPC file (no footer)"));
+        }
+        let data = mapped_buffer(mmap);
+        // Decoders are not written for hostile input: a panic on a corrupt file is a format
+        // error of that file, not a crash and not a bug report.
+        match catch_unwind(AssertUnwindSafe(|| decode(path, &data))) {
+            Ok(result) => result,
+            Err(_) => Err(Error::format(
+                path,
+                "corrupt Arrow IPC file (decoder rejected its layout)",
+            )),
+        }
+    }
+
+    /// The file's schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The decoded record batches, in file order.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The path this file was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Wraps the mapping in an Arrow buffer that owns it.
+fn mapped_buffer(mmap: Mmap) -> Buffer {
+    let len = mmap.len();
+    let ptr = NonNull::new(mmap.as_ptr() as *mut u8).expect("a non-empty mapping is never NULL");
+    // SAFETY: `ptr` is valid for `len` bytes for as long as the `Mmap`, which the buffer owns
+    // through the `Arc`, is alive; the mapping is never written through.
+    unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) }
+}
+
+/// Decodes footer, dictionaries and batches of a mapped file.
+fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
+    let len = data.len();
+    let trailer: [u8; TRAILER_LEN] = data[len - TRAILER_LEN..]
+        .try_into()
+        .expect("fixed-size slice");
+    if &trailer[4..] != ARROW_FILE_MAGIC {
+        return Err(Error::format(
+            path,
+            "truncated Arrow IPC file (missing trailing ARROW1 magic)",
+        ));
+    }
+    let footer_len = read_footer_length(trailer).map_err(|e| Error::arrow_format(path, e))?;
+    let footer_end = len - TRAILER_LEN;
+    if footer_len > footer_end - ARROW_FILE_MAGIC.len() {
+        return Err(Error::format(
+            path,
+            format!("corrupt Arrow IPC footer length {footer_len}"),
+        ));
+    }
+    let footer = root_as_footer(&data[footer_end - footer_len..footer_end])
+        .map_err(|e| Error::format(path, format!("corrupt Arrow IPC footer: {e}")))?;
+    let ipc_schema = footer
+        .schema()
+        .ok_or_else(|| Error::format(path, "Arrow IPC footer has no schema"))?;
+    if !ipc_schema.endianness().equals_to_target_endianness() {
+        return Err(Error::Unsupported(format!(
+            "{}: Arrow IPC file written with the other byte order",
+            path.display()
+        )));
+    }
+    let schema = Arc::new(
+        arrow_ipc::convert::try_fb_to_schema(ipc_schema)
+            .map_err(|e| Error::arrow_format(path, e))?,
+    );
+    let mut decoder = FileDecoder::new(schema.clone(), footer.version());
+
+    for block in footer.dictionaries().iter().flatten() {
+        let block_data = block_slice(path, data, block)?;
+        decoder
+            .read_dictionary(block, &block_data)
+            .map_err(|e| Error::arrow_format(path, e))?;
+    }
+    let mut batches = Vec::new();
+    for block in footer.recordBatches().iter().flatten() {
+        let block_data = block_slice(path, data, block)?;
+        let batch = decoder
+            .read_record_batch(block, &block_data)
+            .map_err(|e| Error::arrow_format(path, e))?
+            .ok_or_else(|| Error::format(path, "Arrow IPC block holds no record batch"))?;
+        batches.push(batch);
+    }
+    Ok(IpcFile {
+        path: path.to_path_buf(),
+        schema,
+        batches,
+    })
+}
+
+/// The bytes of one footer block (message metadata followed by its body), bounds-checked.
+fn block_slice(path: &Path, data: &Buffer, block: &Block) -> Result<Buffer> {
+    let corrupt = || Error::format(path, "corrupt Arrow IPC block (out of the file's bounds)");
+    let offset = usize::try_from(block.offset()).map_err(|_| corrupt())?;
+    let meta = usize::try_from(block.metaDataLength()).map_err(|_| corrupt())?;
+    let body = usize::try_from(block.bodyLength()).map_err(|_| corrupt())?;
+    let block_len = meta.checked_add(body).ok_or_else(corrupt)?;
+    let end = offset.checked_add(block_len).ok_or_else(corrupt)?;
+    if end > data.len() {
+        return Err(Error::format(
+            path,
+            "truncated Arrow IPC file (a record batch lies past its end)",
+        ));
+    }
+    Ok(data.slice_with_length(offset, block_len))
+}

@@ -1,0 +1,125 @@
+//! The one error type of the crate and its mapping to the C status codes.
+//!
+//! Every fallible operation in the Rust core returns [`Result`]; the FFI layer turns an [`Error`]
+//! into a `zenith_status` (via [`Error::status`]) and a `zenith_error` object carrying the message.
+
+use std::path::{Path, PathBuf};
+
+use arrow_schema::ArrowError;
+
+use crate::status::{
+    ZENITH_ERR_FORMAT, ZENITH_ERR_INTERNAL, ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO,
+    ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT, ZENITH_ERR_PANIC, ZENITH_ERR_UNSUPPORTED,
+    zenith_status as Status,
+};
+
+/// Shorthand for results whose error is the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Zenith, grouped by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required pointer argument was NULL (only produced by the FFI layer).
+    #[error("argument `{0}` must not be NULL")]
+    NullArgument(&'static str),
+
+    /// An argument had a value outside its domain (zero batch size, bad UTF-8, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A path that does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    NotFound(PathBuf),
+
+    /// An operating-system I/O failure on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file the operation was about.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file that is not in the format it claims to be, or is truncated or corrupt.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A valid request this build or this data cannot serve.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// A panic caught at the FFI boundary (a bug in Zenith; please report it).
+    #[error("internal panic: {0}")]
+    Panic(String),
+
+    /// A broken invariant inside Zenith or one of its dependencies.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The C status code this error is reported as.
+    pub fn status(&self) -> Status {
+        match self {
+            Error::NullArgument(_) => ZENITH_ERR_NULL_ARGUMENT,
+            Error::InvalidArgument(_) => ZENITH_ERR_INVALID_ARGUMENT,
+            Error::NotFound(_) => ZENITH_ERR_NOT_FOUND,
+            Error::Io { .. } => ZENITH_ERR_IO,
+            Error::Format { .. } => ZENITH_ERR_FORMAT,
+            Error::Unsupported(_) => ZENITH_ERR_UNSUPPORTED,
+            Error::Panic(_) => ZENITH_ERR_PANIC,
+            Error::Internal(_) => ZENITH_ERR_INTERNAL,
+        }
+    }
+
+    /// Builds the error for an I/O failure on `path`, mapping "not found" to [`Error::NotFound`].
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(path.to_path_buf())
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+
+    /// Builds a [`Error::Format`] for `path`.
+    pub fn format(path: &Path, message: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// Wraps this error for APIs that speak [`ArrowError`] (record batch readers, C streams);
+    /// the message is kept verbatim.
+    pub fn into_arrow(self) -> ArrowError {
+        ArrowError::ExternalError(Box::new(self))
+    }
+
+    /// Wraps an Arrow error met while decoding `path` as a format error.
+    pub fn arrow_format(path: &Path, source: ArrowError) -> Self {
+        Error::format(path, source.to_string())
+    }
+}
+
+impl From<ArrowError> for Error {
+    /// Arrow errors that escape without file context are invariant violations on our side:
+    /// decoding paths attach the path themselves through [`Error::arrow_format`].
+    fn from(source: ArrowError) -> Self {
+        match source {
+            ArrowError::IoError(message, _) => Error::Internal(format!("I/O: {message}")),
+            ArrowError::InvalidArgumentError(message) => Error::InvalidArgument(message),
+            ArrowError::NotYetImplemented(message) => Error::Unsupported(message),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}

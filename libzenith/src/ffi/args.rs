@@ -1,0 +1,68 @@
+//! Checked conversions of C arguments: NULL checks, paths, outputs.
+
+use std::ffi::{CStr, OsStr, c_char};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Borrows `*ptr`, or fails with `ZENITH_ERR_NULL_ARGUMENT` naming `name`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` not mutated for `'a`.
+pub unsafe fn borrow<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T> {
+    // SAFETY: forwarded to the caller.
+    unsafe { ptr.as_ref() }.ok_or(Error::NullArgument(name))
+}
+
+/// Mutably borrows `*ptr`, or fails with `ZENITH_ERR_NULL_ARGUMENT` naming `name`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` not otherwise accessed for `'a`.
+pub unsafe fn borrow_mut<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'a mut T> {
+    // SAFETY: forwarded to the caller.
+    unsafe { ptr.as_mut() }.ok_or(Error::NullArgument(name))
+}
+
+/// Checks that an output pointer is not NULL; the write happens later, only on success.
+pub fn out<T>(ptr: *mut T, name: &'static str) -> Result<*mut T> {
+    if ptr.is_null() {
+        Err(Error::NullArgument(name))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// A NUL-terminated path: bytes as the OS takes them, no UTF-8 requirement; empty is invalid.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string.
+pub unsafe fn path(ptr: *const c_char, name: &'static str) -> Result<PathBuf> {
+    if ptr.is_null() {
+        return Err(Error::NullArgument(name));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if bytes.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "`{name}` must not be empty"
+        )));
+    }
+    Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+}
+
+/// Moves a Rust value into a new heap handle for C.
+pub fn into_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Frees a handle made by [`into_handle`]; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`into_handle`] and is not used again.
+pub unsafe fn free_handle<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: per the contract, `ptr` came from `Box::into_raw` and is freed once.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}

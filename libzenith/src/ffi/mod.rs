@@ -1,0 +1,30 @@
+//! The C ABI, and nothing else: thin functions over the Rust core, one file per handle family.
+//!
+//! House rules (see DESIGN.md): every exported body runs inside [`ffi_boundary!`], which turns
+//! panics and errors into a `zenith_status` plus an optional `zenith_error`; every pointer is
+//! checked with the helpers in [`args`]; handles are opaque boxes created by `_new`/`_open` and
+//! destroyed by `_free`.
+
+/// Runs the body of an exported function behind the panic boundary.
+///
+/// * `ffi_boundary!(err: err_ptr, { ...; Ok(status) })` — the body returns
+///   `Result<zenith_status>`; an `Err` (or a panic, as `ZENITH_ERR_PANIC`) is stored in `*err_ptr`
+///   when it is not NULL and its status is returned.
+/// * `ffi_boundary!(default: value, { ... })` — an infallible body; a panic returns `value`.
+macro_rules! ffi_boundary {
+    (err: $err:expr, $body:block) => {
+        $crate::ffi::boundary::run_fallible(
+            $err,
+            || -> $crate::error::Result<$crate::status::zenith_status> { $body },
+        )
+    };
+    (default: $default:expr, $body:block) => {
+        $crate::ffi::boundary::run_infallible($default, || $body)
+    };
+}
+
+pub mod args;
+pub mod boundary;
+pub mod error;
+pub mod loader;
+pub mod version;

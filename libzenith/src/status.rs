@@ -1,0 +1,48 @@
+//! Status codes returned by every fallible C function.
+//!
+//! A plain `int32_t` with `#define`d values rather than a C enum: cbindgen ≥ 0.29.3 emits C23 typed
+//! enums, which cgo and cffi cannot read. Values are appended and never reused.
+
+use std::ffi::CStr;
+
+/// The status every fallible function returns: `ZENITH_OK`, `ZENITH_DONE`, or a negative error.
+#[allow(non_camel_case_types)]
+pub type zenith_status = i32;
+
+/// Success.
+pub const ZENITH_OK: zenith_status = 0;
+/// The end of a stream or an epoch. Not an error: nothing was written to the outputs.
+pub const ZENITH_DONE: zenith_status = 1;
+/// A required pointer argument was NULL.
+pub const ZENITH_ERR_NULL_ARGUMENT: zenith_status = -1;
+/// An argument had a value outside its domain (zero batch size, invalid UTF-8, ...).
+pub const ZENITH_ERR_INVALID_ARGUMENT: zenith_status = -2;
+/// The operating system reported an I/O failure.
+pub const ZENITH_ERR_IO: zenith_status = -3;
+/// A path does not exist.
+pub const ZENITH_ERR_NOT_FOUND: zenith_status = -4;
+/// A file is not in the expected format, or is truncated or corrupt.
+pub const ZENITH_ERR_FORMAT: zenith_status = -5;
+/// The request is valid but this build or this data cannot serve it.
+pub const ZENITH_ERR_UNSUPPORTED: zenith_status = -6;
+/// A panic inside Zenith was caught at the C boundary (a bug: please report it).
+pub const ZENITH_ERR_PANIC: zenith_status = -7;
+/// An internal invariant was broken (a bug: please report it).
+pub const ZENITH_ERR_INTERNAL: zenith_status = -8;
+
+/// The fixed, static description of a status code, for messages and logs.
+pub fn status_description(status: zenith_status) -> &'static CStr {
+    match status {
+        ZENITH_OK => c"ok",
+        ZENITH_DONE => c"done (end of stream or epoch)",
+        ZENITH_ERR_NULL_ARGUMENT => c"null argument",
+        ZENITH_ERR_INVALID_ARGUMENT => c"invalid argument",
+        ZENITH_ERR_IO => c"I/O error",
+        ZENITH_ERR_NOT_FOUND => c"not found",
+        ZENITH_ERR_FORMAT => c"invalid or corrupt data format",
+        ZENITH_ERR_UNSUPPORTED => c"unsupported",
+        ZENITH_ERR_PANIC => c"internal panic",
+        ZENITH_ERR_INTERNAL => c"internal error",
+        _ => c"unknown status code",
+    }
+}
