@@ -1,0 +1,112 @@
+# libzenith — build, demo, test, install.
+#
+#   make demo                      build the library and stream a generated dataset through the C API
+#   make test                      every test: Rust, C under valgrind, ABI, header drift, symbols,
+#                                  pyarrow import, install + pkg-config + CMake consumers
+#   make install PREFIX=/some/dir  libraries, header, pkg-config and CMake files
+#
+# One cargo profile (release) serves the library, the tests and the demo, so dependencies build once.
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR    ?=
+CARGO      ?= cargo
+CC         ?= cc
+
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
+LIB_DIR    := $(CURDIR)/target/release
+BUILD_DIR  := $(CURDIR)/build
+DATA_DIR   := $(CURDIR)/tests/data/generated
+PYTHON     := $(CURDIR)/.venv/bin/python
+DEMO_ROWS  ?= 1000000
+DEMO_BATCH ?= 1024
+
+export ZENITH_LIB_DIR := $(LIB_DIR)
+export ZENITH_TEST_DATA := $(DATA_DIR)
+
+.PHONY: all build header setup data demo test lint test-rust test-symbols test-c test-python \
+        test-install install uninstall clean
+
+all: build
+
+## Build ---------------------------------------------------------------------------------------
+
+build:
+	$(CARGO) build --release -p libzenith
+	@# Programs linked against libzenith.so record its soname; give them that name here too.
+	ln -sf libzenith.so $(LIB_DIR)/libzenith.so.$(MAJOR)
+
+# Regenerates include/zenith.h with the pinned cbindgen (commit the result).
+header:
+	ZENITH_BLESS=1 $(CARGO) test --release -p libzenith --test header
+
+setup:
+	scripts/setup.sh
+
+data: setup
+	$(PYTHON) tests/data/generate.py $(DATA_DIR)
+
+## Demo: the main job --------------------------------------------------------------------------
+
+demo: setup build
+	$(PYTHON) tests/data/generate.py $(DATA_DIR) --rows 10000 --demo-rows $(DEMO_ROWS)
+	@mkdir -p $(BUILD_DIR)/examples
+	$(CC) -std=c11 -O2 -Wall -Wextra -Iinclude examples/c/stream_batches.c \
+	    -L$(LIB_DIR) -lzenith -Wl,-rpath,$(LIB_DIR) -o $(BUILD_DIR)/examples/stream_batches
+	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH)
+
+## Tests ---------------------------------------------------------------------------------------
+
+test: setup build data lint test-rust test-symbols test-c test-python test-install
+	@echo "make test: all suites passed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Rust unit and integration tests, the header drift check and the ABI check (tests/abi).
+test-rust: build data
+	$(CARGO) test --release --workspace
+
+test-symbols: build
+	tests/check_symbols.sh $(LIB_DIR)/libzenith.so
+
+test-c: build data
+	tests/c/run.sh
+
+test-python: build data
+	$(PYTHON) -m pytest -q tests/python
+
+test-install: build
+	tests/install/run.sh
+
+## Install -------------------------------------------------------------------------------------
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	    $(DESTDIR)$(LIBDIR)/cmake/Zenith
+	install -m 755 $(LIB_DIR)/libzenith.so $(DESTDIR)$(LIBDIR)/libzenith.so.$(VERSION)
+	ln -sf libzenith.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libzenith.so.$(MAJOR)
+	ln -sf libzenith.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libzenith.so
+	install -m 644 $(LIB_DIR)/libzenith.a $(DESTDIR)$(LIBDIR)/libzenith.a
+	install -m 644 include/zenith.h $(DESTDIR)$(INCLUDEDIR)/zenith.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    pkgconfig/zenith.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
+	    cmake/ZenithConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/Zenith/ZenithConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' \
+	    cmake/ZenithConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/Zenith/ZenithConfigVersion.cmake
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libzenith.so $(DESTDIR)$(LIBDIR)/libzenith.so.$(MAJOR) \
+	    $(DESTDIR)$(LIBDIR)/libzenith.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libzenith.a \
+	    $(DESTDIR)$(INCLUDEDIR)/zenith.h $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
+	rm -rf $(DESTDIR)$(LIBDIR)/cmake/Zenith
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD_DIR) $(DATA_DIR)
