@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use crate::ffi::error::zenith_error;
 use crate::status::zenith_status;
 
-/// Runs a fallible body; errors and panics become a status, and an error object in `*err`.
+/// Runs a fallible body; errors and panics become a status, and a new error object in `err` when
+/// the caller asked for one.
 pub fn run_fallible(
-    err: *mut *mut zenith_error,
+    err: Option<&mut *mut zenith_error>,
     body: impl FnOnce() -> Result<zenith_status>,
 ) -> zenith_status {
     let outcome = catch_unwind(AssertUnwindSafe(body))
@@ -18,10 +19,8 @@ pub fn run_fallible(
         Ok(status) => status,
         Err(error) => {
             let status = error.status();
-            if !err.is_null() {
-                // SAFETY: the caller passes either NULL or a pointer to writable storage for one
-                // `zenith_error *` (documented on every function taking `err`).
-                unsafe { err.write(zenith_error::boxed(&error)) };
+            if let Some(slot) = err {
+                *slot = zenith_error::boxed(&error);
             }
             status
         }
@@ -41,5 +40,51 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         text.clone()
     } else {
         "unknown panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_PANIC, ZENITH_OK};
+
+    fn take_error(err: *mut zenith_error) -> (zenith_status, String) {
+        assert!(!err.is_null());
+        // SAFETY: `err` was just produced by `run_fallible` and is freed here once.
+        let boxed = unsafe { Box::from_raw(err) };
+        (boxed.code(), boxed.message().to_string())
+    }
+
+    #[test]
+    fn panics_become_zenith_err_panic_with_their_message() {
+        let mut err = std::ptr::null_mut();
+        let status = run_fallible(Some(&mut err), || panic!("boom {}", 42));
+        assert_eq!(status, ZENITH_ERR_PANIC);
+        let (code, message) = take_error(err);
+        assert_eq!(code, ZENITH_ERR_PANIC);
+        assert!(message.contains("boom 42"), "{message}");
+    }
+
+    #[test]
+    fn errors_are_reported_and_success_leaves_err_alone() {
+        let mut err = std::ptr::null_mut();
+        let status = run_fallible(Some(&mut err), || Err(Error::InvalidArgument("bad".into())));
+        assert_eq!(status, ZENITH_ERR_INVALID_ARGUMENT);
+        let (code, message) = take_error(err);
+        assert_eq!(code, ZENITH_ERR_INVALID_ARGUMENT);
+        assert_eq!(message, "invalid argument: bad");
+
+        let mut err = std::ptr::null_mut();
+        assert_eq!(run_fallible(Some(&mut err), || Ok(ZENITH_OK)), ZENITH_OK);
+        assert!(err.is_null());
+        // A NULL err is allowed: only the status reports the failure.
+        let status = run_fallible(None, || Err(Error::InvalidArgument("x".into())));
+        assert_eq!(status, ZENITH_ERR_INVALID_ARGUMENT);
+    }
+
+    #[test]
+    fn infallible_bodies_return_their_default_on_panic() {
+        assert_eq!(run_infallible(7, || 3), 3);
+        assert_eq!(run_infallible(7, || panic!("no")), 7);
     }
 }

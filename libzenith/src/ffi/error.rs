@@ -26,6 +26,16 @@ impl zenith_error {
             message,
         })
     }
+
+    /// The status code.
+    pub fn code(&self) -> zenith_status {
+        self.code
+    }
+
+    /// The message (always valid UTF-8: it was made from a Rust string).
+    pub fn message(&self) -> &str {
+        self.message.to_str().unwrap_or_default()
+    }
 }
 
 /// Returns the status code of `err`.
@@ -39,7 +49,7 @@ impl zenith_error {
 pub unsafe extern "C" fn zenith_error_code(err: *const zenith_error) -> zenith_status {
     ffi_boundary!(default: ZENITH_OK, {
         // SAFETY: per the contract above.
-        unsafe { err.as_ref() }.map_or(ZENITH_OK, |e| e.code)
+        unsafe { err.as_ref() }.map_or(ZENITH_OK, zenith_error::code)
     })
 }
 

@@ -12,12 +12,16 @@
 ///   when it is not NULL and its status is returned.
 /// * `ffi_boundary!(default: value, { ... })` — an infallible body; a panic returns `value`.
 macro_rules! ffi_boundary {
-    (err: $err:expr, $body:block) => {
+    (err: $err:expr, $body:block) => {{
+        let err_slot: *mut *mut $crate::ffi::error::zenith_error = $err;
+        // SAFETY: every exported function documents `err` as NULL or writable storage for one
+        // `zenith_error *`.
+        let err_slot = unsafe { err_slot.as_mut() };
         $crate::ffi::boundary::run_fallible(
-            $err,
+            err_slot,
             || -> $crate::error::Result<$crate::status::zenith_status> { $body },
         )
-    };
+    }};
     (default: $default:expr, $body:block) => {
         $crate::ffi::boundary::run_infallible($default, || $body)
     };

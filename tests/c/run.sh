@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the C tests against the freshly built library and runs them under valgrind.
+#
+# Passing means: the header compiles alone (C11 and C++17, -Wall -Wextra -Wpedantic -Werror,
+# included twice, beside another Arrow C ABI definition), every C test's checks pass, and valgrind
+# reports zero errors and zero definitely-lost bytes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+lib_dir=${ZENITH_LIB_DIR:-$PWD/target/release}
+export ZENITH_TEST_DATA=${ZENITH_TEST_DATA:-$PWD/tests/data/generated}
+out=build/tests/c
+mkdir -p "$out"
+strict=(-Wall -Wextra -Wpedantic -Werror)
+
+echo "== header: C11 and C++17, included twice, beside arrow/c/abi.h"
+for source in tests/c/header_twice.c tests/c/header_with_arrow_abi.c; do
+  name=$(basename "$source" .c)
+  cc -std=c11 "${strict[@]}" -Iinclude -c "$source" -o "$out/$name.c.o"
+  c++ -std=c++17 "${strict[@]}" -x c++ -Iinclude -c "$source" -o "$out/$name.cpp.o"
+done
+
+failed=0
+for source in tests/c/test_*.c; do
+  name=$(basename "$source" .c)
+  echo "== $name (valgrind)"
+  cc -std=c11 "${strict[@]}" -g -O0 -Iinclude "$source" -L"$lib_dir" -lzenith \
+    -Wl,-rpath,"$lib_dir" -o "$out/$name"
+  log="$out/$name.valgrind.log"
+  if valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+      --show-leak-kinds=definite --log-file="$log" "$out/$name"; then
+    echo "   valgrind: $(grep -c . "$log" || true) report lines, 0 errors, 0 definite leaks"
+  else
+    status=$?
+    echo "FAILED: $name exited with $status (99 = valgrind errors or definite leaks); $log:" >&2
+    cat "$log" >&2
+    failed=1
+  fi
+done
+exit $failed
