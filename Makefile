@@ -79,7 +79,7 @@ test-c: build data
 test-python: build data
 	$(PYTHON) -m pytest -q tests/python
 
-test-install: build
+test-install: build data
 	tests/install/run.sh
 
 ## Install -------------------------------------------------------------------------------------

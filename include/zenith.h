@@ -141,6 +141,9 @@ typedef int32_t zenith_status;
 // An internal invariant was broken (a bug: please report it).
 #define ZENITH_ERR_INTERNAL -8
 
+// Shards of one dataset have different schemas (the message names both files).
+#define ZENITH_ERR_SCHEMA_MISMATCH -9
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -9,8 +9,8 @@ use arrow_schema::ArrowError;
 
 use crate::status::{
     ZENITH_ERR_FORMAT, ZENITH_ERR_INTERNAL, ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO,
-    ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT, ZENITH_ERR_PANIC, ZENITH_ERR_UNSUPPORTED,
-    zenith_status as Status,
+    ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT, ZENITH_ERR_PANIC, ZENITH_ERR_SCHEMA_MISMATCH,
+    ZENITH_ERR_UNSUPPORTED, zenith_status as Status,
 };
 
 /// Shorthand for results whose error is the crate's [`Error`].
@@ -28,9 +28,27 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    /// A path that does not exist.
-    #[error("{}: no such file or directory", .0.display())]
-    NotFound(PathBuf),
+    /// A path that does not exist, or that holds no data files.
+    #[error("{}: {reason}", path.display())]
+    NotFound {
+        /// The path the user gave.
+        path: PathBuf,
+        /// What is missing ("no such file or directory", "no data files found").
+        reason: String,
+    },
+
+    /// Shards of one dataset whose schemas differ.
+    #[error("schema mismatch: {} has {first_schema}, but {} has {other_schema}", first.display(), other.display())]
+    SchemaMismatch {
+        /// The file whose schema the dataset uses.
+        first: PathBuf,
+        /// Its schema, rendered.
+        first_schema: String,
+        /// The file that differs.
+        other: PathBuf,
+        /// Its schema, rendered.
+        other_schema: String,
+    },
 
     /// An operating-system I/O failure on a path.
     #[error("{}: {source}", path.display())]
@@ -70,7 +88,8 @@ impl Error {
         match self {
             Error::NullArgument(_) => ZENITH_ERR_NULL_ARGUMENT,
             Error::InvalidArgument(_) => ZENITH_ERR_INVALID_ARGUMENT,
-            Error::NotFound(_) => ZENITH_ERR_NOT_FOUND,
+            Error::NotFound { .. } => ZENITH_ERR_NOT_FOUND,
+            Error::SchemaMismatch { .. } => ZENITH_ERR_SCHEMA_MISMATCH,
             Error::Io { .. } => ZENITH_ERR_IO,
             Error::Format { .. } => ZENITH_ERR_FORMAT,
             Error::Unsupported(_) => ZENITH_ERR_UNSUPPORTED,
@@ -82,12 +101,20 @@ impl Error {
     /// Builds the error for an I/O failure on `path`, mapping "not found" to [`Error::NotFound`].
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound(path.to_path_buf())
+            Error::not_found(path, "no such file or directory")
         } else {
             Error::Io {
                 path: path.to_path_buf(),
                 source,
             }
+        }
+    }
+
+    /// Builds a [`Error::NotFound`] for `path`.
+    pub fn not_found(path: &Path, reason: impl Into<String>) -> Self {
+        Error::NotFound {
+            path: path.to_path_buf(),
+            reason: reason.into(),
         }
     }
 

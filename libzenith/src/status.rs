@@ -30,6 +30,9 @@ pub const ZENITH_ERR_PANIC: zenith_status = -7;
 /// An internal invariant was broken (a bug: please report it).
 pub const ZENITH_ERR_INTERNAL: zenith_status = -8;
 
+/// Shards of one dataset have different schemas (the message names both files).
+pub const ZENITH_ERR_SCHEMA_MISMATCH: zenith_status = -9;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -43,6 +46,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_UNSUPPORTED => c"unsupported",
         ZENITH_ERR_PANIC => c"internal panic",
         ZENITH_ERR_INTERNAL => c"internal error",
+        ZENITH_ERR_SCHEMA_MISMATCH => c"schema mismatch between shards",
         _ => c"unknown status code",
     }
 }

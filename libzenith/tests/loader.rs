@@ -76,11 +76,11 @@ fn a_reader_continues_the_loaders_epoch_and_outlives_it() {
 #[test]
 fn bad_inputs_are_typed_errors() {
     let open = |name: &str| Loader::open(data_file(name), &LoaderOptions::default()).unwrap_err();
-    assert!(matches!(open("missing.arrow"), Error::NotFound(_)));
+    assert!(matches!(open("missing.arrow"), Error::NotFound { .. }));
     for name in [
         "truncated.arrow",
         "corrupt_footer.arrow",
-        "not_arrow.csv",
+        "not_a_dataset.bin",
         "zero_bytes.arrow",
     ] {
         let err = open(name);

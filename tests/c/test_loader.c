@@ -290,7 +290,7 @@ static void test_open_errors(void) {
     expect_open_error(missing, ZENITH_ERR_NOT_FOUND, "does-not-exist.arrow");
     expect_open_error(data_path("truncated.arrow"), ZENITH_ERR_FORMAT, "truncated");
     expect_open_error(data_path("corrupt_footer.arrow"), ZENITH_ERR_FORMAT, "corrupt_footer.arrow");
-    expect_open_error(data_path("not_arrow.csv"), ZENITH_ERR_FORMAT, "not_arrow.csv");
+    expect_open_error(data_path("not_a_dataset.bin"), ZENITH_ERR_FORMAT, "not_a_dataset.bin");
     expect_open_error(data_path("zero_bytes.arrow"), ZENITH_ERR_FORMAT, "zero_bytes.arrow");
     expect_open_error(data_path("basic.parquet"), ZENITH_ERR_UNSUPPORTED, "Parquet");
     expect_open_error(data_dir(), ZENITH_ERR_UNSUPPORTED, "directory");

@@ -99,8 +99,8 @@ def main() -> None:
     corrupt[footer_start : footer_start + footer_len] = bytes([0xA5]) * footer_len
     with open(os.path.join(out, "corrupt_footer.arrow"), "wb") as f:
         f.write(bytes(corrupt))
-    with open(os.path.join(out, "not_arrow.csv"), "w") as f:
-        f.write("id,label\n1,2\n")
+    with open(os.path.join(out, "not_a_dataset.bin"), "w") as f:
+        f.write("neither Arrow nor Parquet, and no known extension\n")
     with open(os.path.join(out, "zero_bytes.arrow"), "wb"):
         pass
     pq.write_table(basic.slice(0, 100), os.path.join(out, "basic.parquet"))

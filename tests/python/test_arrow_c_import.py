@@ -312,7 +312,7 @@ def test_missing_path_is_not_found_and_names_the_path(zenith, tmp_path):
     [
         ("truncated.arrow", ZENITH_ERR_FORMAT),
         ("corrupt_footer.arrow", ZENITH_ERR_FORMAT),
-        ("not_arrow.csv", ZENITH_ERR_FORMAT),
+        ("not_a_dataset.bin", ZENITH_ERR_FORMAT),
         ("zero_bytes.arrow", ZENITH_ERR_FORMAT),
         ("basic.parquet", ZENITH_ERR_UNSUPPORTED),  # for now: Parquet is not read yet
     ],

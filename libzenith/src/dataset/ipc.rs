@@ -17,6 +17,7 @@ use arrow_ipc::{Block, root_as_footer};
 use arrow_schema::SchemaRef;
 use memmap2::Mmap;
 
+use super::source::{Source, project_batch};
 use crate::error::{Error, Result};
 
 /// The magic bytes that open and close an Arrow IPC file.
@@ -32,6 +33,7 @@ pub struct IpcFile {
     path: PathBuf,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
+    rows: Vec<u64>,
 }
 
 impl IpcFile {
@@ -73,20 +75,39 @@ impl IpcFile {
             )),
         }
     }
+}
 
-    /// The file's schema.
-    pub fn schema(&self) -> &SchemaRef {
+impl Source for IpcFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
-    /// The decoded record batches, in file order.
-    pub fn batches(&self) -> &[RecordBatch] {
-        &self.batches
+    fn chunk_rows(&self) -> &[u64] {
+        &self.rows
     }
 
-    /// The path this file was opened from.
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
+        let batch = &self.batches[index];
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.to_vec(),
+            None => (0..batch.num_columns()).collect(),
+        };
+        columns
+            .iter()
+            .map(|&c| batch.column(c).get_array_memory_size() as u64)
+            .sum()
+    }
+
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        project_batch(&self.path, &self.batches[index], projection)
+    }
+
+    fn in_memory(&self) -> bool {
+        true
     }
 }
 
@@ -151,10 +172,12 @@ fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
             .ok_or_else(|| Error::format(path, "Arrow IPC block holds no record batch"))?;
         batches.push(batch);
     }
+    let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
     Ok(IpcFile {
         path: path.to_path_buf(),
         schema,
         batches,
+        rows,
     })
 }
 

@@ -1,234 +1,291 @@
-//! Dataset sources: what a path on disk holds, as an ordered list of Arrow record batches
-//! ("chunks") sharing one schema, addressable by global row number.
+//! Dataset sources: what a path on disk holds, as an ordered list of chunks (IPC record batches,
+//! Parquet row groups, CSV blocks) across one or more files sharing one schema, addressable by
+//! global row number.
+//!
+//! Opening a dataset reads metadata only (row counts per chunk); chunk data is decoded on demand
+//! through [`Dataset::read_chunk`].
 
+pub mod csv;
+pub mod discover;
 pub mod ipc;
+pub mod ipc_stream;
+pub mod parquet;
+pub mod source;
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
-use arrow_select::concat::concat_batches;
+use arrow_schema::{Schema, SchemaRef};
+
+pub use source::{Format, Source, SourceOptions};
 
 use crate::error::{Error, Result};
 
-/// A dataset opened for reading: its schema and its rows as chunks in a fixed order.
+/// Options that shape a dataset: which columns, how to parse files.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetOptions {
+    /// Columns to keep, in this order; `None` keeps all of them in file order.
+    pub columns: Option<Vec<String>>,
+    /// How files are read.
+    pub source: SourceOptions,
+}
+
+/// Where one chunk of the dataset lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Index of the file in [`Dataset::sources`].
+    pub source: usize,
+    /// Index of the chunk within its file.
+    pub index: usize,
+    /// Global row number of the chunk's first row.
+    pub start: u64,
+    /// Rows in the chunk (never zero: empty chunks are left out).
+    pub rows: u64,
+}
+
+/// A dataset opened for reading.
 #[derive(Debug)]
 pub struct Dataset {
-    path: PathBuf,
+    root: PathBuf,
+    sources: Vec<Arc<dyn Source>>,
     schema: SchemaRef,
-    chunks: Vec<RecordBatch>,
-    /// `chunk_starts[i]` is the global row number of the first row of `chunks[i]`; one more entry
-    /// holds the total, so chunk `i` covers `chunk_starts[i]..chunk_starts[i + 1]`.
-    chunk_starts: Vec<u64>,
+    projection: Option<Vec<usize>>,
+    chunks: Vec<ChunkInfo>,
+    num_rows: u64,
+    fingerprint: u64,
 }
 
 impl Dataset {
-    /// Opens the dataset at `path`, recognising its format from its leading bytes.
-    pub fn open(path: &Path) -> Result<Self> {
-        let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if metadata.is_dir() {
-            return Err(Error::Unsupported(format!(
-                "{}: is a directory; this build reads single Arrow IPC files",
-                path.display()
-            )));
-        }
-        let format = sniff_format(path)?;
-        match format {
-            Format::ArrowIpcFile => {
-                let file = ipc::IpcFile::open(path)?;
-                Ok(Self::from_batches(
-                    path,
-                    file.schema().clone(),
-                    file.batches().to_vec(),
-                ))
+    /// Opens the dataset at `path`: a file, a directory of shards or a glob (see
+    /// [`discover::discover`]). Every shard must have the schema of the first.
+    pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
+        let files = discover::discover(path)?;
+        let mut source_options = options.source.clone();
+        let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(files.len());
+        for file in &files {
+            let source = source::open_source(&file.path, file.format, &source_options)?;
+            // CSV shards are parsed with the schema of the first one, so inference cannot make
+            // them disagree on a column that happens to hold only integers in one shard.
+            if file.format == Format::Csv && source_options.csv_schema.is_none() {
+                source_options.csv_schema = Some(source.schema().clone());
             }
-            Format::Parquet => Err(Error::Unsupported(format!(
-                "{}: Parquet is not supported by this build yet",
-                path.display()
-            ))),
-            Format::Unknown => Err(Error::format(
-                path,
-                "not a recognised dataset file (expected an Arrow IPC file starting with ARROW1)",
-            )),
+            if let Some(first) = sources.first() {
+                check_same_schema(first.as_ref(), source.as_ref())?;
+            }
+            sources.push(source);
         }
-    }
-
-    /// Builds a dataset from batches already in memory (used by tests and future sources).
-    pub fn from_batches(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        // Empty chunks carry no rows and would only complicate lookups.
-        let chunks: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let mut chunk_starts = Vec::with_capacity(chunks.len() + 1);
-        let mut total = 0u64;
-        chunk_starts.push(0);
-        for chunk in &chunks {
-            total += chunk.num_rows() as u64;
-            chunk_starts.push(total);
+        let file_schema = sources[0].schema().clone();
+        let projection = options
+            .columns
+            .as_deref()
+            .map(|c| resolve_columns(&file_schema, c))
+            .transpose()?;
+        let schema = match &projection {
+            Some(indices) => Arc::new(file_schema.project(indices)?),
+            None => file_schema,
+        };
+        let mut chunks = Vec::new();
+        let mut num_rows = 0u64;
+        for (source_index, source) in sources.iter().enumerate() {
+            for (index, &rows) in source.chunk_rows().iter().enumerate() {
+                if rows > 0 {
+                    chunks.push(ChunkInfo {
+                        source: source_index,
+                        index,
+                        start: num_rows,
+                        rows,
+                    });
+                    num_rows += rows;
+                }
+            }
         }
-        Dataset {
-            path: path.to_path_buf(),
+        let fingerprint = fingerprint(path, &files, &sources);
+        Ok(Dataset {
+            root: path.to_path_buf(),
+            sources,
             schema,
+            projection,
             chunks,
-            chunk_starts,
-        }
+            num_rows,
+            fingerprint,
+        })
     }
 
-    /// The schema every batch of this dataset has.
+    /// The schema of the batches (after the column projection).
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     /// Total number of rows.
     pub fn num_rows(&self) -> u64 {
-        *self
-            .chunk_starts
-            .last()
-            .expect("chunk_starts always holds the total")
+        self.num_rows
     }
 
     /// The path the dataset was opened from.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.root
     }
 
-    /// Rows `start..start + len` as one record batch.
-    ///
-    /// Zero-copy (a slice sharing the source's buffers) when the range lies inside one chunk; rows
-    /// spanning chunks are concatenated into new buffers.
-    pub fn slice_rows(&self, start: u64, len: usize) -> Result<RecordBatch> {
-        let end = start
-            .checked_add(len as u64)
-            .filter(|&end| end <= self.num_rows())
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "row range {start}+{len} outside a dataset of {} rows",
-                    self.num_rows()
-                ))
-            })?;
-        if len == 0 {
-            return Ok(RecordBatch::new_empty(self.schema.clone()));
+    /// The files of the dataset, in order.
+    pub fn sources(&self) -> &[Arc<dyn Source>] {
+        &self.sources
+    }
+
+    /// Every non-empty chunk, in dataset order.
+    pub fn chunks(&self) -> &[ChunkInfo] {
+        &self.chunks
+    }
+
+    /// The chunk holding global row `row` (which must be `< num_rows`).
+    pub fn chunk_of_row(&self, row: u64) -> usize {
+        self.chunks.partition_point(|c| c.start + c.rows <= row)
+    }
+
+    /// A stable 64-bit identity of the dataset's content layout: file names (relative to the
+    /// opened path), formats, chunk row counts and schema. Resume tokens carry it so a token is
+    /// not applied to another dataset.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// True when every file serves chunks without decoding (mmap'd IPC, materialised CSV).
+    pub fn in_memory(&self) -> bool {
+        self.sources.iter().all(|s| s.in_memory())
+    }
+
+    /// Estimated decoded bytes of chunk `chunk` with the dataset's projection.
+    pub fn chunk_decoded_bytes(&self, chunk: usize) -> u64 {
+        let info = self.chunks[chunk];
+        self.sources[info.source].chunk_decoded_bytes(info.index, self.projection.as_deref())
+    }
+
+    /// Decodes chunk `chunk` (an index into [`Self::chunks`]) with the dataset's projection.
+    pub fn read_chunk(&self, chunk: usize) -> Result<RecordBatch> {
+        let info = self.chunks[chunk];
+        let batch = self.sources[info.source].read_chunk(info.index, self.projection.as_deref())?;
+        if batch.num_rows() as u64 != info.rows {
+            return Err(Error::format(
+                self.sources[info.source].path(),
+                format!(
+                    "chunk {} decoded to {} rows, its metadata says {}",
+                    info.index,
+                    batch.num_rows(),
+                    info.rows
+                ),
+            ));
         }
-        // The chunk holding `start`: the last one whose first row is <= start.
-        let first = self.chunk_starts.partition_point(|&s| s <= start) - 1;
-        let mut pieces = Vec::new();
-        let mut row = start;
-        let mut chunk = first;
-        while row < end {
-            let chunk_start = self.chunk_starts[chunk];
-            let chunk_end = self.chunk_starts[chunk + 1];
-            let take_end = end.min(chunk_end);
-            pieces.push(
-                self.chunks[chunk].slice((row - chunk_start) as usize, (take_end - row) as usize),
-            );
-            row = take_end;
-            chunk += 1;
+        // Shards may differ in field nullability or metadata; batches carry the dataset's schema.
+        if batch.schema() != self.schema {
+            return RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| Error::arrow_format(self.sources[info.source].path(), e));
         }
-        if pieces.len() == 1 {
-            return Ok(pieces.pop().expect("one piece"));
-        }
-        Ok(concat_batches(&self.schema, &pieces)?)
+        Ok(batch)
     }
 }
 
-/// File formats recognised by their leading bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    ArrowIpcFile,
-    Parquet,
-    Unknown,
+/// Column names → indices into `schema`, in the order given. Unknown or repeated names are errors.
+fn resolve_columns(schema: &Schema, columns: &[String]) -> Result<Vec<usize>> {
+    if columns.is_empty() {
+        return Err(Error::InvalidArgument(
+            "columns: the projection names no column".into(),
+        ));
+    }
+    let mut indices = Vec::with_capacity(columns.len());
+    for name in columns {
+        let index = schema.index_of(name).map_err(|_| {
+            let available: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            Error::InvalidArgument(format!(
+                "columns: no column named {name:?} (the dataset has: {})",
+                available.join(", ")
+            ))
+        })?;
+        if indices.contains(&index) {
+            return Err(Error::InvalidArgument(format!(
+                "columns: {name:?} is listed twice"
+            )));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
 }
 
-/// Reads the first bytes of `path` to tell its format.
-fn sniff_format(path: &Path) -> Result<Format> {
-    let mut head = [0u8; 6];
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read(&mut head[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        }
+/// Shards must agree on column names and types (nullability and metadata may differ).
+fn check_same_schema(first: &dyn Source, other: &dyn Source) -> Result<()> {
+    let shape = |s: &Schema| -> Vec<(String, arrow_schema::DataType)> {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    if shape(first.schema()) == shape(other.schema()) {
+        return Ok(());
     }
-    let head = &head[..filled];
-    Ok(if head.starts_with(ipc::ARROW_FILE_MAGIC) {
-        Format::ArrowIpcFile
-    } else if head.starts_with(b"PAR1") {
-        Format::Parquet
-    } else {
-        Format::Unknown
+    let render = |s: &Schema| {
+        let fields: Vec<String> = s
+            .fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect();
+        format!("[{}]", fields.join(", "))
+    };
+    Err(Error::SchemaMismatch {
+        first: first.path().to_path_buf(),
+        first_schema: render(first.schema()),
+        other: other.path().to_path_buf(),
+        other_schema: render(other.schema()),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
+/// FNV-1a: a stable hash (std's hasher may change between Rust releases; tokens must not).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv64(u64);
 
-    use arrow_array::{Array, Int64Array};
-    use arrow_schema::{DataType, Field, Schema};
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
 
-    use super::*;
-
-    fn chunked(sizes: &[usize]) -> Dataset {
-        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let mut next = 0i64;
-        let batches = sizes
-            .iter()
-            .map(|&n| {
-                let values: Vec<i64> = (next..next + n as i64).collect();
-                next += n as i64;
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))])
-                    .unwrap()
-            })
-            .collect();
-        Dataset::from_batches(Path::new("mem"), schema, batches)
+impl Fnv64 {
+    /// Mixes `bytes` in.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
 
-    fn ids(batch: &RecordBatch) -> Vec<i64> {
-        let col = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        col.values().to_vec()
+    /// Mixes an integer in (little endian).
+    pub fn write_u64(&mut self, value: u64) {
+        self.write(&value.to_le_bytes());
     }
 
-    #[test]
-    fn slices_within_one_chunk_share_buffers() {
-        let ds = chunked(&[10, 10]);
-        let batch = ds.slice_rows(12, 5).unwrap();
-        assert_eq!(ids(&batch), vec![12, 13, 14, 15, 16]);
-        let source = ds.chunks[1].column(0).to_data();
-        assert_eq!(
-            batch.column(0).to_data().buffers()[0].data_ptr(),
-            source.buffers()[0].data_ptr()
-        );
+    /// The hash so far.
+    pub fn finish(&self) -> u64 {
+        self.0
     }
+}
 
-    #[test]
-    fn slices_across_chunks_and_skips_empty_ones() {
-        let ds = chunked(&[3, 0, 4, 5]);
-        assert_eq!(ds.num_rows(), 12);
-        assert_eq!(
-            ids(&ds.slice_rows(1, 9).unwrap()),
-            (1..10).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            ids(&ds.slice_rows(0, 12).unwrap()),
-            (0..12).collect::<Vec<_>>()
-        );
-        assert_eq!(ds.slice_rows(12, 0).unwrap().num_rows(), 0);
+fn fingerprint(root: &Path, files: &[discover::DataFile], sources: &[Arc<dyn Source>]) -> u64 {
+    let mut hash = Fnv64::default();
+    for (file, source) in files.iter().zip(sources) {
+        // Relative names, so a dataset copied or mounted elsewhere keeps its identity.
+        let name = file.path.strip_prefix(root).unwrap_or(&file.path);
+        let name = if name.as_os_str().is_empty() {
+            file.path.file_name().map(Path::new).unwrap_or(name)
+        } else {
+            name
+        };
+        hash.write(name.as_os_str().as_encoded_bytes());
+        hash.write(file.format.name().as_bytes());
+        hash.write_u64(source.chunk_rows().len() as u64);
+        for &rows in source.chunk_rows() {
+            hash.write_u64(rows);
+        }
     }
-
-    #[test]
-    fn out_of_range_is_an_error_not_a_panic() {
-        let ds = chunked(&[3]);
-        assert!(matches!(ds.slice_rows(2, 2), Err(Error::Internal(_))));
-        assert!(matches!(
-            ds.slice_rows(u64::MAX, 2),
-            Err(Error::Internal(_))
-        ));
+    for field in sources[0].schema().fields() {
+        hash.write(field.name().as_bytes());
+        hash.write(field.data_type().to_string().as_bytes());
     }
+    hash.finish()
 }

@@ -3,6 +3,7 @@
 //! The cursor is shared (behind a mutex) between the loader and any stream exported from it, so a
 //! stream continues the epoch where the loader stands, and outlives the loader.
 
+pub mod gather;
 mod options;
 pub mod plan;
 
@@ -36,7 +37,7 @@ struct Shared {
 impl Loader {
     /// Opens the dataset at `path` and plans its first epoch.
     pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
-        let dataset = Dataset::open(path.as_ref())?;
+        let dataset = Dataset::open(path.as_ref(), &crate::dataset::DatasetOptions::default())?;
         let plan = EpochPlan::sequential(dataset.num_rows(), options.batch_size());
         Ok(Loader {
             shared: Arc::new(Shared {
@@ -91,7 +92,7 @@ impl Shared {
         let Some(range) = self.plan.batch(*cursor) else {
             return Ok(None);
         };
-        let batch = self.dataset.slice_rows(range.start, range.len)?;
+        let batch = gather::gather_range(&self.dataset, &self.dataset, range.start, range.len)?;
         // Advance only once the batch exists: a failed batch is retried, never half-delivered.
         *cursor += 1;
         Ok(Some(batch))

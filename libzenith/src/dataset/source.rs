@@ -1,0 +1,137 @@
+//! The contract every file format implements, and how a file's format is recognised.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::error::{Error, Result};
+
+/// One file of a dataset, split into chunks (IPC record batches, Parquet row groups, CSV blocks)
+/// whose row counts are known once the file is open, so the epoch plan can be made before any
+/// data is decoded.
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The file this source reads.
+    fn path(&self) -> &Path;
+
+    /// The file's schema, before any projection.
+    fn schema(&self) -> &SchemaRef;
+
+    /// Rows in each chunk, in file order.
+    fn chunk_rows(&self) -> &[u64];
+
+    /// Estimated bytes chunk `index` occupies once decoded with `projection` (for the memory
+    /// budget). Sources that hold their data already (mmap, materialised) may return the size of
+    /// the views, which costs no extra memory.
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64;
+
+    /// Decodes chunk `index`, keeping the columns of `projection` (indices into [`Self::schema`])
+    /// in that order; `None` keeps every column. Safe to call from several threads at once.
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
+
+    /// True when reading a chunk costs no decoding and no new memory (memory-mapped IPC files,
+    /// materialised CSV): the loader then needs no cache for it.
+    fn in_memory(&self) -> bool;
+}
+
+/// Applies a projection to a batch that holds every column of the source schema.
+pub fn project_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    match projection {
+        None => Ok(batch.clone()),
+        Some(indices) => batch
+            .project(indices)
+            .map_err(|e| Error::arrow_format(path, e)),
+    }
+}
+
+/// The file formats Zenith reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Arrow IPC file format (`ARROW1` magic at both ends), read through a memory map.
+    ArrowIpcFile,
+    /// Arrow IPC stream format (a sequence of messages, no footer).
+    ArrowIpcStream,
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+impl Format {
+    /// Recognises a file's format: magic bytes first (they cannot lie), then the extension for
+    /// formats without magic (CSV). `None` when neither tells.
+    pub fn detect(path: &Path) -> Result<Option<Format>> {
+        let head = read_head(path)?;
+        if head.starts_with(b"ARROW1") {
+            return Ok(Some(Format::ArrowIpcFile));
+        }
+        if head.starts_with(b"PAR1") {
+            return Ok(Some(Format::Parquet));
+        }
+        // Streams start with the continuation marker 0xFFFFFFFF and a message length.
+        if head.len() >= 8 && head[..4] == [0xff; 4] {
+            return Ok(Some(Format::ArrowIpcStream));
+        }
+        Ok(Format::from_extension(path))
+    }
+
+    /// The format an extension names, for files whose content does not say.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "arrow" | "ipc" | "feather" => Some(Format::ArrowIpcFile),
+            "arrows" => Some(Format::ArrowIpcStream),
+            "parquet" | "pq" => Some(Format::Parquet),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase name, for messages and fingerprints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::ArrowIpcFile => "arrow-ipc-file",
+            Format::ArrowIpcStream => "arrow-ipc-stream",
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// Options that change how files are read (not which rows a batch holds).
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// The schema CSV files are parsed with; `None` infers it from the first CSV file.
+    pub csv_schema: Option<SchemaRef>,
+}
+
+/// Opens `path` as `format`.
+pub fn open_source(
+    path: &Path,
+    format: Format,
+    options: &SourceOptions,
+) -> Result<Arc<dyn Source>> {
+    Ok(match format {
+        Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open(path)?),
+        Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open(path)?),
+        Format::Parquet => Arc::new(super::parquet::ParquetFile::open(path)?),
+        Format::Csv => Arc::new(super::csv::CsvFile::open(path, options.csv_schema.clone())?),
+    })
+}
+
+/// The first bytes of a file (fewer when the file is shorter).
+fn read_head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(8);
+    File::open(path)
+        .and_then(|file| file.take(8).read_to_end(&mut head))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(head)
+}

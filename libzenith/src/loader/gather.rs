@@ -1,0 +1,108 @@
+//! Building a batch from the rows the plan assigns to it.
+//!
+//! Contiguous rows inside one chunk are a zero-copy slice; rows spread over chunks are gathered
+//! with one `interleave` pass over the chunks they come from (coalesced: each chunk is fetched
+//! once per batch, whatever the number of rows taken from it).
+
+use std::collections::HashMap;
+
+use arrow_array::RecordBatch;
+use arrow_select::concat::concat_batches;
+use arrow_select::interleave::interleave_record_batch;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// Where a batch's chunks come from: decoded on demand, possibly cached.
+pub trait ChunkSource {
+    /// The decoded chunk `chunk` (an index into [`Dataset::chunks`]).
+    fn chunk(&self, chunk: usize) -> Result<RecordBatch>;
+}
+
+impl ChunkSource for Dataset {
+    fn chunk(&self, chunk: usize) -> Result<RecordBatch> {
+        self.read_chunk(chunk)
+    }
+}
+
+/// Rows `start..start + len` in dataset order.
+pub fn gather_range(
+    dataset: &Dataset,
+    chunks: &dyn ChunkSource,
+    start: u64,
+    len: usize,
+) -> Result<RecordBatch> {
+    let end = start + len as u64;
+    if len == 0 {
+        return Ok(RecordBatch::new_empty(dataset.schema().clone()));
+    }
+    if end > dataset.num_rows() {
+        return Err(Error::Internal(format!(
+            "rows {start}..{end} outside {} rows",
+            dataset.num_rows()
+        )));
+    }
+    let mut pieces = Vec::new();
+    let mut row = start;
+    let mut chunk_index = dataset.chunk_of_row(start);
+    while row < end {
+        let info = dataset.chunks()[chunk_index];
+        let take_end = end.min(info.start + info.rows);
+        let chunk = chunks.chunk(chunk_index)?;
+        pieces.push(chunk.slice((row - info.start) as usize, (take_end - row) as usize));
+        row = take_end;
+        chunk_index += 1;
+    }
+    if pieces.len() == 1 {
+        return Ok(pieces.pop().expect("one piece"));
+    }
+    Ok(concat_batches(dataset.schema(), &pieces)?)
+}
+
+/// The rows `rows` (global row numbers), in that order.
+pub fn gather_rows(
+    dataset: &Dataset,
+    chunks: &dyn ChunkSource,
+    rows: &[u64],
+) -> Result<RecordBatch> {
+    if rows.is_empty() {
+        return Ok(RecordBatch::new_empty(dataset.schema().clone()));
+    }
+    // Map each distinct chunk touched to a slot in `batches`; each chunk is fetched once.
+    let mut slot_of_chunk: HashMap<usize, usize> = HashMap::new();
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    let mut indices = Vec::with_capacity(rows.len());
+    let mut last: Option<(usize, usize)> = None; // rows are often sorted within runs: cache last
+    for &row in rows {
+        if row >= dataset.num_rows() {
+            return Err(Error::Internal(format!(
+                "row {row} outside {} rows",
+                dataset.num_rows()
+            )));
+        }
+        let chunk = match last {
+            Some((c, _))
+                if dataset.chunks()[c].start <= row
+                    && row < dataset.chunks()[c].start + dataset.chunks()[c].rows =>
+            {
+                c
+            }
+            _ => dataset.chunk_of_row(row),
+        };
+        let slot = match last {
+            Some((c, slot)) if c == chunk => slot,
+            _ => match slot_of_chunk.get(&chunk) {
+                Some(&slot) => slot,
+                None => {
+                    batches.push(chunks.chunk(chunk)?);
+                    slot_of_chunk.insert(chunk, batches.len() - 1);
+                    batches.len() - 1
+                }
+            },
+        };
+        last = Some((chunk, slot));
+        indices.push((slot, (row - dataset.chunks()[chunk].start) as usize));
+    }
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(interleave_record_batch(&refs, &indices)?)
+}

@@ -1,0 +1,66 @@
+/*
+ * The C compiler's view of the public structs of zenith.h: sizeof, _Alignof and the offsetof of
+ * every field, as a table the Rust tests read (tests/abi/src/lib.rs, `c_layout`).
+ *
+ * The tests fail when bindgen sees a struct or field this table lacks, so a new public struct
+ * in the header needs its rows added here: SIZE_ALIGN once, then FIELD for each field.
+ */
+
+#include <stddef.h>
+
+#include "zenith.h"
+
+/* One fact about one struct: `what` is "sizeof", "alignof" or a field name (its offset). Neither
+ * keyword can be a field name, so the rows never collide. */
+struct abi_layout_row {
+    const char *type;
+    const char *what;
+    size_t value;
+};
+
+/* The Arrow structs are declared with tags only; name them like the typedef'd zenith_* structs
+ * (cbindgen's style = "type") so one set of macros serves both. */
+typedef struct ArrowSchema ArrowSchema;
+typedef struct ArrowArray ArrowArray;
+typedef struct ArrowArrayStream ArrowArrayStream;
+
+#define SIZE_ALIGN(T) {#T, "sizeof", sizeof(T)}, {#T, "alignof", _Alignof(T)}
+#define FIELD(T, f) {#T, #f, offsetof(T, f)}
+
+static const struct abi_layout_row ROWS[] = {
+    SIZE_ALIGN(ArrowSchema),
+    FIELD(ArrowSchema, format),
+    FIELD(ArrowSchema, name),
+    FIELD(ArrowSchema, metadata),
+    FIELD(ArrowSchema, flags),
+    FIELD(ArrowSchema, n_children),
+    FIELD(ArrowSchema, children),
+    FIELD(ArrowSchema, dictionary),
+    FIELD(ArrowSchema, release),
+    FIELD(ArrowSchema, private_data),
+
+    SIZE_ALIGN(ArrowArray),
+    FIELD(ArrowArray, length),
+    FIELD(ArrowArray, null_count),
+    FIELD(ArrowArray, offset),
+    FIELD(ArrowArray, n_buffers),
+    FIELD(ArrowArray, n_children),
+    FIELD(ArrowArray, buffers),
+    FIELD(ArrowArray, children),
+    FIELD(ArrowArray, dictionary),
+    FIELD(ArrowArray, release),
+    FIELD(ArrowArray, private_data),
+
+    SIZE_ALIGN(ArrowArrayStream),
+    FIELD(ArrowArrayStream, get_schema),
+    FIELD(ArrowArrayStream, get_next),
+    FIELD(ArrowArrayStream, get_last_error),
+    FIELD(ArrowArrayStream, release),
+    FIELD(ArrowArrayStream, private_data),
+};
+
+/* Returns the table and writes its length to *len. */
+const struct abi_layout_row *abi_layout_rows(size_t *len) {
+    *len = sizeof(ROWS) / sizeof(ROWS[0]);
+    return ROWS;
+}

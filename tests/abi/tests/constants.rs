@@ -1,0 +1,84 @@
+//! The header's `ZENITH_*` macros == the constants of the `zenith` crate they were generated
+//! from.
+
+use std::collections::BTreeMap;
+
+use zenith::{loader, status, version};
+use zenith_abi_check::{bindings, header};
+
+// Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
+const _: fn(status::zenith_status) -> bindings::zenith_status = |s| s;
+
+/// The Rust value of every macro the header is expected to carry. Rust has no reflection over a
+/// module's constants, so a new one is added here by hand; the test fails until it is.
+fn rust_constants() -> BTreeMap<&'static str, i64> {
+    BTreeMap::from([
+        ("ZENITH_OK", status::ZENITH_OK.into()),
+        ("ZENITH_DONE", status::ZENITH_DONE.into()),
+        (
+            "ZENITH_ERR_NULL_ARGUMENT",
+            status::ZENITH_ERR_NULL_ARGUMENT.into(),
+        ),
+        (
+            "ZENITH_ERR_INVALID_ARGUMENT",
+            status::ZENITH_ERR_INVALID_ARGUMENT.into(),
+        ),
+        ("ZENITH_ERR_IO", status::ZENITH_ERR_IO.into()),
+        ("ZENITH_ERR_NOT_FOUND", status::ZENITH_ERR_NOT_FOUND.into()),
+        ("ZENITH_ERR_FORMAT", status::ZENITH_ERR_FORMAT.into()),
+        (
+            "ZENITH_ERR_UNSUPPORTED",
+            status::ZENITH_ERR_UNSUPPORTED.into(),
+        ),
+        ("ZENITH_ERR_PANIC", status::ZENITH_ERR_PANIC.into()),
+        ("ZENITH_ERR_INTERNAL", status::ZENITH_ERR_INTERNAL.into()),
+        ("ZENITH_VERSION_MAJOR", version::ZENITH_VERSION_MAJOR.into()),
+        ("ZENITH_VERSION_MINOR", version::ZENITH_VERSION_MINOR.into()),
+        ("ZENITH_VERSION_PATCH", version::ZENITH_VERSION_PATCH.into()),
+        (
+            "ZENITH_VERSION_NUMBER",
+            version::ZENITH_VERSION_NUMBER.into(),
+        ),
+        (
+            "ZENITH_DEFAULT_BATCH_SIZE",
+            i64::try_from(loader::ZENITH_DEFAULT_BATCH_SIZE).unwrap(),
+        ),
+    ])
+}
+
+/// Status and version macros must all be compared; other `ZENITH_*` macros are compared when
+/// listed in [`rust_constants`].
+fn must_be_checked(name: &str) -> bool {
+    name == "ZENITH_OK"
+        || name == "ZENITH_DONE"
+        || name.starts_with("ZENITH_ERR_")
+        || name.starts_with("ZENITH_VERSION_")
+}
+
+#[test]
+fn header_macros_equal_rust_constants() {
+    let rust = rust_constants();
+    let header: BTreeMap<&str, i64> = header::MACROS.iter().copied().collect();
+
+    let mut problems = Vec::new();
+    for (name, value) in &header {
+        match rust.get(name) {
+            Some(expected) if expected == value => {}
+            Some(expected) => {
+                problems.push(format!("{name}: header says {value}, Rust says {expected}"))
+            }
+            None if must_be_checked(name) => problems.push(format!(
+                "{name}: in zenith.h but not listed in tests/abi/tests/constants.rs"
+            )),
+            None => {}
+        }
+    }
+    for name in rust.keys().filter(|n| !header.contains_key(*n)) {
+        problems.push(format!("{name}: a Rust constant missing from zenith.h"));
+    }
+    assert!(
+        problems.is_empty(),
+        "macro mismatches:\n{}",
+        problems.join("\n")
+    );
+}

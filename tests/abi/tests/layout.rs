@@ -1,0 +1,87 @@
+//! Struct layouts: the C compiler (ground truth) == bindgen's types == the Rust types libzenith
+//! passes across the boundary.
+
+use std::collections::BTreeMap;
+use std::mem::{align_of, size_of};
+
+use zenith_abi_check::{LayoutRow, bindings, c_layout, header};
+
+/// Rows keyed by `(type, what)`, so two tables compare entry by entry.
+fn by_key(rows: &[LayoutRow]) -> BTreeMap<(&'static str, &'static str), usize> {
+    let map: BTreeMap<_, _> = rows
+        .iter()
+        .map(|r| ((r.type_name, r.what), r.value))
+        .collect();
+    assert_eq!(map.len(), rows.len(), "duplicate layout rows in {rows:#?}");
+    map
+}
+
+#[test]
+fn c_helper_and_bindgen_agree_on_every_struct_and_field() {
+    let c = by_key(&c_layout());
+    let rust = by_key(header::LAYOUT);
+    assert!(!rust.is_empty(), "bindgen saw no struct in zenith.h");
+
+    let mut problems = Vec::new();
+    for (key, rust_value) in &rust {
+        match c.get(key) {
+            Some(c_value) if c_value == rust_value => {}
+            Some(c_value) => problems.push(format!(
+                "{}.{}: C says {c_value}, bindgen's Rust type says {rust_value}",
+                key.0, key.1
+            )),
+            None => problems.push(format!(
+                "{}.{}: seen by bindgen but not reported by tests/abi/c/layout.c (add it there)",
+                key.0, key.1
+            )),
+        }
+    }
+    for key in c.keys().filter(|k| !rust.contains_key(*k)) {
+        problems.push(format!(
+            "{}.{}: reported by tests/abi/c/layout.c but not in bindgen's view of zenith.h",
+            key.0, key.1
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "layout mismatches:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The arrow FFI structs' fields are private, so only size and alignment are comparable; the
+/// previous test already ties every field offset of the header's structs to the C compiler.
+fn assert_same_size_align<Header, Used>(name: &str) {
+    assert_eq!(
+        (size_of::<Header>(), align_of::<Header>()),
+        (size_of::<Used>(), align_of::<Used>()),
+        "{name}: (size, align) of the header's struct vs {}",
+        std::any::type_name::<Used>()
+    );
+}
+
+#[test]
+fn arrow_ffi_types_used_by_libzenith_match_the_header() {
+    assert_same_size_align::<bindings::ArrowSchema, arrow_schema::ffi::FFI_ArrowSchema>(
+        "ArrowSchema",
+    );
+    assert_same_size_align::<bindings::ArrowArray, arrow_data::ffi::FFI_ArrowArray>("ArrowArray");
+    assert_same_size_align::<
+        bindings::ArrowArrayStream,
+        arrow_array::ffi_stream::FFI_ArrowArrayStream,
+    >("ArrowArrayStream");
+}
+
+#[test]
+fn every_public_struct_is_checked_against_the_rust_side() {
+    // The test above names each struct by hand; fail when the header gains one it does not.
+    let checked = ["ArrowArray", "ArrowArrayStream", "ArrowSchema"];
+    let in_header: Vec<_> = by_key(header::LAYOUT).keys().map(|k| k.0).collect();
+    for name in in_header {
+        assert!(
+            checked.contains(&name),
+            "struct {name} is in zenith.h but tests/abi/tests/layout.rs does not compare it \
+             with the Rust type libzenith uses for it"
+        );
+    }
+}
