@@ -92,6 +92,11 @@ struct ArrowArrayStream {
 // `MAJOR * 10000 + MINOR * 100 + PATCH`, for `#if ZENITH_VERSION_NUMBER >= ...` checks.
 #define ZENITH_VERSION_NUMBER 100
 
+// One batch delivered by `zenith_loader_next_batch`, owned by the caller.
+//
+// Freed by `zenith_batch_free`; it stays valid after its loader is freed.
+typedef struct zenith_batch zenith_batch;
+
 // A detailed error: a status code and a human-readable message.
 //
 // Created by a failing call that was given a non-NULL `zenith_error **err`; owned by the caller,
@@ -147,6 +152,38 @@ typedef int32_t zenith_status;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Returns the number of rows in `batch` (0 when `batch` is NULL).
+//
+// Thread safety: a batch may be read from several threads at once.
+//
+// # Safety
+// `batch` is NULL or a live batch.
+size_t zenith_batch_num_rows(const zenith_batch *batch);
+
+// Exports `batch` as an Arrow C Data Interface struct array (one child per column) and, when
+// `out_schema` is not NULL, its schema. The batch itself is unchanged and may be exported again.
+//
+// Ownership: on success the caller owns `*out_array` (and `*out_schema`) and calls `release`;
+// the export shares the batch's buffers (no copy) and keeps them alive after `zenith_batch_free`.
+// On failure: nothing is written.
+// NULL policy: `batch` and `out_array` must not be NULL; `out_schema` and `err` may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+//
+// # Safety
+// `batch` is NULL or live; the outputs are NULL or point to writable storage.
+zenith_status zenith_batch_export_arrow(const zenith_batch *batch,
+                                        struct ArrowArray *out_array,
+                                        struct ArrowSchema *out_schema,
+                                        zenith_error **err);
+
+// Frees a batch. Exports made from it stay valid until released.
+//
+// NULL policy: `zenith_batch_free(NULL)` does nothing.
+//
+// # Safety
+// `batch` is NULL or a live batch, not used afterwards.
+void zenith_batch_free(zenith_batch *batch);
 
 // Returns the status code of `err`.
 //
@@ -263,6 +300,22 @@ zenith_status zenith_loader_next(zenith_loader *loader,
                                  struct ArrowArray *out_array,
                                  struct ArrowSchema *out_schema,
                                  zenith_error **err);
+
+// Delivers the next batch of the epoch as an owned `zenith_batch` handle (for DLPack export, or
+// to export as Arrow later or more than once).
+//
+// Returns `ZENITH_OK` with a batch, or `ZENITH_DONE` at the end of the epoch (nothing written).
+// Ownership: on `ZENITH_OK` the caller owns `*out` and frees it with `zenith_batch_free`; it stays
+// valid after the loader is freed.
+// On failure: nothing is written and the batch is not consumed.
+// NULL policy: `loader` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: do not call concurrently on the same loader.
+//
+// # Safety
+// `loader` is NULL or live; `out` is NULL or points to writable storage for one pointer.
+zenith_status zenith_loader_next_batch(zenith_loader *loader,
+                                       zenith_batch **out,
+                                       zenith_error **err);
 
 // Exports the rest of the current epoch as an Arrow C Stream Interface stream.
 //

@@ -157,6 +157,7 @@ fn status_strings_are_static_and_distinct() {
         ZENITH_ERR_UNSUPPORTED,
         ZENITH_ERR_PANIC,
         ZENITH_ERR_INTERNAL,
+        ZENITH_ERR_SCHEMA_MISMATCH,
     ];
     let texts: std::collections::HashSet<&CStr> = codes
         .iter()

@@ -98,7 +98,8 @@ static void test_status_strings(void) {
     const zenith_status codes[] = {ZENITH_OK, ZENITH_DONE, ZENITH_ERR_NULL_ARGUMENT,
                                    ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO,
                                    ZENITH_ERR_NOT_FOUND, ZENITH_ERR_FORMAT,
-                                   ZENITH_ERR_UNSUPPORTED, ZENITH_ERR_PANIC, ZENITH_ERR_INTERNAL};
+                                   ZENITH_ERR_UNSUPPORTED, ZENITH_ERR_PANIC, ZENITH_ERR_INTERNAL,
+                                   ZENITH_ERR_SCHEMA_MISMATCH};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *text = zenith_status_str(codes[i]);
         CHECK(text != NULL && text[0] != '\0');
@@ -293,7 +294,7 @@ static void test_open_errors(void) {
     expect_open_error(data_path("not_a_dataset.bin"), ZENITH_ERR_FORMAT, "not_a_dataset.bin");
     expect_open_error(data_path("zero_bytes.arrow"), ZENITH_ERR_FORMAT, "zero_bytes.arrow");
     expect_open_error(data_path("basic.parquet"), ZENITH_ERR_UNSUPPORTED, "Parquet");
-    expect_open_error(data_dir(), ZENITH_ERR_UNSUPPORTED, "directory");
+    expect_open_error(data_path("empty_dir"), ZENITH_ERR_NOT_FOUND, "no data files");
     expect_open_error("", ZENITH_ERR_INVALID_ARGUMENT, "path");
     expect_open_error(NULL, ZENITH_ERR_NULL_ARGUMENT, "path");
 

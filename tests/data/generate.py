@@ -104,6 +104,10 @@ def main() -> None:
     with open(os.path.join(out, "zero_bytes.arrow"), "wb"):
         pass
     pq.write_table(basic.slice(0, 100), os.path.join(out, "basic.parquet"))
+    # A directory with nothing to read but noise the discovery skips.
+    os.makedirs(os.path.join(out, "empty_dir"), exist_ok=True)
+    with open(os.path.join(out, "empty_dir", "_SUCCESS"), "w"):
+        pass
 
     if args.demo_rows:
         write_ipc(os.path.join(out, "sample.arrow"), table(args.demo_rows), None)

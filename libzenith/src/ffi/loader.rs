@@ -6,8 +6,9 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
 
-use crate::batch::{export_array, export_schema};
+use crate::batch::{Batch, export_array, export_schema};
 use crate::ffi::args;
+use crate::ffi::batch::zenith_batch;
 use crate::ffi::error::zenith_error;
 use crate::loader::{Loader, LoaderOptions};
 use crate::status::{ZENITH_DONE, ZENITH_OK, zenith_status};
@@ -188,6 +189,38 @@ pub unsafe extern "C" fn zenith_loader_next(
                 out_schema.write(schema);
             }
         }
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Delivers the next batch of the epoch as an owned `zenith_batch` handle (for DLPack export, or
+/// to export as Arrow later or more than once).
+///
+/// Returns `ZENITH_OK` with a batch, or `ZENITH_DONE` at the end of the epoch (nothing written).
+/// Ownership: on `ZENITH_OK` the caller owns `*out` and frees it with `zenith_batch_free`; it stays
+/// valid after the loader is freed.
+/// On failure: nothing is written and the batch is not consumed.
+/// NULL policy: `loader` and `out` must not be NULL; `err` may be NULL.
+/// Thread safety: do not call concurrently on the same loader.
+///
+/// # Safety
+/// `loader` is NULL or live; `out` is NULL or points to writable storage for one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_next_batch(
+    loader: *mut zenith_loader,
+    out: *mut *mut zenith_batch,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow_mut(loader, "loader") }?;
+        let out = args::out(out, "out")?;
+        let Some(data) = loader.inner.next_batch()? else {
+            return Ok(ZENITH_DONE);
+        };
+        let batch = Batch { data, epoch: 0, index: 0 };
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(args::into_handle(zenith_batch { inner: batch })) };
         Ok(ZENITH_OK)
     })
 }

@@ -28,6 +28,7 @@ macro_rules! ffi_boundary {
 }
 
 pub mod args;
+pub mod batch;
 pub mod boundary;
 pub mod error;
 pub mod loader;

@@ -32,6 +32,10 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ),
         ("ZENITH_ERR_PANIC", status::ZENITH_ERR_PANIC.into()),
         ("ZENITH_ERR_INTERNAL", status::ZENITH_ERR_INTERNAL.into()),
+        (
+            "ZENITH_ERR_SCHEMA_MISMATCH",
+            status::ZENITH_ERR_SCHEMA_MISMATCH.into(),
+        ),
         ("ZENITH_VERSION_MAJOR", version::ZENITH_VERSION_MAJOR.into()),
         ("ZENITH_VERSION_MINOR", version::ZENITH_VERSION_MINOR.into()),
         ("ZENITH_VERSION_PATCH", version::ZENITH_VERSION_PATCH.into()),

@@ -1,4 +1,4 @@
-//! Handing batches over: Arrow C Data Interface exports of record batches and schemas.
+//! Arrow C Data Interface exports of record batches and schemas.
 //!
 //! A record batch is exported as a struct array (format `+s`) whose children are the columns, as
 //! the C Data Interface specifies for record batches. The export holds references to the batch's
