@@ -12,6 +12,7 @@
 #ifndef ZENITH_H
 #define ZENITH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,12 @@ struct ArrowArrayStream {
 // The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 #define ZENITH_DEFAULT_BATCH_SIZE 1024
 
+// The most worker threads a loader starts.
+#define MAX_WORKERS 256
+
+// Size in bytes of an encoded token (the largest a caller's buffer needs to be).
+#define ZENITH_RESUME_STATE_SIZE 96
+
 // Major version of the library (the header this was generated with).
 #define ZENITH_VERSION_MAJOR 0
 
@@ -116,6 +123,55 @@ typedef struct zenith_loader_options zenith_loader_options;
 // The status every fallible function returns: `ZENITH_OK`, `ZENITH_DONE`, or a negative error.
 typedef int32_t zenith_status;
 
+// A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
+typedef int32_t zenith_shuffle;
+
+// Counters and configuration of a running loader, filled by `zenith_loader_stats`.
+//
+// Set `struct_size = sizeof(zenith_stats)` before the call: the library fills only the
+// fields that fit, so programs built against an older, shorter struct keep working.
+typedef struct zenith_stats {
+    // Set by the caller: the size of the struct it allocated.
+    size_t struct_size;
+    // Rows delivered since open.
+    uint64_t rows;
+    // Batches delivered since open.
+    uint64_t batches;
+    // Bytes of Arrow buffers in the delivered batches (each batch's share of shared buffers).
+    uint64_t bytes;
+    // Nanoseconds from open to the first delivered batch (0 before it).
+    uint64_t time_to_first_batch_ns;
+    // Nanoseconds the consumer spent blocked in `zenith_loader_next*` waiting for workers.
+    uint64_t consumer_wait_ns;
+    // Nanoseconds spent building batches, summed over workers.
+    uint64_t worker_busy_ns;
+    // Nanoseconds spent decoding chunks (part of the worker time).
+    uint64_t decode_ns;
+    // Chunks (Parquet row groups) decoded; at most once per chunk and epoch.
+    uint64_t chunks_decoded;
+    // Batches built and waiting for the consumer now.
+    uint64_t queue_depth;
+    // The current epoch.
+    uint64_t epoch;
+    // Batches per epoch for this rank.
+    uint64_t batches_per_epoch;
+    // The shuffle mode running (`ZENITH_SHUFFLE_*`): a global shuffle whose decoded data would
+    // exceed the memory budget runs as `ZENITH_SHUFFLE_BLOCK`.
+    zenith_shuffle shuffle_mode;
+    // Worker threads.
+    uint32_t num_workers;
+} zenith_stats;
+
+// Rows in dataset order (zero-copy slices of memory-mapped files where possible).
+#define ZENITH_SHUFFLE_NONE 0
+
+// One exact permutation of all rows per epoch (the default).
+#define ZENITH_SHUFFLE_GLOBAL 1
+
+// Chunks (row groups) shuffled, then rows shuffled within windows of chunks that fit the memory
+// budget: for data larger than memory.
+#define ZENITH_SHUFFLE_BLOCK 2
+
 // Success.
 #define ZENITH_OK 0
 
@@ -149,6 +205,9 @@ typedef int32_t zenith_status;
 // Shards of one dataset have different schemas (the message names both files).
 #define ZENITH_ERR_SCHEMA_MISMATCH -9
 
+// A caller's buffer is too small; the call reported the size it needs.
+#define ZENITH_ERR_BUFFER_TOO_SMALL -10
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -159,7 +218,7 @@ extern "C" {
 //
 // # Safety
 // `batch` is NULL or a live batch.
-size_t zenith_batch_num_rows(const zenith_batch *batch);
+size_t zenith_batch_num_rows(const struct zenith_batch *batch);
 
 // Exports `batch` as an Arrow C Data Interface struct array (one child per column) and, when
 // `out_schema` is not NULL, its schema. The batch itself is unchanged and may be exported again.
@@ -172,10 +231,10 @@ size_t zenith_batch_num_rows(const zenith_batch *batch);
 //
 // # Safety
 // `batch` is NULL or live; the outputs are NULL or point to writable storage.
-zenith_status zenith_batch_export_arrow(const zenith_batch *batch,
+zenith_status zenith_batch_export_arrow(const struct zenith_batch *batch,
                                         struct ArrowArray *out_array,
                                         struct ArrowSchema *out_schema,
-                                        zenith_error **err);
+                                        struct zenith_error **err);
 
 // Frees a batch. Exports made from it stay valid until released.
 //
@@ -183,7 +242,7 @@ zenith_status zenith_batch_export_arrow(const zenith_batch *batch,
 //
 // # Safety
 // `batch` is NULL or a live batch, not used afterwards.
-void zenith_batch_free(zenith_batch *batch);
+void zenith_batch_free(struct zenith_batch *batch);
 
 // Returns the status code of `err`.
 //
@@ -192,7 +251,7 @@ void zenith_batch_free(zenith_batch *batch);
 //
 // # Safety
 // `err` is NULL or a live error returned by this library.
-zenith_status zenith_error_code(const zenith_error *err);
+zenith_status zenith_error_code(const struct zenith_error *err);
 
 // Returns the message of `err` as a NUL-terminated UTF-8 string.
 //
@@ -202,7 +261,7 @@ zenith_status zenith_error_code(const zenith_error *err);
 //
 // # Safety
 // `err` is NULL or a live error returned by this library.
-const char *zenith_error_message(const zenith_error *err);
+const char *zenith_error_message(const struct zenith_error *err);
 
 // Frees an error returned through a `zenith_error **err` parameter.
 //
@@ -210,44 +269,12 @@ const char *zenith_error_message(const zenith_error *err);
 //
 // # Safety
 // `err` is NULL or a live error returned by this library, not used afterwards.
-void zenith_error_free(zenith_error *err);
+void zenith_error_free(struct zenith_error *err);
 
 // Returns a static, NUL-terminated description of a status code ("not found", ...).
 //
 // Unknown codes give "unknown status code". The string has static lifetime; never free it.
 const char *zenith_status_str(zenith_status status);
-
-// Creates loader options with the defaults (batch size 1024).
-//
-// Ownership: on success `*out` receives a new options object the caller frees with
-// `zenith_loader_options_free`.
-// On failure: `*out` is left untouched.
-// NULL policy: `out == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`.
-//
-// # Safety
-// `out` is NULL or points to writable storage for one pointer.
-zenith_status zenith_loader_options_new(zenith_loader_options **out);
-
-// Frees loader options. Loaders opened with them are unaffected (they keep a copy).
-//
-// NULL policy: `zenith_loader_options_free(NULL)` does nothing.
-//
-// # Safety
-// `opts` is NULL or a live options object, not used afterwards.
-void zenith_loader_options_free(zenith_loader_options *opts);
-
-// Sets the number of rows per batch. Every batch of an epoch has exactly this many rows except
-// the last, which holds the remainder.
-//
-// On failure: `batch_size == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
-// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
-// Thread safety: do not call concurrently with other uses of the same `opts`.
-//
-// # Safety
-// `opts` is NULL or a live options object; `err` is NULL or writable.
-zenith_status zenith_loader_options_set_batch_size(zenith_loader_options *opts,
-                                                   size_t batch_size,
-                                                   zenith_error **err);
 
 // Opens the dataset at `path` (an Arrow IPC file) and prepares its first epoch.
 //
@@ -265,9 +292,9 @@ zenith_status zenith_loader_options_set_batch_size(zenith_loader_options *opts,
 // # Safety
 // `path` is NULL or NUL-terminated; `opts` is NULL or live; `out` and `err` are NULL or writable.
 zenith_status zenith_loader_open(const char *path,
-                                 const zenith_loader_options *opts,
-                                 zenith_loader **out,
-                                 zenith_error **err);
+                                 const struct zenith_loader_options *opts,
+                                 struct zenith_loader **out,
+                                 struct zenith_error **err);
 
 // Exports the schema of the loader's batches (a struct schema, format `+s`, one child per
 // column).
@@ -279,9 +306,9 @@ zenith_status zenith_loader_open(const char *path,
 //
 // # Safety
 // `loader` is NULL or live; `out` is NULL or points to writable `struct ArrowSchema` storage.
-zenith_status zenith_loader_schema(const zenith_loader *loader,
+zenith_status zenith_loader_schema(const struct zenith_loader *loader,
                                    struct ArrowSchema *out,
-                                   zenith_error **err);
+                                   struct zenith_error **err);
 
 // Delivers the next batch of the epoch as an Arrow C Data Interface struct array.
 //
@@ -296,10 +323,10 @@ zenith_status zenith_loader_schema(const zenith_loader *loader,
 //
 // # Safety
 // `loader` is NULL or live; `out_array`/`out_schema` are NULL or point to writable storage.
-zenith_status zenith_loader_next(zenith_loader *loader,
+zenith_status zenith_loader_next(struct zenith_loader *loader,
                                  struct ArrowArray *out_array,
                                  struct ArrowSchema *out_schema,
-                                 zenith_error **err);
+                                 struct zenith_error **err);
 
 // Delivers the next batch of the epoch as an owned `zenith_batch` handle (for DLPack export, or
 // to export as Arrow later or more than once).
@@ -313,9 +340,9 @@ zenith_status zenith_loader_next(zenith_loader *loader,
 //
 // # Safety
 // `loader` is NULL or live; `out` is NULL or points to writable storage for one pointer.
-zenith_status zenith_loader_next_batch(zenith_loader *loader,
-                                       zenith_batch **out,
-                                       zenith_error **err);
+zenith_status zenith_loader_next_batch(struct zenith_loader *loader,
+                                       struct zenith_batch **out,
+                                       struct zenith_error **err);
 
 // Exports the rest of the current epoch as an Arrow C Stream Interface stream.
 //
@@ -331,9 +358,63 @@ zenith_status zenith_loader_next_batch(zenith_loader *loader,
 //
 // # Safety
 // `loader` is NULL or live; `out` is NULL or points to writable `struct ArrowArrayStream` storage.
-zenith_status zenith_loader_export_stream(zenith_loader *loader,
+zenith_status zenith_loader_export_stream(struct zenith_loader *loader,
                                           struct ArrowArrayStream *out,
-                                          zenith_error **err);
+                                          struct zenith_error **err);
+
+// Fills `*out` with the loader's counters and configuration.
+//
+// On failure: `out->struct_size` smaller than a `size_t` returns `ZENITH_ERR_INVALID_ARGUMENT`;
+// nothing is written.
+// NULL policy: `loader` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread while another consumes batches.
+//
+// # Safety
+// `loader` is NULL or live; `out` is NULL or points to `out->struct_size` writable bytes.
+zenith_status zenith_loader_stats(const struct zenith_loader *loader,
+                                  struct zenith_stats *out,
+                                  struct zenith_error **err);
+
+// Returns the number of batches this rank receives per epoch (0 when `loader` is NULL).
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `loader` is NULL or live.
+uint64_t zenith_loader_num_batches(const struct zenith_loader *loader);
+
+// Starts epoch `epoch` from its first batch; its order depends on the epoch number (call it with
+// 0, 1, 2, ... as training proceeds). Batches of the current epoch not yet taken are discarded.
+//
+// NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other calls on the same loader.
+//
+// # Safety
+// `loader` is NULL or live; `err` is NULL or writable.
+zenith_status zenith_loader_set_epoch(struct zenith_loader *loader,
+                                      uint64_t epoch,
+                                      struct zenith_error **err);
+
+// Writes the loader's resume token (at most `ZENITH_RESUME_STATE_SIZE` bytes: dataset
+// fingerprint, options that decide the order, epoch and batches delivered; no data) into `buf`
+// and its length into `*out_len`. Pass it to `zenith_loader_options_set_resume_state` to open a
+// loader that delivers exactly the batches not yet delivered.
+//
+// On failure: when `cap` is smaller than the token, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with
+// the size needed in `*out_len` (so `buf == NULL, cap == 0` asks for the size) and writes nothing
+// to `buf`.
+// NULL policy: `loader` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err`
+// may be NULL.
+// Thread safety: do not call concurrently with other calls on the same loader.
+//
+// # Safety
+// `loader` is NULL or live; `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL or
+// writable; `err` is NULL or writable.
+zenith_status zenith_loader_save_state(const struct zenith_loader *loader,
+                                       uint8_t *buf,
+                                       size_t cap,
+                                       size_t *out_len,
+                                       struct zenith_error **err);
 
 // Frees a loader. Arrays and streams exported from it stay valid until they are released.
 //
@@ -341,7 +422,164 @@ zenith_status zenith_loader_export_stream(zenith_loader *loader,
 //
 // # Safety
 // `loader` is NULL or a live loader, not used afterwards.
-void zenith_loader_free(zenith_loader *loader);
+void zenith_loader_free(struct zenith_loader *loader);
+
+// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows, global
+// shuffle with seed 0, last batch kept, one worker per core (at most 4), prefetch of twice the
+// workers, rank and world size from `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else
+// 0 of 1), every column, a memory budget of half the available memory.
+//
+// Ownership: on success `*out` receives a new options object the caller frees with
+// `zenith_loader_options_free`.
+// On failure: `*out` is left untouched.
+// NULL policy: `out == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`.
+//
+// # Safety
+// `out` is NULL or points to writable storage for one pointer.
+zenith_status zenith_loader_options_new(struct zenith_loader_options **out);
+
+// Frees loader options. Loaders opened with them are unaffected (they keep a copy).
+//
+// NULL policy: `zenith_loader_options_free(NULL)` does nothing.
+//
+// # Safety
+// `opts` is NULL or a live options object, not used afterwards.
+void zenith_loader_options_free(struct zenith_loader_options *opts);
+
+// Sets the number of rows per batch. Every batch of an epoch has exactly this many rows except
+// the last, which holds the remainder (or is dropped, see `zenith_loader_options_set_drop_last`).
+//
+// On failure: `batch_size == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_batch_size(struct zenith_loader_options *opts,
+                                                   size_t batch_size,
+                                                   struct zenith_error **err);
+
+// Sets how each epoch orders rows: `ZENITH_SHUFFLE_NONE`, `ZENITH_SHUFFLE_GLOBAL` (default) or
+// `ZENITH_SHUFFLE_BLOCK`. The order is a pure function of the dataset, seed, epoch, mode,
+// batch size and shard, never of the number of workers.
+//
+// On failure: an unknown mode returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_shuffle(struct zenith_loader_options *opts,
+                                                zenith_shuffle mode,
+                                                struct zenith_error **err);
+
+// Sets the shuffle seed (default 0).
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_seed(struct zenith_loader_options *opts,
+                                             uint64_t seed,
+                                             struct zenith_error **err);
+
+// Drops the last batch of each epoch when it is shorter than the batch size (default: kept).
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_drop_last(struct zenith_loader_options *opts,
+                                                  bool drop_last,
+                                                  struct zenith_error **err);
+
+// Sets the number of worker threads that build batches ahead (0: batches are built by the thread
+// calling `zenith_loader_next`). Workers change speed only: content and order are the same for
+// any number.
+//
+// On failure: more than 256 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_num_workers(struct zenith_loader_options *opts,
+                                                    size_t num_workers,
+                                                    struct zenith_error **err);
+
+// Sets how many batches workers may build ahead of the consumer (default: twice the workers).
+// It bounds the loader's memory: workers wait when that many batches are ready.
+//
+// On failure: `prefetch == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_prefetch(struct zenith_loader_options *opts,
+                                                 size_t prefetch,
+                                                 struct zenith_error **err);
+
+// Makes the loader rank `rank` of `world_size` ranks. Each rank receives a disjoint,
+// equal-sized share of every epoch (`floor(rows / world_size)` rows, so the same number of
+// batches on every rank; the `rows % world_size` rows left over are not delivered that epoch).
+// Without this call, rank and world size come from `RANK`/`WORLD_SIZE`, else
+// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+//
+// On failure: `world_size == 0` or `rank >= world_size` returns `ZENITH_ERR_INVALID_ARGUMENT`;
+// the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_shard(struct zenith_loader_options *opts,
+                                              uint32_t rank,
+                                              uint32_t world_size,
+                                              struct zenith_error **err);
+
+// Keeps only the named columns, in the given order. `(NULL, 0)` restores every column. Names
+// are copied; they are checked against the dataset by `zenith_loader_open` (an unknown name is
+// `ZENITH_ERR_INVALID_ARGUMENT` there).
+//
+// On failure: a NULL name, a name that is not UTF-8, or a repeated name returns
+// `ZENITH_ERR_INVALID_ARGUMENT` (`ZENITH_ERR_NULL_ARGUMENT` for `columns == NULL` with
+// `count > 0`); the options are unchanged.
+// NULL policy: `opts` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live; `columns` is NULL or points to `count` pointers, each NULL or
+// NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_columns(struct zenith_loader_options *opts,
+                                                const char *const *columns,
+                                                size_t count,
+                                                struct zenith_error **err);
+
+// Caps the bytes of decoded data the loader holds to shuffle (0: the default, half of the memory
+// available at open). Data that must be decoded (Parquet) and would exceed it is shuffled in
+// blocks instead of globally; `zenith_stats` reports the mode that ran.
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_memory_budget(struct zenith_loader_options *opts,
+                                                      uint64_t bytes,
+                                                      struct zenith_error **err);
+
+// Resumes from a token written by `zenith_loader_save_state`: the loader opens at the saved
+// epoch and delivers exactly the batches not yet delivered, with any number of workers. The
+// bytes are copied.
+//
+// On failure: bytes that are not a valid token return `ZENITH_ERR_INVALID_ARGUMENT`; a valid
+// token for another dataset or for options that change the order (seed, batch size, shuffle,
+// drop_last, shard, columns) fails later, in `zenith_loader_open`, also with
+// `ZENITH_ERR_INVALID_ARGUMENT`.
+// NULL policy: `opts` and `state` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live; `state` is NULL or points to `len` readable bytes; `err` is NULL or
+// writable.
+zenith_status zenith_loader_options_set_resume_state(struct zenith_loader_options *opts,
+                                                     const uint8_t *state,
+                                                     size_t len,
+                                                     struct zenith_error **err);
 
 // Returns the library version as a static NUL-terminated string, e.g. `"0.1.0"`.
 //

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use arrow_schema::ArrowError;
 
 use crate::status::{
-    ZENITH_ERR_FORMAT, ZENITH_ERR_INTERNAL, ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO,
-    ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT, ZENITH_ERR_PANIC, ZENITH_ERR_SCHEMA_MISMATCH,
-    ZENITH_ERR_UNSUPPORTED, zenith_status as Status,
+    ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_FORMAT, ZENITH_ERR_INTERNAL,
+    ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO, ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT,
+    ZENITH_ERR_PANIC, ZENITH_ERR_SCHEMA_MISMATCH, ZENITH_ERR_UNSUPPORTED, zenith_status as Status,
 };
 
 /// Shorthand for results whose error is the crate's [`Error`].
@@ -69,6 +69,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A caller's buffer cannot hold the result; `needed` bytes are.
+    #[error("buffer too small: {needed} bytes needed, {given} given")]
+    BufferTooSmall {
+        /// Bytes the result needs.
+        needed: usize,
+        /// Bytes the caller offered.
+        given: usize,
+    },
+
     /// A valid request this build or this data cannot serve.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -92,6 +101,7 @@ impl Error {
             Error::SchemaMismatch { .. } => ZENITH_ERR_SCHEMA_MISMATCH,
             Error::Io { .. } => ZENITH_ERR_IO,
             Error::Format { .. } => ZENITH_ERR_FORMAT,
+            Error::BufferTooSmall { .. } => ZENITH_ERR_BUFFER_TOO_SMALL,
             Error::Unsupported(_) => ZENITH_ERR_UNSUPPORTED,
             Error::Panic(_) => ZENITH_ERR_PANIC,
             Error::Internal(_) => ZENITH_ERR_INTERNAL,
@@ -123,6 +133,45 @@ impl Error {
         Error::Format {
             path: path.to_path_buf(),
             message: message.into(),
+        }
+    }
+
+    /// A copy of this error (the same variant, status and message), for errors that several
+    /// consumers observe, such as a chunk whose decoding failed.
+    pub fn replicate(&self) -> Error {
+        match self {
+            Error::NullArgument(name) => Error::NullArgument(name),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::NotFound { path, reason } => Error::NotFound {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::SchemaMismatch {
+                first,
+                first_schema,
+                other,
+                other_schema,
+            } => Error::SchemaMismatch {
+                first: first.clone(),
+                first_schema: first_schema.clone(),
+                other: other.clone(),
+                other_schema: other_schema.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Format { path, message } => Error::Format {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            Error::BufferTooSmall { needed, given } => Error::BufferTooSmall {
+                needed: *needed,
+                given: *given,
+            },
+            Error::Unsupported(m) => Error::Unsupported(m.clone()),
+            Error::Panic(m) => Error::Panic(m.clone()),
+            Error::Internal(m) => Error::Internal(m.clone()),
         }
     }
 

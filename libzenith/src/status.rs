@@ -33,6 +33,9 @@ pub const ZENITH_ERR_INTERNAL: zenith_status = -8;
 /// Shards of one dataset have different schemas (the message names both files).
 pub const ZENITH_ERR_SCHEMA_MISMATCH: zenith_status = -9;
 
+/// A caller's buffer is too small; the call reported the size it needs.
+pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -47,6 +50,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_PANIC => c"internal panic",
         ZENITH_ERR_INTERNAL => c"internal error",
         ZENITH_ERR_SCHEMA_MISMATCH => c"schema mismatch between shards",
+        ZENITH_ERR_BUFFER_TOO_SMALL => c"buffer too small",
         _ => c"unknown status code",
     }
 }

@@ -14,6 +14,7 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use common::{BASIC_ROWS, assert_basic_rows, data_file};
 use zenith::ffi::error::*;
 use zenith::ffi::loader::*;
+use zenith::ffi::options::*;
 use zenith::status::*;
 
 fn c_path(name: &str) -> CString {
@@ -28,6 +29,10 @@ fn open(name: &str, batch_size: usize) -> *mut zenith_loader {
         assert_eq!(zenith_loader_options_new(&mut opts), ZENITH_OK);
         assert_eq!(
             zenith_loader_options_set_batch_size(opts, batch_size, &mut err),
+            ZENITH_OK
+        );
+        assert_eq!(
+            zenith_loader_options_set_shuffle(opts, ZENITH_SHUFFLE_NONE, &mut err),
             ZENITH_OK
         );
         assert_eq!(

@@ -4,11 +4,14 @@ mod common;
 
 use arrow_array::Array;
 use common::{BASIC_ROWS, assert_basic_rows, data_file};
+use zenith::loader::ShuffleMode;
 use zenith::{Error, Loader, LoaderOptions};
 
+/// Options for dataset order (the default is a global shuffle).
 fn options(batch_size: usize) -> LoaderOptions {
     let mut options = LoaderOptions::default();
     options.set_batch_size(batch_size).unwrap();
+    options.set_shuffle(ShuffleMode::None);
     options
 }
 
@@ -26,7 +29,7 @@ fn batches_have_batch_size_rows_except_the_last_and_cover_the_file_in_order() {
                 if seen < expected_batches {
                     assert_eq!(batch.num_rows(), batch_size);
                 }
-                assert_basic_rows(&batch, next_id);
+                assert_basic_rows(&batch.data, next_id);
                 next_id += batch.num_rows() as i64;
             }
             assert_eq!(seen, expected_batches);
@@ -46,7 +49,7 @@ fn batches_inside_one_file_batch_are_views_of_the_mapping() {
     let loader = Loader::open(data_file("single_batch.arrow"), &options(100)).unwrap();
     let first = loader.next_batch().unwrap().unwrap();
     let second = loader.next_batch().unwrap().unwrap();
-    let ids = |b: &arrow_array::RecordBatch| b.column(0).to_data().buffers()[0].clone();
+    let ids = |b: &zenith::batch::Batch| b.data.column(0).to_data().buffers()[0].clone();
     assert_eq!(
         ids(&first).data_ptr(),
         ids(&second).data_ptr(),
@@ -61,7 +64,7 @@ fn batches_inside_one_file_batch_are_views_of_the_mapping() {
 #[test]
 fn a_reader_continues_the_loaders_epoch_and_outlives_it() {
     let loader = Loader::open(data_file("basic.arrow"), &options(1000)).unwrap();
-    assert_basic_rows(&loader.next_batch().unwrap().unwrap(), 0);
+    assert_basic_rows(&loader.next_batch().unwrap().unwrap().data, 0);
     let reader = loader.reader();
     drop(loader);
     let mut next_id = 1000;
@@ -109,7 +112,7 @@ fn empty_and_dictionary_files_load() {
     let second = dict.next_batch().unwrap().unwrap();
     assert_eq!((first.num_rows(), second.num_rows()), (64, 36));
     assert!(matches!(
-        first.column(1).data_type(),
+        first.data.column(1).data_type(),
         arrow_schema::DataType::Dictionary(..)
     ));
 }

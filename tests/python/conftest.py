@@ -31,6 +31,12 @@ ZENITH_ERR_UNSUPPORTED = -6
 ZENITH_ERR_PANIC = -7
 ZENITH_ERR_INTERNAL = -8
 ZENITH_ERR_SCHEMA_MISMATCH = -9
+ZENITH_ERR_BUFFER_TOO_SMALL = -10
+
+# Shuffle modes.
+ZENITH_SHUFFLE_NONE = 0
+ZENITH_SHUFFLE_GLOBAL = 1
+ZENITH_SHUFFLE_BLOCK = 2
 
 ALL_STATUSES = [
     ZENITH_OK,
@@ -44,6 +50,7 @@ ALL_STATUSES = [
     ZENITH_ERR_PANIC,
     ZENITH_ERR_INTERNAL,
     ZENITH_ERR_SCHEMA_MISMATCH,
+    ZENITH_ERR_BUFFER_TOO_SMALL,
 ]
 
 
@@ -125,6 +132,7 @@ _SIGNATURES = {
     "zenith_loader_options_new": ([POINTER(OptionsPtr)], c_int32),
     "zenith_loader_options_free": ([OptionsPtr], None),
     "zenith_loader_options_set_batch_size": ([OptionsPtr, c_size_t, POINTER(ErrorPtr)], c_int32),
+    "zenith_loader_options_set_shuffle": ([OptionsPtr, c_int32, POINTER(ErrorPtr)], c_int32),
     "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), POINTER(ErrorPtr)], c_int32),
     "zenith_loader_schema": ([LoaderPtr, POINTER(ArrowSchema), POINTER(ErrorPtr)], c_int32),
     "zenith_loader_next": (
@@ -188,13 +196,15 @@ class Zenith:
         assert not err, "a successful call must not set *err"
         return status
 
-    def open(self, path, batch_size=None) -> "Loader":
-        """Opens a loader on `path` (str, bytes or PathLike), optionally with a batch size."""
+    def open(self, path, batch_size=None, shuffle=ZENITH_SHUFFLE_NONE) -> "Loader":
+        """Opens a loader on `path` (str, bytes or PathLike), optionally with a batch size; rows
+        come in dataset order unless `shuffle` says otherwise (the library's default is global)."""
         lib = self.lib
         opts = OptionsPtr()
-        if batch_size is not None:
-            assert lib.zenith_loader_options_new(ctypes.byref(opts)) == ZENITH_OK
+        assert lib.zenith_loader_options_new(ctypes.byref(opts)) == ZENITH_OK
         try:
+            err = ErrorPtr()
+            self.check(lib.zenith_loader_options_set_shuffle(opts, shuffle, ctypes.byref(err)), err)
             if batch_size is not None:
                 err = ErrorPtr()
                 status = lib.zenith_loader_options_set_batch_size(opts, batch_size, ctypes.byref(err))

@@ -6,84 +6,20 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
 
-use crate::batch::{Batch, export_array, export_schema};
+use crate::batch::{export_array, export_schema};
+use crate::error::Error;
 use crate::ffi::args;
 use crate::ffi::batch::zenith_batch;
 use crate::ffi::error::zenith_error;
+use crate::ffi::options::{shuffle_to_c, zenith_loader_options, zenith_shuffle};
 use crate::loader::{Loader, LoaderOptions};
 use crate::status::{ZENITH_DONE, ZENITH_OK, zenith_status};
-
-/// Options for `zenith_loader_open`: a builder handle with typed setters.
-///
-/// Created by `zenith_loader_options_new`, freed by `zenith_loader_options_free`.
-pub struct zenith_loader_options {
-    inner: LoaderOptions,
-}
 
 /// A loader over one dataset: yields its batches in plan order.
 ///
 /// Created by `zenith_loader_open`, freed by `zenith_loader_free`.
 pub struct zenith_loader {
     inner: Loader,
-}
-
-/// Creates loader options with the defaults (batch size 1024).
-///
-/// Ownership: on success `*out` receives a new options object the caller frees with
-/// `zenith_loader_options_free`.
-/// On failure: `*out` is left untouched.
-/// NULL policy: `out == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`.
-///
-/// # Safety
-/// `out` is NULL or points to writable storage for one pointer.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn zenith_loader_options_new(
-    out: *mut *mut zenith_loader_options,
-) -> zenith_status {
-    ffi_boundary!(err: std::ptr::null_mut(), {
-        let out = args::out(out, "out")?;
-        let options = args::into_handle(zenith_loader_options { inner: LoaderOptions::default() });
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(options) };
-        Ok(ZENITH_OK)
-    })
-}
-
-/// Frees loader options. Loaders opened with them are unaffected (they keep a copy).
-///
-/// NULL policy: `zenith_loader_options_free(NULL)` does nothing.
-///
-/// # Safety
-/// `opts` is NULL or a live options object, not used afterwards.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn zenith_loader_options_free(opts: *mut zenith_loader_options) {
-    ffi_boundary!(default: (), {
-        // SAFETY: per the contract above.
-        unsafe { args::free_handle(opts) }
-    })
-}
-
-/// Sets the number of rows per batch. Every batch of an epoch has exactly this many rows except
-/// the last, which holds the remainder.
-///
-/// On failure: `batch_size == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
-/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
-/// Thread safety: do not call concurrently with other uses of the same `opts`.
-///
-/// # Safety
-/// `opts` is NULL or a live options object; `err` is NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn zenith_loader_options_set_batch_size(
-    opts: *mut zenith_loader_options,
-    batch_size: usize,
-    err: *mut *mut zenith_error,
-) -> zenith_status {
-    ffi_boundary!(err: err, {
-        // SAFETY: per the contract above.
-        let opts = unsafe { args::borrow_mut(opts, "opts") }?;
-        opts.inner.set_batch_size(batch_size)?;
-        Ok(ZENITH_OK)
-    })
 }
 
 /// Opens the dataset at `path` (an Arrow IPC file) and prepares its first epoch.
@@ -184,7 +120,7 @@ pub unsafe extern "C" fn zenith_loader_next(
         };
         // SAFETY: both outputs are non-NULL (checked) and writable per the contract.
         unsafe {
-            out_array.write(export_array(&batch));
+            out_array.write(export_array(&batch.data));
             if let Some(schema) = schema {
                 out_schema.write(schema);
             }
@@ -215,10 +151,9 @@ pub unsafe extern "C" fn zenith_loader_next_batch(
         // SAFETY: per the contract above.
         let loader = unsafe { args::borrow_mut(loader, "loader") }?;
         let out = args::out(out, "out")?;
-        let Some(data) = loader.inner.next_batch()? else {
+        let Some(batch) = loader.inner.next_batch()? else {
             return Ok(ZENITH_DONE);
         };
-        let batch = Batch { data, epoch: 0, index: 0 };
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_batch { inner: batch })) };
         Ok(ZENITH_OK)
@@ -254,6 +189,170 @@ pub unsafe extern "C" fn zenith_loader_export_stream(
         let stream = FFI_ArrowArrayStream::new(Box::new(loader.inner.reader()));
         // SAFETY: `out` is non-NULL and writable; it is not read (it may hold garbage).
         unsafe { out.write(stream) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Counters and configuration of a running loader, filled by `zenith_loader_stats`.
+///
+/// Set `struct_size = sizeof(zenith_stats)` before the call: the library fills only the
+/// fields that fit, so programs built against an older, shorter struct keep working.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct zenith_stats {
+    /// Set by the caller: the size of the struct it allocated.
+    pub struct_size: usize,
+    /// Rows delivered since open.
+    pub rows: u64,
+    /// Batches delivered since open.
+    pub batches: u64,
+    /// Bytes of Arrow buffers in the delivered batches (each batch's share of shared buffers).
+    pub bytes: u64,
+    /// Nanoseconds from open to the first delivered batch (0 before it).
+    pub time_to_first_batch_ns: u64,
+    /// Nanoseconds the consumer spent blocked in `zenith_loader_next*` waiting for workers.
+    pub consumer_wait_ns: u64,
+    /// Nanoseconds spent building batches, summed over workers.
+    pub worker_busy_ns: u64,
+    /// Nanoseconds spent decoding chunks (part of the worker time).
+    pub decode_ns: u64,
+    /// Chunks (Parquet row groups) decoded; at most once per chunk and epoch.
+    pub chunks_decoded: u64,
+    /// Batches built and waiting for the consumer now.
+    pub queue_depth: u64,
+    /// The current epoch.
+    pub epoch: u64,
+    /// Batches per epoch for this rank.
+    pub batches_per_epoch: u64,
+    /// The shuffle mode running (`ZENITH_SHUFFLE_*`): a global shuffle whose decoded data would
+    /// exceed the memory budget runs as `ZENITH_SHUFFLE_BLOCK`.
+    pub shuffle_mode: zenith_shuffle,
+    /// Worker threads.
+    pub num_workers: u32,
+}
+
+/// Fills `*out` with the loader's counters and configuration.
+///
+/// On failure: `out->struct_size` smaller than a `size_t` returns `ZENITH_ERR_INVALID_ARGUMENT`;
+/// nothing is written.
+/// NULL policy: `loader` and `out` must not be NULL; `err` may be NULL.
+/// Thread safety: may be called from any thread while another consumes batches.
+///
+/// # Safety
+/// `loader` is NULL or live; `out` is NULL or points to `out->struct_size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_stats(
+    loader: *const zenith_loader,
+    out: *mut zenith_stats,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow(loader, "loader") }?;
+        let out = args::out(out, "out")?;
+        // SAFETY: the caller owns at least `struct_size` bytes, which starts with a size_t.
+        let caller_size = unsafe { out.cast::<usize>().read() };
+        if caller_size < std::mem::size_of::<usize>() {
+            return Err(Error::InvalidArgument(format!(
+                "out->struct_size is {caller_size}; set it to sizeof(zenith_stats)"
+            )));
+        }
+        let s = loader.inner.stats();
+        let stats = zenith_stats {
+            struct_size: caller_size,
+            rows: s.rows,
+            batches: s.batches,
+            bytes: s.bytes,
+            time_to_first_batch_ns: s.time_to_first_batch_ns,
+            consumer_wait_ns: s.consumer_wait_ns,
+            worker_busy_ns: s.worker_busy_ns,
+            decode_ns: s.decode_ns,
+            chunks_decoded: s.chunks_decoded,
+            queue_depth: s.queue_depth,
+            epoch: s.epoch,
+            batches_per_epoch: s.batches_per_epoch,
+            shuffle_mode: shuffle_to_c(s.shuffle),
+            num_workers: s.num_workers,
+        };
+        let len = caller_size.min(std::mem::size_of::<zenith_stats>());
+        // SAFETY: `len` bytes fit both the local struct and the caller's (per the contract).
+        unsafe { std::ptr::copy_nonoverlapping((&raw const stats).cast::<u8>(), out.cast::<u8>(), len) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Returns the number of batches this rank receives per epoch (0 when `loader` is NULL).
+///
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// `loader` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_num_batches(loader: *const zenith_loader) -> u64 {
+    ffi_boundary!(default: 0, {
+        // SAFETY: per the contract above.
+        unsafe { loader.as_ref() }.map_or(0, |l| l.inner.num_batches())
+    })
+}
+
+/// Starts epoch `epoch` from its first batch; its order depends on the epoch number (call it with
+/// 0, 1, 2, ... as training proceeds). Batches of the current epoch not yet taken are discarded.
+///
+/// NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+/// Thread safety: do not call concurrently with other calls on the same loader.
+///
+/// # Safety
+/// `loader` is NULL or live; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_set_epoch(
+    loader: *mut zenith_loader,
+    epoch: u64,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow_mut(loader, "loader") }?;
+        loader.inner.set_epoch(epoch)?;
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Writes the loader's resume token (at most `ZENITH_RESUME_STATE_SIZE` bytes: dataset
+/// fingerprint, options that decide the order, epoch and batches delivered; no data) into `buf`
+/// and its length into `*out_len`. Pass it to `zenith_loader_options_set_resume_state` to open a
+/// loader that delivers exactly the batches not yet delivered.
+///
+/// On failure: when `cap` is smaller than the token, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with
+/// the size needed in `*out_len` (so `buf == NULL, cap == 0` asks for the size) and writes nothing
+/// to `buf`.
+/// NULL policy: `loader` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err`
+/// may be NULL.
+/// Thread safety: do not call concurrently with other calls on the same loader.
+///
+/// # Safety
+/// `loader` is NULL or live; `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL or
+/// writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_save_state(
+    loader: *const zenith_loader,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow(loader, "loader") }?;
+        let out_len = args::out(out_len, "out_len")?;
+        let token = loader.inner.save_state();
+        // SAFETY: `out_len` is non-NULL and writable per the contract.
+        unsafe { out_len.write(token.len()) };
+        if cap < token.len() {
+            return Err(Error::BufferTooSmall { needed: token.len(), given: cap });
+        }
+        let buf = args::out(buf, "buf")?;
+        // SAFETY: `buf` holds `cap >= token.len()` writable bytes per the contract.
+        unsafe { std::ptr::copy_nonoverlapping(token.as_ptr(), buf, token.len()) };
         Ok(ZENITH_OK)
     })
 }

@@ -32,4 +32,5 @@ pub mod batch;
 pub mod boundary;
 pub mod error;
 pub mod loader;
+pub mod options;
 pub mod version;

@@ -1,5 +1,7 @@
 //! What a user can ask of a loader, validated at the setter so errors point at the argument.
 
+use super::plan::ShuffleMode;
+use super::state::ResumeState;
 use crate::error::{Error, Result};
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
@@ -8,13 +10,33 @@ pub const ZENITH_DEFAULT_BATCH_SIZE: usize = 1024;
 /// Options for [`crate::Loader::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderOptions {
-    batch_size: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) shuffle: ShuffleMode,
+    pub(crate) seed: u64,
+    pub(crate) drop_last: bool,
+    pub(crate) num_workers: Option<usize>,
+    pub(crate) prefetch: Option<usize>,
+    pub(crate) shard: Option<(u32, u32)>,
+    pub(crate) columns: Option<Vec<String>>,
+    pub(crate) memory_budget: Option<u64>,
+    pub(crate) resume: Option<ResumeState>,
 }
 
 impl Default for LoaderOptions {
+    /// Batches of 1024 rows, global shuffle with seed 0, the last batch kept, workers and prefetch
+    /// sized to the machine, rank and world size from the environment, all columns.
     fn default() -> Self {
         LoaderOptions {
             batch_size: ZENITH_DEFAULT_BATCH_SIZE,
+            shuffle: ShuffleMode::Global,
+            seed: 0,
+            drop_last: false,
+            num_workers: None,
+            prefetch: None,
+            shard: None,
+            columns: None,
+            memory_budget: None,
+            resume: None,
         }
     }
 }
@@ -34,5 +56,177 @@ impl LoaderOptions {
         }
         self.batch_size = batch_size;
         Ok(())
+    }
+
+    /// Sets how epochs order rows (global shuffle by default).
+    pub fn set_shuffle(&mut self, shuffle: ShuffleMode) {
+        self.shuffle = shuffle;
+    }
+
+    /// Sets the seed of the shuffle (the order is a pure function of seed and epoch).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Drops the last batch of an epoch when it is shorter than `batch_size`.
+    pub fn set_drop_last(&mut self, drop_last: bool) {
+        self.drop_last = drop_last;
+    }
+
+    /// Sets the number of worker threads building batches (0: batches are built by the thread
+    /// that asks for them). Workers change speed, never content or order.
+    pub fn set_num_workers(&mut self, num_workers: usize) -> Result<()> {
+        if num_workers > MAX_WORKERS {
+            return Err(Error::InvalidArgument(format!(
+                "num_workers must be at most {MAX_WORKERS}"
+            )));
+        }
+        self.num_workers = Some(num_workers);
+        Ok(())
+    }
+
+    /// Sets how many batches may be built ahead of the consumer (at least 1).
+    pub fn set_prefetch(&mut self, prefetch: usize) -> Result<()> {
+        if prefetch == 0 {
+            return Err(Error::InvalidArgument("prefetch must be at least 1".into()));
+        }
+        self.prefetch = Some(prefetch);
+        Ok(())
+    }
+
+    /// Makes this loader rank `rank` of `world_size`: it receives a disjoint share of each epoch.
+    pub fn set_shard(&mut self, rank: u32, world_size: u32) -> Result<()> {
+        check_shard(rank, world_size)?;
+        self.shard = Some((rank, world_size));
+        Ok(())
+    }
+
+    /// Keeps only these columns, in this order (`None`: every column). Names are checked against
+    /// the dataset at open.
+    pub fn set_columns(&mut self, columns: Option<Vec<String>>) -> Result<()> {
+        if let Some(columns) = &columns {
+            if columns.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "columns: the projection names no column".into(),
+                ));
+            }
+        }
+        self.columns = columns;
+        Ok(())
+    }
+
+    /// Caps the bytes of decoded data the loader holds for shuffling (`None`: half of the memory
+    /// available when the loader opens). A global shuffle whose decoded data would exceed it
+    /// runs as a block shuffle instead; the stats say which mode ran.
+    pub fn set_memory_budget(&mut self, bytes: Option<u64>) -> Result<()> {
+        if bytes == Some(0) {
+            return Err(Error::InvalidArgument(
+                "memory_budget must be positive".into(),
+            ));
+        }
+        self.memory_budget = bytes;
+        Ok(())
+    }
+
+    /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the
+    /// batches of that epoch not yet delivered. Checked against the dataset and options at open.
+    pub fn set_resume_state(&mut self, token: &[u8]) -> Result<()> {
+        self.resume = Some(ResumeState::decode(token)?);
+        Ok(())
+    }
+}
+
+/// The most worker threads a loader starts.
+pub const MAX_WORKERS: usize = 256;
+
+/// `rank < world_size`, `world_size >= 1`.
+pub(crate) fn check_shard(rank: u32, world_size: u32) -> Result<()> {
+    if world_size == 0 {
+        return Err(Error::InvalidArgument(
+            "world_size must be at least 1".into(),
+        ));
+    }
+    if rank >= world_size {
+        return Err(Error::InvalidArgument(format!(
+            "rank {rank} is out of range for world_size {world_size} (ranks are 0..{world_size})"
+        )));
+    }
+    Ok(())
+}
+
+/// Rank and world size from the environment: `RANK`/`WORLD_SIZE` (torch.distributed), else
+/// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+pub(crate) fn shard_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(u32, u32)> {
+    for (rank_var, world_var) in [("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")] {
+        if let (Some(rank), Some(world)) = (lookup(rank_var), lookup(world_var)) {
+            let parse = |name: &str, value: &str| {
+                value.trim().parse::<u32>().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "environment variable {name}={value:?} is not a rank number"
+                    ))
+                })
+            };
+            let (rank, world) = (parse(rank_var, &rank)?, parse(world_var, &world)?);
+            check_shard(rank, world).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "from {rank_var}/{world_var} in the environment: {e}"
+                ))
+            })?;
+            return Ok((rank, world));
+        }
+    }
+    Ok((0, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn shard_defaults_follow_torch_then_slurm() {
+        assert_eq!(shard_from_env(env(&[])).unwrap(), (0, 1));
+        assert_eq!(
+            shard_from_env(env(&[("RANK", "2"), ("WORLD_SIZE", "4")])).unwrap(),
+            (2, 4)
+        );
+        let both = env(&[
+            ("RANK", "1"),
+            ("WORLD_SIZE", "2"),
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "8"),
+        ]);
+        assert_eq!(shard_from_env(both).unwrap(), (1, 2));
+        assert_eq!(
+            shard_from_env(env(&[("SLURM_PROCID", "5"), ("SLURM_NTASKS", "8")])).unwrap(),
+            (5, 8)
+        );
+        assert!(shard_from_env(env(&[("RANK", "4"), ("WORLD_SIZE", "4")])).is_err());
+        assert!(shard_from_env(env(&[("RANK", "x"), ("WORLD_SIZE", "4")])).is_err());
+    }
+
+    #[test]
+    fn setters_reject_out_of_domain_values() {
+        let mut o = LoaderOptions::default();
+        assert!(o.set_batch_size(0).is_err());
+        assert!(o.set_prefetch(0).is_err());
+        assert!(o.set_shard(3, 3).is_err());
+        assert!(o.set_shard(0, 0).is_err());
+        assert!(o.set_columns(Some(vec![])).is_err());
+        assert!(o.set_memory_budget(Some(0)).is_err());
+        assert!(o.set_num_workers(MAX_WORKERS + 1).is_err());
+        assert_eq!(o, LoaderOptions::default(), "failed setters change nothing");
     }
 }

@@ -1,79 +1,351 @@
-//! The epoch plan: which rows go into which batch, fixed before any batch is built.
+//! The epoch plan: which rows go into which batch of this rank, fixed before any batch is built.
 //!
-//! An epoch is a pure function of the dataset size and the options, so every run (and every
-//! consumer of the same loader) sees the same batches in the same order.
+//! A plan is a pure function of (dataset layout, shuffle mode, seed, epoch, batch size, drop_last,
+//! rank, world size, block window): the same every run and whatever the number of workers.
+//!
+//! 1. Order every row of the dataset: as stored (`None`), by one exact permutation (`Global`), or
+//!    by shuffling chunks (row groups) and then rows within windows of consecutive chunks
+//!    (`Block`, for data larger than memory).
+//! 2. Split that order between ranks: each rank takes a contiguous `floor(rows / world)` run of it.
+//!    Every rank gets the same number of rows and so of batches; the `rows % world` (< world)
+//!    rows at the end of the order are left out of this epoch (with shuffling, different rows each
+//!    epoch). Ranks are disjoint.
+//! 3. Cut the rank's rows into batches of `batch_size`; the last is shorter, or dropped with
+//!    `drop_last`.
 
-/// One batch of the plan: a contiguous run of global row numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRange {
-    /// Global row number of the first row.
-    pub start: u64,
-    /// Number of rows.
-    pub len: usize,
+use super::shuffle::SplitMix64;
+use crate::dataset::ChunkInfo;
+
+/// How an epoch orders rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShuffleMode {
+    /// Dataset order.
+    None,
+    /// One exact permutation of all rows.
+    Global,
+    /// Chunks shuffled, then rows shuffled within windows of consecutive chunks.
+    Block,
 }
 
-/// The order in which an epoch delivers rows: sequential batches of `batch_size` rows, the last
-/// one shorter when the row count is not a multiple.
+/// Everything besides the dataset that decides an epoch's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanParams {
+    /// The order mode actually used.
+    pub shuffle: ShuffleMode,
+    /// User seed.
+    pub seed: u64,
+    /// Epoch number.
+    pub epoch: u64,
+    /// Rows per batch (> 0).
+    pub batch_size: usize,
+    /// Drop the last, short batch.
+    pub drop_last: bool,
+    /// This process's rank.
+    pub rank: u32,
+    /// Number of ranks (> rank).
+    pub world_size: u32,
+    /// Chunks per shuffle window in `Block` mode (> 0).
+    pub window_chunks: usize,
+}
+
+/// The rows of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchRows<'a> {
+    /// A contiguous run of global rows `start..start + len`.
+    Range {
+        /// First global row.
+        start: u64,
+        /// Number of rows.
+        len: usize,
+    },
+    /// These global rows, in this order.
+    Rows(&'a [u64]),
+}
+
+impl BatchRows<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            BatchRows::Range { len, .. } => *len,
+            BatchRows::Rows(rows) => rows.len(),
+        }
+    }
+
+    /// True when the batch holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// This rank's rows for one epoch, cut into batches.
+#[derive(Debug, Clone)]
 pub struct EpochPlan {
-    num_rows: u64,
-    batch_size: usize,
+    params: PlanParams,
+    order: RankOrder,
+    rank_rows: u64,
+    num_batches: u64,
+}
+
+#[derive(Debug, Clone)]
+enum RankOrder {
+    /// Rows `start..start + rank_rows` in dataset order.
+    Contiguous { start: u64 },
+    /// Explicit global row numbers.
+    Explicit(Vec<u64>),
 }
 
 impl EpochPlan {
-    /// Plans an epoch over `num_rows` rows. `batch_size` must be non-zero (options guarantee it).
-    pub fn sequential(num_rows: u64, batch_size: usize) -> Self {
-        assert!(batch_size > 0, "batch_size is validated by LoaderOptions");
+    /// Plans an epoch over `chunks` (the dataset's non-empty chunks, in order).
+    pub fn new(chunks: &[ChunkInfo], params: PlanParams) -> Self {
+        assert!(
+            params.batch_size > 0 && params.world_size > params.rank && params.window_chunks > 0
+        );
+        let total: u64 = chunks.iter().map(|c| c.rows).sum();
+        let rank_rows = total / params.world_size as u64;
+        let rank_start = rank_rows * params.rank as u64;
+        let order = match params.shuffle {
+            ShuffleMode::None => RankOrder::Contiguous { start: rank_start },
+            ShuffleMode::Global => {
+                let mut rows: Vec<u64> = (0..total).collect();
+                SplitMix64::new(params.seed, params.epoch, 0).shuffle(&mut rows);
+                RankOrder::Explicit(take_range(rows, rank_start, rank_rows))
+            }
+            ShuffleMode::Block => RankOrder::Explicit(take_range(
+                block_order(chunks, &params),
+                rank_start,
+                rank_rows,
+            )),
+        };
+        let batch_size = params.batch_size as u64;
+        let num_batches = if params.drop_last {
+            rank_rows / batch_size
+        } else {
+            rank_rows.div_ceil(batch_size)
+        };
         EpochPlan {
-            num_rows,
-            batch_size,
+            params,
+            order,
+            rank_rows,
+            num_batches,
         }
     }
 
-    /// Number of batches in the epoch.
+    /// The parameters this plan was made with.
+    pub fn params(&self) -> &PlanParams {
+        &self.params
+    }
+
+    /// Number of batches this rank receives this epoch.
     pub fn num_batches(&self) -> u64 {
-        self.num_rows.div_ceil(self.batch_size as u64)
+        self.num_batches
+    }
+
+    /// Rows this rank receives this epoch (including those of a dropped last batch).
+    pub fn rank_rows(&self) -> u64 {
+        self.rank_rows
     }
 
     /// The rows of batch `index`, or `None` past the end of the epoch.
-    pub fn batch(&self, index: u64) -> Option<BatchRange> {
-        if index >= self.num_batches() {
+    pub fn batch(&self, index: u64) -> Option<BatchRows<'_>> {
+        if index >= self.num_batches {
             return None;
         }
-        let start = index * self.batch_size as u64;
-        let len = (self.num_rows - start).min(self.batch_size as u64) as usize;
-        Some(BatchRange { start, len })
+        let start = index * self.params.batch_size as u64;
+        let len = (self.rank_rows - start).min(self.params.batch_size as u64) as usize;
+        Some(match &self.order {
+            RankOrder::Contiguous { start: first } => BatchRows::Range {
+                start: first + start,
+                len,
+            },
+            RankOrder::Explicit(rows) => {
+                BatchRows::Rows(&rows[start as usize..start as usize + len])
+            }
+        })
     }
+
+    /// For each chunk, how many of the batches `from..num_batches` read from it. A chunk cache
+    /// uses it to decode each chunk at most once and free it after its last use.
+    pub fn chunk_uses(&self, chunks: &[ChunkInfo], from: u64) -> Vec<u64> {
+        let mut uses = vec![0u64; chunks.len()];
+        let mut last_batch = vec![u64::MAX; chunks.len()];
+        let chunk_of = |row: u64| chunks.partition_point(|c| c.start + c.rows <= row);
+        for index in from..self.num_batches {
+            match self.batch(index).expect("index < num_batches") {
+                BatchRows::Range { start, len } => {
+                    if len == 0 {
+                        continue;
+                    }
+                    let touched = chunk_of(start)..=chunk_of(start + len as u64 - 1);
+                    uses[touched].iter_mut().for_each(|n| *n += 1);
+                }
+                BatchRows::Rows(rows) => {
+                    for &row in rows {
+                        let chunk = chunk_of(row);
+                        if last_batch[chunk] != index {
+                            last_batch[chunk] = index;
+                            uses[chunk] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        uses
+    }
+}
+
+fn take_range(mut rows: Vec<u64>, start: u64, len: u64) -> Vec<u64> {
+    rows.truncate((start + len) as usize);
+    rows.drain(..start as usize);
+    rows
+}
+
+/// Block shuffle: chunk order permuted, then rows permuted inside each window of
+/// `window_chunks` consecutive chunks of that order.
+fn block_order(chunks: &[ChunkInfo], params: &PlanParams) -> Vec<u64> {
+    let mut chunk_order: Vec<usize> = (0..chunks.len()).collect();
+    SplitMix64::new(params.seed, params.epoch, 1).shuffle(&mut chunk_order);
+    let mut rng = SplitMix64::new(params.seed, params.epoch, 2);
+    let mut order = Vec::with_capacity(chunks.iter().map(|c| c.rows as usize).sum());
+    for window in chunk_order.chunks(params.window_chunks) {
+        let window_start = order.len();
+        for &chunk in window {
+            order.extend(chunks[chunk].start..chunks[chunk].start + chunks[chunk].rows);
+        }
+        rng.shuffle(&mut order[window_start..]);
+    }
+    order
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
-    #[test]
-    fn batches_cover_every_row_once_and_only_the_last_is_short() {
-        for (rows, size) in [
-            (0u64, 3usize),
-            (1, 3),
-            (9, 3),
-            (10, 3),
-            (10, 100),
-            (1_000_003, 1024),
-        ] {
-            let plan = EpochPlan::sequential(rows, size);
-            let mut next_row = 0;
-            for i in 0..plan.num_batches() {
-                let b = plan.batch(i).unwrap();
-                assert_eq!(b.start, next_row);
-                if i + 1 < plan.num_batches() {
-                    assert_eq!(b.len, size);
-                } else {
-                    assert!(b.len >= 1 && b.len <= size);
-                }
-                next_row += b.len as u64;
-            }
-            assert_eq!(next_row, rows);
-            assert_eq!(plan.batch(plan.num_batches()), None);
+    fn chunks(sizes: &[u64]) -> Vec<ChunkInfo> {
+        let mut start = 0;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &rows)| {
+                let c = ChunkInfo {
+                    source: 0,
+                    index: i,
+                    start,
+                    rows,
+                };
+                start += rows;
+                c
+            })
+            .collect()
+    }
+
+    fn params(shuffle: ShuffleMode, batch_size: usize, rank: u32, world_size: u32) -> PlanParams {
+        PlanParams {
+            shuffle,
+            seed: 7,
+            epoch: 0,
+            batch_size,
+            drop_last: false,
+            rank,
+            world_size,
+            window_chunks: 2,
         }
+    }
+
+    fn all_rows(plan: &EpochPlan) -> Vec<u64> {
+        let mut rows = Vec::new();
+        for i in 0..plan.num_batches() {
+            match plan.batch(i).unwrap() {
+                BatchRows::Range { start, len } => rows.extend(start..start + len as u64),
+                BatchRows::Rows(r) => rows.extend_from_slice(r),
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn every_mode_delivers_each_row_exactly_once_on_one_rank() {
+        let layout = chunks(&[100, 37, 250, 1, 612]);
+        for mode in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block] {
+            let plan = EpochPlan::new(&layout, params(mode, 64, 0, 1));
+            let mut rows = all_rows(&plan);
+            assert_eq!(rows.len(), 1000);
+            if mode == ShuffleMode::None {
+                assert_eq!(rows, (0..1000).collect::<Vec<_>>());
+            } else {
+                assert_ne!(rows, (0..1000).collect::<Vec<_>>(), "{mode:?} shuffles");
+            }
+            rows.sort();
+            assert_eq!(rows, (0..1000).collect::<Vec<_>>());
+            assert_eq!(plan.num_batches(), 16);
+            assert_eq!(plan.batch(15).unwrap().len(), 1000 - 15 * 64);
+        }
+    }
+
+    #[test]
+    fn ranks_are_disjoint_and_equal() {
+        let layout = chunks(&[333, 333, 335]);
+        for mode in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block] {
+            let world = 4;
+            let mut seen = HashSet::new();
+            let mut counts = HashSet::new();
+            for rank in 0..world {
+                let plan = EpochPlan::new(&layout, params(mode, 32, rank, world));
+                counts.insert(plan.num_batches());
+                assert_eq!(plan.rank_rows(), 1001 / 4);
+                for row in all_rows(&plan) {
+                    assert!(seen.insert(row), "row {row} on two ranks ({mode:?})");
+                }
+            }
+            assert_eq!(counts.len(), 1, "equal batch counts ({mode:?})");
+            assert_eq!(seen.len(), 1000, "only 1001 % 4 = 1 row left out");
+        }
+    }
+
+    #[test]
+    fn drop_last_drops_only_the_short_batch() {
+        let layout = chunks(&[100]);
+        let mut p = params(ShuffleMode::None, 30, 0, 1);
+        p.drop_last = true;
+        let plan = EpochPlan::new(&layout, p);
+        assert_eq!(plan.num_batches(), 3);
+        assert_eq!(all_rows(&plan).len(), 90);
+    }
+
+    #[test]
+    fn block_shuffle_keeps_windows_together() {
+        let layout = chunks(&[10; 8]);
+        let plan = EpochPlan::new(&layout, params(ShuffleMode::Block, 20, 0, 1));
+        // Each batch of 20 = one window of 2 chunks: its rows come from exactly 2 chunks.
+        for i in 0..plan.num_batches() {
+            let BatchRows::Rows(rows) = plan.batch(i).unwrap() else {
+                panic!()
+            };
+            let chunks_touched: HashSet<u64> = rows.iter().map(|r| r / 10).collect();
+            assert_eq!(chunks_touched.len(), 2);
+        }
+    }
+
+    #[test]
+    fn plans_are_pure_functions_of_their_inputs() {
+        let layout = chunks(&[500, 500]);
+        let a = EpochPlan::new(&layout, params(ShuffleMode::Global, 64, 1, 3));
+        let b = EpochPlan::new(&layout, params(ShuffleMode::Global, 64, 1, 3));
+        assert_eq!(all_rows(&a), all_rows(&b));
+        let mut next_epoch = params(ShuffleMode::Global, 64, 1, 3);
+        next_epoch.epoch = 1;
+        assert_ne!(all_rows(&a), all_rows(&EpochPlan::new(&layout, next_epoch)));
+    }
+
+    #[test]
+    fn chunk_uses_count_batches_per_chunk() {
+        let layout = chunks(&[10, 10, 10]);
+        let plan = EpochPlan::new(&layout, params(ShuffleMode::None, 15, 0, 1));
+        // Batches: rows 0..15 (chunks 0,1), 15..30 (chunks 1,2).
+        assert_eq!(plan.chunk_uses(&layout, 0), vec![1, 2, 1]);
+        assert_eq!(plan.chunk_uses(&layout, 1), vec![0, 1, 1]);
+        let shuffled = EpochPlan::new(&layout, params(ShuffleMode::Global, 30, 0, 1));
+        assert_eq!(shuffled.chunk_uses(&layout, 0), vec![1, 1, 1]);
     }
 }

@@ -57,6 +57,22 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(ArrowArrayStream, get_last_error),
     FIELD(ArrowArrayStream, release),
     FIELD(ArrowArrayStream, private_data),
+
+    SIZE_ALIGN(zenith_stats),
+    FIELD(zenith_stats, struct_size),
+    FIELD(zenith_stats, rows),
+    FIELD(zenith_stats, batches),
+    FIELD(zenith_stats, bytes),
+    FIELD(zenith_stats, time_to_first_batch_ns),
+    FIELD(zenith_stats, consumer_wait_ns),
+    FIELD(zenith_stats, worker_busy_ns),
+    FIELD(zenith_stats, decode_ns),
+    FIELD(zenith_stats, chunks_decoded),
+    FIELD(zenith_stats, queue_depth),
+    FIELD(zenith_stats, epoch),
+    FIELD(zenith_stats, batches_per_epoch),
+    FIELD(zenith_stats, shuffle_mode),
+    FIELD(zenith_stats, num_workers),
 };
 
 /* Returns the table and writes its length to *len. */

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use zenith::ffi::options;
 use zenith::{loader, status, version};
 use zenith_abi_check::{bindings, header};
 
@@ -47,16 +48,26 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             "ZENITH_DEFAULT_BATCH_SIZE",
             i64::try_from(loader::ZENITH_DEFAULT_BATCH_SIZE).unwrap(),
         ),
+        (
+            "ZENITH_ERR_BUFFER_TOO_SMALL",
+            status::ZENITH_ERR_BUFFER_TOO_SMALL.into(),
+        ),
+        (
+            "ZENITH_RESUME_STATE_SIZE",
+            i64::try_from(loader::ZENITH_RESUME_STATE_SIZE).unwrap(),
+        ),
+        ("ZENITH_SHUFFLE_NONE", options::ZENITH_SHUFFLE_NONE.into()),
+        (
+            "ZENITH_SHUFFLE_GLOBAL",
+            options::ZENITH_SHUFFLE_GLOBAL.into(),
+        ),
+        ("ZENITH_SHUFFLE_BLOCK", options::ZENITH_SHUFFLE_BLOCK.into()),
     ])
 }
 
-/// Status and version macros must all be compared; other `ZENITH_*` macros are compared when
-/// listed in [`rust_constants`].
+/// Every `ZENITH_*` macro of the header must be listed in [`rust_constants`] and compared.
 fn must_be_checked(name: &str) -> bool {
-    name == "ZENITH_OK"
-        || name == "ZENITH_DONE"
-        || name.starts_with("ZENITH_ERR_")
-        || name.starts_with("ZENITH_VERSION_")
+    name.starts_with("ZENITH_")
 }
 
 #[test]

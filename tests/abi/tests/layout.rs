@@ -73,9 +73,46 @@ fn arrow_ffi_types_used_by_libzenith_match_the_header() {
 }
 
 #[test]
+fn zenith_structs_match_libzenith_field_by_field() {
+    use std::mem::offset_of;
+    use zenith::ffi::loader::zenith_stats as Rust;
+    assert_same_size_align::<bindings::zenith_stats, Rust>("zenith_stats");
+    macro_rules! same_offsets {
+        ($($field:ident),*) => {$(
+            assert_eq!(
+                offset_of!(bindings::zenith_stats, $field),
+                offset_of!(Rust, $field),
+                concat!("zenith_stats.", stringify!($field))
+            );
+        )*};
+    }
+    same_offsets!(
+        struct_size,
+        rows,
+        batches,
+        bytes,
+        time_to_first_batch_ns,
+        consumer_wait_ns,
+        worker_busy_ns,
+        decode_ns,
+        chunks_decoded,
+        queue_depth,
+        epoch,
+        batches_per_epoch,
+        shuffle_mode,
+        num_workers
+    );
+}
+
+#[test]
 fn every_public_struct_is_checked_against_the_rust_side() {
-    // The test above names each struct by hand; fail when the header gains one it does not.
-    let checked = ["ArrowArray", "ArrowArrayStream", "ArrowSchema"];
+    // The tests above name each struct by hand; fail when the header gains one they do not.
+    let checked = [
+        "ArrowArray",
+        "ArrowArrayStream",
+        "ArrowSchema",
+        "zenith_stats",
+    ];
     let in_header: Vec<_> = by_key(header::LAYOUT).keys().map(|k| k.0).collect();
     for name in in_header {
         assert!(

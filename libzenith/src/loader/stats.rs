@@ -1,0 +1,134 @@
+//! Counters a loader keeps while it runs, shared by the consumer and the workers.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::plan::ShuffleMode;
+
+/// Live counters (atomics: workers and the consumer update them without locks).
+#[derive(Debug)]
+pub struct Counters {
+    opened: Instant,
+    rows: AtomicU64,
+    batches: AtomicU64,
+    bytes: AtomicU64,
+    first_batch_ns: AtomicU64,
+    consumer_wait_ns: AtomicU64,
+    worker_busy_ns: AtomicU64,
+    decode_ns: AtomicU64,
+    chunks_decoded: AtomicU64,
+}
+
+impl Counters {
+    /// Counters starting now (time to first batch is measured from here).
+    pub fn new(opened: Instant) -> Self {
+        Counters {
+            opened,
+            rows: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            first_batch_ns: AtomicU64::new(u64::MAX),
+            consumer_wait_ns: AtomicU64::new(0),
+            worker_busy_ns: AtomicU64::new(0),
+            decode_ns: AtomicU64::new(0),
+            chunks_decoded: AtomicU64::new(0),
+        }
+    }
+
+    /// A batch of `rows` rows and `bytes` bytes reached the consumer.
+    pub fn delivered(&self, rows: usize, bytes: usize) {
+        self.rows.fetch_add(rows as u64, Relaxed);
+        self.bytes.fetch_add(bytes as u64, Relaxed);
+        if self.batches.fetch_add(1, Relaxed) == 0 {
+            self.first_batch_ns
+                .store(nanos(self.opened.elapsed()), Relaxed);
+        }
+    }
+
+    /// The consumer waited `elapsed` for a batch.
+    pub fn consumer_waited(&self, elapsed: Duration) {
+        self.consumer_wait_ns.fetch_add(nanos(elapsed), Relaxed);
+    }
+
+    /// A worker (or the consumer, without workers) spent `elapsed` building a batch.
+    pub fn worker_busy(&self, elapsed: Duration) {
+        self.worker_busy_ns.fetch_add(nanos(elapsed), Relaxed);
+    }
+
+    /// A chunk was decoded, taking `elapsed`.
+    pub fn chunk_decoded(&self, elapsed: Duration) {
+        self.chunks_decoded.fetch_add(1, Relaxed);
+        self.decode_ns.fetch_add(nanos(elapsed), Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Snapshot {
+        let first = self.first_batch_ns.load(Relaxed);
+        Snapshot {
+            rows: self.rows.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            time_to_first_batch_ns: if first == u64::MAX { 0 } else { first },
+            consumer_wait_ns: self.consumer_wait_ns.load(Relaxed),
+            worker_busy_ns: self.worker_busy_ns.load(Relaxed),
+            decode_ns: self.decode_ns.load(Relaxed),
+            chunks_decoded: self.chunks_decoded.load(Relaxed),
+            ..Snapshot::default()
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What [`crate::Loader::stats`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Rows delivered since open.
+    pub rows: u64,
+    /// Batches delivered since open.
+    pub batches: u64,
+    /// Arrow buffer bytes of the delivered batches.
+    pub bytes: u64,
+    /// From open to the first delivered batch (0 before it).
+    pub time_to_first_batch_ns: u64,
+    /// Time the consumer spent blocked waiting for batches.
+    pub consumer_wait_ns: u64,
+    /// Time spent building batches (all workers together).
+    pub worker_busy_ns: u64,
+    /// Time spent decoding chunks (included in worker time).
+    pub decode_ns: u64,
+    /// Chunks (row groups, record batches) decoded.
+    pub chunks_decoded: u64,
+    /// Batches built and waiting for the consumer now.
+    pub queue_depth: u64,
+    /// The current epoch.
+    pub epoch: u64,
+    /// Batches per epoch for this rank.
+    pub batches_per_epoch: u64,
+    /// The order mode running (a global shuffle over budget runs as block).
+    pub shuffle: ShuffleMode,
+    /// Worker threads.
+    pub num_workers: u32,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            rows: 0,
+            batches: 0,
+            bytes: 0,
+            time_to_first_batch_ns: 0,
+            consumer_wait_ns: 0,
+            worker_busy_ns: 0,
+            decode_ns: 0,
+            chunks_decoded: 0,
+            queue_depth: 0,
+            epoch: 0,
+            batches_per_epoch: 0,
+            shuffle: ShuffleMode::None,
+            num_workers: 0,
+        }
+    }
+}
