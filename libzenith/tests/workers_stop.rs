@@ -1,0 +1,56 @@
+//! Freeing a loader mid-epoch stops its worker threads promptly and frees everything. Its own
+//! test binary: it counts the process's threads, which other tests would disturb.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::data_file;
+use zenith::loader::ShuffleMode;
+use zenith::{Loader, LoaderOptions};
+
+fn worker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .filter(|name| name.starts_with("zenith-worker"))
+        .count()
+}
+
+/// Threads name themselves once running: wait (bounded) until `n` are visible.
+fn wait_for_workers(n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker_threads() != n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker_threads()
+}
+
+#[test]
+fn dropping_a_loader_mid_epoch_joins_its_workers() {
+    assert_eq!(worker_threads(), 0);
+    let mut o = LoaderOptions::default();
+    o.set_batch_size(10).unwrap();
+    o.set_shuffle(ShuffleMode::Global);
+    o.set_num_workers(4).unwrap();
+    o.set_prefetch(64).unwrap();
+    let loader = Loader::open(data_file("basic.arrow"), &o).unwrap();
+    assert_eq!(wait_for_workers(4), 4);
+    loader.next_batch().unwrap().unwrap();
+    let started = Instant::now();
+    drop(loader);
+    assert_eq!(worker_threads(), 0, "workers are joined by the drop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "and promptly: {:?}",
+        started.elapsed()
+    );
+
+    // A stream keeps the workers of its epoch until it is released.
+    let loader = Loader::open(data_file("basic.arrow"), &o).unwrap();
+    let reader = loader.reader();
+    drop(loader);
+    assert_eq!(wait_for_workers(4), 4);
+    drop(reader);
+    assert_eq!(worker_threads(), 0);
+}
