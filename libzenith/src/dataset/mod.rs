@@ -70,15 +70,28 @@ impl Dataset {
             if file.format == Format::Csv && source_options.csv_schema.is_none() {
                 source_options.csv_schema = Some(source.schema().clone());
             }
-            if let Some(first) = sources.first() {
-                check_same_schema(first.as_ref(), source.as_ref())?;
-            }
             sources.push(source);
         }
-        let file_schema = sources[0].schema().clone();
-        let projection = options
-            .columns
-            .as_deref()
+        let formats: Vec<Format> = files.iter().map(|f| f.format).collect();
+        Self::from_sources(path, sources, &formats, options.columns.as_deref())
+    }
+
+    /// Builds a dataset from sources already open (`formats[i]` is the format of `sources[i]`,
+    /// for the fingerprint). Every source must have the schema of the first.
+    pub fn from_sources(
+        root: &Path,
+        sources: Vec<Arc<dyn Source>>,
+        formats: &[Format],
+        columns: Option<&[String]>,
+    ) -> Result<Self> {
+        let first = sources
+            .first()
+            .ok_or_else(|| Error::not_found(root, "no data files found"))?;
+        for other in &sources[1..] {
+            check_same_schema(first.as_ref(), other.as_ref())?;
+        }
+        let file_schema = first.schema().clone();
+        let projection = columns
             .map(|c| resolve_columns(&file_schema, c))
             .transpose()?;
         let schema = match &projection {
@@ -100,9 +113,9 @@ impl Dataset {
                 }
             }
         }
-        let fingerprint = fingerprint(path, &files, &sources);
+        let fingerprint = fingerprint(root, &sources, formats);
         Ok(Dataset {
-            root: path.to_path_buf(),
+            root: root.to_path_buf(),
             sources,
             schema,
             projection,
@@ -266,18 +279,17 @@ impl Fnv64 {
     }
 }
 
-fn fingerprint(root: &Path, files: &[discover::DataFile], sources: &[Arc<dyn Source>]) -> u64 {
+fn fingerprint(root: &Path, sources: &[Arc<dyn Source>], formats: &[Format]) -> u64 {
     let mut hash = Fnv64::default();
-    for (file, source) in files.iter().zip(sources) {
+    for (source, format) in sources.iter().zip(formats) {
         // Relative names, so a dataset copied or mounted elsewhere keeps its identity.
-        let name = file.path.strip_prefix(root).unwrap_or(&file.path);
-        let name = if name.as_os_str().is_empty() {
-            file.path.file_name().map(Path::new).unwrap_or(name)
-        } else {
-            name
+        let path = source.path();
+        let name = match path.strip_prefix(root) {
+            Ok(relative) if !relative.as_os_str().is_empty() => relative,
+            _ => path.file_name().map(Path::new).unwrap_or(path),
         };
         hash.write(name.as_os_str().as_encoded_bytes());
-        hash.write(file.format.name().as_bytes());
+        hash.write(format.name().as_bytes());
         hash.write_u64(source.chunk_rows().len() as u64);
         for &rows in source.chunk_rows() {
             hash.write_u64(rows);

@@ -1,14 +1,19 @@
-//! Decoded chunks shared by the batches of an epoch: each chunk is decoded at most once per
-//! epoch, by the first worker that needs it (others wait for that decode), and freed once the
-//! last batch that reads it has been built.
+//! Decoded chunks shared by the batches of an epoch.
+//!
+//! * Each chunk is decoded at most once per epoch: by the first worker that needs it (others
+//!   wait for that decode), or ahead of need by an idle worker ([`ChunkCache::read_ahead`]).
+//! * A chunk is freed as soon as the last batch that reads it has been built.
+//! * Read-ahead keeps at most `read_ahead_limit` decoded chunks resident, so decoding overlaps
+//!   consumption without holding the dataset in memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
 
 use super::gather::ChunkSource;
+use super::plan::ChunkUsage;
 use super::stats::Counters;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -21,6 +26,12 @@ pub struct ChunkCache {
     dataset: Arc<Dataset>,
     counters: Arc<Counters>,
     slots: Vec<Slot>,
+    /// Chunks in the order the epoch first needs them, and how far read-ahead has got.
+    first_use_order: Vec<usize>,
+    read_ahead_cursor: Mutex<usize>,
+    /// Decoded chunks currently held.
+    resident: AtomicUsize,
+    read_ahead_limit: usize,
 }
 
 #[derive(Debug)]
@@ -31,9 +42,16 @@ struct Slot {
 }
 
 impl ChunkCache {
-    /// A cache for an epoch in which chunk `i` is read by `uses[i]` batches.
-    pub fn new(dataset: Arc<Dataset>, counters: Arc<Counters>, uses: Vec<u64>) -> Self {
-        let slots = uses
+    /// A cache for an epoch whose remaining batches use the chunks as `usage` says; read-ahead
+    /// stops while `read_ahead_limit` chunks are resident.
+    pub fn new(
+        dataset: Arc<Dataset>,
+        counters: Arc<Counters>,
+        usage: ChunkUsage,
+        read_ahead_limit: usize,
+    ) -> Self {
+        let slots = usage
+            .uses
             .into_iter()
             .map(|n| Slot {
                 cell: Mutex::new(None),
@@ -44,6 +62,10 @@ impl ChunkCache {
             dataset,
             counters,
             slots,
+            first_use_order: usage.first_use_order,
+            read_ahead_cursor: Mutex::new(0),
+            resident: AtomicUsize::new(0),
+            read_ahead_limit: read_ahead_limit.max(1),
         }
     }
 
@@ -52,9 +74,40 @@ impl ChunkCache {
         for &chunk in chunks {
             let slot = &self.slots[chunk];
             if slot.remaining_uses.fetch_sub(1, Ordering::AcqRel) == 1 {
-                *lock(&slot.cell) = None;
+                let evicted = lock(&slot.cell).take();
+                if evicted.is_some_and(|cell| matches!(cell.get(), Some(Ok(_)))) {
+                    self.resident.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
+    }
+
+    /// Decodes the next chunk the epoch will need that nobody has started, if fewer than the
+    /// read-ahead limit are resident. Returns whether it did any work (idle workers call it
+    /// instead of sleeping).
+    pub fn read_ahead(&self) -> bool {
+        let chunk = {
+            let mut cursor = lock(&self.read_ahead_cursor);
+            loop {
+                if self.resident.load(Ordering::Acquire) >= self.read_ahead_limit {
+                    return false;
+                }
+                let Some(&chunk) = self.first_use_order.get(*cursor) else {
+                    return false;
+                };
+                *cursor += 1;
+                let slot = &self.slots[chunk];
+                // Skip chunks already decoding, decoded, or no longer needed. (A chunk whose last
+                // use is released between this check and its decode stays resident until the
+                // epoch ends: at most one chunk per worker, never a leak.)
+                if slot.remaining_uses.load(Ordering::Acquire) > 0 && lock(&slot.cell).is_none() {
+                    break chunk;
+                }
+            }
+        };
+        // A failure is not lost: the slot forgets it and the batch that needs the chunk reports it.
+        let _ = self.chunk(chunk);
+        true
     }
 }
 
@@ -70,6 +123,9 @@ impl ChunkSource for ChunkCache {
             let started = Instant::now();
             let result = self.dataset.read_chunk(chunk).map_err(Arc::new);
             self.counters.chunk_decoded(started.elapsed());
+            if result.is_ok() {
+                self.resident.fetch_add(1, Ordering::AcqRel);
+            }
             result
         });
         match decoded {
@@ -87,7 +143,7 @@ impl ChunkSource for ChunkCache {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The protected values stay consistent across a panic (a whole Option is swapped).
+    // The protected values stay consistent across a panic (a whole value is swapped).
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -55,12 +55,21 @@ impl Loader {
     /// the first epoch's batches.
     pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
         let opened = Instant::now();
-        let path = path.as_ref();
         let dataset_options = DatasetOptions {
             columns: options.columns.clone(),
             ..DatasetOptions::default()
         };
-        let dataset = Arc::new(Dataset::open(path, &dataset_options)?);
+        let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
+        Self::start(Arc::new(dataset), options, opened)
+    }
+
+    /// Starts a loader over a dataset already open (with its projection applied: the options'
+    /// `columns` then only enter the resume token's identity).
+    pub fn from_dataset(dataset: Arc<Dataset>, options: &LoaderOptions) -> Result<Self> {
+        Self::start(dataset, options, Instant::now())
+    }
+
+    fn start(dataset: Arc<Dataset>, options: &LoaderOptions, opened: Instant) -> Result<Self> {
         let (rank, world_size) = match options.shard {
             Some(shard) => shard,
             None => options::shard_from_env(|name| std::env::var(name).ok())?,
@@ -231,7 +240,14 @@ fn start_epoch(
 ) -> Result<Pipeline> {
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
-    let job = EpochJob::new(dataset.clone(), plan, first_batch, counters.clone());
+    // Decoding ahead by one chunk per worker (plus one) overlaps decoding with consumption.
+    let job = EpochJob::new(
+        dataset.clone(),
+        plan,
+        first_batch,
+        num_workers + 1,
+        counters.clone(),
+    );
     Pipeline::start(job, first_batch, num_workers, prefetch)
 }
 

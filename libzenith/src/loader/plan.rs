@@ -163,34 +163,48 @@ impl EpochPlan {
         })
     }
 
-    /// For each chunk, how many of the batches `from..num_batches` read from it. A chunk cache
-    /// uses it to decode each chunk at most once and free it after its last use.
-    pub fn chunk_uses(&self, chunks: &[ChunkInfo], from: u64) -> Vec<u64> {
+    /// For each chunk, how many of the batches `from..num_batches` read from it, and the order in
+    /// which those batches first need the chunks. A chunk cache uses the counts to decode each
+    /// chunk at most once and free it after its last use, and the order to decode ahead.
+    pub fn chunk_usage(&self, chunks: &[ChunkInfo], from: u64) -> ChunkUsage {
         let mut uses = vec![0u64; chunks.len()];
+        let mut first_use_order = Vec::new();
         let mut last_batch = vec![u64::MAX; chunks.len()];
         let chunk_of = |row: u64| chunks.partition_point(|c| c.start + c.rows <= row);
+        let mut touch = |chunk: usize, index: u64| {
+            if last_batch[chunk] != index {
+                if last_batch[chunk] == u64::MAX {
+                    first_use_order.push(chunk);
+                }
+                last_batch[chunk] = index;
+                uses[chunk] += 1;
+            }
+        };
         for index in from..self.num_batches {
             match self.batch(index).expect("index < num_batches") {
                 BatchRows::Range { start, len } => {
-                    if len == 0 {
-                        continue;
-                    }
-                    let touched = chunk_of(start)..=chunk_of(start + len as u64 - 1);
-                    uses[touched].iter_mut().for_each(|n| *n += 1);
-                }
-                BatchRows::Rows(rows) => {
-                    for &row in rows {
-                        let chunk = chunk_of(row);
-                        if last_batch[chunk] != index {
-                            last_batch[chunk] = index;
-                            uses[chunk] += 1;
-                        }
+                    if len > 0 {
+                        (chunk_of(start)..=chunk_of(start + len as u64 - 1))
+                            .for_each(|c| touch(c, index));
                     }
                 }
+                BatchRows::Rows(rows) => rows.iter().for_each(|&row| touch(chunk_of(row), index)),
             }
         }
-        uses
+        ChunkUsage {
+            uses,
+            first_use_order,
+        }
     }
+}
+
+/// How an epoch's remaining batches use the dataset's chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkUsage {
+    /// `uses[c]`: batches that read chunk `c`.
+    pub uses: Vec<u64>,
+    /// Chunks in the order batches first need them (chunks never used are absent).
+    pub first_use_order: Vec<usize>,
 }
 
 fn take_range(mut rows: Vec<u64>, start: u64, len: u64) -> Vec<u64> {
@@ -343,9 +357,11 @@ mod tests {
         let layout = chunks(&[10, 10, 10]);
         let plan = EpochPlan::new(&layout, params(ShuffleMode::None, 15, 0, 1));
         // Batches: rows 0..15 (chunks 0,1), 15..30 (chunks 1,2).
-        assert_eq!(plan.chunk_uses(&layout, 0), vec![1, 2, 1]);
-        assert_eq!(plan.chunk_uses(&layout, 1), vec![0, 1, 1]);
+        assert_eq!(plan.chunk_usage(&layout, 0).uses, vec![1, 2, 1]);
+        assert_eq!(plan.chunk_usage(&layout, 0).first_use_order, vec![0, 1, 2]);
+        assert_eq!(plan.chunk_usage(&layout, 1).uses, vec![0, 1, 1]);
+        assert_eq!(plan.chunk_usage(&layout, 1).first_use_order, vec![1, 2]);
         let shuffled = EpochPlan::new(&layout, params(ShuffleMode::Global, 30, 0, 1));
-        assert_eq!(shuffled.chunk_uses(&layout, 0), vec![1, 1, 1]);
+        assert_eq!(shuffled.chunk_usage(&layout, 0).uses, vec![1, 1, 1]);
     }
 }

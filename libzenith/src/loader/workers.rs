@@ -32,16 +32,18 @@ pub struct EpochJob {
 }
 
 impl EpochJob {
-    /// Prepares the epoch `plan` over `dataset`, to be delivered from batch `first_batch` on.
+    /// Prepares the epoch `plan` over `dataset`, to be delivered from batch `first_batch` on;
+    /// idle workers decode up to `read_ahead` chunks ahead of need.
     pub fn new(
         dataset: Arc<Dataset>,
         plan: EpochPlan,
         first_batch: u64,
+        read_ahead: usize,
         counters: Arc<Counters>,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
-            let uses = plan.chunk_uses(dataset.chunks(), first_batch);
-            ChunkCache::new(dataset.clone(), counters.clone(), uses)
+            let usage = plan.chunk_usage(dataset.chunks(), first_batch);
+            ChunkCache::new(dataset.clone(), counters.clone(), usage, read_ahead)
         });
         EpochJob {
             dataset,
@@ -54,6 +56,11 @@ impl EpochJob {
     /// The plan.
     pub fn plan(&self) -> &EpochPlan {
         &self.plan
+    }
+
+    /// Decodes a chunk ahead of need, if any is worth it; whether it did.
+    fn read_ahead(&self) -> bool {
+        self.cache.as_ref().is_some_and(ChunkCache::read_ahead)
     }
 
     /// Builds batch `index`. A panic inside becomes [`Error::Panic`]: a worker never dies
@@ -242,25 +249,30 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A worker's life: claim the next index the window allows, build it, park it; until the
-    /// epoch is delivered or the pipeline is dropped.
+    /// A worker's life: claim the next index the window allows, build it, park it; when the
+    /// window is full, decode a chunk ahead instead of sleeping; until the epoch is delivered or
+    /// the pipeline is dropped.
     fn work(&self) {
         let num_batches = self.job.plan.num_batches();
+        let mut read_ahead_idle = false;
         loop {
-            let index = {
+            let claimed = {
                 let mut state = self.lock();
                 loop {
                     if state.cancelled || state.next_to_deliver >= num_batches {
                         return;
                     }
                     if let Some(index) = state.retry.pop() {
-                        break index;
+                        break Some(index);
                     }
                     if state.next_to_claim < num_batches
                         && state.next_to_claim < state.next_to_deliver + self.prefetch
                     {
                         state.next_to_claim += 1;
-                        break state.next_to_claim - 1;
+                        break Some(state.next_to_claim - 1);
+                    }
+                    if !read_ahead_idle {
+                        break None; // try read-ahead, without the lock
                     }
                     state = self
                         .slot_free
@@ -268,6 +280,13 @@ impl Shared {
                         .unwrap_or_else(|p| p.into_inner());
                 }
             };
+            let Some(index) = claimed else {
+                // Nothing decoded ahead means nothing to do: sleep until a slot frees up (the
+                // condition is re-checked under the lock first, so no wake-up is missed).
+                read_ahead_idle = !self.job.read_ahead();
+                continue;
+            };
+            read_ahead_idle = false;
             let result = self.job.build(index);
             let mut state = self.lock();
             if state.cancelled {
