@@ -57,6 +57,41 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(ArrowArrayStream, get_last_error),
     FIELD(ArrowArrayStream, release),
     FIELD(ArrowArrayStream, private_data),
+
+    /* DLPack: typedef'd structs in the header, named as they are. */
+    SIZE_ALIGN(DLPackVersion),
+    FIELD(DLPackVersion, major),
+    FIELD(DLPackVersion, minor),
+
+    SIZE_ALIGN(DLDevice),
+    FIELD(DLDevice, device_type),
+    FIELD(DLDevice, device_id),
+
+    SIZE_ALIGN(DLDataType),
+    FIELD(DLDataType, code),
+    FIELD(DLDataType, bits),
+    FIELD(DLDataType, lanes),
+
+    SIZE_ALIGN(DLTensor),
+    FIELD(DLTensor, data),
+    FIELD(DLTensor, device),
+    FIELD(DLTensor, ndim),
+    FIELD(DLTensor, dtype),
+    FIELD(DLTensor, shape),
+    FIELD(DLTensor, strides),
+    FIELD(DLTensor, byte_offset),
+
+    SIZE_ALIGN(DLManagedTensor),
+    FIELD(DLManagedTensor, dl_tensor),
+    FIELD(DLManagedTensor, manager_ctx),
+    FIELD(DLManagedTensor, deleter),
+
+    SIZE_ALIGN(DLManagedTensorVersioned),
+    FIELD(DLManagedTensorVersioned, version),
+    FIELD(DLManagedTensorVersioned, manager_ctx),
+    FIELD(DLManagedTensorVersioned, deleter),
+    FIELD(DLManagedTensorVersioned, flags),
+    FIELD(DLManagedTensorVersioned, dl_tensor),
 };
 
 /* Returns the table and writes its length to *len. */
