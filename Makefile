@@ -57,6 +57,13 @@ demo: setup build
 	    -L$(LIB_DIR) -lzenith -Wl,-rpath,$(LIB_DIR) -o $(BUILD_DIR)/examples/stream_batches
 	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH)
 
+## Benchmark (not a test): libzenith vs pyarrow/torch side by side; see bench/README.md ------
+##   make bench BENCH_ARGS="--quick"   (--repeat N, --rows N, --json PATH, --only NAME,...)
+
+.PHONY: bench
+bench: setup build
+	$(PYTHON) bench/bench_loader.py $(BENCH_ARGS)
+
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup build data lint test-rust test-symbols test-c test-python test-install

@@ -345,7 +345,11 @@ def _run_one(name: str, args) -> dict:
         "--rows",
         str(args.rows),
     ]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    # pyarrow imports numpy, whose OpenBLAS starts one spinning thread per core; no contender uses
+    # BLAS, and on a 2-core machine those threads steal time from the loaders. Same for everyone.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
         return {"status": "error", "message": (proc.stderr.strip().splitlines() or ["?"])[-1], "stderr": proc.stderr}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -400,7 +404,7 @@ def print_report(info: dict, results: dict, comparisons: list) -> None:
     p(
         f"machine: {info['cpus']} CPUs ({info['cpu_model']}), load average at start "
         f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; shared with builds, so absolute numbers are noisy; "
-        "warm page cache"
+        "warm page cache, OPENBLAS_NUM_THREADS=1"
     )
     p()
     hdr = (

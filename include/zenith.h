@@ -77,6 +77,149 @@ struct ArrowArrayStream {
 
 #endif /* ARROW_C_STREAM_INTERFACE */
 
+/* ---- DLPack 1.x (canonical definitions, https://github.com/dmlc/dlpack, include/dlpack/dlpack.h) ----
+ *
+ * Guarded by dlpack.h's own include guard, so a program may include <dlpack/dlpack.h> (or a
+ * framework's copy of it, such as ATen's or Arrow's) before or after this header: whichever
+ * comes first defines the types. This block declares what dlpack.h 1.1 declares except the
+ * Python exchange API of 1.2+ (DLPackExchangeAPI); include the framework's header first when
+ * you need that. A pre-1.0 dlpack.h lacks DLManagedTensorVersioned and is rejected.
+ *
+ * Tensors from Zenith always fill `strides` (DLPack >= 1.2 requires it when ndim != 0), use
+ * byte_offset 0, and live on kDLCPU, device 0. */
+#ifndef DLPACK_DLPACK_H_
+#define DLPACK_DLPACK_H_
+
+#ifdef __cplusplus
+#define DLPACK_EXTERN_C extern "C"
+#else
+#define DLPACK_EXTERN_C
+#endif
+
+#define DLPACK_MAJOR_VERSION 1
+#define DLPACK_MINOR_VERSION 1
+
+#ifdef _WIN32
+#ifdef DLPACK_EXPORTS
+#define DLPACK_DLL __declspec(dllexport)
+#else
+#define DLPACK_DLL __declspec(dllimport)
+#endif
+#else
+#define DLPACK_DLL
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI version of a managed tensor. A consumer that does not know `major` may only call the
+ * deleter; a newer `minor` only adds enumeration values. */
+typedef struct {
+    uint32_t major;
+    uint32_t minor;
+} DLPackVersion;
+
+/* Where the data lives. */
+#ifdef __cplusplus
+typedef enum : int32_t {
+#else
+typedef enum {
+#endif
+    kDLCPU = 1,
+    kDLCUDA = 2,
+    kDLCUDAHost = 3,
+    kDLOpenCL = 4,
+    kDLVulkan = 7,
+    kDLMetal = 8,
+    kDLVPI = 9,
+    kDLROCM = 10,
+    kDLROCMHost = 11,
+    kDLExtDev = 12,
+    kDLCUDAManaged = 13,
+    kDLOneAPI = 14,
+    kDLWebGPU = 15,
+    kDLHexagon = 16,
+    kDLMAIA = 17,
+    kDLTrn = 18,
+} DLDeviceType;
+
+typedef struct {
+    DLDeviceType device_type;
+    int32_t device_id; /* 0 for host memory */
+} DLDevice;
+
+/* Values of DLDataType.code. */
+typedef enum {
+    kDLInt = 0U,
+    kDLUInt = 1U,
+    kDLFloat = 2U,
+    kDLOpaqueHandle = 3U,
+    kDLBfloat = 4U,
+    kDLComplex = 5U,
+    kDLBool = 6U, /* one byte per element */
+    kDLFloat8_e3m4 = 7U,
+    kDLFloat8_e4m3 = 8U,
+    kDLFloat8_e4m3b11fnuz = 9U,
+    kDLFloat8_e4m3fn = 10U,
+    kDLFloat8_e4m3fnuz = 11U,
+    kDLFloat8_e5m2 = 12U,
+    kDLFloat8_e5m2fnuz = 13U,
+    kDLFloat8_e8m0fnu = 14U,
+    kDLFloat6_e2m3fn = 15U,
+    kDLFloat6_e3m2fn = 16U,
+    kDLFloat4_e2m1fn = 17U,
+} DLDataTypeCode;
+
+/* The element type, in native byte order: float32 is {kDLFloat, 32, 1}. */
+typedef struct {
+    uint8_t code; /* a DLDataTypeCode */
+    uint8_t bits;
+    uint16_t lanes; /* vector lanes; 1 for scalars */
+} DLDataType;
+
+/* A strided view of memory; it owns nothing. The first element is at
+ * (char *)data + byte_offset; data is NULL when the tensor has no elements. */
+typedef struct {
+    void *data;
+    DLDevice device;
+    int32_t ndim;
+    DLDataType dtype;
+    int64_t *shape;   /* ndim extents */
+    int64_t *strides; /* ndim strides, in elements, not bytes */
+    uint64_t byte_offset;
+} DLTensor;
+
+/* The legacy, unversioned managed tensor (DLPack < 1.0). Zenith does not produce it. */
+typedef struct DLManagedTensor {
+    DLTensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensor *self);
+} DLManagedTensor;
+
+/* Bits of DLManagedTensorVersioned.flags. */
+#define DLPACK_FLAG_BITMASK_READ_ONLY (1UL << 0UL)
+#define DLPACK_FLAG_BITMASK_IS_COPIED (1UL << 1UL)
+#define DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED (1UL << 2UL)
+
+/* A tensor and what frees it. The consumer calls deleter(self) exactly once when done; that
+ * frees the tensor, its shape and strides, and this struct. */
+typedef struct DLManagedTensorVersioned {
+    DLPackVersion version;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensorVersioned *self);
+    uint64_t flags;
+    DLTensor dl_tensor;
+} DLManagedTensorVersioned;
+
+#ifdef __cplusplus
+}
+#endif
+
+#elif !defined(DLPACK_MAJOR_VERSION) || DLPACK_MAJOR_VERSION < 1
+#error "zenith.h needs DLPack >= 1.0 (DLManagedTensorVersioned); an older dlpack.h came first"
+#endif /* DLPACK_DLPACK_H_ */
+
 
 // The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 #define ZENITH_DEFAULT_BATCH_SIZE 1024
@@ -236,7 +379,61 @@ zenith_status zenith_batch_export_arrow(const struct zenith_batch *batch,
                                         struct ArrowSchema *out_schema,
                                         struct zenith_error **err);
 
-// Frees a batch. Exports made from it stay valid until released.
+// Exports the column named `column` of `batch` as a DLPack tensor (`DLManagedTensorVersioned`,
+// DLPack 1.x, on the CPU device `kDLCPU`, device id 0, with explicit row-major strides).
+//
+// A column of integers (8 to 64 bits), floats (16, 32, 64 bits) or bools becomes a 1-D tensor
+// `[rows]` of that type (bools as one byte each, `kDLBool`); fixed-size binary of width `w`
+// becomes a 2-D uint8 tensor `[rows, w]`; a fixed-size list of length `n` adds a dimension
+// `n` to its values' tensor, so nested lists give N-D tensors (`[rows, n, m, ...]`). The
+// tensor shares the column's memory (zero copy, flag `DLPACK_FLAG_BITMASK_READ_ONLY`: it may be
+// a read-only mapping of the file) unless the elements are bit-packed (bool) or misaligned for
+// their type; then it holds its own copy (flag `DLPACK_FLAG_BITMASK_IS_COPIED`, writable).
+// With several columns of that name, the first one is exported.
+//
+// Ownership: on success `*out` receives a tensor the caller owns; release it by calling
+// `(*out)->deleter(*out)` exactly once (from any thread), or hand it to a DLPack consumer that
+// will. The batch is only read: it may be exported again and freed independently.
+// On failure: returns `ZENITH_ERR_INVALID_ARGUMENT` when `column` is not UTF-8, when there is
+// no column of that name, or when the column has a null (in its rows or in its list values: a
+// tensor cannot represent nulls); `ZENITH_ERR_UNSUPPORTED` when its type has no tensor form
+// (strings, variable-size lists, structs, dictionaries, ...). The message names the column.
+// `*out` is left untouched.
+// NULL policy: `batch`, `column` and `out` must not be NULL (`ZENITH_ERR_NULL_ARGUMENT`); `err`
+// may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+// Lifetime: `column` is only read during the call. The tensor stays valid until its deleter is
+// called, also after `zenith_batch_free` and `zenith_loader_free` (it keeps the memory it
+// points to alive, including the file mapping when it shares one).
+//
+// # Safety
+// `batch` is NULL or live; `column` is NULL or NUL-terminated; `out` and `err` are NULL or
+// writable.
+zenith_status zenith_batch_column_dlpack(const struct zenith_batch *batch,
+                                         const char *column,
+                                         DLManagedTensorVersioned **out,
+                                         struct zenith_error **err);
+
+// Exports the column at position `index` (0-based, in schema order) of `batch` as a DLPack
+// tensor, exactly as `zenith_batch_column_dlpack` does for a named column.
+//
+// Ownership: on success the caller owns `*out` and calls `(*out)->deleter(*out)` exactly once.
+// On failure: `ZENITH_ERR_INVALID_ARGUMENT` when `index` is not below the number of columns or
+// the column has a null, `ZENITH_ERR_UNSUPPORTED` for a type without a tensor form; `*out` is
+// left untouched.
+// NULL policy: `batch` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+// Lifetime: the tensor stays valid until its deleter is called, also after `zenith_batch_free`
+// and `zenith_loader_free`.
+//
+// # Safety
+// `batch` is NULL or live; `out` and `err` are NULL or writable.
+zenith_status zenith_batch_column_dlpack_by_index(const struct zenith_batch *batch,
+                                                  size_t index,
+                                                  DLManagedTensorVersioned **out,
+                                                  struct zenith_error **err);
+
+// Frees a batch. Exports made from it (Arrow arrays, DLPack tensors) stay valid until released.
 //
 // NULL policy: `zenith_batch_free(NULL)` does nothing.
 //

@@ -80,8 +80,8 @@ fn main() {
         // An explicit language and standard: the header promises C11, and without `-x c` a `.h`
         // file could be parsed under another language mode.
         .clang_args(["-x", "c", "-std=c11"])
-        // Only the library's own items and the Arrow structs it embeds, not stdint.h's.
-        .allowlist_item("zenith_.*|Arrow.*|ZENITH_.*")
+        // Only the library's own items and the Arrow and DLPack items it embeds, not stdint.h's.
+        .allowlist_item("zenith_.*|Arrow.*|ZENITH_.*|DL.*|kDL.*|DLPACK_.*")
         .parse_callbacks(Box::new(Recorder(Arc::clone(&seen))))
         .generate()
         .expect("bindgen failed to parse include/zenith.h")

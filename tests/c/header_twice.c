@@ -8,8 +8,11 @@ int main(void) {
     struct ArrowArray array;
     struct ArrowSchema schema;
     struct ArrowArrayStream stream;
+    DLManagedTensorVersioned tensor;
+    tensor.flags = DLPACK_FLAG_BITMASK_READ_ONLY;
     (void)array;
     (void)schema;
     (void)stream;
+    (void)tensor;
     return status;
 }

@@ -1,8 +1,10 @@
-"""A small ctypes shim over libzenith.so for the pyarrow import tests.
+"""A small ctypes shim over libzenith.so for the pyarrow and numpy import tests.
 
-It declares the Arrow C Data / C Stream Interface structs as they appear in include/zenith.h, the
-signature (argtypes and restype) of every libzenith function the tests call, and a few helpers
-that turn a failing status into a Python exception. It is a test shim, not the Python binding.
+It declares the Arrow C Data / C Stream Interface and DLPack structs as they appear in
+include/zenith.h, the signature (argtypes and restype) of every libzenith function the tests
+call, a few helpers that turn a failing status into a Python exception, and `DLPackTensor`, a
+minimal producer of the DLPack Python protocol (`__dlpack__`, `__dlpack_device__`) so that
+`numpy.from_dlpack` can import Zenith's tensors. It is a test shim, not the Python binding.
 
 The library and the datasets come from ZENITH_LIB_DIR and ZENITH_TEST_DATA (exported by the
 Makefile), defaulting to target/release and tests/data/generated in this repository.
@@ -11,7 +13,20 @@ Makefile), defaulting to target/release and tests/data/generated in this reposit
 import ctypes
 import os
 import pathlib
-from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32, c_void_p
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 
 import pytest
 
@@ -105,6 +120,52 @@ ArrowArrayStream._fields_ = [
 ]
 
 
+# ---- DLPack 1.x (the canonical structs of zenith.h) ---------------------------------------------
+
+kDLCPU = 1
+kDLInt, kDLUInt, kDLFloat, kDLBool = 0, 1, 2, 6
+DLPACK_FLAG_BITMASK_READ_ONLY = 1 << 0
+DLPACK_FLAG_BITMASK_IS_COPIED = 1 << 1
+
+
+class DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", c_uint32), ("minor", c_uint32)]
+
+
+class DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", c_int32), ("device_id", c_int32)]  # device_type: an int-sized enum
+
+
+class DLDataType(ctypes.Structure):
+    _fields_ = [("code", c_uint8), ("bits", c_uint8), ("lanes", c_uint16)]
+
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", c_void_p),
+        ("device", DLDevice),
+        ("ndim", c_int32),
+        ("dtype", DLDataType),
+        ("shape", POINTER(c_int64)),
+        ("strides", POINTER(c_int64)),
+        ("byte_offset", c_uint64),
+    ]
+
+
+class DLManagedTensorVersioned(ctypes.Structure):
+    pass
+
+
+DLManagedTensorVersioned._fields_ = [
+    ("version", DLPackVersion),
+    ("manager_ctx", c_void_p),
+    ("deleter", CFUNCTYPE(None, POINTER(DLManagedTensorVersioned))),
+    ("flags", c_uint64),
+    ("dl_tensor", DLTensor),
+]
+TensorPtr = POINTER(DLManagedTensorVersioned)
+
+
 # ---- Opaque handles: distinct pointer types, so ctypes rejects a handle of the wrong kind -----
 
 
@@ -120,9 +181,14 @@ class zenith_loader_options(ctypes.Structure):
     pass
 
 
+class zenith_batch(ctypes.Structure):
+    pass
+
+
 ErrorPtr = POINTER(zenith_error)
 LoaderPtr = POINTER(zenith_loader)
 OptionsPtr = POINTER(zenith_loader_options)
+BatchPtr = POINTER(zenith_batch)
 
 _SIGNATURES = {
     "zenith_error_code": ([ErrorPtr], c_int32),
@@ -144,6 +210,17 @@ _SIGNATURES = {
         c_int32,
     ),
     "zenith_loader_free": ([LoaderPtr], None),
+    "zenith_loader_next_batch": ([LoaderPtr, POINTER(BatchPtr), POINTER(ErrorPtr)], c_int32),
+    "zenith_batch_num_rows": ([BatchPtr], c_size_t),
+    "zenith_batch_column_dlpack": (
+        [BatchPtr, c_char_p, POINTER(TensorPtr), POINTER(ErrorPtr)],
+        c_int32,
+    ),
+    "zenith_batch_column_dlpack_by_index": (
+        [BatchPtr, c_size_t, POINTER(TensorPtr), POINTER(ErrorPtr)],
+        c_int32,
+    ),
+    "zenith_batch_free": ([BatchPtr], None),
     "zenith_version": ([], c_char_p),
     "zenith_version_number": ([], c_uint32),
 }
@@ -250,6 +327,129 @@ class Loader:
         status = self.zenith.lib.zenith_loader_export_stream(self.handle, ctypes.byref(out), ctypes.byref(err))
         assert self.zenith.check(status, err) == ZENITH_OK
         return out
+
+    def next_batch(self):
+        """The next batch as a `Batch` (free it, or let it go), or None at the end of the epoch."""
+        out, err = BatchPtr(), ErrorPtr()
+        status = self.zenith.lib.zenith_loader_next_batch(self.handle, ctypes.byref(out), ctypes.byref(err))
+        if self.zenith.check(status, err) == ZENITH_DONE:
+            return None
+        assert out, "zenith_loader_next_batch returned ZENITH_OK without a batch"
+        return Batch(self.zenith, out)
+
+
+class Batch:
+    """An owned zenith_batch. `free()` is idempotent, and `__del__` frees a forgotten one."""
+
+    def __init__(self, zenith: Zenith, handle):
+        self.zenith = zenith
+        self.handle = handle
+
+    def free(self) -> None:
+        if self.handle:
+            self.zenith.lib.zenith_batch_free(self.handle)
+        self.handle = BatchPtr()
+
+    __del__ = free
+
+    def num_rows(self) -> int:
+        return self.zenith.lib.zenith_batch_num_rows(self.handle)
+
+    def column_dlpack(self, column) -> "DLPackTensor":
+        """The column (a name, or an index) as a DLPackTensor; raises ZenithError on failure."""
+        out, err = TensorPtr(), ErrorPtr()
+        if isinstance(column, int):
+            status = self.zenith.lib.zenith_batch_column_dlpack_by_index(
+                self.handle, column, ctypes.byref(out), ctypes.byref(err)
+            )
+        else:
+            name = column.encode("utf-8") if isinstance(column, str) else column
+            status = self.zenith.lib.zenith_batch_column_dlpack(self.handle, name, ctypes.byref(out), ctypes.byref(err))
+        self.zenith.check(status, err)
+        assert out, "ZENITH_OK without a tensor"
+        return DLPackTensor(out)
+
+
+# ---- The DLPack Python protocol over a DLManagedTensorVersioned* --------------------------------
+#
+# https://dmlc.github.io/dlpack/latest/python_spec.html: `__dlpack__` returns a PyCapsule named
+# "dltensor_versioned" holding the DLManagedTensorVersioned*. A consumer that takes the tensor
+# renames the capsule "used_dltensor_versioned" and calls the deleter itself when done; a capsule
+# that dies unconsumed must call the deleter from its destructor.
+
+_CAPSULE_NAME = ctypes.create_string_buffer(b"dltensor_versioned")  # PyCapsule keeps the pointer
+_PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
+_PyCapsule_New = ctypes.pythonapi.PyCapsule_New
+_PyCapsule_New.restype = ctypes.py_object
+_PyCapsule_New.argtypes = [c_void_p, c_void_p, _PyCapsule_Destructor]
+# The destructor gets the dying capsule as a bare address: passing it as c_void_p, never as
+# py_object, keeps these calls from touching its reference count.
+_PyCapsule_IsValid = ctypes.pythonapi.PyCapsule_IsValid
+_PyCapsule_IsValid.restype = c_int
+_PyCapsule_IsValid.argtypes = [c_void_p, c_void_p]
+_PyCapsule_GetPointer = ctypes.pythonapi.PyCapsule_GetPointer
+_PyCapsule_GetPointer.restype = c_void_p
+_PyCapsule_GetPointer.argtypes = [c_void_p, c_void_p]
+
+UNCONSUMED_CAPSULES_DELETED = [0]  # how many tensors the capsule destructor released (for tests)
+
+
+@_PyCapsule_Destructor
+def _capsule_destructor(capsule: int) -> None:
+    # Still named "dltensor_versioned": nobody took the tensor, so it is released here.
+    if _PyCapsule_IsValid(capsule, ctypes.addressof(_CAPSULE_NAME)):
+        address = _PyCapsule_GetPointer(capsule, ctypes.addressof(_CAPSULE_NAME))
+        tensor = ctypes.cast(address, TensorPtr)
+        tensor.contents.deleter(tensor)
+        UNCONSUMED_CAPSULES_DELETED[0] += 1
+
+
+class DLPackTensor:
+    """Owns one tensor from zenith_batch_column_dlpack until `__dlpack__` hands it over (once);
+    `close()` (or `__del__`) calls the deleter of a tensor never handed over."""
+
+    def __init__(self, pointer):
+        self.pointer = pointer
+
+    @property
+    def managed(self) -> DLManagedTensorVersioned:
+        assert self.pointer, "the tensor was handed over or closed"
+        return self.pointer.contents
+
+    def shape(self) -> tuple:
+        t = self.managed.dl_tensor
+        return tuple(t.shape[k] for k in range(t.ndim))
+
+    def strides(self) -> tuple:
+        t = self.managed.dl_tensor
+        return tuple(t.strides[k] for k in range(t.ndim))
+
+    def __dlpack_device__(self) -> tuple:
+        return (kDLCPU, 0)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if not self.pointer:
+            raise BufferError("this tensor was already exported (or closed)")
+        if stream is not None:
+            raise BufferError("a CPU tensor takes no stream")
+        if dl_device is not None and tuple(dl_device) != (kDLCPU, 0):
+            raise BufferError(f"the tensor is on the CPU, not on {dl_device}")
+        if copy:
+            raise BufferError("this producer cannot copy; import without copy=True")
+        if max_version is None or max_version[0] < 1:
+            raise BufferError("only versioned (DLPack >= 1.0) capsules are produced")
+        capsule = _PyCapsule_New(
+            ctypes.cast(self.pointer, c_void_p), ctypes.addressof(_CAPSULE_NAME), _capsule_destructor
+        )
+        self.pointer = TensorPtr()  # the capsule, then its consumer, owns it now
+        return capsule
+
+    def close(self) -> None:
+        if self.pointer:
+            pointer, self.pointer = self.pointer, TensorPtr()
+            pointer.contents.deleter(pointer)
+
+    __del__ = close
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,25 @@ pub unsafe fn path(ptr: *const c_char, name: &'static str) -> Result<PathBuf> {
     Ok(PathBuf::from(OsStr::from_bytes(bytes)))
 }
 
+/// A NUL-terminated UTF-8 string (a column name, ...), borrowed; bad UTF-8 is
+/// `ZENITH_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a` unchanged.
+pub unsafe fn utf8<'a>(ptr: *const c_char, name: &'static str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::NullArgument(name));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "`{name}` is not valid UTF-8 ({e}): {:?}",
+            String::from_utf8_lossy(bytes)
+        ))
+    })
+}
+
 /// Moves a Rust value into a new heap handle for C.
 pub fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

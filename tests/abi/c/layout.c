@@ -73,6 +73,40 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(zenith_stats, batches_per_epoch),
     FIELD(zenith_stats, shuffle_mode),
     FIELD(zenith_stats, num_workers),
+    /* DLPack: typedef'd structs in the header, named as they are. */
+    SIZE_ALIGN(DLPackVersion),
+    FIELD(DLPackVersion, major),
+    FIELD(DLPackVersion, minor),
+
+    SIZE_ALIGN(DLDevice),
+    FIELD(DLDevice, device_type),
+    FIELD(DLDevice, device_id),
+
+    SIZE_ALIGN(DLDataType),
+    FIELD(DLDataType, code),
+    FIELD(DLDataType, bits),
+    FIELD(DLDataType, lanes),
+
+    SIZE_ALIGN(DLTensor),
+    FIELD(DLTensor, data),
+    FIELD(DLTensor, device),
+    FIELD(DLTensor, ndim),
+    FIELD(DLTensor, dtype),
+    FIELD(DLTensor, shape),
+    FIELD(DLTensor, strides),
+    FIELD(DLTensor, byte_offset),
+
+    SIZE_ALIGN(DLManagedTensor),
+    FIELD(DLManagedTensor, dl_tensor),
+    FIELD(DLManagedTensor, manager_ctx),
+    FIELD(DLManagedTensor, deleter),
+
+    SIZE_ALIGN(DLManagedTensorVersioned),
+    FIELD(DLManagedTensorVersioned, version),
+    FIELD(DLManagedTensorVersioned, manager_ctx),
+    FIELD(DLManagedTensorVersioned, deleter),
+    FIELD(DLManagedTensorVersioned, flags),
+    FIELD(DLManagedTensorVersioned, dl_tensor),
 };
 
 /* Returns the table and writes its length to *len. */

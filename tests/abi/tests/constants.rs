@@ -97,3 +97,42 @@ fn header_macros_equal_rust_constants() {
         problems.join("\n")
     );
 }
+
+/// The DLPack values libzenith writes into its tensors == the header's canonical macros and
+/// enumerators (bindgen names an enumerator `<enum type>_<name>`).
+#[test]
+fn dlpack_constants_equal_the_headers() {
+    use zenith::batch::dlpack as dl;
+    assert_eq!(bindings::DLPACK_MAJOR_VERSION, dl::DLPACK_MAJOR_VERSION);
+    assert_eq!(bindings::DLPACK_MINOR_VERSION, dl::DLPACK_MINOR_VERSION);
+    let flags = [
+        (
+            bindings::DLPACK_FLAG_BITMASK_READ_ONLY,
+            dl::DLPACK_FLAG_BITMASK_READ_ONLY,
+        ),
+        (
+            bindings::DLPACK_FLAG_BITMASK_IS_COPIED,
+            dl::DLPACK_FLAG_BITMASK_IS_COPIED,
+        ),
+        (
+            bindings::DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED,
+            dl::DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED,
+        ),
+    ];
+    for (header, rust) in flags {
+        assert_eq!(u64::from(header), rust);
+    }
+    assert_eq!(
+        i64::from(bindings::DLDeviceType_kDLCPU),
+        i64::from(dl::DEVICE_TYPE_CPU)
+    );
+    let codes = [
+        (bindings::DLDataTypeCode_kDLInt, dl::TYPE_CODE_INT),
+        (bindings::DLDataTypeCode_kDLUInt, dl::TYPE_CODE_UINT),
+        (bindings::DLDataTypeCode_kDLFloat, dl::TYPE_CODE_FLOAT),
+        (bindings::DLDataTypeCode_kDLBool, dl::TYPE_CODE_BOOL),
+    ];
+    for (header, rust) in codes {
+        assert_eq!(header, u32::from(rust));
+    }
+}

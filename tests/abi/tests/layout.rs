@@ -72,6 +72,78 @@ fn arrow_ffi_types_used_by_libzenith_match_the_header() {
     >("ArrowArrayStream");
 }
 
+/// Compares one of libzenith's `#[repr(C)]` DLPack mirrors with the header's struct: size,
+/// alignment and the offset of every field, and checks that the list of fields is the header's
+/// (as bindgen saw it, in declaration order), so a field added to either side is noticed.
+macro_rules! assert_same_layout {
+    ($name:literal, $header:ty, $rust:ty, [$($field:ident),* $(,)?]) => {{
+        assert_eq!(
+            (size_of::<$header>(), align_of::<$header>()),
+            (size_of::<$rust>(), align_of::<$rust>()),
+            "{}: (size, align) of the header's struct vs {}",
+            $name,
+            std::any::type_name::<$rust>()
+        );
+        $(
+            assert_eq!(
+                std::mem::offset_of!($header, $field),
+                std::mem::offset_of!($rust, $field),
+                "{}.{}: offset in the header's struct vs {}",
+                $name,
+                stringify!($field),
+                std::any::type_name::<$rust>()
+            );
+        )*
+        let in_header: Vec<&str> = header::LAYOUT
+            .iter()
+            .filter(|r| r.type_name == $name && r.what != "sizeof" && r.what != "alignof")
+            .map(|r| r.what)
+            .collect();
+        assert_eq!(in_header, [$(stringify!($field)),*], "{}: fields", $name);
+    }};
+}
+
+#[test]
+fn dlpack_types_of_libzenith_match_the_header() {
+    use zenith::batch::dlpack as dl;
+    assert_same_layout!(
+        "DLPackVersion",
+        bindings::DLPackVersion,
+        dl::DLPackVersion,
+        [major, minor]
+    );
+    assert_same_layout!(
+        "DLDevice",
+        bindings::DLDevice,
+        dl::DLDevice,
+        [device_type, device_id]
+    );
+    assert_same_layout!(
+        "DLDataType",
+        bindings::DLDataType,
+        dl::DLDataType,
+        [code, bits, lanes]
+    );
+    assert_same_layout!(
+        "DLTensor",
+        bindings::DLTensor,
+        dl::DLTensor,
+        [data, device, ndim, dtype, shape, strides, byte_offset]
+    );
+    assert_same_layout!(
+        "DLManagedTensor",
+        bindings::DLManagedTensor,
+        dl::DLManagedTensor,
+        [dl_tensor, manager_ctx, deleter]
+    );
+    assert_same_layout!(
+        "DLManagedTensorVersioned",
+        bindings::DLManagedTensorVersioned,
+        dl::DLManagedTensorVersioned,
+        [version, manager_ctx, deleter, flags, dl_tensor]
+    );
+}
+
 #[test]
 fn zenith_structs_match_libzenith_field_by_field() {
     use std::mem::offset_of;
@@ -112,6 +184,12 @@ fn every_public_struct_is_checked_against_the_rust_side() {
         "ArrowArrayStream",
         "ArrowSchema",
         "zenith_stats",
+        "DLDataType",
+        "DLDevice",
+        "DLManagedTensor",
+        "DLManagedTensorVersioned",
+        "DLPackVersion",
+        "DLTensor",
     ];
     let in_header: Vec<_> = by_key(header::LAYOUT).keys().map(|k| k.0).collect();
     for name in in_header {
