@@ -8,7 +8,7 @@ use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
@@ -27,20 +27,26 @@ const MIN_FILE_LEN: usize = 6 + 2 + 4 + 6;
 /// Trailer: the footer length (i32, little endian) followed by the magic.
 const TRAILER_LEN: usize = 4 + 6;
 
-/// An Arrow IPC file, mapped into memory and decoded into zero-copy record batches.
+/// An Arrow IPC file, mapped into memory. Opening reads the footer, the dictionaries and each
+/// record batch's row count; a batch is decoded (and validated) the first time it is read, so the
+/// first batch does not wait for the whole file.
 #[derive(Debug)]
 pub struct IpcFile {
     path: PathBuf,
     schema: SchemaRef,
-    batches: Vec<RecordBatch>,
+    data: Buffer,
+    decoder: FileDecoder,
+    blocks: Vec<Block>,
     rows: Vec<u64>,
+    decoded: Vec<OnceLock<std::result::Result<RecordBatch, Arc<Error>>>>,
 }
 
 impl IpcFile {
-    /// Maps `path` and decodes its footer, dictionaries and record batches.
+    /// Maps `path` and reads its footer, dictionaries and batch lengths.
     ///
     /// Decoding validates every batch (offsets, UTF-8, lengths), so a corrupt file is a
-    /// [`Error::Format`] here rather than undefined behaviour later.
+    /// [`Error::Format`] (here, or from the read that meets the bad batch), never undefined
+    /// behaviour.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -91,19 +97,19 @@ impl Source for IpcFile {
     }
 
     fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
-        let batch = &self.batches[index];
-        let columns: Vec<usize> = match projection {
-            Some(p) => p.to_vec(),
-            None => (0..batch.num_columns()).collect(),
-        };
-        columns
-            .iter()
-            .map(|&c| batch.column(c).get_array_memory_size() as u64)
-            .sum()
+        // The body holds every column; a projection keeps about its share of it.
+        let body = self.blocks[index].bodyLength().max(0) as u64;
+        let columns = self.schema.fields().len().max(1) as u64;
+        projection.map_or(body, |p| body * p.len() as u64 / columns)
     }
 
     fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        project_batch(&self.path, &self.batches[index], projection)
+        let decoded =
+            self.decoded[index].get_or_init(|| self.decode_batch(index).map_err(Arc::new));
+        match decoded {
+            Ok(batch) => project_batch(&self.path, batch, projection),
+            Err(error) => Err(error.replicate()),
+        }
     }
 
     fn in_memory(&self) -> bool {
@@ -120,7 +126,7 @@ fn mapped_buffer(mmap: Mmap) -> Buffer {
     unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) }
 }
 
-/// Decodes footer, dictionaries and batches of a mapped file.
+/// Reads the footer, the dictionaries and the batch lengths of a mapped file.
 fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
     let len = data.len();
     let trailer: [u8; TRAILER_LEN] = data[len - TRAILER_LEN..]
@@ -163,22 +169,75 @@ fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
             .read_dictionary(block, &block_data)
             .map_err(|e| Error::arrow_format(path, e))?;
     }
-    let mut batches = Vec::new();
+    let mut blocks = Vec::new();
+    let mut rows = Vec::new();
     for block in footer.recordBatches().iter().flatten() {
-        let block_data = block_slice(path, data, block)?;
-        let batch = decoder
-            .read_record_batch(block, &block_data)
-            .map_err(|e| Error::arrow_format(path, e))?
-            .ok_or_else(|| Error::format(path, "Arrow IPC block holds no record batch"))?;
-        batches.push(batch);
+        rows.push(record_batch_length(
+            path,
+            &block_slice(path, data, block)?,
+            block,
+        )?);
+        blocks.push(*block);
     }
-    let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
+    let decoded = blocks.iter().map(|_| OnceLock::new()).collect();
     Ok(IpcFile {
         path: path.to_path_buf(),
         schema,
-        batches,
+        data: data.clone(),
+        decoder,
+        blocks,
         rows,
+        decoded,
     })
+}
+
+impl IpcFile {
+    /// Decodes record batch `index` (zero-copy views of the mapping, fully validated).
+    fn decode_batch(&self, index: usize) -> Result<RecordBatch> {
+        let block = &self.blocks[index];
+        let block_data = block_slice(&self.path, &self.data, block)?;
+        let decode = || {
+            self.decoder
+                .read_record_batch(block, &block_data)
+                .map_err(|e| Error::arrow_format(&self.path, e))?
+                .ok_or_else(|| Error::format(&self.path, "Arrow IPC block holds no record batch"))
+        };
+        // As at open: a decoder panic on corrupt data is a format error of the file.
+        catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+            Err(Error::format(
+                &self.path,
+                format!("corrupt Arrow IPC record batch {index}"),
+            ))
+        })
+    }
+}
+
+/// The row count a record batch message declares, read from its metadata without decoding it.
+fn record_batch_length(path: &Path, block_data: &Buffer, block: &Block) -> Result<u64> {
+    let corrupt = |why: &str| {
+        Error::format(
+            path,
+            format!("corrupt Arrow IPC record batch header: {why}"),
+        )
+    };
+    let meta_len =
+        usize::try_from(block.metaDataLength()).map_err(|_| corrupt("negative length"))?;
+    let meta = &block_data[..meta_len.min(block_data.len())];
+    // Encapsulated message: [0xFFFFFFFF] <i32 length> <flatbuffer Message>.
+    let prefix = if meta.len() >= 4 && meta[..4] == [0xff; 4] {
+        8
+    } else {
+        4
+    };
+    if meta.len() < prefix {
+        return Err(corrupt("too short"));
+    }
+    let message =
+        arrow_ipc::root_as_message(&meta[prefix..]).map_err(|e| corrupt(&e.to_string()))?;
+    let batch = message
+        .header_as_record_batch()
+        .ok_or_else(|| corrupt("not a record batch"))?;
+    u64::try_from(batch.length()).map_err(|_| corrupt("negative row count"))
 }
 
 /// The bytes of one footer block (message metadata followed by its body), bounds-checked.
