@@ -17,7 +17,7 @@ use arrow_ipc::{Block, root_as_footer};
 use arrow_schema::SchemaRef;
 use memmap2::Mmap;
 
-use super::source::{Source, project_batch};
+use super::source::{Source, batch_bytes, held_chunk};
 use crate::error::{Error, Result};
 
 /// The magic bytes that open and close an Arrow IPC file.
@@ -91,19 +91,13 @@ impl Source for IpcFile {
     }
 
     fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
-        let batch = &self.batches[index];
-        let columns: Vec<usize> = match projection {
-            Some(p) => p.to_vec(),
-            None => (0..batch.num_columns()).collect(),
-        };
-        columns
-            .iter()
-            .map(|&c| batch.column(c).get_array_memory_size() as u64)
-            .sum()
+        self.batches
+            .get(index)
+            .map_or(0, |batch| batch_bytes(batch, projection))
     }
 
     fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        project_batch(&self.path, &self.batches[index], projection)
+        held_chunk(&self.path, &self.batches, index, projection)
     }
 
     fn in_memory(&self) -> bool {
@@ -111,8 +105,8 @@ impl Source for IpcFile {
     }
 }
 
-/// Wraps the mapping in an Arrow buffer that owns it.
-fn mapped_buffer(mmap: Mmap) -> Buffer {
+/// Wraps the mapping in an Arrow buffer that owns it (also used by the IPC stream source).
+pub(super) fn mapped_buffer(mmap: Mmap) -> Buffer {
     let len = mmap.len();
     let ptr = NonNull::new(mmap.as_ptr() as *mut u8).expect("a non-empty mapping is never NULL");
     // SAFETY: `ptr` is valid for `len` bytes for as long as the `Mmap`, which the buffer owns
