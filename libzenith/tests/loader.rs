@@ -90,7 +90,11 @@ fn bad_inputs_are_typed_errors() {
             "message names the file: {err}"
         );
     }
-    for name in ["truncated.parquet", "corrupt_footer.parquet"] {
+    for name in [
+        "truncated.parquet",
+        "corrupt_footer.parquet",
+        "truncated.arrows",
+    ] {
         let err = open(name);
         assert!(matches!(err, Error::Format { .. }), "{name}: {err}");
         assert!(err.to_string().contains(name), "{err}");

@@ -328,6 +328,8 @@ static void test_open_errors(void) {
     expect_open_error(data_path("not_a_dataset.bin"), ZENITH_ERR_FORMAT, "not_a_dataset.bin");
     expect_open_error(data_path("zero_bytes.arrow"), ZENITH_ERR_FORMAT, "zero_bytes.arrow");
     expect_open_error(data_path("truncated.parquet"), ZENITH_ERR_FORMAT, "truncated.parquet");
+    expect_open_error(data_path("truncated.arrows"), ZENITH_ERR_FORMAT, "truncated.arrows");
+    expect_open_error(data_path("malformed.csv"), ZENITH_ERR_FORMAT, "line 5");
     expect_open_error(data_path("mixed_shards"), ZENITH_ERR_SCHEMA_MISMATCH, "part-1.parquet");
     expect_open_error(data_path("empty_dir"), ZENITH_ERR_NOT_FOUND, "no data files");
     expect_open_error("", ZENITH_ERR_INVALID_ARGUMENT, "path");
@@ -378,9 +380,9 @@ int main(void) {
         test_batches("basic.arrow", sizes[i]);
         test_batches("single_batch.arrow", sizes[i]);
     }
-    /* The same rows from Parquet (a file, a directory of shards). Row groups are decoded per
-     * batch, so fewer sizes keep valgrind quick. */
-    const char *others[] = {"parquet/basic.zstd.parquet", "shards"};
+    /* The same rows from the other formats: Parquet (a file, a directory of shards) and an IPC
+     * stream. Parquet row groups are decoded per batch, so fewer sizes keep valgrind quick. */
+    const char *others[] = {"parquet/basic.zstd.parquet", "shards", "basic.arrows"};
     const size_t other_sizes[] = {1000, 1024, 3000};
     for (size_t f = 0; f < sizeof others / sizeof others[0]; f++) {
         for (size_t i = 0; i < sizeof other_sizes / sizeof other_sizes[0]; i++) {

@@ -315,6 +315,8 @@ def test_missing_path_is_not_found_and_names_the_path(zenith, tmp_path):
         ("not_a_dataset.bin", ZENITH_ERR_FORMAT),
         ("zero_bytes.arrow", ZENITH_ERR_FORMAT),
         ("truncated.parquet", ZENITH_ERR_FORMAT),
+        ("truncated.arrows", ZENITH_ERR_FORMAT),
+        ("malformed.csv", ZENITH_ERR_FORMAT),
     ],
 )
 def test_unreadable_file_is_a_clean_error(zenith, data_dir, name, status):
