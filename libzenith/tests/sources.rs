@@ -1,5 +1,5 @@
-//! The Parquet, CSV and Arrow IPC stream sources over pyarrow-written files (tests/data/generate.py;
-//! every value there is a function of the row id): content, chunking, projections, codecs,
+//! The Parquet, CSV and Arrow IPC stream sources over pyarrow-written files (generate.py; every
+//! value there is a function of the row id): content, chunking, projections, codecs,
 //! directories and globs of shards, broken files, and concurrent reads.
 
 mod common;
