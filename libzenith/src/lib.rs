@@ -1,7 +1,8 @@
 //! # libzenith
 //!
-//! Zenith keeps GPUs fed: it turns Arrow IPC (and, as the loader grows, Parquet and CSV) datasets
-//! into batches and hands them over zero-copy through the Arrow C Data Interface.
+//! Zenith keeps GPUs fed: it turns datasets (Arrow IPC files and streams, Parquet, CSV; a file, a
+//! directory of shards or a glob) into batches and hands them over through the Arrow C Data
+//! Interface, zero-copy where the data allows.
 //!
 //! The crate is an ordinary safe Rust library; [`ffi`] is the thin C ABI over it, from which
 //! cbindgen generates `include/zenith.h`. Data flows one way:

@@ -93,11 +93,32 @@ fn bad_inputs_are_typed_errors() {
             "message names the file: {err}"
         );
     }
-    assert!(matches!(open("basic.parquet"), Error::Unsupported(_)));
+    for name in [
+        "truncated.parquet",
+        "corrupt_footer.parquet",
+        "truncated.arrows",
+    ] {
+        let err = open(name);
+        assert!(matches!(err, Error::Format { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
+    }
     assert!(matches!(
         LoaderOptions::default().set_batch_size(0),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+#[test]
+fn parquet_loads_like_ipc() {
+    // basic.parquet holds the first 100 rows of basic.arrow, in one row group.
+    let loader = Loader::open(data_file("basic.parquet"), &options(64)).unwrap();
+    assert_eq!(loader.num_rows(), 100);
+    let first = loader.next_batch().unwrap().unwrap();
+    let second = loader.next_batch().unwrap().unwrap();
+    assert_eq!((first.num_rows(), second.num_rows()), (64, 36));
+    assert_basic_rows(&first.data, 0);
+    assert_basic_rows(&second.data, 64);
+    assert!(loader.next_batch().unwrap().is_none());
 }
 
 #[test]

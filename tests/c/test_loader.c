@@ -273,6 +273,40 @@ static void test_empty_and_dictionary(void) {
     }
 }
 
+/* basic.parquet: the first 100 rows of basic.arrow, in one row group (pyarrow's defaults). */
+static void test_basic_parquet(void) {
+    zenith_loader *loader = open_loader(data_path("basic.parquet"), 64);
+    if (!loader) return;
+    zenith_error *err = NULL;
+    int64_t rows = 0, bad = 0;
+    struct ArrowArray batch;
+    while (zenith_loader_next(loader, &batch, NULL, &err) == ZENITH_OK) {
+        CHECK_EQ_INT(batch.length, rows == 0 ? 64 : 36);
+        bad += verify_basic_batch(&batch, rows);
+        rows += batch.length;
+        batch.release(&batch);
+    }
+    CHECK(err == NULL);
+    CHECK_EQ_INT(rows, 100);
+    CHECK_EQ_INT(bad, 0);
+    zenith_loader_free(loader);
+}
+
+/* A corrupt row group fails the call with a format error naming the file; nothing is written. */
+static void test_corrupt_parquet_row_group(void) {
+    zenith_loader *loader = open_loader(data_path("corrupt.parquet"), 100);
+    if (!loader) return;
+    zenith_error *err = NULL;
+    struct ArrowArray batch;
+    batch.release = NULL;
+    CHECK_EQ_INT(zenith_loader_next(loader, &batch, NULL, &err), ZENITH_ERR_FORMAT);
+    CHECK(batch.release == NULL);
+    CHECK_EQ_INT(zenith_error_code(err), ZENITH_ERR_FORMAT);
+    CHECK_STR_CONTAINS(zenith_error_message(err), "corrupt.parquet");
+    zenith_error_free(err);
+    zenith_loader_free(loader);
+}
+
 /* A failing open returns its status and message and leaves *out untouched. */
 static void expect_open_error(const char *path, zenith_status expected, const char *in_message) {
     zenith_loader *const sentinel = (zenith_loader *)(uintptr_t)0x5a5a;
@@ -295,7 +329,10 @@ static void test_open_errors(void) {
     expect_open_error(data_path("corrupt_footer.arrow"), ZENITH_ERR_FORMAT, "corrupt_footer.arrow");
     expect_open_error(data_path("not_a_dataset.bin"), ZENITH_ERR_FORMAT, "not_a_dataset.bin");
     expect_open_error(data_path("zero_bytes.arrow"), ZENITH_ERR_FORMAT, "zero_bytes.arrow");
-    expect_open_error(data_path("basic.parquet"), ZENITH_ERR_UNSUPPORTED, "Parquet");
+    expect_open_error(data_path("truncated.parquet"), ZENITH_ERR_FORMAT, "truncated.parquet");
+    expect_open_error(data_path("truncated.arrows"), ZENITH_ERR_FORMAT, "truncated.arrows");
+    expect_open_error(data_path("malformed.csv"), ZENITH_ERR_FORMAT, "line 5");
+    expect_open_error(data_path("mixed_shards"), ZENITH_ERR_SCHEMA_MISMATCH, "part-1.parquet");
     expect_open_error(data_path("empty_dir"), ZENITH_ERR_NOT_FOUND, "no data files");
     expect_open_error("", ZENITH_ERR_INVALID_ARGUMENT, "path");
     expect_open_error(NULL, ZENITH_ERR_NULL_ARGUMENT, "path");
@@ -350,6 +387,17 @@ int main(void) {
         test_batches("basic.arrow", sizes[i]);
         test_batches("single_batch.arrow", sizes[i]);
     }
+    /* The same rows from the other formats: Parquet (a file, a directory of shards) and an IPC
+     * stream. Parquet row groups are decoded per batch, so fewer sizes keep valgrind quick. */
+    const char *others[] = {"parquet/basic.zstd.parquet", "shards", "basic.arrows"};
+    const size_t other_sizes[] = {1000, 1024, 3000};
+    for (size_t f = 0; f < sizeof others / sizeof others[0]; f++) {
+        for (size_t i = 0; i < sizeof other_sizes / sizeof other_sizes[0]; i++) {
+            test_batches(others[f], other_sizes[i]);
+        }
+    }
+    test_basic_parquet();
+    test_corrupt_parquet_row_group();
     test_schema();
     test_batch_outlives_loader();
     test_stream();

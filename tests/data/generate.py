@@ -12,6 +12,9 @@ receives without a reference copy:
     flag      bool      id % 3 == 0
     embedding fixed_size_list<float32>[4]   [id + 0.0, id + 0.25, id + 0.5, id + 0.75]
 
+The same table is written in every format Zenith reads (Arrow IPC file and stream, Parquet with
+each codec, CSV), as shards of a directory, and as broken files that must be clean errors.
+
 Usage: generate.py OUT_DIR [--rows N] [--demo-rows N]
 """
 
@@ -19,12 +22,24 @@ import argparse
 import os
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 # Record batch sizes in the files cycle through these, so loader batches straddle file batches.
 FILE_BATCH_SIZES = [1000, 777, 1500, 123]
 EMBEDDING_WIDTH = 4
+# Parquet codecs the loader promises, as pyarrow names them ("lz4" is LZ4_RAW in the file).
+PARQUET_CODECS = ["snappy", "zstd", "lz4", "gzip", "none"]
+PARQUET_ROW_GROUP = 1000
+# Rows per shard of shards/ (for 10,000 rows): uneven, so shard boundaries fall inside loader
+# batches and row groups of 500 end short.
+SHARD_ROWS = [1000, 1500, 777, 1223, 1250, 1250, 2000, 1000]
+SHARD_ROW_GROUP = 500
+# Rows in large.csv: more than two CSV chunks (65,536 rows each), so the last one is partial.
+LARGE_CSV_ROWS = 140_000
+# The columns CSV can hold (not the fixed_size_list).
+CSV_COLUMNS = ["id", "label", "value", "name", "flag"]
 
 
 def table(rows: int, start: int = 0) -> pa.Table:
@@ -59,6 +74,104 @@ def write_ipc(path: str, tbl: pa.Table, batches=None) -> None:
             writer.write_batch(batch)
 
 
+def write_stream(path: str, tbl: pa.Table, batches=None) -> None:
+    with ipc.new_stream(path, tbl.schema) as writer:
+        for batch in batches if batches is not None else irregular_batches(tbl):
+            writer.write_batch(batch)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def write_parquet_files(out: str, basic: pa.Table) -> None:
+    """parquet/: one file per codec; shards/ and mixed_shards/: directories of shards; and broken
+    Parquet files (truncated: no footer; corrupt: garbage page headers in the first row group)."""
+    parquet_dir = os.path.join(out, "parquet")
+    os.makedirs(parquet_dir, exist_ok=True)
+    for codec in PARQUET_CODECS:
+        pq.write_table(
+            basic,
+            os.path.join(parquet_dir, f"basic.{codec}.parquet"),
+            row_group_size=PARQUET_ROW_GROUP,
+            compression=codec,
+        )
+
+    # shards/: nested directories whose files, in sorted path order, are basic's rows in order;
+    # plus the noise that real shard directories hold (markers, hidden checksum files).
+    shards = os.path.join(out, "shards")
+    # Shard boundaries scale with --rows (SHARD_ROWS is for the default 10,000).
+    cumulative = [sum(SHARD_ROWS[:k]) for k in range(len(SHARD_ROWS) + 1)]
+    bounds = [c * basic.num_rows // cumulative[-1] for c in cumulative]
+    for k in range(len(SHARD_ROWS)):
+        subdir = os.path.join(shards, "a" if k < len(SHARD_ROWS) // 2 else "b")
+        os.makedirs(subdir, exist_ok=True)
+        pq.write_table(
+            basic.slice(bounds[k], bounds[k + 1] - bounds[k]),
+            os.path.join(subdir, f"part-{k}.parquet"),
+            row_group_size=SHARD_ROW_GROUP,
+        )
+        write_bytes(os.path.join(subdir, f".part-{k}.parquet.crc"), b"not data")
+    write_bytes(os.path.join(shards, "_SUCCESS"), b"")
+
+    # mixed_shards/: the second shard stores `label` as int64.
+    mixed = os.path.join(out, "mixed_shards")
+    os.makedirs(mixed, exist_ok=True)
+    pq.write_table(basic.slice(0, 500), os.path.join(mixed, "part-0.parquet"))
+    other = basic.slice(500, 500)
+    other = other.set_column(1, "label", other.column("label").cast(pa.int64()))
+    pq.write_table(other, os.path.join(mixed, "part-1.parquet"))
+
+    with open(os.path.join(parquet_dir, "basic.none.parquet"), "rb") as f:
+        good = f.read()
+    write_bytes(os.path.join(out, "truncated.parquet"), good[: len(good) * 3 // 5])
+    corrupt = bytearray(good)
+    row_group = pq.ParquetFile(os.path.join(parquet_dir, "basic.none.parquet")).metadata.row_group(0)
+    for i in range(row_group.num_columns):
+        column = row_group.column(i)
+        start = column.dictionary_page_offset or column.data_page_offset
+        corrupt[start : start + 16] = bytes([0xA5]) * 16
+    write_bytes(os.path.join(out, "corrupt.parquet"), bytes(corrupt))
+    # A footer (the Thrift FileMetaData before the 4-byte length and PAR1) that is garbage.
+    footer_len = int.from_bytes(good[-8:-4], "little")
+    corrupt = bytearray(good)
+    corrupt[len(good) - 8 - footer_len : len(good) - 8] = bytes([0xA5]) * footer_len
+    write_bytes(os.path.join(out, "corrupt_footer.parquet"), bytes(corrupt))
+
+
+def write_csv_files(out: str, basic: pa.Table) -> None:
+    """basic.csv and large.csv (header row, nulls as empty fields), and broken CSV files."""
+    pacsv.write_csv(basic.select(CSV_COLUMNS), os.path.join(out, "basic.csv"))
+    pacsv.write_csv(table(LARGE_CSV_ROWS).select(CSV_COLUMNS), os.path.join(out, "large.csv"))
+    # Line 5 (the header is line 1) has one field too many: the CSV itself is malformed.
+    lines = ["id,label,value"] + [f"{i},{i % 10},{i * 0.5}" for i in range(10)]
+    lines[4] += ",surplus"
+    write_bytes(os.path.join(out, "malformed.csv"), ("\n".join(lines) + "\n").encode())
+    # Well-formed, but line 1502 is not an integer where the first 1,000 records (which the
+    # schema is inferred from) are: a parse error at that line.
+    lines = ["id,label"] + [f"{i},{i % 10}" for i in range(2000)]
+    lines[1501] = "1500,not-a-number"
+    write_bytes(os.path.join(out, "bad_value.csv"), ("\n".join(lines) + "\n").encode())
+
+
+def write_stream_files(out: str, basic: pa.Table, dict_tbl: pa.Table) -> None:
+    """The Arrow IPC stream format: basic.arrows (irregular batches), dictionary.arrows, and a
+    truncated and a corrupt stream."""
+    path = os.path.join(out, "basic.arrows")
+    write_stream(path, basic)
+    write_stream(os.path.join(out, "dictionary.arrows"), dict_tbl, dict_tbl.to_batches(max_chunksize=30))
+    with open(path, "rb") as f:
+        good = f.read()
+    write_bytes(os.path.join(out, "truncated.arrows"), good[: len(good) * 3 // 5])
+    # The first record batch message's flatbuffer (after the schema message) overwritten.
+    schema_len = int.from_bytes(good[4:8], "little")
+    batch_meta = 8 + schema_len + 8
+    corrupt = bytearray(good)
+    corrupt[batch_meta : batch_meta + 64] = bytes([0xA5]) * 64
+    write_bytes(os.path.join(out, "corrupt.arrows"), bytes(corrupt))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir")
@@ -87,6 +200,10 @@ def main() -> None:
     )
     write_ipc(os.path.join(out, "dictionary.arrow"), dict_tbl, dict_tbl.to_batches(max_chunksize=30))
 
+    write_parquet_files(out, basic)
+    write_csv_files(out, basic)
+    write_stream_files(out, basic, dict_tbl)
+
     # Broken inputs: each must be a clean error, never a crash.
     with open(basic_path, "rb") as f:
         good = f.read()
@@ -103,6 +220,7 @@ def main() -> None:
         f.write("neither Arrow nor Parquet, and no known extension\n")
     with open(os.path.join(out, "zero_bytes.arrow"), "wb"):
         pass
+    # The first 100 rows, pyarrow's defaults (one row group, snappy).
     pq.write_table(basic.slice(0, 100), os.path.join(out, "basic.parquet"))
     # A directory with nothing to read but noise the discovery skips.
     os.makedirs(os.path.join(out, "empty_dir"), exist_ok=True)

@@ -12,6 +12,7 @@ from ctypes import addressof, byref, c_void_p, sizeof
 
 import pyarrow as pa
 import pyarrow.ipc
+import pyarrow.parquet
 import pytest
 
 from conftest import (
@@ -22,7 +23,6 @@ from conftest import (
     ZENITH_ERR_INVALID_ARGUMENT,
     ZENITH_ERR_NOT_FOUND,
     ZENITH_ERR_NULL_ARGUMENT,
-    ZENITH_ERR_UNSUPPORTED,
     ZENITH_OK,
     ArrowArray,
     ArrowArrayStream,
@@ -314,7 +314,9 @@ def test_missing_path_is_not_found_and_names_the_path(zenith, tmp_path):
         ("corrupt_footer.arrow", ZENITH_ERR_FORMAT),
         ("not_a_dataset.bin", ZENITH_ERR_FORMAT),
         ("zero_bytes.arrow", ZENITH_ERR_FORMAT),
-        ("basic.parquet", ZENITH_ERR_UNSUPPORTED),  # for now: Parquet is not read yet
+        ("truncated.parquet", ZENITH_ERR_FORMAT),
+        ("truncated.arrows", ZENITH_ERR_FORMAT),
+        ("malformed.csv", ZENITH_ERR_FORMAT),
     ],
 )
 def test_unreadable_file_is_a_clean_error(zenith, data_dir, name, status):
@@ -328,6 +330,14 @@ def test_unreadable_file_is_a_clean_error(zenith, data_dir, name, status):
     assert code == status
     assert message, "the error carries a message"
     assert name in message
+
+
+def test_parquet_is_read(zenith, data_dir):
+    # basic.parquet (the first 100 rows of basic.arrow) was ZENITH_ERR_UNSUPPORTED before the
+    # Parquet source; tests/python/test_sources.py covers Parquet in depth.
+    got = import_stream(zenith.open(data_dir / "basic.parquet", batch_size=30).export_stream()).read_all()
+    assert_same_content(got, pyarrow.parquet.read_table(data_dir / "basic.parquet"))
+    assert got.column("id").to_pylist() == list(range(100))
 
 
 def test_failing_open_with_null_err_returns_the_status(zenith, data_dir):

@@ -98,14 +98,19 @@ impl Source for IpcFile {
 
     fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
         // The body holds every column; a projection keeps about its share of it.
-        let body = self.blocks[index].bodyLength().max(0) as u64;
+        let body = self
+            .blocks
+            .get(index)
+            .map_or(0, |b| b.bodyLength().max(0) as u64);
         let columns = self.schema.fields().len().max(1) as u64;
         projection.map_or(body, |p| body * p.len() as u64 / columns)
     }
 
     fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let decoded =
-            self.decoded[index].get_or_init(|| self.decode_batch(index).map_err(Arc::new));
+        let slot = self.decoded.get(index).ok_or_else(|| {
+            Error::Internal(format!("{}: no record batch {index}", self.path.display()))
+        })?;
+        let decoded = slot.get_or_init(|| self.decode_batch(index).map_err(Arc::new));
         match decoded {
             Ok(batch) => project_batch(&self.path, batch, projection),
             Err(error) => Err(error.replicate()),
@@ -117,8 +122,8 @@ impl Source for IpcFile {
     }
 }
 
-/// Wraps the mapping in an Arrow buffer that owns it.
-fn mapped_buffer(mmap: Mmap) -> Buffer {
+/// Wraps the mapping in an Arrow buffer that owns it (also used by the IPC stream source).
+pub(super) fn mapped_buffer(mmap: Mmap) -> Buffer {
     let len = mmap.len();
     let ptr = NonNull::new(mmap.as_ptr() as *mut u8).expect("a non-empty mapping is never NULL");
     // SAFETY: `ptr` is valid for `len` bytes for as long as the `Mmap`, which the buffer owns

@@ -1,20 +1,345 @@
-//! Parquet source. NOT YET IMPLEMENTED: being written in a parallel branch; until it lands,
-//! opening such a file is a clean `Error::Unsupported`.
+//! Parquet source: one chunk per row group, decoded on demand with arrow-rs's `parquet` reader.
+//!
+//! The footer is parsed once, at open, and kept: planning an epoch needs only row counts, and
+//! every later read reuses the parsed metadata instead of reading the footer again. The file is
+//! opened once too and read with positioned reads (`pread`), so worker threads decode different
+//! row groups of one file at the same time without sharing a file offset.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use arrow_array::{RecordBatch, RecordBatchOptions, RecordBatchReader};
+use arrow_schema::{Schema, SchemaRef};
+use arrow_select::concat::concat_batches;
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::Type as PhysicalType;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::reader::{ChunkReader, Length};
+
+use super::source::Source;
 use crate::error::{Error, Result};
 
-/// A Parquet file.
+/// A Parquet file whose row groups are the chunks.
 #[derive(Debug)]
-pub struct ParquetFile;
+pub struct ParquetFile {
+    path: PathBuf,
+    file: SharedFile,
+    /// The parsed footer and the Arrow schema derived from it (with pyarrow's embedded
+    /// `ARROW:schema` hint applied, so e.g. `int32` stays `int32`).
+    metadata: ArrowReaderMetadata,
+    rows: Vec<u64>,
+    /// Estimated decoded bytes per row group and root column (see [`estimate_decoded_bytes`]).
+    decoded_bytes: Vec<Vec<u64>>,
+}
 
 impl ParquetFile {
-    /// Opens `path`.
-    pub fn open(path: &Path) -> Result<crate::dataset::ipc::IpcFile> {
-        Err(Error::Unsupported(format!(
-            "{}: Parquet is not supported by this build yet",
-            path.display()
-        )))
+    /// Opens `path` and parses its footer: schema, row groups and their column chunks.
+    ///
+    /// A file without a valid footer (not Parquet, truncated, corrupt metadata) is an
+    /// [`Error::Format`] naming the file. Corruption inside column chunks shows up later, as an
+    /// [`Error::Format`] from [`Source::read_chunk`] for the row group that holds it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let file = SharedFile {
+            file: Arc::new(file),
+            len,
+        };
+        // The metadata decoder is not written for hostile input: a panic on a corrupt footer is a
+        // format error of this file, not a crash.
+        let loaded = catch_unwind(AssertUnwindSafe(|| {
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        }));
+        let metadata = match loaded {
+            Ok(Ok(metadata)) => metadata,
+            Ok(Err(e)) => {
+                return Err(Error::format(
+                    path,
+                    format!("unreadable Parquet footer (truncated or corrupt file): {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(Error::format(
+                    path,
+                    "corrupt Parquet footer (the metadata decoder rejected it)",
+                ));
+            }
+        };
+        let root_columns = metadata.schema().fields().len();
+        let mut rows = Vec::new();
+        let mut decoded_bytes = Vec::new();
+        for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
+            let count = u64::try_from(row_group.num_rows()).map_err(|_| {
+                Error::format(
+                    path,
+                    format!(
+                        "corrupt Parquet footer: row group {index} has {} rows",
+                        row_group.num_rows()
+                    ),
+                )
+            })?;
+            rows.push(count);
+            decoded_bytes.push(estimate_decoded_bytes(row_group, root_columns));
+        }
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            file,
+            metadata,
+            rows,
+            decoded_bytes,
+        })
     }
+
+    /// Decodes row group `index` with the root columns `columns` (sorted, distinct), in file
+    /// order, as one batch.
+    fn decode_row_group(&self, index: usize, columns: &[usize]) -> Result<RecordBatch> {
+        let rows = self.rows[index] as usize;
+        let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.clone(),
+            self.metadata.clone(),
+        )
+        .with_row_groups(vec![index])
+        .with_projection(mask)
+        // One batch for the whole row group: the chunk is the unit the loader caches
+        // and slices, and splitting it would only add a concat.
+        .with_batch_size(rows.max(1))
+        .build()
+        .map_err(|e| self.read_error(index, e))?;
+        let schema = reader.schema();
+        let mut batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.read_error(index, e))?;
+        let batch = match batches.len() {
+            0 => RecordBatch::new_empty(schema),
+            1 => batches.pop().expect("one batch"),
+            // The reader promises batches of at most `batch_size` rows, not exactly one.
+            _ => concat_batches(&schema, &batches).map_err(|e| self.read_error(index, e))?,
+        };
+        Ok(batch)
+    }
+
+    /// A decoding failure in row group `index`, as a format error naming the file and the group.
+    fn read_error(&self, index: usize, error: impl std::fmt::Display) -> Error {
+        Error::format(&self.path, format!("row group {index}: {error}"))
+    }
+}
+
+impl Source for ParquetFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        self.metadata.schema()
+    }
+
+    fn chunk_rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
+        let Some(columns) = self.decoded_bytes.get(index) else {
+            return 0;
+        };
+        match projection {
+            None => columns.iter().sum(),
+            Some(indices) => indices.iter().filter_map(|&c| columns.get(c)).sum(),
+        }
+    }
+
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        if index >= self.rows.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: row group {index} out of range (the file has {})",
+                self.path.display(),
+                self.rows.len()
+            )));
+        }
+        let num_fields = self.schema().fields().len();
+        let requested: Vec<usize> = match projection {
+            Some(indices) => indices.to_vec(),
+            None => (0..num_fields).collect(),
+        };
+        if let Some(&bad) = requested.iter().find(|&&c| c >= num_fields) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: column {bad} out of range (the file has {num_fields})",
+                self.path.display()
+            )));
+        }
+        if requested.is_empty() {
+            // No column to decode, but the row count still matters to the loader.
+            let options = RecordBatchOptions::new().with_row_count(Some(self.rows[index] as usize));
+            return RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)
+                .map_err(|e| Error::arrow_format(&self.path, e));
+        }
+        // The projection mask decodes columns in file order, once each; the requested order
+        // (which may repeat or reorder columns) is restored afterwards by position.
+        let mut columns = requested.clone();
+        columns.sort_unstable();
+        columns.dedup();
+        // Decoders are not written for hostile input: a panic on a corrupt row group is a format
+        // error of that file, not a crash.
+        let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_row_group(index, &columns)))
+            .unwrap_or_else(|_| {
+                Err(self.read_error(index, "corrupt column data (the decoder rejected it)"))
+            })?;
+        if requested == columns {
+            return Ok(decoded);
+        }
+        let positions: Vec<usize> = requested
+            .iter()
+            .map(|c| {
+                columns
+                    .binary_search(c)
+                    .expect("every requested column was decoded")
+            })
+            .collect();
+        decoded
+            .project(&positions)
+            .map_err(|e| Error::arrow_format(&self.path, e))
+    }
+
+    fn in_memory(&self) -> bool {
+        false
+    }
+}
+
+/// Estimated decoded Arrow bytes of each root column of a row group.
+///
+/// The starting point is each column chunk's uncompressed size (its encoded pages before
+/// compression). Dictionary and run-length encodings make that far smaller than the Arrow arrays
+/// they decode to (a column of ten distinct labels encodes to a few bits a value), so each leaf
+/// is also floored at its value count times the Arrow width of its physical type.
+fn estimate_decoded_bytes(row_group: &RowGroupMetaData, root_columns: usize) -> Vec<u64> {
+    let mut per_root = vec![0u64; root_columns];
+    let schema = row_group.schema_descr();
+    for (leaf, column) in row_group.columns().iter().enumerate() {
+        let values = column.num_values().max(0) as u64;
+        let fixed = match column.column_type() {
+            PhysicalType::BOOLEAN => values.div_ceil(8),
+            PhysicalType::INT32 | PhysicalType::FLOAT => values * 4,
+            PhysicalType::INT64 | PhysicalType::DOUBLE | PhysicalType::INT96 => values * 8,
+            // Offsets; the bytes themselves are in the uncompressed size.
+            PhysicalType::BYTE_ARRAY => values * 4,
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => {
+                values * column.column_descr().type_length().max(0) as u64
+            }
+        };
+        let estimate = fixed.max(column.uncompressed_size().max(0) as u64);
+        if let Some(slot) = per_root.get_mut(schema.get_column_root_idx(leaf)) {
+            *slot += estimate;
+        }
+    }
+    per_root
+}
+
+/// The open file, shared by every reader of it: clones share the descriptor, and every read is
+/// positioned, so concurrent readers never disturb each other (unlike `File`'s own `ChunkReader`,
+/// whose `try_clone`d handles share one offset).
+#[derive(Debug, Clone)]
+struct SharedFile {
+    file: Arc<File>,
+    /// The length at open: the footer was read against it, and reads past it are errors rather
+    /// than allocations sized by corrupt metadata.
+    len: u64,
+}
+
+impl Length for SharedFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for SharedFile {
+    type T = BufReader<PositionedReader>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        if start > self.len {
+            return Err(ParquetError::EOF(format!(
+                "read at offset {start} past the end of the file ({} bytes)",
+                self.len
+            )));
+        }
+        Ok(BufReader::new(PositionedReader {
+            file: self.file.clone(),
+            position: start,
+            end: self.len,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start.checked_add(length as u64);
+        if end.is_none_or(|end| end > self.len) {
+            return Err(ParquetError::EOF(format!(
+                "read of {length} bytes at offset {start} past the end of the file ({} bytes)",
+                self.len
+            )));
+        }
+        let mut buffer = vec![0u8; length];
+        read_exact_at(&self.file, &mut buffer, start)?;
+        Ok(buffer.into())
+    }
+}
+
+/// A sequential reader over the shared file, from a position to the file's length at open.
+#[derive(Debug)]
+struct PositionedReader {
+    file: Arc<File>,
+    position: u64,
+    end: u64,
+}
+
+impl Read for PositionedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.position);
+        let len = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if len == 0 {
+            return Ok(0);
+        }
+        let read = read_at(&self.file, &mut buf[..len], self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+/// Reads from `offset` without moving (or depending on) the file's own cursor.
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Reads from `offset`; Windows moves the cursor, but no reader here depends on it.
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Fills `buf` from `offset`; a file that ends first is an `UnexpectedEof` error.
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended before the bytes its metadata describes",
+                ));
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

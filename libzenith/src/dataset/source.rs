@@ -52,6 +52,41 @@ pub fn project_batch(
     }
 }
 
+/// Bytes the columns of `projection` (all when `None`) of a decoded batch occupy: the
+/// [`Source::chunk_decoded_bytes`] of sources that hold their chunks already. Indices past the
+/// batch's columns count nothing.
+pub fn batch_bytes(batch: &RecordBatch, projection: Option<&[usize]>) -> u64 {
+    let column_bytes = |c: usize| -> u64 {
+        if c < batch.num_columns() {
+            batch.column(c).get_array_memory_size() as u64
+        } else {
+            0
+        }
+    };
+    match projection {
+        Some(indices) => indices.iter().map(|&c| column_bytes(c)).sum(),
+        None => (0..batch.num_columns()).map(column_bytes).sum(),
+    }
+}
+
+/// Chunk `index` of a source that holds its chunks decoded (`batches`), projected: the
+/// [`Source::read_chunk`] of in-memory sources. An index out of range is an error, not a panic.
+pub fn held_chunk(
+    path: &Path,
+    batches: &[RecordBatch],
+    index: usize,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    let batch = batches.get(index).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{}: chunk {index} out of range (the file has {})",
+            path.display(),
+            batches.len()
+        ))
+    })?;
+    project_batch(path, batch, projection)
+}
+
 /// The file formats Zenith reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

@@ -22,15 +22,24 @@ pub struct zenith_loader {
     inner: Loader,
 }
 
-/// Opens the dataset at `path` (an Arrow IPC file) and prepares its first epoch.
+/// Opens the dataset at `path` and prepares its first epoch.
 ///
-/// The file is memory-mapped; batches are zero-copy views of its pages wherever a batch lies
-/// within one record batch of the file. The file must not be modified while it is open.
+/// `path` is a file, a directory (searched recursively; files in sorted path order; names that
+/// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern. Each file is an Arrow
+/// IPC file or stream, Parquet, or CSV with a header row, recognised by its magic bytes or else
+/// its extension; every file must have the first one's column names and types.
+///
+/// Arrow IPC files and streams are memory-mapped; batches are zero-copy views of their pages
+/// wherever a batch lies within one record batch of the file. Parquet row groups are decoded as
+/// they are needed; CSV files are parsed here. Files must not change while the loader is open.
 ///
 /// Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
 /// `opts` is only read (it may be freed right after this call).
-/// On failure: returns `ZENITH_ERR_NOT_FOUND` (missing path), `ZENITH_ERR_FORMAT` (not Arrow IPC,
-/// truncated, corrupt), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (a directory or another format);
+/// On failure: returns `ZENITH_ERR_NOT_FOUND` (missing path, or no data file under it),
+/// `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
+/// file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
+/// message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
+/// order);
 /// `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 /// NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 /// NULL.
@@ -91,7 +100,9 @@ pub unsafe extern "C" fn zenith_loader_schema(
 /// Ownership: on `ZENITH_OK` the caller owns `*out_array` (and `*out_schema` when given) and must
 /// call their `release` callbacks. The array stays valid after the loader is freed: it keeps the
 /// memory-mapped file pages it shares alive until released.
-/// On failure: nothing is written and the batch is not consumed (a later call retries it).
+/// On failure: nothing is written and the batch is not consumed (a later call retries it). Data
+/// decoded on demand fails here, e.g. `ZENITH_ERR_FORMAT` naming a Parquet file and row group
+/// whose pages are corrupt.
 /// NULL policy: `loader` and `out_array` must not be NULL; `out_schema` may be NULL (the schema is
 /// also available from `zenith_loader_schema`); `err` may be NULL.
 /// Thread safety: do not call concurrently on the same loader.

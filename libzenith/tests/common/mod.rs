@@ -43,3 +43,54 @@ pub fn assert_basic_rows(batch: &RecordBatch, first_id: i64) {
         }
     }
 }
+
+/// Asserts that every column of `batch`, whichever of basic's columns it holds and in whatever
+/// order (projections), has the values of rows `first_id..first_id + len`. Integer columns may
+/// be 32- or 64-bit (CSV infers `label` as int64); `embedding` is checked when present.
+pub fn assert_basic_columns(batch: &RecordBatch, first_id: i64) {
+    use arrow_array::types::{Float32Type, Float64Type};
+    use arrow_schema::DataType;
+
+    let schema = batch.schema();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let name = field.name().as_str();
+        for i in 0..batch.num_rows() {
+            let row = first_id + i as i64;
+            let int = || match column.data_type() {
+                DataType::Int32 => column.as_primitive::<Int32Type>().value(i) as i64,
+                DataType::Int64 => column.as_primitive::<Int64Type>().value(i),
+                other => panic!("{name}: unexpected type {other}"),
+            };
+            match name {
+                "id" => assert_eq!(int(), row, "id at row {row}"),
+                "label" => assert_eq!(int(), row % 10, "label at row {row}"),
+                "value" => assert_eq!(
+                    column.as_primitive::<Float64Type>().value(i),
+                    row as f64 * 0.5,
+                    "value at row {row}"
+                ),
+                "name" => {
+                    let names = column.as_string::<i32>();
+                    if row % 7 == 3 {
+                        assert!(names.is_null(i), "name at row {row} is null");
+                    } else {
+                        assert_eq!(names.value(i), format!("row-{row}"), "name at row {row}");
+                    }
+                }
+                "flag" => assert_eq!(
+                    column.as_boolean().value(i),
+                    row % 3 == 0,
+                    "flag at row {row}"
+                ),
+                "embedding" => {
+                    let list = column.as_fixed_size_list();
+                    let values = list.value(i);
+                    let values = values.as_primitive::<Float32Type>();
+                    let expected: Vec<f32> = (0..4).map(|k| row as f32 + k as f32 / 4.0).collect();
+                    assert_eq!(values.values().to_vec(), expected, "embedding at row {row}");
+                }
+                other => panic!("unexpected column {other}"),
+            }
+        }
+    }
+}
