@@ -15,6 +15,7 @@ use zenith::dataset::ipc::IpcFile;
 use zenith::dataset::ipc_stream::IpcStreamFile;
 use zenith::dataset::parquet::ParquetFile;
 use zenith::dataset::{Dataset, DatasetOptions, Format, Source};
+use zenith::loader::ShuffleMode;
 use zenith::{Error, Loader, LoaderOptions};
 
 const CODECS: [&str; 5] = ["snappy", "zstd", "lz4", "gzip", "none"];
@@ -45,6 +46,7 @@ fn check_all_chunks(source: &dyn Source, projection: Option<&[usize]>) -> u64 {
 fn check_loader(path: &Path, batch_size: usize) -> u64 {
     let mut options = LoaderOptions::default();
     options.set_batch_size(batch_size).unwrap();
+    options.set_shuffle(ShuffleMode::None);
     let loader = Loader::open(path, &options).unwrap();
     let mut next_id = 0i64;
     let mut batches = 0;
@@ -53,7 +55,7 @@ fn check_loader(path: &Path, batch_size: usize) -> u64 {
         if batches < loader.num_batches() {
             assert_eq!(batch.num_rows(), batch_size);
         }
-        assert_basic_columns(&batch, next_id);
+        assert_basic_columns(&batch.data, next_id);
         next_id += batch.num_rows() as i64;
     }
     assert_eq!(batches, loader.num_batches());
