@@ -55,14 +55,12 @@ demo: setup build
 	@mkdir -p $(BUILD_DIR)/examples
 	$(CC) -std=c11 -O2 -Wall -Wextra -Iinclude examples/c/stream_batches.c \
 	    -L$(LIB_DIR) -lzenith -Wl,-rpath,$(LIB_DIR) -o $(BUILD_DIR)/examples/stream_batches
-	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH)
-
-## Benchmark (not a test): libzenith vs pyarrow/torch side by side; see bench/README.md ------
-##   make bench BENCH_ARGS="--quick"   (--repeat N, --rows N, --json PATH, --only NAME,...)
-
-.PHONY: bench
-bench: setup build
-	$(PYTHON) bench/bench_loader.py $(BENCH_ARGS)
+	@echo "== Parquet (row groups of 65,536), global shuffle, 2 workers"
+	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.parquet $(DEMO_BATCH) global 2
+	@echo "== Arrow IPC (memory-mapped), global shuffle, 2 workers"
+	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH) global 2
+	@echo "== Arrow IPC, dataset order (zero-copy slices), 2 workers"
+	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH) none 2
 
 ## Tests ---------------------------------------------------------------------------------------
 

@@ -228,7 +228,9 @@ def main() -> None:
         pass
 
     if args.demo_rows:
-        write_ipc(os.path.join(out, "sample.arrow"), table(args.demo_rows), None)
+        sample = table(args.demo_rows)
+        write_ipc(os.path.join(out, "sample.arrow"), sample, None)
+        pq.write_table(sample, os.path.join(out, "sample.parquet"), row_group_size=65_536)
 
 
 if __name__ == "__main__":
