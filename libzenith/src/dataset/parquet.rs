@@ -6,7 +6,7 @@
 //! row groups of one file at the same time without sharing a file offset.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,14 +15,14 @@ use arrow_array::{RecordBatch, RecordBatchOptions, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
 use bytes::Bytes;
+use memmap2::Mmap;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::Type as PhysicalType;
-use parquet::errors::ParquetError;
+
 use parquet::file::metadata::RowGroupMetaData;
-use parquet::file::reader::{ChunkReader, Length};
 
 use super::source::Source;
 use crate::error::{Error, Result};
@@ -31,7 +31,10 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct ParquetFile {
     path: PathBuf,
-    file: SharedFile,
+    /// The whole file, memory-mapped: pages are read as zero-copy slices of the mapping (no
+    /// syscall, no zero-filled buffer, no copy before decompression), and reads past the end are
+    /// errors rather than allocations sized by corrupt metadata.
+    data: Bytes,
     /// The parsed footer and the Arrow schema derived from it (with pyarrow's embedded
     /// `ARROW:schema` hint applied, so e.g. `int32` stays `int32`).
     metadata: ArrowReaderMetadata,
@@ -49,14 +52,17 @@ impl ParquetFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let file = SharedFile {
-            file: Arc::new(file),
-            len,
-        };
+        if len == 0 {
+            return Err(Error::format(path, "empty file (not Parquet)"));
+        }
+        // SAFETY: read-only mapping; as for Arrow IPC files, the file must not be truncated while
+        // the loader reads it (documented at zenith_loader_open).
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let data = Bytes::from_owner(mmap);
         // The metadata decoder is not written for hostile input: a panic on a corrupt footer is a
         // format error of this file, not a crash.
         let loaded = catch_unwind(AssertUnwindSafe(|| {
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
         }));
         let metadata = match loaded {
             Ok(Ok(metadata)) => metadata,
@@ -91,7 +97,7 @@ impl ParquetFile {
         }
         Ok(ParquetFile {
             path: path.to_path_buf(),
-            file,
+            data,
             metadata,
             rows,
             decoded_bytes,
@@ -104,7 +110,7 @@ impl ParquetFile {
         let rows = self.rows[index] as usize;
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.clone(),
+            self.data.clone(),
             self.metadata.clone(),
         )
         .with_row_groups(vec![index])
@@ -240,106 +246,4 @@ fn estimate_decoded_bytes(row_group: &RowGroupMetaData, root_columns: usize) -> 
         }
     }
     per_root
-}
-
-/// The open file, shared by every reader of it: clones share the descriptor, and every read is
-/// positioned, so concurrent readers never disturb each other (unlike `File`'s own `ChunkReader`,
-/// whose `try_clone`d handles share one offset).
-#[derive(Debug, Clone)]
-struct SharedFile {
-    file: Arc<File>,
-    /// The length at open: the footer was read against it, and reads past it are errors rather
-    /// than allocations sized by corrupt metadata.
-    len: u64,
-}
-
-impl Length for SharedFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl ChunkReader for SharedFile {
-    type T = BufReader<PositionedReader>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        if start > self.len {
-            return Err(ParquetError::EOF(format!(
-                "read at offset {start} past the end of the file ({} bytes)",
-                self.len
-            )));
-        }
-        Ok(BufReader::new(PositionedReader {
-            file: self.file.clone(),
-            position: start,
-            end: self.len,
-        }))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let end = start.checked_add(length as u64);
-        if end.is_none_or(|end| end > self.len) {
-            return Err(ParquetError::EOF(format!(
-                "read of {length} bytes at offset {start} past the end of the file ({} bytes)",
-                self.len
-            )));
-        }
-        let mut buffer = vec![0u8; length];
-        read_exact_at(&self.file, &mut buffer, start)?;
-        Ok(buffer.into())
-    }
-}
-
-/// A sequential reader over the shared file, from a position to the file's length at open.
-#[derive(Debug)]
-struct PositionedReader {
-    file: Arc<File>,
-    position: u64,
-    end: u64,
-}
-
-impl Read for PositionedReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.end.saturating_sub(self.position);
-        let len = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        if len == 0 {
-            return Ok(0);
-        }
-        let read = read_at(&self.file, &mut buf[..len], self.position)?;
-        self.position += read as u64;
-        Ok(read)
-    }
-}
-
-/// Reads from `offset` without moving (or depending on) the file's own cursor.
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-/// Reads from `offset`; Windows moves the cursor, but no reader here depends on it.
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-}
-
-/// Fills `buf` from `offset`; a file that ends first is an `UnexpectedEof` error.
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_at(file, buf, offset) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file ended before the bytes its metadata describes",
-                ));
-            }
-            Ok(n) => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
