@@ -5,7 +5,8 @@
 //!
 //! 1. Order every row of the dataset: as stored (`None`), by one exact permutation (`Global`), or
 //!    by shuffling chunks (row groups) and then rows within windows of consecutive chunks
-//!    (`Block`, for data larger than memory).
+//!    (`Block`, for data larger than memory). Orders are evaluated lazily, position by position
+//!    ([`Permutation`]): a plan costs `O(chunks)` memory and no set-up time, whatever the rows.
 //! 2. Split that order between ranks: each rank takes a contiguous `floor(rows / world)` run of it.
 //!    Every rank gets the same number of rows and so of batches; the `rows % world` (< world)
 //!    rows at the end of the order are left out of this epoch (with shuffling, different rows each
@@ -13,7 +14,7 @@
 //! 3. Cut the rank's rows into batches of `batch_size`; the last is shorter, or dropped with
 //!    `drop_last`.
 
-use super::shuffle::SplitMix64;
+use super::shuffle::{Permutation, SplitMix64};
 use crate::dataset::ChunkInfo;
 
 /// How an epoch orders rows.
@@ -49,8 +50,8 @@ pub struct PlanParams {
 }
 
 /// The rows of one batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchRows<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchRows {
     /// A contiguous run of global rows `start..start + len`.
     Range {
         /// First global row.
@@ -59,10 +60,10 @@ pub enum BatchRows<'a> {
         len: usize,
     },
     /// These global rows, in this order.
-    Rows(&'a [u64]),
+    Rows(Vec<u64>),
 }
 
-impl BatchRows<'_> {
+impl BatchRows {
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
@@ -82,6 +83,8 @@ impl BatchRows<'_> {
 pub struct EpochPlan {
     params: PlanParams,
     order: RankOrder,
+    /// Position, in the epoch's order of all rows, of this rank's first row.
+    rank_start: u64,
     rank_rows: u64,
     num_batches: u64,
 }
@@ -90,8 +93,67 @@ pub struct EpochPlan {
 enum RankOrder {
     /// Rows `start..start + rank_rows` in dataset order.
     Contiguous { start: u64 },
-    /// Explicit global row numbers.
-    Explicit(Vec<u64>),
+    /// Position `p` of the epoch's order holds row `permutation.apply(p)`.
+    Global(Permutation),
+    /// Position `p` falls in a window of shuffled chunks, permuted within the window.
+    Block(BlockOrder),
+}
+
+/// A block shuffle, evaluated lazily: windows of `window_chunks` chunks taken in a shuffled chunk
+/// order, each window's rows permuted among themselves.
+#[derive(Debug, Clone)]
+struct BlockOrder {
+    /// First position of each window, and the total at the end.
+    window_starts: Vec<u64>,
+    windows: Vec<BlockWindow>,
+}
+
+#[derive(Debug, Clone)]
+struct BlockWindow {
+    /// (first global row, rows) of each chunk in the window, in shuffled order.
+    chunks: Vec<(u64, u64)>,
+    /// Offset of each chunk's first row within the window.
+    chunk_offsets: Vec<u64>,
+    permutation: Permutation,
+}
+
+impl BlockOrder {
+    fn new(chunks: &[ChunkInfo], params: &PlanParams) -> Self {
+        let mut chunk_order: Vec<usize> = (0..chunks.len()).collect();
+        SplitMix64::new(params.seed, params.epoch, 1).shuffle(&mut chunk_order);
+        let mut keys = SplitMix64::new(params.seed, params.epoch, 2);
+        let mut window_starts = vec![0];
+        let mut windows = Vec::new();
+        for group in chunk_order.chunks(params.window_chunks) {
+            let mut offset = 0;
+            let mut members = Vec::with_capacity(group.len());
+            let mut chunk_offsets = Vec::with_capacity(group.len());
+            for &chunk in group {
+                members.push((chunks[chunk].start, chunks[chunk].rows));
+                chunk_offsets.push(offset);
+                offset += chunks[chunk].rows;
+            }
+            windows.push(BlockWindow {
+                chunks: members,
+                chunk_offsets,
+                permutation: Permutation::new(offset, &mut keys),
+            });
+            window_starts.push(window_starts.last().expect("starts with 0") + offset);
+        }
+        BlockOrder {
+            window_starts,
+            windows,
+        }
+    }
+
+    fn row_at(&self, position: u64) -> u64 {
+        let window = self.window_starts.partition_point(|&s| s <= position) - 1;
+        let w = &self.windows[window];
+        let local = w.permutation.apply(position - self.window_starts[window]);
+        let member = w.chunk_offsets.partition_point(|&o| o <= local) - 1;
+        let (first_row, _) = w.chunks[member];
+        first_row + (local - w.chunk_offsets[member])
+    }
 }
 
 impl EpochPlan {
@@ -106,15 +168,10 @@ impl EpochPlan {
         let order = match params.shuffle {
             ShuffleMode::None => RankOrder::Contiguous { start: rank_start },
             ShuffleMode::Global => {
-                let mut rows: Vec<u64> = (0..total).collect();
-                SplitMix64::new(params.seed, params.epoch, 0).shuffle(&mut rows);
-                RankOrder::Explicit(take_range(rows, rank_start, rank_rows))
+                let mut keys = SplitMix64::new(params.seed, params.epoch, 0);
+                RankOrder::Global(Permutation::new(total, &mut keys))
             }
-            ShuffleMode::Block => RankOrder::Explicit(take_range(
-                block_order(chunks, &params),
-                rank_start,
-                rank_rows,
-            )),
+            ShuffleMode::Block => RankOrder::Block(BlockOrder::new(chunks, &params)),
         };
         let batch_size = params.batch_size as u64;
         let num_batches = if params.drop_last {
@@ -125,6 +182,7 @@ impl EpochPlan {
         EpochPlan {
             params,
             order,
+            rank_start,
             rank_rows,
             num_batches,
         }
@@ -146,7 +204,7 @@ impl EpochPlan {
     }
 
     /// The rows of batch `index`, or `None` past the end of the epoch.
-    pub fn batch(&self, index: u64) -> Option<BatchRows<'_>> {
+    pub fn batch(&self, index: u64) -> Option<BatchRows> {
         if index >= self.num_batches {
             return None;
         }
@@ -157,10 +215,22 @@ impl EpochPlan {
                 start: first + start,
                 len,
             },
-            RankOrder::Explicit(rows) => {
-                BatchRows::Rows(&rows[start as usize..start as usize + len])
-            }
+            RankOrder::Global(permutation) => BatchRows::Rows(
+                self.positions(start, len)
+                    .map(|p| permutation.apply(p))
+                    .collect(),
+            ),
+            RankOrder::Block(order) => BatchRows::Rows(
+                self.positions(start, len)
+                    .map(|p| order.row_at(p))
+                    .collect(),
+            ),
         })
+    }
+
+    /// Positions, in the epoch's order of all rows, of this rank's rows `start..start + len`.
+    fn positions(&self, start: u64, len: usize) -> std::ops::Range<u64> {
+        self.rank_start + start..self.rank_start + start + len as u64
     }
 
     /// For each chunk, how many of the batches `from..num_batches` read from it, and the order in
@@ -207,29 +277,6 @@ pub struct ChunkUsage {
     pub first_use_order: Vec<usize>,
 }
 
-fn take_range(mut rows: Vec<u64>, start: u64, len: u64) -> Vec<u64> {
-    rows.truncate((start + len) as usize);
-    rows.drain(..start as usize);
-    rows
-}
-
-/// Block shuffle: chunk order permuted, then rows permuted inside each window of
-/// `window_chunks` consecutive chunks of that order.
-fn block_order(chunks: &[ChunkInfo], params: &PlanParams) -> Vec<u64> {
-    let mut chunk_order: Vec<usize> = (0..chunks.len()).collect();
-    SplitMix64::new(params.seed, params.epoch, 1).shuffle(&mut chunk_order);
-    let mut rng = SplitMix64::new(params.seed, params.epoch, 2);
-    let mut order = Vec::with_capacity(chunks.iter().map(|c| c.rows as usize).sum());
-    for window in chunk_order.chunks(params.window_chunks) {
-        let window_start = order.len();
-        for &chunk in window {
-            order.extend(chunks[chunk].start..chunks[chunk].start + chunks[chunk].rows);
-        }
-        rng.shuffle(&mut order[window_start..]);
-    }
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -272,7 +319,7 @@ mod tests {
         for i in 0..plan.num_batches() {
             match plan.batch(i).unwrap() {
                 BatchRows::Range { start, len } => rows.extend(start..start + len as u64),
-                BatchRows::Rows(r) => rows.extend_from_slice(r),
+                BatchRows::Rows(r) => rows.extend_from_slice(&r),
             }
         }
         rows

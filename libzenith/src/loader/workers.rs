@@ -81,25 +81,25 @@ impl EpochJob {
             Some(cache) => cache,
             None => self.dataset.as_ref(),
         };
-        let batch = match rows {
-            BatchRows::Range { start, len } => gather_range(&self.dataset, source, start, len)?,
+        let batch = match &rows {
+            BatchRows::Range { start, len } => gather_range(&self.dataset, source, *start, *len)?,
             BatchRows::Rows(rows) => gather_rows(&self.dataset, source, rows)?,
         };
         if let Some(cache) = &self.cache {
-            cache.release(&chunks_touched(&self.dataset, rows));
+            cache.release(&chunks_touched(&self.dataset, &rows));
         }
         Ok(batch)
     }
 }
 
 /// The distinct chunks a batch reads.
-fn chunks_touched(dataset: &Dataset, rows: BatchRows<'_>) -> Vec<usize> {
-    match rows {
+fn chunks_touched(dataset: &Dataset, rows: &BatchRows) -> Vec<usize> {
+    match *rows {
         BatchRows::Range { len: 0, .. } => Vec::new(),
         BatchRows::Range { start, len } => {
             (dataset.chunk_of_row(start)..=dataset.chunk_of_row(start + len as u64 - 1)).collect()
         }
-        BatchRows::Rows(rows) => {
+        BatchRows::Rows(ref rows) => {
             let mut chunks: Vec<usize> = rows.iter().map(|&r| dataset.chunk_of_row(r)).collect();
             chunks.sort_unstable();
             chunks.dedup();
