@@ -62,6 +62,13 @@ demo: setup build
 	@echo "== Arrow IPC, dataset order (zero-copy slices), 2 workers"
 	$(BUILD_DIR)/examples/stream_batches $(DATA_DIR)/sample.arrow $(DEMO_BATCH) none 2
 
+## Benchmark (not a test): libzenith vs pyarrow/torch side by side; see bench/README.md ------
+##   make bench BENCH_ARGS="--quick"   (--repeat N, --rows N, --json PATH, --only NAME,...)
+
+.PHONY: bench
+bench: setup build
+	$(PYTHON) bench/bench_loader.py $(BENCH_ARGS)
+
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup build data lint test-rust test-symbols test-c test-python test-install

@@ -22,7 +22,8 @@ R times round-robin (median reported):
 Every contender hands out pyarrow.RecordBatch objects and the timing loop touches each one the
 same way (num_rows, nbytes, one value of the id column). Time to first batch runs from the first
 call that opens or constructs anything to the first batch in hand; epoch time from the same start
-to the last batch. Ratios are rows/s(zenith) / rows/s(baseline).
+to the last batch. A ratio is rows/s(zenith) / rows/s(baseline) within one repeat (the two ran
+seconds apart), the median over repeats; CPU/row is the baseline's CPU per row over zenith's.
 
 Usage: bench_loader.py [--rows N] [--batch-size B] [--workers W] [--repeat R] [--quick]
                        [--json PATH] [--only NAME[,NAME]] [--data-dir DIR]
@@ -282,6 +283,16 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _system_info(args) -> dict:
     import pyarrow as pa
 
@@ -306,6 +317,7 @@ def _system_info(args) -> dict:
     return {
         "zenith": zv,
         "zenith_lib": str(z.library_path()),
+        "zenith_lib_sha256": _sha256(z.library_path())[:16],
         "pyarrow": pa.__version__,
         "python": platform.python_version(),
         "torch": torch_v,
@@ -317,6 +329,23 @@ def _system_info(args) -> dict:
         "workers": args.workers,
         "repeat": args.repeat,
     }
+
+
+def _snapshot_library() -> str:
+    """Copies libzenith.so into a temporary directory (removed at exit); returns that directory."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import zenith_ctypes as z
+
+    src = z.library_path()
+    if not src.exists():
+        raise SystemExit(f"bench: {src} not found: run `make build` (or set ZENITH_LIB_DIR)")
+    snap = tempfile.mkdtemp(prefix="zenith-bench-lib-")
+    atexit.register(shutil.rmtree, snap, True)
+    shutil.copy2(src, os.path.join(snap, "libzenith.so"))
+    return snap
 
 
 def _warm_page_cache(data_dir: str) -> None:
@@ -392,6 +421,13 @@ def summarize(runs: list, rows_expected: int) -> dict:
     return s
 
 
+def _unsupported_text(name: str, result: dict) -> str:
+    """What a contender that this build cannot serve (ZENITH_ERR_UNSUPPORTED) prints."""
+    if "parquet" in name or "shards" in name:
+        return "n/a (Parquet not supported by this build)"
+    return f"n/a ({result.get('message', 'unsupported')})"
+
+
 def print_report(info: dict, results: dict, comparisons: list) -> None:
     p = print
     p()
@@ -400,6 +436,7 @@ def print_report(info: dict, results: dict, comparisons: list) -> None:
         f"{info['rows']:,} rows, batch {info['batch_size']}, {info['workers']} workers, "
         f"median of {info['repeat']}"
     )
+    p(f"library: {info['zenith_lib_source']} (sha256 {info['zenith_lib_sha256']}, copied for the run)")
     la = info["loadavg_start"]
     p(
         f"machine: {info['cpus']} CPUs ({info['cpu_model']}), load average at start "
@@ -418,7 +455,7 @@ def print_report(info: dict, results: dict, comparisons: list) -> None:
         if r is None:
             continue
         if r["status"] == "unsupported":
-            p(f"{label:<27} n/a (Parquet not supported by this build)")
+            p(f"{label:<27} {_unsupported_text(name, r)}")
             continue
         if r["status"] == "skipped":
             p(f"{label:<27} skipped: {r['message']}")
@@ -443,14 +480,15 @@ def print_report(info: dict, results: dict, comparisons: list) -> None:
                 f"chunks {r['chunks_decoded']}  lib ttfb {r['lib_ttfb_ms']:.1f} ms"
             )
     p()
-    p(f"{'comparison':<38} {'ratio':>8}  {'goal':<7} {'met':<4}")
+    p(f"{'comparison (rows/s zenith / baseline)':<38} {'ratio':>8}  {'goal':<7} {'met':<4} {'range':<13} {'CPU/row':>7}")
     for c in comparisons:
         ratio = c["ratio"]
         if ratio is None:
             p(f"{c['title']:<38} {'n/a':>8}  {c['goal']:<7} {'':<4} {c['why']}")
         else:
             met = "" if c["goal_ratio"] is None else ("yes" if ratio >= c["goal_ratio"] else "NO")
-            p(f"{c['title']:<38} {ratio:>7.2f}x  {c['goal']:<7} {met:<4}")
+            rng = f"{c['ratio_min']:.2f}-{c['ratio_max']:.2f}x"
+            p(f"{c['title']:<38} {ratio:>7.2f}x  {c['goal']:<7} {met:<4} {rng:<13} {c['cpu_ratio']:>6.2f}x")
     for name in ("zenith_ipc_shuffled", "zenith_ipc_seq"):
         r = results.get(name)
         if r and r["status"] == "ok":
@@ -464,8 +502,18 @@ def print_report(info: dict, results: dict, comparisons: list) -> None:
     p(
         "rows/s, GB/s (sum of RecordBatch.nbytes / epoch time), 1st batch (open to first batch in hand), "
         "peak RSS (child VmHWM, mapped file pages included), CPU s/Mrow (user+sys) are medians; spread = (max-min)/median of rows/s; "
-        "wait/batch = zenith consumer_wait_ns / batches. Goals are targets, not pass/fail checks."
+        "wait/batch = zenith consumer_wait_ns / batches. ratio = median over repeats of zenith's rows/s over "
+        "the baseline's in the same repeat (range: min-max); CPU/row = baseline CPU s/Mrow over zenith's. "
+        "Goals are targets, not pass/fail checks."
     )
+    cpus = info["cpus"] or 1
+    peak_load = max(info["loadavg_start"][0], info.get("loadavg_end", (0,))[0])
+    if peak_load > cpus:
+        p(
+            f"note: the 1-minute load average reached {peak_load:.1f} on {cpus} CPUs: other work competed for "
+            "the cores, so wall-clock rows/s (and the parallel workers' advantage) are understated and noisy; "
+            "the CPU/row ratio is the steadier signal."
+        )
 
 
 def parse_args(argv=None):
@@ -505,7 +553,15 @@ def main(argv=None) -> None:
         if unknown:
             raise SystemExit(f"bench: unknown contender(s) {unknown}; choose from {list(CONTENDERS)}")
 
+    # Others may rebuild target/release while this runs: every child loads one private copy of
+    # the library, so all repeats measure the same build.
+    import zenith_ctypes as z
+
+    source = str(z.library_path())
+    snapshot = _snapshot_library()
+    os.environ["ZENITH_LIB_DIR"] = snapshot
     info = _system_info(args)
+    info["zenith_lib_source"] = source
     generate.generate(args.data_dir, args.rows, SEED)
     _warm_page_cache(args.data_dir)
 
@@ -539,12 +595,24 @@ def main(argv=None) -> None:
         if zr is None or br is None:
             continue
         if zr["status"] == "ok" and br["status"] == "ok":
-            c["ratio"] = zr["rows_per_s"] / br["rows_per_s"]
+            # Paired: repeat i of zenith against repeat i of the baseline, which ran right next to
+            # it, so a load change on a shared machine hits both sides of a pair alike.
+            pairs = [
+                (z["rows"] / z["epoch_s"]) / (b["rows"] / b["epoch_s"]) for z, b in zip(zr["runs"], br["runs"])
+            ]
+            c["ratio"] = statistics.median(pairs)
+            c["ratio_min"], c["ratio_max"] = min(pairs), max(pairs)
+            c["ratio_of_medians"] = zr["rows_per_s"] / br["rows_per_s"]
+            # CPU used per row, baseline over zenith: > 1 means zenith spends less CPU per row.
+            c["cpu_ratio"] = br["cpu_s_per_mrows"] / zr["cpu_s_per_mrows"]
         else:
             c["ratio"] = None
             bad = zr if zr["status"] != "ok" else br
+            bad_name = zname if zr["status"] != "ok" else bname
             c["why"] = (
-                "(Parquet not supported by this build)" if bad["status"] == "unsupported" else f"({bad['message']})"
+                _unsupported_text(bad_name, bad).removeprefix("n/a ")
+                if bad["status"] == "unsupported"
+                else f"({bad['message']})"
             )
         comparisons.append(c)
 
