@@ -3,6 +3,8 @@
 #   make demo                      build the library and stream a generated dataset through the C API
 #   make test                      every test: Rust, C under valgrind, ABI, header drift, symbols,
 #                                  pyarrow import, install + pkg-config + CMake consumers
+#   make test-cpp                  the C++ bindings (bindings/cpp, zenith.hpp): GoogleTest under
+#                                  valgrind, examples/cpp, against a `make install` prefix
 #   make install PREFIX=/some/dir  libraries, headers (zenith.h, zenith.hpp), pkg-config and
 #                                  CMake files
 #
@@ -28,7 +30,7 @@ export ZENITH_LIB_DIR := $(LIB_DIR)
 export ZENITH_TEST_DATA := $(DATA_DIR)
 
 .PHONY: all build header setup data demo test lint test-rust test-symbols test-c test-python \
-        test-install install uninstall clean
+        test-install test-cpp install uninstall clean
 
 all: build
 
@@ -87,6 +89,11 @@ test-python: build data
 
 test-install: build data
 	tests/install/run.sh
+
+# The C++ bindings: installs to build/tests/cpp/prefix, builds tests/cpp (GoogleTest) and
+# examples/cpp with CMake find_package(Zenith), runs the tests under valgrind.
+test-cpp: build data
+	tests/cpp/run.sh
 
 ## Install -------------------------------------------------------------------------------------
 
