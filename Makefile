@@ -3,7 +3,10 @@
 #   make demo                      build the library and stream a generated dataset through the C API
 #   make test                      every test: Rust, C under valgrind, ABI, header drift, symbols,
 #                                  pyarrow import, install + pkg-config + CMake consumers
-#   make install PREFIX=/some/dir  libraries, header, pkg-config and CMake files
+#   make test-cpp                  the C++ bindings (bindings/cpp, zenith.hpp): GoogleTest under
+#                                  valgrind, examples/cpp, against a `make install` prefix
+#   make install PREFIX=/some/dir  libraries, headers (zenith.h, zenith.hpp), pkg-config and
+#                                  CMake files
 #
 # One cargo profile (release) serves the library, the tests and the demo, so dependencies build once.
 
@@ -27,7 +30,7 @@ export ZENITH_LIB_DIR := $(LIB_DIR)
 export ZENITH_TEST_DATA := $(DATA_DIR)
 
 .PHONY: all build header setup data demo test lint test-rust test-symbols test-c test-python \
-        test-install install uninstall clean
+        test-install test-cpp install uninstall clean
 
 all: build
 
@@ -94,6 +97,11 @@ test-python: build data
 test-install: build data
 	tests/install/run.sh
 
+# The C++ bindings: installs to build/tests/cpp/prefix, builds tests/cpp (GoogleTest) and
+# examples/cpp with CMake find_package(Zenith), runs the tests under valgrind.
+test-cpp: build data
+	tests/cpp/run.sh
+
 ## Install -------------------------------------------------------------------------------------
 
 install: build
@@ -104,6 +112,7 @@ install: build
 	ln -sf libzenith.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libzenith.so
 	install -m 644 $(LIB_DIR)/libzenith.a $(DESTDIR)$(LIBDIR)/libzenith.a
 	install -m 644 include/zenith.h $(DESTDIR)$(INCLUDEDIR)/zenith.h
+	install -m 644 bindings/cpp/include/zenith.hpp $(DESTDIR)$(INCLUDEDIR)/zenith.hpp
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    pkgconfig/zenith.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
@@ -116,7 +125,8 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libzenith.so $(DESTDIR)$(LIBDIR)/libzenith.so.$(MAJOR) \
 	    $(DESTDIR)$(LIBDIR)/libzenith.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libzenith.a \
-	    $(DESTDIR)$(INCLUDEDIR)/zenith.h $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
+	    $(DESTDIR)$(INCLUDEDIR)/zenith.h $(DESTDIR)$(INCLUDEDIR)/zenith.hpp \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
 	rm -rf $(DESTDIR)$(LIBDIR)/cmake/Zenith
 
 clean:

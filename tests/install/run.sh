@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs libzenith into a fresh temporary prefix and builds C programs against the installed
 # copy the ways a user would: pkg-config (shared and static) and CMake find_package (both imported
-# targets, the version file, examples/c, a DESTDIR-staged tree). Then uninstalls.
+# targets, the version file, examples/c, a DESTDIR-staged tree), and the C++ example (zenith.hpp)
+# with pkg-config. Then uninstalls.
 #
 # Called by `make test-install` from the repository root after `make build`; needs the data that
 # `make data` writes ($ZENITH_TEST_DATA, default tests/data/generated). Prints PASS/FAIL per step.
@@ -11,8 +12,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 
 CC="${CC:-cc}"
+CXX="${CXX:-c++}"
 MAKE="${MAKE:-make}"
 CFLAGS_STRICT="-std=c11 -O1 -Wall -Wextra -Wpedantic -Werror"
+CXXFLAGS_STRICT="-std=c++17 -O1 -Wall -Wextra -Wpedantic -Werror"
 data_dir="${ZENITH_TEST_DATA:-$repo/tests/data/generated}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
 major="${version%%.*}"
@@ -89,7 +92,7 @@ run_consumer() {
 # ---- steps -----------------------------------------------------------------------------------
 
 step_preflight() {
-    for tool in "$CC" pkg-config cmake readelf ldd; do
+    for tool in "$CC" "$CXX" pkg-config cmake readelf ldd; do
         command -v "$tool" >/dev/null || fail "$tool not found"
     done
     [ -n "$version" ] || fail "no version in Cargo.toml"
@@ -114,15 +117,18 @@ step_tree() {
         || fail "libzenith.so does not point to libzenith.so.$major"
     readelf -d "$lib/libzenith.so.$version" | grep -q "SONAME.*\[libzenith.so.$major\]" \
         || fail "installed library's SONAME is not libzenith.so.$major"
-    for f in "$lib/libzenith.a" "$prefix/include/zenith.h" "$lib/pkgconfig/zenith.pc" \
+    for f in "$lib/libzenith.a" "$prefix/include/zenith.h" "$prefix/include/zenith.hpp" \
+             "$lib/pkgconfig/zenith.pc" \
              "$lib/cmake/Zenith/ZenithConfig.cmake" "$lib/cmake/Zenith/ZenithConfigVersion.cmake"; do
         [ -f "$f" ] || fail "$f missing"
     done
     cmp -s include/zenith.h "$prefix/include/zenith.h" || fail "installed zenith.h differs"
+    cmp -s bindings/cpp/include/zenith.hpp "$prefix/include/zenith.hpp" \
+        || fail "installed zenith.hpp differs"
     if grep -n '@[A-Z_]*@' "$lib/pkgconfig/zenith.pc" "$lib/cmake/Zenith/"*.cmake; then
         fail "unsubstituted @PLACEHOLDER@ in installed files"
     fi
-    say "libzenith.so.$version (+ .so.$major, .so links), libzenith.a, zenith.h, zenith.pc, ZenithConfig*.cmake"
+    say "libzenith.so.$version (+ .so.$major, .so links), libzenith.a, zenith.h, zenith.hpp, zenith.pc, ZenithConfig*.cmake"
 }
 
 step_pkgconfig_shared() {
@@ -152,6 +158,19 @@ step_pkgconfig_static() {
     check_static "$bin"
     run_consumer "$bin"
     say "linked libzenith.a with $(pkg-config --static --libs zenith | sed 's/.*-lzenith //'); no NEEDED libzenith"
+}
+
+step_pkgconfig_cpp() {
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    [ -f examples/cpp/stream_batches.cpp ] || fail "examples/cpp/stream_batches.cpp missing"
+    local bin="$tmp/bin/stream_batches_cpp"
+    # shellcheck disable=SC2046,SC2086  # pkg-config output is meant to be split into words
+    "$CXX" $CXXFLAGS_STRICT examples/cpp/stream_batches.cpp $(pkg-config --cflags --libs zenith) \
+        -Wl,-rpath,"$prefix/lib" -o "$bin"
+    check_dynamic "$bin" "$prefix/lib"
+    run_bare "$bin" "$data_dir/basic.arrow" 1000 embedding | tee "$tmp/cpp.out"
+    grep -q "^10000 rows in 10 batches" "$tmp/cpp.out" || fail "examples/cpp did not read 10000 rows"
+    say "$CXX -std=c++17 examples/cpp/stream_batches.cpp \$(pkg-config --cflags --libs zenith): built and ran"
 }
 
 # cmake_build SOURCE BUILD PREFIX [ARGS...]: configures and builds, checks the package came from PREFIX.
@@ -226,6 +245,7 @@ run_step "make install" step_install
 run_step "installed tree" step_tree
 run_step "pkg-config shared link" step_pkgconfig_shared
 run_step "pkg-config static link" step_pkgconfig_static
+run_step "pkg-config C++ (zenith.hpp)" step_pkgconfig_cpp
 run_step "CMake consumer" step_cmake_consumer
 run_step "CMake version file" step_cmake_version
 run_step "CMake examples/c" step_cmake_example

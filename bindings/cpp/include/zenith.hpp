@@ -1,0 +1,635 @@
+/*
+ * zenith.hpp — C++17 bindings for libzenith: a header-only skin over the C API in <zenith.h>.
+ *
+ *   zenith::Loader loader("train/", zenith::LoaderOptions().batch_size(1024).seed(42));
+ *   for (zenith::Batch& batch : loader) {                       // one epoch
+ *       zenith::DLPackTensor x = batch.column_dlpack("features"); // or batch.export_arrow()
+ *   }
+ *
+ * Ownership: every object owns its C handle or C struct exactly once. Handles (LoaderOptions,
+ * Loader, Batch) and exports (UniqueArrowArray/Schema/ArrayStream, DLPackTensor) are move-only;
+ * a moved-from object is empty, its destructor does nothing, and using it throws zenith::Error
+ * with ZENITH_ERR_NULL_ARGUMENT. Exports stay valid after the Batch and the Loader they came
+ * from are destroyed.
+ *
+ * Errors: every failing call throws zenith::Error (a std::runtime_error) carrying the C status
+ * code (ZENITH_ERR_*) and the library's message. ZENITH_DONE is not an error: Loader::next()
+ * returns an empty optional at the end of an epoch.
+ *
+ * Thread safety is the C API's: a Loader is used by one thread at a time (stats() and
+ * num_batches() may be called from any thread); a Batch may be read from several threads.
+ *
+ * Link with libzenith as for C: pkg-config `zenith`, or CMake find_package(Zenith) and
+ * Zenith::zenith. Needs C++17.
+ */
+#ifndef ZENITH_HPP
+#define ZENITH_HPP
+
+#if __cplusplus < 201703L && (!defined(_MSVC_LANG) || _MSVC_LANG < 201703L)
+#error "zenith.hpp needs C++17 or newer"
+#endif
+
+#include <zenith.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace zenith {
+
+// ---- Version -----------------------------------------------------------------------------------
+
+/// The version of the library loaded at run time, e.g. "0.1.0" (static storage).
+inline const char* version() noexcept { return zenith_version(); }
+
+/// The run-time library version as MAJOR * 10000 + MINOR * 100 + PATCH; compare with
+/// ZENITH_VERSION_NUMBER, the version of the header this program was compiled with.
+inline std::uint32_t version_number() noexcept { return zenith_version_number(); }
+
+// ---- Errors ------------------------------------------------------------------------------------
+
+/// The one exception type: a failed call's status code (a negative ZENITH_ERR_* value) and the
+/// library's message (what()).
+class Error : public std::runtime_error {
+public:
+    Error(zenith_status code, const std::string& message)
+        : std::runtime_error(message), code_(code) {}
+
+    /// The status code: ZENITH_ERR_NOT_FOUND, ZENITH_ERR_FORMAT, ZENITH_ERR_INVALID_ARGUMENT, ...
+    zenith_status code() const noexcept { return code_; }
+
+    /// A static description of code() ("not found", ...).
+    const char* status_str() const noexcept { return zenith_status_str(code_); }
+
+private:
+    zenith_status code_;
+};
+
+/// Frees a zenith_error (NULL is fine).
+struct ErrorDeleter {
+    void operator()(zenith_error* err) const noexcept { zenith_error_free(err); }
+};
+
+/// Turns a C call's result into C++: returns `status` when it is ZENITH_OK or ZENITH_DONE,
+/// throws zenith::Error when it is negative. Either way it frees `err` and sets it to NULL.
+///
+///     zenith_error* err = nullptr;
+///     zenith::check(zenith_loader_set_epoch(raw, 1, &err), err);
+///
+/// `err` is taken by reference, so it is read only after the call in the first argument has
+/// filled it, whatever order the compiler evaluates the arguments in.
+inline zenith_status check(zenith_status status, zenith_error*& err) {
+    std::unique_ptr<zenith_error, ErrorDeleter> owned(std::exchange(err, nullptr));
+    if (status >= 0) {
+        return status;
+    }
+    const char* message = owned ? zenith_error_message(owned.get()) : "";
+    throw Error(status, *message != '\0' ? message : zenith_status_str(status));
+}
+
+/// check() for the few C functions without an error parameter (the message is
+/// zenith_status_str(status)).
+inline zenith_status check(zenith_status status) {
+    zenith_error* none = nullptr;
+    return check(status, none);
+}
+
+namespace detail {
+
+/// Returns `handle`, or throws ZENITH_ERR_NULL_ARGUMENT naming the empty object used.
+template <class T>
+T* require(T* handle, const char* what) {
+    if (handle == nullptr) {
+        throw Error(ZENITH_ERR_NULL_ARGUMENT,
+                    std::string(what) + ": the object is empty (moved from, released or closed)");
+    }
+    return handle;
+}
+
+/// A std::string as a C string; one with a NUL byte inside would be silently cut short there,
+/// so it is an error.
+inline const char* c_str(const std::string& text, const char* what) {
+    if (text.find('\0') != std::string::npos) {
+        throw Error(ZENITH_ERR_INVALID_ARGUMENT, std::string(what) + ": contains a NUL byte");
+    }
+    return text.c_str();
+}
+
+}  // namespace detail
+
+// ---- Arrow C Data Interface and DLPack exports -------------------------------------------------
+
+/// Owns one Arrow C Data / C Stream Interface struct (ArrowArray, ArrowSchema or
+/// ArrowArrayStream) held by value, and calls its `release` callback when destroyed. Move-only;
+/// moving copies the struct and marks the source released, as the Arrow spec allows.
+///
+/// To hand the struct to another library (Arrow C++ `arrow::ImportRecordBatch`, nanoarrow,
+/// DuckDB, a PyCapsule ...): pass get() to an importer that moves from it (it marks the struct
+/// released, so this wrapper then does nothing), or take it out with release() and pass that on.
+template <class T>
+class UniqueArrow {
+public:
+    /// An empty (released) struct.
+    UniqueArrow() noexcept = default;
+
+    /// Takes ownership of `*source` by moving it: `source` is marked released.
+    explicit UniqueArrow(T* source) noexcept : data_(*source) { source->release = nullptr; }
+
+    UniqueArrow(UniqueArrow&& other) noexcept : data_(std::exchange(other.data_, T{})) {}
+
+    UniqueArrow& operator=(UniqueArrow&& other) noexcept {
+        if (this != &other) {
+            reset();
+            data_ = std::exchange(other.data_, T{});
+        }
+        return *this;
+    }
+
+    UniqueArrow(const UniqueArrow&) = delete;
+    UniqueArrow& operator=(const UniqueArrow&) = delete;
+
+    ~UniqueArrow() { reset(); }
+
+    /// Whether this holds a live (unreleased) struct.
+    explicit operator bool() const noexcept { return data_.release != nullptr; }
+
+    /// The struct. On an empty wrapper this is storage a C producer may fill.
+    T* get() noexcept { return &data_; }
+    const T* get() const noexcept { return &data_; }
+    T* operator->() noexcept { return &data_; }
+    const T* operator->() const noexcept { return &data_; }
+    T& operator*() noexcept { return data_; }
+    const T& operator*() const noexcept { return data_; }
+
+    /// Gives up ownership: returns the struct (the caller must call its `release` callback or
+    /// move it into a consumer that will) and leaves this wrapper empty.
+    [[nodiscard]] T release() noexcept { return std::exchange(data_, T{}); }
+
+    /// Releases the struct now (idempotent).
+    void reset() noexcept {
+        if (data_.release != nullptr) {
+            data_.release(&data_);
+        }
+        data_ = T{};
+    }
+
+private:
+    T data_{};
+};
+
+/// An owned Arrow C Data Interface array (for a batch: a struct array, one child per column).
+using UniqueArrowArray = UniqueArrow<ArrowArray>;
+/// An owned Arrow C Data Interface schema (for a batch: format "+s", one child per column).
+using UniqueArrowSchema = UniqueArrow<ArrowSchema>;
+/// An owned Arrow C Stream Interface stream.
+using UniqueArrowArrayStream = UniqueArrow<ArrowArrayStream>;
+
+/// A batch exported through the Arrow C Data Interface: its array and its schema.
+struct ArrowBatch {
+    UniqueArrowArray array;
+    UniqueArrowSchema schema;
+};
+
+/// Calls a DLPack tensor's own deleter (NULL is fine).
+struct DLPackDeleter {
+    void operator()(DLManagedTensorVersioned* tensor) const noexcept {
+        if (tensor != nullptr && tensor->deleter != nullptr) {
+            tensor->deleter(tensor);
+        }
+    }
+};
+
+/// An owned DLPack 1.x tensor. To hand it to a framework that takes a DLManagedTensorVersioned*
+/// and calls its deleter itself, pass release().
+using DLPackTensor = std::unique_ptr<DLManagedTensorVersioned, DLPackDeleter>;
+
+// ---- Options -----------------------------------------------------------------------------------
+
+/// Shuffle modes (see zenith_loader_options_set_shuffle).
+enum class Shuffle : zenith_shuffle {
+    /// Rows in dataset order (zero-copy slices of memory-mapped files where possible).
+    None = ZENITH_SHUFFLE_NONE,
+    /// One exact permutation of all rows per epoch (the default).
+    Global = ZENITH_SHUFFLE_GLOBAL,
+    /// Chunks shuffled, then rows within windows that fit the memory budget.
+    Block = ZENITH_SHUFFLE_BLOCK,
+};
+
+struct LoaderOptionsDeleter {
+    void operator()(zenith_loader_options* opts) const noexcept {
+        zenith_loader_options_free(opts);
+    }
+};
+
+/// Options for opening a Loader, starting from the library's defaults (see
+/// zenith_loader_options_new). Setters chain and throw zenith::Error on a bad value (the options
+/// are then unchanged):
+///
+///     auto opts = zenith::LoaderOptions().batch_size(256).shuffle(zenith::Shuffle::None);
+///
+/// Move-only. A Loader copies what it needs: the options may be changed or destroyed after.
+class LoaderOptions {
+public:
+    LoaderOptions() {
+        zenith_loader_options* raw = nullptr;
+        check(zenith_loader_options_new(&raw));
+        handle_.reset(raw);
+    }
+
+    /// Rows per batch (> 0); every batch has this many rows except the last of an epoch.
+    LoaderOptions& batch_size(std::size_t rows) & {
+        return set("batch_size", zenith_loader_options_set_batch_size, rows);
+    }
+    LoaderOptions&& batch_size(std::size_t rows) && { return std::move(batch_size(rows)); }
+
+    /// How each epoch orders rows (default Shuffle::Global).
+    LoaderOptions& shuffle(Shuffle mode) & {
+        return set("shuffle", zenith_loader_options_set_shuffle,
+                   static_cast<zenith_shuffle>(mode));
+    }
+    LoaderOptions&& shuffle(Shuffle mode) && { return std::move(shuffle(mode)); }
+
+    /// The shuffle seed (default 0).
+    LoaderOptions& seed(std::uint64_t value) & {
+        return set("seed", zenith_loader_options_set_seed, value);
+    }
+    LoaderOptions&& seed(std::uint64_t value) && { return std::move(seed(value)); }
+
+    /// Drops the last batch of each epoch when it is short (default: kept).
+    LoaderOptions& drop_last(bool drop = true) & {
+        return set("drop_last", zenith_loader_options_set_drop_last, drop);
+    }
+    LoaderOptions&& drop_last(bool drop = true) && { return std::move(drop_last(drop)); }
+
+    /// Worker threads building batches ahead (0: the consuming thread builds them; at most 256).
+    /// Changes speed only, never content or order.
+    LoaderOptions& num_workers(std::size_t workers) & {
+        return set("num_workers", zenith_loader_options_set_num_workers, workers);
+    }
+    LoaderOptions&& num_workers(std::size_t workers) && {
+        return std::move(num_workers(workers));
+    }
+
+    /// Batches workers may build ahead of the consumer (> 0; default twice the workers).
+    LoaderOptions& prefetch(std::size_t batches) & {
+        return set("prefetch", zenith_loader_options_set_prefetch, batches);
+    }
+    LoaderOptions&& prefetch(std::size_t batches) && { return std::move(prefetch(batches)); }
+
+    /// Makes the loader rank `rank` of `world_size` (rank < world_size): a disjoint, equal-sized
+    /// share of each epoch. Default: RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS, else 0 of 1.
+    LoaderOptions& shard(std::uint32_t rank, std::uint32_t world_size) & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_shard(raw("shard"), rank, world_size, &err), err);
+        return *this;
+    }
+    LoaderOptions&& shard(std::uint32_t rank, std::uint32_t world_size) && {
+        return std::move(shard(rank, world_size));
+    }
+
+    /// Keeps only these columns, in this order (unique names; checked against the dataset when
+    /// the Loader opens). An empty list restores every column.
+    LoaderOptions& columns(const std::vector<std::string>& names) & {
+        std::vector<const char*> pointers;
+        pointers.reserve(names.size());
+        for (const std::string& name : names) {
+            pointers.push_back(detail::c_str(name, "zenith::LoaderOptions::columns"));
+        }
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_columns(raw("columns"),
+                                                pointers.empty() ? nullptr : pointers.data(),
+                                                pointers.size(), &err),
+              err);
+        return *this;
+    }
+    LoaderOptions&& columns(const std::vector<std::string>& names) && {
+        return std::move(columns(names));
+    }
+
+    /// Caps the bytes of decoded data held to shuffle (0: half the memory available at open).
+    LoaderOptions& memory_budget(std::uint64_t bytes) & {
+        return set("memory_budget", zenith_loader_options_set_memory_budget, bytes);
+    }
+    LoaderOptions&& memory_budget(std::uint64_t bytes) && {
+        return std::move(memory_budget(bytes));
+    }
+
+    /// Resumes from a token from Loader::save_state(): the Loader delivers exactly the batches
+    /// not yet delivered. Open it with the same dataset and the same order-deciding options
+    /// (seed, batch size, shuffle, drop_last, shard, columns), else opening throws.
+    LoaderOptions& resume_state(const std::vector<std::uint8_t>& token) & {
+        // An empty token is invalid, not a NULL pointer: say so with the library's own words.
+        static const std::uint8_t empty = 0;
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_resume_state(
+                  raw("resume_state"), token.empty() ? &empty : token.data(), token.size(), &err),
+              err);
+        return *this;
+    }
+    LoaderOptions&& resume_state(const std::vector<std::uint8_t>& token) && {
+        return std::move(resume_state(token));
+    }
+
+    /// The C handle (NULL when moved from), still owned by this object.
+    const zenith_loader_options* get() const noexcept { return handle_.get(); }
+    zenith_loader_options* get() noexcept { return handle_.get(); }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+private:
+    zenith_loader_options* raw(const char* setter) {
+        if (handle_ == nullptr) {
+            throw Error(ZENITH_ERR_NULL_ARGUMENT, std::string("zenith::LoaderOptions::") + setter +
+                                                      ": the options are empty (moved from)");
+        }
+        return handle_.get();
+    }
+
+    template <class Value, class Arg>
+    LoaderOptions& set(const char* name,
+                       zenith_status (*setter)(zenith_loader_options*, Value, zenith_error**),
+                       Arg value) {
+        zenith_error* err = nullptr;
+        check(setter(raw(name), static_cast<Value>(value), &err), err);
+        return *this;
+    }
+
+    std::unique_ptr<zenith_loader_options, LoaderOptionsDeleter> handle_;
+};
+
+// ---- Batch -------------------------------------------------------------------------------------
+
+struct BatchDeleter {
+    void operator()(zenith_batch* batch) const noexcept { zenith_batch_free(batch); }
+};
+
+/// One batch from a Loader, owned. Export it as Arrow (the whole batch) or as DLPack (one
+/// column at a time), as often as needed; exports share its memory (no copy) and outlive it.
+/// Move-only; may be read from several threads at once.
+class Batch {
+public:
+    /// An empty batch.
+    Batch() noexcept = default;
+
+    /// Takes ownership of a batch from zenith_loader_next_batch (NULL gives an empty Batch).
+    explicit Batch(zenith_batch* adopted) noexcept : handle_(adopted) {}
+
+    /// Rows in the batch (0 when empty).
+    std::size_t num_rows() const noexcept { return zenith_batch_num_rows(handle_.get()); }
+
+    /// The batch as an Arrow struct array (one child per column) and its schema.
+    [[nodiscard]] ArrowBatch export_arrow() const {
+        ArrowBatch out;
+        zenith_error* err = nullptr;
+        check(zenith_batch_export_arrow(raw("export_arrow"), out.array.get(), out.schema.get(),
+                                        &err),
+              err);
+        return out;
+    }
+
+    /// The batch as an Arrow struct array, without the schema (see Loader::schema()).
+    [[nodiscard]] UniqueArrowArray export_array() const {
+        UniqueArrowArray out;
+        zenith_error* err = nullptr;
+        check(zenith_batch_export_arrow(raw("export_array"), out.get(), nullptr, &err), err);
+        return out;
+    }
+
+    /// The column named `column` as a DLPack tensor on the CPU: numbers and bools → [rows],
+    /// fixed-size lists → [rows, n, ...], fixed-size binary → [rows, width] uint8. Throws
+    /// ZENITH_ERR_INVALID_ARGUMENT for an unknown column or one with nulls,
+    /// ZENITH_ERR_UNSUPPORTED for a type without a tensor form (strings, ...).
+    [[nodiscard]] DLPackTensor column_dlpack(const std::string& column) const {
+        DLManagedTensorVersioned* tensor = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_batch_column_dlpack(raw("column_dlpack"),
+                                         detail::c_str(column, "zenith::Batch::column_dlpack"),
+                                         &tensor, &err),
+              err);
+        return DLPackTensor(tensor);
+    }
+
+    /// The column at `index` (schema order) as a DLPack tensor, as column_dlpack() does.
+    [[nodiscard]] DLPackTensor column_dlpack_at(std::size_t index) const {
+        DLManagedTensorVersioned* tensor = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_batch_column_dlpack_by_index(raw("column_dlpack_at"), index, &tensor, &err),
+              err);
+        return DLPackTensor(tensor);
+    }
+
+    /// The C handle (NULL when empty), still owned by this object.
+    zenith_batch* get() const noexcept { return handle_.get(); }
+
+    /// Gives up ownership of the C handle (free it with zenith_batch_free); this becomes empty.
+    [[nodiscard]] zenith_batch* release() noexcept { return handle_.release(); }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+private:
+    const zenith_batch* raw(const char* method) const {
+        if (handle_ == nullptr) {
+            throw Error(ZENITH_ERR_NULL_ARGUMENT, std::string("zenith::Batch::") + method +
+                                                      ": the batch is empty (moved from)");
+        }
+        return handle_.get();
+    }
+
+    std::unique_ptr<zenith_batch, BatchDeleter> handle_;
+};
+
+// ---- Loader ------------------------------------------------------------------------------------
+
+struct LoaderDeleter {
+    void operator()(zenith_loader* loader) const noexcept { zenith_loader_free(loader); }
+};
+
+/// A loader over one dataset (an Arrow IPC, Parquet or CSV file, a directory of shards, or a
+/// glob): yields shuffled, sharded batches, one epoch at a time.
+///
+///     for (zenith::Batch& batch : loader) { ... }   // the rest of the current epoch
+///     loader.set_epoch(1);                           // then the next one
+///
+/// Move-only; use from one thread at a time. Batches and exports outlive it.
+class Loader {
+public:
+    class iterator;
+    /// The end of an epoch, for range-for.
+    struct sentinel {};
+
+    /// Opens `path` with the default options. Throws zenith::Error: ZENITH_ERR_NOT_FOUND,
+    /// ZENITH_ERR_FORMAT, ZENITH_ERR_SCHEMA_MISMATCH, ZENITH_ERR_IO, ZENITH_ERR_UNSUPPORTED, ...
+    explicit Loader(const std::string& path) : handle_(open(path, nullptr)) {}
+
+    /// Opens `path` with `options` (only read: they may be changed or destroyed afterwards).
+    Loader(const std::string& path, const LoaderOptions& options)
+        : handle_(open(path, detail::require(options.get(), "zenith::Loader: LoaderOptions"))) {}
+
+    /// Takes ownership of a loader from zenith_loader_open (NULL gives an empty Loader).
+    explicit Loader(zenith_loader* adopted) noexcept : handle_(adopted) {}
+
+    /// The schema of the batches: a struct schema (format "+s"), one child per column.
+    [[nodiscard]] UniqueArrowSchema schema() const {
+        UniqueArrowSchema out;
+        zenith_error* err = nullptr;
+        check(zenith_loader_schema(raw("schema"), out.get(), &err), err);
+        return out;
+    }
+
+    /// The next batch of the current epoch, or std::nullopt at its end (and after it, until
+    /// set_epoch). On an error nothing is consumed: a later call retries the same batch.
+    [[nodiscard]] std::optional<Batch> next() { return next_batch(raw("next")); }
+
+    /// Starts epoch `epoch` (0, 1, 2, ...: the order depends on it) from its first batch.
+    void set_epoch(std::uint64_t epoch) {
+        zenith_error* err = nullptr;
+        check(zenith_loader_set_epoch(raw("set_epoch"), epoch, &err), err);
+    }
+
+    /// A small resume token (no data): pass it to LoaderOptions::resume_state to continue with
+    /// exactly the batches not yet delivered.
+    [[nodiscard]] std::vector<std::uint8_t> save_state() const {
+        const zenith_loader* loader = raw("save_state");
+        std::vector<std::uint8_t> token(ZENITH_RESUME_STATE_SIZE);
+        std::size_t len = 0;
+        zenith_error* err = nullptr;
+        zenith_status status =
+            zenith_loader_save_state(loader, token.data(), token.size(), &len, &err);
+        if (status == ZENITH_ERR_BUFFER_TOO_SMALL) {  // a library newer than this header
+            zenith_error_free(std::exchange(err, nullptr));
+            token.resize(len);
+            status = zenith_loader_save_state(loader, token.data(), token.size(), &len, &err);
+        }
+        check(status, err);
+        token.resize(len);
+        return token;
+    }
+
+    /// Counters and configuration (rows, batches, bytes, timings, queue depth, epoch, ...).
+    /// May be called from any thread while another consumes batches.
+    [[nodiscard]] zenith_stats stats() const {
+        zenith_stats out{};
+        out.struct_size = sizeof out;
+        zenith_error* err = nullptr;
+        check(zenith_loader_stats(raw("stats"), &out, &err), err);
+        return out;
+    }
+
+    /// Batches per epoch for this rank (0 when empty).
+    std::uint64_t num_batches() const noexcept { return zenith_loader_num_batches(handle_.get()); }
+
+    /// The rest of the current epoch as an Arrow C stream; what it yields is consumed from this
+    /// loader. The stream may outlive the Loader.
+    [[nodiscard]] UniqueArrowArrayStream export_stream() {
+        UniqueArrowArrayStream out;
+        zenith_error* err = nullptr;
+        check(zenith_loader_export_stream(raw("export_stream"), out.get(), &err), err);
+        return out;
+    }
+
+    /// Range-for over the rest of the current epoch; fetches the first batch (and may throw).
+    iterator begin();
+    sentinel end() const noexcept { return {}; }
+
+    /// Frees the loader now (idempotent); batches and exports taken from it stay valid.
+    void close() noexcept { handle_.reset(); }
+
+    /// The C handle (NULL when moved from or closed), still owned by this object.
+    zenith_loader* get() const noexcept { return handle_.get(); }
+
+    /// Gives up ownership of the C handle (free it with zenith_loader_free); this becomes empty.
+    [[nodiscard]] zenith_loader* release() noexcept { return handle_.release(); }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+private:
+    static zenith_loader* open(const std::string& path, const zenith_loader_options* options) {
+        zenith_loader* loader = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_loader_open(detail::c_str(path, "zenith::Loader: path"), options, &loader,
+                                 &err),
+              err);
+        return loader;
+    }
+
+    static std::optional<Batch> next_batch(zenith_loader* loader) {
+        zenith_batch* batch = nullptr;
+        zenith_error* err = nullptr;
+        if (check(zenith_loader_next_batch(loader, &batch, &err), err) == ZENITH_DONE) {
+            return std::nullopt;
+        }
+        return Batch(batch);
+    }
+
+    zenith_loader* raw(const char* method) const {
+        if (handle_ == nullptr) {
+            throw Error(ZENITH_ERR_NULL_ARGUMENT, std::string("zenith::Loader::") + method +
+                                                      ": the loader is empty (moved from or "
+                                                      "closed)");
+        }
+        return handle_.get();
+    }
+
+    std::unique_ptr<zenith_loader, LoaderDeleter> handle_;
+};
+
+/// A single-pass, move-only input iterator over the rest of an epoch. `*it` is the current
+/// Batch; it may be moved out (to keep it past the step). Holds the C handle, not the Loader, so
+/// it survives a move of the Loader, but not its destruction or close().
+class Loader::iterator {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+    using pointer = Batch*;
+    using reference = Batch&;
+
+    /// An iterator at the end.
+    iterator() noexcept = default;
+
+    iterator(iterator&&) noexcept = default;
+    iterator& operator=(iterator&&) noexcept = default;
+    iterator(const iterator&) = delete;
+    iterator& operator=(const iterator&) = delete;
+    ~iterator() = default;
+
+    Batch& operator*() const noexcept { return current_; }
+    Batch* operator->() const noexcept { return &current_; }
+
+    /// Fetches the next batch (may throw zenith::Error; the iterator then stays where it was).
+    iterator& operator++() {
+        std::optional<Batch> next = Loader::next_batch(loader_);
+        if (next) {
+            current_ = std::move(*next);
+        } else {
+            current_ = Batch();
+            loader_ = nullptr;
+        }
+        return *this;
+    }
+    void operator++(int) { ++*this; }
+
+    friend bool operator==(const iterator& it, sentinel) noexcept { return it.loader_ == nullptr; }
+    friend bool operator!=(const iterator& it, sentinel end) noexcept { return !(it == end); }
+    friend bool operator==(sentinel end, const iterator& it) noexcept { return it == end; }
+    friend bool operator!=(sentinel end, const iterator& it) noexcept { return !(it == end); }
+
+private:
+    friend class Loader;
+    explicit iterator(zenith_loader* loader) : loader_(loader) { ++*this; }
+
+    zenith_loader* loader_ = nullptr;
+    mutable Batch current_;
+};
+
+inline Loader::iterator Loader::begin() { return iterator(raw("begin")); }
+
+}  // namespace zenith
+
+#endif  // ZENITH_HPP
