@@ -74,7 +74,7 @@ bench: setup build
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: setup build data lint test-rust test-symbols test-c test-python test-install
+test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp
 	@echo "make test: all suites passed"
 
 lint:
