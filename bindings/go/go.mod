@@ -1,0 +1,3 @@
+module github.com/zenith-data/libzenith/bindings/go
+
+go 1.22
