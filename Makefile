@@ -115,3 +115,11 @@ uninstall:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD_DIR) $(DATA_DIR)
+
+## Go binding ----------------------------------------------------------------------------------
+
+.PHONY: test-go
+# The Go binding (bindings/go) and examples/go against a fresh `make install`: gofmt, go vet,
+# go test -race ./..., the example built with pkg-config and run. Needs Go 1.25 or newer.
+test-go: build data
+	bindings/go/run_tests.sh
