@@ -74,7 +74,7 @@ bench: setup build
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp
+test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go
 	@echo "make test: all suites passed"
 
 lint:
@@ -132,3 +132,11 @@ uninstall:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD_DIR) $(DATA_DIR)
+
+## Go binding ----------------------------------------------------------------------------------
+
+.PHONY: test-go
+# The Go binding (bindings/go) and examples/go against a fresh `make install`: gofmt, go vet,
+# go test -race ./..., the example built with pkg-config and run. Needs Go 1.25 or newer.
+test-go: build data
+	bindings/go/run_tests.sh

@@ -225,7 +225,7 @@ typedef struct DLManagedTensorVersioned {
 #define ZENITH_DEFAULT_BATCH_SIZE 1024
 
 // The most worker threads a loader starts.
-#define MAX_WORKERS 256
+#define ZENITH_MAX_WORKERS 256
 
 // Size in bytes of an encoded token (the largest a caller's buffer needs to be).
 #define ZENITH_RESUME_STATE_SIZE 96

@@ -177,8 +177,21 @@ impl Error {
 
     /// Wraps this error for APIs that speak [`ArrowError`] (record batch readers, C streams);
     /// the message is kept verbatim.
+    ///
+    /// The variant is chosen so that C stream consumers get a meaningful errno from
+    /// `get_next`: bad data and I/O failures as `EIO`, bad arguments as `EINVAL`.
     pub fn into_arrow(self) -> ArrowError {
-        ArrowError::ExternalError(Box::new(self))
+        match self {
+            Error::Io { .. }
+            | Error::Format { .. }
+            | Error::NotFound { .. }
+            | Error::SchemaMismatch { .. } => {
+                let message = self.to_string();
+                ArrowError::IoError(message.clone(), std::io::Error::other(message))
+            }
+            Error::InvalidArgument(message) => ArrowError::InvalidArgumentError(message),
+            other => ArrowError::ExternalError(Box::new(other)),
+        }
     }
 
     /// Wraps an Arrow error met while decoding `path` as a format error.

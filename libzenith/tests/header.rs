@@ -35,3 +35,36 @@ fn committed_header_matches_generated() {
         );
     }
 }
+
+/// House style rule 1: everything the header declares is `zenith_`/`ZENITH_`-prefixed, except the
+/// canonical Arrow C Data/Stream and DLPack definitions it carries for interoperability.
+#[test]
+fn every_name_the_header_declares_is_prefixed() {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(crate_dir.join("../include/zenith.h")).unwrap();
+    let foreign = |name: &str| {
+        name.starts_with("ARROW_") || name.starts_with("DLPACK_") || name.starts_with("DL")
+    };
+    let mut offenders = Vec::new();
+    for line in header.lines() {
+        let name = if let Some(rest) = line.strip_prefix("#define ") {
+            rest.split_whitespace().next()
+        } else if line.starts_with("typedef ") && line.ends_with(';') && !line.contains('(') {
+            line.trim_end_matches(';').split_whitespace().last()
+        } else if let Some(rest) = line.strip_prefix("} ") {
+            rest.strip_suffix(';')
+        } else {
+            None
+        };
+        if let Some(name) = name {
+            let name = name.trim_start_matches('*');
+            if !(name.starts_with("zenith_") || name.starts_with("ZENITH_") || foreign(name)) {
+                offenders.push(name.to_string());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "unprefixed names in zenith.h: {offenders:?}"
+    );
+}

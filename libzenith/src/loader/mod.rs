@@ -21,7 +21,7 @@ use std::time::Instant;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
-pub use options::{LoaderOptions, MAX_WORKERS, ZENITH_DEFAULT_BATCH_SIZE};
+pub use options::{LoaderOptions, ZENITH_DEFAULT_BATCH_SIZE, ZENITH_MAX_WORKERS};
 pub use plan::ShuffleMode;
 use plan::{EpochPlan, PlanParams};
 pub use state::{ResumeState, ZENITH_RESUME_STATE_SIZE};

@@ -76,9 +76,9 @@ impl LoaderOptions {
     /// Sets the number of worker threads building batches (0: batches are built by the thread
     /// that asks for them). Workers change speed, never content or order.
     pub fn set_num_workers(&mut self, num_workers: usize) -> Result<()> {
-        if num_workers > MAX_WORKERS {
+        if num_workers > ZENITH_MAX_WORKERS {
             return Err(Error::InvalidArgument(format!(
-                "num_workers must be at most {MAX_WORKERS}"
+                "num_workers must be at most {ZENITH_MAX_WORKERS}"
             )));
         }
         self.num_workers = Some(num_workers);
@@ -137,7 +137,7 @@ impl LoaderOptions {
 }
 
 /// The most worker threads a loader starts.
-pub const MAX_WORKERS: usize = 256;
+pub const ZENITH_MAX_WORKERS: usize = 256;
 
 /// `rank < world_size`, `world_size >= 1`.
 pub(crate) fn check_shard(rank: u32, world_size: u32) -> Result<()> {
@@ -226,7 +226,7 @@ mod tests {
         assert!(o.set_shard(0, 0).is_err());
         assert!(o.set_columns(Some(vec![])).is_err());
         assert!(o.set_memory_budget(Some(0)).is_err());
-        assert!(o.set_num_workers(MAX_WORKERS + 1).is_err());
+        assert!(o.set_num_workers(ZENITH_MAX_WORKERS + 1).is_err());
         assert_eq!(o, LoaderOptions::default(), "failed setters change nothing");
     }
 }

@@ -56,6 +56,10 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             "ZENITH_RESUME_STATE_SIZE",
             i64::try_from(loader::ZENITH_RESUME_STATE_SIZE).unwrap(),
         ),
+        (
+            "ZENITH_MAX_WORKERS",
+            i64::try_from(loader::ZENITH_MAX_WORKERS).unwrap(),
+        ),
         ("ZENITH_SHUFFLE_NONE", options::ZENITH_SHUFFLE_NONE.into()),
         (
             "ZENITH_SHUFFLE_GLOBAL",

@@ -1,0 +1,217 @@
+package zenith
+
+/*
+#include <stdlib.h>
+#include <zenith.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"unsafe"
+)
+
+// Shuffle is how each epoch orders rows. The zero value, ShuffleDefault, leaves the library's
+// default (ShuffleGlobal).
+type Shuffle int
+
+// The modes are the ZENITH_SHUFFLE_* values plus one, so that the zero value can mean the default.
+const (
+	ShuffleDefault Shuffle = iota // the library's default: ShuffleGlobal
+	ShuffleNone                   // dataset order (zero-copy slices of memory-mapped files)
+	ShuffleGlobal                 // one exact permutation of all rows per epoch
+	ShuffleBlock                  // row groups shuffled, then rows within windows that fit the memory budget
+)
+
+func (s Shuffle) String() string {
+	switch s {
+	case ShuffleDefault:
+		return "default"
+	case ShuffleNone:
+		return "none"
+	case ShuffleGlobal:
+		return "global"
+	case ShuffleBlock:
+		return "block"
+	}
+	return fmt.Sprintf("Shuffle(%d)", int(s))
+}
+
+func (s Shuffle) toC() (C.zenith_shuffle, bool) {
+	switch s {
+	case ShuffleNone:
+		return C.ZENITH_SHUFFLE_NONE, true
+	case ShuffleGlobal:
+		return C.ZENITH_SHUFFLE_GLOBAL, true
+	case ShuffleBlock:
+		return C.ZENITH_SHUFFLE_BLOCK, true
+	}
+	return 0, false
+}
+
+func shuffleFromC(s C.zenith_shuffle) Shuffle {
+	// Each mode is its C value plus one (0 is ShuffleDefault); a mode newer than this binding
+	// prints as Shuffle(n).
+	return Shuffle(int(s) + 1)
+}
+
+// Options configure [Open]. The zero value means the library's defaults for every field:
+// batches of DefaultBatchSize rows, global shuffle with seed 0, the last batch kept, one worker
+// per core (at most 4), prefetch of twice the workers, rank and world size from
+// RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS (else 0 of 1), every column, and a memory
+// budget of half the available memory.
+//
+// The order of rows is a pure function of the dataset, Seed, the epoch, Shuffle, BatchSize,
+// DropLast, the shard and Columns; NumWorkers and Prefetch change only speed.
+type Options struct {
+	// BatchSize is the number of rows per batch; every batch of an epoch has exactly this many
+	// except the last. 0 means DefaultBatchSize; negative is ErrInvalidArgument.
+	BatchSize int
+	// Shuffle is the order of rows in each epoch (ShuffleDefault: global).
+	Shuffle Shuffle
+	// Seed of the shuffle.
+	Seed uint64
+	// DropLast drops the last batch of each epoch when it is short.
+	DropLast bool
+	// NumWorkers is the number of worker threads that build batches ahead; nil means the
+	// default, 0 builds batches on the thread that calls Next. Up to MaxWorkers.
+	NumWorkers *int
+	// Prefetch is how many batches workers may build ahead of the consumer (it bounds memory).
+	// 0 means the default (twice the workers); negative is ErrInvalidArgument.
+	Prefetch int
+	// Rank and WorldSize make the loader rank Rank of WorldSize ranks: each rank gets a
+	// disjoint, equal share of every epoch. WorldSize 0 (with Rank 0) leaves both to the
+	// environment (RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS, else 0 of 1).
+	Rank, WorldSize int
+	// Columns keeps only the named columns, in this order; empty means every column. An
+	// unknown name fails Open with ErrInvalidArgument.
+	Columns []string
+	// MemoryBudget caps the bytes of decoded data held to shuffle; 0 means the default (half
+	// the available memory). Data that would exceed it is shuffled in blocks.
+	MemoryBudget uint64
+	// ResumeState is a token from Loader.SaveState: the loader opens at the saved epoch and
+	// delivers exactly the batches not yet delivered. Empty means start at epoch 0.
+	ResumeState []byte
+}
+
+// IntPtr returns a pointer to n, for Options.NumWorkers: zenith.Options{NumWorkers: zenith.IntPtr(0)}.
+func IntPtr(n int) *int { return &n }
+
+// toC builds a zenith_loader_options handle; the caller frees it with
+// zenith_loader_options_free.
+func (o *Options) toC() (*C.zenith_loader_options, error) {
+	var opts *C.zenith_loader_options
+	if st := C.zenith_loader_options_new(&opts); st != C.ZENITH_OK {
+		return nil, takeError(st, nil)
+	}
+	if err := o.apply(opts); err != nil {
+		C.zenith_loader_options_free(opts)
+		return nil, err
+	}
+	return opts, nil
+}
+
+func (o *Options) apply(opts *C.zenith_loader_options) error {
+	var cerr *C.zenith_error
+	call := func(st C.zenith_status) error {
+		if st == C.ZENITH_OK {
+			return nil
+		}
+		return takeError(st, cerr)
+	}
+
+	if o.BatchSize < 0 {
+		return invalid(fmt.Sprintf("batch size %d is negative", o.BatchSize))
+	}
+	if o.BatchSize > 0 {
+		if err := call(C.zenith_loader_options_set_batch_size(opts, C.size_t(o.BatchSize), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.Shuffle != ShuffleDefault {
+		mode, ok := o.Shuffle.toC()
+		if !ok {
+			return invalid("unknown shuffle mode " + o.Shuffle.String())
+		}
+		if err := call(C.zenith_loader_options_set_shuffle(opts, mode, &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.Seed != 0 {
+		if err := call(C.zenith_loader_options_set_seed(opts, C.uint64_t(o.Seed), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.DropLast {
+		if err := call(C.zenith_loader_options_set_drop_last(opts, C.bool(true), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.NumWorkers != nil {
+		if *o.NumWorkers < 0 {
+			return invalid(fmt.Sprintf("num workers %d is negative", *o.NumWorkers))
+		}
+		if err := call(C.zenith_loader_options_set_num_workers(opts, C.size_t(*o.NumWorkers), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.Prefetch < 0 {
+		return invalid(fmt.Sprintf("prefetch %d is negative", o.Prefetch))
+	}
+	if o.Prefetch > 0 {
+		if err := call(C.zenith_loader_options_set_prefetch(opts, C.size_t(o.Prefetch), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.WorldSize != 0 || o.Rank != 0 {
+		if o.Rank < 0 || o.WorldSize < 0 || uint64(o.Rank) > math.MaxUint32 || uint64(o.WorldSize) > math.MaxUint32 {
+			return invalid(fmt.Sprintf("rank %d of world size %d is out of range", o.Rank, o.WorldSize))
+		}
+		// WorldSize 0 with a rank set reaches C, which rejects it with its own message.
+		if err := call(C.zenith_loader_options_set_shard(opts, C.uint32_t(o.Rank), C.uint32_t(o.WorldSize), &cerr)); err != nil {
+			return err
+		}
+	}
+	if len(o.Columns) > 0 {
+		if err := setColumns(opts, o.Columns); err != nil {
+			return err
+		}
+	}
+	if o.MemoryBudget != 0 {
+		if err := call(C.zenith_loader_options_set_memory_budget(opts, C.uint64_t(o.MemoryBudget), &cerr)); err != nil {
+			return err
+		}
+	}
+	if len(o.ResumeState) > 0 {
+		st := C.zenith_loader_options_set_resume_state(opts,
+			(*C.uint8_t)(unsafe.Pointer(&o.ResumeState[0])), C.size_t(len(o.ResumeState)), &cerr)
+		if err := call(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setColumns(opts *C.zenith_loader_options, columns []string) error {
+	// A Go slice of C pointers may be passed to C: it holds no Go pointers.
+	names := make([]*C.char, len(columns))
+	defer func() {
+		for _, p := range names {
+			C.free(unsafe.Pointer(p)) // free(NULL) is a no-op
+		}
+	}()
+	for i, name := range columns {
+		if strings.IndexByte(name, 0) >= 0 {
+			return invalid(fmt.Sprintf("column name %q contains a NUL byte", name))
+		}
+		names[i] = C.CString(name)
+	}
+	var cerr *C.zenith_error
+	st := C.zenith_loader_options_set_columns(opts, &names[0], C.size_t(len(names)), &cerr)
+	if st != C.ZENITH_OK {
+		return takeError(st, cerr)
+	}
+	return nil
+}
