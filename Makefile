@@ -115,3 +115,20 @@ uninstall:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD_DIR) $(DATA_DIR)
+
+## Python binding (bindings/python) -------------------------------------------------------------
+#
+#   make test-python-binding   creates (or reuses) .venv-binding, pip-installs ./bindings/python
+#                              (which builds libzenith with cargo and bundles it) and the test
+#                              clients, then runs pytest on bindings/python/tests against the
+#                              installed package (ZENITH_LIBRARY unset: the bundled copy is used).
+
+BINDING_VENV := $(CURDIR)/.venv-binding
+
+.PHONY: test-python-binding
+test-python-binding:
+	@test -x $(BINDING_VENV)/bin/python || python3 -m venv $(BINDING_VENV)
+	$(BINDING_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
+	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
+	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests
