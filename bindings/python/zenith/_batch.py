@@ -4,6 +4,7 @@ protocol) and their columns as DLPack tensors."""
 from __future__ import annotations
 
 import ctypes
+import functools
 
 from . import _capsule, _errors, _lib
 
@@ -36,6 +37,12 @@ class _BatchHandle:
             pass
 
 
+@functools.lru_cache(maxsize=None)
+def _dtype_name(code: int, bits: int) -> str:
+    kind = _DTYPE_CODES.get(code, f"code{code}_")
+    return "bool" if kind == "bool" else f"{kind}{bits}"
+
+
 def _export_column(handle: _BatchHandle, index: int):
     out, err = _lib.TensorPtr(), _errors.new_err()
     status = _lib.lib().zenith_batch_column_dlpack_by_index(handle.get(), index, ctypes.byref(out), ctypes.byref(err))
@@ -62,13 +69,15 @@ class Tensor:
         self._first = _export_column(handle, index)  # validates the column now; handed out first
         managed = self._first.contents
         t = managed.dl_tensor
+        ndim = t.ndim
         self.name = name
-        self.shape = tuple(t.shape[k] for k in range(t.ndim))
-        self.strides = tuple(t.strides[k] for k in range(t.ndim))
-        kind = _DTYPE_CODES.get(t.dtype.code, f"code{t.dtype.code}_")
-        self.dtype = "bool" if kind == "bool" else f"{kind}{t.dtype.bits}"
-        self.readonly = bool(managed.flags & _lib.DLPACK_FLAG_BITMASK_READ_ONLY)
-        self.copied = bool(managed.flags & _lib.DLPACK_FLAG_BITMASK_IS_COPIED)
+        self.shape = tuple(t.shape[:ndim])
+        self.strides = tuple(t.strides[:ndim])
+        dtype = t.dtype
+        self.dtype = _dtype_name(dtype.code, dtype.bits)
+        flags = managed.flags
+        self.readonly = bool(flags & _lib.DLPACK_FLAG_BITMASK_READ_ONLY)
+        self.copied = bool(flags & _lib.DLPACK_FLAG_BITMASK_IS_COPIED)
 
     def __repr__(self) -> str:
         return f"zenith.Tensor(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
