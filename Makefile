@@ -118,7 +118,8 @@ clean:
 
 ## Python binding (bindings/python) -------------------------------------------------------------
 #
-#   make test-python-binding   creates (or reuses) .venv-binding, pip-installs ./bindings/python
+#   make test-python-binding   (after `make setup`: python3-venv, cargo) creates (or reuses)
+#                              .venv-binding, pip-installs ./bindings/python
 #                              (which builds libzenith with cargo and bundles it) and the test
 #                              clients, then runs pytest on bindings/python/tests against the
 #                              installed package (ZENITH_LIBRARY unset: the bundled copy is used).
@@ -126,7 +127,7 @@ clean:
 BINDING_VENV := $(CURDIR)/.venv-binding
 
 .PHONY: test-python-binding
-test-python-binding:
+test-python-binding: setup
 	@test -x $(BINDING_VENV)/bin/python || python3 -m venv $(BINDING_VENV)
 	$(BINDING_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
