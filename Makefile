@@ -74,7 +74,8 @@ bench: setup build
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go
+test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go \
+      test-python-binding
 	@echo "make test: all suites passed"
 
 lint:
@@ -140,3 +141,21 @@ clean:
 # go test -race ./..., the example built with pkg-config and run. Needs Go 1.25 or newer.
 test-go: build data
 	bindings/go/run_tests.sh
+
+## Python binding (bindings/python) -------------------------------------------------------------
+#
+#   make test-python-binding   (after `make setup`: python3-venv, cargo) creates (or reuses)
+#                              .venv-binding, pip-installs ./bindings/python
+#                              (which builds libzenith with cargo and bundles it) and the test
+#                              clients, then runs pytest on bindings/python/tests against the
+#                              installed package (ZENITH_LIBRARY unset: the bundled copy is used).
+
+BINDING_VENV := $(CURDIR)/.venv-binding
+
+.PHONY: test-python-binding
+test-python-binding: setup
+	@test -x $(BINDING_VENV)/bin/python || python3 -m venv $(BINDING_VENV)
+	$(BINDING_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
+	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
+	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests

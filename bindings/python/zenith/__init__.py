@@ -1,0 +1,69 @@
+"""Zenith: shuffled, sharded batches of Arrow IPC, Parquet and CSV datasets, built on native
+worker threads and handed over zero-copy as pyarrow RecordBatches or DLPack tensors.
+
+    import zenith
+    with zenith.Loader("data/", batch_size=1024, shuffle=True, seed=0) as loader:
+        for epoch in range(3):
+            loader.set_epoch(epoch)
+            for batch in loader:          # pyarrow.RecordBatch
+                ...
+
+A thin ctypes binding over libzenith.so (no compiled extension): the library comes from
+$ZENITH_LIBRARY, else the copy bundled in this package, else the repository's target/release or
+target/debug. pyarrow, numpy and torch are optional. ``zenith.torch`` (imported on its own) wraps
+a loader as a torch IterableDataset.
+"""
+
+from ._batch import Batch, Tensor
+from ._errors import (
+    FormatError,
+    InvalidArgumentError,
+    NotFoundError,
+    SchemaMismatchError,
+    Status,
+    UnsupportedError,
+    ZenithError,
+    ZenithIOError,
+)
+from ._lib import library_path
+from ._loader import Loader, Schema
+
+
+def version() -> str:
+    """The version of the loaded libzenith, e.g. "0.1.0"."""
+    from . import _lib
+
+    return _lib.lib().zenith_version().decode("ascii")
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+
+        try:
+            return dist_version("libzenith")
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # pragma: no cover
+        pass
+    return "0+unknown"
+
+
+__version__ = _package_version()
+
+__all__ = [
+    "Batch",
+    "FormatError",
+    "InvalidArgumentError",
+    "Loader",
+    "NotFoundError",
+    "Schema",
+    "SchemaMismatchError",
+    "Status",
+    "Tensor",
+    "UnsupportedError",
+    "ZenithError",
+    "ZenithIOError",
+    "library_path",
+    "version",
+]

@@ -1,0 +1,187 @@
+"""PyCapsules around C structs, made with ctypes (no compiled extension).
+
+A capsule owns what it points to until a consumer takes it:
+
+* ``arrow_schema`` / ``arrow_array`` / ``arrow_array_stream`` (the Arrow PyCapsule protocol): the
+  struct lives in memory from ``PyMem_RawMalloc``; a consumer moves its contents out (leaving
+  ``release == NULL``); the capsule's destructor calls ``release`` if nobody did, then frees the
+  memory.
+* ``dltensor_versioned`` / ``dltensor`` (the DLPack protocol): a consumer that takes the tensor
+  renames the capsule ``used_...`` and calls the deleter itself; the destructor of a capsule that
+  still has its first name calls the deleter.
+
+The destructors are C-callable ctypes thunks. Each thunk and each capsule name is pinned for the
+life of the process (an extra reference, raw memory), so a capsule that dies during interpreter
+shutdown never calls into freed memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import CFUNCTYPE, POINTER, c_int, c_size_t, c_void_p
+
+from . import _lib
+
+_api = ctypes.pythonapi
+
+_PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
+
+_PyCapsule_New = _api.PyCapsule_New
+_PyCapsule_New.restype = ctypes.py_object
+_PyCapsule_New.argtypes = [c_void_p, c_void_p, _PyCapsule_Destructor]
+
+# The destructors get the dying capsule as a bare address: c_void_p, never py_object, so these
+# calls do not touch its reference count.
+_PyCapsule_IsValid = _api.PyCapsule_IsValid
+_PyCapsule_IsValid.restype = c_int
+_PyCapsule_IsValid.argtypes = [c_void_p, c_void_p]
+_PyCapsule_GetPointer = _api.PyCapsule_GetPointer
+_PyCapsule_GetPointer.restype = c_void_p
+_PyCapsule_GetPointer.argtypes = [c_void_p, c_void_p]
+
+raw_malloc = _api.PyMem_RawMalloc
+raw_malloc.restype = c_void_p
+raw_malloc.argtypes = [c_size_t]
+raw_calloc = _api.PyMem_RawCalloc
+raw_calloc.restype = c_void_p
+raw_calloc.argtypes = [c_size_t, c_size_t]
+raw_free = _api.PyMem_RawFree
+raw_free.restype = None
+raw_free.argtypes = [c_void_p]
+
+_Py_IncRef = _api.Py_IncRef
+_Py_IncRef.restype = None
+_Py_IncRef.argtypes = [ctypes.py_object]
+
+
+def _pin(obj):
+    """Keeps `obj` alive until the process exits (module teardown cannot free it)."""
+    _Py_IncRef(obj)
+    return obj
+
+
+def _static_name(name: bytes) -> int:
+    """A NUL-terminated copy of `name` in memory that is never freed."""
+    address = raw_malloc(len(name) + 1)
+    if not address:
+        raise MemoryError
+    ctypes.memmove(address, name + b"\0", len(name) + 1)
+    return address
+
+
+ARROW_SCHEMA = _static_name(b"arrow_schema")
+ARROW_ARRAY = _static_name(b"arrow_array")
+ARROW_ARRAY_STREAM = _static_name(b"arrow_array_stream")
+DLTENSOR_VERSIONED = _static_name(b"dltensor_versioned")
+DLTENSOR = _static_name(b"dltensor")
+
+
+def alloc(struct_type) -> int:
+    """Zeroed raw memory for one `struct_type` (so `release` reads NULL until filled)."""
+    address = raw_calloc(1, ctypes.sizeof(struct_type))
+    if not address:
+        raise MemoryError
+    return address
+
+
+def _arrow_destructor(name: int, struct_type):
+    pointer_type = POINTER(struct_type)
+
+    @_PyCapsule_Destructor
+    def destructor(capsule):
+        address = _PyCapsule_GetPointer(capsule, name)
+        if address:
+            struct = struct_type.from_address(address)
+            if struct.release:  # not moved out by a consumer
+                struct.release(ctypes.cast(address, pointer_type))
+            raw_free(address)
+
+    return _pin(destructor)
+
+
+_release_schema = _arrow_destructor(ARROW_SCHEMA, _lib.ArrowSchema)
+_release_array = _arrow_destructor(ARROW_ARRAY, _lib.ArrowArray)
+_release_stream = _arrow_destructor(ARROW_ARRAY_STREAM, _lib.ArrowArrayStream)
+
+
+def schema_capsule(address: int):
+    """Wraps a filled ArrowSchema at `address` (from `alloc`); the capsule owns it."""
+    return _PyCapsule_New(address, ARROW_SCHEMA, _release_schema)
+
+
+def array_capsule(address: int):
+    return _PyCapsule_New(address, ARROW_ARRAY, _release_array)
+
+
+def stream_capsule(address: int):
+    return _PyCapsule_New(address, ARROW_ARRAY_STREAM, _release_stream)
+
+
+# ---- DLPack -----------------------------------------------------------------------------------
+
+
+@_PyCapsule_Destructor
+def _delete_unused_versioned(capsule):
+    # Still named "dltensor_versioned": no consumer took the tensor.
+    if _PyCapsule_IsValid(capsule, DLTENSOR_VERSIONED):
+        address = _PyCapsule_GetPointer(capsule, DLTENSOR_VERSIONED)
+        tensor = ctypes.cast(address, _lib.TensorPtr)
+        tensor.contents.deleter(tensor)
+
+
+_pin(_delete_unused_versioned)
+
+_LegacyDeleter = _lib.DLManagedTensor._fields_[2][1]
+
+
+@_LegacyDeleter
+def _delete_legacy(managed):
+    # The legacy wrapper: its manager_ctx is the versioned tensor it borrows shape and data from.
+    address = ctypes.cast(managed, c_void_p).value
+    versioned = ctypes.cast(managed.contents.manager_ctx, _lib.TensorPtr)
+    versioned.contents.deleter(versioned)
+    raw_free(address)
+
+
+_pin(_delete_legacy)
+
+
+@_PyCapsule_Destructor
+def _delete_unused_legacy(capsule):
+    if _PyCapsule_IsValid(capsule, DLTENSOR):
+        address = _PyCapsule_GetPointer(capsule, DLTENSOR)
+        _delete_legacy(ctypes.cast(address, POINTER(_lib.DLManagedTensor)))
+
+
+_pin(_delete_unused_legacy)
+
+
+def versioned_capsule(tensor) -> object:
+    """A "dltensor_versioned" capsule that owns `tensor` (a TensorPtr)."""
+    return _PyCapsule_New(ctypes.cast(tensor, c_void_p), DLTENSOR_VERSIONED, _delete_unused_versioned)
+
+
+def legacy_capsule(tensor) -> object:
+    """A "dltensor" capsule (DLPack < 1.0) for consumers that ask for no version: a
+    DLManagedTensor that shares the versioned tensor's DLTensor and deletes it when deleted."""
+    address = alloc(_lib.DLManagedTensor)
+    legacy = _lib.DLManagedTensor.from_address(address)
+    legacy.dl_tensor = tensor.contents.dl_tensor  # a copy of the view; shape/strides stay shared
+    legacy.manager_ctx = ctypes.cast(tensor, c_void_p)
+    legacy.deleter = _delete_legacy
+    try:
+        return _PyCapsule_New(address, DLTENSOR, _delete_unused_legacy)
+    except BaseException:
+        raw_free(address)
+        raise
+
+
+__all__ = [
+    "alloc",
+    "array_capsule",
+    "legacy_capsule",
+    "raw_free",
+    "schema_capsule",
+    "stream_capsule",
+    "versioned_capsule",
+]

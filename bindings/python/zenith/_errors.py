@@ -1,0 +1,137 @@
+"""ZenithError and its subclasses: a failing C call becomes one exception, freed on the way."""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import errno
+
+from . import _lib
+
+
+class Status(enum.IntEnum):
+    """The library's status codes (`zenith_status`): 0 and 1 are not errors."""
+
+    OK = 0
+    DONE = 1
+    ERR_NULL_ARGUMENT = -1
+    ERR_INVALID_ARGUMENT = -2
+    ERR_IO = -3
+    ERR_NOT_FOUND = -4
+    ERR_FORMAT = -5
+    ERR_UNSUPPORTED = -6
+    ERR_PANIC = -7
+    ERR_INTERNAL = -8
+    ERR_SCHEMA_MISMATCH = -9
+    ERR_BUFFER_TOO_SMALL = -10
+
+
+class ZenithError(Exception):
+    """An error reported by libzenith (or an argument the binding refused before calling it).
+
+    ``code`` is the library's status code (a :class:`Status` when known, else the int) and
+    ``message`` its message. Subclasses also derive from the built-in exception a Python user
+    would catch: :class:`NotFoundError` is a ``FileNotFoundError``, :class:`InvalidArgumentError`
+    a ``ValueError``, :class:`ZenithIOError` an ``OSError``.
+    """
+
+    def __init__(self, code: int, message: str):
+        try:
+            code = Status(code)
+        except ValueError:
+            pass
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        name = self.code.name if isinstance(self.code, Status) else str(self.code)
+        return f"{self.message} [{name}]"
+
+    def __reduce__(self):
+        return (_rebuild, (self.code, self.message))
+
+
+def _rebuild(code, message):
+    return error(code, message)
+
+
+class InvalidArgumentError(ZenithError, ValueError):
+    """An argument outside its domain (bad option, unknown column, foreign resume state, ...)."""
+
+
+class NotFoundError(ZenithError, FileNotFoundError):
+    """The path does not exist, or holds no data file."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(code, message)
+        # FileNotFoundError's own fields, as OSError(errno, strerror) would set them.
+        self.errno = errno.ENOENT
+        self.strerror = message
+
+    def __str__(self) -> str:
+        return ZenithError.__str__(self)
+
+
+class ZenithIOError(ZenithError, OSError):
+    """The operating system reported an I/O failure."""
+
+    def __str__(self) -> str:
+        return ZenithError.__str__(self)
+
+
+class FormatError(ZenithError):
+    """A file is not in a known format, or is truncated or corrupt."""
+
+
+class SchemaMismatchError(ZenithError):
+    """Shards of one dataset have different schemas."""
+
+
+class UnsupportedError(ZenithError):
+    """Valid, but this build or this data cannot serve it (e.g. a string column as DLPack)."""
+
+
+_CLASSES = {
+    Status.ERR_NULL_ARGUMENT: InvalidArgumentError,
+    Status.ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    Status.ERR_BUFFER_TOO_SMALL: InvalidArgumentError,
+    Status.ERR_NOT_FOUND: NotFoundError,
+    Status.ERR_IO: ZenithIOError,
+    Status.ERR_FORMAT: FormatError,
+    Status.ERR_SCHEMA_MISMATCH: SchemaMismatchError,
+    Status.ERR_UNSUPPORTED: UnsupportedError,
+}
+
+
+def error(code: int, message: str) -> ZenithError:
+    """The exception for a status code."""
+    return _CLASSES.get(code, ZenithError)(code, message)
+
+
+def invalid(message: str) -> InvalidArgumentError:
+    """An argument refused by the binding itself."""
+    return InvalidArgumentError(Status.ERR_INVALID_ARGUMENT, message)
+
+
+def check(status: int, err) -> int:
+    """Returns a non-negative status; raises the error (freeing it) for a negative one."""
+    if status >= 0:
+        return status
+    lib = _lib.lib()
+    if err:
+        code = lib.zenith_error_code(err)
+        message = lib.zenith_error_message(err).decode("utf-8", "replace")
+        lib.zenith_error_free(err)
+    else:
+        code, message = status, lib.zenith_status_str(status).decode("utf-8", "replace")
+    raise error(code, message)
+
+
+def new_err():
+    """A fresh `zenith_error *` to pass by reference as a call's last argument."""
+    return _lib.ErrorPtr()
+
+
+def ref(err):
+    return ctypes.byref(err)

@@ -1,0 +1,520 @@
+"""zenith.Loader: a `zenith_loader` handle with Python iteration, the Arrow PyCapsule protocol,
+epochs and exact resume."""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+import threading
+import weakref
+
+from . import _batch, _capsule, _errors, _lib
+
+_SHUFFLE = {
+    False: _lib.ZENITH_SHUFFLE_NONE,
+    True: _lib.ZENITH_SHUFFLE_GLOBAL,
+    "none": _lib.ZENITH_SHUFFLE_NONE,
+    "global": _lib.ZENITH_SHUFFLE_GLOBAL,
+    "block": _lib.ZENITH_SHUFFLE_BLOCK,
+}
+_SHUFFLE_NAMES = {
+    _lib.ZENITH_SHUFFLE_NONE: "none",
+    _lib.ZENITH_SHUFFLE_GLOBAL: "global",
+    _lib.ZENITH_SHUFFLE_BLOCK: "block",
+}
+_OUTPUTS = ("arrow", "dlpack")
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+STATE_VERSION = 1
+
+_pyarrow = None
+_pyarrow_checked = False
+
+# Every open loader, so that a forked child can disown them: their worker threads exist only in
+# the parent, so the child must neither use nor free them.
+_open_loaders: "weakref.WeakSet[Loader]" = weakref.WeakSet()
+
+
+def _disown_after_fork() -> None:
+    for loader in list(_open_loaders):
+        loader._handle = None
+        loader._forked = True
+        loader._lock = threading.RLock()
+    _open_loaders.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_after_fork)
+
+
+def pyarrow():
+    """The pyarrow module, or None when it is not installed (checked once)."""
+    global _pyarrow, _pyarrow_checked
+    if not _pyarrow_checked:
+        try:
+            import pyarrow as pa
+        except ImportError:
+            pa = None
+        _pyarrow, _pyarrow_checked = pa, True
+    return _pyarrow
+
+
+def _int(name: str, value, low: int, high: int, *, none_ok: bool = False):
+    """`value` as an int in [low, high] (None passes when `none_ok`); else InvalidArgumentError."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool):
+        raise _errors.invalid(f"{name} must be an integer, not a bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise _errors.invalid(f"{name} must be an integer, not {type(value).__name__}") from None
+    if not low <= value <= high:
+        raise _errors.invalid(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def _call(fn, *args):
+    """Calls a fallible C function with a trailing `zenith_error **`; raises on failure."""
+    err = _errors.new_err()
+    return _errors.check(fn(*args, ctypes.byref(err)), err)
+
+
+class Schema:
+    """The loader's schema when pyarrow is not installed: implements ``__arrow_c_schema__``
+    (exported from the loader on each call, so it needs the loader open) and ``names``."""
+
+    def __init__(self, loader: "Loader", names: list):
+        self._loader = loader
+        self.names = list(names)
+
+    def __arrow_c_schema__(self):
+        return self._loader._export_schema_capsule()
+
+    def __repr__(self) -> str:
+        return f"zenith.Schema(names={self.names})"
+
+
+class Loader:
+    """Shuffled, sharded batches of a dataset (an Arrow IPC, Parquet or CSV file, a directory of
+    shards, or a glob), built ahead on native worker threads.
+
+    ``for batch in loader`` yields ``pyarrow.RecordBatch`` objects (``output="arrow"``; without
+    pyarrow, :class:`zenith.Batch` objects implementing ``__arrow_c_array__``), or dicts of column
+    name to :class:`zenith.Tensor` (``output="dlpack"``).
+
+    Epochs: the first pass (a ``for`` loop, or an export through ``__arrow_c_stream__``) runs
+    epoch 0. Each later pass starts the next epoch, unless :meth:`set_epoch` was called since the
+    last pass began (then it runs that epoch), or the current epoch has delivered nothing yet. The
+    order of epoch ``e`` depends only on (dataset, seed, e, shuffle, batch size, shard), so loops
+    that call ``set_epoch(e)`` before each epoch and loops that don't see the same batches.
+
+    Arguments:
+        path: a file, a directory (searched recursively) or a glob (str, bytes or PathLike).
+        batch_size: rows per batch (the last batch of an epoch may be shorter, see drop_last).
+        shuffle: True or "global" (an exact permutation of all rows per epoch), "block" (row
+            groups, then rows within windows that fit ``memory_budget``), False or "none".
+        seed: the shuffle seed.
+        num_workers: worker threads (None: one per core, at most 4; 0: built by the caller).
+            Workers change speed only, never content or order.
+        prefetch: batches built ahead (None: twice the workers); bounds memory.
+        drop_last: drop the last batch of an epoch when it is short.
+        columns: names of the columns to read, in that order (None: all).
+        rank, world_size: this process's shard (both or neither; None: from ``RANK``/
+            ``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``, else 0 of 1).
+        output: "arrow" or "dlpack".
+        memory_budget: bytes of decoded data a shuffle may hold (None: half the available memory).
+
+    Raises :class:`zenith.NotFoundError` (a ``FileNotFoundError``) for a missing path,
+    :class:`zenith.InvalidArgumentError` (a ``ValueError``) for a bad argument, and other
+    :class:`zenith.ZenithError` subclasses for unreadable data.
+
+    Calls on one loader are serialised by a lock; close it with :meth:`close` or ``with``.
+    """
+
+    def __init__(
+        self,
+        path,
+        batch_size: int = _lib.ZENITH_DEFAULT_BATCH_SIZE,
+        shuffle=True,
+        seed: int = 0,
+        num_workers: int | None = None,
+        prefetch: int | None = None,
+        drop_last: bool = False,
+        columns=None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        output: str = "arrow",
+        memory_budget: int | None = None,
+    ):
+        self._handle = None  # set last: __del__ and close() see None until the open succeeds
+        try:
+            self._path = os.fsencode(path)
+        except TypeError:
+            raise _errors.invalid(f"path must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+        if isinstance(shuffle, str):
+            shuffle = shuffle.lower()
+        if not isinstance(shuffle, (bool, str)) or shuffle not in _SHUFFLE:
+            raise _errors.invalid(f'shuffle must be True, False, "global", "block" or "none", got {shuffle!r}')
+        if not isinstance(drop_last, bool):
+            raise _errors.invalid(f"drop_last must be a bool, not {type(drop_last).__name__}")
+        if output not in _OUTPUTS:
+            raise _errors.invalid(f'output must be "arrow" or "dlpack", got {output!r}')
+        if columns is not None:
+            if isinstance(columns, (str, bytes)) or not all(isinstance(c, str) for c in columns):
+                raise _errors.invalid("columns must be a list of column names (str)")
+            columns = list(columns)
+        if (rank is None) != (world_size is None):
+            raise _errors.invalid("give both rank and world_size, or neither")
+        self._options = {
+            "batch_size": _int("batch_size", batch_size, 1, _U64),
+            "shuffle": _SHUFFLE[shuffle],
+            "seed": _int("seed", seed, 0, _U64),
+            "num_workers": _int("num_workers", num_workers, 0, _lib.MAX_WORKERS, none_ok=True),
+            "prefetch": _int("prefetch", prefetch, 1, _U64, none_ok=True),
+            "drop_last": drop_last,
+            "columns": columns,
+            "rank": _int("rank", rank, 0, _U32, none_ok=True),
+            "world_size": _int("world_size", world_size, 1, _U32, none_ok=True),
+            "memory_budget": _int("memory_budget", memory_budget, 0, _U64, none_ok=True),
+        }
+        self._output = output
+        self._lock = threading.RLock()
+        self._pa_schema = None
+        handle = self._open(None)
+        try:
+            self._names = self._read_column_names(handle)
+            self._reset_position(handle, epoch=0, base=0)
+        except BaseException:
+            _lib.lib().zenith_loader_free(handle)
+            raise
+        self._generation = 0
+        self._forked = False
+        self._handle = handle
+        _open_loaders.add(self)
+
+    # ---- opening -----------------------------------------------------------------------------
+
+    def _open(self, resume: bytes | None):
+        """A new `zenith_loader *` with this loader's options (and a resume token)."""
+        lib = _lib.lib()
+        o = self._options
+        opts = _lib.OptionsPtr()
+        _errors.check(lib.zenith_loader_options_new(ctypes.byref(opts)), None)
+        try:
+            _call(lib.zenith_loader_options_set_batch_size, opts, o["batch_size"])
+            _call(lib.zenith_loader_options_set_shuffle, opts, o["shuffle"])
+            _call(lib.zenith_loader_options_set_seed, opts, o["seed"])
+            _call(lib.zenith_loader_options_set_drop_last, opts, o["drop_last"])
+            if o["num_workers"] is not None:
+                _call(lib.zenith_loader_options_set_num_workers, opts, o["num_workers"])
+            if o["prefetch"] is not None:
+                _call(lib.zenith_loader_options_set_prefetch, opts, o["prefetch"])
+            if o["rank"] is not None:
+                _call(lib.zenith_loader_options_set_shard, opts, o["rank"], o["world_size"])
+            if o["columns"] is not None:
+                names = [c.encode("utf-8") for c in o["columns"]]
+                array = (ctypes.c_char_p * max(len(names), 1))(*names)
+                _call(lib.zenith_loader_options_set_columns, opts, array, len(names))
+            if o["memory_budget"] is not None:
+                _call(lib.zenith_loader_options_set_memory_budget, opts, o["memory_budget"])
+            if resume is not None:
+                buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
+                _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))
+            handle = _lib.LoaderPtr()
+            try:
+                _call(lib.zenith_loader_open, self._path, opts, ctypes.byref(handle))
+            except _errors.NotFoundError as e:
+                e.filename = os.fsdecode(self._path)
+                raise
+        finally:
+            lib.zenith_loader_options_free(opts)
+        return handle
+
+    @staticmethod
+    def _read_column_names(handle) -> list:
+        schema = _lib.ArrowSchema()
+        _call(_lib.lib().zenith_loader_schema, handle, ctypes.byref(schema))
+        try:
+            return [schema.children[i].contents.name.decode("utf-8") for i in range(schema.n_children)]
+        finally:
+            schema.release(ctypes.byref(schema))
+
+    def _reset_position(self, handle, epoch: int, base: int) -> None:
+        """Bookkeeping for an epoch prepared and not yet passed over (see the class docs)."""
+        self._epoch = epoch
+        self._fresh = True  # the next pass runs this epoch
+        self._epoch_base = base  # batches of this epoch delivered before this handle existed
+        self._epoch_start = self._stats_of(handle).batches  # the handle's counter at epoch start
+
+    # ---- lifetime ----------------------------------------------------------------------------
+
+    def _live(self):
+        if not self._handle:
+            if getattr(self, "_forked", False):
+                raise _errors.invalid("this loader was opened in the parent of a fork; open a new one in this process")
+            raise _errors.invalid("the loader is closed")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        return not self._handle
+
+    def close(self) -> None:
+        """Frees the loader (its workers and prefetched batches). Batches, tensors and streams
+        already handed out stay valid. Idempotent."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            handle, self._handle = self._handle, None
+            self._generation = getattr(self, "_generation", 0) + 1
+            if handle:
+                _lib.lib().zenith_loader_free(handle)
+
+    def __del__(self):
+        # The backstop for a loader never closed: nothing else can hold it now, so no lock.
+        handle = getattr(self, "_handle", None)
+        if handle:
+            self._handle = None
+            try:
+                _lib.lib().zenith_loader_free(handle)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("a zenith.Loader cannot be pickled (it owns native threads); open one per process")
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"epoch={self._epoch}, batches_per_epoch={len(self)}"
+        return f"zenith.Loader({os.fsdecode(self._path)!r}, batch_size={self._options['batch_size']}, {state})"
+
+    # ---- facts -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        with self._lock:
+            return _lib.lib().zenith_loader_num_batches(self._live())
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass runs (or the one running)."""
+        return self._epoch
+
+    @property
+    def column_names(self) -> list:
+        return list(self._names)
+
+    @property
+    def schema(self):
+        """The schema of every batch: a ``pyarrow.Schema`` (a :class:`zenith.Schema`
+        implementing ``__arrow_c_schema__`` when pyarrow is not installed)."""
+        pa = pyarrow()
+        if pa is None:
+            return Schema(self, self._names)
+        with self._lock:
+            if self._pa_schema is None:
+                schema = _lib.ArrowSchema()
+                _call(_lib.lib().zenith_loader_schema, self._live(), ctypes.byref(schema))
+                try:
+                    self._pa_schema = pa.Schema._import_from_c(ctypes.addressof(schema))
+                finally:
+                    if schema.release:
+                        schema.release(ctypes.byref(schema))
+            return self._pa_schema
+
+    def _export_schema_capsule(self):
+        with self._lock:
+            address = _capsule.alloc(_lib.ArrowSchema)
+            err = _errors.new_err()
+            status = _lib.lib().zenith_loader_schema(self._live(), ctypes.cast(address, ctypes.POINTER(_lib.ArrowSchema)), ctypes.byref(err))
+            if status < 0:
+                _capsule.raw_free(address)
+                _errors.check(status, err)
+            return _capsule.schema_capsule(address)
+
+    def __arrow_c_schema__(self):
+        """The schema as an "arrow_schema" PyCapsule (the Arrow PyCapsule protocol)."""
+        return self._export_schema_capsule()
+
+    @staticmethod
+    def _stats_of(handle) -> _lib.zenith_stats:
+        stats = _lib.zenith_stats()
+        stats.struct_size = ctypes.sizeof(_lib.zenith_stats)
+        _call(_lib.lib().zenith_loader_stats, handle, ctypes.byref(stats))
+        return stats
+
+    def stats(self) -> dict:
+        """Counters since open and the configuration running: rows, batches, bytes delivered;
+        time_to_first_batch_ns, consumer_wait_ns, worker_busy_ns, decode_ns; chunks_decoded;
+        queue_depth; epoch; batches_per_epoch; shuffle ("none", "global" or "block": the mode
+        that runs, which is "block" for a global shuffle over the memory budget); num_workers."""
+        with self._lock:
+            s = self._stats_of(self._live())
+        out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}
+        out["shuffle"] = _SHUFFLE_NAMES.get(out.pop("shuffle_mode"), "unknown")
+        return out
+
+    # ---- epochs and passes -------------------------------------------------------------------
+
+    def _taken(self) -> int:
+        """Batches of the current epoch delivered through this handle (by any pass)."""
+        return self._stats_of(self._handle).batches - self._epoch_start
+
+    def _set_epoch(self, epoch: int) -> None:
+        _call(_lib.lib().zenith_loader_set_epoch, self._handle, epoch)
+        self._reset_position(self._handle, epoch, 0)
+        self._generation += 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Prepares epoch `epoch` (from its first batch) for the next pass; batches of the current
+        epoch not yet taken are discarded. Calling it with the epoch already prepared and not yet
+        started does nothing: after :meth:`load_state_dict` it keeps the resumed position."""
+        epoch = _int("epoch", epoch, 0, _U64)
+        with self._lock:
+            self._live()
+            if self._fresh and epoch == self._epoch and self._taken() == 0:
+                return
+            self._set_epoch(epoch)
+
+    def _begin_pass(self) -> int:
+        """Starts a pass (lock held): moves to the next epoch when the last pass took batches."""
+        self._live()
+        if not self._fresh and self._taken() > 0:
+            self._set_epoch(self._epoch + 1)
+        self._fresh = False
+        self._generation += 1
+        return self._generation
+
+    def __iter__(self):
+        with self._lock:
+            generation = self._begin_pass()
+        return self._iterate(generation)
+
+    def _iterate(self, generation: int):
+        while True:
+            with self._lock:
+                if generation != self._generation:
+                    if not self._handle:
+                        self._live()  # raises: closed, or inherited through fork
+                    raise RuntimeError("this iterator was superseded (a newer pass, set_epoch or load_state_dict)")
+                item = self._next_item()
+            if item is None:
+                return
+            yield item
+
+    def next_batch(self):
+        """The next batch of the current epoch as a :class:`zenith.Batch` (whatever ``output``
+        says), or None at the end of the epoch. A lower-level alternative to iteration; it does
+        not start a pass (no epoch is advanced)."""
+        with self._lock:
+            handle = self._take_batch()
+            return None if handle is None else _batch.Batch(handle, self._names)
+
+    def _take_batch(self):
+        out = _lib.BatchPtr()
+        status = _call(_lib.lib().zenith_loader_next_batch, self._live(), ctypes.byref(out))
+        if status == _lib.ZENITH_DONE:
+            return None
+        return _batch._BatchHandle(out)
+
+    def _next_item(self):
+        if self._output == "dlpack":
+            handle = self._take_batch()
+            return None if handle is None else _batch.tensors_of(handle, self._names)
+        pa = pyarrow()
+        if pa is None:
+            handle = self._take_batch()
+            return None if handle is None else _batch.Batch(handle, self._names)
+        array = _lib.ArrowArray()
+        status = _call(_lib.lib().zenith_loader_next, self._live(), ctypes.byref(array), None)
+        if status == _lib.ZENITH_DONE:
+            return None
+        try:
+            return pa.RecordBatch._import_from_c(ctypes.addressof(array), self.schema)
+        finally:
+            if array.release:  # the import failed before moving it
+                array.release(ctypes.byref(array))
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        """The rest of the pass's epoch as an "arrow_array_stream" PyCapsule (the Arrow PyCapsule
+        protocol): ``pa.RecordBatchReader.from_stream(loader)``, ``polars.DataFrame(loader)``,
+        duckdb and nanoarrow read it. Exporting starts a pass (see the class docs). The stream
+        stays valid after the loader is closed. `requested_schema` is not used: the data comes
+        in its own schema."""
+        with self._lock:
+            self._begin_pass()
+            address = _capsule.alloc(_lib.ArrowArrayStream)
+            err = _errors.new_err()
+            status = _lib.lib().zenith_loader_export_stream(self._handle, address, ctypes.byref(err))
+            if status < 0:
+                _capsule.raw_free(address)
+                _errors.check(status, err)
+            return _capsule.stream_capsule(address)
+
+    # ---- resume ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Where the loader stands: ``{"version", "epoch", "batches_delivered", "token"}`` (the
+        token: the library's resume state, about 100 bytes; no data). Pass it to
+        :meth:`load_state_dict` of a loader opened on the same data with the same order options
+        (any ``num_workers`` and ``prefetch``)."""
+        with self._lock:
+            handle = self._live()
+            lib = _lib.lib()
+            length = ctypes.c_size_t()
+            buf = (ctypes.c_uint8 * _lib.ZENITH_RESUME_STATE_SIZE)()
+            err = _errors.new_err()
+            status = lib.zenith_loader_save_state(handle, buf, len(buf), ctypes.byref(length), ctypes.byref(err))
+            if status == _errors.Status.ERR_BUFFER_TOO_SMALL:  # a newer library with a longer token
+                lib.zenith_error_free(err)
+                buf = (ctypes.c_uint8 * length.value)()
+                _call(lib.zenith_loader_save_state, handle, buf, len(buf), ctypes.byref(length))
+            else:
+                _errors.check(status, err)
+            return {
+                "version": STATE_VERSION,
+                "epoch": self._epoch,
+                "batches_delivered": self._epoch_base + self._taken(),
+                "token": bytes(buf[: length.value]),
+            }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resumes from :meth:`state_dict`: the next pass delivers exactly the batches of the saved
+        epoch not yet delivered (the next epoch when the saved one was complete). Re-opens the
+        dataset; on failure (another dataset, other order options) raises
+        :class:`InvalidArgumentError` and leaves this loader as it was."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise _errors.invalid(f"not a zenith.Loader state dict (version {STATE_VERSION})")
+        token = state.get("token")
+        if not isinstance(token, (bytes, bytearray, memoryview)):
+            raise _errors.invalid("state['token'] must be bytes")
+        epoch = _int("state['epoch']", state.get("epoch"), 0, _U64)
+        delivered = _int("state['batches_delivered']", state.get("batches_delivered"), 0, _U64)
+        with self._lock:
+            self._live()
+            handle = self._open(bytes(token))
+            try:
+                resumed_epoch = self._stats_of(handle).epoch
+                if resumed_epoch != epoch:
+                    raise _errors.invalid(f"state['epoch'] is {epoch} but its token is for epoch {resumed_epoch}")
+                names = self._read_column_names(handle)
+            except BaseException:
+                _lib.lib().zenith_loader_free(handle)
+                raise
+            old, self._handle = self._handle, handle
+            _lib.lib().zenith_loader_free(old)
+            self._names = names
+            self._pa_schema = None
+            self._reset_position(handle, epoch, delivered)
+            self._generation += 1
+            batches = _lib.lib().zenith_loader_num_batches(handle)
+            if batches > 0 and delivered >= batches:
+                self._set_epoch(epoch + 1)
