@@ -221,6 +221,17 @@ typedef struct DLManagedTensorVersioned {
 #endif /* DLPACK_DLPACK_H_ */
 
 
+// Flag for `zenith_numa_alloc`: normal pages only (no hugetlb, no transparent hugepages).
+#define ZENITH_ALLOC_NO_HUGEPAGES 1
+
+// Flag for `zenith_numa_alloc`: no explicit hugetlb pages (leave the reserved pool to others);
+// transparent hugepages are still used.
+#define ZENITH_ALLOC_NO_HUGETLB 2
+
+// Flag for `zenith_numa_alloc`: bind strictly to the node (`MPOL_BIND`) and fail when that is
+// impossible, instead of preferring it and falling back.
+#define ZENITH_ALLOC_STRICT_NODE 4
+
 // The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 #define ZENITH_DEFAULT_BATCH_SIZE 1024
 
@@ -242,6 +253,11 @@ typedef struct DLManagedTensorVersioned {
 // `MAJOR * 10000 + MINOR * 100 + PATCH`, for `#if ZENITH_VERSION_NUMBER >= ...` checks.
 #define ZENITH_VERSION_NUMBER 100
 
+// Memory from `zenith_numa_alloc`: its own zero-filled mapping.
+//
+// Freed by `zenith_allocation_free`, which unmaps the memory.
+typedef struct zenith_allocation zenith_allocation;
+
 // One batch delivered by `zenith_loader_next_batch`, owned by the caller.
 //
 // Freed by `zenith_batch_free`; it stays valid after its loader is freed.
@@ -262,6 +278,12 @@ typedef struct zenith_loader zenith_loader;
 //
 // Created by `zenith_loader_options_new`, freed by `zenith_loader_options_free`.
 typedef struct zenith_loader_options zenith_loader_options;
+
+// The topology of a machine: NUMA nodes, online CPUs, GPUs and NICs with their NUMA nodes.
+//
+// Created by `zenith_topology_discover` or `zenith_topology_discover_at`, freed by
+// `zenith_topology_free`. Immutable: a snapshot taken at discovery.
+typedef struct zenith_topology zenith_topology;
 
 // The status every fallible function returns: `ZENITH_OK`, `ZENITH_DONE`, or a negative error.
 typedef int32_t zenith_status;
@@ -303,7 +325,88 @@ typedef struct zenith_stats {
     zenith_shuffle shuffle_mode;
     // Worker threads.
     uint32_t num_workers;
+    // The NUMA node the workers run on and gathered batches are allocated on
+    // (`zenith_loader_options_set_numa_node` / `_near_gpu_*`); -1 when there is no placement,
+    // also when the node or GPU asked for has no known node on this machine.
+    int32_t numa_node;
+    // Worker threads of the current epoch pinned to the node's CPUs (fewer than `num_workers`
+    // when the node has no CPUs this process may use, or while workers are starting).
+    uint32_t pinned_workers;
 } zenith_stats;
+
+// Which pages back an allocation (one of the `ZENITH_HUGEPAGES_*` values).
+typedef int32_t zenith_hugepages;
+
+// How an allocation was placed on its NUMA node (one of the `ZENITH_PLACEMENT_*` values).
+typedef int32_t zenith_placement;
+
+// One NUMA node, filled by `zenith_topology_node`.
+//
+// Set `struct_size = sizeof(zenith_numa_node_info)` before the call: the library fills only the
+// fields that fit, so programs built against an older, shorter struct keep working.
+typedef struct zenith_numa_node_info {
+    // Set by the caller: the size of the struct it allocated.
+    size_t struct_size;
+    // The kernel's node number (ids may have gaps: use it, not the index, with the kernel).
+    uint32_t id;
+    // CPUs of the node (0 for a memory-only node); list them with `zenith_topology_node_cpus`.
+    uint32_t num_cpus;
+    // Memory of the node in bytes (0 for a memory-less node, or when unknown).
+    uint64_t memory_total_bytes;
+    // Free memory of the node in bytes at discovery.
+    uint64_t memory_free_bytes;
+    // 2 MiB hugepages in the node's pool.
+    uint64_t hugepages_2m_total;
+    // 2 MiB hugepages of the pool not handed out.
+    uint64_t hugepages_2m_free;
+    // 1 GiB hugepages in the node's pool.
+    uint64_t hugepages_1g_total;
+    // 1 GiB hugepages of the pool not handed out.
+    uint64_t hugepages_1g_free;
+} zenith_numa_node_info;
+
+// A GPU or NIC on the PCI bus, filled by `zenith_topology_gpu` and `zenith_topology_nic`.
+//
+// Set `struct_size = sizeof(zenith_pci_device_info)` before the call (see
+// `zenith_numa_node_info`).
+typedef struct zenith_pci_device_info {
+    // Set by the caller: the size of the struct it allocated.
+    size_t struct_size;
+    // The PCI address, NUL-terminated, as sysfs spells it: `"0000:3b:00.0"`.
+    char pci_address[32];
+    // PCI vendor id (`0x10de` NVIDIA, `0x1002` AMD, `0x15b3` Mellanox, ...).
+    uint16_t vendor_id;
+    // PCI device id.
+    uint16_t device_id;
+    // PCI class code (`0x030200` 3D controller, `0x020000` Ethernet, `0x020700` InfiniBand).
+    uint32_t class_code;
+    // The NUMA node the device is attached to; -1 when the kernel does not know.
+    int32_t numa_node;
+} zenith_pci_device_info;
+
+// Normal (base-size) pages.
+#define ZENITH_HUGEPAGES_NONE 0
+
+// Transparent hugepages were requested (`madvise(MADV_HUGEPAGE)` on a THP-aligned mapping);
+// the kernel backs the memory with huge pages as it can.
+#define ZENITH_HUGEPAGES_TRANSPARENT 1
+
+// Explicit hugetlb pages (the kernel's default hugepage size), reserved and faulted in.
+#define ZENITH_HUGEPAGES_EXPLICIT 2
+
+// Not placed: no node was asked for, or placement was impossible (without
+// `ZENITH_ALLOC_STRICT_NODE`).
+#define ZENITH_PLACEMENT_NONE 0
+
+// `mbind(MPOL_PREFERRED)`: pages come from the node while it has free memory.
+#define ZENITH_PLACEMENT_PREFERRED 1
+
+// `mbind(MPOL_BIND)`: pages come only from the node.
+#define ZENITH_PLACEMENT_BIND 2
+
+// `mbind` was refused (no NUMA in the kernel, a seccomp filter); the calling thread, pinned
+// inside the node's CPUs, touched every page so the kernel placed them on the node.
+#define ZENITH_PLACEMENT_FIRST_TOUCH 3
 
 // Rows in dataset order (zero-copy slices of memory-mapped files where possible).
 #define ZENITH_SHUFFLE_NONE 0
@@ -490,7 +593,8 @@ const char *zenith_status_str(zenith_status status);
 // `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 // file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 // message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
-// order);
+// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
+// that is not on the PCI bus);
 // `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 // NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 // NULL.
@@ -632,6 +736,89 @@ zenith_status zenith_loader_save_state(const struct zenith_loader *loader,
 // `loader` is NULL or a live loader, not used afterwards.
 void zenith_loader_free(struct zenith_loader *loader);
 
+// Allocates `bytes` bytes of zero-filled memory from its own mapping, on NUMA node
+// `numa_node` (-1: any node), using hugepages where it can: explicit hugetlb pages when the
+// request is at least one hugepage and the pool has them, else transparent hugepages when the
+// request is at least one and THP is not disabled, else normal pages. `flags` is 0 or a
+// combination of `ZENITH_ALLOC_*`.
+//
+// Placement uses `mbind` (`MPOL_PREFERRED`, or `MPOL_BIND` with `ZENITH_ALLOC_STRICT_NODE`)
+// before any page is touched; where `mbind` is refused and the calling thread is pinned inside
+// the node's CPUs (`zenith_pin_current_thread`), the pages are touched at once so they land on
+// the node. Ask `zenith_allocation_hugepages` and `zenith_allocation_placement` what was
+// obtained. The memory is page-aligned.
+//
+// Ownership: on success `*out` receives a new allocation the caller frees with
+// `zenith_allocation_free`.
+// On failure: `bytes == 0`, unknown flags, `numa_node < -1` or above 1023, or (strict only) a
+// node without memory returns `ZENITH_ERR_INVALID_ARGUMENT`; strict placement where `mbind` is
+// refused returns `ZENITH_ERR_UNSUPPORTED`; no memory returns `ZENITH_ERR_IO`. `*out` is left
+// untouched.
+// NULL policy: `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `out` and `err` are NULL or writable.
+zenith_status zenith_numa_alloc(size_t bytes,
+                                int32_t numa_node,
+                                uint32_t flags,
+                                struct zenith_allocation **out,
+                                struct zenith_error **err);
+
+// Returns the first byte of the allocation (page-aligned; NULL when `a` is NULL). The caller
+// may read and write `zenith_allocation_size(a)` bytes from there.
+//
+// Lifetime: valid until `zenith_allocation_free(a)`.
+// Thread safety: may be called from any thread; synchronising access to the bytes is the
+// caller's business.
+//
+// # Safety
+// `a` is NULL or live.
+void *zenith_allocation_data(const struct zenith_allocation *a);
+
+// Returns the size in bytes asked for (0 when `a` is NULL).
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `a` is NULL or live.
+size_t zenith_allocation_size(const struct zenith_allocation *a);
+
+// Returns which pages back the allocation: `ZENITH_HUGEPAGES_NONE` (also when `a` is NULL),
+// `ZENITH_HUGEPAGES_TRANSPARENT` or `ZENITH_HUGEPAGES_EXPLICIT`.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `a` is NULL or live.
+zenith_hugepages zenith_allocation_hugepages(const struct zenith_allocation *a);
+
+// Returns the NUMA node the allocation was placed on, or -1 when it was not placed (no node
+// asked for, placement impossible, or `a` NULL).
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `a` is NULL or live.
+int32_t zenith_allocation_numa_node(const struct zenith_allocation *a);
+
+// Returns how the allocation was placed: `ZENITH_PLACEMENT_NONE` (also when `a` is NULL),
+// `ZENITH_PLACEMENT_PREFERRED`, `ZENITH_PLACEMENT_BIND` or `ZENITH_PLACEMENT_FIRST_TOUCH`.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `a` is NULL or live.
+zenith_placement zenith_allocation_placement(const struct zenith_allocation *a);
+
+// Frees an allocation: its memory is unmapped.
+//
+// NULL policy: `zenith_allocation_free(NULL)` does nothing.
+//
+// # Safety
+// `a` is NULL or a live allocation, not used afterwards (nor its memory).
+void zenith_allocation_free(struct zenith_allocation *a);
+
 // Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows, global
 // shuffle with seed 0, last batch kept, one worker per core (at most 4), prefetch of twice the
 // workers, rank and world size from `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else
@@ -771,6 +958,60 @@ zenith_status zenith_loader_options_set_memory_budget(struct zenith_loader_optio
                                                       uint64_t bytes,
                                                       struct zenith_error **err);
 
+// Runs the loader's worker threads on NUMA node `numa_node` and allocates the batches they
+// gather there (-1: no placement, the default). Each worker pins itself to the node's online
+// CPUs when it starts; batches assembled from several chunks (a shuffled gather) are copied
+// into memory allocated on the node (`zenith_numa_alloc`: hugepages where possible), which is
+// freed when the last array exported from the batch is released. Batches that are zero-copy
+// slices of one chunk stay zero-copy. With no workers (`num_workers == 0`) nothing is pinned.
+//
+// Replaces a GPU set with `zenith_loader_options_set_near_gpu_*` (the last call wins). A node
+// this machine does not have means no placement: the loader opens and runs unpinned, and
+// `zenith_stats.numa_node` is -1.
+//
+// On failure: `numa_node < -1` or above 1023 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+// are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_numa_node(struct zenith_loader_options *opts,
+                                                  int32_t numa_node,
+                                                  struct zenith_error **err);
+
+// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of GPU
+// `gpu_index`: the index among the GPUs on the PCI bus in PCI address order (as
+// `zenith_topology_gpu` and `nvidia-smi` number them; `CUDA_VISIBLE_DEVICES` is not applied).
+// The GPU is looked up in sysfs by `zenith_loader_open`, which fails with
+// `ZENITH_ERR_INVALID_ARGUMENT` when there is no such GPU; a GPU whose NUMA node the kernel
+// does not know means no placement (`zenith_stats.numa_node` is -1).
+//
+// Replaces a node or GPU set before (the last call wins).
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_near_gpu_index(struct zenith_loader_options *opts,
+                                                       uint32_t gpu_index,
+                                                       struct zenith_error **err);
+
+// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of the GPU at
+// PCI address `pci_address`: `"0000:3b:00.0"`, also nvidia-smi's `"00000000:3B:00.0"` or
+// `"3b:00.0"` (domain 0). The GPU is looked up by `zenith_loader_open`, which fails with
+// `ZENITH_ERR_INVALID_ARGUMENT` when no GPU has that address; a GPU whose NUMA node the kernel
+// does not know means no placement.
+//
+// Replaces a node or GPU set before (the last call wins). The string is only read.
+// On failure: text that is not a PCI address returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+// are unchanged.
+// NULL policy: `opts` and `pci_address` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live; `pci_address` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_near_gpu_pci(struct zenith_loader_options *opts,
+                                                     const char *pci_address,
+                                                     struct zenith_error **err);
+
 // Resumes from a token written by `zenith_loader_save_state`: the loader opens at the saved
 // epoch and delivers exactly the batches not yet delivered, with any number of workers. The
 // bytes are copied.
@@ -788,6 +1029,236 @@ zenith_status zenith_loader_options_set_resume_state(struct zenith_loader_option
                                                      const uint8_t *state,
                                                      size_t len,
                                                      struct zenith_error **err);
+
+// Reads this machine's topology from `/sys`: NUMA nodes (CPUs, memory, distances, hugepage
+// pools), online CPUs, and the NVIDIA/AMD GPUs and the NICs on the PCI bus with their NUMA
+// nodes. Needs neither hwloc nor a GPU driver.
+//
+// Missing sysfs files give defaults (no CPUs, 0 bytes, unknown node), not errors. A kernel
+// without NUMA support yields one node 0 holding every online CPU.
+// Ownership: on success `*out` receives a new topology the caller frees with
+// `zenith_topology_free`.
+// On failure: `ZENITH_ERR_NOT_FOUND` (no `/sys`), `ZENITH_ERR_FORMAT` (a file with text the
+// kernel would not write), `ZENITH_ERR_IO`; `*out` is left untouched.
+// NULL policy: `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `out` is NULL or writable; `err` is NULL or writable.
+zenith_status zenith_topology_discover(struct zenith_topology **out,
+                                       struct zenith_error **err);
+
+// Like `zenith_topology_discover`, reading the sysfs tree at `sysfs_root` instead of `/sys`
+// (a host's sysfs mounted elsewhere, or a fake tree in tests). Paths below it are those of
+// `/sys`: `devices/system/node/node0/cpulist`, `bus/pci/devices/0000:3b:00.0/numa_node`, ...
+//
+// Ownership: on success `*out` receives a new topology the caller frees with
+// `zenith_topology_free`. `sysfs_root` is only read.
+// On failure: `ZENITH_ERR_NOT_FOUND` when `sysfs_root` is not a directory, else as
+// `zenith_topology_discover`; `*out` is left untouched.
+// NULL policy: `sysfs_root` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `sysfs_root` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_topology_discover_at(const char *sysfs_root,
+                                          struct zenith_topology **out,
+                                          struct zenith_error **err);
+
+// Frees a topology.
+//
+// NULL policy: `zenith_topology_free(NULL)` does nothing.
+//
+// # Safety
+// `topo` is NULL or a live topology, not used afterwards.
+void zenith_topology_free(struct zenith_topology *topo);
+
+// Returns the number of NUMA nodes (at least 1; 0 when `topo` is NULL). Nodes are indexed
+// `0..n` in ascending id order; `zenith_numa_node_info.id` gives each one's kernel id.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live.
+size_t zenith_topology_num_nodes(const struct zenith_topology *topo);
+
+// Fills `*out` with node `index` (in `0..zenith_topology_num_nodes`): its id, CPU count,
+// memory and hugepage pools.
+//
+// On failure: an index out of range, or `out->struct_size` smaller than a `size_t`, returns
+// `ZENITH_ERR_INVALID_ARGUMENT`; nothing is written.
+// NULL policy: `topo` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live; `out` is NULL or points to `out->struct_size` writable bytes.
+zenith_status zenith_topology_node(const struct zenith_topology *topo,
+                                   size_t index,
+                                   struct zenith_numa_node_info *out,
+                                   struct zenith_error **err);
+
+// Writes the CPUs of node `index` (ascending kernel CPU numbers) into `buf` and their count
+// into `*out_len`.
+//
+// On failure: an index out of range returns `ZENITH_ERR_INVALID_ARGUMENT`; when `cap` is
+// smaller than the count, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the count in `*out_len`
+// (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`.
+// NULL policy: `topo` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err`
+// may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live; `buf` is NULL or points to `cap` writable `uint32_t`; `out_len` and
+// `err` are NULL or writable.
+zenith_status zenith_topology_node_cpus(const struct zenith_topology *topo,
+                                        size_t index,
+                                        uint32_t *buf,
+                                        size_t cap,
+                                        size_t *out_len,
+                                        struct zenith_error **err);
+
+// Writes node `index`'s row of the distance table (one entry per node, in node order; 10 is
+// local, larger is farther; empty when the kernel does not say) into `buf` and its length into
+// `*out_len`.
+//
+// On failure and NULL policy: as `zenith_topology_node_cpus`.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// As `zenith_topology_node_cpus`.
+zenith_status zenith_topology_node_distances(const struct zenith_topology *topo,
+                                             size_t index,
+                                             uint32_t *buf,
+                                             size_t cap,
+                                             size_t *out_len,
+                                             struct zenith_error **err);
+
+// Writes the online CPUs (ascending) into `buf` and their count into `*out_len`.
+//
+// On failure: when `cap` is smaller than the count, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with
+// the count in `*out_len` and writes nothing to `buf`.
+// NULL policy: `topo` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err`
+// may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live; `buf` is NULL or points to `cap` writable `uint32_t`; `out_len` and
+// `err` are NULL or writable.
+zenith_status zenith_topology_cpus_online(const struct zenith_topology *topo,
+                                          uint32_t *buf,
+                                          size_t cap,
+                                          size_t *out_len,
+                                          struct zenith_error **err);
+
+// Returns the number of GPUs (NVIDIA and AMD display/3D controllers on the PCI bus; 0 when
+// `topo` is NULL). GPU indices are positions in PCI address order: the order of `nvidia-smi`
+// and of CUDA with `CUDA_DEVICE_ORDER=PCI_BUS_ID`, before any `CUDA_VISIBLE_DEVICES`.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live.
+size_t zenith_topology_num_gpus(const struct zenith_topology *topo);
+
+// Returns the number of network controllers on the PCI bus (0 when `topo` is NULL), indexed in
+// PCI address order.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live.
+size_t zenith_topology_num_nics(const struct zenith_topology *topo);
+
+// Returns the NUMA node of GPU `index`, or -1 when the kernel does not know it, `index` is out
+// of range, or `topo` is NULL.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live.
+int32_t zenith_topology_gpu_numa_node(const struct zenith_topology *topo,
+                                      size_t index);
+
+// Fills `*out` with GPU `index` (in `0..zenith_topology_num_gpus`): PCI address, vendor,
+// device, class and NUMA node.
+//
+// On failure: an index out of range, or `out->struct_size` smaller than a `size_t`, returns
+// `ZENITH_ERR_INVALID_ARGUMENT`; nothing is written.
+// NULL policy: `topo` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live; `out` is NULL or points to `out->struct_size` writable bytes.
+zenith_status zenith_topology_gpu(const struct zenith_topology *topo,
+                                  size_t index,
+                                  struct zenith_pci_device_info *out,
+                                  struct zenith_error **err);
+
+// Fills `*out` with network controller `index` (in `0..zenith_topology_num_nics`).
+//
+// On failure and NULL policy: as `zenith_topology_gpu`.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// As `zenith_topology_gpu`.
+zenith_status zenith_topology_nic(const struct zenith_topology *topo,
+                                  size_t index,
+                                  struct zenith_pci_device_info *out,
+                                  struct zenith_error **err);
+
+// Writes the topology as a NUL-terminated UTF-8 JSON object into `buf` and the length of the
+// text (without the NUL) into `*out_len`, like `snprintf`. Keys: `"sysfs_root"`,
+// `"numa_nodes"` (each: `"id"`, `"cpus"`, `"memory_total_bytes"`, `"memory_free_bytes"`,
+// `"distances"`, `"hugepages"`: a list of `{"page_size_bytes", "total", "free"}`),
+// `"cpus_online"`, `"gpus"` and `"nics"` (each: `"index"`, `"pci_address"`, `"vendor"`,
+// `"vendor_name"`, `"device"`, `"class"`, `"numa_node"` (`null` when unknown); NICs also
+// `"interfaces"`).
+//
+// On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the text's
+// length in `*out_len` (so `buf == NULL, cap == 0` asks for it: allocate `*out_len + 1`) and
+// writes nothing to `buf`.
+// NULL policy: `topo` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err`
+// may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `topo` is NULL or live; `buf` is NULL or points to `cap` writable bytes; `out_len` and `err`
+// are NULL or writable.
+zenith_status zenith_topology_to_json(const struct zenith_topology *topo,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *out_len,
+                                      struct zenith_error **err);
+
+// Restricts the calling thread to the `n` CPUs in `cpus` (kernel CPU numbers, e.g. from
+// `zenith_topology_node_cpus`): the kernel schedules it only there from now on.
+//
+// On failure: `n == 0`, a CPU number of 1024 or more, or a set with no CPU that is online and
+// allowed to this process returns `ZENITH_ERR_INVALID_ARGUMENT`; the affinity is unchanged.
+// NULL policy: `cpus` may be NULL only when `n == 0` (which fails as above); `err` may be NULL.
+// Thread safety: affects only the calling thread.
+//
+// # Safety
+// `cpus` is NULL or points to `n` readable `uint32_t`; `err` is NULL or writable.
+zenith_status zenith_pin_current_thread(const uint32_t *cpus,
+                                        size_t n,
+                                        struct zenith_error **err);
+
+// Writes the CPUs the calling thread may run on (ascending) into `buf` and their count into
+// `*out_len`.
+//
+// On failure: when `cap` is smaller than the count, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with
+// the count in `*out_len` and writes nothing to `buf`.
+// NULL policy: `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err` may be NULL.
+// Thread safety: reads only the calling thread's affinity.
+//
+// # Safety
+// `buf` is NULL or points to `cap` writable `uint32_t`; `out_len` and `err` are NULL or
+// writable.
+zenith_status zenith_current_thread_affinity(uint32_t *buf,
+                                             size_t cap,
+                                             size_t *out_len,
+                                             struct zenith_error **err);
 
 // Returns the library version as a static NUL-terminated string, e.g. `"0.1.0"`.
 //

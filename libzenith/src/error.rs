@@ -179,17 +179,19 @@ impl Error {
     /// the message is kept verbatim.
     ///
     /// The variant is chosen so that C stream consumers get a meaningful errno from
-    /// `get_next`: bad data and I/O failures as `EIO`, bad arguments as `EINVAL`.
+    /// `get_next`: I/O failures as `EIO`, bad data or arguments as `EINVAL`, unsupported
+    /// requests as `ENOSYS`.
     pub fn into_arrow(self) -> ArrowError {
         match self {
-            Error::Io { .. }
-            | Error::Format { .. }
-            | Error::NotFound { .. }
-            | Error::SchemaMismatch { .. } => {
+            Error::Io { .. } | Error::NotFound { .. } => {
                 let message = self.to_string();
                 ArrowError::IoError(message.clone(), std::io::Error::other(message))
             }
+            Error::Format { .. } | Error::SchemaMismatch { .. } => {
+                ArrowError::ParseError(self.to_string())
+            }
             Error::InvalidArgument(message) => ArrowError::InvalidArgumentError(message),
+            Error::Unsupported(message) => ArrowError::NotYetImplemented(message),
             other => ArrowError::ExternalError(Box::new(other)),
         }
     }

@@ -6,7 +6,8 @@
 //!
 //! The crate is an ordinary safe Rust library; [`ffi`] is the thin C ABI over it, from which
 //! cbindgen generates `include/zenith.h`. Data flows one way:
-//! [`dataset`] (sources) → [`loader`] (epoch plan, cursor) → [`batch`] (exports).
+//! [`dataset`] (sources) → [`loader`] (epoch plan, cursor) → [`batch`] (exports). [`runtime`]
+//! knows the machine: NUMA topology, thread pinning, NUMA-local and hugepage memory.
 
 pub mod batch;
 pub mod dataset;
@@ -15,6 +16,7 @@ pub mod error;
 #[allow(non_camel_case_types)]
 pub mod ffi;
 pub mod loader;
+pub mod runtime;
 pub mod status;
 pub mod version;
 

@@ -85,3 +85,62 @@ pub unsafe fn free_handle<T>(ptr: *mut T) {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+/// Copies `value` into a caller's versioned struct (one that starts with `size_t struct_size`):
+/// only the first `out->struct_size` bytes are written, and `struct_size` keeps the caller's
+/// value, so programs built against an older, shorter struct keep working.
+///
+/// Fails with `ZENITH_ERR_INVALID_ARGUMENT` when `struct_size` is smaller than a `size_t`.
+///
+/// # Safety
+/// `out` is non-NULL and points to at least `out->struct_size` writable bytes; `T` is
+/// `#[repr(C)]` and starts with a `usize` field.
+pub unsafe fn write_sized<T: Copy>(out: *mut T, value: T, type_name: &'static str) -> Result<()> {
+    // SAFETY: the caller owns at least `struct_size` bytes, which start with a size_t.
+    let caller_size = unsafe { out.cast::<usize>().read_unaligned() };
+    if caller_size < std::mem::size_of::<usize>() {
+        return Err(Error::InvalidArgument(format!(
+            "out->struct_size is {caller_size}; set it to sizeof({type_name})"
+        )));
+    }
+    let len = caller_size.min(std::mem::size_of::<T>());
+    // SAFETY: `len` bytes fit both `value` and the caller's storage; the first `usize` is then
+    // rewritten with the caller's own size.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const value).cast::<u8>(), out.cast::<u8>(), len);
+        out.cast::<usize>().write_unaligned(caller_size);
+    }
+    Ok(())
+}
+
+/// Writes `values` into a caller's array of `cap` elements and their count into `*out_len`.
+///
+/// `*out_len` is always written; when `cap` is too small the call fails with
+/// `ZENITH_ERR_BUFFER_TOO_SMALL` and writes nothing to `buf` (so `buf == NULL, cap == 0` asks
+/// for the count). `buf` may be NULL only when nothing is to be written.
+///
+/// # Safety
+/// `buf` is NULL or points to `cap` writable elements; `out_len` is NULL or writable.
+pub unsafe fn write_list<T: Copy>(
+    values: &[T],
+    buf: *mut T,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<()> {
+    let out_len = out(out_len, "out_len")?;
+    // SAFETY: non-NULL and writable per the contract.
+    unsafe { out_len.write(values.len()) };
+    if cap < values.len() {
+        return Err(Error::BufferTooSmall {
+            needed: std::mem::size_of_val(values),
+            given: cap.saturating_mul(std::mem::size_of::<T>()),
+        });
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let buf = out(buf, "buf")?;
+    // SAFETY: `buf` holds `cap >= values.len()` writable elements per the contract.
+    unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), buf, values.len()) };
+    Ok(())
+}

@@ -39,7 +39,8 @@ pub struct zenith_loader {
 /// `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 /// file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 /// message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
-/// order);
+/// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
+/// that is not on the PCI bus);
 /// `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 /// NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 /// NULL.
@@ -240,6 +241,13 @@ pub struct zenith_stats {
     pub shuffle_mode: zenith_shuffle,
     /// Worker threads.
     pub num_workers: u32,
+    /// The NUMA node the workers run on and gathered batches are allocated on
+    /// (`zenith_loader_options_set_numa_node` / `_near_gpu_*`); -1 when there is no placement,
+    /// also when the node or GPU asked for has no known node on this machine.
+    pub numa_node: i32,
+    /// Worker threads of the current epoch pinned to the node's CPUs (fewer than `num_workers`
+    /// when the node has no CPUs this process may use, or while workers are starting).
+    pub pinned_workers: u32,
 }
 
 /// Fills `*out` with the loader's counters and configuration.
@@ -284,6 +292,8 @@ pub unsafe extern "C" fn zenith_loader_stats(
             batches_per_epoch: s.batches_per_epoch,
             shuffle_mode: shuffle_to_c(s.shuffle),
             num_workers: s.num_workers,
+            numa_node: s.numa_node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1),
+            pinned_workers: s.pinned_workers,
         };
         let len = caller_size.min(std::mem::size_of::<zenith_stats>());
         // SAFETY: `len` bytes fit both the local struct and the caller's (per the contract).

@@ -32,5 +32,7 @@ pub mod batch;
 pub mod boundary;
 pub mod error;
 pub mod loader;
+pub mod memory;
 pub mod options;
+pub mod topology;
 pub mod version;

@@ -7,7 +7,8 @@ use std::ffi::{CStr, c_char};
 use crate::error::Error;
 use crate::ffi::args;
 use crate::ffi::error::zenith_error;
-use crate::loader::{LoaderOptions, ShuffleMode};
+use crate::loader::{LoaderOptions, NumaTarget, ShuffleMode};
+use crate::runtime::topology::PciAddress;
 use crate::status::{ZENITH_OK, zenith_status};
 
 /// A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
@@ -303,6 +304,101 @@ pub unsafe extern "C" fn zenith_loader_options_set_memory_budget(
     let budget = (bytes != 0).then_some(bytes);
     // SAFETY: per the contract above.
     ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_memory_budget(budget)) } })
+}
+
+/// Runs the loader's worker threads on NUMA node `numa_node` and allocates the batches they
+/// gather there (-1: no placement, the default). Each worker pins itself to the node's online
+/// CPUs when it starts; batches assembled from several chunks (a shuffled gather) are copied
+/// into memory allocated on the node (`zenith_numa_alloc`: hugepages where possible), which is
+/// freed when the last array exported from the batch is released. Batches that are zero-copy
+/// slices of one chunk stay zero-copy. With no workers (`num_workers == 0`) nothing is pinned.
+///
+/// Replaces a GPU set with `zenith_loader_options_set_near_gpu_*` (the last call wins). A node
+/// this machine does not have means no placement: the loader opens and runs unpinned, and
+/// `zenith_stats.numa_node` is -1.
+///
+/// On failure: `numa_node < -1` or above 1023 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+/// are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_numa_node(
+    opts: *mut zenith_loader_options,
+    numa_node: i32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let node = match numa_node {
+            -1 => None,
+            n => Some(u32::try_from(n).map_err(|_| {
+                Error::InvalidArgument(format!("numa_node {n} is neither -1 nor a node number"))
+            })?),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| o.set_numa_node(node)) }
+    })
+}
+
+/// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of GPU
+/// `gpu_index`: the index among the GPUs on the PCI bus in PCI address order (as
+/// `zenith_topology_gpu` and `nvidia-smi` number them; `CUDA_VISIBLE_DEVICES` is not applied).
+/// The GPU is looked up in sysfs by `zenith_loader_open`, which fails with
+/// `ZENITH_ERR_INVALID_ARGUMENT` when there is no such GPU; a GPU whose NUMA node the kernel
+/// does not know means no placement (`zenith_stats.numa_node` is -1).
+///
+/// Replaces a node or GPU set before (the last call wins).
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_near_gpu_index(
+    opts: *mut zenith_loader_options,
+    gpu_index: u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_near_gpu(NumaTarget::GpuIndex(gpu_index));
+            Ok(())
+        }) } })
+}
+
+/// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of the GPU at
+/// PCI address `pci_address`: `"0000:3b:00.0"`, also nvidia-smi's `"00000000:3B:00.0"` or
+/// `"3b:00.0"` (domain 0). The GPU is looked up by `zenith_loader_open`, which fails with
+/// `ZENITH_ERR_INVALID_ARGUMENT` when no GPU has that address; a GPU whose NUMA node the kernel
+/// does not know means no placement.
+///
+/// Replaces a node or GPU set before (the last call wins). The string is only read.
+/// On failure: text that is not a PCI address returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+/// are unchanged.
+/// NULL policy: `opts` and `pci_address` must not be NULL; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or live; `pci_address` is NULL or NUL-terminated; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_near_gpu_pci(
+    opts: *mut zenith_loader_options,
+    pci_address: *const c_char,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let text = unsafe { args::utf8(pci_address, "pci_address") }?;
+        let address = PciAddress::parse(text).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "pci_address {text:?} is not a PCI address like \"0000:3b:00.0\""
+            ))
+        })?;
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| {
+            o.set_near_gpu(NumaTarget::GpuAddress(address));
+            Ok(())
+        }) }
+    })
 }
 
 /// Resumes from a token written by `zenith_loader_save_state`: the loader opens at the saved

@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod gather;
+pub mod numa;
 mod options;
 pub mod plan;
 pub mod shuffle;
@@ -21,7 +22,8 @@ use std::time::Instant;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
-pub use options::{LoaderOptions, ZENITH_DEFAULT_BATCH_SIZE, ZENITH_MAX_WORKERS};
+use numa::NumaPlacement;
+pub use options::{LoaderOptions, NumaTarget, ZENITH_DEFAULT_BATCH_SIZE, ZENITH_MAX_WORKERS};
 pub use plan::ShuffleMode;
 use plan::{EpochPlan, PlanParams};
 pub use state::{ResumeState, ZENITH_RESUME_STATE_SIZE};
@@ -46,6 +48,7 @@ struct Core {
     columns_hash: u64,
     num_workers: usize,
     prefetch: usize,
+    numa: NumaPlacement,
     counters: Arc<Counters>,
     pipeline: Pipeline,
 }
@@ -77,6 +80,7 @@ impl Loader {
         let num_workers = options.num_workers.unwrap_or_else(default_workers);
         let prefetch = options.prefetch.unwrap_or(2 * num_workers.max(1));
         let columns_hash = state::columns_hash(options.columns.as_deref());
+        let numa = NumaPlacement::resolve(options.numa.as_ref(), options.sysfs_root.as_deref())?;
 
         let requested = PlanParams {
             shuffle: options.shuffle,
@@ -105,6 +109,7 @@ impl Loader {
             first_batch,
             num_workers,
             prefetch,
+            &numa,
             &counters,
         )?;
         let core = Core {
@@ -113,6 +118,7 @@ impl Loader {
             columns_hash,
             num_workers,
             prefetch,
+            numa,
             counters,
             pipeline,
         };
@@ -160,6 +166,7 @@ impl Loader {
             0,
             core.num_workers,
             core.prefetch,
+            &core.numa,
             &core.counters,
         )?;
         core.params = params;
@@ -195,6 +202,8 @@ impl Loader {
             batches_per_epoch: core.pipeline.plan().num_batches(),
             shuffle: core.params.shuffle,
             num_workers: core.num_workers as u32,
+            numa_node: core.numa.node,
+            pinned_workers: core.pipeline.pinned_workers(),
             ..core.counters.snapshot()
         }
     }
@@ -236,6 +245,7 @@ fn start_epoch(
     first_batch: u64,
     num_workers: usize,
     prefetch: usize,
+    numa: &NumaPlacement,
     counters: &Arc<Counters>,
 ) -> Result<Pipeline> {
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
@@ -247,8 +257,9 @@ fn start_epoch(
         first_batch,
         num_workers + 1,
         counters.clone(),
+        numa.node,
     );
-    Pipeline::start(job, first_batch, num_workers, prefetch)
+    Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
 }
 
 /// Workers by default: one per core, at most 4 (decoding saturates memory bandwidth early and

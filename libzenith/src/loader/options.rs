@@ -1,8 +1,12 @@
 //! What a user can ask of a loader, validated at the setter so errors point at the argument.
 
+use std::path::PathBuf;
+
 use super::plan::ShuffleMode;
 use super::state::ResumeState;
 use crate::error::{Error, Result};
+use crate::runtime::alloc::MAX_NUMA_NODE;
+use crate::runtime::topology::PciAddress;
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 pub const ZENITH_DEFAULT_BATCH_SIZE: usize = 1024;
@@ -20,6 +24,19 @@ pub struct LoaderOptions {
     pub(crate) columns: Option<Vec<String>>,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) resume: Option<ResumeState>,
+    pub(crate) numa: Option<NumaTarget>,
+    pub(crate) sysfs_root: Option<PathBuf>,
+}
+
+/// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumaTarget {
+    /// The NUMA node with this kernel id.
+    Node(u32),
+    /// The node of the GPU with this index (PCI address order, as `nvidia-smi` numbers them).
+    GpuIndex(u32),
+    /// The node of the GPU at this PCI address.
+    GpuAddress(PciAddress),
 }
 
 impl Default for LoaderOptions {
@@ -37,6 +54,8 @@ impl Default for LoaderOptions {
             columns: None,
             memory_budget: None,
             resume: None,
+            numa: None,
+            sysfs_root: None,
         }
     }
 }
@@ -126,6 +145,34 @@ impl LoaderOptions {
         }
         self.memory_budget = bytes;
         Ok(())
+    }
+
+    /// Runs the workers on NUMA node `node` and allocates gathered batches there (`None`: no
+    /// placement, the default). Replaces a GPU set with [`Self::set_near_gpu`]. A node the
+    /// machine does not have means no placement (the loader runs, and its stats say so).
+    pub fn set_numa_node(&mut self, node: Option<u32>) -> Result<()> {
+        if let Some(node) = node.filter(|n| *n > MAX_NUMA_NODE) {
+            return Err(Error::InvalidArgument(format!(
+                "numa_node {node} is out of range (at most {MAX_NUMA_NODE})"
+            )));
+        }
+        self.numa = node.map(NumaTarget::Node);
+        Ok(())
+    }
+
+    /// Runs the workers on the NUMA node of a GPU, given by index ([`NumaTarget::GpuIndex`]) or
+    /// PCI address ([`NumaTarget::GpuAddress`]), and allocates gathered batches there. Replaces
+    /// a node set with [`Self::set_numa_node`]. The GPU is looked up when the loader opens: an
+    /// unknown one is an [`Error::InvalidArgument`] there; a GPU whose node the kernel does not
+    /// know means no placement.
+    pub fn set_near_gpu(&mut self, gpu: NumaTarget) {
+        self.numa = Some(gpu);
+    }
+
+    /// Reads the machine's topology from `root` instead of `/sys` (a host's sysfs mounted
+    /// elsewhere in a container, or a fake tree in tests); `None` restores `/sys`.
+    pub fn set_sysfs_root(&mut self, root: Option<PathBuf>) {
+        self.sysfs_root = root;
     }
 
     /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the
@@ -227,6 +274,18 @@ mod tests {
         assert!(o.set_columns(Some(vec![])).is_err());
         assert!(o.set_memory_budget(Some(0)).is_err());
         assert!(o.set_num_workers(ZENITH_MAX_WORKERS + 1).is_err());
+        assert!(o.set_numa_node(Some(MAX_NUMA_NODE + 1)).is_err());
         assert_eq!(o, LoaderOptions::default(), "failed setters change nothing");
+    }
+
+    #[test]
+    fn the_last_numa_setter_wins() {
+        let mut o = LoaderOptions::default();
+        o.set_numa_node(Some(1)).unwrap();
+        assert_eq!(o.numa, Some(NumaTarget::Node(1)));
+        o.set_near_gpu(NumaTarget::GpuIndex(3));
+        assert_eq!(o.numa, Some(NumaTarget::GpuIndex(3)));
+        o.set_numa_node(None).unwrap();
+        assert_eq!(o.numa, None);
     }
 }

@@ -111,6 +111,11 @@ pub struct Snapshot {
     pub shuffle: ShuffleMode,
     /// Worker threads.
     pub num_workers: u32,
+    /// The NUMA node workers run on and gathered batches are allocated on (`None`: none, also
+    /// when the node or GPU asked for has no known node on this machine).
+    pub numa_node: Option<u32>,
+    /// Worker threads of the current epoch pinned to the node's CPUs.
+    pub pinned_workers: u32,
 }
 
 impl Default for Snapshot {
@@ -129,6 +134,8 @@ impl Default for Snapshot {
             batches_per_epoch: 0,
             shuffle: ShuffleMode::None,
             num_workers: 0,
+            numa_node: None,
+            pinned_workers: 0,
         }
     }
 }

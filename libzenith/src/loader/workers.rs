@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -16,10 +17,12 @@ use arrow_array::RecordBatch;
 
 use super::cache::ChunkCache;
 use super::gather::{ChunkSource, gather_range, gather_rows};
+use super::numa;
 use super::plan::{BatchRows, EpochPlan};
 use super::stats::Counters;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::runtime::affinity;
 
 /// One epoch's work: the plan and what building a batch needs.
 #[derive(Debug)]
@@ -29,17 +32,21 @@ pub struct EpochJob {
     /// `None` when the dataset serves chunks without decoding (nothing to cache).
     cache: Option<ChunkCache>,
     counters: Arc<Counters>,
+    /// The NUMA node gathered batches are copied to (see [`numa`]).
+    numa_node: Option<u32>,
 }
 
 impl EpochJob {
     /// Prepares the epoch `plan` over `dataset`, to be delivered from batch `first_batch` on;
-    /// idle workers decode up to `read_ahead` chunks ahead of need.
+    /// idle workers decode up to `read_ahead` chunks ahead of need; gathered batches are
+    /// allocated on `numa_node` when given.
     pub fn new(
         dataset: Arc<Dataset>,
         plan: EpochPlan,
         first_batch: u64,
         read_ahead: usize,
         counters: Arc<Counters>,
+        numa_node: Option<u32>,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
             let usage = plan.chunk_usage(dataset.chunks(), first_batch);
@@ -50,6 +57,7 @@ impl EpochJob {
             plan,
             cache,
             counters,
+            numa_node,
         }
     }
 
@@ -88,7 +96,12 @@ impl EpochJob {
         if let Some(cache) = &self.cache {
             cache.release(&chunks_touched(&self.dataset, &rows));
         }
-        Ok(batch)
+        match self.numa_node {
+            Some(node) if numa::is_gathered(&self.dataset, &rows) => {
+                numa::copy_to_node(&batch, node)
+            }
+            _ => Ok(batch),
+        }
     }
 }
 
@@ -123,6 +136,8 @@ struct Shared {
     state: Mutex<State>,
     batch_ready: Condvar,
     slot_free: Condvar,
+    /// Workers that pinned themselves to the pipeline's CPUs.
+    pinned_workers: AtomicU32,
 }
 
 #[derive(Debug)]
@@ -137,12 +152,13 @@ struct State {
 
 impl Pipeline {
     /// Starts delivering `job` from batch `first_batch`, with `num_workers` threads keeping up to
-    /// `prefetch` batches ahead.
+    /// `prefetch` batches ahead; each thread pins itself to `cpus` when given.
     pub fn start(
         job: EpochJob,
         first_batch: u64,
         num_workers: usize,
         prefetch: usize,
+        cpus: Option<Arc<[u32]>>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             job,
@@ -156,6 +172,7 @@ impl Pipeline {
             }),
             batch_ready: Condvar::new(),
             slot_free: Condvar::new(),
+            pinned_workers: AtomicU32::new(0),
         });
         let mut pipeline = Pipeline {
             shared,
@@ -163,9 +180,17 @@ impl Pipeline {
         };
         for worker in 0..num_workers {
             let shared = pipeline.shared.clone();
+            let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("zenith-worker-{worker}"))
-                .spawn(move || shared.work())
+                .spawn(move || {
+                    // A worker that cannot pin (a cpuset without those CPUs) runs unpinned; the
+                    // count of pinned workers in the stats shows it.
+                    if cpus.is_some_and(|cpus| affinity::pin_current_thread(&cpus).is_ok()) {
+                        shared.pinned_workers.fetch_add(1, Relaxed);
+                    }
+                    shared.work()
+                })
                 .map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?;
             // Pushed at once: on an error, dropping `pipeline` stops and joins those started.
             pipeline.workers.push(handle);
@@ -181,6 +206,11 @@ impl Pipeline {
     /// Batches delivered so far in this epoch (including those skipped by a resume).
     pub fn delivered(&self) -> u64 {
         self.shared.lock().next_to_deliver
+    }
+
+    /// Worker threads that pinned themselves to the pipeline's CPUs so far.
+    pub fn pinned_workers(&self) -> u32 {
+        self.shared.pinned_workers.load(Relaxed)
     }
 
     /// Batches built and waiting for the consumer.

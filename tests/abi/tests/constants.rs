@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use zenith::ffi::options;
+use zenith::ffi::{memory, options};
 use zenith::{loader, status, version};
 use zenith_abi_check::{bindings, header};
 
@@ -66,6 +66,46 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             options::ZENITH_SHUFFLE_GLOBAL.into(),
         ),
         ("ZENITH_SHUFFLE_BLOCK", options::ZENITH_SHUFFLE_BLOCK.into()),
+        (
+            "ZENITH_ALLOC_NO_HUGEPAGES",
+            memory::ZENITH_ALLOC_NO_HUGEPAGES.into(),
+        ),
+        (
+            "ZENITH_ALLOC_NO_HUGETLB",
+            memory::ZENITH_ALLOC_NO_HUGETLB.into(),
+        ),
+        (
+            "ZENITH_ALLOC_STRICT_NODE",
+            memory::ZENITH_ALLOC_STRICT_NODE.into(),
+        ),
+        (
+            "ZENITH_HUGEPAGES_NONE",
+            memory::ZENITH_HUGEPAGES_NONE.into(),
+        ),
+        (
+            "ZENITH_HUGEPAGES_TRANSPARENT",
+            memory::ZENITH_HUGEPAGES_TRANSPARENT.into(),
+        ),
+        (
+            "ZENITH_HUGEPAGES_EXPLICIT",
+            memory::ZENITH_HUGEPAGES_EXPLICIT.into(),
+        ),
+        (
+            "ZENITH_PLACEMENT_NONE",
+            memory::ZENITH_PLACEMENT_NONE.into(),
+        ),
+        (
+            "ZENITH_PLACEMENT_PREFERRED",
+            memory::ZENITH_PLACEMENT_PREFERRED.into(),
+        ),
+        (
+            "ZENITH_PLACEMENT_BIND",
+            memory::ZENITH_PLACEMENT_BIND.into(),
+        ),
+        (
+            "ZENITH_PLACEMENT_FIRST_TOUCH",
+            memory::ZENITH_PLACEMENT_FIRST_TOUCH.into(),
+        ),
     ])
 }
 

@@ -172,7 +172,43 @@ fn zenith_structs_match_libzenith_field_by_field() {
         epoch,
         batches_per_epoch,
         shuffle_mode,
-        num_workers
+        num_workers,
+        numa_node,
+        pinned_workers
+    );
+}
+
+#[test]
+fn topology_structs_match_libzenith_field_by_field() {
+    use zenith::ffi::topology as t;
+    assert_same_layout!(
+        "zenith_numa_node_info",
+        bindings::zenith_numa_node_info,
+        t::zenith_numa_node_info,
+        [
+            struct_size,
+            id,
+            num_cpus,
+            memory_total_bytes,
+            memory_free_bytes,
+            hugepages_2m_total,
+            hugepages_2m_free,
+            hugepages_1g_total,
+            hugepages_1g_free
+        ]
+    );
+    assert_same_layout!(
+        "zenith_pci_device_info",
+        bindings::zenith_pci_device_info,
+        t::zenith_pci_device_info,
+        [
+            struct_size,
+            pci_address,
+            vendor_id,
+            device_id,
+            class_code,
+            numa_node
+        ]
     );
 }
 
@@ -184,6 +220,8 @@ fn every_public_struct_is_checked_against_the_rust_side() {
         "ArrowArrayStream",
         "ArrowSchema",
         "zenith_stats",
+        "zenith_numa_node_info",
+        "zenith_pci_device_info",
         "DLDataType",
         "DLDevice",
         "DLManagedTensor",
