@@ -15,6 +15,7 @@ pub mod error;
 #[allow(non_camel_case_types)]
 pub mod ffi;
 pub mod loader;
+pub mod runtime;
 pub mod status;
 pub mod version;
 
