@@ -42,6 +42,11 @@ enum Imp {
     Mpmc(MpmcBytes),
 }
 
+// SAFETY: the element bytes are plain data owned by whoever claimed their slot (the MPMC
+// protocol) or by the one thread holding a side's flag (SPSC), handed over with Release/Acquire
+// pairs on the indices or stamps; a side's cursor is only touched under its flag.
+unsafe impl Sync for ByteRing {}
+
 impl ByteRing {
     /// A ring of at least `capacity` elements (rounded up to a power of two, at least
     /// [`MIN_CAPACITY`](super::MIN_CAPACITY)) of `element_size` bytes.
