@@ -339,7 +339,7 @@ fn byte_rings_deliver_every_element_once_in_order_per_producer() {
                 let (ring, popped) = (ring.clone(), popped.clone());
                 thread::spawn(move || {
                     let mut rng = Rng::new(c as u64 + 70);
-                    let mut out = vec![MaybeUninit::uninit(); 12 * 8];
+                    let mut out = [MaybeUninit::uninit(); 12 * 8];
                     let mut got = Vec::new();
                     let mut spins = 0;
                     while popped.load(Ordering::Relaxed) < total {
