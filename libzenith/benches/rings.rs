@@ -5,9 +5,11 @@
 //! and one consumer thread, MPMC with two of each. "single" pushes and pops one element per
 //! call; "batch" moves up to 32 per call through each ring's batch API (Zenith `push_slice` /
 //! `pop_into`, rtrb `push_partial_slice` / `pop_partial_slice`; `ArrayQueue` has none, so its
-//! batch is a loop of single calls). A thread that finds the ring full or empty spins briefly,
-//! then yields. The rate is elements per second, each element one push and one pop; every
-//! trial checks the sum of what arrived. Cells run round-robin, the median of the trials is
+//! batch is a loop of single calls). Threads are pinned to distinct cores where the machine has
+//! them. A thread that finds the ring full or empty spins for a fixed time, then yields (the same
+//! policy for every ring, by time rather than by number of tries). The rate is elements per
+//! second, each element one push and one pop; every trial checks the sum of what arrived. Cells
+//! run round-robin, the median of the trials is
 //! reported, with the ratios Zenith / other.
 //!
 //! Run: `make bench-rings` (or `cargo bench -p libzenith --bench rings`); `--quick` runs fewer,
@@ -17,7 +19,7 @@ use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
@@ -62,17 +64,47 @@ fn unpin() {
     }
 }
 
-/// Backs off after finding the ring full or empty: spin a little, then yield the core (the
-/// machines this runs on may have fewer cores than threads).
-#[inline]
-fn wait(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 64 {
-        spin_loop();
-    } else {
-        thread::yield_now();
+/// Backs off after finding the ring full or empty: spins for up to `patience` since the first
+/// failed try, then yields the core between tries. Time, not a count of tries, decides, so a ring
+/// whose failed tries are quicker does not yield (and lose its core) sooner than another.
+struct Waiter {
+    patience: Duration,
+    since: Option<Instant>,
+    spins: u32,
+}
+
+impl Waiter {
+    fn new(patience: Duration) -> Self {
+        Waiter {
+            patience,
+            since: None,
+            spins: 0,
+        }
+    }
+
+    #[inline]
+    fn wait(&mut self) {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.spins += 1;
+        if self.spins % 16 == 0 && since.elapsed() > self.patience {
+            thread::yield_now();
+        } else {
+            spin_loop();
+        }
+    }
+
+    #[inline]
+    fn reset(&mut self) {
+        self.since = None;
+        self.spins = 0;
     }
 }
+
+/// SPSC trials have a core per thread: spin a while before yielding.
+const SPSC_PATIENCE: Duration = Duration::from_micros(50);
+/// MPMC trials may have more threads than cores: yield soon, or the thread being waited for may
+/// not run.
+const MPMC_PATIENCE: Duration = Duration::from_micros(2);
 
 /// One SPSC trial: `n` elements from a producer thread to this thread. `push` moves a prefix of
 /// its slice into the ring and says how many; `pop` fills a prefix of its slice.
@@ -95,7 +127,7 @@ where
         let mut producer = CachePadded::new(producer);
         let mut items = CachePadded::new([0u64; BATCH]);
         go.wait();
-        let (mut next, mut spins) = (0u64, 0);
+        let (mut next, mut waiter) = (0u64, Waiter::new(SPSC_PATIENCE));
         while next < n {
             let len = batch.min((n - next) as usize);
             for (i, item) in items[..len].iter_mut().enumerate() {
@@ -103,9 +135,9 @@ where
             }
             let pushed = push(&mut producer, &items[..len]);
             if pushed == 0 {
-                wait(&mut spins);
+                waiter.wait();
             } else {
-                spins = 0;
+                waiter.reset();
             }
             next += pushed as u64;
         }
@@ -115,13 +147,13 @@ where
     let mut out = CachePadded::new([0u64; BATCH]);
     start.wait();
     let began = Instant::now();
-    let (mut got, mut sum, mut spins) = (0u64, 0u64, 0);
+    let (mut got, mut sum, mut waiter) = (0u64, 0u64, Waiter::new(SPSC_PATIENCE));
     while got < n {
         let popped = pop(&mut consumer, &mut out[..batch]);
         if popped == 0 {
-            wait(&mut spins);
+            waiter.wait();
         } else {
-            spins = 0;
+            waiter.reset();
         }
         sum = out[..popped].iter().fold(sum, |s, v| s.wrapping_add(*v));
         got += popped as u64;
@@ -154,7 +186,7 @@ fn mpmc_trial<Q: Send + Sync + 'static>(
                 let mut items = CachePadded::new([0u64; BATCH]);
                 start.wait();
                 let (first, last) = (p * per_producer, (p + 1) * per_producer);
-                let (mut next, mut spins) = (first, 0);
+                let (mut next, mut waiter) = (first, Waiter::new(MPMC_PATIENCE));
                 while next < last {
                     let len = batch.min((last - next) as usize);
                     for (i, item) in items[..len].iter_mut().enumerate() {
@@ -162,9 +194,9 @@ fn mpmc_trial<Q: Send + Sync + 'static>(
                     }
                     let pushed = push(&queue, &items[..len]);
                     if pushed == 0 {
-                        wait(&mut spins);
+                        waiter.wait();
                     } else {
-                        spins = 0;
+                        waiter.reset();
                     }
                     next += pushed as u64;
                 }
@@ -178,7 +210,7 @@ fn mpmc_trial<Q: Send + Sync + 'static>(
                 pin(c + 1);
                 let mut out = CachePadded::new([0u64; BATCH]);
                 start.wait();
-                let (mut got, mut sum, mut spins) = (0u64, 0u64, 0);
+                let (mut got, mut sum, mut waiter) = (0u64, 0u64, Waiter::new(MPMC_PATIENCE));
                 loop {
                     // Empty although every producer had finished before we looked: the end.
                     let finished = done.load(Ordering::Acquire);
@@ -187,10 +219,10 @@ fn mpmc_trial<Q: Send + Sync + 'static>(
                         if finished {
                             return (got, sum);
                         }
-                        wait(&mut spins);
+                        waiter.wait();
                         continue;
                     }
-                    spins = 0;
+                    waiter.reset();
                     sum = out[..popped].iter().fold(sum, |s, v| s.wrapping_add(*v));
                     got += popped as u64;
                 }
@@ -388,10 +420,11 @@ fn array_queue_pop_loop(q: &ArrayQueue<u64>, out: &mut [u64]) -> usize {
     n
 }
 
-fn median(values: &[f64]) -> f64 {
+/// The `q`-quantile (0 to 1) of `values`, nearest rank.
+fn quantile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 fn main() {
@@ -407,7 +440,7 @@ fn main() {
     let (trials, spsc_n, mpmc_n) = if quick {
         (3, 1_000_000, 400_000)
     } else {
-        (7, 5_000_000, 2_000_000)
+        (11, 5_000_000, 2_000_000)
     };
     let trials = value("--trials").map_or(trials, |t| t.parse().expect("--trials N"));
     let only = value("--only").unwrap_or_default();
@@ -430,26 +463,36 @@ fn main() {
     }
     println!();
     println!(
-        "{:<15} {:>16} {:>16} {:>16} {:>12} {:>12}",
+        "{:<14} {:>22} {:>22} {:>22} {:>8} {:>8}",
         "scenario", "zenith el/s", "rtrb el/s", "ArrayQueue el/s", "vs rtrb", "vs AQ"
     );
     let mut scenarios: Vec<&str> = cells.iter().map(|c| c.scenario).collect();
     scenarios.dedup();
     for scenario in scenarios {
-        let rate = |ring: &str| {
+        let rates = |ring: &str| {
             cells
                 .iter()
                 .find(|c| c.scenario == scenario && c.ring == ring)
-                .map(|c| median(&c.rates))
+                .map(|c| c.rates.as_slice())
         };
-        let (zenith, rtrb, aq) = (rate("zenith"), rate("rtrb"), rate("ArrayQueue"));
-        let show = |r: Option<f64>| r.map_or("n/a".to_string(), |r| format!("{:.1}M", r / 1e6));
-        let ratio = |other: Option<f64>| match (zenith, other) {
-            (Some(z), Some(o)) => format!("{:.2}x", z / o),
+        let (zenith, rtrb, aq) = (rates("zenith"), rates("rtrb"), rates("ArrayQueue"));
+        // Median, and the middle half of the trials in brackets.
+        let show = |r: Option<&[f64]>| {
+            r.map_or("n/a".to_string(), |r| {
+                format!(
+                    "{:.1}M ({:.1}-{:.1})",
+                    quantile(r, 0.5) / 1e6,
+                    quantile(r, 0.25) / 1e6,
+                    quantile(r, 0.75) / 1e6
+                )
+            })
+        };
+        let ratio = |other: Option<&[f64]>| match (zenith, other) {
+            (Some(z), Some(o)) => format!("{:.2}x", quantile(z, 0.5) / quantile(o, 0.5)),
             _ => "n/a".to_string(),
         };
         println!(
-            "{:<15} {:>16} {:>16} {:>16} {:>12} {:>12}",
+            "{:<14} {:>22} {:>22} {:>22} {:>8} {:>8}",
             scenario,
             show(zenith),
             show(rtrb),
@@ -460,7 +503,7 @@ fn main() {
     }
     println!();
     println!(
-        "rtrb is SPSC only (n/a for MPMC); ArrayQueue has no batch API (its batch rows loop single \
-         calls)."
+        "median (quartiles) of the trials; ratios of medians. rtrb is SPSC only (n/a for MPMC); \
+         ArrayQueue has no batch API (its batch rows loop single calls)."
     );
 }
