@@ -535,3 +535,41 @@ fn the_c_api_reports_would_block_and_moves_bytes_in_order() {
         }
     }
 }
+
+mod common;
+
+/// The loader's hand-off (workers → reorder ring → consumer) delivers the plan's order for any
+/// worker count and any prefetch, including one past the end of the epoch.
+#[test]
+fn the_loader_hand_off_keeps_plan_order_for_any_workers_and_prefetch() {
+    use zenith::loader::ShuffleMode;
+    use zenith::{Loader, LoaderOptions};
+
+    let ids = |workers: usize, prefetch: usize| {
+        let mut o = LoaderOptions::default();
+        o.set_batch_size(7).unwrap();
+        o.set_shuffle(ShuffleMode::Global);
+        o.set_num_workers(workers).unwrap();
+        o.set_prefetch(prefetch).unwrap();
+        let loader = Loader::open(common::data_file("basic.arrow"), &o).unwrap();
+        let mut ids = Vec::new();
+        while let Some(batch) = loader.next_batch().unwrap() {
+            let column = batch.data.column(0);
+            let column = column
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
+            ids.extend(column.values().iter().copied());
+        }
+        ids
+    };
+    let expected = ids(0, 1);
+    assert_eq!(expected.len() as u64, common::BASIC_ROWS);
+    for (workers, prefetch) in [(1, 1), (3, 2), (4, 5), (2, 64), (3, usize::MAX)] {
+        assert_eq!(
+            ids(workers, prefetch),
+            expected,
+            "{workers} workers, prefetch {prefetch}"
+        );
+    }
+}

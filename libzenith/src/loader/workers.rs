@@ -176,12 +176,17 @@ impl Pipeline {
                 "an epoch of {num_batches} batches is more than this platform can index"
             )));
         }
-        let prefetch = prefetch.max(1);
+        // The window never needs to reach past the end of the epoch; clamping it also bounds the
+        // ring (a slot per batch of the window) for a prefetch as large as `usize::MAX`.
+        let remaining = num_batches.saturating_sub(first_batch).max(1);
+        let prefetch = u64::try_from(prefetch)
+            .unwrap_or(u64::MAX)
+            .clamp(1, remaining);
         let shared = Arc::new(Shared {
             job,
             num_batches,
-            prefetch: prefetch as u64,
-            ring: ReorderRing::new(prefetch, first_batch as usize),
+            prefetch,
+            ring: ReorderRing::new(prefetch as usize, first_batch as usize),
             next_to_claim: CachePadded::new(AtomicU64::new(first_batch)),
             next_to_deliver: CachePadded::new(AtomicU64::new(first_batch)),
             awaited: AtomicU64::new(NOBODY),
