@@ -72,6 +72,12 @@ demo: setup build
 bench: setup build
 	$(PYTHON) bench/bench_loader.py $(BENCH_ARGS)
 
+## Benchmark (not a test): Zenith's SPSC/MPMC rings vs rtrb and crossbeam's ArrayQueue, one run,
+##   elements/s single and batched, with ratios; make bench-rings BENCH_ARGS="--quick"
+.PHONY: bench-rings
+bench-rings:
+	$(CARGO) bench -p libzenith --bench rings -- $(BENCH_ARGS)
+
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go \

@@ -5,7 +5,8 @@
 
 use std::ffi::CStr;
 
-/// The status every fallible function returns: `ZENITH_OK`, `ZENITH_DONE`, or a negative error.
+/// The status every fallible function returns: `ZENITH_OK`, another non-negative outcome
+/// (`ZENITH_DONE`, `ZENITH_WOULD_BLOCK`), or a negative error.
 #[allow(non_camel_case_types)]
 pub type zenith_status = i32;
 
@@ -13,6 +14,9 @@ pub type zenith_status = i32;
 pub const ZENITH_OK: zenith_status = 0;
 /// The end of a stream or an epoch. Not an error: nothing was written to the outputs.
 pub const ZENITH_DONE: zenith_status = 1;
+/// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop).
+/// Not an error: nothing was transferred; try again later.
+pub const ZENITH_WOULD_BLOCK: zenith_status = 2;
 /// A required pointer argument was NULL.
 pub const ZENITH_ERR_NULL_ARGUMENT: zenith_status = -1;
 /// An argument had a value outside its domain (zero batch size, invalid UTF-8, ...).
@@ -41,6 +45,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
         ZENITH_OK => c"ok",
         ZENITH_DONE => c"done (end of stream or epoch)",
+        ZENITH_WOULD_BLOCK => c"would block (ring full or empty)",
         ZENITH_ERR_NULL_ARGUMENT => c"null argument",
         ZENITH_ERR_INVALID_ARGUMENT => c"invalid argument",
         ZENITH_ERR_IO => c"I/O error",

@@ -159,6 +159,7 @@ fn status_strings_are_static_and_distinct() {
     let codes = [
         ZENITH_OK,
         ZENITH_DONE,
+        ZENITH_WOULD_BLOCK,
         ZENITH_ERR_NULL_ARGUMENT,
         ZENITH_ERR_INVALID_ARGUMENT,
         ZENITH_ERR_IO,
@@ -168,6 +169,7 @@ fn status_strings_are_static_and_distinct() {
         ZENITH_ERR_PANIC,
         ZENITH_ERR_INTERNAL,
         ZENITH_ERR_SCHEMA_MISMATCH,
+        ZENITH_ERR_BUFFER_TOO_SMALL,
     ];
     let texts: std::collections::HashSet<&CStr> = codes
         .iter()

@@ -51,7 +51,7 @@ failed=0
 for source in tests/c/test_*.c; do
   name=$(basename "$source" .c)
   echo "== $name (valgrind)"
-  cc -std=c11 "${strict[@]}" -g -O0 -Iinclude "$source" -L"$lib_dir" -lzenith \
+  cc -std=c11 "${strict[@]}" -g -O0 -pthread -Iinclude "$source" -L"$lib_dir" -lzenith \
     -Wl,-rpath,"$lib_dir" -o "$out/$name"
   log="$out/$name.valgrind.log"
   if valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \

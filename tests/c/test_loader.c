@@ -97,9 +97,9 @@ static void test_version(void) {
 }
 
 static void test_status_strings(void) {
-    const zenith_status codes[] = {ZENITH_OK, ZENITH_DONE, ZENITH_ERR_NULL_ARGUMENT,
-                                   ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO,
-                                   ZENITH_ERR_NOT_FOUND, ZENITH_ERR_FORMAT,
+    const zenith_status codes[] = {ZENITH_OK, ZENITH_DONE, ZENITH_WOULD_BLOCK,
+                                   ZENITH_ERR_NULL_ARGUMENT, ZENITH_ERR_INVALID_ARGUMENT,
+                                   ZENITH_ERR_IO, ZENITH_ERR_NOT_FOUND, ZENITH_ERR_FORMAT,
                                    ZENITH_ERR_UNSUPPORTED, ZENITH_ERR_PANIC, ZENITH_ERR_INTERNAL,
                                    ZENITH_ERR_SCHEMA_MISMATCH, ZENITH_ERR_BUFFER_TOO_SMALL};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {

@@ -34,5 +34,6 @@ pub mod error;
 pub mod loader;
 pub mod memory;
 pub mod options;
+pub mod ring;
 pub mod topology;
 pub mod version;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use zenith::ffi::{memory, options};
+use zenith::ffi::{memory, options, ring};
 use zenith::{loader, status, version};
 use zenith_abi_check::{bindings, header};
 
@@ -16,6 +16,7 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
     BTreeMap::from([
         ("ZENITH_OK", status::ZENITH_OK.into()),
         ("ZENITH_DONE", status::ZENITH_DONE.into()),
+        ("ZENITH_WOULD_BLOCK", status::ZENITH_WOULD_BLOCK.into()),
         (
             "ZENITH_ERR_NULL_ARGUMENT",
             status::ZENITH_ERR_NULL_ARGUMENT.into(),
@@ -106,6 +107,8 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             "ZENITH_PLACEMENT_FIRST_TOUCH",
             memory::ZENITH_PLACEMENT_FIRST_TOUCH.into(),
         ),
+        ("ZENITH_RING_SPSC", ring::ZENITH_RING_SPSC.into()),
+        ("ZENITH_RING_MPMC", ring::ZENITH_RING_MPMC.into()),
     ])
 }
 
