@@ -7,6 +7,8 @@
 //! The crate is an ordinary safe Rust library; [`ffi`] is the thin C ABI over it, from which
 //! cbindgen generates `include/zenith.h`. Data flows one way:
 //! [`dataset`] (sources) → [`loader`] (epoch plan, cursor) → [`batch`] (exports).
+//! [`runtime`] holds what they run on (file reads through io_uring, pread or mmap), and
+//! [`telemetry`] the process-wide metrics, rendered for Prometheus.
 
 pub mod batch;
 pub mod dataset;
@@ -15,7 +17,9 @@ pub mod error;
 #[allow(non_camel_case_types)]
 pub mod ffi;
 pub mod loader;
+pub mod runtime;
 pub mod status;
+pub mod telemetry;
 pub mod version;
 
 pub use error::{Error, Result};
