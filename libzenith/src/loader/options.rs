@@ -3,6 +3,7 @@
 use super::plan::ShuffleMode;
 use super::state::ResumeState;
 use crate::error::{Error, Result};
+use crate::runtime::uring::{IoBackend, IoOptions};
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 pub const ZENITH_DEFAULT_BATCH_SIZE: usize = 1024;
@@ -20,6 +21,7 @@ pub struct LoaderOptions {
     pub(crate) columns: Option<Vec<String>>,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) resume: Option<ResumeState>,
+    pub(crate) io: IoOptions,
 }
 
 impl Default for LoaderOptions {
@@ -37,6 +39,7 @@ impl Default for LoaderOptions {
             columns: None,
             memory_budget: None,
             resume: None,
+            io: IoOptions::default(),
         }
     }
 }
@@ -126,6 +129,23 @@ impl LoaderOptions {
         }
         self.memory_budget = bytes;
         Ok(())
+    }
+
+    /// Sets how Parquet and CSV files are read: memory-mapped (the default), through io_uring
+    /// (with a fallback to `pread` where io_uring is unavailable), or with `pread`.
+    /// `ZENITH_IO_BACKEND` in the environment overrides it. Arrow IPC files are always mapped.
+    pub fn set_io_backend(&mut self, backend: IoBackend) {
+        self.io.backend = backend;
+    }
+
+    /// Opens files with `O_DIRECT` (io_uring and pread): reads bypass the page cache.
+    pub fn set_io_direct(&mut self, direct: bool) {
+        self.io.direct = direct;
+    }
+
+    /// The I/O options.
+    pub fn io(&self) -> IoOptions {
+        self.io
     }
 
     /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the

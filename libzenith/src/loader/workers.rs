@@ -20,6 +20,7 @@ use super::plan::{BatchRows, EpochPlan};
 use super::stats::Counters;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::telemetry::registry;
 
 /// One epoch's work: the plan and what building a batch needs.
 #[derive(Debug)]
@@ -228,6 +229,7 @@ impl Pipeline {
         counters.consumer_waited(waiting_since.elapsed());
         match result {
             Ok(batch) => {
+                registry().loader.queue_depth.add(-1.0);
                 state.next_to_deliver += 1;
                 shared.slot_free.notify_all();
                 Ok(Some((index, batch)))
@@ -292,6 +294,9 @@ impl Shared {
             if state.cancelled {
                 return;
             }
+            if result.is_ok() {
+                registry().loader.queue_depth.add(1.0);
+            }
             state.ready.insert(index, result);
             self.batch_ready.notify_all();
         }
@@ -301,7 +306,14 @@ impl Shared {
 impl Pipeline {
     /// Stops the workers and waits for them; no batch is delivered afterwards. Idempotent.
     pub fn stop(&mut self) {
-        self.shared.lock().cancelled = true;
+        {
+            let mut state = self.shared.lock();
+            state.cancelled = true;
+            // Batches built and never to be delivered leave the queue now.
+            let discarded = state.ready.values().filter(|r| r.is_ok()).count();
+            registry().loader.queue_depth.add(-(discarded as f64));
+            state.ready.clear();
+        }
         self.shared.slot_free.notify_all();
         self.shared.batch_ready.notify_all();
         for worker in self.workers.drain(..) {
