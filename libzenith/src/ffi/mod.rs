@@ -33,4 +33,5 @@ pub mod boundary;
 pub mod error;
 pub mod loader;
 pub mod options;
+pub mod telemetry;
 pub mod version;

@@ -172,7 +172,11 @@ fn zenith_structs_match_libzenith_field_by_field() {
         epoch,
         batches_per_epoch,
         shuffle_mode,
-        num_workers
+        num_workers,
+        io_backend,
+        io_backend_requested,
+        io_read_bytes,
+        io_read_ns
     );
 }
 
