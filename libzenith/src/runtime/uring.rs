@@ -590,7 +590,7 @@ impl PreadReader {
     }
 
     /// `O_DIRECT`: aligned reads into a bounce buffer (4 MiB: the block layer splits a large read
-/// into parallel requests), copied to `dst`.
+    /// into parallel requests), copied to `dst`.
     ///
     /// # Safety
     /// `dst` is valid for `len` bytes of writes.
