@@ -78,6 +78,20 @@ bench: setup build
 bench-rings:
 	$(CARGO) bench -p libzenith --bench rings -- $(BENCH_ARGS)
 
+## I/O benchmark (not a test): raw reads of a 1 GB file and the Parquet loader per I/O backend
+## (mmap, pread, io_uring; buffered and O_DIRECT), cold (page cache evicted) and warm.
+##   make bench-io BENCH_IO_ARGS="--repeat 5 --drop-caches"   (--only raw|parquet, --block-mib B)
+
+BENCH_IO_FILE ?= $(CURDIR)/bench/data/io-1g.bin
+
+.PHONY: bench-io
+bench-io: setup
+	$(PYTHON) bench/generate.py
+	@# Random bytes (not zeros, which a file system could store sparsely).
+	test -s $(BENCH_IO_FILE) || head -c 1073741824 /dev/urandom > $(BENCH_IO_FILE)
+	$(CARGO) bench -p libzenith --bench io_read -- --file $(BENCH_IO_FILE) \
+	    --parquet $(CURDIR)/bench/data/data.parquet $(BENCH_IO_ARGS)
+
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go \

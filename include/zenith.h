@@ -287,6 +287,11 @@ typedef struct zenith_loader_options zenith_loader_options;
 // caller's choice.
 typedef struct zenith_ring zenith_ring;
 
+// A thread serving `GET /metrics` over HTTP.
+//
+// Created by `zenith_telemetry_serve`, stopped and freed by `zenith_telemetry_server_free`.
+typedef struct zenith_telemetry_server zenith_telemetry_server;
+
 // The topology of a machine: NUMA nodes, online CPUs, GPUs and NICs with their NUMA nodes.
 //
 // Created by `zenith_topology_discover` or `zenith_topology_discover_at`, freed by
@@ -299,6 +304,9 @@ typedef int32_t zenith_status;
 
 // A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
 typedef int32_t zenith_shuffle;
+
+// An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
+typedef int32_t zenith_io_backend;
 
 // Counters and configuration of a running loader, filled by `zenith_loader_stats`.
 //
@@ -341,6 +349,17 @@ typedef struct zenith_stats {
     // Worker threads of the current epoch pinned to the node's CPUs (fewer than `num_workers`
     // when the node has no CPUs this process may use, or while workers are starting).
     uint32_t pinned_workers;
+    // The I/O backend reading the files (`ZENITH_IO_*`): `ZENITH_IO_PREAD` when io_uring was
+    // asked for and is unavailable (see `zenith_loader_io_fallback_reason`); `ZENITH_IO_MMAP`
+    // for Arrow IPC files, which are always memory-mapped.
+    zenith_io_backend io_backend;
+    // The I/O backend the options asked for (`zenith_loader_options_set_io_backend`).
+    zenith_io_backend io_backend_requested;
+    // Bytes read from the files (for `ZENITH_IO_MMAP`: bytes of the column chunks handed to
+    // the decoder, whose reads are page faults).
+    uint64_t io_read_bytes;
+    // Nanoseconds spent reading (part of `decode_ns`; 0 for `ZENITH_IO_MMAP`).
+    uint64_t io_read_ns;
 } zenith_stats;
 
 // Which pages back an allocation (one of the `ZENITH_HUGEPAGES_*` values).
@@ -429,6 +448,17 @@ typedef struct zenith_pci_device_info {
 // Chunks (row groups) shuffled, then rows shuffled within windows of chunks that fit the memory
 // budget: for data larger than memory.
 #define ZENITH_SHUFFLE_BLOCK 2
+
+// Memory-map the files; pages are read by page faults, zero-copy (the default).
+#define ZENITH_IO_MMAP 0
+
+// io_uring: the byte ranges a Parquet row group needs are read in one batched submission.
+// Where io_uring is unavailable (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`,
+// RLIMIT_MEMLOCK), files are read with `pread` and the stats say so.
+#define ZENITH_IO_URING 1
+
+// Positioned reads (`pread`), one byte range after another.
+#define ZENITH_IO_PREAD 2
 
 // Single producer, single consumer: at any moment at most one thread pushes and at most one
 // thread pops. The cheapest kind.
@@ -709,6 +739,28 @@ zenith_status zenith_loader_export_stream(struct zenith_loader *loader,
 zenith_status zenith_loader_stats(const struct zenith_loader *loader,
                                   struct zenith_stats *out,
                                   struct zenith_error **err);
+
+// Writes why the loader does not read its files as the options asked, as NUL-terminated UTF-8
+// text, into `buf`, and its length (without the NUL) into `*out_len`. The text is empty when
+// everything is read as asked; otherwise it names the cause, e.g. "io_uring unavailable:
+// io_uring_setup failed with EPERM (a seccomp filter or security module denies it); reading
+// with pread", "O_DIRECT refused by the file system (EINVAL): buffered reads", or
+// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)".
+//
+// On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the length
+// in `*out_len` (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`.
+// NULL policy: `loader` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`;
+// `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `loader` is NULL or live; `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL
+// or writable; `err` is NULL or writable.
+zenith_status zenith_loader_io_fallback_reason(const struct zenith_loader *loader,
+                                               char *buf,
+                                               size_t cap,
+                                               size_t *out_len,
+                                               struct zenith_error **err);
 
 // Returns the number of batches this rank receives per epoch (0 when `loader` is NULL).
 //
@@ -1053,6 +1105,36 @@ zenith_status zenith_loader_options_set_resume_state(struct zenith_loader_option
                                                      size_t len,
                                                      struct zenith_error **err);
 
+// Sets how Parquet and CSV files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
+// `ZENITH_IO_PREAD`. Batches are identical whichever backend reads them. With
+// `ZENITH_IO_URING`, files are read with `pread` where io_uring is unavailable;
+// `zenith_stats.io_backend` then says `ZENITH_IO_PREAD` and `zenith_loader_io_fallback_reason`
+// why. The environment variable `ZENITH_IO_BACKEND=mmap|io_uring|pread` overrides this setting
+// at `zenith_loader_open`. Arrow IPC files are always memory-mapped.
+//
+// On failure: an unknown backend returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+// unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_io_backend(struct zenith_loader_options *opts,
+                                                   zenith_io_backend backend,
+                                                   struct zenith_error **err);
+
+// Opens files with `O_DIRECT` (default: off) when the backend is `ZENITH_IO_URING` or
+// `ZENITH_IO_PREAD`: reads bypass the page cache, through 4 KiB-aligned buffers (registered
+// with io_uring). File systems that refuse `O_DIRECT` (tmpfs) are read through the page cache,
+// and `zenith_loader_io_fallback_reason` says so. No effect with `ZENITH_IO_MMAP`.
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_io_direct(struct zenith_loader_options *opts,
+                                                  bool direct,
+                                                  struct zenith_error **err);
+
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //
 // The capacity is rounded up to a power of two, at least 2 (`zenith_ring_capacity` reports it).
@@ -1173,6 +1255,64 @@ size_t zenith_ring_capacity(const struct zenith_ring *ring);
 // # Safety
 // `ring` is NULL or a live ring, not used afterwards.
 void zenith_ring_free(struct zenith_ring *ring);
+
+// Writes every metric of the process (all loaders added up: rows, batches, bytes, time to first
+// batch, consumer wait, worker busy time, queue depth, bytes and latency of reads by I/O
+// backend, io_uring fallbacks, ring occupancy) in the Prometheus text exposition format 0.0.4,
+// NUL-terminated, into `buf`, and the text's length (without the NUL) into `*out_len`.
+//
+// Units are base units (seconds, bytes); counters end in `_total`; histograms have cumulative
+// `_bucket{le="..."}` lines ending with `le="+Inf"`, then `_sum` and `_count`.
+//
+// On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the length
+// in `*out_len` (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`. The text
+// can grow between two calls (counters gain digits, new series appear): leave some room.
+// NULL policy: `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err` may be NULL.
+// Thread safety: may be called from any thread, at any time.
+//
+// # Safety
+// `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL or writable; `err` is NULL
+// or writable.
+zenith_status zenith_telemetry_prometheus(char *buf,
+                                          size_t cap,
+                                          size_t *out_len,
+                                          struct zenith_error **err);
+
+// Starts a thread that answers `GET /metrics` on `addr` with the text of
+// `zenith_telemetry_prometheus` (`Content-Type: text/plain; version=0.0.4`); other paths get
+// 404. `addr` is `"host:port"`: `"127.0.0.1:9100"`, `"0.0.0.0:9100"`, `"[::1]:0"`; port 0
+// picks a free port (see `zenith_telemetry_server_port`).
+//
+// Ownership: on success `*out` receives a server the caller stops and frees with
+// `zenith_telemetry_server_free`.
+// On failure: an address that does not parse or resolve returns `ZENITH_ERR_INVALID_ARGUMENT`,
+// one that cannot be bound (in use, not permitted) `ZENITH_ERR_IO`; `*out` is left untouched.
+// NULL policy: `addr` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread; several servers may run at once.
+//
+// # Safety
+// `addr` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_telemetry_serve(const char *addr,
+                                     struct zenith_telemetry_server **out,
+                                     struct zenith_error **err);
+
+// Returns the TCP port the server listens on (the one chosen when `addr` asked for port 0), or
+// 0 when `server` is NULL.
+//
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `server` is NULL or live.
+uint16_t zenith_telemetry_server_port(const struct zenith_telemetry_server *server);
+
+// Stops the server's thread (waiting for an answer being written, at most a few seconds for a
+// stalled client), closes its socket and frees it.
+//
+// NULL policy: `zenith_telemetry_server_free(NULL)` does nothing.
+//
+// # Safety
+// `server` is NULL or a live server, not used afterwards.
+void zenith_telemetry_server_free(struct zenith_telemetry_server *server);
 
 // Reads this machine's topology from `/sys`: NUMA nodes (CPUs, memory, distances, hugepage
 // pools), online CPUs, and the NVIDIA/AMD GPUs and the NICs on the PCI bus with their NUMA

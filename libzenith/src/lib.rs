@@ -7,7 +7,9 @@
 //! The crate is an ordinary safe Rust library; [`ffi`] is the thin C ABI over it, from which
 //! cbindgen generates `include/zenith.h`. Data flows one way:
 //! [`dataset`] (sources) → [`loader`] (epoch plan, cursor) → [`batch`] (exports). [`runtime`]
-//! knows the machine: NUMA topology, thread pinning, NUMA-local and hugepage memory.
+//! knows the machine and runs the loader on it: NUMA topology, thread pinning, NUMA-local and
+//! hugepage memory, lock-free rings, file reads through io_uring, pread or mmap; [`telemetry`]
+//! holds the process-wide metrics, rendered for Prometheus.
 
 pub mod batch;
 pub mod dataset;
@@ -18,6 +20,7 @@ pub mod ffi;
 pub mod loader;
 pub mod runtime;
 pub mod status;
+pub mod telemetry;
 pub mod version;
 
 pub use error::{Error, Result};

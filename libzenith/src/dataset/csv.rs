@@ -5,8 +5,7 @@
 //! afterwards, at the cost of holding the decoded file (Arrow columns are usually no larger than
 //! the text they come from).
 
-use std::fs::File;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +13,11 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use bytes::Buf;
 
 use super::source::{Source, batch_bytes, held_chunk};
 use crate::error::{Error, Result};
+use crate::runtime::uring::{IoContext, SequentialRead};
 
 /// Rows per chunk: large enough that per-chunk overhead vanishes, small enough that the parser's
 /// working set stays in cache and a shuffle still has many chunks to draw from. (Not `pub`:
@@ -25,6 +26,9 @@ const CHUNK_ROWS: usize = 65_536;
 
 /// Records read to infer column types when no schema is given (arrow-csv's sampling).
 const INFER_RECORDS: usize = 1_000;
+
+/// Bytes read from the file at a time.
+const READ_BLOCK: usize = 4 << 20;
 
 /// A CSV file with a header row, materialised as Arrow record batches.
 #[derive(Debug)]
@@ -46,14 +50,24 @@ impl CsvFile {
     /// Empty fields are nulls. A malformed row or a value that does not parse as its column's
     /// type is an [`Error::Format`] naming the file and, where arrow-csv reports it, the line.
     pub fn open(path: &Path, schema: Option<SchemaRef>) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::open_with(path, schema, &IoContext::default())
+    }
+
+    /// [`Self::open`], reading the file through the I/O backend of `io` (blocks of 4 MiB, each
+    /// one batched read).
+    pub fn open_with(path: &Path, schema: Option<SchemaRef>, io: &IoContext) -> Result<Self> {
+        let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+        // The first block serves both schema inference and parsing: it is read once.
+        let head = reader
+            .read_range(0..reader.len().min(READ_BLOCK as u64))
+            .map_err(|e| Error::io(path, e))?;
+        let file = || {
+            let rest = SequentialRead::new(reader.clone(), head.len() as u64, READ_BLOCK);
+            head.clone().reader().chain(rest)
+        };
         let schema = match schema {
             Some(schema) => schema,
-            None => {
-                let schema = infer_schema(path, &file)?;
-                file.rewind().map_err(|e| Error::io(path, e))?;
-                schema
-            }
+            None => infer_schema(path, file())?,
         };
         if schema.fields().is_empty() {
             return Err(Error::format(path, "empty CSV file (no header row)"));
@@ -62,7 +76,7 @@ impl CsvFile {
             .with_header(true)
             .with_header_validation(true)
             .with_batch_size(CHUNK_ROWS)
-            .build(file)
+            .build(file())
             .map_err(|e| csv_error(path, e))?;
         // The parser is not written for hostile input: a panic is a format error of this file.
         let batches = catch_unwind(AssertUnwindSafe(|| {
@@ -87,7 +101,7 @@ impl CsvFile {
 }
 
 /// The schema of `file` from its header and first records; columns without evidence are text.
-fn infer_schema(path: &Path, file: &File) -> Result<SchemaRef> {
+fn infer_schema(path: &Path, file: impl Read) -> Result<SchemaRef> {
     let inferred = catch_unwind(AssertUnwindSafe(|| {
         CsvFormat::default()
             .with_header(true)

@@ -1,12 +1,17 @@
 //! Parquet source: one chunk per row group, decoded on demand with arrow-rs's `parquet` reader.
 //!
 //! The footer is parsed once, at open, and kept: planning an epoch needs only row counts, and
-//! every later read reuses the parsed metadata instead of reading the footer again. The file is
-//! opened once too and read with positioned reads (`pread`), so worker threads decode different
-//! row groups of one file at the same time without sharing a file offset.
+//! every later read reuses the parsed metadata instead of reading the footer again.
+//!
+//! Bytes come through the dataset's I/O backend ([`crate::runtime::uring`]). Decoding a row
+//! group first fetches the byte ranges of the column chunks it needs (from the row-group
+//! metadata; neighbouring chunks coalesced) in one call: one batched submission with io_uring,
+//! positioned reads with pread, zero-copy slices of the mapped file with mmap. The decoder then
+//! reads its pages as slices of those buffers. Worker threads decode different row groups of one
+//! file at the same time.
 
-use std::fs::File;
-
+use std::io::Read;
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,27 +19,33 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchOptions, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
-use bytes::Bytes;
-use memmap2::Mmap;
+use bytes::{Buf, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::Type as PhysicalType;
-
+use parquet::errors::ParquetError;
 use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::reader::{ChunkReader, Length};
 
 use super::source::Source;
 use crate::error::{Error, Result};
+use crate::runtime::uring::{IoContext, RangeRead, SequentialRead};
+
+/// Column chunks closer than this are fetched as one range (reading the gap costs less than
+/// another request).
+const COALESCE_GAP: u64 = 64 << 10;
 
 /// A Parquet file whose row groups are the chunks.
 #[derive(Debug)]
 pub struct ParquetFile {
     path: PathBuf,
-    /// The whole file, memory-mapped: pages are read as zero-copy slices of the mapping (no
-    /// syscall, no zero-filled buffer, no copy before decompression), and reads past the end are
-    /// errors rather than allocations sized by corrupt metadata.
-    data: Bytes,
+    /// The file, read through the dataset's I/O backend. With mmap, pages are zero-copy slices
+    /// of the mapping; with io_uring and pread, slices of the buffers a row group's column
+    /// chunks were read into. Reads past the end are errors, never allocations sized by corrupt
+    /// metadata.
+    reader: Arc<dyn RangeRead>,
     /// The parsed footer and the Arrow schema derived from it (with pyarrow's embedded
     /// `ARROW:schema` hint applied, so e.g. `int32` stays `int32`).
     metadata: ArrowReaderMetadata,
@@ -50,15 +61,19 @@ impl ParquetFile {
     /// [`Error::Format`] naming the file. Corruption inside column chunks shows up later, as an
     /// [`Error::Format`] from [`Source::read_chunk`] for the row group that holds it.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        if len == 0 {
+        Self::open_with(path, &IoContext::default())
+    }
+
+    /// [`Self::open`], reading through the I/O backend of `io`.
+    pub fn open_with(path: &Path, io: &IoContext) -> Result<Self> {
+        let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+        if reader.is_empty() {
             return Err(Error::format(path, "empty file (not Parquet)"));
         }
-        // SAFETY: read-only mapping; as for Arrow IPC files, the file must not be truncated while
-        // the loader reads it (documented at zenith_loader_open).
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let data = Bytes::from_owner(mmap);
+        let data = RangeChunks {
+            reader: reader.clone(),
+            parts: Vec::new(),
+        };
         // The metadata decoder is not written for hostile input: a panic on a corrupt footer is a
         // format error of this file, not a crash.
         let loaded = catch_unwind(AssertUnwindSafe(|| {
@@ -97,7 +112,7 @@ impl ParquetFile {
         }
         Ok(ParquetFile {
             path: path.to_path_buf(),
-            data,
+            reader,
             metadata,
             rows,
             decoded_bytes,
@@ -109,17 +124,24 @@ impl ParquetFile {
     fn decode_row_group(&self, index: usize, columns: &[usize]) -> Result<RecordBatch> {
         let rows = self.rows[index] as usize;
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.metadata.clone(),
-        )
-        .with_row_groups(vec![index])
-        .with_projection(mask)
-        // One batch for the whole row group: the chunk is the unit the loader caches
-        // and slices, and splitting it would only add a concat.
-        .with_batch_size(rows.max(1))
-        .build()
-        .map_err(|e| self.read_error(index, e))?;
+        let ranges = self.column_chunk_ranges(index, &mask)?;
+        let parts = self
+            .reader
+            .read_ranges(&ranges)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let chunks = RangeChunks {
+            reader: self.reader.clone(),
+            parts: ranges.iter().map(|r| r.start).zip(parts).collect(),
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, self.metadata.clone())
+                .with_row_groups(vec![index])
+                .with_projection(mask)
+                // One batch for the whole row group: the chunk is the unit the loader caches
+                // and slices, and splitting it would only add a concat.
+                .with_batch_size(rows.max(1))
+                .build()
+                .map_err(|e| self.read_error(index, e))?;
         let schema = reader.schema();
         let mut batches = reader
             .collect::<std::result::Result<Vec<_>, _>>()
@@ -131,6 +153,40 @@ impl ParquetFile {
             _ => concat_batches(&schema, &batches).map_err(|e| self.read_error(index, e))?,
         };
         Ok(batch)
+    }
+
+    /// The byte ranges of the column chunks of row group `index` that `mask` selects, sorted,
+    /// neighbours coalesced. A chunk outside the file is a format error (corrupt metadata).
+    fn column_chunk_ranges(&self, index: usize, mask: &ProjectionMask) -> Result<Vec<Range<u64>>> {
+        let row_group = &self.metadata.metadata().row_groups()[index];
+        let file_len = self.reader.len();
+        let mut ranges = Vec::new();
+        for (leaf, column) in row_group.columns().iter().enumerate() {
+            if !mask.leaf_included(leaf) {
+                continue;
+            }
+            // As arrow-rs's `ColumnChunkMetaData::byte_range`, without its panic.
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let range = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+                .filter(|range| range.end <= file_len)
+                .ok_or_else(|| {
+                    self.read_error(
+                        index,
+                        format!(
+                            "corrupt metadata: column chunk {leaf} at offset {start}, length \
+                             {len}, lies outside the file ({file_len} bytes)"
+                        ),
+                    )
+                })?;
+            ranges.push(range);
+        }
+        Ok(coalesce(ranges, COALESCE_GAP))
     }
 
     /// A decoding failure in row group `index`, as a format error naming the file and the group.
@@ -216,6 +272,96 @@ impl Source for ParquetFile {
 
     fn in_memory(&self) -> bool {
         false
+    }
+}
+
+/// Sorts `ranges` and merges those that overlap or lie within `gap` bytes of each other.
+fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
+    ranges.retain(|r| !r.is_empty());
+    ranges.sort_unstable_by_key(|r| (r.start, r.end));
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end.saturating_add(gap) => {
+                last.end = last.end.max(range.end);
+            }
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// What the Parquet decoder reads from: byte ranges fetched ahead (sorted, disjoint), served as
+/// zero-copy slices, and the file's reader for anything outside them (the footer, at open).
+#[derive(Debug)]
+struct RangeChunks {
+    reader: Arc<dyn RangeRead>,
+    parts: Vec<(u64, Bytes)>,
+}
+
+impl RangeChunks {
+    /// The fetched bytes from `start` to the end of the part holding it.
+    fn tail(&self, start: u64) -> Option<Bytes> {
+        let i = self
+            .parts
+            .partition_point(|(s, _)| *s <= start)
+            .checked_sub(1)?;
+        let (part_start, bytes) = &self.parts[i];
+        let offset = usize::try_from(start - part_start).ok()?;
+        (offset < bytes.len()).then(|| bytes.slice(offset..))
+    }
+}
+
+impl Length for RangeChunks {
+    fn len(&self) -> u64 {
+        self.reader.len()
+    }
+}
+
+/// A reader from some offset on: fetched bytes, or reads through the file's reader.
+enum ChunkRead {
+    Fetched(bytes::buf::Reader<Bytes>),
+    File(SequentialRead),
+}
+
+impl Read for ChunkRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ChunkRead::Fetched(reader) => reader.read(buf),
+            ChunkRead::File(reader) => reader.read(buf),
+        }
+    }
+}
+
+impl ChunkReader for RangeChunks {
+    type T = ChunkRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<ChunkRead> {
+        Ok(match self.tail(start) {
+            // Page headers are read from here; the page bodies then come from `get_bytes`.
+            Some(bytes) => ChunkRead::Fetched(bytes.reader()),
+            None => ChunkRead::File(SequentialRead::new(self.reader.clone(), start, 64 << 10)),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        if let Some(tail) = self.tail(start) {
+            if tail.len() >= length {
+                return Ok(tail.slice(..length));
+            }
+        }
+        let end = start
+            .checked_add(length as u64)
+            .filter(|&end| end <= self.reader.len())
+            .ok_or_else(|| {
+                ParquetError::EOF(format!(
+                    "{length} bytes at offset {start} lie past the end of the file ({} bytes)",
+                    self.reader.len()
+                ))
+            })?;
+        self.reader
+            .read_range(start..end)
+            .map_err(|e| ParquetError::External(Box::new(e)))
     }
 }
 

@@ -10,6 +10,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
+use crate::runtime::uring::IoContext;
 
 /// One file of a dataset, split into chunks (IPC record batches, Parquet row groups, CSV blocks)
 /// whose row counts are known once the file is open, so the epoch plan can be made before any
@@ -146,6 +147,9 @@ impl Format {
 pub struct SourceOptions {
     /// The schema CSV files are parsed with; `None` infers it from the first CSV file.
     pub csv_schema: Option<SchemaRef>,
+    /// How Parquet and CSV files are read (mmap, io_uring or pread), and the stats of those
+    /// reads, shared by every file of the dataset. Arrow IPC files are always memory-mapped.
+    pub io: IoContext,
 }
 
 /// Opens `path` as `format`.
@@ -157,8 +161,12 @@ pub fn open_source(
     Ok(match format {
         Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open(path)?),
         Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open(path)?),
-        Format::Parquet => Arc::new(super::parquet::ParquetFile::open(path)?),
-        Format::Csv => Arc::new(super::csv::CsvFile::open(path, options.csv_schema.clone())?),
+        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with(path, &options.io)?),
+        Format::Csv => Arc::new(super::csv::CsvFile::open_with(
+            path,
+            options.csv_schema.clone(),
+            &options.io,
+        )?),
     })
 }
 

@@ -144,3 +144,32 @@ pub unsafe fn write_list<T: Copy>(
     unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), buf, values.len()) };
     Ok(())
 }
+
+/// Writes `text` and a terminating NUL into the caller's buffer `buf` of `cap` bytes, and the
+/// text's length (without the NUL) into `*out_len`. When `cap < len + 1`, only `*out_len` is
+/// written and the result is [`Error::BufferTooSmall`] (so `buf == NULL, cap == 0` asks for the
+/// size).
+///
+/// # Safety
+/// `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL or writable.
+pub unsafe fn write_text(
+    text: &str,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<()> {
+    let out_len = out(out_len, "out_len")?;
+    // SAFETY: non-NULL and writable per the contract.
+    unsafe { out_len.write(text.len()) };
+    let needed = text.len() + 1;
+    if cap < needed {
+        return Err(Error::BufferTooSmall { needed, given: cap });
+    }
+    let buf = out(buf, "buf")?;
+    // SAFETY: `buf` holds `cap >= text.len() + 1` writable bytes per the contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        buf.add(text.len()).write(0);
+    }
+    Ok(())
+}

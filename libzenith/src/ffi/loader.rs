@@ -11,7 +11,9 @@ use crate::error::Error;
 use crate::ffi::args;
 use crate::ffi::batch::zenith_batch;
 use crate::ffi::error::zenith_error;
-use crate::ffi::options::{shuffle_to_c, zenith_loader_options, zenith_shuffle};
+use crate::ffi::options::{
+    io_backend_to_c, shuffle_to_c, zenith_io_backend, zenith_loader_options, zenith_shuffle,
+};
 use crate::loader::{Loader, LoaderOptions};
 use crate::status::{ZENITH_DONE, ZENITH_OK, zenith_status};
 
@@ -248,6 +250,17 @@ pub struct zenith_stats {
     /// Worker threads of the current epoch pinned to the node's CPUs (fewer than `num_workers`
     /// when the node has no CPUs this process may use, or while workers are starting).
     pub pinned_workers: u32,
+    /// The I/O backend reading the files (`ZENITH_IO_*`): `ZENITH_IO_PREAD` when io_uring was
+    /// asked for and is unavailable (see `zenith_loader_io_fallback_reason`); `ZENITH_IO_MMAP`
+    /// for Arrow IPC files, which are always memory-mapped.
+    pub io_backend: zenith_io_backend,
+    /// The I/O backend the options asked for (`zenith_loader_options_set_io_backend`).
+    pub io_backend_requested: zenith_io_backend,
+    /// Bytes read from the files (for `ZENITH_IO_MMAP`: bytes of the column chunks handed to
+    /// the decoder, whose reads are page faults).
+    pub io_read_bytes: u64,
+    /// Nanoseconds spent reading (part of `decode_ns`; 0 for `ZENITH_IO_MMAP`).
+    pub io_read_ns: u64,
 }
 
 /// Fills `*out` with the loader's counters and configuration.
@@ -294,10 +307,48 @@ pub unsafe extern "C" fn zenith_loader_stats(
             num_workers: s.num_workers,
             numa_node: s.numa_node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1),
             pinned_workers: s.pinned_workers,
+            io_backend: io_backend_to_c(s.io_backend),
+            io_backend_requested: io_backend_to_c(s.io_backend_requested),
+            io_read_bytes: s.io_read_bytes,
+            io_read_ns: s.io_read_ns,
         };
         let len = caller_size.min(std::mem::size_of::<zenith_stats>());
         // SAFETY: `len` bytes fit both the local struct and the caller's (per the contract).
         unsafe { std::ptr::copy_nonoverlapping((&raw const stats).cast::<u8>(), out.cast::<u8>(), len) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Writes why the loader does not read its files as the options asked, as NUL-terminated UTF-8
+/// text, into `buf`, and its length (without the NUL) into `*out_len`. The text is empty when
+/// everything is read as asked; otherwise it names the cause, e.g. "io_uring unavailable:
+/// io_uring_setup failed with EPERM (a seccomp filter or security module denies it); reading
+/// with pread", "O_DIRECT refused by the file system (EINVAL): buffered reads", or
+/// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)".
+///
+/// On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the length
+/// in `*out_len` (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`.
+/// NULL policy: `loader` and `out_len` must not be NULL; `buf` may be NULL when `cap == 0`;
+/// `err` may be NULL.
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// `loader` is NULL or live; `buf` is NULL or points to `cap` writable bytes; `out_len` is NULL
+/// or writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_io_fallback_reason(
+    loader: *const zenith_loader,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow(loader, "loader") }?;
+        let reason = loader.inner.io_fallback_reason().unwrap_or_default();
+        // SAFETY: per the contract above.
+        unsafe { args::write_text(&reason, buf, cap, out_len) }?;
         Ok(ZENITH_OK)
     })
 }

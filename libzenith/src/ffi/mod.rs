@@ -35,5 +35,6 @@ pub mod loader;
 pub mod memory;
 pub mod options;
 pub mod ring;
+pub mod telemetry;
 pub mod topology;
 pub mod version;

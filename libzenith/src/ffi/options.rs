@@ -9,6 +9,7 @@ use crate::ffi::args;
 use crate::ffi::error::zenith_error;
 use crate::loader::{LoaderOptions, NumaTarget, ShuffleMode};
 use crate::runtime::topology::PciAddress;
+use crate::runtime::uring::IoBackend;
 use crate::status::{ZENITH_OK, zenith_status};
 
 /// A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
@@ -21,6 +22,27 @@ pub const ZENITH_SHUFFLE_GLOBAL: zenith_shuffle = 1;
 /// Chunks (row groups) shuffled, then rows shuffled within windows of chunks that fit the memory
 /// budget: for data larger than memory.
 pub const ZENITH_SHUFFLE_BLOCK: zenith_shuffle = 2;
+
+/// An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
+pub type zenith_io_backend = i32;
+
+/// Memory-map the files; pages are read by page faults, zero-copy (the default).
+pub const ZENITH_IO_MMAP: zenith_io_backend = 0;
+/// io_uring: the byte ranges a Parquet row group needs are read in one batched submission.
+/// Where io_uring is unavailable (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`,
+/// RLIMIT_MEMLOCK), files are read with `pread` and the stats say so.
+pub const ZENITH_IO_URING: zenith_io_backend = 1;
+/// Positioned reads (`pread`), one byte range after another.
+pub const ZENITH_IO_PREAD: zenith_io_backend = 2;
+
+/// The C value of an I/O backend.
+pub(crate) fn io_backend_to_c(backend: IoBackend) -> zenith_io_backend {
+    match backend {
+        IoBackend::Mmap => ZENITH_IO_MMAP,
+        IoBackend::IoUring => ZENITH_IO_URING,
+        IoBackend::Pread => ZENITH_IO_PREAD,
+    }
+}
 
 /// Options for `zenith_loader_open`: a builder handle with typed setters.
 ///
@@ -430,4 +452,60 @@ pub unsafe extern "C" fn zenith_loader_options_set_resume_state(
         // SAFETY: per the contract above.
         unsafe { with_options(opts, |o| o.set_resume_state(token)) }
     })
+}
+
+/// Sets how Parquet and CSV files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
+/// `ZENITH_IO_PREAD`. Batches are identical whichever backend reads them. With
+/// `ZENITH_IO_URING`, files are read with `pread` where io_uring is unavailable;
+/// `zenith_stats.io_backend` then says `ZENITH_IO_PREAD` and `zenith_loader_io_fallback_reason`
+/// why. The environment variable `ZENITH_IO_BACKEND=mmap|io_uring|pread` overrides this setting
+/// at `zenith_loader_open`. Arrow IPC files are always memory-mapped.
+///
+/// On failure: an unknown backend returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+/// unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_io_backend(
+    opts: *mut zenith_loader_options,
+    backend: zenith_io_backend,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let backend = match backend {
+            ZENITH_IO_MMAP => IoBackend::Mmap,
+            ZENITH_IO_URING => IoBackend::IoUring,
+            ZENITH_IO_PREAD => IoBackend::Pread,
+            other => return Err(Error::InvalidArgument(format!("unknown I/O backend {other}"))),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| {
+            o.set_io_backend(backend);
+            Ok(())
+        }) }
+    })
+}
+
+/// Opens files with `O_DIRECT` (default: off) when the backend is `ZENITH_IO_URING` or
+/// `ZENITH_IO_PREAD`: reads bypass the page cache, through 4 KiB-aligned buffers (registered
+/// with io_uring). File systems that refuse `O_DIRECT` (tmpfs) are read through the page cache,
+/// and `zenith_loader_io_fallback_reason` says so. No effect with `ZENITH_IO_MMAP`.
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_io_direct(
+    opts: *mut zenith_loader_options,
+    direct: bool,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_io_direct(direct);
+            Ok(())
+        }) } })
 }

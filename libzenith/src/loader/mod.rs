@@ -33,6 +33,7 @@ use workers::{EpochJob, Pipeline};
 use crate::batch::Batch;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::error::{Error, Result};
+use crate::runtime::uring::{IoBackend, IoContext};
 
 /// Streams the batches of a dataset, epoch after epoch.
 #[derive(Debug)]
@@ -50,29 +51,51 @@ struct Core {
     prefetch: usize,
     numa: NumaPlacement,
     counters: Arc<Counters>,
+    /// How the files are read, and the reads' stats.
+    io: IoContext,
+    /// The I/O backend the options asked for.
+    io_requested: IoBackend,
     pipeline: Pipeline,
 }
 
 impl Loader {
     /// Opens the dataset at `path` (a file, a directory of shards or a glob) and starts building
     /// the first epoch's batches.
+    ///
+    /// Parquet and CSV files are read with the options' I/O backend, unless
+    /// `ZENITH_IO_BACKEND` in the environment names another (an unknown name there is an
+    /// [`Error::InvalidArgument`]).
     pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
         let opened = Instant::now();
-        let dataset_options = DatasetOptions {
+        let (io_options, note) = options
+            .io
+            .with_env_override(|name| std::env::var(name).ok())?;
+        let io = IoContext::new(io_options);
+        if let Some(note) = note {
+            io.stats.note(note);
+        }
+        let mut dataset_options = DatasetOptions {
             columns: options.columns.clone(),
             ..DatasetOptions::default()
         };
+        dataset_options.source.io = io.clone();
         let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
-        Self::start(Arc::new(dataset), options, opened)
+        Self::start(Arc::new(dataset), options, opened, io)
     }
 
     /// Starts a loader over a dataset already open (with its projection applied: the options'
-    /// `columns` then only enter the resume token's identity).
+    /// `columns` then only enter the resume token's identity, and its I/O options are those the
+    /// dataset was opened with, whose stats this loader does not see).
     pub fn from_dataset(dataset: Arc<Dataset>, options: &LoaderOptions) -> Result<Self> {
-        Self::start(dataset, options, Instant::now())
+        Self::start(dataset, options, Instant::now(), IoContext::default())
     }
 
-    fn start(dataset: Arc<Dataset>, options: &LoaderOptions, opened: Instant) -> Result<Self> {
+    fn start(
+        dataset: Arc<Dataset>,
+        options: &LoaderOptions,
+        opened: Instant,
+        io: IoContext,
+    ) -> Result<Self> {
         let (rank, world_size) = match options.shard {
             Some(shard) => shard,
             None => options::shard_from_env(|name| std::env::var(name).ok())?,
@@ -120,6 +143,8 @@ impl Loader {
             prefetch,
             numa,
             counters,
+            io,
+            io_requested: options.io.backend,
             pipeline,
         };
         Ok(Loader {
@@ -204,8 +229,19 @@ impl Loader {
             num_workers: core.num_workers as u32,
             numa_node: core.numa.node,
             pinned_workers: core.pipeline.pinned_workers(),
+            io_backend: core.io.stats.used().unwrap_or(IoBackend::Mmap),
+            io_backend_requested: core.io_requested,
+            io_read_bytes: core.io.stats.read_bytes(),
+            io_read_ns: core.io.stats.read_ns(),
             ..core.counters.snapshot()
         }
+    }
+
+    /// Why the files are not read as the options asked (io_uring unavailable and `pread` used
+    /// instead, with the reason; `O_DIRECT` refused; `ZENITH_IO_BACKEND` overriding the option),
+    /// or `None` when they are.
+    pub fn io_fallback_reason(&self) -> Option<String> {
+        self.core().io.stats.notes()
     }
 
     /// A reader that continues this epoch from the loader's current position. Batches it yields

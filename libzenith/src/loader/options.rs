@@ -7,6 +7,7 @@ use super::state::ResumeState;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::topology::PciAddress;
+use crate::runtime::uring::{IoBackend, IoOptions};
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
 pub const ZENITH_DEFAULT_BATCH_SIZE: usize = 1024;
@@ -24,6 +25,7 @@ pub struct LoaderOptions {
     pub(crate) columns: Option<Vec<String>>,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) resume: Option<ResumeState>,
+    pub(crate) io: IoOptions,
     pub(crate) numa: Option<NumaTarget>,
     pub(crate) sysfs_root: Option<PathBuf>,
 }
@@ -56,6 +58,7 @@ impl Default for LoaderOptions {
             resume: None,
             numa: None,
             sysfs_root: None,
+            io: IoOptions::default(),
         }
     }
 }
@@ -173,6 +176,23 @@ impl LoaderOptions {
     /// elsewhere in a container, or a fake tree in tests); `None` restores `/sys`.
     pub fn set_sysfs_root(&mut self, root: Option<PathBuf>) {
         self.sysfs_root = root;
+    }
+
+    /// Sets how Parquet and CSV files are read: memory-mapped (the default), through io_uring
+    /// (with a fallback to `pread` where io_uring is unavailable), or with `pread`.
+    /// `ZENITH_IO_BACKEND` in the environment overrides it. Arrow IPC files are always mapped.
+    pub fn set_io_backend(&mut self, backend: IoBackend) {
+        self.io.backend = backend;
+    }
+
+    /// Opens files with `O_DIRECT` (io_uring and pread): reads bypass the page cache.
+    pub fn set_io_direct(&mut self, direct: bool) {
+        self.io.direct = direct;
+    }
+
+    /// The I/O options.
+    pub fn io(&self) -> IoOptions {
+        self.io
     }
 
     /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the

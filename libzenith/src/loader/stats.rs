@@ -1,9 +1,12 @@
-//! Counters a loader keeps while it runs, shared by the consumer and the workers.
+//! Counters a loader keeps while it runs, shared by the consumer and the workers. Each update
+//! also goes to the process-wide [`crate::telemetry`] registry, which adds up every loader.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::plan::ShuffleMode;
+use crate::runtime::uring::IoBackend;
+use crate::telemetry::registry;
 
 /// Live counters (atomics: workers and the consumer update them without locks).
 #[derive(Debug)]
@@ -22,6 +25,7 @@ pub struct Counters {
 impl Counters {
     /// Counters starting now (time to first batch is measured from here).
     pub fn new(opened: Instant) -> Self {
+        registry().loader.open.add(1.0);
         Counters {
             opened,
             rows: AtomicU64::new(0),
@@ -37,28 +41,38 @@ impl Counters {
 
     /// A batch of `rows` rows and `bytes` bytes reached the consumer.
     pub fn delivered(&self, rows: usize, bytes: usize) {
+        let global = &registry().loader;
         self.rows.fetch_add(rows as u64, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
+        global.rows.inc_by(rows as u64);
+        global.bytes.inc_by(bytes as u64);
+        global.batches.inc();
         if self.batches.fetch_add(1, Relaxed) == 0 {
-            self.first_batch_ns
-                .store(nanos(self.opened.elapsed()), Relaxed);
+            let elapsed = self.opened.elapsed();
+            self.first_batch_ns.store(nanos(elapsed), Relaxed);
+            global.time_to_first_batch.observe_duration(elapsed);
         }
     }
 
     /// The consumer waited `elapsed` for a batch.
     pub fn consumer_waited(&self, elapsed: Duration) {
         self.consumer_wait_ns.fetch_add(nanos(elapsed), Relaxed);
+        registry().loader.consumer_wait.observe_duration(elapsed);
     }
 
     /// A worker (or the consumer, without workers) spent `elapsed` building a batch.
     pub fn worker_busy(&self, elapsed: Duration) {
         self.worker_busy_ns.fetch_add(nanos(elapsed), Relaxed);
+        registry().loader.worker_busy.add_duration(elapsed);
     }
 
     /// A chunk was decoded, taking `elapsed`.
     pub fn chunk_decoded(&self, elapsed: Duration) {
         self.chunks_decoded.fetch_add(1, Relaxed);
         self.decode_ns.fetch_add(nanos(elapsed), Relaxed);
+        let global = &registry().loader;
+        global.chunks_decoded.inc();
+        global.decode.add_duration(elapsed);
     }
 
     /// The counters now.
@@ -75,6 +89,12 @@ impl Counters {
             chunks_decoded: self.chunks_decoded.load(Relaxed),
             ..Snapshot::default()
         }
+    }
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        registry().loader.open.add(-1.0);
     }
 }
 
@@ -116,6 +136,15 @@ pub struct Snapshot {
     pub numa_node: Option<u32>,
     /// Worker threads of the current epoch pinned to the node's CPUs.
     pub pinned_workers: u32,
+    /// The I/O backend reading the files (`pread` when io_uring was asked for and unavailable;
+    /// `mmap` for Arrow IPC files, which are always mapped).
+    pub io_backend: IoBackend,
+    /// The I/O backend the options asked for.
+    pub io_backend_requested: IoBackend,
+    /// Bytes read from the files (for mmap: bytes handed to the decoder).
+    pub io_read_bytes: u64,
+    /// Time spent in reads (0 for mmap: its reads are page faults, part of the decode time).
+    pub io_read_ns: u64,
 }
 
 impl Default for Snapshot {
@@ -136,6 +165,10 @@ impl Default for Snapshot {
             num_workers: 0,
             numa_node: None,
             pinned_workers: 0,
+            io_backend: IoBackend::Mmap,
+            io_backend_requested: IoBackend::Mmap,
+            io_read_bytes: 0,
+            io_read_ns: 0,
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::runtime::affinity;
 use crate::runtime::ring::ReorderRing;
+use crate::telemetry::registry;
 
 /// One epoch's work: the plan and what building a batch needs.
 #[derive(Debug)]
@@ -282,6 +283,7 @@ impl Pipeline {
             match &result {
                 Ok(_) => {
                     shared.ready.fetch_sub(1, Relaxed);
+                    registry().loader.queue_depth.add(-1.0);
                 }
                 Err(_) => shared.rebuild.store(true, Relaxed),
             }
@@ -369,6 +371,7 @@ impl Shared {
                 if result.is_ok() {
                     // Counted before publication, so the consumer's decrement never underflows.
                     self.ready.fetch_add(1, Relaxed);
+                    registry().loader.queue_depth.add(1.0);
                 }
                 // The claim window keeps the slot free for `index` (its previous lap,
                 // `index - capacity`, is below the consumer's position), and only this worker
@@ -400,6 +403,10 @@ impl Pipeline {
             // A worker that panicked has nothing left to clean up.
             let _ = worker.join();
         }
+        // Batches built and never to be delivered leave the process-wide queue gauge (once:
+        // `stop` may run again from drop).
+        let discarded = self.shared.ready.swap(0, Relaxed);
+        registry().loader.queue_depth.add(-(discarded as f64));
     }
 }
 

@@ -7,8 +7,12 @@
 //!   backing store of Arrow buffers.
 //! * [`ring`] — the lock-free queues that move work between threads (the loader's worker →
 //!   consumer hand-off among them).
+//! * [`uring`] — reading byte ranges of data files through io_uring (batched submissions,
+//!   registered buffers, optional `O_DIRECT`), `pread` or `mmap`, with a clean fallback to
+//!   `pread` when io_uring is unavailable.
 
 pub mod affinity;
 pub mod alloc;
 pub mod ring;
 pub mod topology;
+pub mod uring;

@@ -73,6 +73,10 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(zenith_stats, batches_per_epoch),
     FIELD(zenith_stats, shuffle_mode),
     FIELD(zenith_stats, num_workers),
+    FIELD(zenith_stats, io_backend),
+    FIELD(zenith_stats, io_backend_requested),
+    FIELD(zenith_stats, io_read_bytes),
+    FIELD(zenith_stats, io_read_ns),
     FIELD(zenith_stats, numa_node),
     FIELD(zenith_stats, pinned_workers),
 

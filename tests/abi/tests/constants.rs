@@ -9,6 +9,7 @@ use zenith_abi_check::{bindings, header};
 
 // Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
 const _: fn(status::zenith_status) -> bindings::zenith_status = |s| s;
+const _: fn(options::zenith_io_backend) -> bindings::zenith_io_backend = |b| b;
 
 /// The Rust value of every macro the header is expected to carry. Rust has no reflection over a
 /// module's constants, so a new one is added here by hand; the test fails until it is.
@@ -109,6 +110,9 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ),
         ("ZENITH_RING_SPSC", ring::ZENITH_RING_SPSC.into()),
         ("ZENITH_RING_MPMC", ring::ZENITH_RING_MPMC.into()),
+        ("ZENITH_IO_MMAP", options::ZENITH_IO_MMAP.into()),
+        ("ZENITH_IO_URING", options::ZENITH_IO_URING.into()),
+        ("ZENITH_IO_PREAD", options::ZENITH_IO_PREAD.into()),
     ])
 }
 

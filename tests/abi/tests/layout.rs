@@ -174,7 +174,11 @@ fn zenith_structs_match_libzenith_field_by_field() {
         shuffle_mode,
         num_workers,
         numa_node,
-        pinned_workers
+        pinned_workers,
+        io_backend,
+        io_backend_requested,
+        io_read_bytes,
+        io_read_ns
     );
 }
 
