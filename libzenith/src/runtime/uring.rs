@@ -912,7 +912,10 @@ impl Ring {
                     let Some(&index) = ready.front() else { break };
                     let piece = &mut pieces[index];
                     if bounce && piece.slot.is_none() {
-                        piece.slot = free_slots.pop();
+                        match free_slots.pop() {
+                            Some(slot) => piece.slot = Some(slot),
+                            None => break, // every slot busy: wait for a completion
+                        }
                     }
                     let len = (piece.span - piece.done) as u32;
                     let offset = piece.file_off + piece.done as u64;
@@ -930,14 +933,16 @@ impl Ring {
                                     .build()
                             }
                         }
-                        // SAFETY: `dst .. dst + want` is writable (see `UringReader::read`).
-                        None => opcode::Read::new(
+                        // SAFETY: without bounce buffers a piece has skip 0 and span == want,
+                        // and `dst .. dst + want` is writable (see `UringReader::read`).
+                        None if !bounce => opcode::Read::new(
                             types::Fd(fd),
                             unsafe { piece.dst.add(piece.done) },
                             len,
                         )
                         .offset(offset)
                         .build(),
+                        None => unreachable!("bounce pieces are given a slot above"),
                     };
                     // SAFETY: the buffer stays valid and untouched until the read completes: the
                     // loop below waits for every submitted read before returning.
