@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._lib import library_path
 from ._loader import Loader, Schema
+from ._runtime import MetricsServer, metrics_text, topology
 
 
 def version() -> str:
@@ -56,6 +57,7 @@ __all__ = [
     "FormatError",
     "InvalidArgumentError",
     "Loader",
+    "MetricsServer",
     "NotFoundError",
     "Schema",
     "SchemaMismatchError",
@@ -65,5 +67,7 @@ __all__ = [
     "ZenithError",
     "ZenithIOError",
     "library_path",
+    "metrics_text",
+    "topology",
     "version",
 ]
