@@ -7,15 +7,14 @@
 
 use std::io::{BufReader, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use bytes::Buf;
 
-use super::source::{Source, batch_bytes, held_chunk};
+use super::source::HeldBatches;
 use crate::error::{Error, Result};
 use crate::runtime::uring::{IoContext, SequentialRead};
 
@@ -32,12 +31,7 @@ const READ_BLOCK: usize = 4 << 20;
 
 /// A CSV file with a header row, materialised as Arrow record batches.
 #[derive(Debug)]
-pub struct CsvFile {
-    path: PathBuf,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    rows: Vec<u64>,
-}
+pub struct CsvFile;
 
 impl CsvFile {
     /// Parses `path`, whose first line names the columns.
@@ -49,13 +43,17 @@ impl CsvFile {
     ///
     /// Empty fields are nulls. A malformed row or a value that does not parse as its column's
     /// type is an [`Error::Format`] naming the file and, where arrow-csv reports it, the line.
-    pub fn open(path: &Path, schema: Option<SchemaRef>) -> Result<Self> {
+    pub fn open(path: &Path, schema: Option<SchemaRef>) -> Result<HeldBatches> {
         Self::open_with(path, schema, &IoContext::default())
     }
 
     /// [`Self::open`], reading the file through the I/O backend of `io` (blocks of 4 MiB, each
     /// one batched read).
-    pub fn open_with(path: &Path, schema: Option<SchemaRef>, io: &IoContext) -> Result<Self> {
+    pub fn open_with(
+        path: &Path,
+        schema: Option<SchemaRef>,
+        io: &IoContext,
+    ) -> Result<HeldBatches> {
         let reader = io.open(path).map_err(|e| Error::io(path, e))?;
         // The first block serves both schema inference and parsing: it is read once.
         let head = reader
@@ -90,13 +88,7 @@ impl CsvFile {
                 "malformed CSV (the parser rejected it)",
             ))
         })?;
-        let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
-        Ok(CsvFile {
-            path: path.to_path_buf(),
-            schema,
-            batches,
-            rows,
-        })
+        Ok(HeldBatches::new(path, schema, batches))
     }
 }
 
@@ -163,34 +155,6 @@ fn value_error_with_file_line(message: &str) -> Option<String> {
             &rest[digits..]
         ))
     })
-}
-
-impl Source for CsvFile {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn chunk_rows(&self) -> &[u64] {
-        &self.rows
-    }
-
-    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
-        self.batches
-            .get(index)
-            .map_or(0, |batch| batch_bytes(batch, projection))
-    }
-
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        held_chunk(&self.path, &self.batches, index, projection)
-    }
-
-    fn in_memory(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]

@@ -8,17 +8,15 @@
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::root_as_message;
-use arrow_schema::SchemaRef;
 use memmap2::Mmap;
 
 use super::ipc::mapped_buffer;
-use super::source::{Source, batch_bytes, held_chunk};
+use super::source::HeldBatches;
 use crate::error::{Error, Result};
 
 /// The marker before each message's length since Arrow 0.15 (older streams start with the length).
@@ -26,12 +24,7 @@ const CONTINUATION_MARKER: [u8; 4] = [0xff; 4];
 
 /// An Arrow IPC stream file, mapped into memory and decoded into zero-copy record batches.
 #[derive(Debug)]
-pub struct IpcStreamFile {
-    path: PathBuf,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    rows: Vec<u64>,
-}
+pub struct IpcStreamFile;
 
 impl IpcStreamFile {
     /// Maps `path` and decodes its schema, dictionaries and record batches.
@@ -40,7 +33,7 @@ impl IpcStreamFile {
     /// a schema message, one that ends inside a message, or a message the decoder rejects is an
     /// [`Error::Format`] naming the file. A stream that ends after a complete message without the
     /// end-of-stream marker is accepted, as Arrow's own readers do.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<HeldBatches> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len == 0 {
@@ -68,7 +61,7 @@ impl IpcStreamFile {
 }
 
 /// Walks the messages of a mapped stream.
-fn decode(path: &Path, mut data: Buffer) -> Result<IpcStreamFile> {
+fn decode(path: &Path, mut data: Buffer) -> Result<HeldBatches> {
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();
     while !data.is_empty() {
@@ -92,13 +85,7 @@ fn decode(path: &Path, mut data: Buffer) -> Result<IpcStreamFile> {
     let schema = decoder
         .schema()
         .ok_or_else(|| Error::format(path, "not an Arrow IPC stream (no schema message)"))?;
-    let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
-    Ok(IpcStreamFile {
-        path: path.to_path_buf(),
-        schema,
-        batches,
-        rows,
-    })
+    Ok(HeldBatches::new(path, schema, batches))
 }
 
 /// Rejects streams written with the other byte order, which the decoder would misread silently.
@@ -128,33 +115,5 @@ fn check_byte_order(path: &Path, data: &[u8]) -> Result<()> {
             )))
         }
         _ => Ok(()),
-    }
-}
-
-impl Source for IpcStreamFile {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn chunk_rows(&self) -> &[u64] {
-        &self.rows
-    }
-
-    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
-        self.batches
-            .get(index)
-            .map_or(0, |batch| batch_bytes(batch, projection))
-    }
-
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        held_chunk(&self.path, &self.batches, index, projection)
-    }
-
-    fn in_memory(&self) -> bool {
-        true
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -86,6 +86,57 @@ pub fn held_chunk(
         ))
     })?;
     project_batch(path, batch, projection)
+}
+
+/// A source whose chunks are decoded once, at open, and held (CSV parsed into blocks, Arrow IPC
+/// streams decoded over their mapping): reading a chunk is a projection of a held batch.
+#[derive(Debug)]
+pub struct HeldBatches {
+    path: PathBuf,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rows: Vec<u64>,
+}
+
+impl HeldBatches {
+    /// Holds `batches` (all with `schema`) as the chunks of the file at `path`.
+    pub fn new(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
+        HeldBatches {
+            path: path.to_path_buf(),
+            schema,
+            batches,
+            rows,
+        }
+    }
+}
+
+impl Source for HeldBatches {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn chunk_rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
+        self.batches
+            .get(index)
+            .map_or(0, |batch| batch_bytes(batch, projection))
+    }
+
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        held_chunk(&self.path, &self.batches, index, projection)
+    }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
 }
 
 /// The file formats Zenith reads.
