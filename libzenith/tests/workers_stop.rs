@@ -9,6 +9,9 @@ use common::data_file;
 use zenith::loader::ShuffleMode;
 use zenith::{Loader, LoaderOptions};
 
+/// The tests of this binary count process-wide things (threads, gauges): one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn worker_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -28,6 +31,7 @@ fn wait_for_workers(n: usize) -> usize {
 
 #[test]
 fn dropping_a_loader_mid_epoch_joins_its_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(worker_threads(), 0);
     let mut o = LoaderOptions::default();
     o.set_batch_size(10).unwrap();
@@ -53,4 +57,34 @@ fn dropping_a_loader_mid_epoch_joins_its_workers() {
     assert_eq!(wait_for_workers(4), 4);
     drop(reader);
     assert_eq!(worker_threads(), 0);
+}
+
+/// The value of the gauge line `name{ring="loader_handoff"}` in the Prometheus text.
+fn handoff_gauge(name: &str) -> f64 {
+    let prefix = format!("{name}{{ring=\"loader_handoff\"}} ");
+    zenith::telemetry::prometheus_text()
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn the_handoff_ring_reports_its_capacity_and_occupancy_while_it_lives() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut o = LoaderOptions::default();
+    o.set_batch_size(10).unwrap();
+    o.set_num_workers(2).unwrap();
+    o.set_prefetch(8).unwrap();
+    let loader = Loader::open(data_file("basic.arrow"), &o).unwrap();
+    assert_eq!(handoff_gauge("zenith_ring_capacity"), 8.0);
+    // Workers fill the window ahead of the consumer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handoff_gauge("zenith_ring_occupancy") < 8.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(handoff_gauge("zenith_ring_occupancy"), 8.0);
+    loader.next_batch().unwrap().unwrap();
+    drop(loader);
+    assert_eq!(handoff_gauge("zenith_ring_occupancy"), 0.0);
+    assert_eq!(handoff_gauge("zenith_ring_capacity"), 0.0);
 }

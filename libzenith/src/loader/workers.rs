@@ -26,7 +26,10 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::runtime::affinity;
 use crate::runtime::ring::ReorderRing;
-use crate::telemetry::registry;
+use crate::telemetry::{self, Gauge, registry};
+
+/// The name the loader's hand-off rings carry in the ring telemetry.
+const HANDOFF_RING: &str = "loader_handoff";
 
 /// One epoch's work: the plan and what building a batch needs.
 #[derive(Debug)]
@@ -173,6 +176,8 @@ struct Shared {
     slot_free: Sleepers,
     /// Workers that pinned themselves to the pipeline's CPUs.
     pinned_workers: AtomicU32,
+    /// `zenith_ring_occupancy{ring="loader_handoff"}`: batches parked in hand-off rings.
+    occupancy: Arc<Gauge>,
 }
 
 impl Pipeline {
@@ -212,7 +217,9 @@ impl Pipeline {
             batch_ready: Sleepers::default(),
             slot_free: Sleepers::default(),
             pinned_workers: AtomicU32::new(0),
+            occupancy: telemetry::ring_occupancy(HANDOFF_RING),
         });
+        telemetry::ring_capacity(HANDOFF_RING).add(shared.ring.capacity() as f64);
         let mut pipeline = Pipeline {
             shared,
             workers: Vec::with_capacity(num_workers),
@@ -284,6 +291,7 @@ impl Pipeline {
                 Ok(_) => {
                     shared.ready.fetch_sub(1, Relaxed);
                     registry().loader.queue_depth.add(-1.0);
+                    shared.occupancy.add(-1.0);
                 }
                 Err(_) => shared.rebuild.store(true, Relaxed),
             }
@@ -372,6 +380,7 @@ impl Shared {
                     // Counted before publication, so the consumer's decrement never underflows.
                     self.ready.fetch_add(1, Relaxed);
                     registry().loader.queue_depth.add(1.0);
+                    self.occupancy.add(1.0);
                 }
                 // The claim window keeps the slot free for `index` (its previous lap,
                 // `index - capacity`, is below the consumer's position), and only this worker
@@ -407,6 +416,7 @@ impl Pipeline {
         // `stop` may run again from drop).
         let discarded = self.shared.ready.swap(0, Relaxed);
         registry().loader.queue_depth.add(-(discarded as f64));
+        self.shared.occupancy.add(-(discarded as f64));
     }
 }
 
@@ -471,5 +481,13 @@ impl Sleepers {
         } else {
             self.wake.notify_one();
         }
+    }
+}
+
+impl Drop for Shared {
+    /// The last owner is gone (workers joined, consumer done): the ring leaves the capacity
+    /// gauge it joined at start.
+    fn drop(&mut self) {
+        telemetry::ring_capacity(HANDOFF_RING).add(-(self.ring.capacity() as f64));
     }
 }
