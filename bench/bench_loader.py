@@ -47,6 +47,7 @@ SEED = 0
 # name -> label, in the order they run and print
 CONTENDERS = {
     "zenith_ipc_shuffled": "zenith ipc shuffled",
+    "zenith_ipc_shuffled_pinned": "zenith ipc shuffled, numa 0",
     "pyarrow_ipc_take": "pyarrow ipc take",
     "zenith_ipc_seq": "zenith ipc sequential",
     "pyarrow_ipc_seq": "pyarrow ipc sequential",
@@ -67,6 +68,9 @@ COMPARISONS = [
     ("shuffled 8 shards vs dataset+take", "zenith_shards_shuffled", "pyarrow_dataset_take", "(none)", None),
     ("sequential IPC vs to_batches", "zenith_ipc_seq", "pyarrow_ipc_seq", "(none)", None),
     ("shuffled IPC vs torch DataLoader", "zenith_ipc_shuffled", "torch_dataloader", "(none)", None),
+    # Workers pinned to NUMA node 0 and batches allocated there, against the same run unpinned.
+    # On a one-node machine this measures the cost of pinning and of the copy into node memory.
+    ("shuffled IPC pinned to numa 0 vs unpinned", "zenith_ipc_shuffled_pinned", "zenith_ipc_shuffled", "(none)", None),
 ]
 
 TTFB_GOAL_MS = 10.0
@@ -103,14 +107,19 @@ def _take_batches(table, batch_size: int, seed: int):
         yield table.take(perm[start : start + batch_size]).to_batches()[0]
 
 
-def _zenith(path, shuffle, args):
+def _zenith(path, shuffle, args, numa_node=None):
     import zenith_ctypes as z
 
     out = {}
 
     def gen():
         with z.Loader(
-            path, batch_size=args.batch_size, shuffle=shuffle, seed=SEED, num_workers=args.workers
+            path,
+            batch_size=args.batch_size,
+            shuffle=shuffle,
+            seed=SEED,
+            num_workers=args.workers,
+            numa_node=numa_node,
         ) as loader:
             yield from loader.reader()
             out["stats"] = loader.stats()
@@ -175,6 +184,7 @@ def run_child(name: str, args) -> dict:
         z.lib()  # load the library before the clock starts, as pyarrow is imported before it
         path, shuffle = {
             "zenith_ipc_shuffled": (ipc_path, z.ZENITH_SHUFFLE_GLOBAL),
+            "zenith_ipc_shuffled_pinned": (ipc_path, z.ZENITH_SHUFFLE_GLOBAL),
             "zenith_ipc_seq": (ipc_path, z.ZENITH_SHUFFLE_NONE),
             "zenith_parquet_seq": (pq_path, z.ZENITH_SHUFFLE_NONE),
             "zenith_parquet_shuffled": (pq_path, z.ZENITH_SHUFFLE_GLOBAL),
@@ -193,7 +203,8 @@ def run_child(name: str, args) -> dict:
     t0 = time.perf_counter()
     try:
         if name.startswith("zenith_"):
-            batches, out = _zenith(path, shuffle, args)
+            numa_node = 0 if name.endswith("_pinned") else None
+            batches, out = _zenith(path, shuffle, args, numa_node)
             res = _consume(batches, t0)
             stats = out["stats"]
             res["zenith_stats"] = stats

@@ -100,6 +100,7 @@ _SIGNATURES = {
     "zenith_loader_options_set_num_workers": ([OptionsPtr, c_size_t, _E], c_int32),
     "zenith_loader_options_set_prefetch": ([OptionsPtr, c_size_t, _E], c_int32),
     "zenith_loader_options_set_shard": ([OptionsPtr, c_uint32, c_uint32, _E], c_int32),
+    "zenith_loader_options_set_numa_node": ([OptionsPtr, c_int32, _E], c_int32),
     "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), _E], c_int32),
     "zenith_loader_export_stream": ([LoaderPtr, POINTER(ArrowArrayStream), _E], c_int32),
     "zenith_loader_stats": ([LoaderPtr, POINTER(ZenithStats), _E], c_int32),
@@ -176,6 +177,7 @@ class Loader:
         prefetch: int = None,
         rank: int = 0,
         world_size: int = 1,
+        numa_node: int = None,
     ):
         zl = lib()
         self._handle = LoaderPtr()
@@ -190,6 +192,8 @@ class Loader:
             if prefetch is not None:
                 _call(zl.zenith_loader_options_set_prefetch, opts, prefetch)
             _call(zl.zenith_loader_options_set_shard, opts, rank, world_size)
+            if numa_node is not None:
+                _call(zl.zenith_loader_options_set_numa_node, opts, numa_node)
             out = LoaderPtr()
             _call(zl.zenith_loader_open, os.fsencode(os.fspath(path)), opts, ctypes.byref(out))
             self._handle = out

@@ -228,11 +228,19 @@ fn unknown_gpus_are_invalid_arguments_at_open() {
 #[test]
 fn gathered_batches_live_in_numa_allocations_freed_with_the_batches() {
     let _serial = serial();
+    // Batches are copied onto the node only where there is more than one node: describe this
+    // machine's first node, plus a second one, in a fake tree.
+    let real = Topology::discover().unwrap();
+    let cpus: Vec<String> = real.nodes()[0].cpus.iter().map(u32::to_string).collect();
+    let fake = FakeSysfs::new();
+    fake.online(&cpus.join(","))
+        .node(0, &cpus.join(","), 1 << 20, 1 << 19, "10 20")
+        .node(1, "", 1 << 20, 1 << 19, "20 10");
     let (baseline, _) = live_allocations();
     for workers in [0, 2] {
         let mut o = options(workers);
-        o.set_numa_node(Some(Topology::discover().unwrap().nodes()[0].id))
-            .unwrap();
+        o.set_sysfs_root(Some(fake.root().to_path_buf()));
+        o.set_numa_node(Some(0)).unwrap();
         let loader = Loader::open(data_file("basic.arrow"), &o).unwrap();
         let mut held = Vec::new();
         while let Some(batch) = loader.next_batch().unwrap() {

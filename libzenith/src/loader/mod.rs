@@ -293,7 +293,7 @@ fn start_epoch(
         first_batch,
         num_workers + 1,
         counters.clone(),
-        numa.node,
+        numa.batch_node(),
     );
     Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
 }

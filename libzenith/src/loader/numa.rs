@@ -34,6 +34,10 @@ pub struct NumaPlacement {
     pub node: Option<u32>,
     /// The node's online CPUs (empty for a node without CPUs, or no placement).
     pub cpus: Arc<[u32]>,
+    /// Whether gathered batches are copied into memory on the node: only on machines with more
+    /// than one node. On a single-node machine every allocation is already node-local, and the
+    /// copy would only halve throughput.
+    pub copy_batches: bool,
 }
 
 impl NumaPlacement {
@@ -92,7 +96,13 @@ impl NumaPlacement {
         Ok(NumaPlacement {
             node: Some(node.id),
             cpus: cpus.into(),
+            copy_batches: topology.nodes().len() > 1,
         })
+    }
+
+    /// The node gathered batches are copied to, `None` when they stay where they were built.
+    pub fn batch_node(&self) -> Option<u32> {
+        self.node.filter(|_| self.copy_batches)
     }
 
     /// The CPUs workers pin to, `None` when they do not pin.
