@@ -100,7 +100,7 @@ TEST(OptionErrors, BadValuesThrowInvalidArgument) {
     const std::vector<std::pair<const char*, std::function<void()>>> cases = {
         {"batch_size(0)", [&] { opts.batch_size(0); }},
         {"prefetch(0)", [&] { opts.prefetch(0); }},
-        {"num_workers(257)", [&] { opts.num_workers(MAX_WORKERS + 1); }},
+        {"num_workers(257)", [&] { opts.num_workers(ZENITH_MAX_WORKERS + 1); }},
         {"shard(2, 2)", [&] { opts.shard(2, 2); }},
         {"shard(5, 3)", [&] { opts.shard(5, 3); }},
         {"shard(0, 0)", [&] { opts.shard(0, 0); }},
