@@ -268,7 +268,9 @@ mod tests {
         let _idle = TcpStream::connect(server.local_addr()).unwrap();
         let started = std::time::Instant::now();
         drop(server);
-        assert!(started.elapsed() < CLIENT_TIMEOUT + Duration::from_secs(2));
+        // A liveness bound, not a speed check: generous slack over the client timeout, so only a
+        // stop that waits on the silent client far beyond it (or forever) fails.
+        assert!(started.elapsed() < CLIENT_TIMEOUT + Duration::from_secs(60));
     }
 
     #[test]
