@@ -171,6 +171,33 @@ TensorPtr = POINTER(DLManagedTensorVersioned)
 # ---- Opaque handles: distinct pointer types, so ctypes rejects a handle of the wrong kind -----
 
 
+class ZenithStats(ctypes.Structure):
+    """struct zenith_stats, field by field (include/zenith.h)."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("rows", c_uint64),
+        ("batches", c_uint64),
+        ("bytes", c_uint64),
+        ("time_to_first_batch_ns", c_uint64),
+        ("consumer_wait_ns", c_uint64),
+        ("worker_busy_ns", c_uint64),
+        ("decode_ns", c_uint64),
+        ("chunks_decoded", c_uint64),
+        ("queue_depth", c_uint64),
+        ("epoch", c_uint64),
+        ("batches_per_epoch", c_uint64),
+        ("shuffle_mode", c_int32),
+        ("num_workers", c_uint32),
+        ("numa_node", c_int32),
+        ("pinned_workers", c_uint32),
+        ("io_backend", c_int32),
+        ("io_backend_requested", c_int32),
+        ("io_read_bytes", c_uint64),
+        ("io_read_ns", c_uint64),
+    ]
+
+
 class zenith_error(ctypes.Structure):
     pass
 

@@ -23,37 +23,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import LIB_DIR, ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_OK, ArrowArrayStream
+from conftest import ZenithStats as Stats
 
 ZENITH_IO_MMAP, ZENITH_IO_URING, ZENITH_IO_PREAD = 0, 1, 2
 BACKEND_NAMES = {ZENITH_IO_MMAP: "mmap", ZENITH_IO_URING: "io_uring", ZENITH_IO_PREAD: "pread"}
 ZENITH_SHUFFLE_NONE, ZENITH_SHUFFLE_GLOBAL = 0, 1
-
-
-class Stats(ctypes.Structure):
-    """struct zenith_stats, field by field (include/zenith.h)."""
-
-    _fields_ = [
-        ("struct_size", c_size_t),
-        ("rows", c_uint64),
-        ("batches", c_uint64),
-        ("bytes", c_uint64),
-        ("time_to_first_batch_ns", c_uint64),
-        ("consumer_wait_ns", c_uint64),
-        ("worker_busy_ns", c_uint64),
-        ("decode_ns", c_uint64),
-        ("chunks_decoded", c_uint64),
-        ("queue_depth", c_uint64),
-        ("epoch", c_uint64),
-        ("batches_per_epoch", c_uint64),
-        ("shuffle_mode", c_int32),
-        ("num_workers", c_uint32),
-        ("numa_node", c_int32),
-        ("pinned_workers", c_uint32),
-        ("io_backend", c_int32),
-        ("io_backend_requested", c_int32),
-        ("io_read_bytes", c_uint64),
-        ("io_read_ns", c_uint64),
-    ]
 
 
 P = c_void_p  # opaque handles

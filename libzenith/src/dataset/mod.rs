@@ -189,7 +189,9 @@ impl Dataset {
             ));
         }
         // Shards may differ in field nullability or metadata; batches carry the dataset's schema.
-        if batch.schema() != self.schema {
+        // This runs for every chunk a batch gathers from: the pointer check skips the deep
+        // comparison whenever the source hands back the dataset's own schema.
+        if !Arc::ptr_eq(&batch.schema(), &self.schema) && batch.schema() != self.schema {
             return RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
                 .map_err(|e| Error::arrow_format(self.sources[info.source].path(), e));
         }
