@@ -76,7 +76,7 @@ bench: setup build
 ##   elements/s single and batched, with ratios; make bench-rings BENCH_ARGS="--quick"
 .PHONY: bench-rings
 bench-rings:
-	$(CARGO) bench -p libzenith --bench rings -- $(BENCH_ARGS)
+	$(CARGO) bench -p zenith-core --bench rings -- $(BENCH_ARGS)
 
 ## I/O benchmark (not a test): raw reads of a 1 GB file and the Parquet loader per I/O backend
 ## (mmap, pread, io_uring; buffered and O_DIRECT), cold (page cache evicted) and warm.
@@ -89,7 +89,7 @@ bench-io: setup
 	$(PYTHON) bench/generate.py
 	@# Random bytes (not zeros, which a file system could store sparsely).
 	test -s $(BENCH_IO_FILE) || head -c 1073741824 /dev/urandom > $(BENCH_IO_FILE)
-	$(CARGO) bench -p libzenith --bench io_read -- --file $(BENCH_IO_FILE) \
+	$(CARGO) bench -p zenith-core --bench io_read -- --file $(BENCH_IO_FILE) \
 	    --parquet $(CURDIR)/bench/data/data.parquet $(BENCH_IO_ARGS)
 
 ## Tests ---------------------------------------------------------------------------------------

@@ -1,10 +1,9 @@
-//! The header's `ZENITH_*` macros == the constants of the `zenith` crate they were generated
+//! The header's `ZENITH_*` macros == the constants of the C ABI crate they were generated
 //! from.
 
 use std::collections::BTreeMap;
 
-use zenith::ffi::{memory, options, ring};
-use zenith::{loader, status, version};
+use zenith::{loader, memory, options, ring, status, version};
 use zenith_abi_check::{bindings, header};
 
 // Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
@@ -48,7 +47,7 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ),
         (
             "ZENITH_DEFAULT_BATCH_SIZE",
-            i64::try_from(loader::ZENITH_DEFAULT_BATCH_SIZE).unwrap(),
+            i64::try_from(options::ZENITH_DEFAULT_BATCH_SIZE).unwrap(),
         ),
         (
             "ZENITH_ERR_BUFFER_TOO_SMALL",
@@ -60,7 +59,7 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ),
         (
             "ZENITH_MAX_WORKERS",
-            i64::try_from(loader::ZENITH_MAX_WORKERS).unwrap(),
+            i64::try_from(options::ZENITH_MAX_WORKERS).unwrap(),
         ),
         ("ZENITH_SHUFFLE_NONE", options::ZENITH_SHUFFLE_NONE.into()),
         (
@@ -153,7 +152,7 @@ fn header_macros_equal_rust_constants() {
 /// enumerators (bindgen names an enumerator `<enum type>_<name>`).
 #[test]
 fn dlpack_constants_equal_the_headers() {
-    use zenith::batch::dlpack as dl;
+    use zenith_core::batch::dlpack as dl;
     assert_eq!(bindings::DLPACK_MAJOR_VERSION, dl::DLPACK_MAJOR_VERSION);
     assert_eq!(bindings::DLPACK_MINOR_VERSION, dl::DLPACK_MINOR_VERSION);
     let flags = [

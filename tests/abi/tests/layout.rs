@@ -105,7 +105,7 @@ macro_rules! assert_same_layout {
 
 #[test]
 fn dlpack_types_of_libzenith_match_the_header() {
-    use zenith::batch::dlpack as dl;
+    use zenith_core::batch::dlpack as dl;
     assert_same_layout!(
         "DLPackVersion",
         bindings::DLPackVersion,
@@ -147,7 +147,7 @@ fn dlpack_types_of_libzenith_match_the_header() {
 #[test]
 fn zenith_structs_match_libzenith_field_by_field() {
     use std::mem::offset_of;
-    use zenith::ffi::loader::zenith_stats as Rust;
+    use zenith::loader::zenith_stats as Rust;
     assert_same_size_align::<bindings::zenith_stats, Rust>("zenith_stats");
     macro_rules! same_offsets {
         ($($field:ident),*) => {$(
@@ -184,7 +184,7 @@ fn zenith_structs_match_libzenith_field_by_field() {
 
 #[test]
 fn topology_structs_match_libzenith_field_by_field() {
-    use zenith::ffi::topology as t;
+    use zenith::topology as t;
     assert_same_layout!(
         "zenith_numa_node_info",
         bindings::zenith_numa_node_info,

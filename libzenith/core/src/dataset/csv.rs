@@ -1,0 +1,185 @@
+//! CSV source: the file is parsed once, at open, into chunks of 65,536 rows held in memory.
+//!
+//! CSV has no index, so a chunk cannot be found without parsing every byte before it; parsing
+//! the whole file up front gives the loader exact row counts to plan with and random access
+//! afterwards, at the cost of holding the decoded file (Arrow columns are usually no larger than
+//! the text they come from).
+
+use std::io::{BufReader, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use bytes::Buf;
+
+use super::source::HeldBatches;
+use crate::error::{Error, Result};
+use crate::runtime::io::{IoContext, SequentialRead};
+
+/// Rows per chunk: large enough that per-chunk overhead vanishes, small enough that the parser's
+/// working set stays in cache and a shuffle still has many chunks to draw from. (Not `pub`:
+/// cbindgen would copy a public constant into the C header.)
+const CHUNK_ROWS: usize = 65_536;
+
+/// Records read to infer column types when no schema is given (arrow-csv's sampling).
+const INFER_RECORDS: usize = 1_000;
+
+/// Bytes read from the file at a time.
+const READ_BLOCK: usize = 4 << 20;
+
+/// A CSV file with a header row, materialised as Arrow record batches.
+#[derive(Debug)]
+pub struct CsvFile;
+
+impl CsvFile {
+    /// Parses `path`, whose first line names the columns.
+    ///
+    /// With `schema`, the header must name its fields in order and values are parsed as its
+    /// types (this is how the shards of a dataset are held to the first shard's schema).
+    /// Without, types are inferred from the first 1,000 records; a column with no value there is
+    /// read as text, so later values are never dropped.
+    ///
+    /// Empty fields are nulls. A malformed row or a value that does not parse as its column's
+    /// type is an [`Error::Format`] naming the file and, where arrow-csv reports it, the line.
+    pub fn open(path: &Path, schema: Option<SchemaRef>) -> Result<HeldBatches> {
+        Self::open_with(path, schema, &IoContext::default())
+    }
+
+    /// [`Self::open`], reading the file through the I/O backend of `io` (blocks of 4 MiB, each
+    /// one batched read).
+    pub fn open_with(
+        path: &Path,
+        schema: Option<SchemaRef>,
+        io: &IoContext,
+    ) -> Result<HeldBatches> {
+        let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+        // The first block serves both schema inference and parsing: it is read once.
+        let head = reader
+            .read_range(0..reader.len().min(READ_BLOCK as u64))
+            .map_err(|e| Error::io(path, e))?;
+        let file = || {
+            let rest = SequentialRead::new(reader.clone(), head.len() as u64, READ_BLOCK);
+            head.clone().reader().chain(rest)
+        };
+        let schema = match schema {
+            Some(schema) => schema,
+            None => infer_schema(path, file())?,
+        };
+        if schema.fields().is_empty() {
+            return Err(Error::format(path, "empty CSV file (no header row)"));
+        }
+        let reader = ReaderBuilder::new(schema.clone())
+            .with_header(true)
+            .with_header_validation(true)
+            .with_batch_size(CHUNK_ROWS)
+            .build(file())
+            .map_err(|e| csv_error(path, e))?;
+        // The parser is not written for hostile input: a panic is a format error of this file.
+        let batches = catch_unwind(AssertUnwindSafe(|| {
+            reader
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| csv_error(path, e))
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::format(
+                path,
+                "malformed CSV (the parser rejected it)",
+            ))
+        })?;
+        Ok(HeldBatches::new(path, schema, batches))
+    }
+}
+
+/// The schema of `file` from its header and first records; columns without evidence are text.
+fn infer_schema(path: &Path, file: impl Read) -> Result<SchemaRef> {
+    let inferred = catch_unwind(AssertUnwindSafe(|| {
+        CsvFormat::default()
+            .with_header(true)
+            .infer_schema(BufReader::new(file), Some(INFER_RECORDS))
+    }))
+    .unwrap_or_else(|_| {
+        Err(ArrowError::CsvError(
+            "malformed CSV (the parser rejected it)".into(),
+        ))
+    });
+    let (schema, _) = inferred.map_err(|e| csv_error(path, e))?;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            // An all-empty sample says nothing; arrow-csv would read such a column as Null and
+            // discard whatever values come later.
+            DataType::Null => field.as_ref().clone().with_data_type(DataType::Utf8),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// A CSV error met while reading `path`, as a format error naming the file (and the line, in
+/// the file's own 1-based numbering).
+fn csv_error(path: &Path, error: ArrowError) -> Error {
+    if let ArrowError::ParseError(message) = &error {
+        if let Some(fixed) = value_error_with_file_line(message) {
+            return Error::format(path, ArrowError::ParseError(fixed).to_string());
+        }
+    }
+    Error::arrow_format(path, error)
+}
+
+/// arrow-csv 60 numbers lines from 0 (the header) in value errors ("Error while parsing value
+/// ... at line N."), but from 1 in malformed-row errors and in the `csv` crate's positions, as
+/// editors do. Renumbers a value error's line so that every message points at the line a user
+/// opens; `None` when the message is not of that form.
+fn value_error_with_file_line(message: &str) -> Option<String> {
+    const MARKER: &str = " at line ";
+    if !message.starts_with("Error while parsing value") {
+        return None;
+    }
+    // The line number is the one followed by the row dump; the value before it (quoted in the
+    // message) could itself contain the marker.
+    message.match_indices(MARKER).find_map(|(at, _)| {
+        let start = at + MARKER.len();
+        let rest = &message[start..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if !rest[digits..].starts_with(". Row data: ") {
+            return None;
+        }
+        let line: u64 = rest[..digits].parse().ok()?;
+        Some(format!(
+            "{}{}{}",
+            &message[..start],
+            line + 1,
+            &rest[digits..]
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_error_with_file_line;
+
+    #[test]
+    fn value_errors_are_renumbered_from_one_and_other_messages_kept() {
+        let arrow = "Error while parsing value 'x' as type 'Int64' for column 1 at line 1501. \
+                     Row data: '[1500,x]'";
+        assert_eq!(
+            value_error_with_file_line(arrow).unwrap(),
+            "Error while parsing value 'x' as type 'Int64' for column 1 at line 1502. \
+             Row data: '[1500,x]'"
+        );
+        let tricky = "Error while parsing value 'a at line 7' as type 'Int64' for column 0 at \
+                      line 9. Row data: '[a at line 7]'";
+        assert!(
+            value_error_with_file_line(tricky)
+                .unwrap()
+                .contains("at line 10. Row")
+        );
+        assert_eq!(
+            value_error_with_file_line("incorrect number of fields for line 3"),
+            None
+        );
+    }
+}

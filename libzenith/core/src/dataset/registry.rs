@@ -1,0 +1,104 @@
+//! The format registry: how a file's format is recognised, and which [`Source`] opens it.
+//! Format files depend on the [`Source`] contract (`source.rs`); only this file knows them all.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+
+use super::source::Source;
+use crate::error::{Error, Result};
+use crate::runtime::io::IoContext;
+
+/// The file formats Zenith reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Arrow IPC file format (`ARROW1` magic at both ends), read through a memory map.
+    ArrowIpcFile,
+    /// Arrow IPC stream format (a sequence of messages, no footer).
+    ArrowIpcStream,
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+impl Format {
+    /// Recognises a file's format: magic bytes first (they cannot lie), then the extension for
+    /// formats without magic (CSV). `None` when neither tells.
+    pub fn detect(path: &Path) -> Result<Option<Format>> {
+        let head = read_head(path)?;
+        if head.starts_with(b"ARROW1") {
+            return Ok(Some(Format::ArrowIpcFile));
+        }
+        if head.starts_with(b"PAR1") {
+            return Ok(Some(Format::Parquet));
+        }
+        // Streams start with the continuation marker 0xFFFFFFFF and a message length.
+        if head.len() >= 8 && head[..4] == [0xff; 4] {
+            return Ok(Some(Format::ArrowIpcStream));
+        }
+        Ok(Format::from_extension(path))
+    }
+
+    /// The format an extension names, for files whose content does not say.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "arrow" | "ipc" | "feather" => Some(Format::ArrowIpcFile),
+            "arrows" => Some(Format::ArrowIpcStream),
+            "parquet" | "pq" => Some(Format::Parquet),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase name, for messages and fingerprints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::ArrowIpcFile => "arrow-ipc-file",
+            Format::ArrowIpcStream => "arrow-ipc-stream",
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// Options that change how files are read (not which rows a batch holds).
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// The schema CSV files are parsed with; `None` infers it from the first CSV file.
+    pub csv_schema: Option<SchemaRef>,
+    /// How Parquet and CSV files are read (mmap, io_uring or pread), and the stats of those
+    /// reads, shared by every file of the dataset. Arrow IPC files are always memory-mapped.
+    pub io: IoContext,
+}
+
+/// Opens `path` as `format`.
+pub fn open_source(
+    path: &Path,
+    format: Format,
+    options: &SourceOptions,
+) -> Result<Arc<dyn Source>> {
+    Ok(match format {
+        Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open(path)?),
+        Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open(path)?),
+        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with(path, &options.io)?),
+        Format::Csv => Arc::new(super::csv::CsvFile::open_with(
+            path,
+            options.csv_schema.clone(),
+            &options.io,
+        )?),
+    })
+}
+
+/// The first bytes of a file (fewer when the file is shorter).
+fn read_head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(8);
+    File::open(path)
+        .and_then(|file| file.take(8).read_to_end(&mut head))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(head)
+}

@@ -1,0 +1,137 @@
+//! The contract every file format implements ([`Source`]), and the helpers sources share. It
+//! knows no format: the formats implement it, and [`super::registry`] picks one per file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::error::{Error, Result};
+
+/// One file of a dataset, split into chunks (IPC record batches, Parquet row groups, CSV blocks)
+/// whose row counts are known once the file is open, so the epoch plan can be made before any
+/// data is decoded.
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The file this source reads.
+    fn path(&self) -> &Path;
+
+    /// The file's schema, before any projection.
+    fn schema(&self) -> &SchemaRef;
+
+    /// Rows in each chunk, in file order.
+    fn chunk_rows(&self) -> &[u64];
+
+    /// Estimated bytes chunk `index` occupies once decoded with `projection` (for the memory
+    /// budget). Sources that hold their data already (mmap, materialised) may return the size of
+    /// the views, which costs no extra memory.
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64;
+
+    /// Decodes chunk `index`, keeping the columns of `projection` (indices into [`Self::schema`])
+    /// in that order; `None` keeps every column. Safe to call from several threads at once.
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
+
+    /// True when reading a chunk costs no decoding and no new memory (memory-mapped IPC files,
+    /// materialised CSV): the loader then needs no cache for it.
+    fn in_memory(&self) -> bool;
+}
+
+/// Applies a projection to a batch that holds every column of the source schema.
+pub fn project_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    match projection {
+        None => Ok(batch.clone()),
+        Some(indices) => batch
+            .project(indices)
+            .map_err(|e| Error::arrow_format(path, e)),
+    }
+}
+
+/// Bytes the columns of `projection` (all when `None`) of a decoded batch occupy: the
+/// [`Source::chunk_decoded_bytes`] of sources that hold their chunks already. Indices past the
+/// batch's columns count nothing.
+pub fn batch_bytes(batch: &RecordBatch, projection: Option<&[usize]>) -> u64 {
+    let column_bytes = |c: usize| -> u64 {
+        if c < batch.num_columns() {
+            batch.column(c).get_array_memory_size() as u64
+        } else {
+            0
+        }
+    };
+    match projection {
+        Some(indices) => indices.iter().map(|&c| column_bytes(c)).sum(),
+        None => (0..batch.num_columns()).map(column_bytes).sum(),
+    }
+}
+
+/// Chunk `index` of a source that holds its chunks decoded (`batches`), projected: the
+/// [`Source::read_chunk`] of in-memory sources. An index out of range is an error, not a panic.
+pub fn held_chunk(
+    path: &Path,
+    batches: &[RecordBatch],
+    index: usize,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    let batch = batches.get(index).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{}: chunk {index} out of range (the file has {})",
+            path.display(),
+            batches.len()
+        ))
+    })?;
+    project_batch(path, batch, projection)
+}
+
+/// A source whose chunks are decoded once, at open, and held (CSV parsed into blocks, Arrow IPC
+/// streams decoded over their mapping): reading a chunk is a projection of a held batch.
+#[derive(Debug)]
+pub struct HeldBatches {
+    path: PathBuf,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rows: Vec<u64>,
+}
+
+impl HeldBatches {
+    /// Holds `batches` (all with `schema`) as the chunks of the file at `path`.
+    pub fn new(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).collect();
+        HeldBatches {
+            path: path.to_path_buf(),
+            schema,
+            batches,
+            rows,
+        }
+    }
+}
+
+impl Source for HeldBatches {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn chunk_rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    fn chunk_decoded_bytes(&self, index: usize, projection: Option<&[usize]>) -> u64 {
+        self.batches
+            .get(index)
+            .map_or(0, |batch| batch_bytes(batch, projection))
+    }
+
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        held_chunk(&self.path, &self.batches, index, projection)
+    }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,439 @@
+//! The loader: a dataset, an epoch plan over it, and a pool of workers delivering the plan's
+//! batches in order.
+//!
+//! [`Loader`] is a handle to shared state: a stream exported from it ([`Loader::reader`])
+//! continues the same epoch from the same position and keeps the state alive after the loader
+//! is dropped.
+
+mod cache;
+pub mod gather;
+pub mod metrics;
+pub mod numa;
+mod options;
+pub mod plan;
+pub mod shuffle;
+pub mod state;
+pub mod stats;
+mod workers;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use numa::NumaPlacement;
+pub use options::{DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget};
+pub use plan::ShuffleMode;
+use plan::{EpochPlan, PlanParams};
+pub use state::{RESUME_STATE_SIZE, ResumeState};
+use stats::{Counters, Snapshot};
+use workers::{EpochJob, Pipeline};
+
+use crate::batch::Batch;
+use crate::dataset::{Dataset, DatasetOptions};
+use crate::error::{Error, Result};
+use crate::runtime::io::{IoBackend, IoContext};
+
+/// Streams the batches of a dataset, epoch after epoch.
+#[derive(Debug)]
+pub struct Loader {
+    core: Arc<Mutex<Core>>,
+}
+
+#[derive(Debug)]
+struct Core {
+    dataset: Arc<Dataset>,
+    /// Order parameters of the current epoch (the effective shuffle mode included).
+    params: PlanParams,
+    columns_hash: u64,
+    num_workers: usize,
+    prefetch: usize,
+    numa: NumaPlacement,
+    counters: Arc<Counters>,
+    /// How the files are read, and the reads' stats.
+    io: IoContext,
+    /// The I/O backend the options asked for.
+    io_requested: IoBackend,
+    pipeline: Pipeline,
+}
+
+impl Loader {
+    /// Opens the dataset at `path` (a file, a directory of shards or a glob) and starts building
+    /// the first epoch's batches.
+    ///
+    /// Parquet and CSV files are read with the options' I/O backend, unless
+    /// `ZENITH_IO_BACKEND` in the environment names another (an unknown name there is an
+    /// [`Error::InvalidArgument`]).
+    pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
+        let opened = Instant::now();
+        let (io_options, note) = options
+            .io
+            .with_env_override(|name| std::env::var(name).ok())?;
+        let io = IoContext::new(io_options);
+        if let Some(note) = note {
+            io.stats.note(note);
+        }
+        let mut dataset_options = DatasetOptions {
+            columns: options.columns.clone(),
+            ..DatasetOptions::default()
+        };
+        dataset_options.source.io = io.clone();
+        let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
+        Self::start(Arc::new(dataset), options, opened, io)
+    }
+
+    /// Starts a loader over a dataset already open (with its projection applied: the options'
+    /// `columns` then only enter the resume token's identity, and its I/O options are those the
+    /// dataset was opened with, whose stats this loader does not see).
+    pub fn from_dataset(dataset: Arc<Dataset>, options: &LoaderOptions) -> Result<Self> {
+        Self::start(dataset, options, Instant::now(), IoContext::default())
+    }
+
+    fn start(
+        dataset: Arc<Dataset>,
+        options: &LoaderOptions,
+        opened: Instant,
+        io: IoContext,
+    ) -> Result<Self> {
+        let (rank, world_size) = match options.shard {
+            Some(shard) => shard,
+            None => options::shard_from_env(|name| std::env::var(name).ok())?,
+        };
+        let num_workers = options.num_workers.unwrap_or_else(default_workers);
+        let prefetch = options.prefetch.unwrap_or(2 * num_workers.max(1));
+        let columns_hash = state::columns_hash(options.columns.as_deref());
+        let numa = NumaPlacement::resolve(options.numa.as_ref(), options.sysfs_root.as_deref())?;
+
+        let requested = PlanParams {
+            shuffle: options.shuffle,
+            seed: options.seed,
+            epoch: 0,
+            batch_size: options.batch_size,
+            drop_last: options.drop_last,
+            rank,
+            world_size,
+            window_chunks: 1,
+        };
+        let (params, first_batch) = match &options.resume {
+            Some(token) => (
+                resumed_params(&dataset, &requested, columns_hash, token)?,
+                token.batches_delivered,
+            ),
+            None => (
+                effective_params(&dataset, requested, options.memory_budget),
+                0,
+            ),
+        };
+        let counters = Arc::new(Counters::new(opened));
+        let pipeline = start_epoch(
+            &dataset,
+            &params,
+            first_batch,
+            num_workers,
+            prefetch,
+            &numa,
+            &counters,
+        )?;
+        let core = Core {
+            dataset,
+            params,
+            columns_hash,
+            num_workers,
+            prefetch,
+            numa,
+            counters,
+            io,
+            io_requested: options.io.backend,
+            pipeline,
+        };
+        Ok(Loader {
+            core: Arc::new(Mutex::new(core)),
+        })
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.core().dataset.schema().clone()
+    }
+
+    /// Batches this rank receives per epoch.
+    pub fn num_batches(&self) -> u64 {
+        self.core().pipeline.plan().num_batches()
+    }
+
+    /// Total rows in the dataset (all ranks).
+    pub fn num_rows(&self) -> u64 {
+        self.core().dataset.num_rows()
+    }
+
+    /// The next batch of the epoch, or `None` once the epoch is delivered (until
+    /// [`Self::set_epoch`] starts another).
+    pub fn next_batch(&self) -> Result<Option<Batch>> {
+        self.core().next_batch()
+    }
+
+    /// Starts epoch `epoch` from its first batch (the order depends on the epoch number). Batches
+    /// not yet taken from the current epoch are discarded.
+    pub fn set_epoch(&self, epoch: u64) -> Result<()> {
+        let mut core = self.core();
+        let mut params = core.params.clone();
+        params.epoch = epoch;
+        // Stop the current workers first, so two epochs never compete for cores and memory.
+        core.pipeline.stop();
+        core.pipeline = start_epoch(
+            &core.dataset,
+            &params,
+            0,
+            core.num_workers,
+            core.prefetch,
+            &core.numa,
+            &core.counters,
+        )?;
+        core.params = params;
+        Ok(())
+    }
+
+    /// The resume token for the current position: opening with it (see
+    /// [`LoaderOptions::set_resume_state`]) delivers exactly the batches not yet delivered.
+    pub fn save_state(&self) -> Vec<u8> {
+        let core = self.core();
+        let delivered = core
+            .pipeline
+            .delivered()
+            .min(core.pipeline.plan().num_batches());
+        let rows =
+            (delivered * core.params.batch_size as u64).min(core.pipeline.plan().rank_rows());
+        ResumeState {
+            fingerprint: core.dataset.fingerprint(),
+            columns_hash: core.columns_hash,
+            params: core.params.clone(),
+            batches_delivered: delivered,
+            rows_delivered: rows,
+        }
+        .encode()
+    }
+
+    /// Counters and the current configuration.
+    pub fn stats(&self) -> Snapshot {
+        let core = self.core();
+        Snapshot {
+            queue_depth: core.pipeline.queue_depth(),
+            epoch: core.params.epoch,
+            batches_per_epoch: core.pipeline.plan().num_batches(),
+            shuffle: core.params.shuffle,
+            num_workers: core.num_workers as u32,
+            numa_node: core.numa.node,
+            pinned_workers: core.pipeline.pinned_workers(),
+            io_backend: core.io.stats.used().unwrap_or(IoBackend::Mmap),
+            io_backend_requested: core.io_requested,
+            io_read_bytes: core.io.stats.read_bytes(),
+            io_read_ns: core.io.stats.read_ns(),
+            ..core.counters.snapshot()
+        }
+    }
+
+    /// Why the files are not read as the options asked (io_uring unavailable and `pread` used
+    /// instead, with the reason; `O_DIRECT` refused; `ZENITH_IO_BACKEND` overriding the option),
+    /// or `None` when they are.
+    pub fn io_fallback_reason(&self) -> Option<String> {
+        self.core().io.stats.notes()
+    }
+
+    /// A reader that continues this epoch from the loader's current position. Batches it yields
+    /// are consumed: the loader does not deliver them again. It stays valid after the loader is
+    /// dropped.
+    pub fn reader(&self) -> EpochReader {
+        EpochReader {
+            schema: self.schema(),
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl Core {
+    fn next_batch(&mut self) -> Result<Option<Batch>> {
+        let Some((index, data)) = self.pipeline.next(&self.counters)? else {
+            return Ok(None);
+        };
+        self.counters
+            .delivered(data.num_rows(), logical_bytes(&data));
+        Ok(Some(Batch {
+            data,
+            epoch: self.params.epoch,
+            index,
+        }))
+    }
+}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    // Every field is replaced whole; a panic mid-call leaves a consistent (if stale) core.
+    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn start_epoch(
+    dataset: &Arc<Dataset>,
+    params: &PlanParams,
+    first_batch: u64,
+    num_workers: usize,
+    prefetch: usize,
+    numa: &NumaPlacement,
+    counters: &Arc<Counters>,
+) -> Result<Pipeline> {
+    let plan = EpochPlan::new(dataset.chunks(), params.clone());
+    let first_batch = first_batch.min(plan.num_batches());
+    // Decoding ahead by one chunk per worker (plus one) overlaps decoding with consumption.
+    let job = EpochJob::new(
+        dataset.clone(),
+        plan,
+        first_batch,
+        num_workers + 1,
+        counters.clone(),
+        numa.batch_node(),
+    );
+    Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
+}
+
+/// Workers by default: one per core, at most 4 (decoding saturates memory bandwidth early and
+/// the trainer needs cores too).
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4)
+}
+
+/// The order parameters a fresh loader runs with: a global shuffle of data that must be decoded
+/// and would not fit the memory budget runs as a block shuffle with windows that fit.
+fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u64>) -> PlanParams {
+    let chunks = dataset.chunks().len();
+    if params.shuffle == ShuffleMode::None || chunks == 0 {
+        return params;
+    }
+    let budget = budget.unwrap_or_else(default_memory_budget);
+    let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
+    if params.shuffle == ShuffleMode::Global && (dataset.in_memory() || total <= budget) {
+        return params;
+    }
+    // Half the budget per window: the next window decodes while the current one drains.
+    let average = (total / chunks as u64).max(1);
+    params.shuffle = ShuffleMode::Block;
+    params.window_chunks = ((budget / 2) / average).clamp(1, chunks as u64) as usize;
+    params
+}
+
+/// Half of the memory the kernel reports available (`MemAvailable`), else 4 GiB.
+fn default_memory_budget() -> u64 {
+    let available_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemAvailable:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        });
+    available_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
+}
+
+/// Checks a resume token against the dataset and the options, and returns the parameters to
+/// resume with (the token's, which include the epoch and any block window).
+fn resumed_params(
+    dataset: &Dataset,
+    requested: &PlanParams,
+    columns_hash: u64,
+    token: &ResumeState,
+) -> Result<PlanParams> {
+    let mismatch = |what: &str, saved: String, now: String| {
+        Err(Error::InvalidArgument(format!(
+            "resume state does not match this loader: it was saved with {what} {saved}, the loader has {now}"
+        )))
+    };
+    if token.fingerprint != dataset.fingerprint() {
+        return Err(Error::InvalidArgument(format!(
+            "resume state belongs to another dataset (fingerprint {:016x}; {} has {:016x})",
+            token.fingerprint,
+            dataset.path().display(),
+            dataset.fingerprint()
+        )));
+    }
+    let saved = &token.params;
+    if token.columns_hash != columns_hash {
+        return mismatch("columns", "another projection".into(), "this one".into());
+    }
+    if saved.seed != requested.seed {
+        return mismatch("seed", saved.seed.to_string(), requested.seed.to_string());
+    }
+    if saved.batch_size != requested.batch_size {
+        return mismatch(
+            "batch_size",
+            saved.batch_size.to_string(),
+            requested.batch_size.to_string(),
+        );
+    }
+    if saved.drop_last != requested.drop_last {
+        return mismatch(
+            "drop_last",
+            saved.drop_last.to_string(),
+            requested.drop_last.to_string(),
+        );
+    }
+    if (saved.rank, saved.world_size) != (requested.rank, requested.world_size) {
+        let render = |p: &PlanParams| format!("rank {} of {}", p.rank, p.world_size);
+        return mismatch("shard", render(saved), render(requested));
+    }
+    // A global shuffle may have run as block for lack of memory; anything else must match.
+    let compatible = saved.shuffle == requested.shuffle
+        || (requested.shuffle == ShuffleMode::Global && saved.shuffle == ShuffleMode::Block);
+    if !compatible {
+        return mismatch(
+            "shuffle",
+            format!("{:?}", saved.shuffle),
+            format!("{:?}", requested.shuffle),
+        );
+    }
+    Ok(saved.clone())
+}
+
+/// Bytes of the buffers a batch's rows use (slices count their share, not the whole buffer).
+fn logical_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
+/// An iterator over the rest of an epoch, usable as an Arrow [`RecordBatchReader`] (and from there
+/// as an `ArrowArrayStream`).
+#[derive(Debug)]
+pub struct EpochReader {
+    schema: SchemaRef,
+    core: Arc<Mutex<Core>>,
+}
+
+impl Iterator for EpochReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        lock(&self.core)
+            .next_batch()
+            .map(|b| b.map(|b| b.data))
+            .map_err(Error::into_arrow)
+            .transpose()
+    }
+}
+
+impl RecordBatchReader for EpochReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

@@ -1,0 +1,311 @@
+//! What a user can ask of a loader, validated at the setter so errors point at the argument.
+
+use std::path::PathBuf;
+
+use super::plan::ShuffleMode;
+use super::state::ResumeState;
+use crate::error::{Error, Result};
+use crate::runtime::alloc::MAX_NUMA_NODE;
+use crate::runtime::io::{IoBackend, IoOptions};
+use crate::runtime::topology::PciAddress;
+
+/// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 1024;
+
+/// Options for [`crate::Loader::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoaderOptions {
+    pub(crate) batch_size: usize,
+    pub(crate) shuffle: ShuffleMode,
+    pub(crate) seed: u64,
+    pub(crate) drop_last: bool,
+    pub(crate) num_workers: Option<usize>,
+    pub(crate) prefetch: Option<usize>,
+    pub(crate) shard: Option<(u32, u32)>,
+    pub(crate) columns: Option<Vec<String>>,
+    pub(crate) memory_budget: Option<u64>,
+    pub(crate) resume: Option<ResumeState>,
+    pub(crate) io: IoOptions,
+    pub(crate) numa: Option<NumaTarget>,
+    pub(crate) sysfs_root: Option<PathBuf>,
+}
+
+/// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumaTarget {
+    /// The NUMA node with this kernel id.
+    Node(u32),
+    /// The node of the GPU with this index (PCI address order, as `nvidia-smi` numbers them).
+    GpuIndex(u32),
+    /// The node of the GPU at this PCI address.
+    GpuAddress(PciAddress),
+}
+
+impl Default for LoaderOptions {
+    /// Batches of 1024 rows, global shuffle with seed 0, the last batch kept, workers and prefetch
+    /// sized to the machine, rank and world size from the environment, all columns.
+    fn default() -> Self {
+        LoaderOptions {
+            batch_size: DEFAULT_BATCH_SIZE,
+            shuffle: ShuffleMode::Global,
+            seed: 0,
+            drop_last: false,
+            num_workers: None,
+            prefetch: None,
+            shard: None,
+            columns: None,
+            memory_budget: None,
+            resume: None,
+            numa: None,
+            sysfs_root: None,
+            io: IoOptions::default(),
+        }
+    }
+}
+
+impl LoaderOptions {
+    /// Rows per batch; every batch has exactly this many rows except the last of an epoch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sets the rows per batch. Zero is an [`Error::InvalidArgument`].
+    pub fn set_batch_size(&mut self, batch_size: usize) -> Result<()> {
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "batch_size must be at least 1".into(),
+            ));
+        }
+        self.batch_size = batch_size;
+        Ok(())
+    }
+
+    /// Sets how epochs order rows (global shuffle by default).
+    pub fn set_shuffle(&mut self, shuffle: ShuffleMode) {
+        self.shuffle = shuffle;
+    }
+
+    /// Sets the seed of the shuffle (the order is a pure function of seed and epoch).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Drops the last batch of an epoch when it is shorter than `batch_size`.
+    pub fn set_drop_last(&mut self, drop_last: bool) {
+        self.drop_last = drop_last;
+    }
+
+    /// Sets the number of worker threads building batches (0: batches are built by the thread
+    /// that asks for them). Workers change speed, never content or order.
+    pub fn set_num_workers(&mut self, num_workers: usize) -> Result<()> {
+        if num_workers > MAX_WORKERS {
+            return Err(Error::InvalidArgument(format!(
+                "num_workers must be at most {MAX_WORKERS}"
+            )));
+        }
+        self.num_workers = Some(num_workers);
+        Ok(())
+    }
+
+    /// Sets how many batches may be built ahead of the consumer (at least 1).
+    pub fn set_prefetch(&mut self, prefetch: usize) -> Result<()> {
+        if prefetch == 0 {
+            return Err(Error::InvalidArgument("prefetch must be at least 1".into()));
+        }
+        self.prefetch = Some(prefetch);
+        Ok(())
+    }
+
+    /// Makes this loader rank `rank` of `world_size`: it receives a disjoint share of each epoch.
+    pub fn set_shard(&mut self, rank: u32, world_size: u32) -> Result<()> {
+        check_shard(rank, world_size)?;
+        self.shard = Some((rank, world_size));
+        Ok(())
+    }
+
+    /// Keeps only these columns, in this order (`None`: every column). Names are checked against
+    /// the dataset at open.
+    pub fn set_columns(&mut self, columns: Option<Vec<String>>) -> Result<()> {
+        if let Some(columns) = &columns {
+            if columns.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "columns: the projection names no column".into(),
+                ));
+            }
+        }
+        self.columns = columns;
+        Ok(())
+    }
+
+    /// Caps the bytes of decoded data the loader holds for shuffling (`None`: half of the memory
+    /// available when the loader opens). A global shuffle whose decoded data would exceed it
+    /// runs as a block shuffle instead; the stats say which mode ran.
+    pub fn set_memory_budget(&mut self, bytes: Option<u64>) -> Result<()> {
+        if bytes == Some(0) {
+            return Err(Error::InvalidArgument(
+                "memory_budget must be positive".into(),
+            ));
+        }
+        self.memory_budget = bytes;
+        Ok(())
+    }
+
+    /// Runs the workers on NUMA node `node` and allocates gathered batches there (`None`: no
+    /// placement, the default). Replaces a GPU set with [`Self::set_near_gpu`]. A node the
+    /// machine does not have means no placement (the loader runs, and its stats say so).
+    pub fn set_numa_node(&mut self, node: Option<u32>) -> Result<()> {
+        if let Some(node) = node.filter(|n| *n > MAX_NUMA_NODE) {
+            return Err(Error::InvalidArgument(format!(
+                "numa_node {node} is out of range (at most {MAX_NUMA_NODE})"
+            )));
+        }
+        self.numa = node.map(NumaTarget::Node);
+        Ok(())
+    }
+
+    /// Runs the workers on the NUMA node of a GPU, given by index ([`NumaTarget::GpuIndex`]) or
+    /// PCI address ([`NumaTarget::GpuAddress`]), and allocates gathered batches there. Replaces
+    /// a node set with [`Self::set_numa_node`]. The GPU is looked up when the loader opens: an
+    /// unknown one is an [`Error::InvalidArgument`] there; a GPU whose node the kernel does not
+    /// know means no placement.
+    pub fn set_near_gpu(&mut self, gpu: NumaTarget) {
+        self.numa = Some(gpu);
+    }
+
+    /// Reads the machine's topology from `root` instead of `/sys` (a host's sysfs mounted
+    /// elsewhere in a container, or a fake tree in tests); `None` restores `/sys`.
+    pub fn set_sysfs_root(&mut self, root: Option<PathBuf>) {
+        self.sysfs_root = root;
+    }
+
+    /// Sets how Parquet and CSV files are read: memory-mapped (the default), through io_uring
+    /// (with a fallback to `pread` where io_uring is unavailable), or with `pread`.
+    /// `ZENITH_IO_BACKEND` in the environment overrides it. Arrow IPC files are always mapped.
+    pub fn set_io_backend(&mut self, backend: IoBackend) {
+        self.io.backend = backend;
+    }
+
+    /// Opens files with `O_DIRECT` (io_uring and pread): reads bypass the page cache.
+    pub fn set_io_direct(&mut self, direct: bool) {
+        self.io.direct = direct;
+    }
+
+    /// The I/O options.
+    pub fn io(&self) -> IoOptions {
+        self.io
+    }
+
+    /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the
+    /// batches of that epoch not yet delivered. Checked against the dataset and options at open.
+    pub fn set_resume_state(&mut self, token: &[u8]) -> Result<()> {
+        self.resume = Some(ResumeState::decode(token)?);
+        Ok(())
+    }
+}
+
+/// The most worker threads a loader starts.
+pub const MAX_WORKERS: usize = 256;
+
+/// `rank < world_size`, `world_size >= 1`.
+pub(crate) fn check_shard(rank: u32, world_size: u32) -> Result<()> {
+    if world_size == 0 {
+        return Err(Error::InvalidArgument(
+            "world_size must be at least 1".into(),
+        ));
+    }
+    if rank >= world_size {
+        return Err(Error::InvalidArgument(format!(
+            "rank {rank} is out of range for world_size {world_size} (ranks are 0..{world_size})"
+        )));
+    }
+    Ok(())
+}
+
+/// Rank and world size from the environment: `RANK`/`WORLD_SIZE` (torch.distributed), else
+/// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+pub(crate) fn shard_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(u32, u32)> {
+    for (rank_var, world_var) in [("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")] {
+        if let (Some(rank), Some(world)) = (lookup(rank_var), lookup(world_var)) {
+            let parse = |name: &str, value: &str| {
+                value.trim().parse::<u32>().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "environment variable {name}={value:?} is not a rank number"
+                    ))
+                })
+            };
+            let (rank, world) = (parse(rank_var, &rank)?, parse(world_var, &world)?);
+            check_shard(rank, world).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "from {rank_var}/{world_var} in the environment: {e}"
+                ))
+            })?;
+            return Ok((rank, world));
+        }
+    }
+    Ok((0, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn shard_defaults_follow_torch_then_slurm() {
+        assert_eq!(shard_from_env(env(&[])).unwrap(), (0, 1));
+        assert_eq!(
+            shard_from_env(env(&[("RANK", "2"), ("WORLD_SIZE", "4")])).unwrap(),
+            (2, 4)
+        );
+        let both = env(&[
+            ("RANK", "1"),
+            ("WORLD_SIZE", "2"),
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "8"),
+        ]);
+        assert_eq!(shard_from_env(both).unwrap(), (1, 2));
+        assert_eq!(
+            shard_from_env(env(&[("SLURM_PROCID", "5"), ("SLURM_NTASKS", "8")])).unwrap(),
+            (5, 8)
+        );
+        assert!(shard_from_env(env(&[("RANK", "4"), ("WORLD_SIZE", "4")])).is_err());
+        assert!(shard_from_env(env(&[("RANK", "x"), ("WORLD_SIZE", "4")])).is_err());
+    }
+
+    #[test]
+    fn setters_reject_out_of_domain_values() {
+        let mut o = LoaderOptions::default();
+        assert!(o.set_batch_size(0).is_err());
+        assert!(o.set_prefetch(0).is_err());
+        assert!(o.set_shard(3, 3).is_err());
+        assert!(o.set_shard(0, 0).is_err());
+        assert!(o.set_columns(Some(vec![])).is_err());
+        assert!(o.set_memory_budget(Some(0)).is_err());
+        assert!(o.set_num_workers(MAX_WORKERS + 1).is_err());
+        assert!(o.set_numa_node(Some(MAX_NUMA_NODE + 1)).is_err());
+        assert_eq!(o, LoaderOptions::default(), "failed setters change nothing");
+    }
+
+    #[test]
+    fn the_last_numa_setter_wins() {
+        let mut o = LoaderOptions::default();
+        o.set_numa_node(Some(1)).unwrap();
+        assert_eq!(o.numa, Some(NumaTarget::Node(1)));
+        o.set_near_gpu(NumaTarget::GpuIndex(3));
+        assert_eq!(o.numa, Some(NumaTarget::GpuIndex(3)));
+        o.set_numa_node(None).unwrap();
+        assert_eq!(o.numa, None);
+    }
+}

@@ -1,0 +1,18 @@
+//! The CPU runtime: what the machine looks like and how to use it well, under the loader.
+//!
+//! * [`topology`] — NUMA nodes, CPUs, memory, hugepage pools, and the GPUs and NICs on the PCI
+//!   bus with their NUMA nodes, read from sysfs (no hwloc, no CUDA).
+//! * [`affinity`] — pinning the calling thread to CPUs and reading its affinity back.
+//! * [`alloc`] — memory placed on a NUMA node, on hugepages where it can be, usable as the
+//!   backing store of Arrow buffers.
+//! * [`ring`] — the lock-free queues that move work between threads (the loader's worker →
+//!   consumer hand-off among them).
+//! * [`io`] — reading byte ranges of data files through io_uring (batched submissions,
+//!   registered buffers, optional `O_DIRECT`), `pread` or `mmap`, with a clean fallback to
+//!   `pread` when io_uring is unavailable.
+
+pub mod affinity;
+pub mod alloc;
+pub mod io;
+pub mod ring;
+pub mod topology;

@@ -1,0 +1,519 @@
+//! `zenith_loader_options`: the builder handle `zenith_loader_open` reads, with typed setters.
+//!
+//! Every setter validates its argument and leaves the options unchanged on failure.
+
+use std::ffi::{CStr, c_char};
+
+use crate::args;
+use crate::error::zenith_error;
+use crate::status::{ZENITH_OK, zenith_status};
+use zenith_core::Error;
+use zenith_core::loader::{LoaderOptions, NumaTarget, ShuffleMode};
+use zenith_core::runtime::io::IoBackend;
+use zenith_core::runtime::topology::PciAddress;
+
+/// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
+pub const ZENITH_DEFAULT_BATCH_SIZE: usize = 1024;
+const _: () = assert!(ZENITH_DEFAULT_BATCH_SIZE == zenith_core::loader::DEFAULT_BATCH_SIZE);
+
+/// The most worker threads a loader starts.
+pub const ZENITH_MAX_WORKERS: usize = 256;
+const _: () = assert!(ZENITH_MAX_WORKERS == zenith_core::loader::MAX_WORKERS);
+
+/// A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
+pub type zenith_shuffle = i32;
+
+/// Rows in dataset order (zero-copy slices of memory-mapped files where possible).
+pub const ZENITH_SHUFFLE_NONE: zenith_shuffle = 0;
+/// One exact permutation of all rows per epoch (the default).
+pub const ZENITH_SHUFFLE_GLOBAL: zenith_shuffle = 1;
+/// Chunks (row groups) shuffled, then rows shuffled within windows of chunks that fit the memory
+/// budget: for data larger than memory.
+pub const ZENITH_SHUFFLE_BLOCK: zenith_shuffle = 2;
+
+/// An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
+pub type zenith_io_backend = i32;
+
+/// Memory-map the files; pages are read by page faults, zero-copy (the default).
+pub const ZENITH_IO_MMAP: zenith_io_backend = 0;
+/// io_uring: the byte ranges a Parquet row group needs are read in one batched submission.
+/// Where io_uring is unavailable (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`,
+/// RLIMIT_MEMLOCK), files are read with `pread` and the stats say so.
+pub const ZENITH_IO_URING: zenith_io_backend = 1;
+/// Positioned reads (`pread`), one byte range after another.
+pub const ZENITH_IO_PREAD: zenith_io_backend = 2;
+
+/// The C value of an I/O backend.
+pub(crate) fn io_backend_to_c(backend: IoBackend) -> zenith_io_backend {
+    match backend {
+        IoBackend::Mmap => ZENITH_IO_MMAP,
+        IoBackend::IoUring => ZENITH_IO_URING,
+        IoBackend::Pread => ZENITH_IO_PREAD,
+    }
+}
+
+/// Options for `zenith_loader_open`: a builder handle with typed setters.
+///
+/// Created by `zenith_loader_options_new`, freed by `zenith_loader_options_free`.
+pub struct zenith_loader_options {
+    pub(crate) inner: LoaderOptions,
+}
+
+/// The C value of a shuffle mode.
+pub(crate) fn shuffle_to_c(mode: ShuffleMode) -> zenith_shuffle {
+    match mode {
+        ShuffleMode::None => ZENITH_SHUFFLE_NONE,
+        ShuffleMode::Global => ZENITH_SHUFFLE_GLOBAL,
+        ShuffleMode::Block => ZENITH_SHUFFLE_BLOCK,
+    }
+}
+
+/// Applies `change` to the options behind `opts` (the shared body of every setter).
+///
+/// # Safety
+/// `opts` is NULL or a live options object.
+unsafe fn with_options(
+    opts: *mut zenith_loader_options,
+    change: impl FnOnce(&mut LoaderOptions) -> zenith_core::Result<()>,
+) -> zenith_core::Result<zenith_status> {
+    // SAFETY: forwarded to the caller.
+    let opts = unsafe { args::borrow_mut(opts, "opts") }?;
+    change(&mut opts.inner)?;
+    Ok(ZENITH_OK)
+}
+
+/// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows, global
+/// shuffle with seed 0, last batch kept, one worker per core (at most 4), prefetch of twice the
+/// workers, rank and world size from `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else
+/// 0 of 1), every column, a memory budget of half the available memory.
+///
+/// Ownership: on success `*out` receives a new options object the caller frees with
+/// `zenith_loader_options_free`.
+/// On failure: `*out` is left untouched.
+/// NULL policy: `out == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `out` is NULL or points to writable storage for one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_new(
+    out: *mut *mut zenith_loader_options,
+) -> zenith_status {
+    ffi_boundary!(err: std::ptr::null_mut(), {
+        let out = args::out(out, "out")?;
+        let options = args::into_handle(zenith_loader_options { inner: LoaderOptions::default() });
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(options) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Frees loader options. Loaders opened with them are unaffected (they keep a copy).
+///
+/// NULL policy: `zenith_loader_options_free(NULL)` does nothing.
+///
+/// # Safety
+/// `opts` is NULL or a live options object, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_free(opts: *mut zenith_loader_options) {
+    ffi_boundary!(default: (), {
+        // SAFETY: per the contract above.
+        unsafe { args::free_handle(opts) }
+    })
+}
+
+/// Sets the number of rows per batch. Every batch of an epoch has exactly this many rows except
+/// the last, which holds the remainder (or is dropped, see `zenith_loader_options_set_drop_last`).
+///
+/// On failure: `batch_size == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_batch_size(
+    opts: *mut zenith_loader_options,
+    batch_size: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_batch_size(batch_size)) } })
+}
+
+/// Sets how each epoch orders rows: `ZENITH_SHUFFLE_NONE`, `ZENITH_SHUFFLE_GLOBAL` (default) or
+/// `ZENITH_SHUFFLE_BLOCK`. The order is a pure function of the dataset, seed, epoch, mode,
+/// batch size and shard, never of the number of workers.
+///
+/// On failure: an unknown mode returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_shuffle(
+    opts: *mut zenith_loader_options,
+    mode: zenith_shuffle,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let mode = match mode {
+            ZENITH_SHUFFLE_NONE => ShuffleMode::None,
+            ZENITH_SHUFFLE_GLOBAL => ShuffleMode::Global,
+            ZENITH_SHUFFLE_BLOCK => ShuffleMode::Block,
+            other => return Err(Error::InvalidArgument(format!("unknown shuffle mode {other}"))),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| {
+            o.set_shuffle(mode);
+            Ok(())
+        }) }
+    })
+}
+
+/// Sets the shuffle seed (default 0).
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_seed(
+    opts: *mut zenith_loader_options,
+    seed: u64,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_seed(seed);
+            Ok(())
+        }) } })
+}
+
+/// Drops the last batch of each epoch when it is shorter than the batch size (default: kept).
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_drop_last(
+    opts: *mut zenith_loader_options,
+    drop_last: bool,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_drop_last(drop_last);
+            Ok(())
+        }) } })
+}
+
+/// Sets the number of worker threads that build batches ahead (0: batches are built by the thread
+/// calling `zenith_loader_next`). Workers change speed only: content and order are the same for
+/// any number.
+///
+/// On failure: more than 256 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_num_workers(
+    opts: *mut zenith_loader_options,
+    num_workers: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_num_workers(num_workers)) } })
+}
+
+/// Sets how many batches workers may build ahead of the consumer (default: twice the workers).
+/// It bounds the loader's memory: workers wait when that many batches are ready.
+///
+/// On failure: `prefetch == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_prefetch(
+    opts: *mut zenith_loader_options,
+    prefetch: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_prefetch(prefetch)) } })
+}
+
+/// Makes the loader rank `rank` of `world_size` ranks. Each rank receives a disjoint,
+/// equal-sized share of every epoch (`floor(rows / world_size)` rows, so the same number of
+/// batches on every rank; the `rows % world_size` rows left over are not delivered that epoch).
+/// Without this call, rank and world size come from `RANK`/`WORLD_SIZE`, else
+/// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+///
+/// On failure: `world_size == 0` or `rank >= world_size` returns `ZENITH_ERR_INVALID_ARGUMENT`;
+/// the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_shard(
+    opts: *mut zenith_loader_options,
+    rank: u32,
+    world_size: u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_shard(rank, world_size)) } })
+}
+
+/// Keeps only the named columns, in the given order. `(NULL, 0)` restores every column. Names
+/// are copied; they are checked against the dataset by `zenith_loader_open` (an unknown name is
+/// `ZENITH_ERR_INVALID_ARGUMENT` there).
+///
+/// On failure: a NULL name, a name that is not UTF-8, or a repeated name returns
+/// `ZENITH_ERR_INVALID_ARGUMENT` (`ZENITH_ERR_NULL_ARGUMENT` for `columns == NULL` with
+/// `count > 0`); the options are unchanged.
+/// NULL policy: `opts` must not be NULL; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or live; `columns` is NULL or points to `count` pointers, each NULL or
+/// NUL-terminated; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_columns(
+    opts: *mut zenith_loader_options,
+    columns: *const *const c_char,
+    count: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let names = if count == 0 {
+            None
+        } else {
+            if columns.is_null() {
+                return Err(Error::NullArgument("columns"));
+            }
+            // SAFETY: non-NULL and `count` long per the contract.
+            let pointers = unsafe { std::slice::from_raw_parts(columns, count) };
+            let mut names = Vec::with_capacity(count);
+            for (i, &pointer) in pointers.iter().enumerate() {
+                if pointer.is_null() {
+                    return Err(Error::InvalidArgument(format!("columns[{i}] is NULL")));
+                }
+                // SAFETY: non-NULL and NUL-terminated per the contract.
+                let name = unsafe { CStr::from_ptr(pointer) }.to_str().map_err(|_| {
+                    Error::InvalidArgument(format!("columns[{i}] is not valid UTF-8"))
+                })?;
+                if names.iter().any(|n: &String| n == name) {
+                    return Err(Error::InvalidArgument(format!("columns: {name:?} is listed twice")));
+                }
+                names.push(name.to_owned());
+            }
+            Some(names)
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| o.set_columns(names)) }
+    })
+}
+
+/// Caps the bytes of decoded data the loader holds to shuffle (0: the default, half of the memory
+/// available at open). Data that must be decoded (Parquet) and would exceed it is shuffled in
+/// blocks instead of globally; `zenith_stats` reports the mode that ran.
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_memory_budget(
+    opts: *mut zenith_loader_options,
+    bytes: u64,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    let budget = (bytes != 0).then_some(bytes);
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_memory_budget(budget)) } })
+}
+
+/// Runs the loader's worker threads on NUMA node `numa_node` and allocates the batches they
+/// gather there (-1: no placement, the default). Each worker pins itself to the node's online
+/// CPUs when it starts; batches assembled from several chunks (a shuffled gather) are copied
+/// into memory allocated on the node (`zenith_numa_alloc`: hugepages where possible), which is
+/// freed when the last array exported from the batch is released. Batches that are zero-copy
+/// slices of one chunk stay zero-copy. With no workers (`num_workers == 0`) nothing is pinned.
+///
+/// Replaces a GPU set with `zenith_loader_options_set_near_gpu_*` (the last call wins). A node
+/// this machine does not have means no placement: the loader opens and runs unpinned, and
+/// `zenith_stats.numa_node` is -1.
+///
+/// On failure: `numa_node < -1` or above 1023 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+/// are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_numa_node(
+    opts: *mut zenith_loader_options,
+    numa_node: i32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let node = match numa_node {
+            -1 => None,
+            n => Some(u32::try_from(n).map_err(|_| {
+                Error::InvalidArgument(format!("numa_node {n} is neither -1 nor a node number"))
+            })?),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| o.set_numa_node(node)) }
+    })
+}
+
+/// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of GPU
+/// `gpu_index`: the index among the GPUs on the PCI bus in PCI address order (as
+/// `zenith_topology_gpu` and `nvidia-smi` number them; `CUDA_VISIBLE_DEVICES` is not applied).
+/// The GPU is looked up in sysfs by `zenith_loader_open`, which fails with
+/// `ZENITH_ERR_INVALID_ARGUMENT` when there is no such GPU; a GPU whose NUMA node the kernel
+/// does not know means no placement (`zenith_stats.numa_node` is -1).
+///
+/// Replaces a node or GPU set before (the last call wins).
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_near_gpu_index(
+    opts: *mut zenith_loader_options,
+    gpu_index: u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_near_gpu(NumaTarget::GpuIndex(gpu_index));
+            Ok(())
+        }) } })
+}
+
+/// Places the loader like `zenith_loader_options_set_numa_node`, on the NUMA node of the GPU at
+/// PCI address `pci_address`: `"0000:3b:00.0"`, also nvidia-smi's `"00000000:3B:00.0"` or
+/// `"3b:00.0"` (domain 0). The GPU is looked up by `zenith_loader_open`, which fails with
+/// `ZENITH_ERR_INVALID_ARGUMENT` when no GPU has that address; a GPU whose NUMA node the kernel
+/// does not know means no placement.
+///
+/// Replaces a node or GPU set before (the last call wins). The string is only read.
+/// On failure: text that is not a PCI address returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+/// are unchanged.
+/// NULL policy: `opts` and `pci_address` must not be NULL; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or live; `pci_address` is NULL or NUL-terminated; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_near_gpu_pci(
+    opts: *mut zenith_loader_options,
+    pci_address: *const c_char,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let text = unsafe { args::utf8(pci_address, "pci_address") }?;
+        let address = PciAddress::parse(text).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "pci_address {text:?} is not a PCI address like \"0000:3b:00.0\""
+            ))
+        })?;
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| {
+            o.set_near_gpu(NumaTarget::GpuAddress(address));
+            Ok(())
+        }) }
+    })
+}
+
+/// Resumes from a token written by `zenith_loader_save_state`: the loader opens at the saved
+/// epoch and delivers exactly the batches not yet delivered, with any number of workers. The
+/// bytes are copied.
+///
+/// On failure: bytes that are not a valid token return `ZENITH_ERR_INVALID_ARGUMENT`; a valid
+/// token for another dataset or for options that change the order (seed, batch size, shuffle,
+/// drop_last, shard, columns) fails later, in `zenith_loader_open`, also with
+/// `ZENITH_ERR_INVALID_ARGUMENT`.
+/// NULL policy: `opts` and `state` must not be NULL; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or live; `state` is NULL or points to `len` readable bytes; `err` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_resume_state(
+    opts: *mut zenith_loader_options,
+    state: *const u8,
+    len: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        if state.is_null() {
+            return Err(Error::NullArgument("state"));
+        }
+        // SAFETY: non-NULL and `len` bytes long per the contract.
+        let token = unsafe { std::slice::from_raw_parts(state, len) };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| o.set_resume_state(token)) }
+    })
+}
+
+/// Sets how Parquet and CSV files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
+/// `ZENITH_IO_PREAD`. Batches are identical whichever backend reads them. With
+/// `ZENITH_IO_URING`, files are read with `pread` where io_uring is unavailable;
+/// `zenith_stats.io_backend` then says `ZENITH_IO_PREAD` and `zenith_loader_io_fallback_reason`
+/// why. The environment variable `ZENITH_IO_BACKEND=mmap|io_uring|pread` overrides this setting
+/// at `zenith_loader_open`. Arrow IPC files are always memory-mapped.
+///
+/// On failure: an unknown backend returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+/// unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_io_backend(
+    opts: *mut zenith_loader_options,
+    backend: zenith_io_backend,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let backend = match backend {
+            ZENITH_IO_MMAP => IoBackend::Mmap,
+            ZENITH_IO_URING => IoBackend::IoUring,
+            ZENITH_IO_PREAD => IoBackend::Pread,
+            other => return Err(Error::InvalidArgument(format!("unknown I/O backend {other}"))),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_options(opts, |o| {
+            o.set_io_backend(backend);
+            Ok(())
+        }) }
+    })
+}
+
+/// Opens files with `O_DIRECT` (default: off) when the backend is `ZENITH_IO_URING` or
+/// `ZENITH_IO_PREAD`: reads bypass the page cache, through 4 KiB-aligned buffers (registered
+/// with io_uring). File systems that refuse `O_DIRECT` (tmpfs) are read through the page cache,
+/// and `zenith_loader_io_fallback_reason` says so. No effect with `ZENITH_IO_MMAP`.
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_io_direct(
+    opts: *mut zenith_loader_options,
+    direct: bool,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_io_direct(direct);
+            Ok(())
+        }) } })
+}

@@ -1,0 +1,81 @@
+//! Status codes returned by every fallible C function.
+//!
+//! A plain `int32_t` with `#define`d values rather than a C enum: cbindgen ≥ 0.29.3 emits C23 typed
+//! enums, which cgo and cffi cannot read. Values are appended and never reused.
+
+use std::ffi::CStr;
+
+use zenith_core::{Error, ErrorKind};
+
+/// The status every fallible function returns: `ZENITH_OK`, another non-negative outcome
+/// (`ZENITH_DONE`, `ZENITH_WOULD_BLOCK`), or a negative error.
+#[allow(non_camel_case_types)]
+pub type zenith_status = i32;
+
+/// Success.
+pub const ZENITH_OK: zenith_status = 0;
+/// The end of a stream or an epoch. Not an error: nothing was written to the outputs.
+pub const ZENITH_DONE: zenith_status = 1;
+/// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop).
+/// Not an error: nothing was transferred; try again later.
+pub const ZENITH_WOULD_BLOCK: zenith_status = 2;
+/// A required pointer argument was NULL.
+pub const ZENITH_ERR_NULL_ARGUMENT: zenith_status = -1;
+/// An argument had a value outside its domain (zero batch size, invalid UTF-8, ...).
+pub const ZENITH_ERR_INVALID_ARGUMENT: zenith_status = -2;
+/// The operating system reported an I/O failure.
+pub const ZENITH_ERR_IO: zenith_status = -3;
+/// A path does not exist.
+pub const ZENITH_ERR_NOT_FOUND: zenith_status = -4;
+/// A file is not in the expected format, or is truncated or corrupt.
+pub const ZENITH_ERR_FORMAT: zenith_status = -5;
+/// The request is valid but this build or this data cannot serve it.
+pub const ZENITH_ERR_UNSUPPORTED: zenith_status = -6;
+/// A panic inside Zenith was caught at the C boundary (a bug: please report it).
+pub const ZENITH_ERR_PANIC: zenith_status = -7;
+/// An internal invariant was broken (a bug: please report it).
+pub const ZENITH_ERR_INTERNAL: zenith_status = -8;
+
+/// Shards of one dataset have different schemas (the message names both files).
+pub const ZENITH_ERR_SCHEMA_MISMATCH: zenith_status = -9;
+
+/// A caller's buffer is too small; the call reported the size it needs.
+pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
+
+/// The fixed, static description of a status code, for messages and logs.
+pub fn status_description(status: zenith_status) -> &'static CStr {
+    match status {
+        ZENITH_OK => c"ok",
+        ZENITH_DONE => c"done (end of stream or epoch)",
+        ZENITH_WOULD_BLOCK => c"would block (ring full or empty)",
+        ZENITH_ERR_NULL_ARGUMENT => c"null argument",
+        ZENITH_ERR_INVALID_ARGUMENT => c"invalid argument",
+        ZENITH_ERR_IO => c"I/O error",
+        ZENITH_ERR_NOT_FOUND => c"not found",
+        ZENITH_ERR_FORMAT => c"invalid or corrupt data format",
+        ZENITH_ERR_UNSUPPORTED => c"unsupported",
+        ZENITH_ERR_PANIC => c"internal panic",
+        ZENITH_ERR_INTERNAL => c"internal error",
+        ZENITH_ERR_SCHEMA_MISMATCH => c"schema mismatch between shards",
+        ZENITH_ERR_BUFFER_TOO_SMALL => c"buffer too small",
+        _ => c"unknown status code",
+    }
+}
+
+/// The status an [`Error`] of the core is reported as.
+pub fn status_of(error: &Error) -> zenith_status {
+    match error.kind() {
+        ErrorKind::NullArgument => ZENITH_ERR_NULL_ARGUMENT,
+        ErrorKind::InvalidArgument => ZENITH_ERR_INVALID_ARGUMENT,
+        ErrorKind::NotFound => ZENITH_ERR_NOT_FOUND,
+        ErrorKind::SchemaMismatch => ZENITH_ERR_SCHEMA_MISMATCH,
+        ErrorKind::Io => ZENITH_ERR_IO,
+        ErrorKind::Format => ZENITH_ERR_FORMAT,
+        ErrorKind::BufferTooSmall => ZENITH_ERR_BUFFER_TOO_SMALL,
+        ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
+        ErrorKind::Panic => ZENITH_ERR_PANIC,
+        // Kinds added to the core after this ABI version: reported as internal errors until the
+        // C ABI gives them a status of their own.
+        _ => ZENITH_ERR_INTERNAL,
+    }
+}
