@@ -234,6 +234,7 @@ mod tests {
 
     #[test]
     fn serves_metrics_404s_other_paths_and_stops() {
+        crate::register_metrics();
         let mut server = MetricsServer::start("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
         assert_ne!(addr.port(), 0);
