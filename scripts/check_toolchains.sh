@@ -8,7 +8,7 @@
 # Items marked "(make setup)" are installed by scripts/setup.sh on Debian/Ubuntu; the others are
 # not in every distribution's apt (Rust through rustup, Go >= 1.25). Honours $CC and $CXX.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 CC="${CC:-cc}"
 CXX="${CXX:-c++}"
@@ -152,7 +152,8 @@ else
 fi
 
 if [ ${#problems[@]} -gt 0 ]; then
-    echo "check-toolchains: FAILED, missing: $(IFS=';'; echo "${problems[*]}" | sed 's/;/; /g')" >&2
+    list="$(printf '%s; ' "${problems[@]}")"
+    echo "check-toolchains: FAILED, missing: ${list%; }" >&2
     if [ "$setup_fixes" = 1 ]; then
         echo "  \`make setup\` (scripts/setup.sh) installs the ones marked (make setup) on Debian/Ubuntu." >&2
     fi
