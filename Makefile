@@ -94,9 +94,15 @@ bench-io: setup
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: setup build data lint test-rust test-symbols test-c test-python test-install test-cpp test-go \
-      test-python-binding
+test: check-toolchains setup build data lint test-rust test-symbols test-c test-python test-install \
+      test-cpp test-go test-python-binding
 	@echo "make test: all suites passed"
+
+# Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,
+# python3-venv, Go >= 1.25), checked in seconds; lists all that are missing. Installs nothing.
+.PHONY: check-toolchains
+check-toolchains:
+	scripts/check_toolchains.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

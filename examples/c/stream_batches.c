@@ -2,10 +2,12 @@
  * stream_batches.c — stream a dataset through libzenith, the way a C trainer would: shuffled,
  * built by worker threads, one epoch.
  *
- *   cc -std=c11 stream_batches.c $(pkg-config --cflags --libs zenith) -o stream_batches
+ *   cc -std=c11 stream_batches.c $(pkg-config --cflags --libs zenith) \
+ *      -Wl,-rpath,$(pkg-config --variable=libdir zenith) -o stream_batches
  *   ./stream_batches data/ 1024 global 2     # path, batch size, shuffle (none|global|block), workers
  *
- * The path is an Arrow IPC / Parquet / CSV file, a directory of shards or a glob.
+ * (the rpath lets it find libzenith.so.0 in a prefix the dynamic loader does not search; see the
+ * README). The path is an Arrow IPC / Parquet / CSV file, a directory of shards or a glob.
  * Each batch arrives as an Arrow C Data Interface struct array (one child per column) that this
  * program owns until it calls release(). Every failing call returns a negative zenith_status and,
  * when given a zenith_error **, an error object with a message.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs libzenith into a fresh temporary prefix and builds C programs against the installed
 # copy the ways a user would: pkg-config (shared and static) and CMake find_package (both imported
-# targets, the version file, examples/c, a DESTDIR-staged tree), and the C++ example (zenith.hpp)
-# with pkg-config. Then uninstalls.
+# targets, the version file, examples/c, a DESTDIR-staged tree), the C++ example (zenith.hpp)
+# with pkg-config, and the README's C quick start built with the README's own commands and run
+# without LD_LIBRARY_PATH. Then uninstalls.
 #
 # Called by `make test-install` from the repository root after `make build`; needs the data that
 # `make data` writes ($ZENITH_TEST_DATA, default tests/data/generated). Prints PASS/FAIL per step.
@@ -173,6 +174,46 @@ step_pkgconfig_cpp() {
     say "$CXX -std=c++17 examples/cpp/stream_batches.cpp \$(pkg-config --cflags --libs zenith): built and ran"
 }
 
+# The README's "C quick start": its ```c block, built with the README's pkg-config command (the
+# `cc ...` lines of its ```sh block, rpath from `pkg-config --variable=libdir zenith`) and run with
+# no LD_LIBRARY_PATH, so the README cannot drift into a program that fails against an installed
+# prefix. Also built with the strict flags, and run on a missing file (it must stop, exit 1).
+step_readme_c() {
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    local dir="$tmp/readme" cmd
+    mkdir -p "$dir"
+    # shellcheck disable=SC2016  # awk programs, not shell expansions
+    awk '/^## / { in_section = ($0 == "## C quick start"); next }
+         in_section && /^```c$/ { in_code = 1; next }
+         in_code && /^```$/ { exit }
+         in_code { print }' README.md >"$dir/app.c"
+    grep -q 'int main' "$dir/app.c" || fail "README.md: no whole C program in a \`\`\`c block under '## C quick start'"
+    # The documented compile command: from `cc ` to the first line without a continuation.
+    # shellcheck disable=SC2016
+    cmd="$(awk '/^## / { in_section = ($0 == "## C quick start"); next }
+                in_section && /^cc / { on = 1 }
+                on { print; if ($0 !~ /\\$/) exit }' README.md)"
+    [[ "$cmd" == *"pkg-config --variable=libdir zenith"* ]] \
+        || fail "README.md: the C quick start's cc command lacks the rpath from pkg-config: $cmd"
+    echo "README: $cmd"
+    (cd "$dir" && eval "${cmd/#cc /$CC }")
+    [ -x "$dir/app" ] || fail "the README's command did not produce ./app"
+    check_dynamic "$dir/app" "$prefix/lib"
+    # shellcheck disable=SC2046,SC2086  # pkg-config output is meant to be split into words
+    "$CC" $CFLAGS_STRICT "$dir/app.c" $(pkg-config --cflags --libs zenith) -o "$dir/app_strict"
+    run_bare "$dir/app" "$data_dir/basic.arrow" | tee "$dir/out"
+    if ! grep -qx "epoch 0: 10000 rows" "$dir/out" || ! grep -qx "epoch 1: 10000 rows" "$dir/out"; then
+        fail "the README's program did not read 10000 rows in each of two epochs"
+    fi
+    if run_bare "$dir/app" "$data_dir/missing.arrow" >"$dir/missing.out" 2>"$dir/missing.err"; then
+        fail "the README's program succeeded on a missing file"
+    fi
+    cat "$dir/missing.err"
+    [ ! -s "$dir/missing.out" ] || fail "the README's program carried on after a failed open: $(cat "$dir/missing.out")"
+    grep -q "not found" "$dir/missing.err" || fail "the README's program did not report ZENITH_ERR_NOT_FOUND"
+    say "README C quick start built with its own pkg-config + rpath command, ran on basic.arrow (2 epochs) and stopped on a missing file"
+}
+
 # cmake_build SOURCE BUILD PREFIX [ARGS...]: configures and builds, checks the package came from PREFIX.
 cmake_build() {
     local src="$1" build="$2" pfx="$3"
@@ -246,6 +287,7 @@ run_step "installed tree" step_tree
 run_step "pkg-config shared link" step_pkgconfig_shared
 run_step "pkg-config static link" step_pkgconfig_static
 run_step "pkg-config C++ (zenith.hpp)" step_pkgconfig_cpp
+run_step "README C quick start" step_readme_c
 run_step "CMake consumer" step_cmake_consumer
 run_step "CMake version file" step_cmake_version
 run_step "CMake examples/c" step_cmake_example
