@@ -94,14 +94,15 @@ bench-io: setup
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: check-toolchains setup build data lint test-rust test-symbols test-c test-python test-install \
+test: setup check-toolchains build data lint test-rust test-symbols test-c test-python test-install \
       test-cpp test-go test-python-binding
 	@echo "make test: all suites passed"
 
 # Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,
-# python3-venv, Go >= 1.25), checked in seconds; lists all that are missing. Installs nothing.
+# python3-venv, Go >= 1.25), checked in seconds right after setup installed what it can; lists
+# all that are missing, so a machine without Go fails in seconds, not after the Rust suites.
 .PHONY: check-toolchains
-check-toolchains:
+check-toolchains: setup
 	scripts/check_toolchains.sh
 
 lint:
