@@ -3,6 +3,7 @@
 
 pub mod arrow;
 pub mod dlpack;
+pub mod placement;
 
 use arrow_array::RecordBatch;
 

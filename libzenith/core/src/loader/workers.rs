@@ -106,7 +106,7 @@ impl EpochJob {
         }
         match self.numa_node {
             Some(node) if numa::is_gathered(&self.dataset, &rows) => {
-                numa::copy_to_node(&batch, node)
+                crate::batch::placement::copy_to_node(&batch, node)
             }
             _ => Ok(batch),
         }
