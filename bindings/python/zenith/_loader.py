@@ -23,6 +23,11 @@ _SHUFFLE_NAMES = {
     _lib.ZENITH_SHUFFLE_GLOBAL: "global",
     _lib.ZENITH_SHUFFLE_BLOCK: "block",
 }
+_IO_NAMES = {
+    _lib.ZENITH_IO_MMAP: "mmap",
+    _lib.ZENITH_IO_URING: "io_uring",
+    _lib.ZENITH_IO_PREAD: "pread",
+}
 _OUTPUTS = ("arrow", "dlpack")
 _U64 = (1 << 64) - 1
 _U32 = (1 << 32) - 1
@@ -171,7 +176,7 @@ class Loader:
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
             "seed": _int("seed", seed, 0, _U64),
-            "num_workers": _int("num_workers", num_workers, 0, _lib.MAX_WORKERS, none_ok=True),
+            "num_workers": _int("num_workers", num_workers, 0, _lib.ZENITH_MAX_WORKERS, none_ok=True),
             "prefetch": _int("prefetch", prefetch, 1, _U64, none_ok=True),
             "drop_last": drop_last,
             "columns": columns,
@@ -355,11 +360,16 @@ class Loader:
         """Counters since open and the configuration running: rows, batches, bytes delivered;
         time_to_first_batch_ns, consumer_wait_ns, worker_busy_ns, decode_ns; chunks_decoded;
         queue_depth; epoch; batches_per_epoch; shuffle ("none", "global" or "block": the mode
-        that runs, which is "block" for a global shuffle over the memory budget); num_workers."""
+        that runs, which is "block" for a global shuffle over the memory budget); num_workers;
+        numa_node (-1: no placement) and pinned_workers; io_backend and io_backend_requested
+        ("mmap", "io_uring" or "pread": the one reading, and the one asked for); io_read_bytes,
+        io_read_ns."""
         with self._lock:
             s = self._stats_of(self._live())
         out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}
         out["shuffle"] = _SHUFFLE_NAMES.get(out.pop("shuffle_mode"), "unknown")
+        for key in ("io_backend", "io_backend_requested"):
+            out[key] = _IO_NAMES.get(out[key], "unknown")
         return out
 
     # ---- epochs and passes -------------------------------------------------------------------
@@ -453,7 +463,8 @@ class Loader:
             self._begin_pass()
             address = _capsule.alloc(_lib.ArrowArrayStream)
             err = _errors.new_err()
-            status = _lib.lib().zenith_loader_export_stream(self._handle, address, ctypes.byref(err))
+            stream = ctypes.cast(address, ctypes.POINTER(_lib.ArrowArrayStream))
+            status = _lib.lib().zenith_loader_export_stream(self._handle, stream, ctypes.byref(err))
             if status < 0:
                 _capsule.raw_free(address)
                 _errors.check(status, err)
