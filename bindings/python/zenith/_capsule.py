@@ -37,9 +37,10 @@ def _c_api(name: str, restype, *argtypes):
     return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
 
 
-_PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
+# void (*)(PyObject *): the capsule arrives as a bare address (see PyCapsule_IsValid below).
+PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
 
-PyCapsule_New = _c_api("PyCapsule_New", ctypes.py_object, c_void_p, c_void_p, _PyCapsule_Destructor)
+PyCapsule_New = _c_api("PyCapsule_New", ctypes.py_object, c_void_p, c_void_p, PyCapsule_Destructor)
 # The destructors get the dying capsule as a bare address: c_void_p, never py_object, so these
 # calls do not touch its reference count.
 PyCapsule_IsValid = _c_api("PyCapsule_IsValid", c_int, c_void_p, c_void_p)
@@ -84,7 +85,7 @@ def alloc(struct_type) -> int:
 def _arrow_destructor(name: int, struct_type):
     pointer_type = POINTER(struct_type)
 
-    @_PyCapsule_Destructor
+    @PyCapsule_Destructor
     def destructor(capsule):
         address = PyCapsule_GetPointer(capsule, name)
         if address:
@@ -117,7 +118,7 @@ def stream_capsule(address: int):
 # ---- DLPack -----------------------------------------------------------------------------------
 
 
-@_PyCapsule_Destructor
+@PyCapsule_Destructor
 def _delete_unused_versioned(capsule):
     # Still named "dltensor_versioned": no consumer took the tensor.
     if PyCapsule_IsValid(capsule, DLTENSOR_VERSIONED):
@@ -143,7 +144,7 @@ def _delete_legacy(managed):
 _pin(_delete_legacy)
 
 
-@_PyCapsule_Destructor
+@PyCapsule_Destructor
 def _delete_unused_legacy(capsule):
     if PyCapsule_IsValid(capsule, DLTENSOR):
         address = PyCapsule_GetPointer(capsule, DLTENSOR)
@@ -174,6 +175,7 @@ def legacy_capsule(tensor) -> object:
 
 
 __all__ = [
+    "PyCapsule_Destructor",
     "PyCapsule_GetPointer",
     "PyCapsule_IsValid",
     "PyCapsule_New",
