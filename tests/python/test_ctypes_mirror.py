@@ -3,7 +3,7 @@ these tests and the benchmark) against the C compiler, the ground truth:
 
 * every public struct: sizeof, alignment and each field's offset, from tests/abi/c/layout.c (the
   helper the Rust ABI check compiles), built here into a shared object and read through its
-  `abi_layout_rows` table;
+  `abi_layout_rows` table; and each field's size, from a small generated C program;
 * every `ZENITH_*` macro (and the DLPack values the binding uses): the value the compiler sees;
 * every `zenith_*` function of the header: declared, with as many arguments as its prototype,
   each (and the result) of the C type's size, pointer-ness and signedness.
@@ -111,6 +111,16 @@ def test_the_mirror_checks_every_field_it_declares(c_layout):
     for name, struct in _lib.STRUCTS.items():
         c_fields = {what for (t, what) in c_layout if t == name} - {"sizeof", "alignof"}
         assert c_fields == {field for field, _ in struct._fields_}, name
+
+
+def test_every_field_has_the_c_compilers_size(c_layout, tmp_path):
+    """Sizes catch what offsets cannot: a last field narrowed into the struct's tail padding."""
+    fields = sorted((t, what) for (t, what) in c_layout if what not in ("sizeof", "alignof"))
+    typedefs = "".join(f"    typedef struct {t} {t};\n" for t in ("ArrowSchema", "ArrowArray", "ArrowArrayStream"))
+    body = typedefs + "".join(f'    printf("%s\\t%s\\t%zu\\n", "{t}", "{f}", sizeof((({t} *)0)->{f}));\n' for t, f in fields)
+    c_sizes = {(t, f): int(size) for t, f, size in run_c_program(tmp_path, "field_sizes", body)}
+    mirror = {(t, f): getattr(_lib.STRUCTS[t], f).size for t, f in fields if t in _lib.STRUCTS}
+    assert mirror == c_sizes
 
 
 # ---- macros -------------------------------------------------------------------------------------
