@@ -14,10 +14,17 @@ fixed-size lists or fixed-size binary; pick them with ``columns=``). They may sh
 memory (a memory-mapped file): pass ``copy=True`` if you modify them in place.
 
 Rank and world size come from ``torch.distributed`` when it is initialised (else from the
-arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``). Inside a ``torch.utils.data.DataLoader``
-with ``num_workers=W > 1`` each torch worker reads a disjoint part: shard ``rank * W + id`` of
-``world_size * W``. Zenith builds batches on its own threads, so ``num_workers=0`` is the usual
-choice there; with torch workers, call ``set_epoch`` before each epoch.
+arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``).
+
+Zenith builds batches on its own threads, so ``num_workers=0`` is the usual choice in a torch
+``DataLoader``. With torch workers (``num_workers=W > 1``) each reads a disjoint part, shard
+``rank * W + id`` of ``world_size * W``, and the epochs behave as without them, persistent
+workers or not: each pass runs the next epoch, or the one given to ``set_epoch`` (called in the
+main process) since the last pass; the workers learn it through a small file shared by path
+(see ``zenith/_worker_epochs.py``). ``state_dict()`` in the main process works at epoch
+boundaries (after a full pass it resumes at the next epoch) and raises ``RuntimeError`` in the
+middle of a pass, whose progress only the workers know; a state saved in the middle of an
+epoch (with ``num_workers=0``) resumes only without torch workers.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch.utils.data
 
 from ._errors import invalid
 from ._loader import Loader
+from ._worker_epochs import WorkerEpochs
 
 __all__ = ["DataLoader"]
 
@@ -51,8 +59,8 @@ class DataLoader(torch.utils.data.IterableDataset):
     tensor there, ``non_blocking``) and ``copy`` (clone each tensor: writable memory of its own).
     The underlying loader opens on first use in each process (so the object pickles into torch
     worker processes); ``len()`` is the batches per epoch of this rank; ``set_epoch``,
-    ``state_dict``/``load_state_dict`` (in the process that iterates), ``stats`` and ``close``
-    delegate to it.
+    ``state_dict``/``load_state_dict`` (called in the main process, also with torch workers:
+    see the module docs), ``stats`` and ``close`` delegate to it.
     """
 
     def __init__(
@@ -88,7 +96,9 @@ class DataLoader(torch.utils.data.IterableDataset):
         self.device = None if device is None else torch.device(device)
         self.copy = bool(copy)
         self._rank, self._world_size = rank, world_size
-        self._epoch = None  # the epoch asked for with set_epoch, replayed in worker processes
+        self._epoch = None  # the epoch asked for with set_epoch, replayed when the loader opens
+        self._epochs = WorkerEpochs()  # what the main process asks of torch workers, and they did
+        self._passes = 0  # passes this process made as a torch worker
         self._loader = None
         self._pid = None
 
@@ -114,14 +124,36 @@ class DataLoader(torch.utils.data.IterableDataset):
             # freed here); this process opens its own.
             rank, world = self.shard()
             loader = Loader(self.path, output="dlpack", rank=rank, world_size=world, **self._kwargs)
-            if self._epoch is not None:
-                loader.set_epoch(self._epoch)
+            if self._epoch is not None and torch.utils.data.get_worker_info() is None:
+                loader.set_epoch(self._epoch)  # (a torch worker sets each pass's epoch itself)
             self._loader, self._pid = loader, os.getpid()
         return self._loader
 
     def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        if info is None:  # the main process: the loader's own epochs
+            yield from self._batches(self.loader)
+            return
+        # A torch worker: the pass's epoch comes from the shared record. All workers of one
+        # pass share torch's base seed (its seed less its id) and their count of passes.
+        key = [info.seed - info.id, self._passes]
+        self._passes += 1
+        epoch, midway = self._epochs.begin_pass(key, info.num_workers)
+        if midway:
+            raise invalid(
+                "the state given to load_state_dict stops in the middle of an epoch, a position torch "
+                "DataLoader workers cannot split among themselves; resume it with num_workers=0, or "
+                "save states at epoch boundaries"
+            )
+        loader = self.loader
+        loader.set_epoch(epoch)
+        yield from self._batches(loader)
+        self._epochs.end_pass(key)
+
+    def _batches(self, loader: Loader):
+        """One pass of `loader` as dicts of torch tensors."""
         device, copy = self.device, self.copy
-        for tensors in self.loader:
+        for tensors in loader:
             batch = {}
             for name, tensor in tensors.items():
                 t = torch.from_dlpack(tensor)
@@ -136,16 +168,28 @@ class DataLoader(torch.utils.data.IterableDataset):
         return len(self.loader)
 
     def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
+        """The next pass (in this process, or in torch workers) runs `epoch`."""
         if self._loader is not None and self._pid == os.getpid():
-            self._loader.set_epoch(epoch)
+            self._loader.set_epoch(epoch)  # validates it
+        self._epoch = epoch
+        self._epochs.request(epoch)
 
     def state_dict(self) -> dict:
+        """Where to resume (see :meth:`zenith.Loader.state_dict`). After passes in torch
+        workers: the start of the next epoch once the last pass finished; RuntimeError while
+        it runs."""
+        after_workers = self._epochs.resume_epoch()
+        if after_workers is not None:
+            self.loader.set_epoch(after_workers)
         return self.loader.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state)
+        """Resumes from :meth:`state_dict`, in this process or in torch workers (these only from
+        the start of an epoch)."""
+        loader = self.loader
+        loader.load_state_dict(state)
         self._epoch = None  # the state says where to go on
+        self._epochs.request(loader.epoch, midway=loader.state_dict()["batches_delivered"] > 0)
 
     def stats(self) -> dict:
         return self.loader.stats()
