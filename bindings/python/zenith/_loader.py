@@ -9,7 +9,7 @@ import os
 import threading
 import weakref
 
-from . import _batch, _capsule, _errors, _lib
+from . import _batch, _capsule, _columns, _errors, _lib
 
 _SHUFFLE = {
     False: _lib.ZENITH_SHUFFLE_NONE,
@@ -107,7 +107,11 @@ class Loader:
 
     ``for batch in loader`` yields ``pyarrow.RecordBatch`` objects (``output="arrow"``; without
     pyarrow, :class:`zenith.Batch` objects implementing ``__arrow_c_array__``), or dicts of column
-    name to :class:`zenith.Tensor` (``output="dlpack"``).
+    name to :class:`zenith.Tensor` (``output="dlpack"``). With ``output="dlpack"`` a column
+    without a tensor form (strings, variable-size lists, structs, ...) comes as itself, a
+    ``pyarrow.Array`` (a Python list without pyarrow), and ``pad={"tokens": 0}`` turns the
+    variable-size list column ``tokens`` into a 2-D numpy array padded with 0 to the batch's
+    longest list, with their lengths under ``"tokens_lengths"``.
 
     Epochs: the first pass (a ``for`` loop, or an export through ``__arrow_c_stream__``) runs
     epoch 0. Each later pass starts the next epoch, unless :meth:`set_epoch` was called since the
@@ -129,6 +133,8 @@ class Loader:
         rank, world_size: this process's shard (both or neither; None: from ``RANK``/
             ``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``, else 0 of 1).
         output: "arrow" or "dlpack".
+        pad: with output="dlpack", ``{column: value}`` for variable-size list columns of numbers
+            or bools to hand out padded (needs numpy; see above).
         memory_budget: bytes of decoded data a shuffle may hold (None: half the available memory).
 
     Raises :class:`zenith.NotFoundError` (a ``FileNotFoundError``) for a missing path,
@@ -152,6 +158,7 @@ class Loader:
         world_size: int | None = None,
         output: str = "arrow",
         memory_budget: int | None = None,
+        pad: dict | None = None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         try:
@@ -166,6 +173,8 @@ class Loader:
             raise _errors.invalid(f"drop_last must be a bool, not {type(drop_last).__name__}")
         if output not in _OUTPUTS:
             raise _errors.invalid(f'output must be "arrow" or "dlpack", got {output!r}')
+        if pad is not None and output != "dlpack":
+            raise _errors.invalid('pad applies to output="dlpack"')
         if columns is not None:
             if isinstance(columns, (str, bytes)) or not all(isinstance(c, str) for c in columns):
                 raise _errors.invalid("columns must be a list of column names (str)")
@@ -185,11 +194,13 @@ class Loader:
             "memory_budget": _int("memory_budget", memory_budget, 0, _U64, none_ok=True),
         }
         self._output = output
+        self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
         self._lock = threading.RLock()
         self._pa_schema = None
         handle = self._open(None)
         try:
-            self._names = self._read_column_names(handle)
+            self._plan = self._read_plan(handle)
+            self._names = self._plan.names
             self._reset_position(handle, epoch=0, base=0)
         except BaseException:
             _lib.lib().zenith_loader_free(handle)
@@ -237,12 +248,12 @@ class Loader:
             lib.zenith_loader_options_free(opts)
         return handle
 
-    @staticmethod
-    def _read_column_names(handle) -> list:
+    def _read_plan(self, handle) -> _columns.ColumnPlan:
+        """The column names, and how output="dlpack" hands each column out, from the schema."""
         schema = _lib.ArrowSchema()
         _call(_lib.lib().zenith_loader_schema, handle, ctypes.byref(schema))
         try:
-            return [schema.children[i].contents.name.decode("utf-8") for i in range(schema.n_children)]
+            return _columns.ColumnPlan(schema, self._pad)
         finally:
             schema.release(ctypes.byref(schema))
 
@@ -438,7 +449,7 @@ class Loader:
     def _next_item(self):
         if self._output == "dlpack":
             handle = self._take_batch()
-            return None if handle is None else _batch.tensors_of(handle, self._names)
+            return None if handle is None else self._plan.build(handle, pyarrow())
         pa = pyarrow()
         if pa is None:
             handle = self._take_batch()
@@ -516,13 +527,13 @@ class Loader:
                 resumed_epoch = self._stats_of(handle).epoch
                 if resumed_epoch != epoch:
                     raise _errors.invalid(f"state['epoch'] is {epoch} but its token is for epoch {resumed_epoch}")
-                names = self._read_column_names(handle)
+                plan = self._read_plan(handle)
             except BaseException:
                 _lib.lib().zenith_loader_free(handle)
                 raise
             old, self._handle = self._handle, handle
             _lib.lib().zenith_loader_free(old)
-            self._names = names
+            self._plan, self._names = plan, plan.names
             self._pa_schema = None
             self._reset_position(handle, epoch, delivered)
             self._generation += 1

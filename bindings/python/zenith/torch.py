@@ -9,9 +9,13 @@
     # or through torch's DataLoader (batching is Zenith's, so batch_size=None):
     torch.utils.data.DataLoader(data, batch_size=None, pin_memory=True)
 
-Tensors come from the batches through DLPack without a copy (columns must be numbers, bools,
-fixed-size lists or fixed-size binary; pick them with ``columns=``). They may share read-only
-memory (a memory-mapped file): pass ``copy=True`` if you modify them in place.
+Tensors come from the batches through DLPack without a copy (columns of numbers, bools,
+fixed-size lists or fixed-size binary). They may share read-only memory (a memory-mapped file):
+pass ``copy=True`` if you modify them in place. A column without a tensor form (strings,
+variable-size lists, structs, ...) comes as itself, a ``pyarrow.Array`` (a Python list without
+pyarrow); ``pad={"tokens": 0}`` makes the variable-size list column ``tokens`` a 2-D tensor
+padded with 0 to the batch's longest list, and ``"tokens_lengths"`` an int64 tensor of the
+lengths (see :class:`zenith.Loader`).
 
 Rank and world size come from ``torch.distributed`` when it is initialised (else from the
 arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``).
@@ -34,11 +38,22 @@ import os
 import torch
 import torch.utils.data
 
+from ._batch import Tensor
 from ._errors import invalid
 from ._loader import Loader
 from ._worker_epochs import WorkerEpochs
 
 __all__ = ["DataLoader"]
+
+
+def numpy_ndarray():
+    """numpy.ndarray, or a type nothing is an instance of when numpy is not installed (padded
+    columns, the only numpy arrays a loader yields, need numpy)."""
+    try:
+        import numpy
+    except ImportError:
+        return ()
+    return numpy.ndarray
 
 
 def _env_shard():
@@ -56,7 +71,8 @@ class DataLoader(torch.utils.data.IterableDataset):
     """Iterates dicts of column name -> ``torch.Tensor``, one dict per Zenith batch.
 
     Takes the arguments of :class:`zenith.Loader` (except ``output``), plus ``device`` (move each
-    tensor there, ``non_blocking``) and ``copy`` (clone each tensor: writable memory of its own).
+    tensor there, ``non_blocking``) and ``copy`` (clone each tensor zero-copied from the batch:
+    writable memory of its own).
     The underlying loader opens on first use in each process (so the object pickles into torch
     worker processes); ``len()`` is the batches per epoch of this rank; ``set_epoch``,
     ``state_dict``/``load_state_dict`` (called in the main process, also with torch workers:
@@ -78,6 +94,7 @@ class DataLoader(torch.utils.data.IterableDataset):
         memory_budget: int | None = None,
         device=None,
         copy: bool = False,
+        pad: dict | None = None,
     ):
         super().__init__()
         if (rank is None) != (world_size is None):
@@ -91,6 +108,7 @@ class DataLoader(torch.utils.data.IterableDataset):
             drop_last=drop_last,
             columns=columns,
             memory_budget=memory_budget,
+            pad=pad,
         )
         self.path = path
         self.device = None if device is None else torch.device(device)
@@ -151,14 +169,21 @@ class DataLoader(torch.utils.data.IterableDataset):
         self._epochs.end_pass(key)
 
     def _batches(self, loader: Loader):
-        """One pass of `loader` as dicts of torch tensors."""
-        device, copy = self.device, self.copy
-        for tensors in loader:
+        """One pass of `loader` as dicts of torch tensors (and of the columns without a tensor
+        form, as they come)."""
+        device, copy, ndarray = self.device, self.copy, numpy_ndarray()
+        for columns in loader:
             batch = {}
-            for name, tensor in tensors.items():
-                t = torch.from_dlpack(tensor)
-                if copy:
-                    t = t.clone()
+            for name, value in columns.items():
+                if isinstance(value, Tensor):
+                    t = torch.from_dlpack(value)
+                    if copy:
+                        t = t.clone()
+                elif isinstance(value, ndarray):  # padded lists and their lengths: own memory
+                    t = torch.from_numpy(value)
+                else:  # no tensor form: a pyarrow.Array or a list
+                    batch[name] = value
+                    continue
                 if device is not None:
                     t = t.to(device, non_blocking=True)
                 batch[name] = t
