@@ -22,9 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bindings" / "python"))
 from zenith import _lib  # noqa: E402
 from zenith._lib import (  # noqa: E402,F401  (used by bench_loader.py)
-    ZENITH_DONE,
     ZENITH_ERR_INTERNAL,
-    ZENITH_ERR_UNSUPPORTED,
     ZENITH_OK,
     ZENITH_SHUFFLE_BLOCK,
     ZENITH_SHUFFLE_GLOBAL,

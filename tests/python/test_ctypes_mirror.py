@@ -47,7 +47,8 @@ def compile_c(source, out, *flags) -> None:
 def run_c_program(tmp_path, name: str, body: str) -> list:
     """Compiles and runs a C program printing tab-separated lines; returns them split."""
     source = tmp_path / f"{name}.c"
-    source.write_text(f"#include <stdbool.h>\n#include <stdio.h>\n#include \"zenith.h\"\n\nint main(void) {{\n{body}    return 0;\n}}\n")
+    prelude = '#include <stdbool.h>\n#include <stdio.h>\n#include "zenith.h"\n\n'
+    source.write_text(f"{prelude}int main(void) {{\n{body}    return 0;\n}}\n")
     compile_c(source, tmp_path / name, "-Wno-type-limits")  # `(T)-1 < (T)0` tests signedness
     result = subprocess.run([str(tmp_path / name)], capture_output=True, text=True, check=True)
     return [line.split("\t") for line in result.stdout.splitlines()]
@@ -102,7 +103,9 @@ def test_every_struct_has_the_c_compilers_layout(c_layout):
         for (t, what), value in sorted(c_layout.items())
         if mirror.get((t, what)) != value
     ]
-    problems += [f"{t}.{what}: in _lib.py but not in tests/abi/c/layout.c" for (t, what) in sorted(set(mirror) - set(c_layout))]
+    problems += [
+        f"{t}.{what}: in _lib.py but not in tests/abi/c/layout.c" for (t, what) in sorted(set(mirror) - set(c_layout))
+    ]
     assert not problems, "ctypes mirror (bindings/python/zenith/_lib.py) vs C:\n" + "\n".join(problems)
 
 

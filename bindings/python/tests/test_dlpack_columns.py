@@ -167,12 +167,26 @@ def test_without_pyarrow_the_columns_are_python_lists(path, table):
                 row["tokens"] = batch["tokens"].tolist()
                 row["tokens_lengths"] = batch["tokens_lengths"].tolist()
                 out.append(row)
-        print(json.dumps(out))
+        with zenith.Loader(sys.argv[2], batch_size=4, shuffle=False, output="dlpack") as loader:
+            edge = {name: value for name, value in next(iter(loader)).items() if isinstance(value, list)}
+        print(json.dumps([out, edge]))
         """
     )
-    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    edge = pa.table(
+        {
+            "empty": pa.array(["", "", None, ""]),  # no string data at all
+            "lists": pa.array([[], None, [], []], pa.list_(pa.string())),
+            "nested": pa.array([[[1], []], [], None, [[2, 3]]], pa.list_(pa.list_(pa.int8()))),
+            "date": pa.array([0, 1, 2, 3], pa.int32()),  # a tensor column, skipped
+        }
+    )
+    edge_path = write_ipc(edge, path.parent / "edge.arrow")
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(edge_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
-    batches = json.loads(result.stdout)
+    batches, edges = json.loads(result.stdout)
+    assert edges == {name: edge.column(name).to_pylist() for name in ("empty", "lists", "nested")}
     assert sum(len(b["id"]) for b in batches) == ROWS
     for batch in batches:
         want = table.take(pa.array(batch["id"]))
@@ -204,3 +218,22 @@ def test_zenith_torch_passes_columns_through_and_pads(path, table):
         assert batch["tokens"].tolist() == padded_reference(rows, max(len(r or []) for r in rows), 0).tolist()
         total += len(ids)
     assert total == ROWS - ROWS % 2
+
+
+def test_without_pyarrow_other_types_name_pyarrow(tmp_path):
+    path = write_ipc(pa.table({"id": [1, 2], "at": pa.array([1, 2], pa.timestamp("s"))}), tmp_path / "ts.arrow")
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["pyarrow"] = None
+        import zenith
+        with zenith.Loader(sys.argv[1], batch_size=2, output="dlpack") as loader:
+            try:
+                next(iter(loader))
+            except zenith.UnsupportedError as e:
+                print(e)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "column `at`" in result.stdout and "install pyarrow" in result.stdout

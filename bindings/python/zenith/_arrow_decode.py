@@ -43,8 +43,10 @@ def _unsupported(name: str, fmt: str, why: str):
     )
 
 
-def _bytes_at(address, size: int) -> bytes:
-    return ctypes.string_at(address, size) if size else b""
+def _bytes_at(buffer, start: int, size: int) -> bytes:
+    """`size` bytes of `buffer` (an address; None for a NULL buffer, which holds nothing) from
+    byte `start`."""
+    return ctypes.string_at(buffer + start, size) if size else b""
 
 
 def _valid(array, length: int) -> list:
@@ -52,7 +54,7 @@ def _valid(array, length: int) -> list:
     if array.null_count == 0 or not array.buffers[0]:
         return [True] * length
     start = array.offset
-    bitmap = _bytes_at(array.buffers[0], (start + length + 7) // 8)
+    bitmap = _bytes_at(array.buffers[0], 0, (start + length + 7) // 8)
     return [bool(bitmap[(start + k) >> 3] >> ((start + k) & 7) & 1) for k in range(length)]
 
 
@@ -61,7 +63,7 @@ def _valid_numpy(array, length: int, numpy):
     if array.null_count == 0 or not array.buffers[0] or length == 0:
         return numpy.ones(length, dtype=bool)
     start = array.offset
-    bitmap = numpy.frombuffer(_bytes_at(array.buffers[0], (start + length + 7) // 8), dtype=numpy.uint8)
+    bitmap = numpy.frombuffer(_bytes_at(array.buffers[0], 0, (start + length + 7) // 8), dtype=numpy.uint8)
     return numpy.unpackbits(bitmap, bitorder="little")[start : start + length].astype(bool)
 
 
@@ -70,7 +72,7 @@ def _offsets(array, width: int) -> tuple:
     count = array.length + 1
     if array.length == 0:
         return (0,)
-    raw = _bytes_at(array.buffers[1] + array.offset * width, count * width)
+    raw = _bytes_at(array.buffers[1], array.offset * width, count * width)
     return struct.unpack("<%d%s" % (count, "i" if width == 4 else "q"), raw)
 
 
@@ -92,22 +94,22 @@ def _values(array, schema, name: str) -> list:
     if fmt in PRIMITIVES:
         code = PRIMITIVES[fmt]
         size = struct.calcsize(code)
-        raw = _bytes_at(array.buffers[1] + array.offset * size, n * size) if n else b""
+        raw = _bytes_at(array.buffers[1], array.offset * size, n * size)
         values = list(struct.unpack("<%d%s" % (n, code), raw))
     elif fmt == _BOOL:
         start = array.offset
-        bits = _bytes_at(array.buffers[1], (start + n + 7) // 8) if n else b""
+        bits = _bytes_at(array.buffers[1], 0, (start + n + 7) // 8 if n else 0)
         values = [bool(bits[(start + k) >> 3] >> ((start + k) & 7) & 1) for k in range(n)]
     elif fmt in ("u", "U", "z", "Z"):
         offsets = _offsets(array, _OFFSET_WIDTHS[fmt])
-        data = _bytes_at(array.buffers[2] + offsets[0], offsets[-1] - offsets[0]) if n else b""
+        data = _bytes_at(array.buffers[2], offsets[0], offsets[-1] - offsets[0])
         base = offsets[0]
         values = [data[offsets[k] - base : offsets[k + 1] - base] for k in range(n)]
         if fmt in ("u", "U"):
             values = [v.decode("utf-8") for v in values]
     elif fmt.startswith("w:"):
         width = _fixed_size(fmt)
-        data = _bytes_at(array.buffers[1] + array.offset * width, n * width) if n else b""
+        data = _bytes_at(array.buffers[1], array.offset * width, n * width)
         values = [data[k * width : (k + 1) * width] for k in range(n)]
     elif fmt in ("+l", "+L"):
         offsets = _offsets(array, _OFFSET_WIDTHS[fmt])
@@ -142,7 +144,6 @@ class _Window:
     """An ArrowArray seen from `start` for `length` slots (offsets add up, nothing is copied)."""
 
     def __init__(self, array, start: int, length: int):
-        self._array = array
         self.offset = array.offset + start
         self.length = length
         self.null_count = array.null_count
@@ -195,6 +196,6 @@ def list_lengths_and_values(array, schema, name: str, numpy):
     if dtype == numpy.bool_:
         flat = numpy.array(_values(child, schema.children[0].contents, name), dtype=numpy.bool_)
     else:
-        raw = _bytes_at(child.buffers[1] + child.offset * dtype.itemsize, (stop - start) * dtype.itemsize)
+        raw = _bytes_at(child.buffers[1], child.offset * dtype.itemsize, (stop - start) * dtype.itemsize)
         flat = numpy.frombuffer(raw, dtype=dtype)
     return numpy.where(valid, spans, 0), flat[keep]

@@ -92,12 +92,12 @@ class ColumnPlan:
         if arrow_columns or self.pad:
             with _exported(handle) as (array, schema):
                 for name, index in arrow_columns:
-                    out[name] = _arrow_decode.to_pylist(array.children[index].contents, schema.children[index].contents, name)
+                    child, field = array.children[index].contents, schema.children[index].contents
+                    out[name] = _arrow_decode.to_pylist(child, field, name)
                 numpy = _numpy()
                 for index, (name, fill) in self.pad.items():
-                    lengths, values = _arrow_decode.list_lengths_and_values(
-                        array.children[index].contents, schema.children[index].contents, name, numpy
-                    )
+                    child, field = array.children[index].contents, schema.children[index].contents
+                    lengths, values = _arrow_decode.list_lengths_and_values(child, field, name, numpy)
                     out[name] = _padded(lengths, values, fill, numpy)
                     out[name + LENGTHS_SUFFIX] = lengths
         return out
