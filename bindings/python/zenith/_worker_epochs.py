@@ -14,6 +14,9 @@ all workers of one pass share (torch's per-iterator base seed, ``WorkerInfo.seed
 number of passes the worker process made before), the epoch it runs, and how many of its workers
 finished it. The first worker of a pass picks its epoch (the requested one for the first pass
 after a request, else the previous pass's plus one); the others find the pass by its key.
+(Fresh workers whose DataLoader draws the same base seed every pass, because torch's generator
+is re-seeded identically before each one, look like the same pass: without ``set_epoch`` they
+repeat its epoch.)
 """
 
 from __future__ import annotations
