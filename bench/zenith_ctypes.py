@@ -1,112 +1,40 @@
-"""A minimal ctypes binding of libzenith for the benchmark (the Python package is a later issue).
+"""A minimal ctypes binding of libzenith for the benchmark: the raw C API, without the Python
+package's own logic (epochs, capsules), so the numbers show the library's speed.
 
 Loads target/release/libzenith.so (or $ZENITH_LIB_DIR/libzenith.so), opens a loader with the
 options the benchmark varies, exports the rest of the epoch as an Arrow C stream and imports it
 into pyarrow with `pa.RecordBatchReader._import_from_c`, and reads `zenith_loader_stats`.
 
-Every struct mirrors include/zenith.h exactly; a negative status raises ZenithError with the
-message of the zenith_error the call returned.
+The C declarations (structs, handle types, every function's argtypes and restype, constants)
+are the Python binding's mirror of include/zenith.h, bindings/python/zenith/_lib.py, imported
+from this checkout; a negative status raises ZenithError with the message of the zenith_error
+the call returned.
 """
 
 import ctypes
 import os
 import pathlib
-from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# Status codes (include/zenith.h).
-ZENITH_OK = 0
-ZENITH_DONE = 1
-ZENITH_ERR_UNSUPPORTED = -6
+# The binding's package from this checkout, ahead of any installed copy.
+sys.path.insert(0, str(REPO / "bindings" / "python"))
+from zenith import _lib  # noqa: E402
+from zenith._lib import (  # noqa: E402,F401  (used by bench_loader.py)
+    ZENITH_ERR_INTERNAL,
+    ZENITH_OK,
+    ZENITH_SHUFFLE_BLOCK,
+    ZENITH_SHUFFLE_GLOBAL,
+    ZENITH_SHUFFLE_NONE,
+    ArrowArrayStream,
+    ErrorPtr,
+    LoaderPtr,
+    OptionsPtr,
+)
+from zenith._lib import zenith_stats as ZenithStats  # noqa: E402
 
-# Shuffle modes (include/zenith.h).
-ZENITH_SHUFFLE_NONE = 0
-ZENITH_SHUFFLE_GLOBAL = 1
-ZENITH_SHUFFLE_BLOCK = 2
 SHUFFLE_NAMES = {ZENITH_SHUFFLE_NONE: "none", ZENITH_SHUFFLE_GLOBAL: "global", ZENITH_SHUFFLE_BLOCK: "block"}
-
-
-# ---- Arrow C Stream Interface (only the stream struct is needed: pyarrow reads it) ------------
-
-
-class ArrowArrayStream(ctypes.Structure):
-    _fields_ = [
-        ("get_schema", c_void_p),
-        ("get_next", c_void_p),
-        ("get_last_error", c_void_p),
-        ("release", c_void_p),
-        ("private_data", c_void_p),
-    ]
-
-
-# ---- zenith_stats, field for field as in include/zenith.h -------------------------------------
-
-
-class ZenithStats(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", c_size_t),
-        ("rows", c_uint64),
-        ("batches", c_uint64),
-        ("bytes", c_uint64),
-        ("time_to_first_batch_ns", c_uint64),
-        ("consumer_wait_ns", c_uint64),
-        ("worker_busy_ns", c_uint64),
-        ("decode_ns", c_uint64),
-        ("chunks_decoded", c_uint64),
-        ("queue_depth", c_uint64),
-        ("epoch", c_uint64),
-        ("batches_per_epoch", c_uint64),
-        ("shuffle_mode", c_int32),
-        ("num_workers", c_uint32),
-    ]
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name, _ in self._fields_ if name != "struct_size"}
-
-
-class _Opaque(ctypes.Structure):
-    pass
-
-
-class _Error(_Opaque):
-    pass
-
-
-class _Loader(_Opaque):
-    pass
-
-
-class _Options(_Opaque):
-    pass
-
-
-ErrorPtr = POINTER(_Error)
-LoaderPtr = POINTER(_Loader)
-OptionsPtr = POINTER(_Options)
-_E = POINTER(ErrorPtr)
-
-_SIGNATURES = {
-    "zenith_error_code": ([ErrorPtr], c_int32),
-    "zenith_error_message": ([ErrorPtr], c_char_p),
-    "zenith_error_free": ([ErrorPtr], None),
-    "zenith_status_str": ([c_int32], c_char_p),
-    "zenith_version": ([], c_char_p),
-    "zenith_loader_options_new": ([POINTER(OptionsPtr)], c_int32),
-    "zenith_loader_options_free": ([OptionsPtr], None),
-    "zenith_loader_options_set_batch_size": ([OptionsPtr, c_size_t, _E], c_int32),
-    "zenith_loader_options_set_shuffle": ([OptionsPtr, c_int32, _E], c_int32),
-    "zenith_loader_options_set_seed": ([OptionsPtr, c_uint64, _E], c_int32),
-    "zenith_loader_options_set_num_workers": ([OptionsPtr, c_size_t, _E], c_int32),
-    "zenith_loader_options_set_prefetch": ([OptionsPtr, c_size_t, _E], c_int32),
-    "zenith_loader_options_set_shard": ([OptionsPtr, c_uint32, c_uint32, _E], c_int32),
-    "zenith_loader_options_set_numa_node": ([OptionsPtr, c_int32, _E], c_int32),
-    "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), _E], c_int32),
-    "zenith_loader_export_stream": ([LoaderPtr, POINTER(ArrowArrayStream), _E], c_int32),
-    "zenith_loader_stats": ([LoaderPtr, POINTER(ZenithStats), _E], c_int32),
-    "zenith_loader_num_batches": ([LoaderPtr], c_uint64),
-    "zenith_loader_free": ([LoaderPtr], None),
-}
 
 
 class ZenithError(Exception):
@@ -127,18 +55,13 @@ _LIB = None
 
 
 def lib() -> ctypes.CDLL:
-    """The loaded library (loaded once per process)."""
+    """The loaded library with every function declared (loaded once per process)."""
     global _LIB
     if _LIB is None:
         path = library_path()
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: run `make build` (or set ZENITH_LIB_DIR)")
-        handle = ctypes.CDLL(str(path))
-        for name, (argtypes, restype) in _SIGNATURES.items():
-            fn = getattr(handle, name)
-            fn.argtypes = argtypes
-            fn.restype = restype
-        _LIB = handle
+        _LIB = _lib.load(path)
     return _LIB
 
 
@@ -183,7 +106,7 @@ class Loader:
         self._handle = LoaderPtr()
         opts = OptionsPtr()
         if zl.zenith_loader_options_new(ctypes.byref(opts)) != ZENITH_OK:
-            raise ZenithError(-8, "zenith_loader_options_new failed")
+            raise ZenithError(ZENITH_ERR_INTERNAL, "zenith_loader_options_new failed")
         try:
             _call(zl.zenith_loader_options_set_batch_size, opts, batch_size)
             _call(zl.zenith_loader_options_set_shuffle, opts, shuffle)
@@ -227,4 +150,4 @@ class Loader:
         out = ZenithStats()
         out.struct_size = ctypes.sizeof(ZenithStats)
         _call(lib().zenith_loader_stats, self._handle, ctypes.byref(out))
-        return out.as_dict()
+        return {name: getattr(out, name) for name, _ in ZenithStats._fields_ if name != "struct_size"}

@@ -1,8 +1,10 @@
 """A small ctypes shim over libzenith.so for the pyarrow and numpy import tests.
 
-It declares the Arrow C Data / C Stream Interface and DLPack structs as they appear in
-include/zenith.h, the signature (argtypes and restype) of every libzenith function the tests
-call, a few helpers that turn a failing status into a Python exception, and `DLPackTensor`, a
+The C declarations (the Arrow C Data / C Stream Interface and DLPack structs, zenith_stats,
+the opaque handle types, every function's argtypes and restype, the #defined constants) are
+the Python binding's own mirror of include/zenith.h, ``bindings/python/zenith/_lib.py``,
+imported from this checkout (test_ctypes_mirror.py checks it against the C compiler). This file
+adds a few helpers that turn a failing status into a Python exception, and `DLPackTensor`, a
 minimal producer of the DLPack Python protocol (`__dlpack__`, `__dlpack_device__`) so that
 `numpy.from_dlpack` can import Zenith's tensors. It is a test shim, not the Python binding.
 
@@ -13,20 +15,8 @@ Makefile), defaulting to target/release and tests/data/generated in this reposit
 import ctypes
 import os
 import pathlib
-from ctypes import (
-    CFUNCTYPE,
-    POINTER,
-    c_char_p,
-    c_int,
-    c_int32,
-    c_int64,
-    c_size_t,
-    c_uint8,
-    c_uint16,
-    c_uint32,
-    c_uint64,
-    c_void_p,
-)
+import sys
+from ctypes import c_void_p
 
 import pytest
 
@@ -34,25 +24,53 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 LIB_DIR = pathlib.Path(os.environ.get("ZENITH_LIB_DIR") or REPO / "target" / "release")
 DATA_DIR = pathlib.Path(os.environ.get("ZENITH_TEST_DATA") or REPO / "tests" / "data" / "generated")
 
-# Status codes, as #defined in include/zenith.h.
-ZENITH_OK = 0
-ZENITH_DONE = 1
-ZENITH_WOULD_BLOCK = 2
-ZENITH_ERR_NULL_ARGUMENT = -1
-ZENITH_ERR_INVALID_ARGUMENT = -2
-ZENITH_ERR_IO = -3
-ZENITH_ERR_NOT_FOUND = -4
-ZENITH_ERR_FORMAT = -5
-ZENITH_ERR_UNSUPPORTED = -6
-ZENITH_ERR_PANIC = -7
-ZENITH_ERR_INTERNAL = -8
-ZENITH_ERR_SCHEMA_MISMATCH = -9
-ZENITH_ERR_BUFFER_TOO_SMALL = -10
-
-# Shuffle modes.
-ZENITH_SHUFFLE_NONE = 0
-ZENITH_SHUFFLE_GLOBAL = 1
-ZENITH_SHUFFLE_BLOCK = 2
+# The binding's package from this checkout, ahead of any installed copy.
+sys.path.insert(0, str(REPO / "bindings" / "python"))
+from zenith import _capsule, _lib  # noqa: E402
+from zenith._lib import (  # noqa: E402,F401  (re-exported to the tests)
+    DLPACK_FLAG_BITMASK_IS_COPIED,
+    DLPACK_FLAG_BITMASK_READ_ONLY,
+    ZENITH_DONE,
+    ZENITH_ERR_BUFFER_TOO_SMALL,
+    ZENITH_ERR_FORMAT,
+    ZENITH_ERR_INTERNAL,
+    ZENITH_ERR_INVALID_ARGUMENT,
+    ZENITH_ERR_IO,
+    ZENITH_ERR_NOT_FOUND,
+    ZENITH_ERR_NULL_ARGUMENT,
+    ZENITH_ERR_PANIC,
+    ZENITH_ERR_SCHEMA_MISMATCH,
+    ZENITH_ERR_UNSUPPORTED,
+    ZENITH_IO_MMAP,
+    ZENITH_IO_PREAD,
+    ZENITH_IO_URING,
+    ZENITH_OK,
+    ZENITH_SHUFFLE_BLOCK,
+    ZENITH_SHUFFLE_GLOBAL,
+    ZENITH_SHUFFLE_NONE,
+    ZENITH_WOULD_BLOCK,
+    ArrowArray,
+    ArrowArrayStream,
+    ArrowSchema,
+    BatchPtr,
+    DLDataType,
+    DLDevice,
+    DLManagedTensorVersioned,
+    DLPackVersion,
+    DLTensor,
+    ErrorPtr,
+    LoaderPtr,
+    OptionsPtr,
+    ServerPtr,
+    TensorPtr,
+    TopologyPtr,
+    kDLBool,
+    kDLCPU,
+    kDLFloat,
+    kDLInt,
+    kDLUInt,
+)
+from zenith._lib import zenith_stats as ZenithStats  # noqa: E402,F401
 
 ALL_STATUSES = [
     ZENITH_OK,
@@ -71,200 +89,17 @@ ALL_STATUSES = [
 ]
 
 
-# ---- Arrow C Data Interface / C Stream Interface (the canonical structs of zenith.h) ----------
-
-
-class ArrowSchema(ctypes.Structure):
-    pass
-
-
-ArrowSchema._fields_ = [
-    ("format", c_char_p),
-    ("name", c_char_p),
-    ("metadata", c_void_p),  # binary, not NUL-terminated text
-    ("flags", c_int64),
-    ("n_children", c_int64),
-    ("children", POINTER(POINTER(ArrowSchema))),
-    ("dictionary", POINTER(ArrowSchema)),
-    ("release", CFUNCTYPE(None, POINTER(ArrowSchema))),
-    ("private_data", c_void_p),
-]
-
-
-class ArrowArray(ctypes.Structure):
-    pass
-
-
-ArrowArray._fields_ = [
-    ("length", c_int64),
-    ("null_count", c_int64),
-    ("offset", c_int64),
-    ("n_buffers", c_int64),
-    ("n_children", c_int64),
-    ("buffers", POINTER(c_void_p)),
-    ("children", POINTER(POINTER(ArrowArray))),
-    ("dictionary", POINTER(ArrowArray)),
-    ("release", CFUNCTYPE(None, POINTER(ArrowArray))),
-    ("private_data", c_void_p),
-]
-
-
-class ArrowArrayStream(ctypes.Structure):
-    pass
-
-
-ArrowArrayStream._fields_ = [
-    ("get_schema", CFUNCTYPE(c_int, POINTER(ArrowArrayStream), POINTER(ArrowSchema))),
-    ("get_next", CFUNCTYPE(c_int, POINTER(ArrowArrayStream), POINTER(ArrowArray))),
-    ("get_last_error", CFUNCTYPE(c_char_p, POINTER(ArrowArrayStream))),
-    ("release", CFUNCTYPE(None, POINTER(ArrowArrayStream))),
-    ("private_data", c_void_p),
-]
-
-
-# ---- DLPack 1.x (the canonical structs of zenith.h) ---------------------------------------------
-
-kDLCPU = 1
-kDLInt, kDLUInt, kDLFloat, kDLBool = 0, 1, 2, 6
-DLPACK_FLAG_BITMASK_READ_ONLY = 1 << 0
-DLPACK_FLAG_BITMASK_IS_COPIED = 1 << 1
-
-
-class DLPackVersion(ctypes.Structure):
-    _fields_ = [("major", c_uint32), ("minor", c_uint32)]
-
-
-class DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", c_int32), ("device_id", c_int32)]  # device_type: an int-sized enum
-
-
-class DLDataType(ctypes.Structure):
-    _fields_ = [("code", c_uint8), ("bits", c_uint8), ("lanes", c_uint16)]
-
-
-class DLTensor(ctypes.Structure):
-    _fields_ = [
-        ("data", c_void_p),
-        ("device", DLDevice),
-        ("ndim", c_int32),
-        ("dtype", DLDataType),
-        ("shape", POINTER(c_int64)),
-        ("strides", POINTER(c_int64)),
-        ("byte_offset", c_uint64),
-    ]
-
-
-class DLManagedTensorVersioned(ctypes.Structure):
-    pass
-
-
-DLManagedTensorVersioned._fields_ = [
-    ("version", DLPackVersion),
-    ("manager_ctx", c_void_p),
-    ("deleter", CFUNCTYPE(None, POINTER(DLManagedTensorVersioned))),
-    ("flags", c_uint64),
-    ("dl_tensor", DLTensor),
-]
-TensorPtr = POINTER(DLManagedTensorVersioned)
-
-
-# ---- Opaque handles: distinct pointer types, so ctypes rejects a handle of the wrong kind -----
-
-
-class ZenithStats(ctypes.Structure):
-    """struct zenith_stats, field by field (include/zenith.h)."""
-
-    _fields_ = [
-        ("struct_size", c_size_t),
-        ("rows", c_uint64),
-        ("batches", c_uint64),
-        ("bytes", c_uint64),
-        ("time_to_first_batch_ns", c_uint64),
-        ("consumer_wait_ns", c_uint64),
-        ("worker_busy_ns", c_uint64),
-        ("decode_ns", c_uint64),
-        ("chunks_decoded", c_uint64),
-        ("queue_depth", c_uint64),
-        ("epoch", c_uint64),
-        ("batches_per_epoch", c_uint64),
-        ("shuffle_mode", c_int32),
-        ("num_workers", c_uint32),
-        ("numa_node", c_int32),
-        ("pinned_workers", c_uint32),
-        ("io_backend", c_int32),
-        ("io_backend_requested", c_int32),
-        ("io_read_bytes", c_uint64),
-        ("io_read_ns", c_uint64),
-    ]
-
-
-class zenith_error(ctypes.Structure):
-    pass
-
-
-class zenith_loader(ctypes.Structure):
-    pass
-
-
-class zenith_loader_options(ctypes.Structure):
-    pass
-
-
-class zenith_batch(ctypes.Structure):
-    pass
-
-
-ErrorPtr = POINTER(zenith_error)
-LoaderPtr = POINTER(zenith_loader)
-OptionsPtr = POINTER(zenith_loader_options)
-BatchPtr = POINTER(zenith_batch)
-
-_SIGNATURES = {
-    "zenith_error_code": ([ErrorPtr], c_int32),
-    "zenith_error_message": ([ErrorPtr], c_char_p),
-    "zenith_error_free": ([ErrorPtr], None),
-    "zenith_status_str": ([c_int32], c_char_p),
-    "zenith_loader_options_new": ([POINTER(OptionsPtr)], c_int32),
-    "zenith_loader_options_free": ([OptionsPtr], None),
-    "zenith_loader_options_set_batch_size": ([OptionsPtr, c_size_t, POINTER(ErrorPtr)], c_int32),
-    "zenith_loader_options_set_shuffle": ([OptionsPtr, c_int32, POINTER(ErrorPtr)], c_int32),
-    "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), POINTER(ErrorPtr)], c_int32),
-    "zenith_loader_schema": ([LoaderPtr, POINTER(ArrowSchema), POINTER(ErrorPtr)], c_int32),
-    "zenith_loader_next": (
-        [LoaderPtr, POINTER(ArrowArray), POINTER(ArrowSchema), POINTER(ErrorPtr)],
-        c_int32,
-    ),
-    "zenith_loader_export_stream": (
-        [LoaderPtr, POINTER(ArrowArrayStream), POINTER(ErrorPtr)],
-        c_int32,
-    ),
-    "zenith_loader_free": ([LoaderPtr], None),
-    "zenith_loader_next_batch": ([LoaderPtr, POINTER(BatchPtr), POINTER(ErrorPtr)], c_int32),
-    "zenith_batch_num_rows": ([BatchPtr], c_size_t),
-    "zenith_batch_column_dlpack": (
-        [BatchPtr, c_char_p, POINTER(TensorPtr), POINTER(ErrorPtr)],
-        c_int32,
-    ),
-    "zenith_batch_column_dlpack_by_index": (
-        [BatchPtr, c_size_t, POINTER(TensorPtr), POINTER(ErrorPtr)],
-        c_int32,
-    ),
-    "zenith_batch_free": ([BatchPtr], None),
-    "zenith_version": ([], c_char_p),
-    "zenith_version_number": ([], c_uint32),
-}
-
-
-def load_library() -> ctypes.CDLL:
+def library_file() -> pathlib.Path:
+    """$ZENITH_LIB_DIR/libzenith.so; fails the test (not skips it) when it is missing."""
     path = LIB_DIR / "libzenith.so"
     if not path.exists():
         pytest.fail(f"{path} not found: run `make build` (or set ZENITH_LIB_DIR)", pytrace=False)
-    lib = ctypes.CDLL(str(path))
-    for name, (argtypes, restype) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.argtypes = argtypes
-        fn.restype = restype
-    return lib
+    return path
+
+
+def load_library() -> ctypes.CDLL:
+    """The library under test with every function of the header declared (zenith._lib)."""
+    return _lib.load(library_file())
 
 
 # ---- Helpers ----------------------------------------------------------------------------------
@@ -407,18 +242,14 @@ class Batch:
 # that dies unconsumed must call the deleter from its destructor.
 
 _CAPSULE_NAME = ctypes.create_string_buffer(b"dltensor_versioned")  # PyCapsule keeps the pointer
-_PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
-_PyCapsule_New = ctypes.pythonapi.PyCapsule_New
-_PyCapsule_New.restype = ctypes.py_object
-_PyCapsule_New.argtypes = [c_void_p, c_void_p, _PyCapsule_Destructor]
-# The destructor gets the dying capsule as a bare address: passing it as c_void_p, never as
-# py_object, keeps these calls from touching its reference count.
-_PyCapsule_IsValid = ctypes.pythonapi.PyCapsule_IsValid
-_PyCapsule_IsValid.restype = c_int
-_PyCapsule_IsValid.argtypes = [c_void_p, c_void_p]
-_PyCapsule_GetPointer = ctypes.pythonapi.PyCapsule_GetPointer
-_PyCapsule_GetPointer.restype = c_void_p
-_PyCapsule_GetPointer.argtypes = [c_void_p, c_void_p]
+_PyCapsule_Destructor = _capsule.PyCapsule_Destructor
+# The binding's private pointers to PyCapsule_New/IsValid/GetPointer (ctypes.pythonapi's own
+# function objects are process-wide, so nobody should set their argtypes). IsValid and GetPointer
+# take the capsule as c_void_p, never as py_object: in the destructor that keeps the calls from
+# touching the dying capsule's reference count.
+_PyCapsule_New = _capsule.PyCapsule_New
+_PyCapsule_IsValid = _capsule.PyCapsule_IsValid
+_PyCapsule_GetPointer = _capsule.PyCapsule_GetPointer
 
 UNCONSUMED_CAPSULES_DELETED = [0]  # how many tensors the capsule destructor released (for tests)
 

@@ -7,8 +7,8 @@
   batches pyarrow finds identical; ZENITH_IO_BACKEND=pread forces the fallback, and the stats say
   so.
 
-A small local ctypes shim declares the functions used here (conftest.py's shim covers the loader
-and exports).
+The functions are called through conftest's library (every signature from the binding's
+zenith._lib, the one ctypes mirror of the header); `Lib` adds the calling conventions used here.
 """
 
 import ctypes
@@ -16,69 +16,51 @@ import math
 import os
 import urllib.error
 import urllib.request
-from ctypes import POINTER, byref, c_bool, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import byref, c_size_t
 
 import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import LIB_DIR, ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_OK, ArrowArrayStream
+from conftest import (
+    ZENITH_ERR_BUFFER_TOO_SMALL,
+    ZENITH_IO_MMAP,
+    ZENITH_IO_PREAD,
+    ZENITH_IO_URING,
+    ZENITH_OK,
+    ZENITH_SHUFFLE_GLOBAL,
+    ArrowArrayStream,
+    ErrorPtr,
+    LoaderPtr,
+    OptionsPtr,
+    ServerPtr,
+    load_library,
+)
 from conftest import ZenithStats as Stats
 
-ZENITH_IO_MMAP, ZENITH_IO_URING, ZENITH_IO_PREAD = 0, 1, 2
 BACKEND_NAMES = {ZENITH_IO_MMAP: "mmap", ZENITH_IO_URING: "io_uring", ZENITH_IO_PREAD: "pread"}
-ZENITH_SHUFFLE_NONE, ZENITH_SHUFFLE_GLOBAL = 0, 1
-
-
-P = c_void_p  # opaque handles
-PP = POINTER(c_void_p)
-SIGNATURES = {
-    "zenith_error_code": ([P], c_int32),
-    "zenith_error_message": ([P], c_char_p),
-    "zenith_error_free": ([P], None),
-    "zenith_telemetry_prometheus": ([c_void_p, c_size_t, POINTER(c_size_t), PP], c_int32),
-    "zenith_telemetry_serve": ([c_char_p, PP, PP], c_int32),
-    "zenith_telemetry_server_port": ([P], c_uint16),
-    "zenith_telemetry_server_free": ([P], None),
-    "zenith_loader_options_new": ([PP], c_int32),
-    "zenith_loader_options_free": ([P], None),
-    "zenith_loader_options_set_batch_size": ([P, c_size_t, PP], c_int32),
-    "zenith_loader_options_set_shuffle": ([P, c_int32, PP], c_int32),
-    "zenith_loader_options_set_seed": ([P, c_uint64, PP], c_int32),
-    "zenith_loader_options_set_num_workers": ([P, c_size_t, PP], c_int32),
-    "zenith_loader_options_set_io_backend": ([P, c_int32, PP], c_int32),
-    "zenith_loader_options_set_io_direct": ([P, c_bool, PP], c_int32),
-    "zenith_loader_open": ([c_char_p, P, PP, PP], c_int32),
-    "zenith_loader_export_stream": ([P, POINTER(ArrowArrayStream), PP], c_int32),
-    "zenith_loader_stats": ([P, POINTER(Stats), PP], c_int32),
-    "zenith_loader_io_fallback_reason": ([P, c_void_p, c_size_t, POINTER(c_size_t), PP], c_int32),
-    "zenith_loader_free": ([P], None),
-}
 
 
 class Lib:
-    """libzenith with the signatures above; `call` raises on a negative status."""
+    """libzenith (conftest.load_library); `call` raises on a negative status."""
 
     def __init__(self):
-        self.dll = ctypes.CDLL(str(LIB_DIR / "libzenith.so"))
-        for name, (argtypes, restype) in SIGNATURES.items():
-            fn = getattr(self.dll, name)
-            fn.argtypes, fn.restype = argtypes, restype
+        self.dll = load_library()
 
     def call(self, name, *args):
-        err = c_void_p()
+        err = ErrorPtr()
         status = getattr(self.dll, name)(*args, byref(err))
         if status < 0:
             message = self.dll.zenith_error_message(err).decode()
             self.dll.zenith_error_free(err)
             raise RuntimeError(f"{name}: status {status}: {message}")
-        assert not err.value
+        assert not err
         return status
 
     def text_into_buffer(self, name, *args) -> str:
         """The size-query-then-fill protocol of functions writing text into a caller buffer."""
         length = c_size_t()
-        err = c_void_p()
+        err = ErrorPtr()
         status = getattr(self.dll, name)(*args, None, 0, byref(length), byref(err))
         # Even an empty text needs one byte, for its NUL.
         assert status == ZENITH_ERR_BUFFER_TOO_SMALL, status
@@ -96,9 +78,9 @@ class Lib:
 
     def read(self, path, backend=ZENITH_IO_MMAP, direct=False, shuffle=ZENITH_SHUFFLE_GLOBAL, workers=2):
         """(table, stats, fallback reason) of one epoch of `path`, imported by pyarrow."""
-        opts = c_void_p()
+        opts = OptionsPtr()
         assert self.dll.zenith_loader_options_new(byref(opts)) == ZENITH_OK
-        loader = c_void_p()
+        loader = LoaderPtr()
         try:
             self.call("zenith_loader_options_set_batch_size", opts, 999)
             self.call("zenith_loader_options_set_shuffle", opts, shuffle)
@@ -186,7 +168,7 @@ def test_prometheus_text_parses_with_prometheus_client(z, data_dir):
 
 
 def test_the_text_reports_its_size_when_the_buffer_is_too_small(z):
-    length, err = c_size_t(), c_void_p()
+    length, err = c_size_t(), ErrorPtr()
     small = ctypes.create_string_buffer(16)
     status = z.dll.zenith_telemetry_prometheus(small, 16, byref(length), byref(err))
     assert status == ZENITH_ERR_BUFFER_TOO_SMALL
@@ -197,7 +179,7 @@ def test_the_text_reports_its_size_when_the_buffer_is_too_small(z):
 
 
 def test_metrics_endpoint_answers_over_loopback(z, data_dir):
-    server = c_void_p()
+    server = ServerPtr()
     z.call("zenith_telemetry_serve", b"127.0.0.1:0", byref(server))
     try:
         port = z.dll.zenith_telemetry_server_port(server)

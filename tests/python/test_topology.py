@@ -3,18 +3,18 @@
 fake sysfs trees written here (4 nodes with split CPU lists, memory-less and CPU-less nodes,
 hugepage pools, GPUs with and without a NUMA node, NICs, missing files).
 
-The shim is local on purpose: the Python package is written elsewhere and will call the same
-three functions.
+The functions are declared by conftest's library (the binding's zenith._lib, the one ctypes
+mirror of the header).
 """
 
 import ctypes
 import json
 import os
-from ctypes import POINTER, c_char_p, c_int32, c_size_t, c_void_p
+from ctypes import c_size_t
 
 import pytest
 
-from conftest import LIB_DIR, ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_NOT_FOUND, ZENITH_OK
+from conftest import ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_NOT_FOUND, ZENITH_OK, ErrorPtr, TopologyPtr, load_library
 
 NODE_KEYS = {"id", "cpus", "memory_total_bytes", "memory_free_bytes", "distances", "hugepages"}
 DEVICE_KEYS = {"pci_address", "vendor", "numa_node"}
@@ -26,30 +26,7 @@ class TopologyError(Exception):
         self.status = status
 
 
-def _lib():
-    lib = ctypes.CDLL(str(LIB_DIR / "libzenith.so"))
-    lib.zenith_topology_discover.argtypes = [POINTER(c_void_p), POINTER(c_void_p)]
-    lib.zenith_topology_discover.restype = c_int32
-    lib.zenith_topology_discover_at.argtypes = [c_char_p, POINTER(c_void_p), POINTER(c_void_p)]
-    lib.zenith_topology_discover_at.restype = c_int32
-    lib.zenith_topology_to_json.argtypes = [
-        c_void_p,
-        c_char_p,
-        c_size_t,
-        POINTER(c_size_t),
-        POINTER(c_void_p),
-    ]
-    lib.zenith_topology_to_json.restype = c_int32
-    lib.zenith_topology_free.argtypes = [c_void_p]
-    lib.zenith_topology_free.restype = None
-    lib.zenith_error_message.argtypes = [c_void_p]
-    lib.zenith_error_message.restype = c_char_p
-    lib.zenith_error_free.argtypes = [c_void_p]
-    lib.zenith_error_free.restype = None
-    return lib
-
-
-LIB = _lib()
+LIB = load_library()
 
 
 def _check(status, err):
@@ -61,7 +38,7 @@ def _check(status, err):
 
 def topology(sysfs_root=None) -> dict:
     """What `zenith.topology(sysfs_root=None)` returns."""
-    handle, err = c_void_p(), c_void_p()
+    handle, err = TopologyPtr(), ErrorPtr()
     if sysfs_root is None:
         _check(LIB.zenith_topology_discover(ctypes.byref(handle), ctypes.byref(err)), err)
     else:

@@ -1,5 +1,6 @@
 """output="dlpack": numpy.from_dlpack imports every column with pyarrow's shapes, dtypes and
-values; zero copy; lifetimes; the protocol's refusals; columns without a tensor form."""
+values; zero copy; lifetimes; the protocol's refusals. Columns without a tensor form and padded
+lists are in test_dlpack_columns.py."""
 
 from __future__ import annotations
 
@@ -156,10 +157,11 @@ def test_protocol_refusals(data):
     np.testing.assert_array_equal(np.from_dlpack(tensors["id"], device="cpu"), np.arange(10))
 
 
-def test_a_string_column_is_unsupported_and_named(data):
+def test_a_string_column_as_a_tensor_is_unsupported_and_named(data):
     with zenith.Loader(data["arrow"], batch_size=10, columns=["id", "name"], output="dlpack") as loader:
-        with pytest.raises(zenith.UnsupportedError, match="`name`") as info:
-            next(iter(loader))
+        batch = loader.next_batch()
+    with pytest.raises(zenith.UnsupportedError, match="`name`") as info:
+        batch.column("name")
     assert info.value.code == zenith.Status.ERR_UNSUPPORTED
 
 

@@ -14,7 +14,9 @@ import zenith
 
 
 def run(code: str, **env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "ZENITH_LIBRARY"}
+    """Runs `code` in a fresh interpreter with this environment plus `env` (which may name
+    another ZENITH_LIBRARY)."""
+    environment = dict(os.environ)
     environment.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
 

@@ -1,5 +1,8 @@
 """zenith.torch: dicts of torch tensors via DLPack, torch's DataLoader(batch_size=None), rank and
-world size from torch.distributed. Runs where torch is importable; skipped otherwise."""
+world size from torch.distributed; with torch workers (persistent or not, forked or spawned):
+set_epoch and the next-epoch rule reach them, state_dict at epoch boundaries resumes, and what
+cannot be known (mid-pass state, a mid-epoch resume split across workers) raises. Runs where torch
+is importable; skipped otherwise."""
 
 from __future__ import annotations
 
@@ -136,3 +139,111 @@ def test_rank_and_world_size_from_torch_distributed(data, tmp_path):
     assert results[0]["len"] == results[1]["len"]
     a, b = set(results[0]["ids"]), set(results[1]["ids"])
     assert len(a) == len(b) == ROWS // 2 and not (a & b)
+
+
+# ---- torch DataLoader workers: epochs and resume --------------------------------------------
+
+WORKER_OPTIONS = dict(batch_size=500, seed=1, columns=["id"], num_workers=1)
+
+
+def worker_reference(path, epoch: int, workers: int = 2) -> list:
+    """The ids `workers` torch workers deliver for `epoch`, from zenith.Loader alone: worker i
+    reads shard i of `workers`, and torch takes one batch from each worker in turn."""
+    shards = []
+    for rank in range(workers):
+        with zenith.Loader(path, rank=rank, world_size=workers, **WORKER_OPTIONS) as loader:
+            loader.set_epoch(epoch)
+            shards.append([b.column("id").to_pylist() for b in loader])
+    assert len({len(s) for s in shards}) == 1, "every shard has as many batches"
+    return [i for batches in zip(*shards) for b in batches for i in b]
+
+
+@pytest.fixture(scope="module")
+def references(data) -> dict:
+    return {epoch: worker_reference(data["arrow"], epoch) for epoch in range(5)}
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_set_epoch_reaches_torch_workers(data, references, persistent):
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+    for epoch in [0, 1, 0, 3]:
+        ds.set_epoch(epoch)
+        assert all_ids(loader) == references[epoch], f"epoch {epoch}"
+    assert len(set(references[0])) == ROWS - ROWS % 2 and references[0] != references[1]
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_torch_workers_move_to_the_next_epoch_each_pass(data, references, persistent):
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+    assert [all_ids(loader) for _ in range(3)] == [references[0], references[1], references[2]]
+    ds.set_epoch(4)
+    assert all_ids(loader) == references[4]
+
+
+def test_spawned_persistent_workers_follow_set_epoch(data, references):
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=None, num_workers=2, persistent_workers=True, multiprocessing_context="spawn"
+    )
+    ds.set_epoch(3)
+    assert all_ids(loader) == references[3]
+    ds.set_epoch(1)
+    assert all_ids(loader) == references[1]
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_state_dict_after_worker_passes_resumes_at_the_next_epoch(data, references, persistent):
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=persistent)
+    all_ids(loader), all_ids(loader)  # epochs 0 and 1
+    state = ds.state_dict()
+    assert (state["epoch"], state["batches_delivered"]) == (2, 0)
+
+    resumed = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    resumed.load_state_dict(state)
+    again = torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2, persistent_workers=persistent)
+    assert all_ids(again) == references[2]
+    assert all_ids(again) == references[3]
+
+    with zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS) as alone:  # no torch workers
+        alone.load_state_dict(state)
+        with zenith.Loader(data["arrow"], **WORKER_OPTIONS) as reference:
+            reference.set_epoch(2)
+            assert all_ids(alone) == [i for b in reference for i in b.column("id").to_pylist()]
+
+
+def test_state_dict_in_the_middle_of_a_worker_pass_raises(data):
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    it = iter(loader)
+    next(it), next(it), next(it)
+    with pytest.raises(RuntimeError, match="not finished.*num_workers=0"):
+        ds.state_dict()
+    del it
+
+
+def test_a_state_from_the_middle_of_an_epoch_does_not_resume_in_workers(data):
+    with zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS) as ds:
+        it = iter(ds)
+        next(it), next(it)
+        state = ds.state_dict()
+    assert (state["epoch"], state["batches_delivered"]) == (0, 2)
+    resumed = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    resumed.load_state_dict(state)
+    with pytest.raises(Exception, match="middle of an epoch"):
+        all_ids(torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2))
+    resumed.set_epoch(0)  # an explicit epoch replaces the state
+    assert len(all_ids(torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2))) == ROWS - ROWS % 2
+
+
+def test_the_shared_epoch_file_goes_with_the_dataset(data):
+    import gc
+
+    ds = zenith.torch.DataLoader(data["arrow"], **WORKER_OPTIONS)
+    path = ds._epochs.path
+    assert os.path.exists(path)
+    del ds
+    gc.collect()
+    assert not os.path.exists(path)

@@ -158,7 +158,12 @@ class Batch:
         array = _capsule.alloc(_lib.ArrowArray)
         schema = _capsule.alloc(_lib.ArrowSchema)
         err = _errors.new_err()
-        status = _lib.lib().zenith_batch_export_arrow(self._handle.get(), array, schema, ctypes.byref(err))
+        status = _lib.lib().zenith_batch_export_arrow(
+            self._handle.get(),
+            ctypes.cast(array, ctypes.POINTER(_lib.ArrowArray)),
+            ctypes.cast(schema, ctypes.POINTER(_lib.ArrowSchema)),
+            ctypes.byref(err),
+        )
         if status < 0:
             _capsule.raw_free(array)
             _capsule.raw_free(schema)

@@ -10,9 +10,11 @@ A capsule owns what it points to until a consumer takes it:
   renames the capsule ``used_...`` and calls the deleter itself; the destructor of a capsule that
   still has its first name calls the deleter.
 
-The destructors are C-callable ctypes thunks. Each thunk and each capsule name is pinned for the
-life of the process (an extra reference, raw memory), so a capsule that dies during interpreter
-shutdown never calls into freed memory.
+The Python C API is called through private function pointers, never through the process-wide
+``ctypes.pythonapi`` attributes, whose argtypes other libraries set. The destructors are
+C-callable ctypes thunks. Each thunk and each capsule name is pinned for the life of the process
+(an extra reference, raw memory), so a capsule that dies during interpreter shutdown never calls
+into freed memory.
 """
 
 from __future__ import annotations
@@ -22,36 +24,32 @@ from ctypes import CFUNCTYPE, POINTER, c_int, c_size_t, c_void_p
 
 from . import _lib
 
-_api = ctypes.pythonapi
 
-_PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
+def _c_api(name: str, restype, *argtypes):
+    """A private ctypes function pointer to the Python C API function `name`.
 
-_PyCapsule_New = _api.PyCapsule_New
-_PyCapsule_New.restype = ctypes.py_object
-_PyCapsule_New.argtypes = [c_void_p, c_void_p, _PyCapsule_Destructor]
+    ``ctypes.pythonapi.<name>`` is one object per process: setting its ``argtypes`` changes
+    them for every module, and others set them differently (dill, imported by torch and HF
+    datasets, declares ``PyCapsule_GetPointer(py_object, c_char_p)``). A prototype of our own
+    bound to the same symbol leaves ``ctypes.pythonapi`` untouched. PYFUNCTYPE, like
+    ``pythonapi``, keeps the GIL during the call and raises a Python error the function set.
+    """
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
 
+
+# void (*)(PyObject *): the capsule arrives as a bare address (see PyCapsule_IsValid below).
+PyCapsule_Destructor = CFUNCTYPE(None, c_void_p)
+
+PyCapsule_New = _c_api("PyCapsule_New", ctypes.py_object, c_void_p, c_void_p, PyCapsule_Destructor)
 # The destructors get the dying capsule as a bare address: c_void_p, never py_object, so these
 # calls do not touch its reference count.
-_PyCapsule_IsValid = _api.PyCapsule_IsValid
-_PyCapsule_IsValid.restype = c_int
-_PyCapsule_IsValid.argtypes = [c_void_p, c_void_p]
-_PyCapsule_GetPointer = _api.PyCapsule_GetPointer
-_PyCapsule_GetPointer.restype = c_void_p
-_PyCapsule_GetPointer.argtypes = [c_void_p, c_void_p]
+PyCapsule_IsValid = _c_api("PyCapsule_IsValid", c_int, c_void_p, c_void_p)
+PyCapsule_GetPointer = _c_api("PyCapsule_GetPointer", c_void_p, c_void_p, c_void_p)
 
-raw_malloc = _api.PyMem_RawMalloc
-raw_malloc.restype = c_void_p
-raw_malloc.argtypes = [c_size_t]
-raw_calloc = _api.PyMem_RawCalloc
-raw_calloc.restype = c_void_p
-raw_calloc.argtypes = [c_size_t, c_size_t]
-raw_free = _api.PyMem_RawFree
-raw_free.restype = None
-raw_free.argtypes = [c_void_p]
-
-_Py_IncRef = _api.Py_IncRef
-_Py_IncRef.restype = None
-_Py_IncRef.argtypes = [ctypes.py_object]
+raw_malloc = _c_api("PyMem_RawMalloc", c_void_p, c_size_t)
+raw_calloc = _c_api("PyMem_RawCalloc", c_void_p, c_size_t, c_size_t)
+raw_free = _c_api("PyMem_RawFree", None, c_void_p)
+_Py_IncRef = _c_api("Py_IncRef", None, ctypes.py_object)
 
 
 def _pin(obj):
@@ -87,9 +85,9 @@ def alloc(struct_type) -> int:
 def _arrow_destructor(name: int, struct_type):
     pointer_type = POINTER(struct_type)
 
-    @_PyCapsule_Destructor
+    @PyCapsule_Destructor
     def destructor(capsule):
-        address = _PyCapsule_GetPointer(capsule, name)
+        address = PyCapsule_GetPointer(capsule, name)
         if address:
             struct = struct_type.from_address(address)
             if struct.release:  # not moved out by a consumer
@@ -106,25 +104,25 @@ _release_stream = _arrow_destructor(ARROW_ARRAY_STREAM, _lib.ArrowArrayStream)
 
 def schema_capsule(address: int):
     """Wraps a filled ArrowSchema at `address` (from `alloc`); the capsule owns it."""
-    return _PyCapsule_New(address, ARROW_SCHEMA, _release_schema)
+    return PyCapsule_New(address, ARROW_SCHEMA, _release_schema)
 
 
 def array_capsule(address: int):
-    return _PyCapsule_New(address, ARROW_ARRAY, _release_array)
+    return PyCapsule_New(address, ARROW_ARRAY, _release_array)
 
 
 def stream_capsule(address: int):
-    return _PyCapsule_New(address, ARROW_ARRAY_STREAM, _release_stream)
+    return PyCapsule_New(address, ARROW_ARRAY_STREAM, _release_stream)
 
 
 # ---- DLPack -----------------------------------------------------------------------------------
 
 
-@_PyCapsule_Destructor
+@PyCapsule_Destructor
 def _delete_unused_versioned(capsule):
     # Still named "dltensor_versioned": no consumer took the tensor.
-    if _PyCapsule_IsValid(capsule, DLTENSOR_VERSIONED):
-        address = _PyCapsule_GetPointer(capsule, DLTENSOR_VERSIONED)
+    if PyCapsule_IsValid(capsule, DLTENSOR_VERSIONED):
+        address = PyCapsule_GetPointer(capsule, DLTENSOR_VERSIONED)
         tensor = ctypes.cast(address, _lib.TensorPtr)
         tensor.contents.deleter(tensor)
 
@@ -146,10 +144,10 @@ def _delete_legacy(managed):
 _pin(_delete_legacy)
 
 
-@_PyCapsule_Destructor
+@PyCapsule_Destructor
 def _delete_unused_legacy(capsule):
-    if _PyCapsule_IsValid(capsule, DLTENSOR):
-        address = _PyCapsule_GetPointer(capsule, DLTENSOR)
+    if PyCapsule_IsValid(capsule, DLTENSOR):
+        address = PyCapsule_GetPointer(capsule, DLTENSOR)
         _delete_legacy(ctypes.cast(address, POINTER(_lib.DLManagedTensor)))
 
 
@@ -158,7 +156,7 @@ _pin(_delete_unused_legacy)
 
 def versioned_capsule(tensor) -> object:
     """A "dltensor_versioned" capsule that owns `tensor` (a TensorPtr)."""
-    return _PyCapsule_New(ctypes.cast(tensor, c_void_p), DLTENSOR_VERSIONED, _delete_unused_versioned)
+    return PyCapsule_New(ctypes.cast(tensor, c_void_p), DLTENSOR_VERSIONED, _delete_unused_versioned)
 
 
 def legacy_capsule(tensor) -> object:
@@ -170,13 +168,17 @@ def legacy_capsule(tensor) -> object:
     legacy.manager_ctx = ctypes.cast(tensor, c_void_p)
     legacy.deleter = _delete_legacy
     try:
-        return _PyCapsule_New(address, DLTENSOR, _delete_unused_legacy)
+        return PyCapsule_New(address, DLTENSOR, _delete_unused_legacy)
     except BaseException:
         raw_free(address)
         raise
 
 
 __all__ = [
+    "PyCapsule_Destructor",
+    "PyCapsule_GetPointer",
+    "PyCapsule_IsValid",
+    "PyCapsule_New",
     "alloc",
     "array_capsule",
     "legacy_capsule",

@@ -10,20 +10,20 @@ from . import _lib
 
 
 class Status(enum.IntEnum):
-    """The library's status codes (`zenith_status`): 0 and 1 are not errors."""
+    """The status codes the loader API returns (`zenith_status`): 0 and 1 are not errors."""
 
-    OK = 0
-    DONE = 1
-    ERR_NULL_ARGUMENT = -1
-    ERR_INVALID_ARGUMENT = -2
-    ERR_IO = -3
-    ERR_NOT_FOUND = -4
-    ERR_FORMAT = -5
-    ERR_UNSUPPORTED = -6
-    ERR_PANIC = -7
-    ERR_INTERNAL = -8
-    ERR_SCHEMA_MISMATCH = -9
-    ERR_BUFFER_TOO_SMALL = -10
+    OK = _lib.ZENITH_OK
+    DONE = _lib.ZENITH_DONE
+    ERR_NULL_ARGUMENT = _lib.ZENITH_ERR_NULL_ARGUMENT
+    ERR_INVALID_ARGUMENT = _lib.ZENITH_ERR_INVALID_ARGUMENT
+    ERR_IO = _lib.ZENITH_ERR_IO
+    ERR_NOT_FOUND = _lib.ZENITH_ERR_NOT_FOUND
+    ERR_FORMAT = _lib.ZENITH_ERR_FORMAT
+    ERR_UNSUPPORTED = _lib.ZENITH_ERR_UNSUPPORTED
+    ERR_PANIC = _lib.ZENITH_ERR_PANIC
+    ERR_INTERNAL = _lib.ZENITH_ERR_INTERNAL
+    ERR_SCHEMA_MISMATCH = _lib.ZENITH_ERR_SCHEMA_MISMATCH
+    ERR_BUFFER_TOO_SMALL = _lib.ZENITH_ERR_BUFFER_TOO_SMALL
 
 
 class ZenithError(Exception):

@@ -9,7 +9,7 @@ import os
 import threading
 import weakref
 
-from . import _batch, _capsule, _errors, _lib
+from . import _batch, _capsule, _columns, _errors, _lib
 
 _SHUFFLE = {
     False: _lib.ZENITH_SHUFFLE_NONE,
@@ -22,6 +22,11 @@ _SHUFFLE_NAMES = {
     _lib.ZENITH_SHUFFLE_NONE: "none",
     _lib.ZENITH_SHUFFLE_GLOBAL: "global",
     _lib.ZENITH_SHUFFLE_BLOCK: "block",
+}
+_IO_NAMES = {
+    _lib.ZENITH_IO_MMAP: "mmap",
+    _lib.ZENITH_IO_URING: "io_uring",
+    _lib.ZENITH_IO_PREAD: "pread",
 }
 _OUTPUTS = ("arrow", "dlpack")
 _U64 = (1 << 64) - 1
@@ -102,7 +107,11 @@ class Loader:
 
     ``for batch in loader`` yields ``pyarrow.RecordBatch`` objects (``output="arrow"``; without
     pyarrow, :class:`zenith.Batch` objects implementing ``__arrow_c_array__``), or dicts of column
-    name to :class:`zenith.Tensor` (``output="dlpack"``).
+    name to :class:`zenith.Tensor` (``output="dlpack"``). With ``output="dlpack"`` a column
+    without a tensor form (strings, variable-size lists, structs, ...) comes as itself, a
+    ``pyarrow.Array`` (a Python list without pyarrow), and ``pad={"tokens": 0}`` turns the
+    variable-size list column ``tokens`` into a 2-D numpy array padded with 0 to the batch's
+    longest list, with their lengths under ``"tokens_lengths"``.
 
     Epochs: the first pass (a ``for`` loop, or an export through ``__arrow_c_stream__``) runs
     epoch 0. Each later pass starts the next epoch, unless :meth:`set_epoch` was called since the
@@ -124,6 +133,8 @@ class Loader:
         rank, world_size: this process's shard (both or neither; None: from ``RANK``/
             ``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``, else 0 of 1).
         output: "arrow" or "dlpack".
+        pad: with output="dlpack", ``{column: value}`` for variable-size list columns of numbers
+            or bools to hand out padded (needs numpy; see above).
         memory_budget: bytes of decoded data a shuffle may hold (None: half the available memory).
 
     Raises :class:`zenith.NotFoundError` (a ``FileNotFoundError``) for a missing path,
@@ -147,6 +158,7 @@ class Loader:
         world_size: int | None = None,
         output: str = "arrow",
         memory_budget: int | None = None,
+        pad: dict | None = None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         try:
@@ -161,6 +173,8 @@ class Loader:
             raise _errors.invalid(f"drop_last must be a bool, not {type(drop_last).__name__}")
         if output not in _OUTPUTS:
             raise _errors.invalid(f'output must be "arrow" or "dlpack", got {output!r}')
+        if pad is not None and output != "dlpack":
+            raise _errors.invalid('pad applies to output="dlpack"')
         if columns is not None:
             if isinstance(columns, (str, bytes)) or not all(isinstance(c, str) for c in columns):
                 raise _errors.invalid("columns must be a list of column names (str)")
@@ -171,7 +185,7 @@ class Loader:
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
             "seed": _int("seed", seed, 0, _U64),
-            "num_workers": _int("num_workers", num_workers, 0, _lib.MAX_WORKERS, none_ok=True),
+            "num_workers": _int("num_workers", num_workers, 0, _lib.ZENITH_MAX_WORKERS, none_ok=True),
             "prefetch": _int("prefetch", prefetch, 1, _U64, none_ok=True),
             "drop_last": drop_last,
             "columns": columns,
@@ -180,11 +194,13 @@ class Loader:
             "memory_budget": _int("memory_budget", memory_budget, 0, _U64, none_ok=True),
         }
         self._output = output
+        self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
         self._lock = threading.RLock()
         self._pa_schema = None
         handle = self._open(None)
         try:
-            self._names = self._read_column_names(handle)
+            self._plan = self._read_plan(handle)
+            self._names = self._plan.names
             self._reset_position(handle, epoch=0, base=0)
         except BaseException:
             _lib.lib().zenith_loader_free(handle)
@@ -232,12 +248,12 @@ class Loader:
             lib.zenith_loader_options_free(opts)
         return handle
 
-    @staticmethod
-    def _read_column_names(handle) -> list:
+    def _read_plan(self, handle) -> _columns.ColumnPlan:
+        """The column names, and how output="dlpack" hands each column out, from the schema."""
         schema = _lib.ArrowSchema()
         _call(_lib.lib().zenith_loader_schema, handle, ctypes.byref(schema))
         try:
-            return [schema.children[i].contents.name.decode("utf-8") for i in range(schema.n_children)]
+            return _columns.ColumnPlan(schema, self._pad)
         finally:
             schema.release(ctypes.byref(schema))
 
@@ -355,11 +371,16 @@ class Loader:
         """Counters since open and the configuration running: rows, batches, bytes delivered;
         time_to_first_batch_ns, consumer_wait_ns, worker_busy_ns, decode_ns; chunks_decoded;
         queue_depth; epoch; batches_per_epoch; shuffle ("none", "global" or "block": the mode
-        that runs, which is "block" for a global shuffle over the memory budget); num_workers."""
+        that runs, which is "block" for a global shuffle over the memory budget); num_workers;
+        numa_node (-1: no placement) and pinned_workers; io_backend and io_backend_requested
+        ("mmap", "io_uring" or "pread": the one reading, and the one asked for); io_read_bytes,
+        io_read_ns."""
         with self._lock:
             s = self._stats_of(self._live())
         out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}
         out["shuffle"] = _SHUFFLE_NAMES.get(out.pop("shuffle_mode"), "unknown")
+        for key in ("io_backend", "io_backend_requested"):
+            out[key] = _IO_NAMES.get(out[key], "unknown")
         return out
 
     # ---- epochs and passes -------------------------------------------------------------------
@@ -428,7 +449,7 @@ class Loader:
     def _next_item(self):
         if self._output == "dlpack":
             handle = self._take_batch()
-            return None if handle is None else _batch.tensors_of(handle, self._names)
+            return None if handle is None else self._plan.build(handle, pyarrow())
         pa = pyarrow()
         if pa is None:
             handle = self._take_batch()
@@ -453,7 +474,8 @@ class Loader:
             self._begin_pass()
             address = _capsule.alloc(_lib.ArrowArrayStream)
             err = _errors.new_err()
-            status = _lib.lib().zenith_loader_export_stream(self._handle, address, ctypes.byref(err))
+            stream = ctypes.cast(address, ctypes.POINTER(_lib.ArrowArrayStream))
+            status = _lib.lib().zenith_loader_export_stream(self._handle, stream, ctypes.byref(err))
             if status < 0:
                 _capsule.raw_free(address)
                 _errors.check(status, err)
@@ -505,13 +527,13 @@ class Loader:
                 resumed_epoch = self._stats_of(handle).epoch
                 if resumed_epoch != epoch:
                     raise _errors.invalid(f"state['epoch'] is {epoch} but its token is for epoch {resumed_epoch}")
-                names = self._read_column_names(handle)
+                plan = self._read_plan(handle)
             except BaseException:
                 _lib.lib().zenith_loader_free(handle)
                 raise
             old, self._handle = self._handle, handle
             _lib.lib().zenith_loader_free(old)
-            self._names = names
+            self._plan, self._names = plan, plan.names
             self._pa_schema = None
             self._reset_position(handle, epoch, delivered)
             self._generation += 1

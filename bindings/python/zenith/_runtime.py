@@ -4,47 +4,15 @@ Prometheus metrics (text, or served over HTTP)."""
 import ctypes
 import json
 import os
-from ctypes import POINTER, c_char_p, c_size_t, c_uint16
+from ctypes import c_size_t
 
 from . import _lib
 from ._errors import Status, check, new_err, ref
 
 
-class _Topology(ctypes.Structure):
-    pass
-
-
-class _Server(ctypes.Structure):
-    pass
-
-
-_SIGNATURES = {
-    "zenith_topology_discover": ([POINTER(POINTER(_Topology)), POINTER(_lib.ErrorPtr)], ctypes.c_int32),
-    "zenith_topology_discover_at": (
-        [c_char_p, POINTER(POINTER(_Topology)), POINTER(_lib.ErrorPtr)],
-        ctypes.c_int32,
-    ),
-    "zenith_topology_to_json": (
-        [POINTER(_Topology), ctypes.c_void_p, c_size_t, POINTER(c_size_t), POINTER(_lib.ErrorPtr)],
-        ctypes.c_int32,
-    ),
-    "zenith_topology_free": ([POINTER(_Topology)], None),
-    "zenith_telemetry_prometheus": (
-        [ctypes.c_void_p, c_size_t, POINTER(c_size_t), POINTER(_lib.ErrorPtr)],
-        ctypes.c_int32,
-    ),
-    "zenith_telemetry_serve": ([c_char_p, POINTER(POINTER(_Server)), POINTER(_lib.ErrorPtr)], ctypes.c_int32),
-    "zenith_telemetry_server_port": ([POINTER(_Server)], c_uint16),
-    "zenith_telemetry_server_free": ([POINTER(_Server)], None),
-}
-
-
 def _fn(name):
-    fn = getattr(_lib.lib(), name)
-    if not getattr(fn, "_zenith_declared", False):
-        fn.argtypes, fn.restype = _SIGNATURES[name]
-        fn._zenith_declared = True
-    return fn
+    """The C function `name`, declared in _lib.SIGNATURES."""
+    return getattr(_lib.lib(), name)
 
 
 def _read_text(call) -> str:
@@ -69,7 +37,7 @@ def topology(sysfs_root=None) -> dict:
     ``"numa_nodes"`` (each with ``"id"``, ``"cpus"``, ``"memory_total_bytes"``,
     ``"memory_free_bytes"``, ``"distances"``, ``"hugepages"``), ``"cpus_online"``, ``"gpus"``
     and ``"nics"`` (each with ``"pci_address"``, ``"vendor"``, ``"numa_node"``)."""
-    handle = POINTER(_Topology)()
+    handle = _lib.TopologyPtr()
     err = new_err()
     if sysfs_root is None:
         check(_fn("zenith_topology_discover")(ctypes.byref(handle), ref(err)), err)
@@ -94,7 +62,7 @@ class MetricsServer:
     """Serves :func:`metrics_text` at ``GET /metrics`` on a background thread until closed."""
 
     def __init__(self, addr: str = "127.0.0.1:0"):
-        self._handle = POINTER(_Server)()
+        self._handle = _lib.ServerPtr()
         err = new_err()
         check(_fn("zenith_telemetry_serve")(addr.encode("utf-8"), ctypes.byref(self._handle), ref(err)), err)
 
@@ -107,7 +75,7 @@ class MetricsServer:
         """Stops the server (idempotent)."""
         if self._handle:
             _fn("zenith_telemetry_server_free")(self._handle)
-            self._handle = POINTER(_Server)()
+            self._handle = _lib.ServerPtr()
 
     def __enter__(self):
         return self

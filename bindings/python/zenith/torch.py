@@ -9,15 +9,26 @@
     # or through torch's DataLoader (batching is Zenith's, so batch_size=None):
     torch.utils.data.DataLoader(data, batch_size=None, pin_memory=True)
 
-Tensors come from the batches through DLPack without a copy (columns must be numbers, bools,
-fixed-size lists or fixed-size binary; pick them with ``columns=``). They may share read-only
-memory (a memory-mapped file): pass ``copy=True`` if you modify them in place.
+Tensors come from the batches through DLPack without a copy (columns of numbers, bools,
+fixed-size lists or fixed-size binary). They may share read-only memory (a memory-mapped file):
+pass ``copy=True`` if you modify them in place. A column without a tensor form (strings,
+variable-size lists, structs, ...) comes as itself, a ``pyarrow.Array`` (a Python list without
+pyarrow); ``pad={"tokens": 0}`` makes the variable-size list column ``tokens`` a 2-D tensor
+padded with 0 to the batch's longest list, and ``"tokens_lengths"`` an int64 tensor of the
+lengths (see :class:`zenith.Loader`).
 
 Rank and world size come from ``torch.distributed`` when it is initialised (else from the
-arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``). Inside a ``torch.utils.data.DataLoader``
-with ``num_workers=W > 1`` each torch worker reads a disjoint part: shard ``rank * W + id`` of
-``world_size * W``. Zenith builds batches on its own threads, so ``num_workers=0`` is the usual
-choice there; with torch workers, call ``set_epoch`` before each epoch.
+arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``).
+
+Zenith builds batches on its own threads, so ``num_workers=0`` is the usual choice in a torch
+``DataLoader``. With torch workers (``num_workers=W``) each reads a disjoint part (shard
+``rank * W + id`` of ``world_size * W``), and the epochs behave as without them, persistent
+workers or not: each pass runs the next epoch, or the one given to ``set_epoch`` (called in the
+main process) since the last pass; the workers learn it through a small file shared by path
+(see ``zenith/_worker_epochs.py``). ``state_dict()`` in the main process works at epoch
+boundaries (after a full pass it resumes at the next epoch) and raises ``RuntimeError`` in the
+middle of a pass, whose progress only the workers know; a state saved in the middle of an
+epoch (with ``num_workers=0``) resumes only without torch workers.
 """
 
 from __future__ import annotations
@@ -27,10 +38,22 @@ import os
 import torch
 import torch.utils.data
 
+from ._batch import Tensor
 from ._errors import invalid
 from ._loader import Loader
+from ._worker_epochs import WorkerEpochs
 
 __all__ = ["DataLoader"]
+
+
+def numpy_ndarray():
+    """numpy.ndarray, or a type nothing is an instance of when numpy is not installed (padded
+    columns, the only numpy arrays a loader yields, need numpy)."""
+    try:
+        import numpy
+    except ImportError:
+        return ()
+    return numpy.ndarray
 
 
 def _env_shard():
@@ -48,11 +71,12 @@ class DataLoader(torch.utils.data.IterableDataset):
     """Iterates dicts of column name -> ``torch.Tensor``, one dict per Zenith batch.
 
     Takes the arguments of :class:`zenith.Loader` (except ``output``), plus ``device`` (move each
-    tensor there, ``non_blocking``) and ``copy`` (clone each tensor: writable memory of its own).
+    tensor there, ``non_blocking``) and ``copy`` (clone each tensor zero-copied from the batch:
+    writable memory of its own).
     The underlying loader opens on first use in each process (so the object pickles into torch
     worker processes); ``len()`` is the batches per epoch of this rank; ``set_epoch``,
-    ``state_dict``/``load_state_dict`` (in the process that iterates), ``stats`` and ``close``
-    delegate to it.
+    ``state_dict``/``load_state_dict`` (called in the main process, also with torch workers:
+    see the module docs), ``stats`` and ``close`` delegate to it.
     """
 
     def __init__(
@@ -70,6 +94,7 @@ class DataLoader(torch.utils.data.IterableDataset):
         memory_budget: int | None = None,
         device=None,
         copy: bool = False,
+        pad: dict | None = None,
     ):
         super().__init__()
         if (rank is None) != (world_size is None):
@@ -83,12 +108,15 @@ class DataLoader(torch.utils.data.IterableDataset):
             drop_last=drop_last,
             columns=columns,
             memory_budget=memory_budget,
+            pad=pad,
         )
         self.path = path
         self.device = None if device is None else torch.device(device)
         self.copy = bool(copy)
         self._rank, self._world_size = rank, world_size
-        self._epoch = None  # the epoch asked for with set_epoch, replayed in worker processes
+        self._epoch = None  # the epoch asked for with set_epoch, replayed when the loader opens
+        self._epochs = WorkerEpochs()  # what the main process asks of torch workers, and they did
+        self._passes = 0  # passes this process made as a torch worker
         self._loader = None
         self._pid = None
 
@@ -114,19 +142,48 @@ class DataLoader(torch.utils.data.IterableDataset):
             # freed here); this process opens its own.
             rank, world = self.shard()
             loader = Loader(self.path, output="dlpack", rank=rank, world_size=world, **self._kwargs)
-            if self._epoch is not None:
-                loader.set_epoch(self._epoch)
+            if self._epoch is not None and torch.utils.data.get_worker_info() is None:
+                loader.set_epoch(self._epoch)  # (a torch worker sets each pass's epoch itself)
             self._loader, self._pid = loader, os.getpid()
         return self._loader
 
     def __iter__(self):
-        device, copy = self.device, self.copy
-        for tensors in self.loader:
+        info = torch.utils.data.get_worker_info()
+        if info is None:  # the main process: the loader's own epochs
+            yield from self._batches(self.loader)
+            return
+        # A torch worker: the pass's epoch comes from the shared record. All workers of one
+        # pass share torch's base seed (its seed less its id) and their count of passes.
+        key = [info.seed - info.id, self._passes]
+        self._passes += 1
+        epoch, midway = self._epochs.begin_pass(key, info.num_workers)
+        if midway:
+            raise invalid(
+                "the state given to load_state_dict stops in the middle of an epoch, a position torch "
+                "DataLoader workers cannot split among themselves; resume it with num_workers=0, or "
+                "save states at epoch boundaries"
+            )
+        loader = self.loader
+        loader.set_epoch(epoch)
+        yield from self._batches(loader)
+        self._epochs.end_pass(key)
+
+    def _batches(self, loader: Loader):
+        """One pass of `loader` as dicts of torch tensors (and of the columns without a tensor
+        form, as they come)."""
+        device, copy, ndarray = self.device, self.copy, numpy_ndarray()
+        for columns in loader:
             batch = {}
-            for name, tensor in tensors.items():
-                t = torch.from_dlpack(tensor)
-                if copy:
-                    t = t.clone()
+            for name, value in columns.items():
+                if isinstance(value, Tensor):
+                    t = torch.from_dlpack(value)
+                    if copy:
+                        t = t.clone()
+                elif isinstance(value, ndarray):  # padded lists and their lengths: own memory
+                    t = torch.from_numpy(value)
+                else:  # no tensor form: a pyarrow.Array or a list
+                    batch[name] = value
+                    continue
                 if device is not None:
                     t = t.to(device, non_blocking=True)
                 batch[name] = t
@@ -136,16 +193,28 @@ class DataLoader(torch.utils.data.IterableDataset):
         return len(self.loader)
 
     def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
+        """The next pass (in this process, or in torch workers) runs `epoch`."""
         if self._loader is not None and self._pid == os.getpid():
-            self._loader.set_epoch(epoch)
+            self._loader.set_epoch(epoch)  # validates it
+        self._epoch = epoch
+        self._epochs.request(epoch)
 
     def state_dict(self) -> dict:
+        """Where to resume (see :meth:`zenith.Loader.state_dict`). After passes in torch
+        workers: the start of the next epoch once the last pass finished; RuntimeError while
+        it runs."""
+        after_workers = self._epochs.resume_epoch()
+        if after_workers is not None:
+            self.loader.set_epoch(after_workers)
         return self.loader.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state)
+        """Resumes from :meth:`state_dict`, in this process or in torch workers (these only from
+        the start of an epoch)."""
+        loader = self.loader
+        loader.load_state_dict(state)
         self._epoch = None  # the state says where to go on
+        self._epochs.request(loader.epoch, midway=loader.state_dict()["batches_delivered"] > 0)
 
     def stats(self) -> dict:
         return self.loader.stats()
