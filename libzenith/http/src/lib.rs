@@ -12,6 +12,8 @@
 //!   its request or sits idle holds only its own connection: hyper closes a connection that has
 //!   not sent a complete request head within [`Config::read_timeout`] (idle keep-alive
 //!   connections included), and a request body must arrive within the same time (else `408`).
+//! - Header names go out in title case (`Content-Type`), and `Date` and `Content-Length` are
+//!   added to every response.
 //! - Malformed requests get `400`, request heads over [`Config::max_header_bytes`] `431`, bodies
 //!   over [`Config::max_body_bytes`] `413` (all answered before the handler runs), a handler that
 //!   panics `500`.
@@ -354,6 +356,8 @@ async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(shared.config.read_timeout)
         .max_header_size(shared.config.max_header_bytes)
+        // `Content-Type`, not `content-type`: what HTTP/1.1 clients and their tests expect.
+        .title_case_headers(true)
         .keep_alive(true);
     let connections = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(shared.config.max_connections));
