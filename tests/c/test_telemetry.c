@@ -149,7 +149,8 @@ static void test_prometheus_text_buffer_protocol(void) {
     free(text);
 }
 
-/* Sends `request` to 127.0.0.1:port and reads the whole response into `out`. */
+/* Sends `request` to 127.0.0.1:port and reads the whole response into `out` (until the server
+ * closes: the server keeps HTTP/1.1 connections alive, so requests say `Connection: close`). */
 static size_t http(uint16_t port, const char *request, char *out, size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr;
@@ -177,11 +178,12 @@ static void test_metrics_endpoint_over_loopback(void) {
     CHECK_EQ_INT(zenith_telemetry_server_port(NULL), 0);
 
     static char response[1 << 20];
-    http(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n", response, sizeof response);
+    http(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", response,
+         sizeof response);
     CHECK_STR_CONTAINS(response, "HTTP/1.1 200 OK\r\n");
     CHECK_STR_CONTAINS(response, "Content-Type: text/plain; version=0.0.4");
     CHECK_STR_CONTAINS(response, "# TYPE zenith_loader_consumer_wait_seconds histogram\n");
-    http(port, "GET /other HTTP/1.1\r\n\r\n", response, sizeof response);
+    http(port, "GET /other HTTP/1.1\r\nConnection: close\r\n\r\n", response, sizeof response);
     CHECK_STR_CONTAINS(response, "HTTP/1.1 404 Not Found\r\n");
 
     /* The port is taken while the server runs. */
@@ -200,7 +202,9 @@ static void test_metrics_endpoint_over_loopback(void) {
     zenith_telemetry_server_free(server);
     zenith_telemetry_server_free(NULL);
     /* Stopped: nothing answers any more. */
-    CHECK_EQ_INT(http(port, "GET /metrics HTTP/1.1\r\n\r\n", response, sizeof response), 0);
+    CHECK_EQ_INT(
+        http(port, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", response, sizeof response),
+        0);
 }
 
 int main(void) {
