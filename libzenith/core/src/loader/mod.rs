@@ -310,24 +310,63 @@ fn default_workers() -> usize {
 /// The order parameters a fresh loader runs with: a global shuffle of data that must be decoded
 /// and would not fit the memory budget runs as a block shuffle with windows that fit.
 fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u64>) -> PlanParams {
-    let chunks = dataset.chunks().len();
-    if params.shuffle == ShuffleMode::None || chunks == 0 {
-        return params;
+    let plan = shuffle_plan(dataset, params.shuffle, budget);
+    params.shuffle = plan.mode;
+    if plan.mode == ShuffleMode::Block {
+        params.window_chunks = plan.window_chunks;
     }
-    let budget = budget.unwrap_or_else(default_memory_budget);
-    let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
-    if params.shuffle == ShuffleMode::Global && (dataset.in_memory() || total <= budget) {
-        return params;
-    }
-    // Half the budget per window: the next window decodes while the current one drains.
-    let average = (total / chunks as u64).max(1);
-    params.shuffle = ShuffleMode::Block;
-    params.window_chunks = ((budget / 2) / average).clamp(1, chunks as u64) as usize;
     params
 }
 
-/// Half of the memory the kernel reports available (`MemAvailable`), else 4 GiB.
-fn default_memory_budget() -> u64 {
+/// How a shuffle mode would run on a dataset: what [`shuffle_plan`] decides, and the numbers it
+/// decides on (`zenith inspect` reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShufflePlan {
+    /// The mode asked for.
+    pub requested: ShuffleMode,
+    /// The mode that runs: a global shuffle whose decoded data exceeds the budget runs as block.
+    pub mode: ShuffleMode,
+    /// Estimated bytes of the whole dataset once decoded (the sum of its chunks' estimates).
+    pub decoded_bytes: u64,
+    /// The memory budget the decision used (the one given, else [`default_memory_budget`]).
+    pub memory_budget: u64,
+    /// True when every file serves chunks without decoding (mmap'd IPC, materialised CSV): a
+    /// global shuffle then needs no memory beyond the data already held.
+    pub in_memory: bool,
+    /// Chunks per shuffle window in block mode (1 otherwise).
+    pub window_chunks: usize,
+}
+
+/// The shuffle a loader opened with `shuffle` and `memory_budget` (`None`: the default budget)
+/// would run on `dataset`; the loader itself decides with this function.
+pub fn shuffle_plan(dataset: &Dataset, shuffle: ShuffleMode, budget: Option<u64>) -> ShufflePlan {
+    let chunks = dataset.chunks().len();
+    let budget = budget.unwrap_or_else(default_memory_budget);
+    let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
+    let mut plan = ShufflePlan {
+        requested: shuffle,
+        mode: shuffle,
+        decoded_bytes: total,
+        memory_budget: budget,
+        in_memory: dataset.in_memory(),
+        window_chunks: 1,
+    };
+    if shuffle == ShuffleMode::None || chunks == 0 {
+        return plan;
+    }
+    if shuffle == ShuffleMode::Global && (plan.in_memory || total <= budget) {
+        return plan;
+    }
+    // Half the budget per window: the next window decodes while the current one drains.
+    let average = (total / chunks as u64).max(1);
+    plan.mode = ShuffleMode::Block;
+    plan.window_chunks = ((budget / 2) / average).clamp(1, chunks as u64) as usize;
+    plan
+}
+
+/// The memory budget of a loader opened without one: half of the memory the kernel reports
+/// available (`MemAvailable`), else 4 GiB.
+pub fn default_memory_budget() -> u64 {
     let available_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {

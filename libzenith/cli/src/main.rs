@@ -1,0 +1,108 @@
+//! `zenith`: look at a dataset, measure the loader, show the machine, serve metrics, without
+//! writing code.
+//!
+//! Every subcommand prints a table for people by default and one JSON document with `--json`
+//! (stable field names, for scripts). Progress bars go to stderr and only when stderr is a
+//! terminal, so piped output stays clean; `NO_COLOR` turns colour off. Errors go to stderr and
+//! the exit status says what failed (see [`exit`]).
+
+#![forbid(unsafe_code)]
+
+mod bench;
+mod exit;
+mod inspect;
+mod metrics;
+mod output;
+mod topology;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  zenith inspect data/                      format, schema, rows, row groups, compression,
+                                            what each column exports as, shuffle memory
+  zenith inspect 'shards/*.parquet' --json  the same as one JSON document
+  zenith bench data/ --epochs 3 --batch-size 4096
+  zenith bench data.parquet --workers 1,2,4 --io mmap,pread,io_uring
+  zenith topology                           NUMA nodes, CPUs, memory, hugepages, GPUs, NICs
+  zenith metrics serve --addr 127.0.0.1:9100
+
+Every subcommand takes --json. Progress goes to stderr, and only when it is a terminal.
+NO_COLOR=1 turns colour off.";
+
+/// Exit statuses, in the help text (the table lives in `exit.rs`).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success                       6  not found (missing path, no data files)
+  1  output or signal failure      7  format (not the claimed format, corrupt)
+  2  usage (bad arguments)         8  unsupported
+  3  null argument                 9  internal panic
+  4  invalid argument             10  internal error
+  5  I/O error                    11  schema mismatch between shards
+                                  12  buffer too small
+  Library errors exit with 2 - zenith_status (ZENITH_ERR_NOT_FOUND = -4 exits 6).";
+
+/// Zenith's command line: inspect datasets, benchmark the loader, show the topology.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zenith",
+    version,
+    about = "Zenith's command line: inspect a dataset, benchmark the loader, show the machine",
+    after_help = format!("{EXAMPLES}\n\n{EXIT_STATUS}"),
+    propagate_version = true,
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Describe a dataset: files, schema, rows, chunks, compression, exports, shuffle memory.
+    #[command(after_help = inspect::EXAMPLES)]
+    Inspect(inspect::Args),
+    /// Run loader epochs and report rows/s, GB/s, time to first batch, wait and busy times.
+    #[command(after_help = bench::EXAMPLES)]
+    Bench(bench::Args),
+    /// Show NUMA nodes, CPUs, memory, hugepages, GPUs and NICs with their nodes.
+    #[command(after_help = topology::EXAMPLES)]
+    Topology(topology::Args),
+    /// Prometheus metrics.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MetricsCommand {
+    /// Serve GET /metrics until SIGINT or SIGTERM; the first line on stdout is the URL.
+    #[command(after_help = metrics::EXAMPLES)]
+    Serve(metrics::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2, --help and --version 0 (clap's own exits).
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Topology(args) => topology::run(&args),
+        Command::Metrics {
+            command: MetricsCommand::Serve(args),
+        } => metrics::serve(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`zenith ... | head`) is not an error worth a message.
+        Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(failure) => {
+            output::error(&failure.to_string());
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
