@@ -139,9 +139,9 @@ fn progress_bar(enabled: bool, prefix: String) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let template = if output::no_color() {
-        "{prefix} [{bar:30}] {pos}/{len} batches {msg}  {per_sec}  eta {eta}"
+        "{prefix} {msg} [{wide_bar}] {pos}/{len} batches {per_sec} eta {eta}"
     } else {
-        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} batches {msg}  {per_sec}  eta {eta}"
+        "{prefix:.bold} {msg} [{wide_bar:.cyan/blue}] {pos}/{len} batches {per_sec} eta {eta}"
     };
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -176,7 +176,7 @@ fn run_one(
     }
 
     let prefix = format!(
-        "io={} workers={}",
+        "io={} w={}",
         io.map_or("default", IoBackend::name),
         workers.map_or("default".into(), |w| w.to_string())
     );
@@ -192,7 +192,7 @@ fn run_one(
         if epoch > 0 {
             loader.set_epoch(epoch)?;
         }
-        bar.set_message(format!("(epoch {}/{})", epoch + 1, args.epochs));
+        bar.set_message(format!("epoch {}/{}", epoch + 1, args.epochs));
         while let Some(batch) = loader.next_batch()? {
             drop(batch);
             bar.inc(1);
