@@ -37,7 +37,7 @@ all: build
 ## Build ---------------------------------------------------------------------------------------
 
 build:
-	$(CARGO) build --release -p libzenith
+	$(CARGO) build --release -p libzenith -p zenith-cli
 	@# Programs linked against libzenith.so record its soname; give them that name here too.
 	ln -sf libzenith.so $(LIB_DIR)/libzenith.so.$(MAJOR)
 
@@ -141,6 +141,7 @@ install: build
 	install -m 644 $(LIB_DIR)/libzenith.a $(DESTDIR)$(LIBDIR)/libzenith.a
 	install -m 644 include/zenith.h $(DESTDIR)$(INCLUDEDIR)/zenith.h
 	install -m 644 bindings/cpp/include/zenith.hpp $(DESTDIR)$(INCLUDEDIR)/zenith.hpp
+	install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(LIB_DIR)/zenith $(DESTDIR)$(PREFIX)/bin/zenith
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    pkgconfig/zenith.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
@@ -156,6 +157,7 @@ uninstall:
 	    $(DESTDIR)$(INCLUDEDIR)/zenith.h $(DESTDIR)$(INCLUDEDIR)/zenith.hpp \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/zenith.pc
 	rm -rf $(DESTDIR)$(LIBDIR)/cmake/Zenith
+	rm -f $(DESTDIR)$(PREFIX)/bin/zenith
 
 clean:
 	$(CARGO) clean
@@ -186,3 +188,12 @@ test-python-binding: setup
 	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
 	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
 	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests
+
+## Command line (libzenith/cli) -----------------------------------------------------------------
+#
+#   make test-cli   the `zenith` command: every subcommand on the generated data, --json parsed,
+#                   exit codes, topology on fake sysfs trees, metrics serve scraped and stopped
+
+.PHONY: test-cli
+test-cli: build data
+	$(CARGO) test --release -p zenith-cli
