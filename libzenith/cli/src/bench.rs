@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::{Value, json};
 use zenith_core::loader::ShuffleMode;
 use zenith_core::runtime::io::IoBackend;
+use zenith_core::telemetry::http::MetricsServer;
 use zenith_core::{Loader, LoaderOptions};
 
 use crate::exit::Failure;
@@ -20,6 +21,7 @@ Examples:
   zenith bench data/ --epochs 3
   zenith bench data.parquet --workers 1,2,4 --io mmap,pread,io_uring
   zenith bench shards/ --shuffle block --memory-budget 1G --json > bench.json
+  zenith bench data/ --epochs 100 --metrics-addr 127.0.0.1:9100    scrape it meanwhile
 
 Each combination of --workers and --io opens a fresh loader and runs --epochs epochs.
 Rows/s and GB/s count the whole run, opening included; GB are Arrow buffer bytes delivered
@@ -83,6 +85,10 @@ pub struct Args {
     /// Drop the last, short batch of each epoch.
     #[arg(long)]
     pub drop_last: bool,
+    /// Also serve this run's Prometheus metrics at http://ADDR/metrics while it lasts (the URL
+    /// goes to stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +119,19 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         args.workers.iter().copied().map(Some).collect()
     };
     let progress = std::io::stderr().is_terminal();
+    // Lives until the runs are done; stdout stays the table's (or the JSON's).
+    let _metrics = match &args.metrics_addr {
+        Some(addr) => {
+            zenith_core::register_metrics();
+            let server = MetricsServer::start(addr)?;
+            output::note(&format!(
+                "serving metrics at http://{}/metrics",
+                server.local_addr()
+            ));
+            Some(server)
+        }
+        None => None,
+    };
     let mut runs = Vec::new();
     for io in &ios {
         for count in &workers {
@@ -139,13 +158,16 @@ fn progress_bar(enabled: bool, prefix: String) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let template = if output::no_color() {
-        "{prefix} {msg} [{wide_bar}] {pos}/{len} batches {per_sec} eta {eta}"
+        "{prefix} {msg} [{wide_bar}] {pos}/{len} batches {rate} eta {eta}"
     } else {
-        "{prefix:.bold} {msg} [{wide_bar:.cyan/blue}] {pos}/{len} batches {per_sec} eta {eta}"
+        "{prefix:.bold} {msg} [{wide_bar:.cyan/blue}] {pos}/{len} batches {rate} eta {eta}"
     };
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
+        let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        };
+        bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
     }
     bar.set_prefix(prefix);
     bar

@@ -206,3 +206,22 @@ fn help_shows_examples() {
         "{help}"
     );
 }
+
+#[test]
+fn metrics_addr_serves_the_run_and_keeps_stdout_clean() {
+    let out = run(&[
+        "bench",
+        arg(&data_file("basic.arrow")),
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("zenith: serving metrics at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON alone");
+    assert_eq!(runs(&report)[0]["rows"], BASIC_ROWS);
+}
