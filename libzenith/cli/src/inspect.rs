@@ -68,27 +68,18 @@ struct ColumnFacts {
     uncompressed_bytes: Option<u64>,
     /// `None` once any file cannot tell.
     nulls: Option<u64>,
-    /// False once a file could not tell its null count.
-    nulls_known: bool,
 }
 
 impl ColumnFacts {
     fn new() -> Self {
         ColumnFacts {
             nulls: Some(0),
-            nulls_known: true,
             ..ColumnFacts::default()
         }
     }
 
     fn add_nulls(&mut self, nulls: Option<u64>) {
-        match (self.nulls, nulls) {
-            (Some(total), Some(n)) => self.nulls = Some(total + n),
-            _ => {
-                self.nulls = None;
-                self.nulls_known = false;
-            }
-        }
+        self.nulls = self.nulls.zip(nulls).map(|(total, n)| total + n);
     }
 
     fn add_sizes(&mut self, compressed: u64, uncompressed: u64) {
