@@ -174,6 +174,18 @@ class zenith_stats(ctypes.Structure):
         ("batches_per_epoch", c_uint64),
         ("shuffle_mode", c_int32),
         ("num_workers", c_uint32),
+        ("numa_node", c_int32),
+        ("pinned_workers", c_uint32),
+        ("io_backend", c_int32),
+        ("io_backend_requested", c_int32),
+        ("io_read_bytes", c_uint64),
+        ("io_read_ns", c_uint64),
+        ("rank", c_uint32),
+        ("world_size", c_uint32),
+        ("shard_source", c_int32),
+        ("shuffle_requested", c_int32),
+        ("memory_budget", c_uint64),
+        ("decoded_bytes", c_uint64),
     ]
 
 
@@ -293,3 +305,23 @@ def library_path() -> pathlib.Path:
     lib()
     assert _path is not None
     return _path
+
+
+# ---- Sharding, the automatic shuffle, bounded waits (appended) -------------------------------------
+
+ZENITH_WOULD_BLOCK = 2
+ZENITH_ERR_OUT_OF_MEMORY = -11
+ZENITH_SHUFFLE_AUTO = 3
+ZENITH_SHARD_FROM_NONE = 0
+ZENITH_SHARD_FROM_OPTIONS = 1
+ZENITH_SHARD_FROM_TORCH = 2
+ZENITH_SHARD_FROM_SLURM = 3
+
+SIGNATURES.update(
+    {
+        "zenith_loader_options_set_shard_none": ([OptionsPtr, _Err], c_int32),
+        "zenith_loader_options_set_shard_drop_remainder": ([OptionsPtr, c_bool, _Err], c_int32),
+        "zenith_loader_next_timeout": ([LoaderPtr, c_uint64, POINTER(ArrowArray), POINTER(ArrowSchema), _Err], c_int32),
+        "zenith_loader_next_batch_timeout": ([LoaderPtr, c_uint64, POINTER(BatchPtr), _Err], c_int32),
+    }
+)
