@@ -308,6 +308,10 @@ typedef int32_t zenith_shuffle;
 // An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
 typedef int32_t zenith_io_backend;
 
+// Where a loader's rank and world size came from (`zenith_stats.shard_source`; one of the
+// `ZENITH_SHARD_FROM_*` values).
+typedef int32_t zenith_shard_source;
+
 // Counters and configuration of a running loader, filled by `zenith_loader_stats`.
 //
 // Set `struct_size = sizeof(zenith_stats)` before the call: the library fills only the
@@ -360,6 +364,23 @@ typedef struct zenith_stats {
     uint64_t io_read_bytes;
     // Nanoseconds spent reading (part of `decode_ns`; 0 for `ZENITH_IO_MMAP`).
     uint64_t io_read_ns;
+    // This loader's rank (`zenith_loader_options_set_shard`, or from the environment).
+    uint32_t rank;
+    // The number of ranks sharing each epoch.
+    uint32_t world_size;
+    // Where `rank` and `world_size` came from (`ZENITH_SHARD_FROM_*`): the options, `RANK`/
+    // `WORLD_SIZE`, `SLURM_PROCID`/`SLURM_NTASKS`, or nothing (0 of 1).
+    zenith_shard_source shard_source;
+    // The shuffle the options asked for (`ZENITH_SHUFFLE_*`; `ZENITH_SHUFFLE_AUTO` by default).
+    // `ZENITH_SHUFFLE_AUTO` here with `shuffle_mode == ZENITH_SHUFFLE_BLOCK` means the data
+    // exceeded the memory budget and runs as a block shuffle.
+    zenith_shuffle shuffle_requested;
+    // The memory budget that decided the shuffle, in bytes (the option, or the default share of
+    // this node's memory).
+    uint64_t memory_budget;
+    // Estimated bytes of the dataset decoded, which a global shuffle holds (0 when the data is
+    // served without decoding: memory-mapped Arrow IPC, CSV).
+    uint64_t decoded_bytes;
 } zenith_stats;
 
 // Which pages back an allocation (one of the `ZENITH_HUGEPAGES_*` values).
@@ -449,6 +470,23 @@ typedef struct zenith_pci_device_info {
 // budget: for data larger than memory.
 #define ZENITH_SHUFFLE_BLOCK 2
 
+// The default: `ZENITH_SHUFFLE_GLOBAL`, or `ZENITH_SHUFFLE_BLOCK` when the decoded data would
+// exceed the memory budget (`zenith_stats.shuffle_mode` says which runs). Never reported as the
+// mode running.
+#define ZENITH_SHUFFLE_AUTO 3
+
+// Nothing set them: rank 0 of 1 (no shard option, and none of the environment variables).
+#define ZENITH_SHARD_FROM_NONE 0
+
+// The options: `zenith_loader_options_set_shard` or `zenith_loader_options_set_shard_none`.
+#define ZENITH_SHARD_FROM_OPTIONS 1
+
+// `RANK` and `WORLD_SIZE` in the environment (torchrun, torch.distributed).
+#define ZENITH_SHARD_FROM_TORCH 2
+
+// `SLURM_PROCID` and `SLURM_NTASKS` in the environment (srun).
+#define ZENITH_SHARD_FROM_SLURM 3
+
 // Memory-map the files; pages are read by page faults, zero-copy (the default).
 #define ZENITH_IO_MMAP 0
 
@@ -473,7 +511,8 @@ typedef struct zenith_pci_device_info {
 // The end of a stream or an epoch. Not an error: nothing was written to the outputs.
 #define ZENITH_DONE 1
 
-// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop).
+// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop),
+// or no batch was ready within a `zenith_loader_next*_timeout` call's timeout.
 // Not an error: nothing was transferred; try again later.
 #define ZENITH_WOULD_BLOCK 2
 
@@ -506,6 +545,10 @@ typedef struct zenith_pci_device_info {
 
 // A caller's buffer is too small; the call reported the size it needs.
 #define ZENITH_ERR_BUFFER_TOO_SMALL -10
+
+// Reading the data would take more memory than the loader may use (its memory budget) or than
+// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
+#define ZENITH_ERR_OUT_OF_MEMORY -11
 
 #ifdef __cplusplus
 extern "C" {
@@ -643,11 +686,12 @@ const char *zenith_status_str(zenith_status status);
 // Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
 // `opts` is only read (it may be freed right after this call).
 // On failure: returns `ZENITH_ERR_NOT_FOUND` (missing path, or no data file under it),
+// `ZENITH_ERR_OUT_OF_MEMORY` (an explicit `ZENITH_SHUFFLE_GLOBAL` over the memory budget),
 // `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 // file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 // message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
 // order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
-// that is not on the PCI bus);
+// that is not on the PCI bus, or a world size larger than the dataset's rows);
 // `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 // NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 // NULL.
@@ -708,6 +752,41 @@ zenith_status zenith_loader_next(struct zenith_loader *loader,
 zenith_status zenith_loader_next_batch(struct zenith_loader *loader,
                                        struct zenith_batch **out,
                                        struct zenith_error **err);
+
+// Waits at most `timeout_ms` milliseconds for the next batch; the rest like `zenith_loader_next`.
+//
+// Returns `ZENITH_OK` with a batch, `ZENITH_DONE` at the end of the epoch, or
+// `ZENITH_WOULD_BLOCK` when the workers did not finish the batch in time: nothing is written
+// or consumed, and the loader stays as it was (a later call delivers that batch). A timeout of 0
+// only looks; `UINT64_MAX` waits like `zenith_loader_next`. Interpreters call it in short slices
+// (Python: 100 ms) so that signal handlers (Ctrl-C) run between calls. With
+// `num_workers == 0` the calling thread builds the batch, which the timeout does not interrupt.
+// Ownership, failure, NULL policy and thread safety: as `zenith_loader_next`.
+//
+// # Safety
+// `loader` is NULL or live; `out_array`/`out_schema` are NULL or point to writable storage.
+zenith_status zenith_loader_next_timeout(struct zenith_loader *loader,
+                                         uint64_t timeout_ms,
+                                         struct ArrowArray *out_array,
+                                         struct ArrowSchema *out_schema,
+                                         struct zenith_error **err);
+
+// Waits at most `timeout_ms` milliseconds for the next batch; the rest like
+// `zenith_loader_next_batch`.
+//
+// Returns `ZENITH_OK` with a batch in `*out`, `ZENITH_DONE` at the end of the epoch, or
+// `ZENITH_WOULD_BLOCK` when the workers did not finish the batch in time: nothing is written
+// or consumed, and the loader stays as it was (a later call delivers that batch). A timeout of 0
+// only looks; `UINT64_MAX` waits like `zenith_loader_next_batch`. With `num_workers == 0` the
+// calling thread builds the batch, which the timeout does not interrupt.
+// Ownership, failure, NULL policy and thread safety: as `zenith_loader_next_batch`.
+//
+// # Safety
+// `loader` is NULL or live; `out` is NULL or points to writable storage for one pointer.
+zenith_status zenith_loader_next_batch_timeout(struct zenith_loader *loader,
+                                               uint64_t timeout_ms,
+                                               struct zenith_batch **out,
+                                               struct zenith_error **err);
 
 // Exports the rest of the current epoch as an Arrow C Stream Interface stream.
 //
@@ -772,6 +851,8 @@ uint64_t zenith_loader_num_batches(const struct zenith_loader *loader);
 
 // Starts epoch `epoch` from its first batch; its order depends on the epoch number (call it with
 // 0, 1, 2, ... as training proceeds). Batches of the current epoch not yet taken are discarded.
+// Every value is an epoch, `UINT64_MAX` included (its resume token round-trips); a caller that
+// counts epochs stops there rather than wrapping to 0 (the bindings raise an error).
 //
 // NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 // Thread safety: do not call concurrently with other calls on the same loader.
@@ -894,10 +975,12 @@ zenith_placement zenith_allocation_placement(const struct zenith_allocation *a);
 // `a` is NULL or a live allocation, not used afterwards (nor its memory).
 void zenith_allocation_free(struct zenith_allocation *a);
 
-// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows, global
-// shuffle with seed 0, last batch kept, one worker per core (at most 4), prefetch of twice the
-// workers, rank and world size from `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else
-// 0 of 1), every column, a memory budget of half the available memory.
+// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows,
+// `ZENITH_SHUFFLE_AUTO` (global, or block over the memory budget) with seed 0, last batch kept,
+// one worker per core (at most 4), prefetch of twice the workers, rank and world size from
+// `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else 0 of 1) with the remainder padded,
+// every column, a memory budget of half the available memory divided among the node's ranks
+// (see `zenith_loader_options_set_memory_budget`).
 //
 // Ownership: on success `*out` receives a new options object the caller frees with
 // `zenith_loader_options_free`.
@@ -929,9 +1012,14 @@ zenith_status zenith_loader_options_set_batch_size(struct zenith_loader_options 
                                                    size_t batch_size,
                                                    struct zenith_error **err);
 
-// Sets how each epoch orders rows: `ZENITH_SHUFFLE_NONE`, `ZENITH_SHUFFLE_GLOBAL` (default) or
-// `ZENITH_SHUFFLE_BLOCK`. The order is a pure function of the dataset, seed, epoch, mode,
-// batch size and shard, never of the number of workers.
+// Sets how each epoch orders rows: `ZENITH_SHUFFLE_AUTO` (default), `ZENITH_SHUFFLE_GLOBAL`,
+// `ZENITH_SHUFFLE_BLOCK` or `ZENITH_SHUFFLE_NONE`. The order is a pure function of the dataset,
+// seed, epoch, mode, batch size and shard, never of the number of workers.
+//
+// `ZENITH_SHUFFLE_GLOBAL` is strict: when the decoded data (Parquet) would exceed the memory
+// budget, `zenith_loader_open` fails with `ZENITH_ERR_OUT_OF_MEMORY` naming the bytes needed and
+// the budget. `ZENITH_SHUFFLE_AUTO` runs a block shuffle there instead; `zenith_stats` reports
+// the mode that runs (`shuffle_mode`) beside the one asked for (`shuffle_requested`).
 //
 // On failure: an unknown mode returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
 // NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
@@ -987,11 +1075,19 @@ zenith_status zenith_loader_options_set_prefetch(struct zenith_loader_options *o
                                                  size_t prefetch,
                                                  struct zenith_error **err);
 
-// Makes the loader rank `rank` of `world_size` ranks. Each rank receives a disjoint,
-// equal-sized share of every epoch (`floor(rows / world_size)` rows, so the same number of
-// batches on every rank; the `rows % world_size` rows left over are not delivered that epoch).
-// Without this call, rank and world size come from `RANK`/`WORLD_SIZE`, else
-// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+// Makes the loader rank `rank` of `world_size` ranks; the environment is then not consulted
+// (`zenith_stats.shard_source` is `ZENITH_SHARD_FROM_OPTIONS`). Each rank receives an
+// equal-sized share of every epoch, so the same number of batches on every rank: by default
+// `ceil(rows / world_size)` rows, the epoch's order padded by wrapping around to its first rows
+// as torch's `DistributedSampler` does (fewer than `world_size` rows are delivered twice); with
+// `zenith_loader_options_set_shard_drop_remainder`, `floor(rows / world_size)` rows, and the
+// `rows % world_size` rows left over are not delivered that epoch. A `world_size` larger than
+// the dataset's rows fails `zenith_loader_open` with `ZENITH_ERR_INVALID_ARGUMENT`.
+//
+// Without this call (or `zenith_loader_options_set_shard_none`), rank and world size come from
+// `RANK`/`WORLD_SIZE`, else `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1; `zenith_stats` reports
+// them and their source. `zenith_loader_options_set_shard(opts, 0, 1, err)` turns sharding off
+// like `zenith_loader_options_set_shard_none`.
 //
 // On failure: `world_size == 0` or `rank >= world_size` returns `ZENITH_ERR_INVALID_ARGUMENT`;
 // the options are unchanged.
@@ -1008,7 +1104,8 @@ zenith_status zenith_loader_options_set_shard(struct zenith_loader_options *opts
 // are copied; they are checked against the dataset by `zenith_loader_open` (an unknown name is
 // `ZENITH_ERR_INVALID_ARGUMENT` there).
 //
-// On failure: a NULL name, a name that is not UTF-8, or a repeated name returns
+// On failure: an empty list (`count == 0` with `columns != NULL`: "columns must not be
+// empty"), a NULL name, a name that is not UTF-8, or a repeated name returns
 // `ZENITH_ERR_INVALID_ARGUMENT` (`ZENITH_ERR_NULL_ARGUMENT` for `columns == NULL` with
 // `count > 0`); the options are unchanged.
 // NULL policy: `opts` must not be NULL; `err` may be NULL.
@@ -1021,9 +1118,15 @@ zenith_status zenith_loader_options_set_columns(struct zenith_loader_options *op
                                                 size_t count,
                                                 struct zenith_error **err);
 
-// Caps the bytes of decoded data the loader holds to shuffle (0: the default, half of the memory
-// available at open). Data that must be decoded (Parquet) and would exceed it is shuffled in
-// blocks instead of globally; `zenith_stats` reports the mode that ran.
+// Caps the bytes of decoded data the loader holds to shuffle (0: the default). Data that must be
+// decoded (Parquet) and would exceed it is shuffled in blocks instead of globally with
+// `ZENITH_SHUFFLE_AUTO` (the default; `zenith_stats` reports the mode that runs), and fails to
+// open with `ZENITH_ERR_OUT_OF_MEMORY` with `ZENITH_SHUFFLE_GLOBAL` set explicitly.
+//
+// The default budget is per node, not per loader: half of the memory available at open
+// (`MemAvailable`), divided by the ranks on this node: `LOCAL_WORLD_SIZE` (torchrun) when set,
+// else `SLURM_NTASKS_PER_NODE` (srun with `--ntasks-per-node`), else 1. `zenith_stats` reports the
+// budget applied (`memory_budget`) and the decoded size of the data (`decoded_bytes`).
 //
 // NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 //
@@ -1134,6 +1237,33 @@ zenith_status zenith_loader_options_set_io_backend(struct zenith_loader_options 
 zenith_status zenith_loader_options_set_io_direct(struct zenith_loader_options *opts,
                                                   bool direct,
                                                   struct zenith_error **err);
+
+// Turns sharding off: the loader reads every row of each epoch (rank 0 of 1), whatever
+// `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` say, e.g. an evaluation loader on rank 0
+// of a `torchrun` job. The same as `zenith_loader_options_set_shard(opts, 0, 1, err)`;
+// `zenith_stats.shard_source` is `ZENITH_SHARD_FROM_OPTIONS`. Replaces a shard set before.
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_shard_none(struct zenith_loader_options *opts,
+                                                   struct zenith_error **err);
+
+// Chooses what ranks get when the rows do not divide evenly across them (see
+// `zenith_loader_options_set_shard`): `false` (the default) pads each epoch's order by wrapping
+// around, so every rank gets `ceil(rows / world_size)` rows and every row is delivered; `true`
+// drops the last `rows % world_size` rows of each epoch's order, so every rank gets
+// `floor(rows / world_size)` rows and no row is delivered twice. Either way every rank gets the
+// same number of batches. A resume token remembers the choice.
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_shard_drop_remainder(struct zenith_loader_options *opts,
+                                                             bool drop_remainder,
+                                                             struct zenith_error **err);
 
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //

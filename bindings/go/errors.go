@@ -28,6 +28,7 @@ const (
 	ErrInternal        Status = C.ZENITH_ERR_INTERNAL         // a broken internal invariant (a bug)
 	ErrSchemaMismatch  Status = C.ZENITH_ERR_SCHEMA_MISMATCH  // shards of one dataset have different schemas
 	ErrBufferTooSmall  Status = C.ZENITH_ERR_BUFFER_TOO_SMALL // a buffer was too small
+	ErrOutOfMemory     Status = C.ZENITH_ERR_OUT_OF_MEMORY    // over the memory budget (e.g. ShuffleGlobal on data larger than it)
 )
 
 // String returns the library's description of the code ("not found", ...).

@@ -193,8 +193,39 @@ type Stats struct {
 	QueueDepth       uint64        // batches built and waiting for the consumer now
 	Epoch            uint64        // the current epoch
 	BatchesPerEpoch  uint64        // batches per epoch for this rank
-	ShuffleMode      Shuffle       // the shuffle running (a global shuffle over budget runs as block)
+	ShuffleMode      Shuffle       // the shuffle running (ShuffleAuto over the memory budget runs as block)
 	NumWorkers       int           // worker threads
+	Rank             int           // this loader's rank
+	WorldSize        int           // the number of ranks sharing each epoch
+	ShardSource      ShardSource   // where Rank and WorldSize came from
+	ShuffleRequested Shuffle       // the shuffle asked for (ShuffleAuto by default)
+	MemoryBudget     uint64        // the memory budget that decided the shuffle, in bytes
+	DecodedBytes     uint64        // the decoded size of the data (0 when it needs no decoding)
+}
+
+// ShardSource says where a loader's rank and world size came from.
+type ShardSource int
+
+// The ZENITH_SHARD_FROM_* values.
+const (
+	ShardFromNone    ShardSource = C.ZENITH_SHARD_FROM_NONE    // nothing: rank 0 of 1
+	ShardFromOptions ShardSource = C.ZENITH_SHARD_FROM_OPTIONS // Options.Rank/WorldSize or ShardNone
+	ShardFromTorch   ShardSource = C.ZENITH_SHARD_FROM_TORCH   // RANK/WORLD_SIZE in the environment
+	ShardFromSlurm   ShardSource = C.ZENITH_SHARD_FROM_SLURM   // SLURM_PROCID/SLURM_NTASKS in the environment
+)
+
+func (s ShardSource) String() string {
+	switch s {
+	case ShardFromNone:
+		return "none"
+	case ShardFromOptions:
+		return "options"
+	case ShardFromTorch:
+		return "RANK/WORLD_SIZE"
+	case ShardFromSlurm:
+		return "SLURM_PROCID/SLURM_NTASKS"
+	}
+	return fmt.Sprintf("ShardSource(%d)", int(s))
 }
 
 // Stats returns the loader's counters. It may be called while another goroutine is in Next.
@@ -226,6 +257,12 @@ func (l *Loader) Stats() (Stats, error) {
 		BatchesPerEpoch:  uint64(s.batches_per_epoch),
 		ShuffleMode:      shuffleFromC(s.shuffle_mode),
 		NumWorkers:       int(s.num_workers),
+		Rank:             int(s.rank),
+		WorldSize:        int(s.world_size),
+		ShardSource:      ShardSource(s.shard_source),
+		ShuffleRequested: shuffleFromC(s.shuffle_requested),
+		MemoryBudget:     uint64(s.memory_budget),
+		DecodedBytes:     uint64(s.decoded_bytes),
 	}, nil
 }
 

@@ -205,7 +205,7 @@ func TestShardsAndDropLast(t *testing.T) {
 	const world = 3
 	var all []int64
 	for rank := 0; rank < world; rank++ {
-		l := open(t, "basic.arrow", zenith.Options{BatchSize: 1000, Rank: rank, WorldSize: world, Seed: 5})
+		l := open(t, "basic.arrow", zenith.Options{BatchSize: 1000, Rank: rank, WorldSize: world, Seed: 5, ShardDropRemainder: true})
 		ids, sizes := epoch(t, l)
 		if len(ids) != rows/world || len(sizes) != l.NumBatches() {
 			t.Errorf("rank %d: %d rows in %d batches (NumBatches %d), want %d rows",
@@ -222,6 +222,38 @@ func TestShardsAndDropLast(t *testing.T) {
 	_, sizes := epoch(t, l)
 	if len(sizes) != 9 || l.NumBatches() != 9 || slices.Contains(sizes, 784) {
 		t.Errorf("drop_last: sizes %v, NumBatches %d", sizes, l.NumBatches())
+	}
+}
+
+func TestPaddedShardsAndShardStats(t *testing.T) {
+	const world = 3
+	var all []int64
+	for rank := 0; rank < world; rank++ {
+		l := open(t, "basic.arrow", zenith.Options{BatchSize: 1000, Rank: rank, WorldSize: world, Seed: 5})
+		ids, sizes := epoch(t, l)
+		if len(ids) != (rows+world-1)/world || len(sizes) != l.NumBatches() {
+			t.Errorf("rank %d: %d rows in %d batches (NumBatches %d)", rank, len(ids), len(sizes), l.NumBatches())
+		}
+		st, err := l.Stats()
+		if err != nil || st.Rank != rank || st.WorldSize != world || st.ShardSource != zenith.ShardFromOptions {
+			t.Errorf("rank %d stats: %+v, %v", rank, st, err)
+		}
+		all = append(all, ids...)
+	}
+	slices.Sort(all)
+	if len(slices.Compact(all)) != rows {
+		t.Error("padded ranks do not cover every row")
+	}
+
+	l := open(t, "basic.arrow", zenith.Options{ShardNone: true})
+	st, err := l.Stats()
+	if err != nil || st.WorldSize != 1 || st.ShardSource != zenith.ShardFromOptions || st.ShuffleRequested != zenith.ShuffleAuto {
+		t.Errorf("ShardNone stats: %+v, %v", st, err)
+	}
+	l = open(t, "basic.parquet", zenith.Options{MemoryBudget: 1000})
+	if st, err := l.Stats(); err != nil || st.ShuffleMode != zenith.ShuffleBlock || st.ShuffleRequested != zenith.ShuffleAuto ||
+		st.MemoryBudget != 1000 || st.DecodedBytes <= 1000 {
+		t.Errorf("automatic shuffle over budget: %+v, %v", st, err)
 	}
 }
 
@@ -317,6 +349,10 @@ func TestErrors(t *testing.T) {
 		{"bad shuffle", dir + "/basic.arrow", zenith.Options{Shuffle: 7}, zenith.ErrInvalidArgument, "shuffle"},
 		{"garbage token", dir + "/basic.arrow", zenith.Options{ResumeState: []byte("not a token")}, zenith.ErrInvalidArgument, ""},
 		{"NUL in path", dir + "/basic.arrow\x00x", zenith.Options{}, zenith.ErrInvalidArgument, "NUL"},
+		{"empty columns", dir + "/basic.arrow", zenith.Options{Columns: []string{}}, zenith.ErrInvalidArgument, "columns must not be empty"},
+		{"world larger than the data", dir + "/basic.arrow", zenith.Options{Rank: 0, WorldSize: 10001}, zenith.ErrInvalidArgument, "larger than the dataset"},
+		{"shard none with a rank", dir + "/basic.arrow", zenith.Options{ShardNone: true, Rank: 1, WorldSize: 2}, zenith.ErrInvalidArgument, "ShardNone"},
+		{"global over budget", dir + "/basic.parquet", zenith.Options{Shuffle: zenith.ShuffleGlobal, MemoryBudget: 1000}, zenith.ErrOutOfMemory, "memory budget (1000 bytes)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

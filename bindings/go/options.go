@@ -14,15 +14,16 @@ import (
 )
 
 // Shuffle is how each epoch orders rows. The zero value, ShuffleDefault, leaves the library's
-// default (ShuffleGlobal).
+// default (ShuffleAuto).
 type Shuffle int
 
 // The modes are the ZENITH_SHUFFLE_* values plus one, so that the zero value can mean the default.
 const (
-	ShuffleDefault Shuffle = iota // the library's default: ShuffleGlobal
+	ShuffleDefault Shuffle = iota // the library's default: ShuffleAuto
 	ShuffleNone                   // dataset order (zero-copy slices of memory-mapped files)
-	ShuffleGlobal                 // one exact permutation of all rows per epoch
+	ShuffleGlobal                 // one exact permutation of all rows per epoch; over the memory budget Open fails with ErrOutOfMemory
 	ShuffleBlock                  // row groups shuffled, then rows within windows that fit the memory budget
+	ShuffleAuto                   // global, or block when the decoded data exceeds the memory budget (Stats.ShuffleMode says which)
 )
 
 func (s Shuffle) String() string {
@@ -35,6 +36,8 @@ func (s Shuffle) String() string {
 		return "global"
 	case ShuffleBlock:
 		return "block"
+	case ShuffleAuto:
+		return "auto"
 	}
 	return fmt.Sprintf("Shuffle(%d)", int(s))
 }
@@ -47,6 +50,8 @@ func (s Shuffle) toC() (C.zenith_shuffle, bool) {
 		return C.ZENITH_SHUFFLE_GLOBAL, true
 	case ShuffleBlock:
 		return C.ZENITH_SHUFFLE_BLOCK, true
+	case ShuffleAuto:
+		return C.ZENITH_SHUFFLE_AUTO, true
 	}
 	return 0, false
 }
@@ -58,10 +63,11 @@ func shuffleFromC(s C.zenith_shuffle) Shuffle {
 }
 
 // Options configure [Open]. The zero value means the library's defaults for every field:
-// batches of DefaultBatchSize rows, global shuffle with seed 0, the last batch kept, one worker
-// per core (at most 4), prefetch of twice the workers, rank and world size from
-// RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS (else 0 of 1), every column, and a memory
-// budget of half the available memory.
+// batches of DefaultBatchSize rows, the automatic shuffle (global, or block over the memory
+// budget) with seed 0, the last batch kept, one worker per core (at most 4), prefetch of twice
+// the workers, rank and world size from RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS (else 0 of
+// 1) with the remainder padded, every column, and a memory budget of half the available memory
+// divided by the ranks on the node (LOCAL_WORLD_SIZE, else SLURM_NTASKS_PER_NODE).
 //
 // The order of rows is a pure function of the dataset, Seed, the epoch, Shuffle, BatchSize,
 // DropLast, the shard and Columns; NumWorkers and Prefetch change only speed.
@@ -81,15 +87,27 @@ type Options struct {
 	// Prefetch is how many batches workers may build ahead of the consumer (it bounds memory).
 	// 0 means the default (twice the workers); negative is ErrInvalidArgument.
 	Prefetch int
-	// Rank and WorldSize make the loader rank Rank of WorldSize ranks: each rank gets a
-	// disjoint, equal share of every epoch. WorldSize 0 (with Rank 0) leaves both to the
-	// environment (RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS, else 0 of 1).
+	// Rank and WorldSize make the loader rank Rank of WorldSize ranks: each rank gets an
+	// equal share of every epoch (see ShardDropRemainder). WorldSize 0 (with Rank 0) leaves both
+	// to the environment (RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS, else 0 of 1); Stats says
+	// which ran and where they came from. A WorldSize larger than the dataset fails Open.
 	Rank, WorldSize int
-	// Columns keeps only the named columns, in this order; empty means every column. An
-	// unknown name fails Open with ErrInvalidArgument.
+	// ShardNone turns sharding off: the loader reads every row whatever the environment says
+	// (an evaluation loader on one rank of a torchrun job). It cannot be combined with Rank or
+	// WorldSize.
+	ShardNone bool
+	// ShardDropRemainder drops the rows that do not divide evenly across ranks (each rank gets
+	// rows/WorldSize) instead of padding the order by wrapping around, as torch's
+	// DistributedSampler does (the default: each rank gets ceil(rows/WorldSize), a few rows
+	// twice). Either way every rank gets the same number of batches.
+	ShardDropRemainder bool
+	// Columns keeps only the named columns, in this order; nil means every column. An empty,
+	// non-nil slice is ErrInvalidArgument ("columns must not be empty"), as is an unknown name
+	// (at Open).
 	Columns []string
 	// MemoryBudget caps the bytes of decoded data held to shuffle; 0 means the default (half
-	// the available memory). Data that would exceed it is shuffled in blocks.
+	// the available memory, divided by the ranks on this node). With ShuffleAuto data that would
+	// exceed it is shuffled in blocks; with ShuffleGlobal Open fails with ErrOutOfMemory.
 	MemoryBudget uint64
 	// ResumeState is a token from Loader.SaveState: the loader opens at the saved epoch and
 	// delivers exactly the batches not yet delivered. Empty means start at epoch 0.
@@ -165,6 +183,19 @@ func (o *Options) apply(opts *C.zenith_loader_options) error {
 			return err
 		}
 	}
+	if o.ShardNone {
+		if o.WorldSize != 0 || o.Rank != 0 {
+			return invalid("ShardNone cannot be combined with Rank or WorldSize")
+		}
+		if err := call(C.zenith_loader_options_set_shard_none(opts, &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.ShardDropRemainder {
+		if err := call(C.zenith_loader_options_set_shard_drop_remainder(opts, C.bool(true), &cerr)); err != nil {
+			return err
+		}
+	}
 	if o.WorldSize != 0 || o.Rank != 0 {
 		if o.Rank < 0 || o.WorldSize < 0 || uint64(o.Rank) > math.MaxUint32 || uint64(o.WorldSize) > math.MaxUint32 {
 			return invalid(fmt.Sprintf("rank %d of world size %d is out of range", o.Rank, o.WorldSize))
@@ -173,6 +204,9 @@ func (o *Options) apply(opts *C.zenith_loader_options) error {
 		if err := call(C.zenith_loader_options_set_shard(opts, C.uint32_t(o.Rank), C.uint32_t(o.WorldSize), &cerr)); err != nil {
 			return err
 		}
+	}
+	if o.Columns != nil && len(o.Columns) == 0 {
+		return invalid("columns must not be empty (nil reads every column)")
 	}
 	if len(o.Columns) > 0 {
 		if err := setColumns(opts, o.Columns); err != nil {

@@ -58,7 +58,7 @@ static void test_arguments(void) {
     CHECK_EQ_INT(zenith_ring_len(NULL), 0);
     CHECK_EQ_INT(zenith_ring_capacity(NULL), 0);
     zenith_ring_free(NULL);
-    CHECK(strcmp(zenith_status_str(ZENITH_WOULD_BLOCK), "would block (ring full or empty)") == 0);
+    CHECK(strcmp(zenith_status_str(ZENITH_WOULD_BLOCK), "would block (ring full or empty, or no batch ready in time)") == 0);
 
     CHECK_EQ_INT(zenith_ring_new(1, sizeof(element), ZENITH_RING_MPMC, &ring, &err), ZENITH_OK);
     CHECK_EQ_INT(zenith_ring_capacity(ring), 2);

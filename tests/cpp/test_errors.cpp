@@ -106,6 +106,7 @@ TEST(OptionErrors, BadValuesThrowInvalidArgument) {
         {"shard(0, 0)", [&] { opts.shard(0, 0); }},
         {"columns(id, id)", [&] { opts.columns({"id", "id"}); }},
         {"columns(NUL)", [&] { opts.columns({std::string("i\0d", 3)}); }},
+        {"columns({})", [&] { opts.columns({}); }},
         {"resume_state({})", [&] { opts.resume_state({}); }},
         {"resume_state(junk)", [&] { opts.resume_state(std::vector<std::uint8_t>(96, 0xA5)); }},
     };
@@ -116,6 +117,21 @@ TEST(OptionErrors, BadValuesThrowInvalidArgument) {
     }
     EXPECT_TRUE(contains(error_from([&] { opts.batch_size(0); }).what(), "batch_size"));
     EXPECT_TRUE(contains(error_from([&] { opts.shard(2, 2); }).what(), "rank 2"));
+    EXPECT_TRUE(contains(error_from([&] { opts.columns({}); }).what(), "columns must not be empty"));
+}
+
+TEST(OpenErrors, AWorldLargerThanTheDataAndAGlobalShuffleOverBudget) {
+    const zenith::Error world = error_from([] {
+        zenith::Loader(data_path("basic.arrow"), zenith::LoaderOptions().shard(0, 10001));
+    });
+    EXPECT_EQ(world.code(), ZENITH_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(world.what(), "larger than the dataset")) << world.what();
+    const zenith::Error budget = error_from([] {
+        zenith::Loader(data_path("basic.parquet"),
+                       zenith::LoaderOptions().shuffle(zenith::Shuffle::Global).memory_budget(1000));
+    });
+    EXPECT_EQ(budget.code(), ZENITH_ERR_OUT_OF_MEMORY);
+    EXPECT_TRUE(contains(budget.what(), "memory budget (1000 bytes)")) << budget.what();
 }
 
 TEST(OptionErrors, AFailedSetterLeavesTheOptionsUnchanged) {

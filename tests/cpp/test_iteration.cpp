@@ -151,18 +151,39 @@ TEST(Shuffle, BlockIsAPermutation) {
     EXPECT_EQ(loader.stats().shuffle_mode, ZENITH_SHUFFLE_BLOCK);
 }
 
-TEST(Shard, RanksGetDisjointEqualShares) {
+TEST(Shard, RanksDroppingTheRemainderGetDisjointEqualShares) {
     constexpr std::uint32_t world = 3;
     std::set<std::int64_t> all;
     for (std::uint32_t rank = 0; rank < world; rank++) {
-        zenith::Loader loader(data_path("basic.arrow"),
-                              zenith::LoaderOptions().batch_size(1000).seed(5).shard(rank, world));
+        zenith::Loader loader(
+            data_path("basic.arrow"),
+            zenith::LoaderOptions().batch_size(1000).seed(5).shard(rank, world).shard_drop_remainder());
         const Epoch epoch = read_epoch(loader);
         EXPECT_EQ(epoch.ids.size(), static_cast<std::size_t>(kBasicRows / world)) << rank;
         EXPECT_EQ(loader.num_batches(), 4u) << rank;  // 3333 rows: 3 * 1000 + 333
         all.insert(epoch.ids.begin(), epoch.ids.end());
     }
     EXPECT_EQ(all.size(), static_cast<std::size_t>(kBasicRows / world * world));  // disjoint
+}
+
+TEST(Shard, PaddedRanksCoverEveryRowAndReportTheirShard) {
+    constexpr std::uint32_t world = 3;
+    std::set<std::int64_t> all;
+    for (std::uint32_t rank = 0; rank < world; rank++) {
+        zenith::Loader loader(data_path("basic.arrow"),
+                              zenith::LoaderOptions().batch_size(1000).seed(5).shard(rank, world));
+        const Epoch epoch = read_epoch(loader);
+        EXPECT_EQ(epoch.ids.size(), static_cast<std::size_t>(kBasicRows / world + 1)) << rank;
+        const zenith_stats stats = loader.stats();
+        EXPECT_EQ(stats.rank, rank);
+        EXPECT_EQ(stats.world_size, world);
+        EXPECT_EQ(stats.shard_source, ZENITH_SHARD_FROM_OPTIONS);
+        all.insert(epoch.ids.begin(), epoch.ids.end());
+    }
+    EXPECT_EQ(all.size(), static_cast<std::size_t>(kBasicRows));
+    zenith::Loader everything(data_path("basic.arrow"), zenith::LoaderOptions().shard_none());
+    EXPECT_EQ(everything.stats().world_size, 1u);
+    EXPECT_EQ(everything.stats().shuffle_requested, ZENITH_SHUFFLE_AUTO);
 }
 
 TEST(Columns, ProjectionKeepsTheNamedColumnsInTheGivenOrder) {

@@ -215,10 +215,14 @@ using DLPackTensor = std::unique_ptr<DLManagedTensorVersioned, DLPackDeleter>;
 enum class Shuffle : zenith_shuffle {
     /// Rows in dataset order (zero-copy slices of memory-mapped files where possible).
     None = ZENITH_SHUFFLE_NONE,
-    /// One exact permutation of all rows per epoch (the default).
+    /// One exact permutation of all rows per epoch; over the memory budget, opening throws
+    /// ZENITH_ERR_OUT_OF_MEMORY.
     Global = ZENITH_SHUFFLE_GLOBAL,
     /// Chunks shuffled, then rows within windows that fit the memory budget.
     Block = ZENITH_SHUFFLE_BLOCK,
+    /// Global, or Block when the decoded data exceeds the memory budget (the default;
+    /// Loader::stats().shuffle_mode says which runs).
+    Auto = ZENITH_SHUFFLE_AUTO,
 };
 
 struct LoaderOptionsDeleter {
@@ -248,7 +252,7 @@ public:
     }
     LoaderOptions&& batch_size(std::size_t rows) && { return std::move(batch_size(rows)); }
 
-    /// How each epoch orders rows (default Shuffle::Global).
+    /// How each epoch orders rows (default Shuffle::Auto).
     LoaderOptions& shuffle(Shuffle mode) & {
         return set("shuffle", zenith_loader_options_set_shuffle,
                    static_cast<zenith_shuffle>(mode));
@@ -282,8 +286,9 @@ public:
     }
     LoaderOptions&& prefetch(std::size_t batches) && { return std::move(prefetch(batches)); }
 
-    /// Makes the loader rank `rank` of `world_size` (rank < world_size): a disjoint, equal-sized
-    /// share of each epoch. Default: RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS, else 0 of 1.
+    /// Makes the loader rank `rank` of `world_size` (rank < world_size): an equal-sized share of
+    /// each epoch (see shard_drop_remainder). Default: RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS,
+    /// else 0 of 1; Loader::stats() reports rank, world_size and shard_source.
     LoaderOptions& shard(std::uint32_t rank, std::uint32_t world_size) & {
         zenith_error* err = nullptr;
         check(zenith_loader_options_set_shard(raw("shard"), rank, world_size, &err), err);
@@ -293,17 +298,38 @@ public:
         return std::move(shard(rank, world_size));
     }
 
+    /// No sharding, whatever the environment says: the loader reads every row (rank 0 of 1).
+    LoaderOptions& shard_none() & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_shard_none(raw("shard_none"), &err), err);
+        return *this;
+    }
+    LoaderOptions&& shard_none() && { return std::move(shard_none()); }
+
+    /// Drops the rows that do not divide evenly across ranks (floor(rows / world) each) instead
+    /// of padding by wrapping around like torch's DistributedSampler (ceil(rows / world) each,
+    /// the default). Either way every rank gets the same number of batches.
+    LoaderOptions& shard_drop_remainder(bool drop = true) & {
+        return set("shard_drop_remainder", zenith_loader_options_set_shard_drop_remainder, drop);
+    }
+    LoaderOptions&& shard_drop_remainder(bool drop = true) && {
+        return std::move(shard_drop_remainder(drop));
+    }
+
     /// Keeps only these columns, in this order (unique names; checked against the dataset when
-    /// the Loader opens). An empty list restores every column.
+    /// the Loader opens). An empty list throws ZENITH_ERR_INVALID_ARGUMENT; all_columns() reads
+    /// every column again.
     LoaderOptions& columns(const std::vector<std::string>& names) & {
         std::vector<const char*> pointers;
         pointers.reserve(names.size());
         for (const std::string& name : names) {
             pointers.push_back(detail::c_str(name, "zenith::LoaderOptions::columns"));
         }
+        // A non-NULL pointer even for no names: (NULL, 0) would mean every column.
+        static const char* const no_names[1] = {nullptr};
         zenith_error* err = nullptr;
         check(zenith_loader_options_set_columns(raw("columns"),
-                                                pointers.empty() ? nullptr : pointers.data(),
+                                                pointers.empty() ? no_names : pointers.data(),
                                                 pointers.size(), &err),
               err);
         return *this;
@@ -312,7 +338,16 @@ public:
         return std::move(columns(names));
     }
 
-    /// Caps the bytes of decoded data held to shuffle (0: half the memory available at open).
+    /// Reads every column (the default), undoing columns().
+    LoaderOptions& all_columns() & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_columns(raw("all_columns"), nullptr, 0, &err), err);
+        return *this;
+    }
+    LoaderOptions&& all_columns() && { return std::move(all_columns()); }
+
+    /// Caps the bytes of decoded data held to shuffle (0: half the memory available at open,
+    /// divided by the ranks on this node: LOCAL_WORLD_SIZE, else SLURM_NTASKS_PER_NODE).
     LoaderOptions& memory_budget(std::uint64_t bytes) & {
         return set("memory_budget", zenith_loader_options_set_memory_budget, bytes);
     }

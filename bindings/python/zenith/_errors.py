@@ -24,6 +24,7 @@ class Status(enum.IntEnum):
     ERR_INTERNAL = _lib.ZENITH_ERR_INTERNAL
     ERR_SCHEMA_MISMATCH = _lib.ZENITH_ERR_SCHEMA_MISMATCH
     ERR_BUFFER_TOO_SMALL = _lib.ZENITH_ERR_BUFFER_TOO_SMALL
+    ERR_OUT_OF_MEMORY = _lib.ZENITH_ERR_OUT_OF_MEMORY
 
 
 class ZenithError(Exception):
@@ -92,6 +93,22 @@ class UnsupportedError(ZenithError):
     """Valid, but this build or this data cannot serve it (e.g. a string column as DLPack)."""
 
 
+class OutOfMemoryError(ZenithError, MemoryError):
+    """More memory than the loader may use: e.g. ``shuffle="global"`` over the memory budget
+    (the message names the bytes needed and the budget)."""
+
+
+class ZenithWarning(UserWarning):
+    """Something Zenith did differently from what was asked, without failing. A
+    ``UserWarning``, so Python shows it by default (a ``ResourceWarning`` would be hidden)."""
+
+
+class ShuffleDowngradeWarning(ZenithWarning):
+    """The automatic shuffle (``shuffle=True``) runs as a block shuffle: the decoded data exceeds
+    the memory budget. Pass ``shuffle="block"`` to ask for it, ``shuffle="global"`` to fail
+    instead, or a larger ``memory_budget``."""
+
+
 _CLASSES = {
     Status.ERR_NULL_ARGUMENT: InvalidArgumentError,
     Status.ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -101,6 +118,7 @@ _CLASSES = {
     Status.ERR_FORMAT: FormatError,
     Status.ERR_SCHEMA_MISMATCH: SchemaMismatchError,
     Status.ERR_UNSUPPORTED: UnsupportedError,
+    Status.ERR_OUT_OF_MEMORY: OutOfMemoryError,
 }
 
 

@@ -73,6 +73,12 @@ ZENITH_PLACEMENT_FIRST_TOUCH = 3
 ZENITH_SHUFFLE_NONE = 0
 ZENITH_SHUFFLE_GLOBAL = 1
 ZENITH_SHUFFLE_BLOCK = 2
+ZENITH_SHUFFLE_AUTO = 3
+
+ZENITH_SHARD_FROM_NONE = 0
+ZENITH_SHARD_FROM_OPTIONS = 1
+ZENITH_SHARD_FROM_TORCH = 2
+ZENITH_SHARD_FROM_SLURM = 3
 
 ZENITH_IO_MMAP = 0
 ZENITH_IO_URING = 1
@@ -94,6 +100,7 @@ ZENITH_ERR_PANIC = -7
 ZENITH_ERR_INTERNAL = -8
 ZENITH_ERR_SCHEMA_MISMATCH = -9
 ZENITH_ERR_BUFFER_TOO_SMALL = -10
+ZENITH_ERR_OUT_OF_MEMORY = -11
 
 # DLPack (the header's DLDeviceType, DLDataTypeCode and flag bits that the binding reads).
 kDLCPU = 1
@@ -233,6 +240,12 @@ class zenith_stats(ctypes.Structure):
         ("io_backend_requested", c_int32),
         ("io_read_bytes", c_uint64),
         ("io_read_ns", c_uint64),
+        ("rank", c_uint32),
+        ("world_size", c_uint32),
+        ("shard_source", c_int32),
+        ("shuffle_requested", c_int32),
+        ("memory_budget", c_uint64),
+        ("decoded_bytes", c_uint64),
     ]
 
 
@@ -359,6 +372,8 @@ SIGNATURES = {
     "zenith_loader_options_set_num_workers": ([OptionsPtr, c_size_t, _Err], c_int32),
     "zenith_loader_options_set_prefetch": ([OptionsPtr, c_size_t, _Err], c_int32),
     "zenith_loader_options_set_shard": ([OptionsPtr, c_uint32, c_uint32, _Err], c_int32),
+    "zenith_loader_options_set_shard_none": ([OptionsPtr, _Err], c_int32),
+    "zenith_loader_options_set_shard_drop_remainder": ([OptionsPtr, c_bool, _Err], c_int32),
     "zenith_loader_options_set_columns": ([OptionsPtr, POINTER(c_char_p), c_size_t, _Err], c_int32),
     "zenith_loader_options_set_memory_budget": ([OptionsPtr, c_uint64, _Err], c_int32),
     "zenith_loader_options_set_numa_node": ([OptionsPtr, c_int32, _Err], c_int32),
@@ -372,6 +387,11 @@ SIGNATURES = {
     "zenith_loader_schema": ([LoaderPtr, POINTER(ArrowSchema), _Err], c_int32),
     "zenith_loader_next": ([LoaderPtr, POINTER(ArrowArray), POINTER(ArrowSchema), _Err], c_int32),
     "zenith_loader_next_batch": ([LoaderPtr, POINTER(BatchPtr), _Err], c_int32),
+    "zenith_loader_next_timeout": (
+        [LoaderPtr, c_uint64, POINTER(ArrowArray), POINTER(ArrowSchema), _Err],
+        c_int32,
+    ),
+    "zenith_loader_next_batch_timeout": ([LoaderPtr, c_uint64, POINTER(BatchPtr), _Err], c_int32),
     "zenith_loader_export_stream": ([LoaderPtr, POINTER(ArrowArrayStream), _Err], c_int32),
     "zenith_loader_stats": ([LoaderPtr, POINTER(zenith_stats), _Err], c_int32),
     "zenith_loader_io_fallback_reason": ([LoaderPtr, _Text, c_size_t, _Len, _Err], c_int32),

@@ -7,14 +7,16 @@ import ctypes
 import operator
 import os
 import threading
+import warnings
 import weakref
 
 from . import _batch, _capsule, _columns, _errors, _lib
 
 _SHUFFLE = {
     False: _lib.ZENITH_SHUFFLE_NONE,
-    True: _lib.ZENITH_SHUFFLE_GLOBAL,
+    True: _lib.ZENITH_SHUFFLE_AUTO,
     "none": _lib.ZENITH_SHUFFLE_NONE,
+    "auto": _lib.ZENITH_SHUFFLE_AUTO,
     "global": _lib.ZENITH_SHUFFLE_GLOBAL,
     "block": _lib.ZENITH_SHUFFLE_BLOCK,
 }
@@ -22,12 +24,29 @@ _SHUFFLE_NAMES = {
     _lib.ZENITH_SHUFFLE_NONE: "none",
     _lib.ZENITH_SHUFFLE_GLOBAL: "global",
     _lib.ZENITH_SHUFFLE_BLOCK: "block",
+    _lib.ZENITH_SHUFFLE_AUTO: "auto",
 }
 _IO_NAMES = {
     _lib.ZENITH_IO_MMAP: "mmap",
     _lib.ZENITH_IO_URING: "io_uring",
     _lib.ZENITH_IO_PREAD: "pread",
 }
+_SHARD_SOURCES = {
+    _lib.ZENITH_SHARD_FROM_NONE: "none",
+    _lib.ZENITH_SHARD_FROM_OPTIONS: "options",
+    _lib.ZENITH_SHARD_FROM_TORCH: "torch",
+    _lib.ZENITH_SHARD_FROM_SLURM: "slurm",
+}
+_SHARD_SOURCE_TEXT = {
+    "none": "no sharding",
+    "options": "from the arguments",
+    "torch": "from RANK/WORLD_SIZE",
+    "slurm": "from SLURM_PROCID/SLURM_NTASKS",
+}
+# shard= default: rank and world size from the arguments, else from the environment.
+_SHARD_FROM_ENV = "env"
+# How long one C call waits for a batch: Python runs signal handlers (Ctrl-C) between calls.
+_WAIT_SLICE_MS = 100
 _OUTPUTS = ("arrow", "dlpack")
 _U64 = (1 << 64) - 1
 _U32 = (1 << 32) - 1
@@ -131,11 +150,33 @@ class Loader:
         drop_last: drop the last batch of an epoch when it is short.
         columns: names of the columns to read, in that order (None: all).
         rank, world_size: this process's shard (both or neither; None: from ``RANK``/
-            ``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``, else 0 of 1).
+            ``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``, else 0 of 1). ``repr(loader)``
+            and :meth:`stats` say which rank and world size run and where they came from.
         output: "arrow" or "dlpack".
         pad: with output="dlpack", ``{column: value}`` for variable-size list columns of numbers
             or bools to hand out padded (needs numpy; see above).
-        memory_budget: bytes of decoded data a shuffle may hold (None: half the available memory).
+        memory_budget: bytes of decoded data a shuffle may hold (None: half the memory available
+            at open, divided by the ranks on this node: ``LOCAL_WORLD_SIZE`` under torchrun, else
+            ``SLURM_NTASKS_PER_NODE``).
+        shard: ``"env"`` (the default: ``rank``/``world_size``, else the environment as above),
+            ``None`` (no sharding: this loader reads every row, also under torchrun, e.g. an
+            evaluation loader on rank 0), or ``(rank, world_size)``.
+        drop_remainder: when the rows do not divide evenly across ranks, drop the last
+            ``rows % world_size`` rows of each epoch's order (every rank gets
+            ``rows // world_size``) instead of padding it by wrapping around, as torch's
+            ``DistributedSampler`` does (the default: every rank gets ``ceil(rows / world_size)``
+            rows, a few seen twice). Either way every rank gets ``len(loader)`` batches. A world
+            larger than the dataset is an error.
+
+    Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
+    when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
+    :class:`zenith.ShuffleDowngradeWarning` and its stats say ``"shuffle": "block"``.
+    ``shuffle="global"`` is strict: over the budget, opening raises
+    :class:`zenith.OutOfMemoryError` naming the bytes needed and the budget.
+
+    Iteration waits for batches in slices of 0.1 s, so Ctrl-C raises ``KeyboardInterrupt``
+    promptly; the loader and the iterator stay usable (``next()`` on the iterator continues with
+    the batch it was waiting for; the loader's :meth:`state_dict` resumes exactly).
 
     Raises :class:`zenith.NotFoundError` (a ``FileNotFoundError``) for a missing path,
     :class:`zenith.InvalidArgumentError` (a ``ValueError``) for a bad argument, and other
@@ -159,12 +200,17 @@ class Loader:
         output: str = "arrow",
         memory_budget: int | None = None,
         pad: dict | None = None,
+        shard=_SHARD_FROM_ENV,
+        drop_remainder: bool = False,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         try:
             self._path = os.fsencode(path)
         except TypeError:
             raise _errors.invalid(f"path must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+        if b"\0" in self._path:
+            # A C string ends at the first NUL: the library would open another path.
+            raise _errors.invalid(f"path must not contain a NUL character: {path!r}")
         if isinstance(shuffle, str):
             shuffle = shuffle.lower()
         if not isinstance(shuffle, (bool, str)) or shuffle not in _SHUFFLE:
@@ -179,8 +225,29 @@ class Loader:
             if isinstance(columns, (str, bytes)) or not all(isinstance(c, str) for c in columns):
                 raise _errors.invalid("columns must be a list of column names (str)")
             columns = list(columns)
+            if not columns:
+                raise _errors.invalid("columns must not be empty (None reads every column)")
+            for name in columns:
+                if "\0" in name:
+                    raise _errors.invalid(f"column names must not contain a NUL character: {name!r}")
         if (rank is None) != (world_size is None):
             raise _errors.invalid("give both rank and world_size, or neither")
+        if not isinstance(drop_remainder, bool):
+            raise _errors.invalid(f"drop_remainder must be a bool, not {type(drop_remainder).__name__}")
+        if isinstance(shard, str) and shard == _SHARD_FROM_ENV:
+            shard_mode = "env" if rank is None else "explicit"
+        elif shard is None or isinstance(shard, (tuple, list)):
+            if rank is not None:
+                raise _errors.invalid("give shard or rank and world_size, not both")
+            if shard is None:
+                shard_mode = "none"
+            elif len(shard) != 2:
+                raise _errors.invalid(f"shard must be None, \"env\" or (rank, world_size), got {shard!r}")
+            else:
+                shard_mode = "explicit"
+                rank, world_size = shard
+        else:
+            raise _errors.invalid(f"shard must be None, \"env\" or (rank, world_size), got {shard!r}")
         self._options = {
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
@@ -192,6 +259,8 @@ class Loader:
             "rank": _int("rank", rank, 0, _U32, none_ok=True),
             "world_size": _int("world_size", world_size, 1, _U32, none_ok=True),
             "memory_budget": _int("memory_budget", memory_budget, 0, _U64, none_ok=True),
+            "shard": shard_mode,
+            "drop_remainder": drop_remainder,
         }
         self._output = output
         self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
@@ -209,6 +278,7 @@ class Loader:
         self._forked = False
         self._handle = handle
         _open_loaders.add(self)
+        self._warn_if_downgraded()
 
     # ---- opening -----------------------------------------------------------------------------
 
@@ -227,8 +297,11 @@ class Loader:
                 _call(lib.zenith_loader_options_set_num_workers, opts, o["num_workers"])
             if o["prefetch"] is not None:
                 _call(lib.zenith_loader_options_set_prefetch, opts, o["prefetch"])
-            if o["rank"] is not None:
+            if o["shard"] == "none":
+                _call(lib.zenith_loader_options_set_shard_none, opts)
+            elif o["rank"] is not None:
                 _call(lib.zenith_loader_options_set_shard, opts, o["rank"], o["world_size"])
+            _call(lib.zenith_loader_options_set_shard_drop_remainder, opts, o["drop_remainder"])
             if o["columns"] is not None:
                 names = [c.encode("utf-8") for c in o["columns"]]
                 array = (ctypes.c_char_p * max(len(names), 1))(*names)
@@ -257,10 +330,27 @@ class Loader:
         finally:
             schema.release(ctypes.byref(schema))
 
+    def _warn_if_downgraded(self) -> None:
+        """Warns (once per loader) when the automatic shuffle runs as a block shuffle."""
+        s = self._stats_of(self._handle)
+        if s.shuffle_requested != _lib.ZENITH_SHUFFLE_AUTO or s.shuffle_mode != _lib.ZENITH_SHUFFLE_BLOCK:
+            return
+        warnings.warn(
+            _errors.ShuffleDowngradeWarning(
+                f"zenith.Loader({os.fsdecode(self._path)!r}): shuffle=True runs as a block shuffle (rows shuffled "
+                f"within windows of row groups, not across the whole dataset): the decoded data, about "
+                f"{s.decoded_bytes} bytes, exceeds the memory budget of {s.memory_budget} bytes (memory_budget=, "
+                f"by default half the available memory shared by the ranks on this node). Pass shuffle=\"block\" "
+                f"to ask for it, shuffle=\"global\" to fail instead, or a larger memory_budget."
+            ),
+            stacklevel=3,
+        )
+
     def _reset_position(self, handle, epoch: int, base: int) -> None:
         """Bookkeeping for an epoch prepared and not yet passed over (see the class docs)."""
         self._epoch = epoch
         self._fresh = True  # the next pass runs this epoch
+        self._complete = False  # a resumed epoch already delivered in full (see load_state_dict)
         self._epoch_base = base  # batches of this epoch delivered before this handle existed
         self._epoch_start = self._stats_of(handle).batches  # the handle's counter at epoch start
 
@@ -309,7 +399,19 @@ class Loader:
         raise TypeError("a zenith.Loader cannot be pickled (it owns native threads); open one per process")
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"epoch={self._epoch}, batches_per_epoch={len(self)}"
+        if self.closed:
+            state = "closed"
+        else:
+            with self._lock:
+                s = self._stats_of(self._live())
+            source = _SHARD_SOURCES.get(s.shard_source, "unknown")
+            shuffle = _SHUFFLE_NAMES.get(s.shuffle_mode, "unknown")
+            if s.shuffle_requested == _lib.ZENITH_SHUFFLE_AUTO and s.shuffle_mode == _lib.ZENITH_SHUFFLE_BLOCK:
+                shuffle += " (auto: over the memory budget)"
+            state = (
+                f"epoch={self._epoch}, batches_per_epoch={s.batches_per_epoch}, rank={s.rank}, "
+                f"world_size={s.world_size} ({_SHARD_SOURCE_TEXT.get(source, source)}), shuffle={shuffle}"
+            )
         return f"zenith.Loader({os.fsdecode(self._path)!r}, batch_size={self._options['batch_size']}, {state})"
 
     # ---- facts -------------------------------------------------------------------------------
@@ -371,16 +473,23 @@ class Loader:
         """Counters since open and the configuration running: rows, batches, bytes delivered;
         time_to_first_batch_ns, consumer_wait_ns, worker_busy_ns, decode_ns; chunks_decoded;
         queue_depth; epoch; batches_per_epoch; shuffle ("none", "global" or "block": the mode
-        that runs, which is "block" for a global shuffle over the memory budget); num_workers;
+        that runs, which is "block" for the automatic shuffle over the memory budget); num_workers;
         numa_node (-1: no placement) and pinned_workers; io_backend and io_backend_requested
         ("mmap", "io_uring" or "pread": the one reading, and the one asked for); io_read_bytes,
-        io_read_ns."""
+        io_read_ns; rank, world_size and shard_source ("options", "torch" for RANK/WORLD_SIZE,
+        "slurm" for SLURM_PROCID/SLURM_NTASKS, or "none"); shuffle_requested ("auto", "global",
+        "block" or "none") and shuffle_downgraded (the automatic shuffle runs as block);
+        memory_budget (bytes) and decoded_bytes (the decoded size of the data, 0 when it needs no
+        decoding)."""
         with self._lock:
             s = self._stats_of(self._live())
         out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}
         out["shuffle"] = _SHUFFLE_NAMES.get(out.pop("shuffle_mode"), "unknown")
         for key in ("io_backend", "io_backend_requested"):
             out[key] = _IO_NAMES.get(out[key], "unknown")
+        out["shuffle_requested"] = _SHUFFLE_NAMES.get(out["shuffle_requested"], "unknown")
+        out["shuffle_downgraded"] = out["shuffle_requested"] == "auto" and out["shuffle"] == "block"
+        out["shard_source"] = _SHARD_SOURCES.get(out["shard_source"], "unknown")
         return out
 
     # ---- epochs and passes -------------------------------------------------------------------
@@ -408,7 +517,12 @@ class Loader:
     def _begin_pass(self) -> int:
         """Starts a pass (lock held): moves to the next epoch when the last pass took batches."""
         self._live()
-        if not self._fresh and self._taken() > 0:
+        if not self._fresh and (self._complete or self._taken() > 0):
+            if self._epoch == _U64:
+                raise _errors.invalid(
+                    f"epoch {_U64} (2**64 - 1) is the last epoch: the epoch counter cannot advance past it "
+                    "(call set_epoch to run an epoch again)"
+                )
             self._set_epoch(self._epoch + 1)
         self._fresh = False
         self._generation += 1
@@ -417,19 +531,7 @@ class Loader:
     def __iter__(self):
         with self._lock:
             generation = self._begin_pass()
-        return self._iterate(generation)
-
-    def _iterate(self, generation: int):
-        while True:
-            with self._lock:
-                if generation != self._generation:
-                    if not self._handle:
-                        self._live()  # raises: closed, or inherited through fork
-                    raise RuntimeError("this iterator was superseded (a newer pass, set_epoch or load_state_dict)")
-                item = self._next_item()
-            if item is None:
-                return
-            yield item
+        return _Pass(self, generation)
 
     def next_batch(self):
         """The next batch of the current epoch as a :class:`zenith.Batch` (whatever ``output``
@@ -439,9 +541,18 @@ class Loader:
             handle = self._take_batch()
             return None if handle is None else _batch.Batch(handle, self._names)
 
+    def _wait(self, fn, *outputs) -> int:
+        """Calls a `zenith_loader_next*_timeout` function in slices of `_WAIT_SLICE_MS` until it
+        returns a batch (ZENITH_OK) or the end of the epoch (ZENITH_DONE). Between slices Python runs
+        its signal handlers: Ctrl-C raises KeyboardInterrupt here, and nothing was consumed."""
+        while True:
+            status = _call(fn, self._live(), _WAIT_SLICE_MS, *outputs)
+            if status != _lib.ZENITH_WOULD_BLOCK:
+                return status
+
     def _take_batch(self):
         out = _lib.BatchPtr()
-        status = _call(_lib.lib().zenith_loader_next_batch, self._live(), ctypes.byref(out))
+        status = self._wait(_lib.lib().zenith_loader_next_batch_timeout, ctypes.byref(out))
         if status == _lib.ZENITH_DONE:
             return None
         return _batch._BatchHandle(out)
@@ -455,7 +566,7 @@ class Loader:
             handle = self._take_batch()
             return None if handle is None else _batch.Batch(handle, self._names)
         array = _lib.ArrowArray()
-        status = _call(_lib.lib().zenith_loader_next, self._live(), ctypes.byref(array), None)
+        status = self._wait(_lib.lib().zenith_loader_next_timeout, ctypes.byref(array), None)
         if status == _lib.ZENITH_DONE:
             return None
         try:
@@ -539,4 +650,39 @@ class Loader:
             self._generation += 1
             batches = _lib.lib().zenith_loader_num_batches(handle)
             if batches > 0 and delivered >= batches:
-                self._set_epoch(epoch + 1)
+                if epoch == _U64:
+                    # The last epoch, complete: the next pass raises instead of wrapping to 0.
+                    self._fresh, self._complete = False, True
+                else:
+                    self._set_epoch(epoch + 1)
+
+
+class _Pass:
+    """The iterator of one pass over a loader (``iter(loader)``). An exception while it waits for
+    a batch (KeyboardInterrupt from Ctrl-C) leaves it usable: ``next()`` continues with the batch
+    it was waiting for."""
+
+    __slots__ = ("_loader", "_generation", "_done")
+
+    def __init__(self, loader: Loader, generation: int):
+        self._loader = loader
+        self._generation = generation
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        loader = self._loader
+        with loader._lock:
+            if self._generation != loader._generation:
+                if not loader._handle:
+                    loader._live()  # raises: closed, or inherited through fork
+                raise RuntimeError("this iterator was superseded (a newer pass, set_epoch or load_state_dict)")
+            item = loader._next_item()
+        if item is None:
+            self._done = True
+            raise StopIteration
+        return item

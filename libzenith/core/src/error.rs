@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Format,
     /// A caller's buffer is too small.
     BufferTooSmall,
+    /// More memory than allowed (the memory budget) or than the allocator could give.
+    OutOfMemory,
     /// A valid request this build or this data cannot serve.
     Unsupported,
     /// A caught panic.
@@ -101,6 +103,19 @@ pub enum Error {
         given: usize,
     },
 
+    /// Serving the request would take more memory than allowed: more than the memory budget, or
+    /// more than the allocator could give (a size taken from a file that claims more rows,
+    /// values or bytes than fit). Nothing was allocated for it.
+    #[error("out of memory: {what} needs {needed} bytes, more than {limit}")]
+    OutOfMemory {
+        /// What needed the memory (names the file where there is one).
+        what: String,
+        /// Bytes it needed (at least).
+        needed: u64,
+        /// The limit it ran into: "the memory budget (N bytes)", "what the allocator could give".
+        limit: String,
+    },
+
     /// A valid request this build or this data cannot serve.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -125,6 +140,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Format { .. } => ErrorKind::Format,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Panic(_) => ErrorKind::Panic,
             Error::Internal(_) => ErrorKind::Internal,
@@ -192,6 +208,15 @@ impl Error {
                 needed: *needed,
                 given: *given,
             },
+            Error::OutOfMemory {
+                what,
+                needed,
+                limit,
+            } => Error::OutOfMemory {
+                what: what.clone(),
+                needed: *needed,
+                limit: limit.clone(),
+            },
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::Panic(m) => Error::Panic(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
@@ -203,7 +228,7 @@ impl Error {
     ///
     /// The variant is chosen so that C stream consumers get a meaningful errno from
     /// `get_next`: I/O failures as `EIO`, bad data or arguments as `EINVAL`, unsupported
-    /// requests as `ENOSYS`.
+    /// requests as `ENOSYS`, out of memory as `ENOMEM`.
     pub fn into_arrow(self) -> ArrowError {
         match self {
             Error::Io { .. } | Error::NotFound { .. } => {
@@ -215,7 +240,18 @@ impl Error {
             }
             Error::InvalidArgument(message) => ArrowError::InvalidArgumentError(message),
             Error::Unsupported(message) => ArrowError::NotYetImplemented(message),
+            Error::OutOfMemory { .. } => ArrowError::MemoryError(self.to_string()),
             other => ArrowError::ExternalError(Box::new(other)),
+        }
+    }
+
+    /// An [`Error::OutOfMemory`] for `what` needing `needed` bytes over a memory budget of
+    /// `budget` bytes.
+    pub fn over_budget(what: impl Into<String>, needed: u64, budget: u64) -> Self {
+        Error::OutOfMemory {
+            what: what.into(),
+            needed,
+            limit: format!("the memory budget ({budget} bytes)"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Sources that must decode (like Parquet): each chunk decoded at most once per epoch whatever
 //! the shuffle and the workers, decode failures reported at the batch that meets them and then
-//! retried, and the memory budget turning a global shuffle into a block shuffle.
+//! retried, and the memory budget turning the automatic shuffle into a block shuffle (and an
+//! explicit global shuffle into an error).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,10 +96,16 @@ fn dataset(source: &Arc<CountingSource>) -> Arc<Dataset> {
     Arc::new(Dataset::from_sources(Path::new("."), sources, &[Format::Parquet], None).unwrap())
 }
 
-fn options(shuffle: ShuffleMode, workers: usize, budget: Option<u64>) -> LoaderOptions {
+/// The automatic shuffle: global, or block over the memory budget.
+const AUTO: Option<ShuffleMode> = None;
+
+/// Options with `shuffle` set explicitly (`AUTO`: left at the automatic default).
+fn options(shuffle: Option<ShuffleMode>, workers: usize, budget: Option<u64>) -> LoaderOptions {
     let mut o = LoaderOptions::default();
     o.set_batch_size(100).unwrap();
-    o.set_shuffle(shuffle);
+    if let Some(shuffle) = shuffle {
+        o.set_shuffle(shuffle);
+    }
     o.set_num_workers(workers).unwrap();
     o.set_prefetch(2).unwrap();
     o.set_memory_budget(budget).unwrap();
@@ -107,7 +114,7 @@ fn options(shuffle: ShuffleMode, workers: usize, budget: Option<u64>) -> LoaderO
 
 fn loader(
     source: &Arc<CountingSource>,
-    shuffle: ShuffleMode,
+    shuffle: Option<ShuffleMode>,
     workers: usize,
     budget: Option<u64>,
 ) -> Loader {
@@ -132,7 +139,7 @@ fn all_ids() -> Vec<i64> {
 
 #[test]
 fn each_chunk_is_decoded_once_per_epoch() {
-    for shuffle in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block] {
+    for shuffle in [Some(ShuffleMode::None), AUTO, Some(ShuffleMode::Block)] {
         for workers in [0, 1, 2, 4] {
             let source = CountingSource::new();
             let loader = loader(&source, shuffle, workers, Some(ROWS * 8 / 3));
@@ -155,28 +162,47 @@ fn each_chunk_is_decoded_once_per_epoch() {
 }
 
 #[test]
-fn a_global_shuffle_over_budget_runs_as_block_and_says_so() {
+fn an_automatic_shuffle_over_budget_runs_as_block_and_says_so() {
     let source = CountingSource::new();
-    let fits = loader(&source, ShuffleMode::Global, 1, Some(ROWS * 8));
+    let fits = loader(&source, AUTO, 1, Some(ROWS * 8));
     assert_eq!(fits.stats().shuffle, ShuffleMode::Global);
     let tight_budget = Some(ROWS * 8 / 4);
-    let tight = loader(&source, ShuffleMode::Global, 1, tight_budget);
+    let tight = loader(&source, AUTO, 1, tight_budget);
     assert_eq!(tight.stats().shuffle, ShuffleMode::Block);
+    assert_eq!(tight.stats().shuffle_requested, None);
+    assert_eq!(tight.stats().decoded_bytes, ROWS * 8);
+    assert_eq!(tight.stats().memory_budget, ROWS * 8 / 4);
     let reference = drain(&tight);
     assert_ne!(reference, all_ids());
     let mut sorted = reference.clone();
     sorted.sort();
     assert_eq!(sorted, all_ids());
 
-    // Its resume token resumes the block order, although the options ask for a global shuffle
-    // (and, here, leave the budget at its default, which would fit).
-    let first = loader(&source, ShuffleMode::Global, 2, tight_budget);
+    // Its resume token resumes the block order, although the automatic shuffle would now run
+    // global (the options leave the budget at its default, which fits).
+    let first = loader(&source, AUTO, 2, tight_budget);
     first.next_batch().unwrap();
-    let mut resume = options(ShuffleMode::Global, 2, None);
+    let mut resume = options(AUTO, 2, None);
     resume.set_resume_state(&first.save_state()).unwrap();
     let resumed = Loader::from_dataset(dataset(&source), &resume).unwrap();
     assert_eq!(resumed.stats().shuffle, ShuffleMode::Block);
     assert_eq!(drain(&resumed), reference[100..]);
+
+    // A global shuffle asked for explicitly does not run as block: it fails to open.
+    let err = Loader::from_dataset(
+        dataset(&source),
+        &options(Some(ShuffleMode::Global), 1, tight_budget),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfMemory { needed, .. } if needed == ROWS * 8),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("memory budget ({} bytes)", ROWS * 8 / 4)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,7 +210,7 @@ fn a_failing_chunk_fails_its_batch_once_then_the_retry_delivers_it() {
     for workers in [0, 2] {
         let source = CountingSource::new();
         *source.failing.lock().unwrap() = Some((3, 1));
-        let loader = loader(&source, ShuffleMode::None, workers, None);
+        let loader = loader(&source, Some(ShuffleMode::None), workers, None);
         let mut ids = Vec::new();
         let mut errors = 0;
         loop {
@@ -214,7 +240,7 @@ fn a_chunk_that_always_fails_stops_the_epoch_at_its_batch_without_skipping() {
     for workers in [0, 2] {
         let source = CountingSource::new();
         *source.failing.lock().unwrap() = Some((3, usize::MAX));
-        let loader = loader(&source, ShuffleMode::None, workers, None);
+        let loader = loader(&source, Some(ShuffleMode::None), workers, None);
         let mut delivered = 0;
         while let Ok(Some(batch)) = loader.next_batch() {
             delivered += batch.num_rows();

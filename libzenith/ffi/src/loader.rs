@@ -10,12 +10,13 @@ use crate::args;
 use crate::batch::zenith_batch;
 use crate::error::zenith_error;
 use crate::options::{
-    io_backend_to_c, shuffle_to_c, zenith_io_backend, zenith_loader_options, zenith_shuffle,
+    ZENITH_SHUFFLE_AUTO, io_backend_to_c, shard_source_to_c, shuffle_to_c, zenith_io_backend,
+    zenith_loader_options, zenith_shard_source, zenith_shuffle,
 };
-use crate::status::{ZENITH_DONE, ZENITH_OK, zenith_status};
+use crate::status::{ZENITH_DONE, ZENITH_OK, ZENITH_WOULD_BLOCK, zenith_status};
 use zenith_core::Error;
-use zenith_core::batch::{export_array, export_schema};
-use zenith_core::loader::{Loader, LoaderOptions};
+use zenith_core::batch::{Batch, export_array, export_schema};
+use zenith_core::loader::{Fetched, Loader, LoaderOptions};
 
 /// Size in bytes of an encoded token (the largest a caller's buffer needs to be).
 pub const ZENITH_RESUME_STATE_SIZE: usize = 96;
@@ -42,11 +43,12 @@ pub struct zenith_loader {
 /// Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
 /// `opts` is only read (it may be freed right after this call).
 /// On failure: returns `ZENITH_ERR_NOT_FOUND` (missing path, or no data file under it),
+/// `ZENITH_ERR_OUT_OF_MEMORY` (an explicit `ZENITH_SHUFFLE_GLOBAL` over the memory budget),
 /// `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 /// file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 /// message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
 /// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
-/// that is not on the PCI bus);
+/// that is not on the PCI bus, or a world size larger than the dataset's rows);
 /// `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 /// NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 /// NULL.
@@ -178,6 +180,96 @@ pub unsafe extern "C" fn zenith_loader_next_batch(
     })
 }
 
+/// Waits at most `timeout_ms` milliseconds for the next batch; the rest like `zenith_loader_next`.
+///
+/// Returns `ZENITH_OK` with a batch, `ZENITH_DONE` at the end of the epoch, or
+/// `ZENITH_WOULD_BLOCK` when the workers did not finish the batch in time: nothing is written
+/// or consumed, and the loader stays as it was (a later call delivers that batch). A timeout of 0
+/// only looks; `UINT64_MAX` waits like `zenith_loader_next`. Interpreters call it in short slices
+/// (Python: 100 ms) so that signal handlers (Ctrl-C) run between calls. With
+/// `num_workers == 0` the calling thread builds the batch, which the timeout does not interrupt.
+/// Ownership, failure, NULL policy and thread safety: as `zenith_loader_next`.
+///
+/// # Safety
+/// `loader` is NULL or live; `out_array`/`out_schema` are NULL or point to writable storage.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_next_timeout(
+    loader: *mut zenith_loader,
+    timeout_ms: u64,
+    out_array: *mut FFI_ArrowArray,
+    out_schema: *mut FFI_ArrowSchema,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow_mut(loader, "loader") }?;
+        let out_array = args::out(out_array, "out_array")?;
+        // Export the schema before taking the batch, so a failure consumes nothing.
+        let schema = if out_schema.is_null() {
+            None
+        } else {
+            Some(export_schema(&loader.inner.schema())?)
+        };
+        let batch = match fetch(&loader.inner, timeout_ms)? {
+            Ok(batch) => batch,
+            Err(status) => return Ok(status),
+        };
+        // SAFETY: both outputs are non-NULL (checked) and writable per the contract.
+        unsafe {
+            out_array.write(export_array(&batch.data));
+            if let Some(schema) = schema {
+                out_schema.write(schema);
+            }
+        }
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Waits at most `timeout_ms` milliseconds for the next batch; the rest like
+/// `zenith_loader_next_batch`.
+///
+/// Returns `ZENITH_OK` with a batch in `*out`, `ZENITH_DONE` at the end of the epoch, or
+/// `ZENITH_WOULD_BLOCK` when the workers did not finish the batch in time: nothing is written
+/// or consumed, and the loader stays as it was (a later call delivers that batch). A timeout of 0
+/// only looks; `UINT64_MAX` waits like `zenith_loader_next_batch`. With `num_workers == 0` the
+/// calling thread builds the batch, which the timeout does not interrupt.
+/// Ownership, failure, NULL policy and thread safety: as `zenith_loader_next_batch`.
+///
+/// # Safety
+/// `loader` is NULL or live; `out` is NULL or points to writable storage for one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_next_batch_timeout(
+    loader: *mut zenith_loader,
+    timeout_ms: u64,
+    out: *mut *mut zenith_batch,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let loader = unsafe { args::borrow_mut(loader, "loader") }?;
+        let out = args::out(out, "out")?;
+        let batch = match fetch(&loader.inner, timeout_ms)? {
+            Ok(batch) => batch,
+            Err(status) => return Ok(status),
+        };
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(args::into_handle(zenith_batch { inner: batch })) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// The next batch within `timeout_ms`, or the status to return without one (`ZENITH_DONE`,
+/// `ZENITH_WOULD_BLOCK`).
+fn fetch(loader: &Loader, timeout_ms: u64) -> zenith_core::Result<Result<Batch, zenith_status>> {
+    Ok(
+        match loader.next_batch_timeout(std::time::Duration::from_millis(timeout_ms))? {
+            Fetched::Batch(batch) => Ok(batch),
+            Fetched::Done => Err(ZENITH_DONE),
+            Fetched::Pending => Err(ZENITH_WOULD_BLOCK),
+        },
+    )
+}
+
 /// Exports the rest of the current epoch as an Arrow C Stream Interface stream.
 ///
 /// The stream continues from where the loader stands; batches it yields are consumed and
@@ -265,6 +357,23 @@ pub struct zenith_stats {
     pub io_read_bytes: u64,
     /// Nanoseconds spent reading (part of `decode_ns`; 0 for `ZENITH_IO_MMAP`).
     pub io_read_ns: u64,
+    /// This loader's rank (`zenith_loader_options_set_shard`, or from the environment).
+    pub rank: u32,
+    /// The number of ranks sharing each epoch.
+    pub world_size: u32,
+    /// Where `rank` and `world_size` came from (`ZENITH_SHARD_FROM_*`): the options, `RANK`/
+    /// `WORLD_SIZE`, `SLURM_PROCID`/`SLURM_NTASKS`, or nothing (0 of 1).
+    pub shard_source: zenith_shard_source,
+    /// The shuffle the options asked for (`ZENITH_SHUFFLE_*`; `ZENITH_SHUFFLE_AUTO` by default).
+    /// `ZENITH_SHUFFLE_AUTO` here with `shuffle_mode == ZENITH_SHUFFLE_BLOCK` means the data
+    /// exceeded the memory budget and runs as a block shuffle.
+    pub shuffle_requested: zenith_shuffle,
+    /// The memory budget that decided the shuffle, in bytes (the option, or the default share of
+    /// this node's memory).
+    pub memory_budget: u64,
+    /// Estimated bytes of the dataset decoded, which a global shuffle holds (0 when the data is
+    /// served without decoding: memory-mapped Arrow IPC, CSV).
+    pub decoded_bytes: u64,
 }
 
 /// Fills `*out` with the loader's counters and configuration.
@@ -315,6 +424,12 @@ pub unsafe extern "C" fn zenith_loader_stats(
             io_backend_requested: io_backend_to_c(s.io_backend_requested),
             io_read_bytes: s.io_read_bytes,
             io_read_ns: s.io_read_ns,
+            rank: s.rank,
+            world_size: s.world_size,
+            shard_source: shard_source_to_c(s.shard_source),
+            shuffle_requested: s.shuffle_requested.map_or(ZENITH_SHUFFLE_AUTO, shuffle_to_c),
+            memory_budget: s.memory_budget,
+            decoded_bytes: s.decoded_bytes,
         };
         let len = caller_size.min(std::mem::size_of::<zenith_stats>());
         // SAFETY: `len` bytes fit both the local struct and the caller's (per the contract).
@@ -373,6 +488,8 @@ pub unsafe extern "C" fn zenith_loader_num_batches(loader: *const zenith_loader)
 
 /// Starts epoch `epoch` from its first batch; its order depends on the epoch number (call it with
 /// 0, 1, 2, ... as training proceeds). Batches of the current epoch not yet taken are discarded.
+/// Every value is an epoch, `UINT64_MAX` included (its resume token round-trips); a caller that
+/// counts epochs stops there rather than wrapping to 0 (the bindings raise an error).
 ///
 /// NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 /// Thread safety: do not call concurrently with other calls on the same loader.

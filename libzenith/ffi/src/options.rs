@@ -8,7 +8,7 @@ use crate::args;
 use crate::error::zenith_error;
 use crate::status::{ZENITH_OK, zenith_status};
 use zenith_core::Error;
-use zenith_core::loader::{LoaderOptions, NumaTarget, ShuffleMode};
+use zenith_core::loader::{LoaderOptions, NumaTarget, ShardSource, ShuffleMode};
 use zenith_core::runtime::io::IoBackend;
 use zenith_core::runtime::topology::PciAddress;
 
@@ -30,6 +30,33 @@ pub const ZENITH_SHUFFLE_GLOBAL: zenith_shuffle = 1;
 /// Chunks (row groups) shuffled, then rows shuffled within windows of chunks that fit the memory
 /// budget: for data larger than memory.
 pub const ZENITH_SHUFFLE_BLOCK: zenith_shuffle = 2;
+/// The default: `ZENITH_SHUFFLE_GLOBAL`, or `ZENITH_SHUFFLE_BLOCK` when the decoded data would
+/// exceed the memory budget (`zenith_stats.shuffle_mode` says which runs). Never reported as the
+/// mode running.
+pub const ZENITH_SHUFFLE_AUTO: zenith_shuffle = 3;
+
+/// Where a loader's rank and world size came from (`zenith_stats.shard_source`; one of the
+/// `ZENITH_SHARD_FROM_*` values).
+pub type zenith_shard_source = i32;
+
+/// Nothing set them: rank 0 of 1 (no shard option, and none of the environment variables).
+pub const ZENITH_SHARD_FROM_NONE: zenith_shard_source = 0;
+/// The options: `zenith_loader_options_set_shard` or `zenith_loader_options_set_shard_none`.
+pub const ZENITH_SHARD_FROM_OPTIONS: zenith_shard_source = 1;
+/// `RANK` and `WORLD_SIZE` in the environment (torchrun, torch.distributed).
+pub const ZENITH_SHARD_FROM_TORCH: zenith_shard_source = 2;
+/// `SLURM_PROCID` and `SLURM_NTASKS` in the environment (srun).
+pub const ZENITH_SHARD_FROM_SLURM: zenith_shard_source = 3;
+
+/// The C value of a shard source.
+pub(crate) fn shard_source_to_c(source: ShardSource) -> zenith_shard_source {
+    match source {
+        ShardSource::None => ZENITH_SHARD_FROM_NONE,
+        ShardSource::Options => ZENITH_SHARD_FROM_OPTIONS,
+        ShardSource::TorchEnv => ZENITH_SHARD_FROM_TORCH,
+        ShardSource::SlurmEnv => ZENITH_SHARD_FROM_SLURM,
+    }
+}
 
 /// An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
 pub type zenith_io_backend = i32;
@@ -82,10 +109,12 @@ unsafe fn with_options(
     Ok(ZENITH_OK)
 }
 
-/// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows, global
-/// shuffle with seed 0, last batch kept, one worker per core (at most 4), prefetch of twice the
-/// workers, rank and world size from `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else
-/// 0 of 1), every column, a memory budget of half the available memory.
+/// Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows,
+/// `ZENITH_SHUFFLE_AUTO` (global, or block over the memory budget) with seed 0, last batch kept,
+/// one worker per core (at most 4), prefetch of twice the workers, rank and world size from
+/// `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` (else 0 of 1) with the remainder padded,
+/// every column, a memory budget of half the available memory divided among the node's ranks
+/// (see `zenith_loader_options_set_memory_budget`).
 ///
 /// Ownership: on success `*out` receives a new options object the caller frees with
 /// `zenith_loader_options_free`.
@@ -140,9 +169,14 @@ pub unsafe extern "C" fn zenith_loader_options_set_batch_size(
     ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_batch_size(batch_size)) } })
 }
 
-/// Sets how each epoch orders rows: `ZENITH_SHUFFLE_NONE`, `ZENITH_SHUFFLE_GLOBAL` (default) or
-/// `ZENITH_SHUFFLE_BLOCK`. The order is a pure function of the dataset, seed, epoch, mode,
-/// batch size and shard, never of the number of workers.
+/// Sets how each epoch orders rows: `ZENITH_SHUFFLE_AUTO` (default), `ZENITH_SHUFFLE_GLOBAL`,
+/// `ZENITH_SHUFFLE_BLOCK` or `ZENITH_SHUFFLE_NONE`. The order is a pure function of the dataset,
+/// seed, epoch, mode, batch size and shard, never of the number of workers.
+///
+/// `ZENITH_SHUFFLE_GLOBAL` is strict: when the decoded data (Parquet) would exceed the memory
+/// budget, `zenith_loader_open` fails with `ZENITH_ERR_OUT_OF_MEMORY` naming the bytes needed and
+/// the budget. `ZENITH_SHUFFLE_AUTO` runs a block shuffle there instead; `zenith_stats` reports
+/// the mode that runs (`shuffle_mode`) beside the one asked for (`shuffle_requested`).
 ///
 /// On failure: an unknown mode returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
 /// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
@@ -157,14 +191,18 @@ pub unsafe extern "C" fn zenith_loader_options_set_shuffle(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         let mode = match mode {
-            ZENITH_SHUFFLE_NONE => ShuffleMode::None,
-            ZENITH_SHUFFLE_GLOBAL => ShuffleMode::Global,
-            ZENITH_SHUFFLE_BLOCK => ShuffleMode::Block,
+            ZENITH_SHUFFLE_NONE => Some(ShuffleMode::None),
+            ZENITH_SHUFFLE_GLOBAL => Some(ShuffleMode::Global),
+            ZENITH_SHUFFLE_BLOCK => Some(ShuffleMode::Block),
+            ZENITH_SHUFFLE_AUTO => None,
             other => return Err(Error::InvalidArgument(format!("unknown shuffle mode {other}"))),
         };
         // SAFETY: per the contract above.
         unsafe { with_options(opts, |o| {
-            o.set_shuffle(mode);
+            match mode {
+                Some(mode) => o.set_shuffle(mode),
+                None => o.set_shuffle_auto(),
+            }
             Ok(())
         }) }
     })
@@ -245,11 +283,19 @@ pub unsafe extern "C" fn zenith_loader_options_set_prefetch(
     ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_prefetch(prefetch)) } })
 }
 
-/// Makes the loader rank `rank` of `world_size` ranks. Each rank receives a disjoint,
-/// equal-sized share of every epoch (`floor(rows / world_size)` rows, so the same number of
-/// batches on every rank; the `rows % world_size` rows left over are not delivered that epoch).
-/// Without this call, rank and world size come from `RANK`/`WORLD_SIZE`, else
-/// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+/// Makes the loader rank `rank` of `world_size` ranks; the environment is then not consulted
+/// (`zenith_stats.shard_source` is `ZENITH_SHARD_FROM_OPTIONS`). Each rank receives an
+/// equal-sized share of every epoch, so the same number of batches on every rank: by default
+/// `ceil(rows / world_size)` rows, the epoch's order padded by wrapping around to its first rows
+/// as torch's `DistributedSampler` does (fewer than `world_size` rows are delivered twice); with
+/// `zenith_loader_options_set_shard_drop_remainder`, `floor(rows / world_size)` rows, and the
+/// `rows % world_size` rows left over are not delivered that epoch. A `world_size` larger than
+/// the dataset's rows fails `zenith_loader_open` with `ZENITH_ERR_INVALID_ARGUMENT`.
+///
+/// Without this call (or `zenith_loader_options_set_shard_none`), rank and world size come from
+/// `RANK`/`WORLD_SIZE`, else `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1; `zenith_stats` reports
+/// them and their source. `zenith_loader_options_set_shard(opts, 0, 1, err)` turns sharding off
+/// like `zenith_loader_options_set_shard_none`.
 ///
 /// On failure: `world_size == 0` or `rank >= world_size` returns `ZENITH_ERR_INVALID_ARGUMENT`;
 /// the options are unchanged.
@@ -272,7 +318,8 @@ pub unsafe extern "C" fn zenith_loader_options_set_shard(
 /// are copied; they are checked against the dataset by `zenith_loader_open` (an unknown name is
 /// `ZENITH_ERR_INVALID_ARGUMENT` there).
 ///
-/// On failure: a NULL name, a name that is not UTF-8, or a repeated name returns
+/// On failure: an empty list (`count == 0` with `columns != NULL`: "columns must not be
+/// empty"), a NULL name, a name that is not UTF-8, or a repeated name returns
 /// `ZENITH_ERR_INVALID_ARGUMENT` (`ZENITH_ERR_NULL_ARGUMENT` for `columns == NULL` with
 /// `count > 0`); the options are unchanged.
 /// NULL policy: `opts` must not be NULL; `err` may be NULL.
@@ -288,8 +335,10 @@ pub unsafe extern "C" fn zenith_loader_options_set_columns(
     err: *mut *mut zenith_error,
 ) -> zenith_status {
     ffi_boundary!(err: err, {
-        let names = if count == 0 {
+        let names = if count == 0 && columns.is_null() {
             None
+        } else if count == 0 {
+            return Err(Error::InvalidArgument("columns must not be empty".into()));
         } else {
             if columns.is_null() {
                 return Err(Error::NullArgument("columns"));
@@ -317,9 +366,15 @@ pub unsafe extern "C" fn zenith_loader_options_set_columns(
     })
 }
 
-/// Caps the bytes of decoded data the loader holds to shuffle (0: the default, half of the memory
-/// available at open). Data that must be decoded (Parquet) and would exceed it is shuffled in
-/// blocks instead of globally; `zenith_stats` reports the mode that ran.
+/// Caps the bytes of decoded data the loader holds to shuffle (0: the default). Data that must be
+/// decoded (Parquet) and would exceed it is shuffled in blocks instead of globally with
+/// `ZENITH_SHUFFLE_AUTO` (the default; `zenith_stats` reports the mode that runs), and fails to
+/// open with `ZENITH_ERR_OUT_OF_MEMORY` with `ZENITH_SHUFFLE_GLOBAL` set explicitly.
+///
+/// The default budget is per node, not per loader: half of the memory available at open
+/// (`MemAvailable`), divided by the ranks on this node: `LOCAL_WORLD_SIZE` (torchrun) when set,
+/// else `SLURM_NTASKS_PER_NODE` (srun with `--ntasks-per-node`), else 1. `zenith_stats` reports the
+/// budget applied (`memory_budget`) and the decoded size of the data (`decoded_bytes`).
 ///
 /// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 ///
@@ -514,6 +569,51 @@ pub unsafe extern "C" fn zenith_loader_options_set_io_direct(
     // SAFETY: per the contract above.
     ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
             o.set_io_direct(direct);
+            Ok(())
+        }) } })
+}
+
+/// Turns sharding off: the loader reads every row of each epoch (rank 0 of 1), whatever
+/// `RANK`/`WORLD_SIZE` or `SLURM_PROCID`/`SLURM_NTASKS` say, e.g. an evaluation loader on rank 0
+/// of a `torchrun` job. The same as `zenith_loader_options_set_shard(opts, 0, 1, err)`;
+/// `zenith_stats.shard_source` is `ZENITH_SHARD_FROM_OPTIONS`. Replaces a shard set before.
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_shard_none(
+    opts: *mut zenith_loader_options,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_shard_none();
+            Ok(())
+        }) } })
+}
+
+/// Chooses what ranks get when the rows do not divide evenly across them (see
+/// `zenith_loader_options_set_shard`): `false` (the default) pads each epoch's order by wrapping
+/// around, so every rank gets `ceil(rows / world_size)` rows and every row is delivered; `true`
+/// drops the last `rows % world_size` rows of each epoch's order, so every rank gets
+/// `floor(rows / world_size)` rows and no row is delivered twice. Either way every rank gets the
+/// same number of batches. A resume token remembers the choice.
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_shard_drop_remainder(
+    opts: *mut zenith_loader_options,
+    drop_remainder: bool,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_shard_drop_remainder(drop_remainder);
             Ok(())
         }) } })
 }

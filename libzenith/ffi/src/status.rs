@@ -16,7 +16,8 @@ pub type zenith_status = i32;
 pub const ZENITH_OK: zenith_status = 0;
 /// The end of a stream or an epoch. Not an error: nothing was written to the outputs.
 pub const ZENITH_DONE: zenith_status = 1;
-/// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop).
+/// The operation cannot proceed now without waiting: a ring is full (on push) or empty (on pop),
+/// or no batch was ready within a `zenith_loader_next*_timeout` call's timeout.
 /// Not an error: nothing was transferred; try again later.
 pub const ZENITH_WOULD_BLOCK: zenith_status = 2;
 /// A required pointer argument was NULL.
@@ -42,12 +43,16 @@ pub const ZENITH_ERR_SCHEMA_MISMATCH: zenith_status = -9;
 /// A caller's buffer is too small; the call reported the size it needs.
 pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 
+/// Reading the data would take more memory than the loader may use (its memory budget) or than
+/// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
+pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
         ZENITH_OK => c"ok",
         ZENITH_DONE => c"done (end of stream or epoch)",
-        ZENITH_WOULD_BLOCK => c"would block (ring full or empty)",
+        ZENITH_WOULD_BLOCK => c"would block (ring full or empty, or no batch ready in time)",
         ZENITH_ERR_NULL_ARGUMENT => c"null argument",
         ZENITH_ERR_INVALID_ARGUMENT => c"invalid argument",
         ZENITH_ERR_IO => c"I/O error",
@@ -58,6 +63,9 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_INTERNAL => c"internal error",
         ZENITH_ERR_SCHEMA_MISMATCH => c"schema mismatch between shards",
         ZENITH_ERR_BUFFER_TOO_SMALL => c"buffer too small",
+        ZENITH_ERR_OUT_OF_MEMORY => {
+            c"out of memory (over the memory budget or the allocator's limit)"
+        }
         _ => c"unknown status code",
     }
 }
@@ -72,6 +80,7 @@ pub fn status_of(error: &Error) -> zenith_status {
         ErrorKind::Io => ZENITH_ERR_IO,
         ErrorKind::Format => ZENITH_ERR_FORMAT,
         ErrorKind::BufferTooSmall => ZENITH_ERR_BUFFER_TOO_SMALL,
+        ErrorKind::OutOfMemory => ZENITH_ERR_OUT_OF_MEMORY,
         ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
         ErrorKind::Panic => ZENITH_ERR_PANIC,
         // Kinds added to the core after this ABI version: reported as internal errors until the

@@ -79,6 +79,12 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(zenith_stats, io_read_ns),
     FIELD(zenith_stats, numa_node),
     FIELD(zenith_stats, pinned_workers),
+    FIELD(zenith_stats, rank),
+    FIELD(zenith_stats, world_size),
+    FIELD(zenith_stats, shard_source),
+    FIELD(zenith_stats, shuffle_requested),
+    FIELD(zenith_stats, memory_budget),
+    FIELD(zenith_stats, decoded_bytes),
 
     SIZE_ALIGN(zenith_numa_node_info),
     FIELD(zenith_numa_node_info, struct_size),

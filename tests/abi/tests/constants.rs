@@ -9,6 +9,7 @@ use zenith_abi_check::{bindings, header};
 // Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
 const _: fn(status::zenith_status) -> bindings::zenith_status = |s| s;
 const _: fn(options::zenith_io_backend) -> bindings::zenith_io_backend = |b| b;
+const _: fn(options::zenith_shard_source) -> bindings::zenith_shard_source = |s| s;
 
 /// The Rust value of every macro the header is expected to carry. Rust has no reflection over a
 /// module's constants, so a new one is added here by hand; the test fails until it is.
@@ -67,6 +68,27 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             options::ZENITH_SHUFFLE_GLOBAL.into(),
         ),
         ("ZENITH_SHUFFLE_BLOCK", options::ZENITH_SHUFFLE_BLOCK.into()),
+        ("ZENITH_SHUFFLE_AUTO", options::ZENITH_SHUFFLE_AUTO.into()),
+        (
+            "ZENITH_SHARD_FROM_NONE",
+            options::ZENITH_SHARD_FROM_NONE.into(),
+        ),
+        (
+            "ZENITH_SHARD_FROM_OPTIONS",
+            options::ZENITH_SHARD_FROM_OPTIONS.into(),
+        ),
+        (
+            "ZENITH_SHARD_FROM_TORCH",
+            options::ZENITH_SHARD_FROM_TORCH.into(),
+        ),
+        (
+            "ZENITH_SHARD_FROM_SLURM",
+            options::ZENITH_SHARD_FROM_SLURM.into(),
+        ),
+        (
+            "ZENITH_ERR_OUT_OF_MEMORY",
+            status::ZENITH_ERR_OUT_OF_MEMORY.into(),
+        ),
         (
             "ZENITH_ALLOC_NO_HUGEPAGES",
             memory::ZENITH_ALLOC_NO_HUGEPAGES.into(),

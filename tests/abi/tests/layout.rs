@@ -178,7 +178,13 @@ fn zenith_structs_match_libzenith_field_by_field() {
         io_backend,
         io_backend_requested,
         io_read_bytes,
-        io_read_ns
+        io_read_ns,
+        rank,
+        world_size,
+        shard_source,
+        shuffle_requested,
+        memory_budget,
+        decoded_bytes
     );
 }
 

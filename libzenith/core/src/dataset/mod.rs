@@ -60,7 +60,8 @@ pub struct Dataset {
 
 impl Dataset {
     /// Opens the dataset at `path`: a file, a directory of shards or a glob (see
-    /// [`discover::discover`]). Every shard must have the schema of the first.
+    /// [`discover::discover`]). Every shard must have the column names and types of the first;
+    /// a column is nullable if it is in any shard (see [`Self::from_sources`]).
     pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
         let files = discover::discover(path)?;
         let mut source_options = options.source.clone();
@@ -79,7 +80,10 @@ impl Dataset {
     }
 
     /// Builds a dataset from sources already open (`formats[i]` is the format of `sources[i]`,
-    /// for the fingerprint). Every source must have the schema of the first.
+    /// for the fingerprint). Every source must have the column names and types of the first
+    /// (else [`Error::SchemaMismatch`], here at open). Shards may differ in a top-level column's
+    /// nullability and in metadata: the dataset's column is nullable when any shard's is, and
+    /// every batch, whichever shard it comes from, carries the dataset's schema.
     pub fn from_sources(
         root: &Path,
         sources: Vec<Arc<dyn Source>>,
@@ -92,7 +96,7 @@ impl Dataset {
         for other in &sources[1..] {
             check_same_schema(first.as_ref(), other.as_ref())?;
         }
-        let file_schema = first.schema().clone();
+        let file_schema = unified_schema(&sources);
         let projection = columns
             .map(|c| resolve_columns(&file_schema, c))
             .transpose()?;
@@ -204,9 +208,7 @@ impl Dataset {
 /// Column names → indices into `schema`, in the order given. Unknown or repeated names are errors.
 fn resolve_columns(schema: &Schema, columns: &[String]) -> Result<Vec<usize>> {
     if columns.is_empty() {
-        return Err(Error::InvalidArgument(
-            "columns: the projection names no column".into(),
-        ));
+        return Err(Error::InvalidArgument("columns must not be empty".into()));
     }
     let mut indices = Vec::with_capacity(columns.len());
     for name in columns {
@@ -225,6 +227,23 @@ fn resolve_columns(schema: &Schema, columns: &[String]) -> Result<Vec<usize>> {
         indices.push(index);
     }
     Ok(indices)
+}
+
+/// The first source's schema, with each column nullable when it is in any source (nullable
+/// wins). The sources agree on names and types ([`check_same_schema`]).
+fn unified_schema(sources: &[Arc<dyn Source>]) -> SchemaRef {
+    let first = sources[0].schema();
+    let nullable = |i: usize| sources.iter().any(|s| s.schema().field(i).is_nullable());
+    if (0..first.fields().len()).all(|i| first.field(i).is_nullable() == nullable(i)) {
+        return first.clone();
+    }
+    let fields: Vec<arrow_schema::Field> = first
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f.as_ref().clone().with_nullable(nullable(i)))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, first.metadata().clone()))
 }
 
 /// Shards must agree on column names and types (nullability and metadata may differ).

@@ -18,13 +18,15 @@ mod workers;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use numa::NumaPlacement;
-pub use options::{DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget};
+pub use options::{
+    DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget, ShardSource, default_memory_budget,
+};
 pub use plan::ShuffleMode;
 use plan::{EpochPlan, PlanParams};
 pub use state::{RESUME_STATE_SIZE, ResumeState};
@@ -47,6 +49,14 @@ struct Core {
     dataset: Arc<Dataset>,
     /// Order parameters of the current epoch (the effective shuffle mode included).
     params: PlanParams,
+    /// Where `params.rank` and `params.world_size` came from.
+    shard_source: ShardSource,
+    /// The shuffle the options asked for (`None`: automatic).
+    shuffle_requested: Option<ShuffleMode>,
+    /// The memory budget that decided the shuffle, in bytes.
+    memory_budget: u64,
+    /// Estimated decoded bytes of the dataset (0 when it is served without decoding).
+    decoded_bytes: u64,
     columns_hash: u64,
     num_workers: usize,
     prefetch: usize,
@@ -97,10 +107,11 @@ impl Loader {
         opened: Instant,
         io: IoContext,
     ) -> Result<Self> {
-        let (rank, world_size) = match options.shard {
-            Some(shard) => shard,
+        let (rank, world_size, shard_source) = match options.shard {
+            Some((rank, world)) => (rank, world, ShardSource::Options),
             None => options::shard_from_env(|name| std::env::var(name).ok())?,
         };
+        check_world_fits(&dataset, world_size, shard_source)?;
         let num_workers = options.num_workers.unwrap_or_else(default_workers);
         let prefetch = options.prefetch.unwrap_or(2 * num_workers.max(1));
         let columns_hash = state::columns_hash(options.columns.as_deref());
@@ -114,18 +125,24 @@ impl Loader {
             drop_last: options.drop_last,
             rank,
             world_size,
+            drop_remainder: options.shard_drop_remainder,
             window_chunks: 1,
         };
+        let shuffle_requested = options.shuffle_request();
+        let memory_budget = options
+            .memory_budget
+            .unwrap_or_else(options::default_memory_budget);
+        let decoded_bytes = decoded_bytes(&dataset);
         let (params, first_batch) = match &options.resume {
             Some(token) => (
-                resumed_params(&dataset, &requested, columns_hash, token)?,
+                resumed_params(&dataset, &requested, shuffle_requested, columns_hash, token)?,
                 token.batches_delivered,
             ),
-            None => (
-                effective_params(&dataset, requested, options.memory_budget),
-                0,
-            ),
+            None => (effective_params(&dataset, requested, memory_budget), 0),
         };
+        if shuffle_requested == Some(ShuffleMode::Global) {
+            check_global_fits(&dataset, memory_budget, decoded_bytes)?;
+        }
         let counters = Arc::new(Counters::new(opened));
         let pipeline = start_epoch(
             &dataset,
@@ -139,6 +156,10 @@ impl Loader {
         let core = Core {
             dataset,
             params,
+            shard_source,
+            shuffle_requested,
+            memory_budget,
+            decoded_bytes,
             columns_hash,
             num_workers,
             prefetch,
@@ -178,8 +199,17 @@ impl Loader {
         self.core().next_batch()
     }
 
+    /// Like [`Self::next_batch`], but waits at most `timeout` for the workers to publish the
+    /// batch: [`Fetched::Pending`] when they have not, and the loader is as before (the batch
+    /// comes with a later call). `Duration::ZERO` only looks. Without workers the batch is
+    /// built by the calling thread, which the timeout does not interrupt.
+    pub fn next_batch_timeout(&self, timeout: Duration) -> Result<Fetched> {
+        self.core().next_batch_timeout(timeout)
+    }
+
     /// Starts epoch `epoch` from its first batch (the order depends on the epoch number). Batches
-    /// not yet taken from the current epoch are discarded.
+    /// not yet taken from the current epoch are discarded. Every `u64` is an epoch, `u64::MAX`
+    /// included (its resume token round-trips); a caller counting epochs stops there.
     pub fn set_epoch(&self, epoch: u64) -> Result<()> {
         let mut core = self.core();
         let mut params = core.params.clone();
@@ -234,6 +264,12 @@ impl Loader {
             io_backend_requested: core.io_requested,
             io_read_bytes: core.io.stats.read_bytes(),
             io_read_ns: core.io.stats.read_ns(),
+            rank: core.params.rank,
+            world_size: core.params.world_size,
+            shard_source: core.shard_source,
+            shuffle_requested: core.shuffle_requested,
+            memory_budget: core.memory_budget,
+            decoded_bytes: core.decoded_bytes,
             ..core.counters.snapshot()
         }
     }
@@ -256,14 +292,37 @@ impl Loader {
     }
 }
 
+/// What [`Loader::next_batch_timeout`] got.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The next batch.
+    Batch(Batch),
+    /// The epoch is delivered.
+    Done,
+    /// The batch was not ready in time; nothing was consumed.
+    Pending,
+}
+
 impl Core {
     fn next_batch(&mut self) -> Result<Option<Batch>> {
-        let Some((index, data)) = self.pipeline.next(&self.counters)? else {
-            return Ok(None);
+        match self.next_batch_timeout(Duration::MAX)? {
+            Fetched::Batch(batch) => Ok(Some(batch)),
+            Fetched::Done => Ok(None),
+            Fetched::Pending => Err(Error::Internal(
+                "a wait without a deadline timed out".into(),
+            )),
+        }
+    }
+
+    fn next_batch_timeout(&mut self, timeout: Duration) -> Result<Fetched> {
+        let (index, data) = match self.pipeline.next(&self.counters, timeout)? {
+            workers::Next::Batch(index, data) => (index, data),
+            workers::Next::Done => return Ok(Fetched::Done),
+            workers::Next::Pending => return Ok(Fetched::Pending),
         };
         self.counters
             .delivered(data.num_rows(), logical_bytes(&data));
-        Ok(Some(Batch {
+        Ok(Fetched::Batch(Batch {
             data,
             epoch: self.params.epoch,
             index,
@@ -307,10 +366,60 @@ fn default_workers() -> usize {
         .min(4)
 }
 
+/// Ranks beyond the dataset's rows would get nothing but repeated rows (or, dropping the
+/// remainder, nothing): an error at open, naming where the world size came from.
+fn check_world_fits(dataset: &Dataset, world_size: u32, source: ShardSource) -> Result<()> {
+    let rows = dataset.num_rows();
+    if world_size == 1 || u64::from(world_size) <= rows {
+        return Ok(());
+    }
+    let from = match source {
+        ShardSource::Options => "the loader options",
+        ShardSource::TorchEnv => "RANK/WORLD_SIZE in the environment",
+        ShardSource::SlurmEnv => "SLURM_PROCID/SLURM_NTASKS in the environment",
+        ShardSource::None => "the defaults",
+    };
+    Err(Error::InvalidArgument(format!(
+        "world_size {world_size} (from {from}) is larger than the dataset at {} ({rows} rows): \
+         some ranks would get no row of their own; use fewer ranks, or turn sharding off \
+         for a loader that reads everything on one rank",
+        dataset.path().display()
+    )))
+}
+
+/// Estimated bytes of the whole dataset decoded (what a global shuffle holds), 0 when its chunks
+/// are served without decoding (memory-mapped Arrow IPC, CSV parsed at open).
+fn decoded_bytes(dataset: &Dataset) -> u64 {
+    if dataset.in_memory() {
+        return 0;
+    }
+    (0..dataset.chunks().len())
+        .map(|c| dataset.chunk_decoded_bytes(c))
+        .fold(0, u64::saturating_add)
+}
+
+/// A global shuffle asked for explicitly holds the whole decoded dataset: more than the budget
+/// is an [`Error::OutOfMemory`], not a silent block shuffle.
+fn check_global_fits(dataset: &Dataset, budget: u64, decoded: u64) -> Result<()> {
+    if decoded <= budget {
+        return Ok(());
+    }
+    Err(Error::over_budget(
+        format!(
+            "a global shuffle of {} (its decoded rows; ask for a block shuffle or the automatic \
+             one, or raise memory_budget)",
+            dataset.path().display()
+        ),
+        decoded,
+        budget,
+    ))
+}
+
 /// The order parameters a fresh loader runs with: a global shuffle of data that must be decoded
-/// and would not fit the memory budget runs as a block shuffle with windows that fit.
-fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u64>) -> PlanParams {
-    let plan = shuffle_plan(dataset, params.shuffle, budget);
+/// and would not fit the memory budget runs as a block shuffle with windows that fit (an
+/// explicit global shuffle is checked by [`check_global_fits`] instead).
+fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: u64) -> PlanParams {
+    let plan = shuffle_plan(dataset, params.shuffle, Some(budget));
     params.shuffle = plan.mode;
     if plan.mode == ShuffleMode::Block {
         params.window_chunks = plan.window_chunks;
@@ -324,7 +433,8 @@ fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u6
 pub struct ShufflePlan {
     /// The mode asked for.
     pub requested: ShuffleMode,
-    /// The mode that runs: a global shuffle whose decoded data exceeds the budget runs as block.
+    /// The mode that runs: a global shuffle whose decoded data exceeds the budget runs as block
+    /// (what the automatic shuffle does; an explicitly requested global shuffle fails instead).
     pub mode: ShuffleMode,
     /// Estimated bytes of the whole dataset once decoded (the sum of its chunks' estimates).
     pub decoded_bytes: u64,
@@ -341,8 +451,10 @@ pub struct ShufflePlan {
 /// would run on `dataset`; the loader itself decides with this function.
 pub fn shuffle_plan(dataset: &Dataset, shuffle: ShuffleMode, budget: Option<u64>) -> ShufflePlan {
     let chunks = dataset.chunks().len();
-    let budget = budget.unwrap_or_else(default_memory_budget);
-    let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
+    let budget = budget.unwrap_or_else(options::default_memory_budget);
+    let total: u64 = (0..chunks)
+        .map(|c| dataset.chunk_decoded_bytes(c))
+        .fold(0, u64::saturating_add);
     let mut plan = ShufflePlan {
         requested: shuffle,
         mode: shuffle,
@@ -364,30 +476,12 @@ pub fn shuffle_plan(dataset: &Dataset, shuffle: ShuffleMode, budget: Option<u64>
     plan
 }
 
-/// The memory budget of a loader opened without one: half of the memory the kernel reports
-/// available (`MemAvailable`), else 4 GiB.
-pub fn default_memory_budget() -> u64 {
-    let available_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("MemAvailable:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        });
-    available_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
-}
-
 /// Checks a resume token against the dataset and the options, and returns the parameters to
 /// resume with (the token's, which include the epoch and any block window).
 fn resumed_params(
     dataset: &Dataset,
     requested: &PlanParams,
+    shuffle_requested: Option<ShuffleMode>,
     columns_hash: u64,
     token: &ResumeState,
 ) -> Result<PlanParams> {
@@ -429,14 +523,30 @@ fn resumed_params(
         let render = |p: &PlanParams| format!("rank {} of {}", p.rank, p.world_size);
         return mismatch("shard", render(saved), render(requested));
     }
-    // A global shuffle may have run as block for lack of memory; anything else must match.
-    let compatible = saved.shuffle == requested.shuffle
-        || (requested.shuffle == ShuffleMode::Global && saved.shuffle == ShuffleMode::Block);
+    // Rows that divide evenly make padding and dropping the same plan.
+    if saved.drop_remainder != requested.drop_remainder
+        && dataset.num_rows() % u64::from(saved.world_size) != 0
+    {
+        return mismatch(
+            "shard_drop_remainder",
+            saved.drop_remainder.to_string(),
+            requested.drop_remainder.to_string(),
+        );
+    }
+    // The automatic shuffle may have run as block for lack of memory; an explicit one must match.
+    let compatible = match shuffle_requested {
+        None => matches!(saved.shuffle, ShuffleMode::Global | ShuffleMode::Block),
+        Some(mode) => saved.shuffle == mode,
+    };
     if !compatible {
+        let render = |mode: Option<ShuffleMode>| match mode {
+            None => "Auto (Global, or Block over the memory budget)".to_string(),
+            Some(mode) => format!("{mode:?}"),
+        };
         return mismatch(
             "shuffle",
             format!("{:?}", saved.shuffle),
-            format!("{:?}", requested.shuffle),
+            render(shuffle_requested),
         );
     }
     Ok(saved.clone())

@@ -17,11 +17,17 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 pub struct LoaderOptions {
     pub(crate) batch_size: usize,
     pub(crate) shuffle: ShuffleMode,
+    /// The shuffle was set explicitly: a global shuffle over the memory budget is then an error
+    /// instead of a block shuffle.
+    pub(crate) shuffle_explicit: bool,
     pub(crate) seed: u64,
     pub(crate) drop_last: bool,
     pub(crate) num_workers: Option<usize>,
     pub(crate) prefetch: Option<usize>,
+    /// `None`: from the environment.
     pub(crate) shard: Option<(u32, u32)>,
+    /// Drop the rows that do not divide evenly across ranks instead of padding.
+    pub(crate) shard_drop_remainder: bool,
     pub(crate) columns: Option<Vec<String>>,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) resume: Option<ResumeState>,
@@ -42,17 +48,20 @@ pub enum NumaTarget {
 }
 
 impl Default for LoaderOptions {
-    /// Batches of 1024 rows, global shuffle with seed 0, the last batch kept, workers and prefetch
-    /// sized to the machine, rank and world size from the environment, all columns.
+    /// Batches of 1024 rows, automatic shuffle (global, or block over the memory budget) with
+    /// seed 0, the last batch kept, workers and prefetch sized to the machine, rank and world size
+    /// from the environment with the remainder padded, all columns.
     fn default() -> Self {
         LoaderOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             shuffle: ShuffleMode::Global,
+            shuffle_explicit: false,
             seed: 0,
             drop_last: false,
             num_workers: None,
             prefetch: None,
             shard: None,
+            shard_drop_remainder: false,
             columns: None,
             memory_budget: None,
             resume: None,
@@ -80,9 +89,24 @@ impl LoaderOptions {
         Ok(())
     }
 
-    /// Sets how epochs order rows (global shuffle by default).
+    /// Sets how epochs order rows, strictly: a [`ShuffleMode::Global`] set here whose decoded
+    /// data exceeds the memory budget fails at open with [`Error::OutOfMemory`] (see
+    /// [`Self::set_shuffle_auto`] for the default that falls back to a block shuffle).
     pub fn set_shuffle(&mut self, shuffle: ShuffleMode) {
         self.shuffle = shuffle;
+        self.shuffle_explicit = true;
+    }
+
+    /// The default shuffle: global, or block (with windows that fit) when the decoded data would
+    /// exceed the memory budget; [`crate::loader::stats::Snapshot::shuffle`] says which ran.
+    pub fn set_shuffle_auto(&mut self) {
+        self.shuffle = ShuffleMode::Global;
+        self.shuffle_explicit = false;
+    }
+
+    /// The shuffle asked for: `None` for the automatic default (see [`Self::set_shuffle_auto`]).
+    pub fn shuffle_request(&self) -> Option<ShuffleMode> {
+        self.shuffle_explicit.then_some(self.shuffle)
     }
 
     /// Sets the seed of the shuffle (the order is a pure function of seed and epoch).
@@ -116,11 +140,34 @@ impl LoaderOptions {
         Ok(())
     }
 
-    /// Makes this loader rank `rank` of `world_size`: it receives a disjoint share of each epoch.
+    /// Makes this loader rank `rank` of `world_size`: it receives its share of each epoch, and
+    /// the environment (`RANK`, `SLURM_PROCID`, ...) is not consulted.
     pub fn set_shard(&mut self, rank: u32, world_size: u32) -> Result<()> {
         check_shard(rank, world_size)?;
         self.shard = Some((rank, world_size));
         Ok(())
+    }
+
+    /// No sharding, whatever the environment says: the loader reads every row (rank 0 of 1), also
+    /// under `torchrun` or `srun` (an evaluation loader on one rank).
+    pub fn set_shard_none(&mut self) {
+        self.shard = Some((0, 1));
+    }
+
+    /// Shards from the environment again (the default): `RANK`/`WORLD_SIZE`, else
+    /// `SLURM_PROCID`/`SLURM_NTASKS`, else no sharding.
+    pub fn set_shard_from_env(&mut self) {
+        self.shard = None;
+    }
+
+    /// What a rank gets when the rows do not divide evenly across ranks. By default (`false`) the
+    /// order is padded by wrapping around to its first rows, as torch's `DistributedSampler`
+    /// does: every rank gets `ceil(rows / world_size)` rows, and a few rows are seen twice per
+    /// epoch. With `true` the last `rows % world_size` rows of each epoch's order are dropped:
+    /// every rank gets `floor(rows / world_size)` rows. Either way every rank gets the same
+    /// number of batches.
+    pub fn set_shard_drop_remainder(&mut self, drop: bool) {
+        self.shard_drop_remainder = drop;
     }
 
     /// Keeps only these columns, in this order (`None`: every column). Names are checked against
@@ -128,9 +175,7 @@ impl LoaderOptions {
     pub fn set_columns(&mut self, columns: Option<Vec<String>>) -> Result<()> {
         if let Some(columns) = &columns {
             if columns.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "columns: the projection names no column".into(),
-                ));
+                return Err(Error::InvalidArgument("columns must not be empty".into()));
             }
         }
         self.columns = columns;
@@ -138,8 +183,10 @@ impl LoaderOptions {
     }
 
     /// Caps the bytes of decoded data the loader holds for shuffling (`None`: half of the memory
-    /// available when the loader opens). A global shuffle whose decoded data would exceed it
-    /// runs as a block shuffle instead; the stats say which mode ran.
+    /// available when the loader opens, divided among the node's ranks; see
+    /// [`default_memory_budget`]). With the automatic shuffle, decoded data that would exceed it
+    /// is shuffled in blocks instead (the stats say which mode ran); a global shuffle set with
+    /// [`Self::set_shuffle`] fails to open instead.
     pub fn set_memory_budget(&mut self, bytes: Option<u64>) -> Result<()> {
         if bytes == Some(0) {
             return Err(Error::InvalidArgument(
@@ -221,10 +268,28 @@ pub(crate) fn check_shard(rank: u32, world_size: u32) -> Result<()> {
     Ok(())
 }
 
-/// Rank and world size from the environment: `RANK`/`WORLD_SIZE` (torch.distributed), else
-/// `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
-pub(crate) fn shard_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(u32, u32)> {
-    for (rank_var, world_var) in [("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")] {
+/// Where a loader's rank and world size came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShardSource {
+    /// Nothing set them: rank 0 of 1 (no option, and none of the environment variables below).
+    None,
+    /// The options ([`LoaderOptions::set_shard`], [`LoaderOptions::set_shard_none`]).
+    Options,
+    /// `RANK` / `WORLD_SIZE` in the environment (torchrun, torch.distributed).
+    TorchEnv,
+    /// `SLURM_PROCID` / `SLURM_NTASKS` in the environment (srun).
+    SlurmEnv,
+}
+
+/// Rank and world size from the environment and where they came from: `RANK`/`WORLD_SIZE`
+/// (torch.distributed), else `SLURM_PROCID`/`SLURM_NTASKS`, else 0 of 1.
+pub(crate) fn shard_from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(u32, u32, ShardSource)> {
+    for (rank_var, world_var, source) in [
+        ("RANK", "WORLD_SIZE", ShardSource::TorchEnv),
+        ("SLURM_PROCID", "SLURM_NTASKS", ShardSource::SlurmEnv),
+    ] {
         if let (Some(rank), Some(world)) = (lookup(rank_var), lookup(world_var)) {
             let parse = |name: &str, value: &str| {
                 value.trim().parse::<u32>().map_err(|_| {
@@ -239,10 +304,42 @@ pub(crate) fn shard_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<
                     "from {rank_var}/{world_var} in the environment: {e}"
                 ))
             })?;
-            return Ok((rank, world));
+            return Ok((rank, world, source));
         }
     }
-    Ok((0, 1))
+    Ok((0, 1, ShardSource::None))
+}
+
+/// The memory budget of a loader whose options set none: half of the memory the kernel reports
+/// available (`MemAvailable`, else 4 GiB), divided by the ranks sharing the node, so that the
+/// loaders of one node together stay within half of it. The ranks per node come from
+/// `LOCAL_WORLD_SIZE` (torchrun), else `SLURM_NTASKS_PER_NODE` (srun with `--ntasks-per-node`),
+/// else 1; a value that is not a positive integer counts as 1.
+pub fn default_memory_budget() -> u64 {
+    let available_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| mem_available_kib(&text));
+    let half = available_kib.map_or(4 << 30, |kib| kib.saturating_mul(1024) / 2);
+    (half / ranks_per_node(|name| std::env::var(name).ok())).max(1)
+}
+
+fn mem_available_kib(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Loaders sharing this node's memory: `LOCAL_WORLD_SIZE`, else `SLURM_NTASKS_PER_NODE`, else 1.
+pub(crate) fn ranks_per_node(lookup: impl Fn(&str) -> Option<String>) -> u64 {
+    ["LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"]
+        .iter()
+        .find_map(|name| {
+            lookup(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&n| n > 0)
+        })
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -264,10 +361,10 @@ mod tests {
 
     #[test]
     fn shard_defaults_follow_torch_then_slurm() {
-        assert_eq!(shard_from_env(env(&[])).unwrap(), (0, 1));
+        assert_eq!(shard_from_env(env(&[])).unwrap(), (0, 1, ShardSource::None));
         assert_eq!(
             shard_from_env(env(&[("RANK", "2"), ("WORLD_SIZE", "4")])).unwrap(),
-            (2, 4)
+            (2, 4, ShardSource::TorchEnv)
         );
         let both = env(&[
             ("RANK", "1"),
@@ -275,13 +372,47 @@ mod tests {
             ("SLURM_PROCID", "5"),
             ("SLURM_NTASKS", "8"),
         ]);
-        assert_eq!(shard_from_env(both).unwrap(), (1, 2));
+        assert_eq!(shard_from_env(both).unwrap(), (1, 2, ShardSource::TorchEnv));
         assert_eq!(
             shard_from_env(env(&[("SLURM_PROCID", "5"), ("SLURM_NTASKS", "8")])).unwrap(),
-            (5, 8)
+            (5, 8, ShardSource::SlurmEnv)
         );
         assert!(shard_from_env(env(&[("RANK", "4"), ("WORLD_SIZE", "4")])).is_err());
         assert!(shard_from_env(env(&[("RANK", "x"), ("WORLD_SIZE", "4")])).is_err());
+    }
+
+    #[test]
+    fn the_default_budget_is_shared_by_the_ranks_of_a_node() {
+        assert_eq!(ranks_per_node(env(&[])), 1);
+        assert_eq!(ranks_per_node(env(&[("LOCAL_WORLD_SIZE", "8")])), 8);
+        assert_eq!(ranks_per_node(env(&[("SLURM_NTASKS_PER_NODE", "4")])), 4);
+        let both = env(&[("LOCAL_WORLD_SIZE", "2"), ("SLURM_NTASKS_PER_NODE", "4")]);
+        assert_eq!(ranks_per_node(both), 2, "torchrun first");
+        for bad in ["0", "x", "-3", ""] {
+            assert_eq!(
+                ranks_per_node(env(&[("LOCAL_WORLD_SIZE", bad)])),
+                1,
+                "{bad:?}"
+            );
+        }
+        let meminfo = "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n";
+        assert_eq!(mem_available_kib(meminfo), Some(8_000_000));
+        assert_eq!(mem_available_kib("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn explicit_shuffles_and_shards_are_remembered() {
+        let mut o = LoaderOptions::default();
+        assert_eq!(o.shuffle_request(), None, "automatic by default");
+        o.set_shuffle(ShuffleMode::Global);
+        assert_eq!(o.shuffle_request(), Some(ShuffleMode::Global));
+        o.set_shuffle_auto();
+        assert_eq!(o.shuffle_request(), None);
+        assert_eq!(o.shard, None, "from the environment by default");
+        o.set_shard_none();
+        assert_eq!(o.shard, Some((0, 1)));
+        o.set_shard_from_env();
+        assert_eq!(o.shard, None);
     }
 
     #[test]
@@ -291,7 +422,11 @@ mod tests {
         assert!(o.set_prefetch(0).is_err());
         assert!(o.set_shard(3, 3).is_err());
         assert!(o.set_shard(0, 0).is_err());
-        assert!(o.set_columns(Some(vec![])).is_err());
+        let empty = o.set_columns(Some(vec![])).unwrap_err();
+        assert_eq!(
+            empty.to_string(),
+            "invalid argument: columns must not be empty"
+        );
         assert!(o.set_memory_budget(Some(0)).is_err());
         assert!(o.set_num_workers(MAX_WORKERS + 1).is_err());
         assert!(o.set_numa_node(Some(MAX_NUMA_NODE + 1)).is_err());

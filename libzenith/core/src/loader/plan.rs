@@ -1,16 +1,20 @@
 //! The epoch plan: which rows go into which batch of this rank, fixed before any batch is built.
 //!
 //! A plan is a pure function of (dataset layout, shuffle mode, seed, epoch, batch size, drop_last,
-//! rank, world size, block window): the same every run and whatever the number of workers.
+//! rank, world size, remainder rule, block window): the same every run and whatever the number of
+//! workers.
 //!
 //! 1. Order every row of the dataset: as stored (`None`), by one exact permutation (`Global`), or
 //!    by shuffling chunks (row groups) and then rows within windows of consecutive chunks
 //!    (`Block`, for data larger than memory). Orders are evaluated lazily, position by position
 //!    ([`Permutation`]): a plan costs `O(chunks)` memory and no set-up time, whatever the rows.
-//! 2. Split that order between ranks: each rank takes a contiguous `floor(rows / world)` run of it.
-//!    Every rank gets the same number of rows and so of batches; the `rows % world` (< world)
-//!    rows at the end of the order are left out of this epoch (with shuffling, different rows each
-//!    epoch). Ranks are disjoint.
+//! 2. Split that order between ranks: each rank takes a contiguous run of it, and every rank gets
+//!    the same number of rows and so of batches. When the rows do not divide evenly, the order is
+//!    padded by wrapping around (as torch's `DistributedSampler` does): it continues with its own
+//!    first positions until it holds `world * ceil(rows / world)`, so every row is delivered and
+//!    fewer than `world` rows are delivered twice (to different ranks). With `drop_remainder` the
+//!    last `rows % world` positions are left out instead (with shuffling, different rows each
+//!    epoch), and ranks are disjoint.
 //! 3. Cut the rank's rows into batches of `batch_size`; the last is shorter, or dropped with
 //!    `drop_last`.
 
@@ -45,6 +49,8 @@ pub struct PlanParams {
     pub rank: u32,
     /// Number of ranks (> rank).
     pub world_size: u32,
+    /// Rows that do not divide across ranks are dropped (`true`) or padded by wrapping around.
+    pub drop_remainder: bool,
     /// Chunks per shuffle window in `Block` mode (> 0).
     pub window_chunks: usize,
 }
@@ -83,7 +89,9 @@ impl BatchRows {
 pub struct EpochPlan {
     params: PlanParams,
     order: RankOrder,
-    /// Position, in the epoch's order of all rows, of this rank's first row.
+    /// Rows in the dataset: positions at or past it wrap around to the start of the order.
+    total: u64,
+    /// Position, in the epoch's (padded) order of all rows, of this rank's first row.
     rank_start: u64,
     rank_rows: u64,
     num_batches: u64,
@@ -91,8 +99,8 @@ pub struct EpochPlan {
 
 #[derive(Debug, Clone)]
 enum RankOrder {
-    /// Rows `start..start + rank_rows` in dataset order.
-    Contiguous { start: u64 },
+    /// Position `p` holds row `p` (dataset order).
+    Contiguous,
     /// Position `p` of the epoch's order holds row `permutation.apply(p)`.
     Global(Permutation),
     /// Position `p` falls in a window of shuffled chunks, permuted within the window.
@@ -163,10 +171,15 @@ impl EpochPlan {
             params.batch_size > 0 && params.world_size > params.rank && params.window_chunks > 0
         );
         let total: u64 = chunks.iter().map(|c| c.rows).sum();
-        let rank_rows = total / params.world_size as u64;
+        let world = params.world_size as u64;
+        let rank_rows = if params.drop_remainder {
+            total / world
+        } else {
+            total.div_ceil(world)
+        };
         let rank_start = rank_rows * params.rank as u64;
         let order = match params.shuffle {
-            ShuffleMode::None => RankOrder::Contiguous { start: rank_start },
+            ShuffleMode::None => RankOrder::Contiguous,
             ShuffleMode::Global => {
                 let mut keys = SplitMix64::new(params.seed, params.epoch, 0);
                 RankOrder::Global(Permutation::new(total, &mut keys))
@@ -182,6 +195,7 @@ impl EpochPlan {
         EpochPlan {
             params,
             order,
+            total,
             rank_start,
             rank_rows,
             num_batches,
@@ -198,7 +212,8 @@ impl EpochPlan {
         self.num_batches
     }
 
-    /// Rows this rank receives this epoch (including those of a dropped last batch).
+    /// Rows this rank receives this epoch (including those of a dropped last batch, and any
+    /// padding).
     pub fn rank_rows(&self) -> u64 {
         self.rank_rows
     }
@@ -210,25 +225,27 @@ impl EpochPlan {
         }
         let start = index * self.params.batch_size as u64;
         let len = (self.rank_rows - start).min(self.params.batch_size as u64) as usize;
+        let positions = self.positions(start, len);
         Some(match &self.order {
-            RankOrder::Contiguous { start: first } => BatchRows::Range {
-                start: first + start,
+            RankOrder::Contiguous if positions.end <= self.total => BatchRows::Range {
+                start: positions.start,
                 len,
             },
+            // Padding wraps around to the first rows: no longer one contiguous run.
+            RankOrder::Contiguous => BatchRows::Rows(positions.map(|p| p % self.total).collect()),
             RankOrder::Global(permutation) => BatchRows::Rows(
-                self.positions(start, len)
-                    .map(|p| permutation.apply(p))
+                positions
+                    .map(|p| permutation.apply(p % self.total))
                     .collect(),
             ),
-            RankOrder::Block(order) => BatchRows::Rows(
-                self.positions(start, len)
-                    .map(|p| order.row_at(p))
-                    .collect(),
-            ),
+            RankOrder::Block(order) => {
+                BatchRows::Rows(positions.map(|p| order.row_at(p % self.total)).collect())
+            }
         })
     }
 
-    /// Positions, in the epoch's order of all rows, of this rank's rows `start..start + len`.
+    /// Positions, in the epoch's padded order of all rows, of this rank's rows
+    /// `start..start + len` (at or past `total`: padding, which wraps around).
     fn positions(&self, start: u64, len: usize) -> std::ops::Range<u64> {
         self.rank_start + start..self.rank_start + start + len as u64
     }
@@ -310,6 +327,7 @@ mod tests {
             drop_last: false,
             rank,
             world_size,
+            drop_remainder: false,
             window_chunks: 2,
         }
     }
@@ -345,14 +363,16 @@ mod tests {
     }
 
     #[test]
-    fn ranks_are_disjoint_and_equal() {
+    fn ranks_dropping_the_remainder_are_disjoint_and_equal() {
         let layout = chunks(&[333, 333, 335]);
         for mode in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block] {
             let world = 4;
             let mut seen = HashSet::new();
             let mut counts = HashSet::new();
             for rank in 0..world {
-                let plan = EpochPlan::new(&layout, params(mode, 32, rank, world));
+                let mut p = params(mode, 32, rank, world);
+                p.drop_remainder = true;
+                let plan = EpochPlan::new(&layout, p);
                 counts.insert(plan.num_batches());
                 assert_eq!(plan.rank_rows(), 1001 / 4);
                 for row in all_rows(&plan) {
@@ -361,6 +381,55 @@ mod tests {
             }
             assert_eq!(counts.len(), 1, "equal batch counts ({mode:?})");
             assert_eq!(seen.len(), 1000, "only 1001 % 4 = 1 row left out");
+        }
+    }
+
+    #[test]
+    fn padded_ranks_cover_every_row_and_repeat_only_the_padding() {
+        // 1001 rows over 4 ranks: 251 each, 3 padding positions wrap to the order's first rows.
+        let layout = chunks(&[333, 333, 335]);
+        for mode in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block] {
+            let world = 4;
+            let mut delivered = Vec::new();
+            let mut counts = HashSet::new();
+            for rank in 0..world {
+                let plan = EpochPlan::new(&layout, params(mode, 32, rank, world));
+                assert_eq!(plan.rank_rows(), 251);
+                counts.insert(plan.num_batches());
+                let rows = all_rows(&plan);
+                assert_eq!(rows.len(), 251);
+                delivered.extend(rows);
+            }
+            assert_eq!(counts.len(), 1, "equal batch counts ({mode:?})");
+            let distinct: HashSet<u64> = delivered.iter().copied().collect();
+            assert_eq!(distinct.len(), 1001, "every row delivered ({mode:?})");
+            assert_eq!(delivered.len(), 1004);
+            // The padding repeats the first positions of the order: rank 0's first rows.
+            let first = all_rows(&EpochPlan::new(&layout, params(mode, 32, 0, world)));
+            assert_eq!(delivered[1001..], first[..3], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn padding_wraps_a_contiguous_batch_into_rows() {
+        // 10 rows over 4 ranks: 3 each; rank 3 takes positions 9, 10, 11 = rows 9, 0, 1.
+        let layout = chunks(&[4, 6]);
+        let plan = EpochPlan::new(&layout, params(ShuffleMode::None, 8, 3, 4));
+        assert_eq!(plan.batch(0), Some(BatchRows::Rows(vec![9, 0, 1])));
+        let plan = EpochPlan::new(&layout, params(ShuffleMode::None, 8, 2, 4));
+        assert_eq!(plan.batch(0), Some(BatchRows::Range { start: 6, len: 3 }));
+        assert_eq!(plan.chunk_usage(&layout, 0).uses, vec![0, 1]);
+        let wrapped = EpochPlan::new(&layout, params(ShuffleMode::None, 8, 3, 4));
+        assert_eq!(wrapped.chunk_usage(&layout, 0).uses, vec![1, 1]);
+    }
+
+    #[test]
+    fn an_empty_dataset_plans_no_batch() {
+        for drop_remainder in [false, true] {
+            let mut p = params(ShuffleMode::Global, 8, 0, 1);
+            p.drop_remainder = drop_remainder;
+            let plan = EpochPlan::new(&[], p);
+            assert_eq!((plan.num_batches(), plan.rank_rows()), (0, 0));
         }
     }
 

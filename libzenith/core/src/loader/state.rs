@@ -1,19 +1,26 @@
 //! The resume token: a small, versioned, portable record of where a loader stands.
 //!
 //! It holds no data, only what decides the order (dataset fingerprint, seed, epoch, shuffle mode
-//! and window, batch size, drop_last, rank, world size, projection) and how far the epoch got.
+//! and window, batch size, drop_last, rank, world size, remainder rule, projection) and how far
+//! the epoch got. Every epoch number, `u64::MAX` included, round-trips.
 //! Because the plan is a pure function of those, a loader opened with the token rebuilds the same
 //! plan and skips what was delivered, whatever its number of workers.
 //!
 //! Layout (little endian): `b"ZNRS"`, u16 version, the fields below in order, and an FNV-1a
-//! checksum of everything before it.
+//! checksum of everything before it. Version 2 turned the `drop_last` byte into flags (bit 0
+//! `drop_last`, bit 1 `drop_remainder`); version 1 tokens, from before ranks were padded, are
+//! read with `drop_remainder` set, which is what they ran with.
 
 use super::plan::{PlanParams, ShuffleMode};
 use crate::dataset::Fnv64;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"ZNRS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// Tokens of this version are still read (see the module docs).
+const VERSION_1: u16 = 1;
+const FLAG_DROP_LAST: u8 = 1;
+const FLAG_DROP_REMAINDER: u8 = 2;
 
 /// Size in bytes of an encoded token (the largest a caller's buffer needs to be).
 pub const RESUME_STATE_SIZE: usize = 96;
@@ -52,7 +59,14 @@ impl ResumeState {
         }
         out.push(shuffle_code(p.shuffle));
         out.extend_from_slice(&self.batches_delivered.to_le_bytes());
-        out.push(p.drop_last as u8);
+        let mut flags = 0;
+        if p.drop_last {
+            flags |= FLAG_DROP_LAST;
+        }
+        if p.drop_remainder {
+            flags |= FLAG_DROP_REMAINDER;
+        }
+        out.push(flags);
         out.extend_from_slice(&p.rank.to_le_bytes());
         out.extend_from_slice(&p.world_size.to_le_bytes());
         out.extend_from_slice(&self.rows_delivered.to_le_bytes());
@@ -85,9 +99,9 @@ impl ResumeState {
         }
         let mut reader = Reader { bytes: &body[4..] };
         let version = u16::from_le_bytes(reader.take());
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(bad(&format!(
-                "token version {version}; this library reads version {VERSION}"
+                "token version {version}; this library reads versions {VERSION_1} and {VERSION}"
             )));
         }
         let fingerprint = reader.u64();
@@ -99,7 +113,18 @@ impl ResumeState {
         let shuffle =
             shuffle_from_code(reader.take::<1>()[0]).ok_or_else(|| bad("unknown shuffle mode"))?;
         let batches_delivered = reader.u64();
-        let drop_last = reader.take::<1>()[0] != 0;
+        let flags = reader.take::<1>()[0];
+        let (drop_last, drop_remainder) = if version == VERSION_1 {
+            (flags != 0, true)
+        } else {
+            if flags & !(FLAG_DROP_LAST | FLAG_DROP_REMAINDER) != 0 {
+                return Err(bad("unknown flags"));
+            }
+            (
+                flags & FLAG_DROP_LAST != 0,
+                flags & FLAG_DROP_REMAINDER != 0,
+            )
+        };
         let rank = u32::from_le_bytes(reader.take());
         let world_size = u32::from_le_bytes(reader.take());
         let rows_delivered = reader.u64();
@@ -112,6 +137,7 @@ impl ResumeState {
             drop_last,
             rank,
             world_size,
+            drop_remainder,
             window_chunks: to_usize(window_chunks)?,
         };
         if params.batch_size == 0
@@ -195,6 +221,7 @@ mod tests {
                 drop_last: true,
                 rank: 1,
                 world_size: 4,
+                drop_remainder: false,
                 window_chunks: 8,
             },
             batches_delivered: 17,
@@ -207,6 +234,48 @@ mod tests {
         let token = sample().encode();
         assert_eq!(token.len(), RESUME_STATE_SIZE);
         assert_eq!(ResumeState::decode(&token).unwrap(), sample());
+    }
+
+    #[test]
+    fn every_flag_and_the_largest_epoch_round_trip() {
+        for (drop_last, drop_remainder) in
+            [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let mut state = sample();
+            state.params.drop_last = drop_last;
+            state.params.drop_remainder = drop_remainder;
+            state.params.epoch = u64::MAX;
+            state.batches_delivered = u64::MAX;
+            let token = state.encode();
+            assert_eq!(token.len(), RESUME_STATE_SIZE);
+            assert_eq!(ResumeState::decode(&token).unwrap(), state);
+        }
+    }
+
+    /// A version 1 token: a version 2 token with the version and flags byte rewritten (and the
+    /// checksum recomputed).
+    fn as_version_1(token: &[u8], drop_last: bool) -> Vec<u8> {
+        let mut old = token[..RESUME_STATE_SIZE - 8].to_vec();
+        old[4..6].copy_from_slice(&VERSION_1.to_le_bytes());
+        // magic, version, six u64 fields, the shuffle byte, batches_delivered: then the flags.
+        old[4 + 2 + 6 * 8 + 1 + 8] = drop_last as u8;
+        let mut hash = Fnv64::default();
+        hash.write(&old);
+        old.extend_from_slice(&hash.finish().to_le_bytes());
+        old
+    }
+
+    #[test]
+    fn version_1_tokens_resume_with_the_remainder_dropped() {
+        for drop_last in [false, true] {
+            let old = as_version_1(&sample().encode(), drop_last);
+            let decoded = ResumeState::decode(&old).unwrap();
+            assert_eq!(decoded.params.drop_last, drop_last);
+            assert!(
+                decoded.params.drop_remainder,
+                "version 1 ran with floor(rows / world)"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use super::options::ShardSource;
 use super::plan::ShuffleMode;
 use crate::runtime::io::IoBackend;
 
@@ -146,6 +147,20 @@ pub struct Snapshot {
     pub io_read_bytes: u64,
     /// Time spent in reads (0 for mmap: its reads are page faults, part of the decode time).
     pub io_read_ns: u64,
+    /// This loader's rank.
+    pub rank: u32,
+    /// The number of ranks sharing each epoch.
+    pub world_size: u32,
+    /// Where rank and world size came from.
+    pub shard_source: ShardSource,
+    /// The shuffle the options asked for (`None`: automatic; compare with `shuffle` to see a
+    /// downgrade to block).
+    pub shuffle_requested: Option<ShuffleMode>,
+    /// The memory budget that decided the shuffle, in bytes.
+    pub memory_budget: u64,
+    /// Estimated bytes of the dataset decoded, which a global shuffle holds (0 when the data is
+    /// served without decoding: memory-mapped Arrow IPC, CSV).
+    pub decoded_bytes: u64,
 }
 
 impl Default for Snapshot {
@@ -170,6 +185,12 @@ impl Default for Snapshot {
             io_backend_requested: IoBackend::Mmap,
             io_read_bytes: 0,
             io_read_ns: 0,
+            rank: 0,
+            world_size: 1,
+            shard_source: ShardSource::None,
+            shuffle_requested: None,
+            memory_budget: 0,
+            decoded_bytes: 0,
         }
     }
 }

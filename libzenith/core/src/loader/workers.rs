@@ -6,13 +6,18 @@
 //! bounded by `prefetch` batches (plus the chunks the cache holds for them). Dropping the pool
 //! stops the workers: they finish the batch in hand, see the cancel flag and exit; the drop joins
 //! them.
+//!
+//! Test-only: `ZENITH_TEST_WORKER_DELAY_MS=N` in the environment when a pipeline starts makes each
+//! worker wait N milliseconds before building each batch (cancellable: a stopped pipeline does
+//! not wait for it). Tests use it to make the consumer wait (timeouts, Ctrl-C in the bindings);
+//! it is not meant for anything else.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, fence};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use crossbeam_utils::CachePadded;
@@ -31,6 +36,27 @@ use crate::telemetry::Gauge;
 
 /// The name the loader's hand-off rings carry in the ring telemetry.
 const HANDOFF_RING: &str = "loader_handoff";
+
+/// Test-only: milliseconds each worker waits before building a batch (see the module docs).
+pub const TEST_WORKER_DELAY_ENV: &str = "ZENITH_TEST_WORKER_DELAY_MS";
+
+fn test_worker_delay() -> Duration {
+    std::env::var(TEST_WORKER_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_millis)
+}
+
+/// What [`Pipeline::next`] got.
+#[derive(Debug)]
+pub enum Next {
+    /// Batch `index` of the plan.
+    Batch(u64, RecordBatch),
+    /// The epoch is delivered.
+    Done,
+    /// The batch was not published before the timeout; nothing was consumed.
+    Pending,
+}
 
 /// One epoch's work: the plan and what building a batch needs.
 #[derive(Debug)]
@@ -179,6 +205,8 @@ struct Shared {
     pinned_workers: AtomicU32,
     /// `zenith_ring_occupancy{ring="loader_handoff"}`: batches parked in hand-off rings.
     occupancy: Arc<Gauge>,
+    /// Test-only wait before each batch a worker builds (see the module docs).
+    test_delay: Duration,
 }
 
 impl Pipeline {
@@ -219,6 +247,7 @@ impl Pipeline {
             slot_free: Sleepers::default(),
             pinned_workers: AtomicU32::new(0),
             occupancy: ring::metrics::occupancy(HANDOFF_RING),
+            test_delay: test_worker_delay(),
         });
         ring::metrics::capacity(HANDOFF_RING).add(shared.ring.capacity() as f64);
         let mut pipeline = Pipeline {
@@ -265,20 +294,22 @@ impl Pipeline {
         self.shared.ready.load(Relaxed)
     }
 
-    /// The next batch in plan order with its index, `None` at the end of the epoch. A failed
+    /// The next batch in plan order with its index, [`Next::Done`] at the end of the epoch, or
+    /// [`Next::Pending`] when the workers did not publish it within `timeout` (`Duration::MAX`:
+    /// no limit; without workers the calling thread builds it, whatever the timeout). A failed
     /// batch is reported once and then rebuilt by the next call: nothing is skipped.
     ///
     /// Calls must not overlap (the loader serialises them).
-    pub fn next(&self, counters: &Counters) -> Result<Option<(u64, RecordBatch)>> {
+    pub fn next(&self, counters: &Counters, timeout: Duration) -> Result<Next> {
         let shared = &*self.shared;
         let index = shared.next_to_deliver.load(Relaxed);
         if index >= shared.num_batches || shared.cancelled.load(Relaxed) {
-            return Ok(None);
+            return Ok(Next::Done);
         }
         if self.workers.is_empty() {
             let batch = shared.job.build(index)?;
             shared.advance(index);
-            return Ok(Some((index, batch)));
+            return Ok(Next::Batch(index, batch));
         }
         let waiting_since = Instant::now();
         let result = if shared.rebuild.load(Relaxed) {
@@ -287,7 +318,10 @@ impl Pipeline {
             shared.rebuild.store(result.is_err(), Relaxed);
             result
         } else {
-            let result = shared.take(index);
+            let Some(result) = shared.take(index, waiting_since.checked_add(timeout)) else {
+                counters.consumer_waited(waiting_since.elapsed());
+                return Ok(Next::Pending);
+            };
             match &result {
                 Ok(_) => {
                     shared.ready.fetch_sub(1, Relaxed);
@@ -301,26 +335,42 @@ impl Pipeline {
         counters.consumer_waited(waiting_since.elapsed());
         let batch = result?;
         shared.advance(index);
-        Ok(Some((index, batch)))
+        Ok(Next::Batch(index, batch))
     }
 }
 
 impl Shared {
-    /// The consumer's side: takes batch `index` from the ring, waiting until it is published.
-    fn take(&self, index: u64) -> Result<RecordBatch> {
+    /// The consumer's side: takes batch `index` from the ring, waiting until it is published or
+    /// `deadline` passes (`None`: no deadline; then it returns `None`, and the batch stays for a
+    /// later call).
+    fn take(&self, index: u64, deadline: Option<Instant>) -> Option<Result<RecordBatch>> {
         let position = index as usize;
         for _ in 0..CONSUMER_SPINS {
             if self.ring.is_ready(position) {
                 if let Some(result) = self.ring.take(position) {
-                    return result;
+                    return Some(result);
                 }
             }
             std::hint::spin_loop();
         }
         self.awaited.store(index, Relaxed);
-        let result = self.batch_ready.wait_until(|| self.ring.take(position));
+        let result = self
+            .batch_ready
+            .wait_until_deadline(|| self.ring.take(position), deadline);
         self.awaited.store(NOBODY, Relaxed);
         result
+    }
+
+    /// Test-only: waits `test_delay` before a build, or less when the pipeline is stopped.
+    fn test_delay(&self) {
+        let until = Instant::now() + self.test_delay;
+        while !self.cancelled.load(Acquire) {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(10)));
+        }
     }
 
     /// The consumer's side: batch `index` is delivered; the window moves on by one slot.
@@ -373,6 +423,9 @@ impl Shared {
             }
             if let Some(index) = self.claim() {
                 read_ahead_idle = false;
+                if !self.test_delay.is_zero() {
+                    self.test_delay();
+                }
                 let result = self.job.build(index);
                 if self.cancelled.load(Acquire) {
                     return;
@@ -445,19 +498,42 @@ struct Sleepers {
 
 impl Sleepers {
     /// Sleeps until `poll` returns something, and returns it.
-    fn wait_until<R>(&self, mut poll: impl FnMut() -> Option<R>) -> R {
+    fn wait_until<R>(&self, poll: impl FnMut() -> Option<R>) -> R {
+        self.wait_until_deadline(poll, None)
+            .expect("a wait without a deadline ends with a result")
+    }
+
+    /// Sleeps until `poll` returns something, and returns it, or until `deadline` (`None`: no
+    /// deadline) passes: then `None`.
+    fn wait_until_deadline<R>(
+        &self,
+        mut poll: impl FnMut() -> Option<R>,
+        deadline: Option<Instant>,
+    ) -> Option<R> {
         // Poisoning cannot leave `()` inconsistent.
         let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.sleeping.fetch_add(1, SeqCst);
         fence(SeqCst);
         let out = loop {
             if let Some(out) = poll() {
-                break out;
+                break Some(out);
             }
-            guard = self
-                .wake
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
+            guard = match deadline {
+                None => self
+                    .wake
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break None;
+                    }
+                    self.wake
+                        .wait_timeout(guard, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         };
         self.sleeping.fetch_sub(1, Relaxed);
         out
