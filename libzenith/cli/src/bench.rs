@@ -32,7 +32,9 @@ Rows/s and GB/s count the whole run, opening included; GB are Arrow buffer bytes
 pub enum Shuffle {
     /// Dataset order.
     None,
-    /// One exact permutation of all rows (a block shuffle when over the memory budget).
+    /// The library's default: global, or block when the decoded data exceeds the memory budget.
+    Auto,
+    /// One exact permutation of all rows; an error when the decoded data exceeds the budget.
     Global,
     /// Row groups shuffled, then rows within windows that fit the memory budget.
     Block,
@@ -42,7 +44,7 @@ impl From<Shuffle> for ShuffleMode {
     fn from(s: Shuffle) -> Self {
         match s {
             Shuffle::None => ShuffleMode::None,
-            Shuffle::Global => ShuffleMode::Global,
+            Shuffle::Auto | Shuffle::Global => ShuffleMode::Global,
             Shuffle::Block => ShuffleMode::Block,
         }
     }
@@ -64,7 +66,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
     pub workers: Vec<usize>,
     /// Row order.
-    #[arg(long, value_enum, default_value_t = Shuffle::Global)]
+    #[arg(long, value_enum, default_value_t = Shuffle::Auto)]
     pub shuffle: Shuffle,
     /// Batches built ahead of the consumer (default: the loader's, twice the workers).
     #[arg(long, value_parser = parse_positive)]
@@ -142,7 +144,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         "path": args.path.to_string_lossy(),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
-        "shuffle": mode_name(args.shuffle.into()),
+        "shuffle": match args.shuffle {
+            Shuffle::Auto => "auto",
+            requested => mode_name(requested.into()),
+        },
         "seed": args.seed,
         "runs": runs,
     });
@@ -182,7 +187,10 @@ fn run_one(
 ) -> Result<Value, Failure> {
     let mut options = LoaderOptions::default();
     options.set_batch_size(args.batch_size)?;
-    options.set_shuffle(args.shuffle.into());
+    match args.shuffle {
+        Shuffle::Auto => options.set_shuffle_auto(),
+        requested => options.set_shuffle(requested.into()),
+    }
     options.set_seed(args.seed);
     options.set_drop_last(args.drop_last);
     if let Some(count) = workers {

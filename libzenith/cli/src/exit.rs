@@ -79,6 +79,7 @@ pub fn status_of(kind: ErrorKind) -> i32 {
         ErrorKind::Internal => -8,
         ErrorKind::SchemaMismatch => -9,
         ErrorKind::BufferTooSmall => -10,
+        ErrorKind::OutOfMemory => -11,
         _ => -8,
     }
 }
@@ -117,6 +118,7 @@ mod tests {
             (ErrorKind::Internal, "ZENITH_ERR_INTERNAL"),
             (ErrorKind::SchemaMismatch, "ZENITH_ERR_SCHEMA_MISMATCH"),
             (ErrorKind::BufferTooSmall, "ZENITH_ERR_BUFFER_TOO_SMALL"),
+            (ErrorKind::OutOfMemory, "ZENITH_ERR_OUT_OF_MEMORY"),
         ] {
             assert_eq!(status_of(kind), define(name), "{name}");
             assert_eq!(i32::from(exit_code_of(kind)), 2 - define(name), "{name}");

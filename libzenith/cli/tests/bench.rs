@@ -27,7 +27,7 @@ fn a_sweep_of_workers_and_io_backends_runs_every_combination() {
     ]);
     assert_eq!(r["epochs"], 2);
     assert_eq!(r["batch_size"], 1000);
-    assert_eq!(r["shuffle"], "global");
+    assert_eq!(r["shuffle"], "auto");
     let runs = runs(&r);
     assert_eq!(runs.len(), 6);
     let combos: Vec<(Option<&str>, u64)> = runs
@@ -108,7 +108,8 @@ fn drop_last_shuffle_none_and_block_are_what_ran() {
     assert_eq!(run["rows"], BASIC_ROWS / 768 * 768);
     assert_eq!(run["prefetch"], 3);
 
-    // A global shuffle over a tiny budget runs as block, and the report says so.
+    // The automatic shuffle (the default) over a tiny budget runs as block, and the report says
+    // so; an explicit global shuffle over the same budget fails as out of memory (2 - (-11)).
     let r = json(&[
         "bench",
         arg(&path),
@@ -117,9 +118,22 @@ fn drop_last_shuffle_none_and_block_are_what_ran() {
         "--workers",
         "1",
     ]);
-    assert_eq!(r["shuffle"], "global");
+    assert_eq!(r["shuffle"], "auto");
     assert_eq!(runs(&r)[0]["shuffle"], "block");
     assert_eq!(runs(&r)[0]["rows"], BASIC_ROWS);
+    let stderr = fails_with(
+        &[
+            "bench",
+            arg(&path),
+            "--memory-budget",
+            "64K",
+            "--shuffle",
+            "global",
+            "--json",
+        ],
+        13,
+    );
+    assert!(stderr.contains("memory budget"), "{stderr}");
 }
 
 #[test]
