@@ -127,6 +127,7 @@ impl Loader {
             ),
         };
         let counters = Arc::new(Counters::new(opened));
+        dataset.check_unchanged()?;
         let pipeline = start_epoch(
             &dataset,
             &params,
@@ -180,8 +181,12 @@ impl Loader {
 
     /// Starts epoch `epoch` from its first batch (the order depends on the epoch number). Batches
     /// not yet taken from the current epoch are discarded.
+    ///
+    /// A file of the dataset that changed since it was opened is an [`Error::Io`] ("changed
+    /// while being read"); the current epoch is then left as it was.
     pub fn set_epoch(&self, epoch: u64) -> Result<()> {
         let mut core = self.core();
+        core.dataset.check_unchanged()?;
         let mut params = core.params.clone();
         params.epoch = epoch;
         // Stop the current workers first, so two epochs never compete for cores and memory.
