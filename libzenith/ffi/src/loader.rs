@@ -128,7 +128,8 @@ pub unsafe extern "C" fn zenith_loader_schema(
 /// memory-mapped file pages it shares alive until released.
 /// On failure: nothing is written and the batch is not consumed (a later call retries it). Data
 /// decoded on demand fails here, e.g. `ZENITH_ERR_FORMAT` naming a Parquet file and row group
-/// whose pages are corrupt.
+/// whose pages are corrupt, or `ZENITH_ERR_IO` for a file that changed since
+/// `zenith_loader_open` ("changed while being read").
 /// NULL policy: `loader` and `out_array` must not be NULL; `out_schema` may be NULL (the schema is
 /// also available from `zenith_loader_schema`); `err` may be NULL.
 /// Thread safety: do not call concurrently on the same loader.
@@ -394,6 +395,8 @@ pub unsafe extern "C" fn zenith_loader_num_batches(loader: *const zenith_loader)
 /// Starts epoch `epoch` from its first batch; its order depends on the epoch number (call it with
 /// 0, 1, 2, ... as training proceeds). Batches of the current epoch not yet taken are discarded.
 ///
+/// On failure: `ZENITH_ERR_IO` when a file of the dataset changed since `zenith_loader_open`
+/// ("changed while being read"); the current epoch is then left as it was.
 /// NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 /// Thread safety: do not call concurrently with other calls on the same loader.
 ///
