@@ -354,8 +354,7 @@ typedef struct zenith_stats {
     // when the node has no CPUs this process may use, or while workers are starting).
     uint32_t pinned_workers;
     // The I/O backend reading the files (`ZENITH_IO_*`): `ZENITH_IO_PREAD` when io_uring was
-    // asked for and is unavailable (see `zenith_loader_io_fallback_reason`); `ZENITH_IO_MMAP`
-    // for Arrow IPC files, which are always memory-mapped.
+    // asked for and is unavailable (see `zenith_loader_io_fallback_reason`).
     zenith_io_backend io_backend;
     // The I/O backend the options asked for (`zenith_loader_options_set_io_backend`).
     zenith_io_backend io_backend_requested;
@@ -487,7 +486,8 @@ typedef struct zenith_pci_device_info {
 // `SLURM_PROCID` and `SLURM_NTASKS` in the environment (srun).
 #define ZENITH_SHARD_FROM_SLURM 3
 
-// Memory-map the files; pages are read by page faults, zero-copy (the default).
+// Memory-map the files; pages are read by page faults, zero-copy (the default). See
+// `zenith_loader_open` for files that change while mapped.
 #define ZENITH_IO_MMAP 0
 
 // io_uring: the byte ranges a Parquet row group needs are read in one batched submission.
@@ -495,7 +495,8 @@ typedef struct zenith_pci_device_info {
 // RLIMIT_MEMLOCK), files are read with `pread` and the stats say so.
 #define ZENITH_IO_URING 1
 
-// Positioned reads (`pread`), one byte range after another.
+// Positioned reads (`pread`), one byte range after another. Every batch owns its memory: the
+// choice for files that may change while they are read.
 #define ZENITH_IO_PREAD 2
 
 // Single producer, single consumer: at any moment at most one thread pushes and at most one
@@ -585,9 +586,12 @@ zenith_status zenith_batch_export_arrow(const struct zenith_batch *batch,
 // `[rows]` of that type (bools as one byte each, `kDLBool`); fixed-size binary of width `w`
 // becomes a 2-D uint8 tensor `[rows, w]`; a fixed-size list of length `n` adds a dimension
 // `n` to its values' tensor, so nested lists give N-D tensors (`[rows, n, m, ...]`). The
-// tensor shares the column's memory (zero copy, flag `DLPACK_FLAG_BITMASK_READ_ONLY`: it may be
-// a read-only mapping of the file) unless the elements are bit-packed (bool) or misaligned for
-// their type; then it holds its own copy (flag `DLPACK_FLAG_BITMASK_IS_COPIED`, writable).
+// tensor shares the column's memory (zero copy, flag `DLPACK_FLAG_BITMASK_READ_ONLY`) unless the
+// elements are bit-packed (bool) or misaligned for their type; then it holds its own copy (flag
+// `DLPACK_FLAG_BITMASK_IS_COPIED`, writable). Shared memory may be a mapping of the file, which
+// is private and copy-on-write: a consumer that writes to a read-only tensor anyway (torch does
+// for in-place ops) neither crashes nor changes the file, but its write is seen by everything
+// else sharing those rows, later epochs of the loader included; copy the tensor to modify it.
 // With several columns of that name, the first one is exported.
 //
 // Ownership: on success `*out` receives a tensor the caller owns; release it by calling
@@ -675,13 +679,31 @@ const char *zenith_status_str(zenith_status status);
 // Opens the dataset at `path` and prepares its first epoch.
 //
 // `path` is a file, a directory (searched recursively; files in sorted path order; names that
-// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern. Each file is an Arrow
-// IPC file or stream, Parquet, or CSV with a header row, recognised by its magic bytes or else
-// its extension; every file must have the first one's column names and types.
+// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern (`**` matches any number
+// of directories). Each file is an Arrow IPC file or stream, Parquet, or CSV with a header row,
+// recognised by its magic bytes or else its extension; every file must have the first one's
+// column names and types. Only regular files are read: a FIFO, socket or device met in a
+// directory or matched by a glob is skipped without being opened (and named in
+// `zenith_loader_io_fallback_reason`), and so is a symbolic link back to a directory that
+// contains it; walks stop with an error past 64 directory levels or 4,194,304 entries.
 //
-// Arrow IPC files and streams are memory-mapped; batches are zero-copy views of their pages
-// wherever a batch lies within one record batch of the file. Parquet row groups are decoded as
-// they are needed; CSV files are parsed here. Files must not change while the loader is open.
+// With the default I/O backend (`ZENITH_IO_MMAP`), Arrow IPC files and streams are
+// memory-mapped (private, copy-on-write: a consumer's write never reaches the file); batches are
+// zero-copy views of their pages wherever a batch lies within one record batch of the file.
+// With `ZENITH_IO_PREAD` or `ZENITH_IO_URING`, they are read into memory of their own instead.
+// Parquet row groups are decoded as they are needed; CSV files are parsed here.
+//
+// Files that change while being read: each file's identity (device, inode, size, modification
+// time) is taken here and checked before each epoch, before each batch reads the file and, for
+// batches that share mapped pages, again when the batch is delivered. A file truncated,
+// rewritten or replaced fails that call with `ZENITH_ERR_IO` ("<path>: changed while being
+// read: ..."); no batch of a changed file is served from a cache. Two windows remain with
+// memory-mapped files, as with any reader of them: a file truncated between such a check and the
+// access of a mapped page still faults (`SIGBUS`); and batches, arrays and tensors a caller holds
+// keep pointing into the mapping after they were delivered (also after `zenith_loader_free`), so
+// reading them after the file shrank faults too. A rewrite that keeps the size within the file
+// system's timestamp granularity (a few milliseconds) can go unnoticed. Datasets whose files may
+// change while they are read should use `ZENITH_IO_PREAD`: every batch then owns its memory.
 //
 // Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
 // `opts` is only read (it may be freed right after this call).
@@ -690,8 +712,10 @@ const char *zenith_status_str(zenith_status status);
 // `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 // file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 // message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
-// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
-// that is not on the PCI bus, or a world size larger than the dataset's rows);
+// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. `path` names a FIFO, socket or device: "not a
+// regular file"; a walk deeper or longer than the limits above; a GPU set with
+// `zenith_loader_options_set_near_gpu_*` that is not on the PCI bus, or a world size larger
+// than the dataset's rows);
 // `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 // NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 // NULL.
@@ -725,7 +749,8 @@ zenith_status zenith_loader_schema(const struct zenith_loader *loader,
 // memory-mapped file pages it shares alive until released.
 // On failure: nothing is written and the batch is not consumed (a later call retries it). Data
 // decoded on demand fails here, e.g. `ZENITH_ERR_FORMAT` naming a Parquet file and row group
-// whose pages are corrupt.
+// whose pages are corrupt, or `ZENITH_ERR_IO` for a file that changed since
+// `zenith_loader_open` ("changed while being read").
 // NULL policy: `loader` and `out_array` must not be NULL; `out_schema` may be NULL (the schema is
 // also available from `zenith_loader_schema`); `err` may be NULL.
 // Thread safety: do not call concurrently on the same loader.
@@ -824,7 +849,9 @@ zenith_status zenith_loader_stats(const struct zenith_loader *loader,
 // everything is read as asked; otherwise it names the cause, e.g. "io_uring unavailable:
 // io_uring_setup failed with EPERM (a seccomp filter or security module denies it); reading
 // with pread", "O_DIRECT refused by the file system (EINVAL): buffered reads", or
-// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)".
+// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)". It also names the paths
+// skipped while listing the dataset, e.g. "skipped data/pipe: not a regular file (a FIFO)" or
+// "skipped data/self: a directory that loops back to data".
 //
 // On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the length
 // in `*out_len` (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`.
@@ -854,6 +881,8 @@ uint64_t zenith_loader_num_batches(const struct zenith_loader *loader);
 // Every value is an epoch, `UINT64_MAX` included (its resume token round-trips); a caller that
 // counts epochs stops there rather than wrapping to 0 (the bindings raise an error).
 //
+// On failure: `ZENITH_ERR_IO` when a file of the dataset changed since `zenith_loader_open`
+// ("changed while being read"); the current epoch is then left as it was.
 // NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 // Thread safety: do not call concurrently with other calls on the same loader.
 //
@@ -1208,12 +1237,20 @@ zenith_status zenith_loader_options_set_resume_state(struct zenith_loader_option
                                                      size_t len,
                                                      struct zenith_error **err);
 
-// Sets how Parquet and CSV files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
+// Sets how files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
 // `ZENITH_IO_PREAD`. Batches are identical whichever backend reads them. With
 // `ZENITH_IO_URING`, files are read with `pread` where io_uring is unavailable;
 // `zenith_stats.io_backend` then says `ZENITH_IO_PREAD` and `zenith_loader_io_fallback_reason`
 // why. The environment variable `ZENITH_IO_BACKEND=mmap|io_uring|pread` overrides this setting
-// at `zenith_loader_open`. Arrow IPC files are always memory-mapped.
+// at `zenith_loader_open`.
+//
+// Arrow IPC files and streams are memory-mapped with `ZENITH_IO_MMAP` (batches are zero-copy
+// views of the file's pages) and read into memory of their own with the other two (each record
+// batch of a file when it is needed; a stream whole, at open). A mapped file that is truncated
+// while a batch, array or tensor still points into it faults when that memory is read (see
+// `zenith_loader_open`: changes are detected before reads, not after delivery); with
+// `ZENITH_IO_PREAD` nothing delivered depends on the file, so use it for files that may change
+// while they are read.
 //
 // On failure: an unknown backend returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
 // unchanged.
@@ -1453,7 +1490,9 @@ void zenith_telemetry_server_free(struct zenith_telemetry_server *server);
 // Ownership: on success `*out` receives a new topology the caller frees with
 // `zenith_topology_free`.
 // On failure: `ZENITH_ERR_NOT_FOUND` (no `/sys`), `ZENITH_ERR_FORMAT` (a file with text the
-// kernel would not write), `ZENITH_ERR_IO`; `*out` is left untouched.
+// kernel would not write, or one that cannot be a sysfs attribute: not a regular file, such as
+// a FIFO, which is never opened for a blocking read; larger than 1 MiB), `ZENITH_ERR_IO`;
+// `*out` is left untouched.
 // NULL policy: `out` must not be NULL; `err` may be NULL.
 // Thread safety: may be called from any thread.
 //

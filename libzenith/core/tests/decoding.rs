@@ -68,7 +68,7 @@ impl Source for CountingSource {
     fn chunk_decoded_bytes(&self, _index: usize, _projection: Option<&[usize]>) -> u64 {
         CHUNK_ROWS * 8
     }
-    fn read_chunk(&self, index: usize, _projection: Option<&[usize]>) -> Result<RecordBatch> {
+    fn fetch_chunk(&self, index: usize, _projection: Option<&[usize]>) -> Result<RecordBatch> {
         {
             let mut failing = self.failing.lock().unwrap();
             if let Some((chunk, times)) = *failing {

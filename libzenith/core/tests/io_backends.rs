@@ -1,5 +1,5 @@
 //! The I/O backends (mmap, io_uring, pread; buffered and `O_DIRECT`) deliver identical batches
-//! over pyarrow's Parquet and CSV test files, report themselves in the loader's stats, fail the
+//! over pyarrow's Parquet, CSV and Arrow IPC test files, report themselves in the loader's stats, fail the
 //! same way on broken files, and feed the process-wide telemetry.
 //!
 //! io_uring is used where this kernel allows it; where it does not, the loader falls back to
@@ -164,17 +164,31 @@ fn csv_batches_are_identical_for_every_backend() {
 }
 
 #[test]
-fn arrow_ipc_files_stay_memory_mapped() {
-    let (_, stats, _) = read_epoch(
-        &data_file("basic.arrow"),
-        IoBackend::Pread,
-        false,
-        ShuffleMode::None,
-        0,
-        None,
-    );
-    assert_eq!(stats.io_backend, IoBackend::Mmap);
-    assert_eq!(stats.io_backend_requested, IoBackend::Pread);
+fn arrow_ipc_files_follow_the_io_backend() {
+    // Mapped by default; read into memory with pread and io_uring (same batches either way).
+    let uring = uring_here();
+    for name in ["basic.arrow", "basic.arrows"] {
+        let (mapped, stats, _) = read_epoch(
+            &data_file(name),
+            IoBackend::Mmap,
+            false,
+            ShuffleMode::None,
+            0,
+            None,
+        );
+        assert_eq!(stats.io_backend, IoBackend::Mmap, "{name}");
+        for (backend, expected) in [
+            (IoBackend::Pread, IoBackend::Pread),
+            (IoBackend::IoUring, uring),
+        ] {
+            let (read, stats, _) =
+                read_epoch(&data_file(name), backend, false, ShuffleMode::None, 0, None);
+            assert_eq!(stats.io_backend, expected, "{name}");
+            assert_eq!(stats.io_backend_requested, backend, "{name}");
+            assert!(stats.io_read_bytes > 0, "{name}");
+            assert_eq!(read, mapped, "{name}: {backend}");
+        }
+    }
 }
 
 #[test]

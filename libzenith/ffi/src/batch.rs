@@ -77,9 +77,12 @@ pub unsafe extern "C" fn zenith_batch_export_arrow(
 /// `[rows]` of that type (bools as one byte each, `kDLBool`); fixed-size binary of width `w`
 /// becomes a 2-D uint8 tensor `[rows, w]`; a fixed-size list of length `n` adds a dimension
 /// `n` to its values' tensor, so nested lists give N-D tensors (`[rows, n, m, ...]`). The
-/// tensor shares the column's memory (zero copy, flag `DLPACK_FLAG_BITMASK_READ_ONLY`: it may be
-/// a read-only mapping of the file) unless the elements are bit-packed (bool) or misaligned for
-/// their type; then it holds its own copy (flag `DLPACK_FLAG_BITMASK_IS_COPIED`, writable).
+/// tensor shares the column's memory (zero copy, flag `DLPACK_FLAG_BITMASK_READ_ONLY`) unless the
+/// elements are bit-packed (bool) or misaligned for their type; then it holds its own copy (flag
+/// `DLPACK_FLAG_BITMASK_IS_COPIED`, writable). Shared memory may be a mapping of the file, which
+/// is private and copy-on-write: a consumer that writes to a read-only tensor anyway (torch does
+/// for in-place ops) neither crashes nor changes the file, but its write is seen by everything
+/// else sharing those rows, later epochs of the loader included; copy the tensor to modify it.
 /// With several columns of that name, the first one is exported.
 ///
 /// Ownership: on success `*out` receives a tensor the caller owns; release it by calling

@@ -32,13 +32,31 @@ pub struct zenith_loader {
 /// Opens the dataset at `path` and prepares its first epoch.
 ///
 /// `path` is a file, a directory (searched recursively; files in sorted path order; names that
-/// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern. Each file is an Arrow
-/// IPC file or stream, Parquet, or CSV with a header row, recognised by its magic bytes or else
-/// its extension; every file must have the first one's column names and types.
+/// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern (`**` matches any number
+/// of directories). Each file is an Arrow IPC file or stream, Parquet, or CSV with a header row,
+/// recognised by its magic bytes or else its extension; every file must have the first one's
+/// column names and types. Only regular files are read: a FIFO, socket or device met in a
+/// directory or matched by a glob is skipped without being opened (and named in
+/// `zenith_loader_io_fallback_reason`), and so is a symbolic link back to a directory that
+/// contains it; walks stop with an error past 64 directory levels or 4,194,304 entries.
 ///
-/// Arrow IPC files and streams are memory-mapped; batches are zero-copy views of their pages
-/// wherever a batch lies within one record batch of the file. Parquet row groups are decoded as
-/// they are needed; CSV files are parsed here. Files must not change while the loader is open.
+/// With the default I/O backend (`ZENITH_IO_MMAP`), Arrow IPC files and streams are
+/// memory-mapped (private, copy-on-write: a consumer's write never reaches the file); batches are
+/// zero-copy views of their pages wherever a batch lies within one record batch of the file.
+/// With `ZENITH_IO_PREAD` or `ZENITH_IO_URING`, they are read into memory of their own instead.
+/// Parquet row groups are decoded as they are needed; CSV files are parsed here.
+///
+/// Files that change while being read: each file's identity (device, inode, size, modification
+/// time) is taken here and checked before each epoch, before each batch reads the file and, for
+/// batches that share mapped pages, again when the batch is delivered. A file truncated,
+/// rewritten or replaced fails that call with `ZENITH_ERR_IO` ("<path>: changed while being
+/// read: ..."); no batch of a changed file is served from a cache. Two windows remain with
+/// memory-mapped files, as with any reader of them: a file truncated between such a check and the
+/// access of a mapped page still faults (`SIGBUS`); and batches, arrays and tensors a caller holds
+/// keep pointing into the mapping after they were delivered (also after `zenith_loader_free`), so
+/// reading them after the file shrank faults too. A rewrite that keeps the size within the file
+/// system's timestamp granularity (a few milliseconds) can go unnoticed. Datasets whose files may
+/// change while they are read should use `ZENITH_IO_PREAD`: every batch then owns its memory.
 ///
 /// Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
 /// `opts` is only read (it may be freed right after this call).
@@ -47,8 +65,10 @@ pub struct zenith_loader {
 /// `ZENITH_ERR_FORMAT` (no known format, truncated, corrupt, malformed CSV; the message names the
 /// file, and the line for CSV), `ZENITH_ERR_SCHEMA_MISMATCH` (files whose schemas differ; the
 /// message names both), `ZENITH_ERR_IO`, `ZENITH_ERR_UNSUPPORTED` (e.g. a file of the other byte
-/// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. a GPU set with `zenith_loader_options_set_near_gpu_*`
-/// that is not on the PCI bus, or a world size larger than the dataset's rows);
+/// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. `path` names a FIFO, socket or device: "not a
+/// regular file"; a walk deeper or longer than the limits above; a GPU set with
+/// `zenith_loader_options_set_near_gpu_*` that is not on the PCI bus, or a world size larger
+/// than the dataset's rows);
 /// `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 /// NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 /// NULL.
@@ -111,7 +131,8 @@ pub unsafe extern "C" fn zenith_loader_schema(
 /// memory-mapped file pages it shares alive until released.
 /// On failure: nothing is written and the batch is not consumed (a later call retries it). Data
 /// decoded on demand fails here, e.g. `ZENITH_ERR_FORMAT` naming a Parquet file and row group
-/// whose pages are corrupt.
+/// whose pages are corrupt, or `ZENITH_ERR_IO` for a file that changed since
+/// `zenith_loader_open` ("changed while being read").
 /// NULL policy: `loader` and `out_array` must not be NULL; `out_schema` may be NULL (the schema is
 /// also available from `zenith_loader_schema`); `err` may be NULL.
 /// Thread safety: do not call concurrently on the same loader.
@@ -347,8 +368,7 @@ pub struct zenith_stats {
     /// when the node has no CPUs this process may use, or while workers are starting).
     pub pinned_workers: u32,
     /// The I/O backend reading the files (`ZENITH_IO_*`): `ZENITH_IO_PREAD` when io_uring was
-    /// asked for and is unavailable (see `zenith_loader_io_fallback_reason`); `ZENITH_IO_MMAP`
-    /// for Arrow IPC files, which are always memory-mapped.
+    /// asked for and is unavailable (see `zenith_loader_io_fallback_reason`).
     pub io_backend: zenith_io_backend,
     /// The I/O backend the options asked for (`zenith_loader_options_set_io_backend`).
     pub io_backend_requested: zenith_io_backend,
@@ -443,7 +463,9 @@ pub unsafe extern "C" fn zenith_loader_stats(
 /// everything is read as asked; otherwise it names the cause, e.g. "io_uring unavailable:
 /// io_uring_setup failed with EPERM (a seccomp filter or security module denies it); reading
 /// with pread", "O_DIRECT refused by the file system (EINVAL): buffered reads", or
-/// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)".
+/// "ZENITH_IO_BACKEND=pread overrides the loader option (io_uring)". It also names the paths
+/// skipped while listing the dataset, e.g. "skipped data/pipe: not a regular file (a FIFO)" or
+/// "skipped data/self: a directory that loops back to data".
 ///
 /// On failure: when `cap < *out_len + 1`, returns `ZENITH_ERR_BUFFER_TOO_SMALL` with the length
 /// in `*out_len` (so `buf == NULL, cap == 0` asks for it) and writes nothing to `buf`.
@@ -491,6 +513,8 @@ pub unsafe extern "C" fn zenith_loader_num_batches(loader: *const zenith_loader)
 /// Every value is an epoch, `UINT64_MAX` included (its resume token round-trips); a caller that
 /// counts epochs stops there rather than wrapping to 0 (the bindings raise an error).
 ///
+/// On failure: `ZENITH_ERR_IO` when a file of the dataset changed since `zenith_loader_open`
+/// ("changed while being read"); the current epoch is then left as it was.
 /// NULL policy: `loader == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
 /// Thread safety: do not call concurrently with other calls on the same loader.
 ///

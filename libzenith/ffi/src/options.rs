@@ -61,13 +61,15 @@ pub(crate) fn shard_source_to_c(source: ShardSource) -> zenith_shard_source {
 /// An I/O backend for `zenith_loader_options_set_io_backend` (one of the `ZENITH_IO_*` values).
 pub type zenith_io_backend = i32;
 
-/// Memory-map the files; pages are read by page faults, zero-copy (the default).
+/// Memory-map the files; pages are read by page faults, zero-copy (the default). See
+/// `zenith_loader_open` for files that change while mapped.
 pub const ZENITH_IO_MMAP: zenith_io_backend = 0;
 /// io_uring: the byte ranges a Parquet row group needs are read in one batched submission.
 /// Where io_uring is unavailable (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`,
 /// RLIMIT_MEMLOCK), files are read with `pread` and the stats say so.
 pub const ZENITH_IO_URING: zenith_io_backend = 1;
-/// Positioned reads (`pread`), one byte range after another.
+/// Positioned reads (`pread`), one byte range after another. Every batch owns its memory: the
+/// choice for files that may change while they are read.
 pub const ZENITH_IO_PREAD: zenith_io_backend = 2;
 
 /// The C value of an I/O backend.
@@ -517,12 +519,20 @@ pub unsafe extern "C" fn zenith_loader_options_set_resume_state(
     })
 }
 
-/// Sets how Parquet and CSV files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
+/// Sets how files are read: `ZENITH_IO_MMAP` (default), `ZENITH_IO_URING` or
 /// `ZENITH_IO_PREAD`. Batches are identical whichever backend reads them. With
 /// `ZENITH_IO_URING`, files are read with `pread` where io_uring is unavailable;
 /// `zenith_stats.io_backend` then says `ZENITH_IO_PREAD` and `zenith_loader_io_fallback_reason`
 /// why. The environment variable `ZENITH_IO_BACKEND=mmap|io_uring|pread` overrides this setting
-/// at `zenith_loader_open`. Arrow IPC files are always memory-mapped.
+/// at `zenith_loader_open`.
+///
+/// Arrow IPC files and streams are memory-mapped with `ZENITH_IO_MMAP` (batches are zero-copy
+/// views of the file's pages) and read into memory of their own with the other two (each record
+/// batch of a file when it is needed; a stream whole, at open). A mapped file that is truncated
+/// while a batch, array or tensor still points into it faults when that memory is read (see
+/// `zenith_loader_open`: changes are detected before reads, not after delivery); with
+/// `ZENITH_IO_PREAD` nothing delivered depends on the file, so use it for files that may change
+/// while they are read.
 ///
 /// On failure: an unknown backend returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
 /// unchanged.

@@ -103,7 +103,9 @@ fn write_topology(out: *mut *mut zenith_topology, topology: Topology) {
 /// Ownership: on success `*out` receives a new topology the caller frees with
 /// `zenith_topology_free`.
 /// On failure: `ZENITH_ERR_NOT_FOUND` (no `/sys`), `ZENITH_ERR_FORMAT` (a file with text the
-/// kernel would not write), `ZENITH_ERR_IO`; `*out` is left untouched.
+/// kernel would not write, or one that cannot be a sysfs attribute: not a regular file, such as
+/// a FIFO, which is never opened for a blocking read; larger than 1 MiB), `ZENITH_ERR_IO`;
+/// `*out` is left untouched.
 /// NULL policy: `out` must not be NULL; `err` may be NULL.
 /// Thread safety: may be called from any thread.
 ///

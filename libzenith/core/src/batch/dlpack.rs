@@ -10,10 +10,16 @@
 //! | fixed_size_list(T, n)                   | `[rows, n, ...]`: T's tensor, one more dimension per list level |
 //!
 //! Zero copy where the buffer allows: the tensor's data pointer points into the column's Arrow
-//! values buffer (which may be a read-only mapping of the file), at the first element of the
-//! column's slice, and the tensor holds a reference to that buffer until the consumer calls its
+//! values buffer (which may be a mapping of the file), at the first element of the column's
+//! slice, and the tensor holds a reference to that buffer until the consumer calls its
 //! `deleter`, so it outlives the batch, the loader and the mapping's other users. Such tensors
-//! are flagged `DLPACK_FLAG_BITMASK_READ_ONLY`. One copy is made, into a fresh buffer the tensor
+//! are flagged `DLPACK_FLAG_BITMASK_READ_ONLY`: the memory is shared with the loader (its cached
+//! record batches, later epochs, other exports of the same rows), so a consumer must not write
+//! to it. A consumer that writes anyway (torch ignores the flag: `x.mul_(2)`) does not crash and
+//! does not touch the file: files are mapped private and writable (copy-on-write, see
+//! `runtime::io::mmap::map_file`), so the write lands in this process's copy of the page. It is
+//! still seen by everything else sharing those rows, later epochs of the loader included: copy
+//! first (`x.clone()`) to modify a batch. One copy is made, into a fresh buffer the tensor
 //! owns (flagged `DLPACK_FLAG_BITMASK_IS_COPIED`, writable), when the elements are bit-packed
 //! (bool) or when the buffer is not aligned for the element type (DLPack consumers dereference
 //! typed pointers). A column with a null anywhere in the exported range, list values included,
@@ -46,7 +52,8 @@ pub const DLPACK_MAJOR_VERSION: u32 = 1;
 /// The DLPack minor version these definitions implement (`DLPACK_MINOR_VERSION`).
 pub const DLPACK_MINOR_VERSION: u32 = 1;
 
-/// `DLPACK_FLAG_BITMASK_READ_ONLY`: the consumer must not write through the data pointer.
+/// `DLPACK_FLAG_BITMASK_READ_ONLY`: the consumer must not write through the data pointer (zero-copy
+/// tensors share their memory with the loader; see the module docs for what a write does).
 pub const DLPACK_FLAG_BITMASK_READ_ONLY: u64 = 1 << 0;
 /// `DLPACK_FLAG_BITMASK_IS_COPIED`: the data is a copy the tensor alone owns.
 pub const DLPACK_FLAG_BITMASK_IS_COPIED: u64 = 1 << 1;

@@ -1,10 +1,30 @@
 //! From the path a user gives (a file, a directory of shards, or a glob) to the ordered list of
 //! data files and their formats.
+//!
+//! Only regular files are opened (format detection reads their first bytes): a FIFO, socket or
+//! device given as the path is refused, and one met in a directory or matched by a glob is
+//! skipped, with a note saying so. Walks follow symbolic links (shards are often links into a
+//! shared store) but never into a directory that contains them (a link back to an ancestor is
+//! skipped, with a note), and are bounded: [`MAX_DEPTH`] levels, [`MAX_ENTRIES`] entries.
 
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use glob::{MatchOptions, Pattern};
 
 use super::registry::Format;
 use crate::error::{Error, Result};
+use crate::runtime::io::file::special_kind;
+
+/// How many directory levels a walk may descend below the path it starts from.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many directory entries one walk may look at (about four million): a bound on the time a
+/// walk takes, whatever links the tree holds.
+pub const MAX_ENTRIES: usize = 1 << 22;
+
+/// Notes about skipped paths kept in full; the rest are counted.
+const MAX_NOTES: usize = 8;
 
 /// A data file found under the user's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,41 +35,107 @@ pub struct DataFile {
     pub format: Format,
 }
 
+/// What a walk found: the data files, in order, and the paths it skipped with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// The data files, sorted by path.
+    pub files: Vec<DataFile>,
+    /// "skipped <path>: <why>", in the order met: special files, links back to an ancestor.
+    pub skipped: Vec<String>,
+}
+
+impl Discovery {
+    /// The skip notes to show a user: the first few in full, then how many more there were.
+    pub fn summary(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.skipped.iter().take(MAX_NOTES).cloned().collect();
+        if self.skipped.len() > MAX_NOTES {
+            notes.push(format!(
+                "skipped {} more paths",
+                self.skipped.len() - MAX_NOTES
+            ));
+        }
+        notes
+    }
+}
+
 /// Lists the data files `path` names, in a stable order.
 ///
-/// * A file is itself, whatever its extension, if its content or extension names a format.
+/// * A file is itself, whatever its extension, if its content or extension names a format. A
+///   path that is not a regular file (a FIFO, a socket, a device) is an
+///   [`Error::InvalidArgument`] saying "not a regular file"; it is never opened.
 /// * A directory is searched recursively; files are sorted by path; hidden files and those
-///   starting with `_` (`_SUCCESS`, `_metadata`) are skipped, as are files of no known format.
-/// * A path with glob characters (`*`, `?`, `[`) that does not exist as such is expanded, sorted.
+///   starting with `_` (`_SUCCESS`, `_metadata`) are skipped, as are files of no known format
+///   and special files.
+/// * A path with glob characters (`*`, `?`, `[`) that does not exist as such is expanded, sorted,
+///   as the `glob` crate does: `**` matches any number of directories (a trailing `**` matches
+///   directories only, so no data file).
 ///
-/// No file found is [`Error::NotFound`].
+/// Walks deeper than [`MAX_DEPTH`] or longer than [`MAX_ENTRIES`] are an
+/// [`Error::InvalidArgument`]. No file found is [`Error::NotFound`].
 pub fn discover(path: &Path) -> Result<Vec<DataFile>> {
-    let files = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            let mut files = Vec::new();
-            walk(path, &mut files)?;
-            files.sort_by(|a, b| a.path.cmp(&b.path));
-            files
+    Ok(discover_all(path)?.files)
+}
+
+/// [`discover`], with the paths it skipped and why.
+pub fn discover_all(path: &Path) -> Result<Discovery> {
+    discover_with(path, Limits::default())
+}
+
+/// How far a walk may go.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_depth: usize,
+    max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: MAX_DEPTH,
+            max_entries: MAX_ENTRIES,
         }
-        Ok(_) => {
+    }
+}
+
+fn discover_with(path: &Path, limits: Limits) -> Result<Discovery> {
+    let mut discovery = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            let mut walk = Walk::new(path, limits, None);
+            walk.dir(path, &meta, 0, &[])?;
+            walk.finish()
+        }
+        Ok(meta) => {
+            if let Some(kind) = special_kind(&meta) {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: not a regular file ({kind}); a dataset is a regular file, a directory \
+                     or a glob",
+                    path.display()
+                )));
+            }
             let format = Format::detect(path)?.ok_or_else(|| {
                 Error::format(
                     path,
                     "not a recognised dataset file (expected Arrow IPC, Parquet or a .csv file)",
                 )
             })?;
-            vec![DataFile {
-                path: path.to_path_buf(),
-                format,
-            }]
+            Discovery {
+                files: vec![DataFile {
+                    path: path.to_path_buf(),
+                    format,
+                }],
+                skipped: Vec::new(),
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_glob(path) => expand_glob(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_glob(path) => {
+            expand_glob(path, limits)?
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
-    if files.is_empty() {
+    discovery.files.sort_by(|a, b| a.path.cmp(&b.path));
+    if discovery.files.is_empty() {
         return Err(Error::not_found(path, "no data files found"));
     }
-    Ok(files)
+    Ok(discovery)
 }
 
 fn is_glob(path: &Path) -> bool {
@@ -62,42 +148,236 @@ fn is_skipped_name(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
 }
 
-fn walk(dir: &Path, out: &mut Vec<DataFile>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        if is_skipped_name(&path) {
-            continue;
-        }
-        // Follow symlinks: shards are often links into a shared store.
-        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
-        if meta.is_dir() {
-            walk(&path, out)?;
-        } else if let Some(format) = Format::detect(&path)? {
-            out.push(DataFile { path, format });
-        }
-    }
-    Ok(())
+/// One component of a glob pattern below its literal prefix.
+#[derive(Debug)]
+enum Part {
+    /// `**`: any number of directories (none included).
+    AnyDirs,
+    /// A pattern one name must match.
+    Name(Pattern),
 }
 
-fn expand_glob(pattern: &Path) -> Result<Vec<DataFile>> {
+/// The glob's parts below its literal prefix, as a small automaton: a state is the index of the
+/// next part to match; `parts.len()` means the whole pattern matched.
+#[derive(Debug)]
+struct Glob {
+    parts: Vec<Part>,
+}
+
+impl Glob {
+    /// The states after `**` parts matched nothing.
+    fn close(&self, mut states: Vec<usize>) -> Vec<usize> {
+        let mut i = 0;
+        while i < states.len() {
+            let state = states[i];
+            if matches!(self.parts.get(state), Some(Part::AnyDirs))
+                && !states.contains(&(state + 1))
+            {
+                states.push(state + 1);
+            }
+            i += 1;
+        }
+        states.sort_unstable();
+        states
+    }
+
+    fn start(&self) -> Vec<usize> {
+        self.close(vec![0])
+    }
+
+    /// The states after one more path component, `name`.
+    fn step(&self, states: &[usize], name: &str) -> Vec<usize> {
+        let options = MatchOptions::new();
+        let mut next = Vec::new();
+        for &state in states {
+            match self.parts.get(state) {
+                Some(Part::AnyDirs) => next.push(state),
+                Some(Part::Name(pattern)) if pattern.matches_with(name, options) => {
+                    next.push(state + 1)
+                }
+                _ => {}
+            }
+        }
+        next.dedup();
+        self.close(next)
+    }
+
+    /// Whether a file whose path led to `states` matches. As with the glob crate (which
+    /// expanded patterns before), a trailing `**` matches directories only, never a file.
+    fn accepts_file(&self, states: &[usize]) -> bool {
+        !matches!(self.parts.last(), Some(Part::AnyDirs)) && states.contains(&self.parts.len())
+    }
+
+    /// Whether something below a directory in `states` could still match.
+    fn may_descend(&self, states: &[usize]) -> bool {
+        states.iter().any(|&s| s < self.parts.len())
+    }
+}
+
+/// A bounded walk that follows links but never into a directory that contains it.
+struct Walk<'a> {
+    root: &'a Path,
+    limits: Limits,
+    glob: Option<Glob>,
+    entries: usize,
+    /// `(device, inode)` and path of each directory on the way down to the current one.
+    ancestors: Vec<((u64, u64), PathBuf)>,
+    found: Discovery,
+}
+
+impl<'a> Walk<'a> {
+    fn new(root: &'a Path, limits: Limits, glob: Option<Glob>) -> Self {
+        Walk {
+            root,
+            limits,
+            glob,
+            entries: 0,
+            ancestors: Vec::new(),
+            found: Discovery::default(),
+        }
+    }
+
+    fn finish(self) -> Discovery {
+        self.found
+    }
+
+    fn skip(&mut self, path: &Path, why: impl std::fmt::Display) {
+        self.found
+            .skipped
+            .push(format!("skipped {}: {why}", path.display()));
+    }
+
+    /// Walks `dir` (whose metadata is `meta`, `depth` levels below the root; `states` are the
+    /// glob's states after its path, when walking for a glob).
+    fn dir(
+        &mut self,
+        dir: &Path,
+        meta: &std::fs::Metadata,
+        depth: usize,
+        states: &[usize],
+    ) -> Result<()> {
+        if depth > self.limits.max_depth {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the directory tree is more than {} levels deep (at {}); give a narrower path \
+                 or glob",
+                self.root.display(),
+                self.limits.max_depth,
+                dir.display()
+            )));
+        }
+        self.ancestors
+            .push(((meta.dev(), meta.ino()), dir.to_path_buf()));
+        // An empty path (a relative glob without a literal prefix) is the current directory.
+        let listed = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let entries = std::fs::read_dir(listed).map_err(|e| Error::io(listed, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(listed, e))?;
+            self.entries += 1;
+            if self.entries > self.limits.max_entries {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: more than {} directory entries to look at; give a narrower path or glob",
+                    self.root.display(),
+                    self.limits.max_entries
+                )));
+            }
+            let path = dir.join(entry.file_name());
+            // What the glob says about this name (nothing can match below a dead end: no stat).
+            let next = match &self.glob {
+                None if is_skipped_name(&path) => continue,
+                None => Vec::new(),
+                Some(glob) => {
+                    let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                        continue;
+                    };
+                    let next = glob.step(states, &name);
+                    if next.is_empty() {
+                        continue;
+                    }
+                    next
+                }
+            };
+            // Follow symlinks: shards are often links into a shared store.
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    self.skip(&path, "a symbolic link that loops");
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            let wanted_file = self
+                .glob
+                .as_ref()
+                .is_none_or(|g| g.accepts_file(&next) && !is_skipped_name(&path));
+            if meta.is_dir() {
+                if self.glob.as_ref().is_some_and(|g| !g.may_descend(&next)) {
+                    continue;
+                }
+                let id = (meta.dev(), meta.ino());
+                if let Some((_, ancestor)) = self.ancestors.iter().find(|(a, _)| *a == id) {
+                    let why = format!("a directory that loops back to {}", ancestor.display());
+                    self.skip(&path, why);
+                    continue;
+                }
+                self.dir(&path, &meta, depth + 1, &next)?;
+            } else if !wanted_file {
+                continue;
+            } else if let Some(kind) = special_kind(&meta) {
+                self.skip(&path, format!("not a regular file ({kind})"));
+            } else if let Some(format) = Format::detect(&path)? {
+                self.found.files.push(DataFile { path, format });
+            }
+        }
+        self.ancestors.pop();
+        Ok(())
+    }
+}
+
+/// Expands a glob: the literal directories it starts with, then a bounded walk below them that
+/// matches each further component against the pattern's (`**`: any number of directories).
+fn expand_glob(pattern: &Path, limits: Limits) -> Result<Discovery> {
     let text = pattern.to_str().ok_or_else(|| {
         Error::InvalidArgument(format!("glob pattern is not UTF-8: {}", pattern.display()))
     })?;
-    let paths = glob::glob(text)
+    // Checks the whole pattern as the glob crate would (e.g. `a**` is an error).
+    Pattern::new(text)
         .map_err(|e| Error::InvalidArgument(format!("bad glob pattern {text:?}: {e}")))?;
-    let mut files = Vec::new();
-    for entry in paths {
-        let path = entry.map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?;
-        if path.is_file() && !is_skipped_name(&path) {
-            if let Some(format) = Format::detect(&path)? {
-                files.push(DataFile { path, format });
+    let mut prefix = PathBuf::new();
+    let mut parts = Vec::new();
+    for component in pattern.components() {
+        let literal = parts.is_empty() && !is_glob(Path::new(component.as_os_str()));
+        match component {
+            _ if literal => prefix.push(component),
+            Component::Normal(name) if name == "**" => parts.push(Part::AnyDirs),
+            _ => {
+                let name = component.as_os_str().to_str().unwrap_or_default();
+                let part = Pattern::new(name).map_err(|e| {
+                    Error::InvalidArgument(format!("bad glob pattern {text:?}: {e}"))
+                })?;
+                parts.push(Part::Name(part));
             }
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+    let glob = Glob { parts };
+    let listed = if prefix.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &prefix
+    };
+    match std::fs::metadata(listed) {
+        Ok(meta) if meta.is_dir() => {
+            let states = glob.start();
+            let mut walk = Walk::new(pattern, limits, Some(glob));
+            walk.dir(&prefix, &meta, 0, &states)?;
+            Ok(walk.finish())
+        }
+        // Nothing to match below a missing directory or a file.
+        _ => Ok(Discovery::default()),
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +431,95 @@ mod tests {
         std::fs::create_dir(&empty).unwrap();
         let err = discover(&empty).unwrap_err();
         assert!(err.to_string().contains("no data files"), "{err}");
+    }
+
+    #[test]
+    fn globs_match_what_the_glob_crate_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for name in [
+            "x.arrow",
+            "y.arrow",
+            ".h.arrow",
+            "_skip.arrow",
+            "a/p-0.parquet",
+            "a/p-1.parquet",
+            "a/b/p-2.parquet",
+            "a/b/c/d.csv",
+            "b/p-3.parquet",
+            "b/b/e.csv",
+            ".hidden/p-4.parquet",
+        ] {
+            touch(
+                &root.join(name),
+                if name.ends_with(".csv") {
+                    b"x\n1\n"
+                } else {
+                    b"PAR1...."
+                },
+            );
+        }
+        for pattern in [
+            "*.arrow",
+            "*/*.parquet",
+            "**/*.parquet",
+            "a/**",
+            "**",
+            "**/p-?.parquet",
+            "[ab]/*",
+            "**/b/**/*.csv",
+            "a/**/b/*",
+            "*/b",
+            "nothing/**",
+        ] {
+            let full = format!("{}/{pattern}", root.display());
+            let mut expected: Vec<PathBuf> = glob::glob(&full)
+                .unwrap()
+                .map(|p| p.unwrap())
+                .filter(|p| p.is_file() && !is_skipped_name(p))
+                .collect();
+            expected.sort();
+            // The crate yields a path once per way of matching it (b/b/e.csv twice for
+            // `**/b/**/*.csv`); a dataset lists each file once.
+            expected.dedup();
+            let found: Vec<PathBuf> = match discover(Path::new(&full)) {
+                Ok(files) => files.into_iter().map(|f| f.path).collect(),
+                Err(Error::NotFound { .. }) => Vec::new(),
+                Err(e) => panic!("{pattern}: {e}"),
+            };
+            assert_eq!(found, expected, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn walks_are_bounded_by_the_entries_they_look_at() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            touch(&dir.path().join(format!("d/{i}.arrow")), b"ARROW1..");
+        }
+        let limits = Limits {
+            max_depth: MAX_DEPTH,
+            max_entries: 5,
+        };
+        for path in [dir.path().join("d"), dir.path().join("d/*.arrow")] {
+            let err = discover_with(&path, limits).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert!(
+                err.to_string().contains("more than 5 directory entries"),
+                "{err}"
+            );
+        }
+        let limits = Limits {
+            max_depth: MAX_DEPTH,
+            max_entries: 10,
+        };
+        assert_eq!(
+            discover_with(&dir.path().join("d"), limits)
+                .unwrap()
+                .files
+                .len(),
+            10
+        );
     }
 
     #[test]

@@ -1,10 +1,17 @@
-//! Arrow IPC *file* format source: the file is memory-mapped and every record batch is decoded as
-//! zero-copy views of the mapped pages.
+//! Arrow IPC *file* format source, read one of two ways:
 //!
-//! The mapping is owned by an `Arc` inside each Arrow buffer, so batches (and their C Data
-//! Interface exports) keep it alive after the dataset and the loader are gone.
+//! * mapped (the `mmap` backend, the default): the file is mapped copy-on-write and every record
+//!   batch is decoded as zero-copy views of the mapped pages. The mapping is owned by an `Arc`
+//!   inside each Arrow buffer, so batches (and their C Data Interface exports) keep it alive
+//!   after the dataset and the loader are gone.
+//! * read (the `pread` and `io_uring` backends): the footer, the dictionaries and each record
+//!   batch's block are read through the dataset's I/O backend into memory of their own, so a
+//!   batch never depends on the file once read: for files that may change while they are read.
+//!
+//! Either way the file's identity is taken at open and checked before each record batch is
+//! read (see [`Source::check_unchanged`]).
 
-use std::fs::File;
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -17,7 +24,9 @@ use arrow_schema::SchemaRef;
 
 use super::source::{Source, project_batch};
 use crate::error::{Error, Result};
+use crate::runtime::io::file::open_regular;
 use crate::runtime::io::mmap::{into_buffer, map_file};
+use crate::runtime::io::{FileIdentity, IoBackend, IoContext, RangeRead};
 
 /// The magic bytes that open and close an Arrow IPC file.
 pub const ARROW_FILE_MAGIC: &[u8; 6] = b"ARROW1";
@@ -26,18 +35,63 @@ const MIN_FILE_LEN: usize = 6 + 2 + 4 + 6;
 /// Trailer: the footer length (i32, little endian) followed by the magic.
 const TRAILER_LEN: usize = 4 + 6;
 
-/// An Arrow IPC file, mapped into memory. Opening reads the footer, the dictionaries and each
-/// record batch's row count; a batch is decoded (and validated) the first time it is read, so the
-/// first batch does not wait for the whole file.
+/// An Arrow IPC file. Opening reads the footer, the dictionaries and each record batch's row
+/// count; a batch is decoded (and validated) when it is read, so the first batch does not wait
+/// for the whole file.
 #[derive(Debug)]
 pub struct IpcFile {
     path: PathBuf,
     schema: SchemaRef,
-    data: Buffer,
+    data: Data,
+    identity: FileIdentity,
     decoder: FileDecoder,
     blocks: Vec<Block>,
     rows: Vec<u64>,
+    /// Decoded batches of a mapped file: views of the mapping, validated once, served again
+    /// only after a check that the file is unchanged. (Batches read into memory are not kept
+    /// here: the loader's chunk cache bounds them.)
     decoded: Vec<OnceLock<std::result::Result<RecordBatch, Arc<Error>>>>,
+}
+
+/// Where the file's bytes are.
+#[derive(Debug)]
+enum Data {
+    /// The whole file, mapped copy-on-write.
+    Mapped(Buffer),
+    /// Read on demand through an I/O backend.
+    Read(Arc<dyn RangeRead>),
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::Mapped(buffer) => buffer.len(),
+            Data::Read(reader) => reader.len() as usize,
+        }
+    }
+
+    /// The bytes of each range (each within the file): slices of the mapping, or one batched
+    /// read into memory.
+    fn ranges(&self, path: &Path, ranges: &[Range<usize>]) -> Result<Vec<Buffer>> {
+        match self {
+            Data::Mapped(buffer) => Ok(ranges
+                .iter()
+                .map(|r| buffer.slice_with_length(r.start, r.end - r.start))
+                .collect()),
+            Data::Read(reader) => {
+                let wide: Vec<Range<u64>> = ranges
+                    .iter()
+                    .map(|r| r.start as u64..r.end as u64)
+                    .collect();
+                let parts = reader.read_ranges(&wide).map_err(|e| Error::io(path, e))?;
+                Ok(parts.into_iter().map(Buffer::from).collect())
+            }
+        }
+    }
+
+    fn range(&self, path: &Path, range: Range<usize>) -> Result<Buffer> {
+        Ok(self.ranges(path, std::slice::from_ref(&range))?.remove(0))
+    }
 }
 
 impl IpcFile {
@@ -47,36 +101,67 @@ impl IpcFile {
     /// [`Error::Format`] (here, or from the read that meets the bad batch), never undefined
     /// behaviour.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let len = usize::try_from(len).map_err(|_| Error::format(path, "file too large to map"))?;
-        if len < ARROW_FILE_MAGIC.len() {
-            return Err(Error::format(
-                path,
-                "not an Arrow IPC file (too short for the ARROW1 magic)",
-            ));
-        }
-        let mmap = map_file(&file).map_err(|e| Error::io(path, e))?;
-        if &mmap[..ARROW_FILE_MAGIC.len()] != ARROW_FILE_MAGIC {
+        Self::open_with(path, &IoContext::default())
+    }
+
+    /// [`Self::open`] with the I/O backend of `io`: `mmap` maps the file, `pread` and
+    /// `io_uring` read it into memory (footer and dictionaries here, each record batch when it
+    /// is read).
+    pub fn open_with(path: &Path, io: &IoContext) -> Result<Self> {
+        let (data, identity) = match io.options.backend {
+            IoBackend::Mmap => {
+                let file = open_regular(path, 0).map_err(|e| Error::io(path, e))?;
+                let identity = FileIdentity::of_file(&file).map_err(|e| Error::io(path, e))?;
+                check_len(path, identity.len)?;
+                let mmap = map_file(&file, identity.len).map_err(|e| Error::io(path, e))?;
+                (Data::Mapped(into_buffer(mmap)), identity)
+            }
+            IoBackend::Pread | IoBackend::IoUring => {
+                let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+                let identity = *reader.identity().ok_or_else(|| {
+                    Error::Internal(format!(
+                        "{}: a local reader without identity",
+                        path.display()
+                    ))
+                })?;
+                check_len(path, identity.len)?;
+                (Data::Read(reader), identity)
+            }
+        };
+        let head = data.range(path, 0..ARROW_FILE_MAGIC.len())?;
+        if head.as_slice() != ARROW_FILE_MAGIC {
             return Err(Error::format(
                 path,
                 "not an Arrow IPC file (missing leading ARROW1 magic)",
             ));
         }
-        if len < MIN_FILE_LEN {
+        if data.len() < MIN_FILE_LEN {
             return Err(Error::format(path, "truncated Arrow IPC file (no footer)"));
         }
-        let data = into_buffer(mmap);
         // Decoders are not written for hostile input: a panic on a corrupt file is a format
         // error of that file, not a crash and not a bug report.
-        match catch_unwind(AssertUnwindSafe(|| decode(path, &data))) {
+        let opened = match catch_unwind(AssertUnwindSafe(|| decode(path, data, identity))) {
             Ok(result) => result,
             Err(_) => Err(Error::format(
                 path,
                 "corrupt Arrow IPC file (decoder rejected its layout)",
             )),
-        }
+        }?;
+        // What was read must be what the file held all along.
+        opened.check_unchanged()?;
+        Ok(opened)
     }
+}
+
+fn check_len(path: &Path, len: u64) -> Result<()> {
+    let len = usize::try_from(len).map_err(|_| Error::format(path, "file too large to map"))?;
+    if len < ARROW_FILE_MAGIC.len() {
+        return Err(Error::format(
+            path,
+            "not an Arrow IPC file (too short for the ARROW1 magic)",
+        ));
+    }
+    Ok(())
 }
 
 impl Source for IpcFile {
@@ -102,10 +187,14 @@ impl Source for IpcFile {
         projection.map_or(body, |p| body * p.len() as u64 / columns)
     }
 
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+    fn fetch_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
         let slot = self.decoded.get(index).ok_or_else(|| {
             Error::Internal(format!("{}: no record batch {index}", self.path.display()))
         })?;
+        if let Data::Read(_) = self.data {
+            let batch = self.decode_batch(index)?;
+            return project_batch(&self.path, &batch, projection);
+        }
         let decoded = slot.get_or_init(|| self.decode_batch(index).map_err(Arc::new));
         match decoded {
             Ok(batch) => project_batch(&self.path, batch, projection),
@@ -114,16 +203,28 @@ impl Source for IpcFile {
     }
 
     fn in_memory(&self) -> bool {
-        true
+        matches!(self.data, Data::Mapped(_))
+    }
+
+    fn identity(&self) -> Option<&FileIdentity> {
+        Some(&self.identity)
+    }
+
+    fn maps_file(&self) -> bool {
+        matches!(self.data, Data::Mapped(_))
     }
 }
 
-/// Reads the footer, the dictionaries and the batch lengths of a mapped file.
-fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
+/// Reads the footer, the dictionaries and the batch lengths.
+fn decode(path: &Path, data: Data, identity: FileIdentity) -> Result<IpcFile> {
     let len = data.len();
-    let trailer: [u8; TRAILER_LEN] = data[len - TRAILER_LEN..]
-        .try_into()
-        .expect("fixed-size slice");
+    let trailer = data.range(path, len - TRAILER_LEN..len)?;
+    let trailer: [u8; TRAILER_LEN] = trailer.as_slice().try_into().map_err(|_| {
+        Error::format(
+            path,
+            "truncated Arrow IPC file (the trailer could not be read)",
+        )
+    })?;
     if &trailer[4..] != ARROW_FILE_MAGIC {
         return Err(Error::format(
             path,
@@ -138,7 +239,8 @@ fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
             format!("corrupt Arrow IPC footer length {footer_len}"),
         ));
     }
-    let footer = root_as_footer(&data[footer_end - footer_len..footer_end])
+    let footer_bytes = data.range(path, footer_end - footer_len..footer_end)?;
+    let footer = root_as_footer(&footer_bytes)
         .map_err(|e| Error::format(path, format!("corrupt Arrow IPC footer: {e}")))?;
     let ipc_schema = footer
         .schema()
@@ -155,27 +257,37 @@ fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
     );
     let mut decoder = FileDecoder::new(schema.clone(), footer.version());
 
-    for block in footer.dictionaries().iter().flatten() {
-        let block_data = block_slice(path, data, block)?;
+    let dictionaries: Vec<Block> = footer.dictionaries().iter().flatten().copied().collect();
+    let ranges = dictionaries
+        .iter()
+        .map(|block| block_range(path, len, block))
+        .collect::<Result<Vec<_>>>()?;
+    for (block, block_data) in dictionaries.iter().zip(data.ranges(path, &ranges)?) {
         decoder
             .read_dictionary(block, &block_data)
             .map_err(|e| Error::arrow_format(path, e))?;
     }
-    let mut blocks = Vec::new();
-    let mut rows = Vec::new();
-    for block in footer.recordBatches().iter().flatten() {
-        rows.push(record_batch_length(
-            path,
-            &block_slice(path, data, block)?,
-            block,
-        )?);
-        blocks.push(*block);
-    }
+    // Only each batch's metadata is needed for its row count (one batched read when reading).
+    let blocks: Vec<Block> = footer.recordBatches().iter().flatten().copied().collect();
+    let metadata = blocks
+        .iter()
+        .map(|block| {
+            let range = block_range(path, len, block)?;
+            let meta = usize::try_from(block.metaDataLength()).unwrap_or(0);
+            Ok(range.start..range.start + meta.min(range.end - range.start))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows = blocks
+        .iter()
+        .zip(data.ranges(path, &metadata)?)
+        .map(|(block, meta)| record_batch_length(path, &meta, block))
+        .collect::<Result<Vec<_>>>()?;
     let decoded = blocks.iter().map(|_| OnceLock::new()).collect();
     Ok(IpcFile {
         path: path.to_path_buf(),
         schema,
-        data: data.clone(),
+        data,
+        identity,
         decoder,
         blocks,
         rows,
@@ -184,10 +296,18 @@ fn decode(path: &Path, data: &Buffer) -> Result<IpcFile> {
 }
 
 impl IpcFile {
-    /// Decodes record batch `index` (zero-copy views of the mapping, fully validated).
+    /// Decodes record batch `index` (fully validated): zero-copy views of the mapping, or of
+    /// its block read into memory. The file is checked before it is touched and again after, so
+    /// that a batch read while the file changed is an error, not a mix of two files.
     fn decode_batch(&self, index: usize) -> Result<RecordBatch> {
+        self.check_unchanged()?;
         let block = &self.blocks[index];
-        let block_data = block_slice(&self.path, &self.data, block)?;
+        let range = block_range(&self.path, self.data.len(), block)?;
+        let block_data = match self.data.range(&self.path, range) {
+            Ok(block_data) => block_data,
+            // A short read of a file that shrank says less than "it changed".
+            Err(e) => return Err(self.check_unchanged().err().unwrap_or(e)),
+        };
         let decode = || {
             self.decoder
                 .read_record_batch(block, &block_data)
@@ -195,17 +315,19 @@ impl IpcFile {
                 .ok_or_else(|| Error::format(&self.path, "Arrow IPC block holds no record batch"))
         };
         // As at open: a decoder panic on corrupt data is a format error of the file.
-        catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+        let decoded = catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|_| {
             Err(Error::format(
                 &self.path,
                 format!("corrupt Arrow IPC record batch {index}"),
             ))
-        })
+        });
+        self.check_unchanged()?;
+        decoded
     }
 }
 
 /// The row count a record batch message declares, read from its metadata without decoding it.
-fn record_batch_length(path: &Path, block_data: &Buffer, block: &Block) -> Result<u64> {
+fn record_batch_length(path: &Path, meta: &Buffer, block: &Block) -> Result<u64> {
     let corrupt = |why: &str| {
         Error::format(
             path,
@@ -214,7 +336,7 @@ fn record_batch_length(path: &Path, block_data: &Buffer, block: &Block) -> Resul
     };
     let meta_len =
         usize::try_from(block.metaDataLength()).map_err(|_| corrupt("negative length"))?;
-    let meta = &block_data[..meta_len.min(block_data.len())];
+    let meta = &meta[..meta_len.min(meta.len())];
     // Encapsulated message: [0xFFFFFFFF] <i32 length> <flatbuffer Message>.
     let prefix = if meta.len() >= 4 && meta[..4] == [0xff; 4] {
         8
@@ -232,19 +354,20 @@ fn record_batch_length(path: &Path, block_data: &Buffer, block: &Block) -> Resul
     u64::try_from(batch.length()).map_err(|_| corrupt("negative row count"))
 }
 
-/// The bytes of one footer block (message metadata followed by its body), bounds-checked.
-fn block_slice(path: &Path, data: &Buffer, block: &Block) -> Result<Buffer> {
+/// The byte range of one footer block (message metadata followed by its body) in a file of
+/// `len` bytes, bounds-checked.
+fn block_range(path: &Path, len: usize, block: &Block) -> Result<Range<usize>> {
     let corrupt = || Error::format(path, "corrupt Arrow IPC block (out of the file's bounds)");
     let offset = usize::try_from(block.offset()).map_err(|_| corrupt())?;
     let meta = usize::try_from(block.metaDataLength()).map_err(|_| corrupt())?;
     let body = usize::try_from(block.bodyLength()).map_err(|_| corrupt())?;
     let block_len = meta.checked_add(body).ok_or_else(corrupt)?;
     let end = offset.checked_add(block_len).ok_or_else(corrupt)?;
-    if end > data.len() {
+    if end > len {
         return Err(Error::format(
             path,
             "truncated Arrow IPC file (a record batch lies past its end)",
         ));
     }
-    Ok(data.slice_with_length(offset, block_len))
+    Ok(offset..end)
 }

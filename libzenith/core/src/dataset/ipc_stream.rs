@@ -1,12 +1,12 @@
 //! Arrow IPC *stream* format source (`.arrows`, what `pyarrow.ipc.new_stream` writes): the file is
-//! memory-mapped and decoded message by message into zero-copy record batches, one chunk per
-//! batch.
+//! memory-mapped (or, with the `pread` and `io_uring` backends, read into memory) and decoded
+//! message by message into zero-copy record batches, one chunk per batch.
 //!
 //! A stream has no footer, so finding its batches means walking every message once; that walk is
-//! done at open and the batches (views of the mapping) are kept. As with IPC files, the mapping is
-//! owned by the Arrow buffers, so batches outlive the dataset.
+//! done at open and the batches (views of the mapping, or of the memory read) are kept. As with
+//! IPC files, the mapping is owned by the Arrow buffers, so batches outlive the dataset; batches
+//! of a mapping are served only after a check that the file has not changed.
 
-use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
@@ -16,7 +16,9 @@ use arrow_ipc::root_as_message;
 
 use super::source::HeldBatches;
 use crate::error::{Error, Result};
+use crate::runtime::io::file::open_regular;
 use crate::runtime::io::mmap::{into_buffer, map_file};
+use crate::runtime::io::{FileIdentity, IoBackend, IoContext};
 
 /// The marker before each message's length since Arrow 0.15 (older streams start with the length).
 const CONTINUATION_MARKER: [u8; 4] = [0xff; 4];
@@ -33,30 +35,63 @@ impl IpcStreamFile {
     /// [`Error::Format`] naming the file. A stream that ends after a complete message without the
     /// end-of-stream marker is accepted, as Arrow's own readers do.
     pub fn open(path: &Path) -> Result<HeldBatches> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        if len == 0 {
-            return Err(Error::format(
-                path,
-                "not an Arrow IPC stream (the file is empty)",
-            ));
-        }
-        let mmap = map_file(&file).map_err(|e| Error::io(path, e))?;
-        let data = into_buffer(mmap);
+        Self::open_with(path, &IoContext::default())
+    }
+
+    /// [`Self::open`] with the I/O backend of `io`: `mmap` maps the file (batches are views of
+    /// the mapping), `pread` and `io_uring` read it whole into memory (batches need nothing of
+    /// the file afterwards).
+    pub fn open_with(path: &Path, io: &IoContext) -> Result<HeldBatches> {
+        let (data, mapped) = match io.options.backend {
+            IoBackend::Mmap => {
+                let file = open_regular(path, 0).map_err(|e| Error::io(path, e))?;
+                let identity = FileIdentity::of_file(&file).map_err(|e| Error::io(path, e))?;
+                check_not_empty(path, identity.len)?;
+                let mmap = map_file(&file, identity.len).map_err(|e| Error::io(path, e))?;
+                (into_buffer(mmap), Some(identity))
+            }
+            IoBackend::Pread | IoBackend::IoUring => {
+                let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+                check_not_empty(path, reader.len())?;
+                let bytes = reader
+                    .read_range(0..reader.len())
+                    .map_err(|e| Error::io(path, e))?;
+                (Buffer::from(bytes), None)
+            }
+        };
         check_byte_order(path, &data)?;
         // Decoders are not written for hostile input: a panic on a corrupt stream is a format
         // error of that file, not a crash.
-        match catch_unwind(AssertUnwindSafe(|| decode(path, data))) {
+        let held = match catch_unwind(AssertUnwindSafe(|| decode(path, data))) {
             Ok(result) => result,
             Err(_) => Err(Error::format(
                 path,
                 "corrupt Arrow IPC stream (the decoder rejected its layout)",
             )),
-        }
+        }?;
+        Ok(match mapped {
+            Some(identity) => {
+                let held = held.mapped_from(identity);
+                // What was decoded must be what the file held all along.
+                crate::dataset::Source::check_unchanged(&held)?;
+                held
+            }
+            None => held,
+        })
     }
 }
 
-/// Walks the messages of a mapped stream.
+fn check_not_empty(path: &Path, len: u64) -> Result<()> {
+    if len == 0 {
+        return Err(Error::format(
+            path,
+            "not an Arrow IPC stream (the file is empty)",
+        ));
+    }
+    Ok(())
+}
+
+/// Walks the messages of a stream (mapped or read).
 fn decode(path: &Path, mut data: Buffer) -> Result<HeldBatches> {
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();

@@ -3,7 +3,8 @@
 //! global row number.
 //!
 //! Opening a dataset reads metadata only (row counts per chunk); chunk data is decoded on demand
-//! through [`Dataset::read_chunk`].
+//! through [`Dataset::read_chunk`]. Files that change after they were opened are reported, not
+//! read (see [`Source::check_unchanged`]).
 
 pub mod csv;
 pub mod discover;
@@ -63,7 +64,12 @@ impl Dataset {
     /// [`discover::discover`]). Every shard must have the column names and types of the first;
     /// a column is nullable if it is in any shard (see [`Self::from_sources`]).
     pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
-        let files = discover::discover(path)?;
+        let discovery = discover::discover_all(path)?;
+        // Skipped paths (special files, links back to an ancestor) are said, not silent.
+        for note in discovery.summary() {
+            options.source.io.stats.note(note);
+        }
+        let files = discovery.files;
         let mut source_options = options.source.clone();
         let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(files.len());
         for file in &files {
@@ -179,10 +185,30 @@ impl Dataset {
         self.sources[info.source].chunk_decoded_bytes(info.index, self.projection.as_deref())
     }
 
-    /// Decodes chunk `chunk` (an index into [`Self::chunks`]) with the dataset's projection.
+    /// Checks that no file has changed since it was opened (see [`Source::check_unchanged`]):
+    /// what the loader does before each epoch.
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.sources.iter().try_for_each(|s| s.check_unchanged())
+    }
+
+    /// Checks the file at `source` (an index into [`Self::sources`]).
+    pub fn check_source(&self, source: usize) -> Result<()> {
+        self.sources[source].check_unchanged()
+    }
+
+    /// Decodes chunk `chunk` (an index into [`Self::chunks`]) with the dataset's projection,
+    /// after checking that its file has not changed.
     pub fn read_chunk(&self, chunk: usize) -> Result<RecordBatch> {
+        self.check_source(self.chunks[chunk].source)?;
+        self.fetch_chunk(chunk)
+    }
+
+    /// [`Self::read_chunk`] without its first check of the file (see [`Source::fetch_chunk`]):
+    /// for callers that have just checked it.
+    pub fn fetch_chunk(&self, chunk: usize) -> Result<RecordBatch> {
         let info = self.chunks[chunk];
-        let batch = self.sources[info.source].read_chunk(info.index, self.projection.as_deref())?;
+        let batch =
+            self.sources[info.source].fetch_chunk(info.index, self.projection.as_deref())?;
         if batch.num_rows() as u64 != info.rows {
             return Err(Error::format(
                 self.sources[info.source].path(),

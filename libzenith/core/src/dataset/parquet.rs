@@ -31,7 +31,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use super::source::Source;
 use crate::error::{Error, Result};
-use crate::runtime::io::{IoContext, RangeRead, SequentialRead};
+use crate::runtime::io::{FileIdentity, IoBackend, IoContext, RangeRead, SequentialRead};
 
 /// Column chunks closer than this are fetched as one range (reading the gap costs less than
 /// another request).
@@ -125,10 +125,18 @@ impl ParquetFile {
         let rows = self.rows[index] as usize;
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
         let ranges = self.column_chunk_ranges(index, &mask)?;
-        let parts = self
-            .reader
-            .read_ranges(&ranges)
-            .map_err(|e| Error::io(&self.path, e))?;
+        // The file must be the one whose footer was parsed; a mapped one that shrank would fault.
+        self.check_unchanged()?;
+        let parts = match self.reader.read_ranges(&ranges) {
+            Ok(parts) => parts,
+            // A short read of a file that shrank says less than "it changed".
+            Err(e) => {
+                return Err(self
+                    .check_unchanged()
+                    .err()
+                    .unwrap_or(Error::io(&self.path, e)));
+            }
+        };
         let chunks = RangeChunks {
             reader: self.reader.clone(),
             parts: ranges.iter().map(|r| r.start).zip(parts).collect(),
@@ -152,6 +160,8 @@ impl ParquetFile {
             // The reader promises batches of at most `batch_size` rows, not exactly one.
             _ => concat_batches(&schema, &batches).map_err(|e| self.read_error(index, e))?,
         };
+        // Decoded while the file changed: a mix of two files, not a row group of either.
+        self.check_unchanged()?;
         Ok(batch)
     }
 
@@ -218,7 +228,7 @@ impl Source for ParquetFile {
         }
     }
 
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+    fn fetch_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
         if index >= self.rows.len() {
             return Err(Error::InvalidArgument(format!(
                 "{}: row group {index} out of range (the file has {})",
@@ -272,6 +282,16 @@ impl Source for ParquetFile {
 
     fn in_memory(&self) -> bool {
         false
+    }
+
+    fn identity(&self) -> Option<&FileIdentity> {
+        self.reader.identity()
+    }
+
+    fn maps_file(&self) -> bool {
+        // Decoded columns are copies, except view types, which may keep page buffers: slices
+        // of the mapping.
+        self.reader.backend() == IoBackend::Mmap
     }
 }
 

@@ -1,7 +1,6 @@
 //! The format registry: how a file's format is recognised, and which [`Source`] opens it.
 //! Format files depend on the [`Source`] contract (`source.rs`); only this file knows them all.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,11 +10,13 @@ use arrow_schema::SchemaRef;
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::runtime::io::IoContext;
+use crate::runtime::io::file::open_regular;
 
 /// The file formats Zenith reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// Arrow IPC file format (`ARROW1` magic at both ends), read through a memory map.
+    /// Arrow IPC file format (`ARROW1` magic at both ends), read through a memory map (or, with
+    /// the `pread` and `io_uring` backends, into memory).
     ArrowIpcFile,
     /// Arrow IPC stream format (a sequence of messages, no footer).
     ArrowIpcStream,
@@ -71,8 +72,9 @@ impl Format {
 pub struct SourceOptions {
     /// The schema CSV files are parsed with; `None` infers it from the first CSV file.
     pub csv_schema: Option<SchemaRef>,
-    /// How Parquet and CSV files are read (mmap, io_uring or pread), and the stats of those
-    /// reads, shared by every file of the dataset. Arrow IPC files are always memory-mapped.
+    /// How files are read (mmap, io_uring or pread), and the stats of those reads, shared by
+    /// every file of the dataset. With mmap, Arrow IPC files and streams are mapped and batches
+    /// are views of the mapping; otherwise they are read into memory of their own.
     pub io: IoContext,
 }
 
@@ -83,8 +85,11 @@ pub fn open_source(
     options: &SourceOptions,
 ) -> Result<Arc<dyn Source>> {
     Ok(match format {
-        Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open(path)?),
-        Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open(path)?),
+        Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open_with(path, &options.io)?),
+        Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open_with(
+            path,
+            &options.io,
+        )?),
         Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with(path, &options.io)?),
         Format::Csv => Arc::new(super::csv::CsvFile::open_with(
             path,
@@ -94,10 +99,11 @@ pub fn open_source(
     })
 }
 
-/// The first bytes of a file (fewer when the file is shorter).
+/// The first bytes of a file (fewer when the file is shorter). Only a regular file is read: a
+/// FIFO or a device is an error, without waiting for a writer.
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     let mut head = Vec::with_capacity(8);
-    File::open(path)
+    open_regular(path, 0)
         .and_then(|file| file.take(8).read_to_end(&mut head))
         .map_err(|e| Error::io(path, e))?;
     Ok(head)

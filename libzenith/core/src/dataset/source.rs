@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
+use crate::runtime::io::FileIdentity;
 
 /// One file of a dataset, split into chunks (IPC record batches, Parquet row groups, CSV blocks)
 /// whose row counts are known once the file is open, so the epoch plan can be made before any
@@ -29,11 +30,46 @@ pub trait Source: Send + Sync + fmt::Debug {
 
     /// Decodes chunk `index`, keeping the columns of `projection` (indices into [`Self::schema`])
     /// in that order; `None` keeps every column. Safe to call from several threads at once.
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
+    ///
+    /// First checks that the file has not changed since it was opened
+    /// ([`Self::check_unchanged`]); a file that did is an [`Error::Io`] ("changed while being
+    /// read").
+    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        self.check_unchanged()?;
+        self.fetch_chunk(index, projection)
+    }
+
+    /// [`Self::read_chunk`] without its first check of the file, for callers that have just made
+    /// it (the loader checks each file once per batch, not once per chunk). A source still
+    /// checks the file itself before it reads or decodes anything from it.
+    fn fetch_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
 
     /// True when reading a chunk costs no decoding and no new memory (memory-mapped IPC files,
     /// materialised CSV): the loader then needs no cache for it.
     fn in_memory(&self) -> bool;
+
+    /// The identity the file had when the source opened it, for sources whose chunks still need
+    /// the file's bytes after open (mapped or read on demand); `None` for sources that hold
+    /// everything they serve in memory of their own (CSV, streams read at open).
+    fn identity(&self) -> Option<&FileIdentity> {
+        None
+    }
+
+    /// True when the chunks this source serves may be views of a memory mapping of the file:
+    /// such pages fault (`SIGBUS`) when the file shrinks under them, so the loader checks the
+    /// file again right before it hands such a batch over.
+    fn maps_file(&self) -> bool {
+        false
+    }
+
+    /// Checks that the file is still the one opened, unchanged (see [`Self::identity`]): an
+    /// [`Error::Io`] saying "changed while being read" otherwise.
+    fn check_unchanged(&self) -> Result<()> {
+        match self.identity() {
+            Some(identity) => identity.check(self.path()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Applies a projection to a batch that holds every column of the source schema.
@@ -86,13 +122,17 @@ pub fn held_chunk(
 }
 
 /// A source whose chunks are decoded once, at open, and held (CSV parsed into blocks, Arrow IPC
-/// streams decoded over their mapping): reading a chunk is a projection of a held batch.
+/// streams decoded over their mapping or read into memory): reading a chunk is a projection of a
+/// held batch.
 #[derive(Debug)]
 pub struct HeldBatches {
     path: PathBuf,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     rows: Vec<u64>,
+    /// The identity of the mapped file the batches are views of; `None` when they own their
+    /// memory.
+    mapped: Option<FileIdentity>,
 }
 
 impl HeldBatches {
@@ -104,7 +144,15 @@ impl HeldBatches {
             schema,
             batches,
             rows,
+            mapped: None,
         }
+    }
+
+    /// Says that the batches are views of a mapping of the file, which had `identity` when it
+    /// was mapped: reads then check the file first.
+    pub fn mapped_from(mut self, identity: FileIdentity) -> Self {
+        self.mapped = Some(identity);
+        self
     }
 }
 
@@ -127,11 +175,19 @@ impl Source for HeldBatches {
             .map_or(0, |batch| batch_bytes(batch, projection))
     }
 
-    fn read_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+    fn fetch_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
         held_chunk(&self.path, &self.batches, index, projection)
     }
 
     fn in_memory(&self) -> bool {
         true
+    }
+
+    fn identity(&self) -> Option<&FileIdentity> {
+        self.mapped.as_ref()
+    }
+
+    fn maps_file(&self) -> bool {
+        self.mapped.is_some()
     }
 }

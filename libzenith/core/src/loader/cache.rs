@@ -5,6 +5,10 @@
 //! * A chunk is freed as soon as the last batch that reads it has been built.
 //! * Read-ahead keeps at most `read_ahead_limit` decoded chunks resident, so decoding overlaps
 //!   consumption without holding the dataset in memory.
+//! * A decoded chunk is only ever served for the file it was decoded from, unchanged: the
+//!   source checks its file's identity before and after decoding, and every batch checks each
+//!   file it reads before it takes chunks from here (`gather::FileChecks`). A file that changed
+//!   fails the batch; nothing decoded before the change is served after it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -121,7 +125,8 @@ impl ChunkSource for ChunkCache {
         // wanting this chunk block in `get_or_init` until the one decode finishes.
         let decoded = cell.get_or_init(|| {
             let started = Instant::now();
-            let result = self.dataset.read_chunk(chunk).map_err(Arc::new);
+            // The source checks its file around the decode (read-ahead has no batch to check it).
+            let result = self.dataset.fetch_chunk(chunk).map_err(Arc::new);
             self.counters.chunk_decoded(started.elapsed());
             if result.is_ok() {
                 self.resident.fetch_add(1, Ordering::AcqRel);

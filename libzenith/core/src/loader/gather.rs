@@ -3,6 +3,10 @@
 //! Contiguous rows inside one chunk are a zero-copy slice; rows spread over chunks are gathered
 //! with one `interleave` pass over the chunks they come from (coalesced: each chunk is fetched
 //! once per batch, whatever the number of rows taken from it).
+//!
+//! Each file a batch reads is checked once, before its first chunk is fetched ([`FileChecks`]):
+//! a file that changed since it was opened fails the batch instead of serving stale or faulting
+//! pages, at the cost of one `stat` per file per batch, not per chunk.
 
 use std::collections::HashMap;
 
@@ -15,20 +19,52 @@ use crate::error::{Error, Result};
 
 /// Where a batch's chunks come from: decoded on demand, possibly cached.
 pub trait ChunkSource {
-    /// The decoded chunk `chunk` (an index into [`Dataset::chunks`]).
+    /// The decoded chunk `chunk` (an index into [`Dataset::chunks`]). The caller has checked
+    /// the chunk's file for this batch ([`FileChecks`]).
     fn chunk(&self, chunk: usize) -> Result<RecordBatch>;
 }
 
 impl ChunkSource for Dataset {
     fn chunk(&self, chunk: usize) -> Result<RecordBatch> {
-        self.read_chunk(chunk)
+        self.fetch_chunk(chunk)
     }
 }
 
-/// Rows `start..start + len` in dataset order.
+/// The files (indices into [`Dataset::sources`]) one batch has read, each checked once before
+/// its first chunk was fetched.
+#[derive(Debug, Default)]
+pub struct FileChecks {
+    /// Sorted.
+    checked: Vec<usize>,
+}
+
+impl FileChecks {
+    /// Chunk `chunk` from `chunks`, after checking its file unless this batch already did.
+    pub fn fetch(
+        &mut self,
+        dataset: &Dataset,
+        chunks: &dyn ChunkSource,
+        chunk: usize,
+    ) -> Result<RecordBatch> {
+        let source = dataset.chunks()[chunk].source;
+        if let Err(at) = self.checked.binary_search(&source) {
+            dataset.check_source(source)?;
+            self.checked.insert(at, source);
+        }
+        chunks.chunk(chunk)
+    }
+
+    /// The files read so far, in index order.
+    pub fn files(&self) -> &[usize] {
+        &self.checked
+    }
+}
+
+/// Rows `start..start + len` in dataset order (their files checked through `checks`).
 pub fn gather_range(
     dataset: &Dataset,
     chunks: &dyn ChunkSource,
+    checks: &mut FileChecks,
     start: u64,
     len: usize,
 ) -> Result<RecordBatch> {
@@ -48,7 +84,7 @@ pub fn gather_range(
     while row < end {
         let info = dataset.chunks()[chunk_index];
         let take_end = end.min(info.start + info.rows);
-        let chunk = chunks.chunk(chunk_index)?;
+        let chunk = checks.fetch(dataset, chunks, chunk_index)?;
         pieces.push(chunk.slice((row - info.start) as usize, (take_end - row) as usize));
         row = take_end;
         chunk_index += 1;
@@ -59,10 +95,11 @@ pub fn gather_range(
     Ok(concat_batches(dataset.schema(), &pieces)?)
 }
 
-/// The rows `rows` (global row numbers), in that order.
+/// The rows `rows` (global row numbers), in that order (their files checked through `checks`).
 pub fn gather_rows(
     dataset: &Dataset,
     chunks: &dyn ChunkSource,
+    checks: &mut FileChecks,
     rows: &[u64],
 ) -> Result<RecordBatch> {
     if rows.is_empty() {
@@ -94,7 +131,7 @@ pub fn gather_rows(
             _ => match slot_of_chunk.get(&chunk) {
                 Some(&slot) => slot,
                 None => {
-                    batches.push(chunks.chunk(chunk)?);
+                    batches.push(checks.fetch(dataset, chunks, chunk)?);
                     slot_of_chunk.insert(chunk, batches.len() - 1);
                     batches.len() - 1
                 }

@@ -73,9 +73,13 @@ impl Loader {
     /// Opens the dataset at `path` (a file, a directory of shards or a glob) and starts building
     /// the first epoch's batches.
     ///
-    /// Parquet and CSV files are read with the options' I/O backend, unless
-    /// `ZENITH_IO_BACKEND` in the environment names another (an unknown name there is an
-    /// [`Error::InvalidArgument`]).
+    /// Files are read with the options' I/O backend, unless `ZENITH_IO_BACKEND` in the
+    /// environment names another (an unknown name there is an [`Error::InvalidArgument`]).
+    ///
+    /// Each file's identity is taken here; a file that changes afterwards fails the next epoch,
+    /// batch or delivery that needs it with an [`Error::Io`] ("changed while being read") instead
+    /// of a crash. Memory-mapped files keep a window (a truncation between that check and a
+    /// page access, or after delivery, still faults): `IoBackend::Pread` closes it.
     pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
         let opened = Instant::now();
         let (io_options, note) = options
@@ -144,6 +148,7 @@ impl Loader {
             check_global_fits(&dataset, memory_budget, decoded_bytes)?;
         }
         let counters = Arc::new(Counters::new(opened));
+        dataset.check_unchanged()?;
         let pipeline = start_epoch(
             &dataset,
             &params,
@@ -210,8 +215,12 @@ impl Loader {
     /// Starts epoch `epoch` from its first batch (the order depends on the epoch number). Batches
     /// not yet taken from the current epoch are discarded. Every `u64` is an epoch, `u64::MAX`
     /// included (its resume token round-trips); a caller counting epochs stops there.
+    ///
+    /// A file of the dataset that changed since it was opened is an [`Error::Io`] ("changed
+    /// while being read"); the current epoch is then left as it was.
     pub fn set_epoch(&self, epoch: u64) -> Result<()> {
         let mut core = self.core();
+        core.dataset.check_unchanged()?;
         let mut params = core.params.clone();
         params.epoch = epoch;
         // Stop the current workers first, so two epochs never compete for cores and memory.
@@ -276,7 +285,8 @@ impl Loader {
 
     /// Why the files are not read as the options asked (io_uring unavailable and `pread` used
     /// instead, with the reason; `O_DIRECT` refused; `ZENITH_IO_BACKEND` overriding the option),
-    /// or `None` when they are.
+    /// and the paths skipped while listing the dataset (special files, links back to an
+    /// ancestor directory); `None` when there is nothing to say.
     pub fn io_fallback_reason(&self) -> Option<String> {
         self.core().io.stats.notes()
     }

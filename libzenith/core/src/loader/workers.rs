@@ -23,7 +23,7 @@ use arrow_array::RecordBatch;
 use crossbeam_utils::CachePadded;
 
 use super::cache::ChunkCache;
-use super::gather::{ChunkSource, gather_range, gather_rows};
+use super::gather::{ChunkSource, FileChecks, gather_range, gather_rows};
 use super::numa;
 use super::plan::{BatchRows, EpochPlan};
 use super::stats::Counters;
@@ -56,6 +56,15 @@ pub enum Next {
     Done,
     /// The batch was not published before the timeout; nothing was consumed.
     Pending,
+}
+
+/// A built batch and the mapped files it may hold views of (checked again on delivery: a
+/// batch waiting in the ring while its file shrinks must not be handed over).
+#[derive(Debug)]
+struct Built {
+    data: RecordBatch,
+    /// Indices into the dataset's sources.
+    mapped_files: Vec<usize>,
 }
 
 /// One epoch's work: the plan and what building a batch needs.
@@ -107,7 +116,7 @@ impl EpochJob {
 
     /// Builds batch `index`. A panic inside becomes [`Error::Panic`]: a worker never dies
     /// silently and leaves the consumer waiting.
-    fn build(&self, index: u64) -> Result<RecordBatch> {
+    fn build(&self, index: u64) -> Result<Built> {
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| self.build_inner(index)))
             .unwrap_or_else(|_| Err(Error::Panic(format!("building batch {index} panicked"))));
@@ -115,7 +124,7 @@ impl EpochJob {
         result
     }
 
-    fn build_inner(&self, index: u64) -> Result<RecordBatch> {
+    fn build_inner(&self, index: u64) -> Result<Built> {
         let rows = self.plan.batch(index).ok_or_else(|| {
             Error::Internal(format!("batch {index} is past the end of the epoch"))
         })?;
@@ -123,19 +132,39 @@ impl EpochJob {
             Some(cache) => cache,
             None => self.dataset.as_ref(),
         };
+        let mut checks = FileChecks::default();
         let batch = match &rows {
-            BatchRows::Range { start, len } => gather_range(&self.dataset, source, *start, *len)?,
-            BatchRows::Rows(rows) => gather_rows(&self.dataset, source, rows)?,
+            BatchRows::Range { start, len } => {
+                gather_range(&self.dataset, source, &mut checks, *start, *len)?
+            }
+            BatchRows::Rows(rows) => gather_rows(&self.dataset, source, &mut checks, rows)?,
         };
         if let Some(cache) = &self.cache {
             cache.release(&chunks_touched(&self.dataset, &rows));
         }
-        match self.numa_node {
+        let data = match self.numa_node {
             Some(node) if numa::is_gathered(&self.dataset, &rows) => {
-                crate::batch::placement::copy_to_node(&batch, node)
+                crate::batch::placement::copy_to_node(&batch, node)?
             }
-            _ => Ok(batch),
-        }
+            _ => batch,
+        };
+        let sources = self.dataset.sources();
+        let mapped_files = checks
+            .files()
+            .iter()
+            .copied()
+            .filter(|&s| sources[s].maps_file())
+            .collect();
+        Ok(Built { data, mapped_files })
+    }
+
+    /// Checks, right before a batch built earlier is handed over, that the mapped files it may
+    /// hold views of have not changed since (pages of a file that shrank fault when read).
+    fn check_before_delivery(&self, built: &Built) -> Result<()> {
+        built
+            .mapped_files
+            .iter()
+            .try_for_each(|&s| self.dataset.check_source(s))
     }
 }
 
@@ -184,7 +213,7 @@ struct Shared {
     num_batches: u64,
     prefetch: u64,
     /// Built batches (or their errors) by index, position = batch index.
-    ring: ReorderRing<Result<RecordBatch>>,
+    ring: ReorderRing<Result<Built>>,
     /// The next index a worker claims.
     next_to_claim: CachePadded<AtomicU64>,
     /// The next index the consumer delivers; stored by the consumer only.
@@ -307,9 +336,10 @@ impl Pipeline {
             return Ok(Next::Done);
         }
         if self.workers.is_empty() {
-            let batch = shared.job.build(index)?;
+            // Built on this thread just now: its files were checked as it was built.
+            let built = shared.job.build(index)?;
             shared.advance(index);
-            return Ok(Next::Batch(index, batch));
+            return Ok(Next::Batch(index, built.data));
         }
         let waiting_since = Instant::now();
         let result = if shared.rebuild.load(Relaxed) {
@@ -322,20 +352,25 @@ impl Pipeline {
                 counters.consumer_waited(waiting_since.elapsed());
                 return Ok(Next::Pending);
             };
-            match &result {
-                Ok(_) => {
-                    shared.ready.fetch_sub(1, Relaxed);
-                    super::metrics::metrics().queue_depth.add(-1.0);
-                    shared.occupancy.add(-1.0);
-                }
-                Err(_) => shared.rebuild.store(true, Relaxed),
+            if result.is_ok() {
+                shared.ready.fetch_sub(1, Relaxed);
+                super::metrics::metrics().queue_depth.add(-1.0);
+                shared.occupancy.add(-1.0);
+            }
+            // Built a while ago: its mapped files may have changed while it waited.
+            let result = result.and_then(|built| {
+                shared.job.check_before_delivery(&built)?;
+                Ok(built)
+            });
+            if result.is_err() {
+                shared.rebuild.store(true, Relaxed);
             }
             result
         };
         counters.consumer_waited(waiting_since.elapsed());
-        let batch = result?;
+        let built = result?;
         shared.advance(index);
-        Ok(Next::Batch(index, batch))
+        Ok(Next::Batch(index, built.data))
     }
 }
 
@@ -343,7 +378,7 @@ impl Shared {
     /// The consumer's side: takes batch `index` from the ring, waiting until it is published or
     /// `deadline` passes (`None`: no deadline; then it returns `None`, and the batch stays for a
     /// later call).
-    fn take(&self, index: u64, deadline: Option<Instant>) -> Option<Result<RecordBatch>> {
+    fn take(&self, index: u64, deadline: Option<Instant>) -> Option<Result<Built>> {
         let position = index as usize;
         for _ in 0..CONSUMER_SPINS {
             if self.ring.is_ready(position) {

@@ -18,13 +18,16 @@
 //! unknown NUMA node), never an error: containers and old kernels hide parts of sysfs. A kernel
 //! without NUMA support has no `devices/system/node`; the topology then has one node 0 holding
 //! every online CPU, with unknown (0) memory and the machine-wide hugepage pools
-//! (`kernel/mm/hugepages`). Text that is present but malformed is [`Error::Format`].
+//! (`kernel/mm/hugepages`). Text that is present but malformed is [`Error::Format`], and so is a
+//! file that cannot be a sysfs attribute: one that is not a regular file (a FIFO in a fake tree
+//! would otherwise block the reader forever) or that holds more than 1 MiB (reads are bounded).
 
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::runtime::io::file::{not_regular, read_small_file, special_kind};
 
 /// Where sysfs is mounted on a normal Linux system.
 pub const DEFAULT_SYSFS_ROOT: &str = "/sys";
@@ -431,14 +434,33 @@ pub fn format_cpu_list(cpus: &[u32]) -> String {
     out
 }
 
+/// The largest sysfs attribute read (they are a page or two; a larger file is not one).
+const MAX_ATTRIBUTE_BYTES: u64 = 1 << 20;
+
 /// Reads a file that may be missing: `None` when it (or its directory) does not exist.
+///
+/// Only a regular file of at most [`MAX_ATTRIBUTE_BYTES`] is read: anything else (a FIFO, which
+/// would block the reader forever; a device; a huge file) cannot be what the kernel puts there
+/// and is an [`Error::Format`].
 fn read_optional(path: &Path) -> Result<Option<(PathBuf, String)>> {
-    match std::fs::read(path) {
+    let missing =
+        |e: &std::io::Error| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory);
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            if let Some(kind) = special_kind(&meta) {
+                return Err(Error::format(path, not_regular(kind).to_string()));
+            }
+        }
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    match read_small_file(path, MAX_ATTRIBUTE_BYTES) {
         Ok(bytes) => Ok(Some((
             path.to_path_buf(),
             String::from_utf8_lossy(&bytes).into_owned(),
         ))),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e) if missing(&e) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::InvalidData => Err(Error::format(path, e.to_string())),
         Err(e) => Err(Error::Io {
             path: path.to_path_buf(),
             source: e,

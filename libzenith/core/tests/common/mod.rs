@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod isolated;
+
 use std::path::PathBuf;
 
 use arrow_array::cast::AsArray;

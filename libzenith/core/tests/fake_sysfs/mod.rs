@@ -33,6 +33,18 @@ impl FakeSysfs {
         self
     }
 
+    /// A FIFO (named pipe) at `relative` (parents created, a file there replaced): opening it
+    /// for reading blocks until a writer comes, which no sysfs reader may wait for.
+    pub fn fifo(&self, relative: &str) -> &Self {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let c_path = std::ffi::CString::new(path.into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo");
+        self
+    }
+
     /// An empty directory at `relative`.
     pub fn dir(&self, relative: &str) -> &Self {
         std::fs::create_dir_all(self.root().join(relative)).unwrap();

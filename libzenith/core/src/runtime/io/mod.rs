@@ -21,21 +21,23 @@
 //! environment overrides the loader option (see [`IoOptions::with_env_override`]).
 //!
 //! One file per backend: [`uring`], [`pread`], [`mmap`] (which also maps whole files for the
-//! sources that read them in place); [`aligned`] holds the `O_DIRECT` buffers two of them share.
+//! sources that read them in place); [`aligned`] holds the `O_DIRECT` buffers two of them share;
+//! [`file`] opens regular files only (never blocking on a FIFO) and keeps a file's
+//! [`FileIdentity`], so readers can tell when the file changed under them.
 //! This is the seam where remote storage plugs in: a source asks for byte ranges through
 //! [`RangeRead`] and does not care where they come from.
 
 mod aligned;
+pub mod file;
 pub mod metrics;
 pub mod mmap;
 pub mod pread;
 pub mod uring;
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,7 @@ use bytes::Bytes;
 
 use crate::telemetry::metrics::nanos;
 
+pub use file::FileIdentity;
 pub use mmap::MmapReader;
 pub use pread::PreadReader;
 pub use uring::{UringReader, fixed_buffers_registered};
@@ -268,7 +271,7 @@ impl IoStats {
     }
 
     /// The backend the files are read with: `pread` when any fell back; `None` before any file
-    /// was opened through a reader (Arrow IPC files are always memory-mapped).
+    /// was opened through a reader (memory-mapped Arrow IPC files are not).
     pub fn used(&self) -> Option<IoBackend> {
         match self.used.load(Relaxed) {
             0 => None,
@@ -363,6 +366,13 @@ pub trait RangeRead: Send + Sync + fmt::Debug {
         self.len() == 0
     }
 
+    /// The identity the file had when this reader opened it (`None` for readers of something
+    /// other than a local file). Reads past a change of the file are the caller's to prevent:
+    /// see [`FileIdentity::check`].
+    fn identity(&self) -> Option<&FileIdentity> {
+        None
+    }
+
     /// Reads every range (each within the file) and returns their bytes, one [`Bytes`] per range
     /// in the given order. io_uring submits all of them at once; the buffers of one call share
     /// one allocation.
@@ -404,14 +414,11 @@ pub fn open_reader(
     Ok(reader)
 }
 
-/// Opens `path` read-only, with `O_DIRECT` when asked and the file system allows it.
+/// Opens `path` read-only, with `O_DIRECT` when asked and the file system allows it; only a
+/// regular file (see [`file::open_regular`]).
 fn open_file(path: &Path, direct: bool, stats: &IoStats) -> io::Result<(File, bool)> {
     if direct {
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
+        match file::open_regular(path, libc::O_DIRECT) {
             Ok(file) => return Ok((file, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 stats.note("O_DIRECT refused by the file system (EINVAL): buffered reads");
@@ -419,7 +426,7 @@ fn open_file(path: &Path, direct: bool, stats: &IoStats) -> io::Result<(File, bo
             Err(e) => return Err(e),
         }
     }
-    Ok((File::open(path)?, false))
+    Ok((file::open_regular(path, 0)?, false))
 }
 
 /// Checks that every range lies within a file of `len` bytes; returns their total length.

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::aligned::{AlignedBuf, DIRECT_ALIGN, align_down, align_up};
-use super::{Destination, IoBackend, IoStats, RangeRead, check_ranges};
+use super::{Destination, FileIdentity, IoBackend, IoStats, RangeRead, check_ranges};
 
 /// Positioned reads, range after range (with `O_DIRECT`, through an aligned bounce buffer).
 #[derive(Debug)]
@@ -19,6 +19,7 @@ pub struct PreadReader {
     path: PathBuf,
     file: File,
     len: u64,
+    identity: FileIdentity,
     direct: bool,
     stats: Arc<IoStats>,
 }
@@ -26,11 +27,12 @@ pub struct PreadReader {
 impl PreadReader {
     /// Reads `file` (opened from `path`, with `O_DIRECT` when `direct`).
     pub fn new(path: &Path, file: File, direct: bool, stats: Arc<IoStats>) -> io::Result<Self> {
-        let len = file.metadata()?.len();
+        let identity = FileIdentity::of_file(&file)?;
         Ok(PreadReader {
             path: path.to_path_buf(),
             file,
-            len,
+            len: identity.len,
+            identity,
             direct,
             stats,
         })
@@ -132,6 +134,10 @@ impl RangeRead for PreadReader {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn identity(&self) -> Option<&FileIdentity> {
+        Some(&self.identity)
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Bytes>> {

@@ -18,8 +18,8 @@ use io_uring::{IoUring, opcode, types};
 use super::aligned::{AlignedBuf, DIRECT_ALIGN, align_down, align_up};
 use super::pread::PreadReader;
 use super::{
-    Destination, Fallback, IoBackend, IoStats, RangeRead, check_ranges, classify_setup_error,
-    io_uring_disabled_sysctl,
+    Destination, Fallback, FileIdentity, IoBackend, IoStats, RangeRead, check_ranges,
+    classify_setup_error, io_uring_disabled_sysctl,
 };
 
 /// Submission queue entries per ring.
@@ -305,6 +305,7 @@ pub struct UringReader {
     path: PathBuf,
     file: File,
     len: u64,
+    identity: FileIdentity,
     direct: bool,
     fixed: bool,
     stats: Arc<IoStats>,
@@ -320,14 +321,16 @@ impl UringReader {
         fixed: bool,
         stats: Arc<IoStats>,
     ) -> Result<Self, (File, Fallback)> {
-        let len = match file.metadata() {
-            Ok(m) => m.len(),
+        let identity = match FileIdentity::of_file(&file) {
+            Ok(identity) => identity,
             Err(e) => return Err((file, Fallback::Other(format!("fstat: {e}")))),
         };
+        let len = identity.len;
         let reader = UringReader {
             path: path.to_path_buf(),
             file,
             len,
+            identity,
             direct,
             fixed,
             stats,
@@ -435,6 +438,10 @@ impl RangeRead for UringReader {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn identity(&self) -> Option<&FileIdentity> {
+        Some(&self.identity)
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> io::Result<Vec<Bytes>> {
