@@ -28,7 +28,7 @@ LIBRARY = "libzenith.so"
 
 def source_dir() -> pathlib.Path:
     root = pathlib.Path(os.environ.get("ZENITH_SOURCE_DIR") or HERE.parents[1])
-    if not (root / "libzenith" / "Cargo.toml").is_file():
+    if not (root / "libzenith" / "ffi" / "Cargo.toml").is_file():
         raise SystemExit(
             f"zenith: no libzenith sources at {root}; build from the repository checkout or set "
             "ZENITH_SOURCE_DIR to it"

@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_positive)]
     pub prefetch: Option<usize>,
     /// I/O backends for Parquet and CSV (mmap, pread, io_uring); a comma-separated list runs one
-    /// loader per backend. Arrow IPC files are always memory-mapped.
+    /// loader per backend (Arrow IPC files too: pread and io_uring read them into owned memory).
     #[arg(long, value_delimiter = ',', value_parser = parse_io, value_name = "BACKEND[,...]")]
     pub io: Vec<IoBackend>,
     /// Seed of the shuffle.

@@ -137,7 +137,7 @@ fn drop_last_shuffle_none_and_block_are_what_ran() {
 }
 
 #[test]
-fn arrow_ipc_is_memory_mapped_whatever_io_is_asked() {
+fn arrow_ipc_follows_the_io_backend() {
     let r = json(&[
         "bench",
         arg(&data_file("basic.arrow")),
@@ -149,7 +149,7 @@ fn arrow_ipc_is_memory_mapped_whatever_io_is_asked() {
     let run = &runs(&r)[0];
     assert_eq!(run["rows"], BASIC_ROWS);
     assert_eq!(run["io_requested"], "pread");
-    assert_eq!(run["io_backend"], "mmap");
+    assert_eq!(run["io_backend"], "pread");
 }
 
 #[test]

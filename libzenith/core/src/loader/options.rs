@@ -225,9 +225,11 @@ impl LoaderOptions {
         self.sysfs_root = root;
     }
 
-    /// Sets how Parquet and CSV files are read: memory-mapped (the default), through io_uring
-    /// (with a fallback to `pread` where io_uring is unavailable), or with `pread`.
-    /// `ZENITH_IO_BACKEND` in the environment overrides it. Arrow IPC files are always mapped.
+    /// Sets how data files are read: memory-mapped (the default; Arrow IPC zero copy), through
+    /// io_uring (with a fallback to `pread` where io_uring is unavailable), or with `pread`; with
+    /// either of the last two, Arrow IPC record batches are read into owned memory, which is safe
+    /// for files that may change while being read. `ZENITH_IO_BACKEND` in the environment
+    /// overrides it.
     pub fn set_io_backend(&mut self, backend: IoBackend) {
         self.io.backend = backend;
     }

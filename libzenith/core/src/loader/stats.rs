@@ -138,8 +138,7 @@ pub struct Snapshot {
     pub numa_node: Option<u32>,
     /// Worker threads of the current epoch pinned to the node's CPUs.
     pub pinned_workers: u32,
-    /// The I/O backend reading the files (`pread` when io_uring was asked for and unavailable;
-    /// `mmap` for Arrow IPC files, which are always mapped).
+    /// The I/O backend reading the files (`pread` when io_uring was asked for and unavailable).
     pub io_backend: IoBackend,
     /// The I/O backend the options asked for.
     pub io_backend_requested: IoBackend,
