@@ -69,7 +69,10 @@ def test_torch_workers_split_the_shard(data):
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     ds.set_epoch(0)
     got = all_ids(loader)
-    assert len(got) == len(set(got)) == ROWS - ROWS % 2
+    # Every row once, and the rows that do not divide evenly padded by wrapping around (as
+    # torch's DistributedSampler does): every worker gets ceil(ROWS / 2) rows.
+    assert set(got) == set(range(ROWS))
+    assert len(got) == -(-ROWS // 2) * 2
 
 
 def test_copy_makes_writable_tensors_and_device(data):
@@ -137,8 +140,11 @@ def test_rank_and_world_size_from_torch_distributed(data, tmp_path):
     results = [json.loads(o.read_text()) for o in outs]
     assert [r["shard"] for r in results] == [[0, 2], [1, 2]]
     assert results[0]["len"] == results[1]["len"]
-    a, b = set(results[0]["ids"]), set(results[1]["ids"])
-    assert len(a) == len(b) == ROWS // 2 and not (a & b)
+    a, b = results[0]["ids"], results[1]["ids"]
+    # Each rank ceil(ROWS / 2) rows; together every row, the odd one padded by wrapping around.
+    assert len(a) == len(b) == -(-ROWS // 2)
+    assert set(a) | set(b) == set(range(ROWS))
+    assert len(set(a) & set(b)) == len(a) + len(b) - ROWS
 
 
 # ---- torch DataLoader workers: epochs and resume --------------------------------------------
@@ -170,7 +176,7 @@ def test_set_epoch_reaches_torch_workers(data, references, persistent):
     for epoch in [0, 1, 0, 3]:
         ds.set_epoch(epoch)
         assert all_ids(loader) == references[epoch], f"epoch {epoch}"
-    assert len(set(references[0])) == ROWS - ROWS % 2 and references[0] != references[1]
+    assert len(set(references[0])) == ROWS and references[0] != references[1]
 
 
 @pytest.mark.parametrize("persistent", [True, False])
@@ -235,7 +241,7 @@ def test_a_state_from_the_middle_of_an_epoch_does_not_resume_in_workers(data):
     with pytest.raises(Exception, match="middle of an epoch"):
         all_ids(torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2))
     resumed.set_epoch(0)  # an explicit epoch replaces the state
-    assert len(all_ids(torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2))) == ROWS - ROWS % 2
+    assert len(all_ids(torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2))) == -(-ROWS // 2) * 2
 
 
 def test_the_shared_epoch_file_goes_with_the_dataset(data):

@@ -21,8 +21,9 @@ Rank and world size come from ``torch.distributed`` when it is initialised (else
 arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``).
 
 Zenith builds batches on its own threads, so ``num_workers=0`` is the usual choice in a torch
-``DataLoader``. With torch workers (``num_workers=W``) each reads a disjoint part (shard
-``rank * W + id`` of ``world_size * W``), and the epochs behave as without them, persistent
+``DataLoader``. With torch workers (``num_workers=W``) each reads its own part (shard
+``rank * W + id`` of ``world_size * W``; rows that do not divide evenly are padded by wrapping
+around, as torch's ``DistributedSampler`` does, so every worker gets as many rows), and the epochs behave as without them, persistent
 workers or not: each pass runs the next epoch, or the one given to ``set_epoch`` (called in the
 main process) since the last pass; the workers learn it through a small file shared by path
 (see ``zenith/_worker_epochs.py``). ``state_dict()`` in the main process works at epoch
