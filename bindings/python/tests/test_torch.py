@@ -253,3 +253,18 @@ def test_the_shared_epoch_file_goes_with_the_dataset(data):
     del ds
     gc.collect()
     assert not os.path.exists(path)
+
+
+def test_shard_none_reads_every_row_under_torchrun(data, monkeypatch):
+    """Under torchrun (RANK/WORLD_SIZE set) the default shards; shard=None reads everything."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    sharded = zenith.torch.DataLoader(data["arrow"], batch_size=500, columns=["id"], num_workers=1)
+    assert sharded.shard() == (1, 4)
+    everything = zenith.torch.DataLoader(data["arrow"], batch_size=500, columns=["id"], num_workers=1, shard=None)
+    assert everything.shard() == (0, 1)
+    assert sorted(all_ids(everything)) == list(range(ROWS))
+    with pytest.raises(zenith.InvalidArgumentError):
+        zenith.torch.DataLoader(data["arrow"], shard=None, rank=0, world_size=2)
+    sharded.close()
+    everything.close()

@@ -17,8 +17,9 @@ pyarrow); ``pad={"tokens": 0}`` makes the variable-size list column ``tokens`` a
 padded with 0 to the batch's longest list, and ``"tokens_lengths"`` an int64 tensor of the
 lengths (see :class:`zenith.Loader`).
 
-Rank and world size come from ``torch.distributed`` when it is initialised (else from the
-arguments, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``).
+Rank and world size come from the arguments, else from ``torch.distributed`` when it is
+initialised, else ``RANK``/``WORLD_SIZE`` or ``SLURM_*``; ``shard=None`` reads every row on every
+rank (an evaluation loader on rank 0 under torchrun), still split across torch workers.
 
 Zenith builds batches on its own threads, so ``num_workers=0`` is the usual choice in a torch
 ``DataLoader``. With torch workers (``num_workers=W``) each reads its own part (shard
@@ -96,10 +97,16 @@ class DataLoader(torch.utils.data.IterableDataset):
         device=None,
         copy: bool = False,
         pad: dict | None = None,
+        shard="distributed",
     ):
         super().__init__()
         if (rank is None) != (world_size is None):
             raise invalid("give both rank and world_size, or neither")
+        if shard is not None and shard != "distributed":
+            raise invalid(f'shard must be "distributed" (the default) or None, got {shard!r}')
+        if shard is None and rank is not None:
+            raise invalid("give shard=None or rank and world_size, not both")
+        self._no_shard = shard is None
         self._kwargs = dict(
             batch_size=batch_size,
             shuffle=shuffle,
@@ -124,7 +131,9 @@ class DataLoader(torch.utils.data.IterableDataset):
     def shard(self) -> tuple:
         """(rank, world_size) this process reads: arguments, else torch.distributed, else the
         environment; split further across torch DataLoader workers."""
-        if self._rank is not None:
+        if self._no_shard:
+            rank, world = 0, 1
+        elif self._rank is not None:
             rank, world = self._rank, self._world_size
         elif torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
