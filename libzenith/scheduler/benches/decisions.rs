@@ -1,0 +1,2 @@
+//! Decision latency (being built).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The simulator (being built).
+fn main() {}

@@ -1,0 +1,488 @@
+//! One scheduling pass: health, requeues, then the queue in policy order with placement, EASY
+//! backfill and preemption.
+
+use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
+use crate::cluster::{Free, Health, Req, WHOLE, best_island_free, member_cap};
+use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
+use crate::fgd::Profile;
+use crate::model::{JobId, Locality};
+use crate::placement::{self, PlacementPolicy};
+use crate::priority::{QueueOrder, short_factor, size_factor};
+use crate::state::JobState;
+use crate::util::FxHashSet;
+
+/// The head job's reservation: when it can start at the latest, and the free state without the
+/// resources it will take then (what a job running past `shadow` may use).
+struct Reservation {
+    shadow: u64,
+    masked: Free,
+}
+
+impl Scheduler {
+    pub(crate) fn pass(&mut self, now: u64) -> Vec<Decision> {
+        self.check_nodes(now);
+        self.check_jobs(now);
+        let mut out = std::mem::take(&mut self.outbox);
+        let mut again: Vec<u32> = self.sets[SUSPENDED as usize]
+            .iter()
+            .copied()
+            .filter(|&i| self.jobs[i as usize].auto_requeue)
+            .collect();
+        again.sort_unstable();
+        for i in again {
+            let i = i as usize;
+            self.move_to(i, JobState::Queued);
+            self.jobs[i].auto_requeue = false;
+            self.stats.requeues_total += 1;
+            out.push(Decision::Requeue {
+                job: self.jobs[i].spec.id,
+                reason: RequeueReason::Preempted,
+            });
+        }
+        let mut pending = self.sets[PENDING as usize].clone();
+        pending.sort_unstable();
+        for i in pending {
+            self.move_to(i as usize, JobState::Queued);
+        }
+        self.place_queue(now, &mut out);
+        out
+    }
+
+    /// Heartbeat deadlines: Up → Suspect → Down (a Down node loses its jobs).
+    fn check_nodes(&mut self, now: u64) {
+        let Some(suspect) = self.cfg.node_suspect_after_ms else {
+            return;
+        };
+        let down = self.cfg.node_down_after_ms;
+        for n in 0..self.cluster.nodes.len() {
+            let info = &self.cluster.nodes[n];
+            if info.removed || info.health == Health::Down {
+                continue;
+            }
+            let age = now.saturating_sub(info.last_heartbeat);
+            if down.is_some_and(|d| age > d) {
+                self.cluster.nodes[n].health = Health::Down;
+                self.cluster.refresh_eligible(n);
+                self.lose_node(n);
+            } else if age > suspect && info.health == Health::Up {
+                self.cluster.nodes[n].health = Health::Suspect;
+                self.cluster.refresh_eligible(n);
+            }
+        }
+    }
+
+    /// Time limits and zombies of RUNNING jobs.
+    fn check_jobs(&mut self, now: u64) {
+        let mut active = self.sets[ACTIVE as usize].clone();
+        active.sort_unstable();
+        for i in active {
+            let i = i as usize;
+            let e = &self.jobs[i];
+            if e.state != JobState::Running {
+                continue;
+            }
+            let over_limit = match (e.spec.max_runtime_ms, e.run_start_ms) {
+                (Some(limit), Some(s)) => now > s + limit,
+                _ => false,
+            };
+            let zombie = e
+                .spec
+                .progress_timeout_ms
+                .or(self.cfg.zombie_timeout_ms)
+                .is_some_and(|z| now > e.last_progress_ms + z);
+            if over_limit {
+                self.stop_job(i, false, RequeueReason::Zombie, FailReason::TimeLimit);
+            } else if zombie {
+                let restart = e.spec.restartable;
+                self.stop_job(i, restart, RequeueReason::Zombie, FailReason::Zombie);
+            }
+        }
+    }
+
+    /// The QUEUED jobs in policy order.
+    fn ordered_queue(&mut self, now: u64) -> Vec<u32> {
+        let queued = &self.sets[QUEUED as usize];
+        match self.cfg.policy.order {
+            QueueOrder::Fifo => {
+                let mut v: Vec<(u64, u64, u32)> = queued
+                    .iter()
+                    .map(|&i| {
+                        let e = &self.jobs[i as usize];
+                        (e.submit_ms, e.spec.id.0, i)
+                    })
+                    .collect();
+                v.sort_unstable();
+                v.into_iter().map(|x| x.2).collect()
+            }
+            QueueOrder::ShortestFirst => {
+                let mut v: Vec<(u64, u64, u64, u32)> = queued
+                    .iter()
+                    .map(|&i| {
+                        let e = &self.jobs[i as usize];
+                        (
+                            e.spec.max_runtime_ms.unwrap_or(u64::MAX),
+                            e.submit_ms,
+                            e.spec.id.0,
+                            i,
+                        )
+                    })
+                    .collect();
+                v.sort_unstable();
+                v.into_iter().map(|x| x.3).collect()
+            }
+            QueueOrder::Multifactor => {
+                let uf = self.users.factors();
+                let qf = self.queue_fs.factors();
+                let cluster_gpus = self.cluster.total_gpus() as f64;
+                let w = self.cfg.weights;
+                let age_max = w.age_max_ms.max(1) as f64;
+                let mut v: Vec<(i32, f64, u64, u64, u32)> = queued
+                    .iter()
+                    .map(|&i| {
+                        let e = &self.jobs[i as usize];
+                        let age = (now.saturating_sub(e.submit_ms) as f64 / age_max).min(1.0);
+                        let fs = (uf[e.user_acct] + qf[e.queue_acct]) / 2.0;
+                        let size = size_factor(e.demand[0] as f64 / 1000.0, cluster_gpus);
+                        let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
+                        let score =
+                            w.age * age + w.fair_share * fs + w.size * size + w.short * short;
+                        (e.spec.priority, score, e.submit_ms, e.spec.id.0, i)
+                    })
+                    .collect();
+                v.sort_unstable_by(|a, b| {
+                    b.0.cmp(&a.0)
+                        .then(b.1.total_cmp(&a.1))
+                        .then(a.2.cmp(&b.2))
+                        .then(a.3.cmp(&b.3))
+                });
+                v.into_iter().map(|x| x.4).collect()
+            }
+        }
+    }
+
+    fn place_queue(&mut self, now: u64, out: &mut Vec<Decision>) {
+        if self.sets[QUEUED as usize].is_empty() {
+            return;
+        }
+        let order = self.ordered_queue(now);
+        let policy = self.cfg.policy;
+        let profile: Option<Profile> =
+            (policy.placement == PlacementPolicy::Topology).then(|| self.learner.profile().clone());
+        let mut failed: FxHashSet<Req> = FxHashSet::default();
+        let mut resv: Option<Reservation> = None;
+        for i in order {
+            let i = i as usize;
+            if self.jobs[i].state != JobState::Queued {
+                continue;
+            }
+            let (req, queue, demand) = (self.jobs[i].req, self.jobs[i].queue, self.jobs[i].demand);
+            let quota_ok = self.quotas.admits(queue, demand, &[]);
+            let live = if !quota_ok || failed.contains(&req) {
+                None
+            } else {
+                let p = placement::place(
+                    &self.cluster,
+                    &self.free,
+                    &req,
+                    policy.placement,
+                    profile.as_ref(),
+                );
+                if p.is_none() {
+                    failed.insert(req);
+                }
+                p
+            };
+            if let Some(p) = live {
+                match resv.as_mut() {
+                    None => self.start(i, p, now, out, None),
+                    Some(r) => {
+                        let ends_before = self.jobs[i]
+                            .spec
+                            .max_runtime_ms
+                            .is_some_and(|t| now + t <= r.shadow);
+                        if ends_before {
+                            self.start(i, p, now, out, Some(r));
+                        } else if let Some(p2) = placement::place(
+                            &self.cluster,
+                            &r.masked,
+                            &req,
+                            policy.placement,
+                            profile.as_ref(),
+                        ) {
+                            self.start(i, p2, now, out, Some(r));
+                        }
+                    }
+                }
+                continue;
+            }
+            if policy.preemption && resv.is_none() {
+                if let Some((victims, p)) = self.find_preemption(i, profile.as_ref()) {
+                    let by = self.jobs[i].spec.id;
+                    for v in victims {
+                        self.preempt(v, by, out);
+                    }
+                    failed.clear();
+                    self.start(i, p, now, out, None);
+                    continue;
+                }
+            }
+            if !quota_ok {
+                continue;
+            }
+            if policy.head_of_line_blocking {
+                break;
+            }
+            if policy.backfill && resv.is_none() {
+                if let Some((shadow, p)) = self.earliest_start(&req, now) {
+                    let mut masked = self.free.clone();
+                    for m in &p {
+                        mask_out(&self.cluster, &mut masked, m, &req);
+                    }
+                    resv = Some(Reservation { shadow, masked });
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        i: usize,
+        members: Vec<MemberPlacement>,
+        now: u64,
+        out: &mut Vec<Decision>,
+        resv: Option<&mut Reservation>,
+    ) {
+        let req = self.jobs[i].req;
+        if let Some(r) = resv {
+            for m in &members {
+                r.masked.take_saturating(&self.cluster, m, &req);
+            }
+        }
+        self.bind(i, members.clone());
+        self.move_to(i, JobState::Scheduled);
+        let e = &mut self.jobs[i];
+        e.start_ms = Some(now);
+        e.run_start_ms = None;
+        e.starts += 1;
+        self.stats.allocation_success_total += 1;
+        out.push(Decision::Start {
+            job: e.spec.id,
+            members,
+        });
+    }
+
+    fn preempt(&mut self, v: usize, by: JobId, out: &mut Vec<Decision>) {
+        self.unbind(v);
+        self.move_to(v, JobState::Suspended);
+        let e = &mut self.jobs[v];
+        e.auto_requeue = true;
+        e.preemptions += 1;
+        self.stats.preemptions_total += 1;
+        out.push(Decision::Preempt { job: e.spec.id, by });
+    }
+
+    /// The smallest set of preemptible jobs (found greedily, then pruned) whose resources let job
+    /// `i` start, and the placement it gets. Victims are RUNNING jobs of a lower priority tier;
+    /// also, when job `i`'s queue stays within its nominal quota, jobs of queues in its cohort
+    /// that borrow (Kueue's reclaim). Lowest priority first, then the largest (fewer victims),
+    /// then the most recently started (least work lost).
+    fn find_preemption(
+        &self,
+        i: usize,
+        profile: Option<&Profile>,
+    ) -> Option<(Vec<usize>, Vec<MemberPlacement>)> {
+        let e = &self.jobs[i];
+        let (prio, q, req, demand) = (e.spec.priority, e.queue, e.req, e.demand);
+        let reclaim = self.quotas.within_nominal(q, demand);
+        let mut cands: Vec<usize> = self.sets[ACTIVE as usize]
+            .iter()
+            .map(|&v| v as usize)
+            .filter(|&v| {
+                let x = &self.jobs[v];
+                x.state == JobState::Running
+                    && x.spec.preemptible
+                    && (x.spec.priority < prio
+                        || (reclaim
+                            && x.queue != q
+                            && self.quotas.same_cohort(q, x.queue)
+                            && self.quotas.borrowing(x.queue)))
+            })
+            .collect();
+        if cands.is_empty() {
+            return None;
+        }
+        cands.sort_unstable_by_key(|&v| {
+            let x = &self.jobs[v];
+            (
+                x.spec.priority,
+                std::cmp::Reverse(x.demand[0]),
+                std::cmp::Reverse(x.start_ms.unwrap_or(0)),
+                x.spec.id,
+            )
+        });
+        let quota_ok = |chosen: &[usize]| {
+            let released: Vec<(usize, [u64; 3])> = chosen
+                .iter()
+                .map(|&v| (self.jobs[v].queue, self.jobs[v].demand))
+                .collect();
+            self.quotas.admits(q, demand, &released)
+        };
+        let give = |f: &mut Free, v: usize| {
+            let x = &self.jobs[v];
+            for m in &x.members {
+                f.give(&self.cluster, m, &x.req);
+            }
+        };
+        let take = |f: &mut Free, v: usize| {
+            let x = &self.jobs[v];
+            for m in &x.members {
+                f.take(&self.cluster, m, &x.req);
+            }
+        };
+        let pol = self.cfg.policy.placement;
+        let single_node =
+            req.gang == 1 || matches!(req.locality, Locality::SameNode | Locality::SameIsland);
+        let mut scratch = self.free.clone();
+        let chosen: Vec<usize> = if single_node {
+            let fits_on = |f: &Free, n: usize| {
+                member_cap(&self.cluster, f, n, &req, req.gang) >= req.gang
+                    && (req.locality != Locality::SameIsland
+                        || best_island_free(&self.cluster, f, n, req.type_mask)
+                            >= req.gpus * req.gang)
+            };
+            // Victims per node, in candidate order.
+            let mut by_node: Vec<(u32, usize)> = Vec::new();
+            for (rank, &v) in cands.iter().enumerate() {
+                let mut nodes: Vec<u32> = self.jobs[v].members.iter().map(|m| m.node.0).collect();
+                nodes.sort_unstable();
+                nodes.dedup();
+                for n in nodes {
+                    if self.cluster.eligible[n as usize] {
+                        by_node.push((n, rank));
+                    }
+                }
+            }
+            by_node.sort_unstable();
+            // (victims, highest victim priority, victim GPUs, node) and the victims.
+            type Best = ((usize, i32, u64, u32), Vec<usize>);
+            let mut best: Option<Best> = None;
+            let mut k = 0;
+            while k < by_node.len() {
+                let n = by_node[k].0;
+                let mut end = k;
+                while end < by_node.len() && by_node[end].0 == n {
+                    end += 1;
+                }
+                let list: Vec<usize> = by_node[k..end].iter().map(|x| cands[x.1]).collect();
+                k = end;
+                let mut set: Vec<usize> = Vec::new();
+                let mut ok = false;
+                for &v in &list {
+                    give(&mut scratch, v);
+                    set.push(v);
+                    if fits_on(&scratch, n as usize) && quota_ok(&set) {
+                        ok = true;
+                        break;
+                    }
+                }
+                if ok {
+                    for pos in (0..set.len()).rev() {
+                        let v = set[pos];
+                        take(&mut scratch, v);
+                        let mut without = set.clone();
+                        without.remove(pos);
+                        if fits_on(&scratch, n as usize) && quota_ok(&without) {
+                            set = without;
+                        } else {
+                            give(&mut scratch, v);
+                        }
+                    }
+                    let key = (
+                        set.len(),
+                        set.iter()
+                            .map(|&v| self.jobs[v].spec.priority)
+                            .max()
+                            .unwrap_or(0),
+                        set.iter().map(|&v| self.jobs[v].demand[0]).sum(),
+                        n,
+                    );
+                    if best.as_ref().is_none_or(|b| key < b.0) {
+                        best = Some((key, set.clone()));
+                    }
+                }
+                for &v in &set {
+                    take(&mut scratch, v);
+                }
+            }
+            best?.1
+        } else {
+            // Bisection over the candidate prefix, then pruning.
+            let after = |k: usize| {
+                let mut f = self.free.clone();
+                for &v in &cands[..k] {
+                    give(&mut f, v);
+                }
+                f
+            };
+            let ok = |k: usize| {
+                quota_ok(&cands[..k])
+                    && placement::place(&self.cluster, &after(k), &req, pol, profile).is_some()
+            };
+            if !ok(cands.len()) {
+                return None;
+            }
+            let (mut lo, mut hi) = (0usize, cands.len());
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if ok(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let mut set: Vec<usize> = cands[..hi].to_vec();
+            scratch = after(hi);
+            for pos in (0..set.len()).rev() {
+                let v = set[pos];
+                take(&mut scratch, v);
+                let mut without = set.clone();
+                without.remove(pos);
+                if quota_ok(&without)
+                    && placement::place(&self.cluster, &scratch, &req, pol, profile).is_some()
+                {
+                    set = without;
+                } else {
+                    give(&mut scratch, v);
+                }
+            }
+            set
+        };
+        let mut f = self.free.clone();
+        for &v in &chosen {
+            give(&mut f, v);
+        }
+        if !quota_ok(&chosen) {
+            return None;
+        }
+        let p = placement::place(&self.cluster, &f, &req, pol, profile)?;
+        let mut chosen = chosen;
+        chosen.sort_unstable_by_key(|&v| self.jobs[v].spec.id);
+        Some((chosen, p))
+    }
+}
+
+/// Removes what a reserved member will take from a free state: its GPUs entirely, its CPU and
+/// memory from what is free now (conservative: more may be free at the reserved time).
+fn mask_out(cl: &crate::cluster::Cluster, f: &mut Free, m: &MemberPlacement, req: &Req) {
+    let n = m.node.0 as usize;
+    let off = cl.nodes[n].gpu_off;
+    for g in &m.gpus {
+        let slot = &mut f.gpu[off + g.index as usize];
+        if *slot == WHOLE {
+            f.whole[n] -= 1;
+        }
+        *slot = 0;
+    }
+    f.cpu[n] = f.cpu[n].saturating_sub(req.cpu);
+    f.mem[n] = f.mem[n].saturating_sub(req.mem);
+}
