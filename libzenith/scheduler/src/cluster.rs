@@ -395,6 +395,25 @@ pub(crate) fn best_island_free(cl: &Cluster, free: &Free, n: usize, mask: u64) -
     best
 }
 
+/// For a share request: the island of node `n` whose GPUs hold the most members (the index and
+/// how many).
+pub(crate) fn best_island_shares(cl: &Cluster, free: &Free, n: usize, req: &Req) -> (usize, u32) {
+    let info = &cl.nodes[n];
+    let m = req.milli.max(1) as u16;
+    let mut best = (0, 0);
+    for (k, isl) in info.islands.iter().enumerate() {
+        let c: u32 = isl
+            .iter()
+            .filter(|&&g| cl.gpu_allowed(info.gpu_off + g as usize, req.type_mask))
+            .map(|&g| (free.gpu[info.gpu_off + g as usize] / m) as u32)
+            .sum();
+        if c > best.1 {
+            best = (k, c);
+        }
+    }
+    best
+}
+
 /// The GPU grants for `k` whole-GPU members on node `n`: all inside one island when
 /// `one_island` and possible (best-fit island), else each member best-fit into an island, else
 /// spread over the fullest islands. With `island_aware = false`, lowest free indices first.
@@ -504,6 +523,15 @@ pub(crate) fn materialize(
             for (i, slot) in local.iter_mut().enumerate() {
                 if !cl.gpu_allowed(info.gpu_off + i, req.type_mask) {
                     *slot = 0;
+                }
+            }
+            if req.locality == Locality::SameIsland {
+                // Every share inside one island: the island that holds the most.
+                let (isl, _) = best_island_shares(cl, free, n as usize, req);
+                for (i, slot) in local.iter_mut().enumerate() {
+                    if cl.island_of[info.gpu_off + i] as usize != isl {
+                        *slot = 0;
+                    }
                 }
             }
             for _ in 0..k {

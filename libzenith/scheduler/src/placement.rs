@@ -10,7 +10,8 @@
 //!   [`crate::fgd`]), its GPUs inside one island when they fit.
 
 use crate::cluster::{
-    Cluster, Free, NO_RACK, Req, assign_whole, best_island_free, materialize, member_cap,
+    Cluster, Free, NO_RACK, Req, assign_whole, best_island_free, best_island_shares, materialize,
+    member_cap,
 };
 use crate::decision::{GpuGrant, MemberPlacement};
 use crate::fgd::Profile;
@@ -103,8 +104,15 @@ fn leftover(cl: &Cluster, free: &Free, n: usize, req: &Req, k: u32) -> Leftover 
     }
 }
 
-fn island_fits(cl: &Cluster, free: &Free, n: usize, req: &Req, k: u32) -> bool {
-    req.gpus == 0 || !req.is_whole() || best_island_free(cl, free, n, req.type_mask) >= req.gpus * k
+/// Whether `k` members fit inside one NVLink island of node `n`.
+pub(crate) fn island_fits(cl: &Cluster, free: &Free, n: usize, req: &Req, k: u32) -> bool {
+    if req.gpus == 0 {
+        true
+    } else if req.is_whole() {
+        best_island_free(cl, free, n, req.type_mask) >= req.gpus * k
+    } else {
+        k <= 1 || best_island_shares(cl, free, n, req).1 >= k
+    }
 }
 
 fn finish(

@@ -2,7 +2,7 @@
 //! backfill and preemption.
 
 use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
-use crate::cluster::{Free, Health, Req, WHOLE, best_island_free, member_cap};
+use crate::cluster::{Free, Health, Req, WHOLE, member_cap};
 use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
 use crate::fgd::Profile;
 use crate::model::{JobId, Locality};
@@ -347,8 +347,7 @@ impl Scheduler {
             let fits_on = |f: &Free, n: usize| {
                 member_cap(&self.cluster, f, n, &req, req.gang) >= req.gang
                     && (req.locality != Locality::SameIsland
-                        || best_island_free(&self.cluster, f, n, req.type_mask)
-                            >= req.gpus * req.gang)
+                        || placement::island_fits(&self.cluster, f, n, &req, req.gang))
             };
             // Victims per node, in candidate order.
             let mut by_node: Vec<(u32, usize)> = Vec::new();
