@@ -35,6 +35,8 @@ pub(crate) struct NodeInfo {
     /// Every island as GPU indices (local to the node); every GPU is in exactly one.
     pub islands: Vec<Vec<u16>>,
     pub rack: u32,
+    /// Nodes with equal shape have the same GPU types and islands, index by index.
+    pub shape: u32,
 }
 
 impl NodeInfo {
@@ -83,9 +85,32 @@ pub(crate) struct Free {
     pub whole: Vec<u16>,
     pub cpu: Vec<u64>,
     pub mem: Vec<u64>,
+    /// Per node: free milli-GPUs summed over its GPUs.
+    pub milli: Vec<u32>,
 }
 
 impl Free {
+    /// No nodes.
+    pub fn empty() -> Free {
+        Free {
+            gpu: Vec::new(),
+            whole: Vec::new(),
+            cpu: Vec::new(),
+            mem: Vec::new(),
+            milli: Vec::new(),
+        }
+    }
+
+    /// Zeroes GPU `flat` of node `n` (a reserved or removed GPU).
+    pub fn zero_gpu(&mut self, n: usize, flat: usize) {
+        let slot = &mut self.gpu[flat];
+        if *slot == WHOLE {
+            self.whole[n] -= 1;
+        }
+        self.milli[n] -= *slot as u32;
+        *slot = 0;
+    }
+
     /// Takes one member's resources; the caller has checked they are free.
     pub fn take(&mut self, cl: &Cluster, m: &MemberPlacement, req: &Req) {
         let n = m.node.0 as usize;
@@ -96,6 +121,7 @@ impl Free {
                 self.whole[n] -= 1;
             }
             *slot -= g.milli;
+            self.milli[n] -= g.milli as u32;
         }
         self.cpu[n] -= req.cpu;
         self.mem[n] -= req.mem;
@@ -108,6 +134,7 @@ impl Free {
         for g in &m.gpus {
             let slot = &mut self.gpu[off + g.index as usize];
             *slot += g.milli;
+            self.milli[n] += g.milli as u32;
             if *slot == WHOLE {
                 self.whole[n] += 1;
             }
@@ -126,19 +153,18 @@ impl Free {
             if *slot == WHOLE && g.milli > 0 {
                 self.whole[n] -= 1;
             }
-            *slot = slot.saturating_sub(g.milli);
+            let left = slot.saturating_sub(g.milli);
+            self.milli[n] -= (*slot - left) as u32;
+            *slot = left;
         }
         self.cpu[n] = self.cpu[n].saturating_sub(req.cpu);
         self.mem[n] = self.mem[n].saturating_sub(req.mem);
     }
 
     /// Free GPU milli of node `n`.
-    pub fn node_gpu_milli(&self, cl: &Cluster, n: usize) -> u64 {
-        let info = &cl.nodes[n];
-        self.gpu[info.gpu_off..info.gpu_off + info.ngpu]
-            .iter()
-            .map(|&x| x as u64)
-            .sum()
+    #[inline]
+    pub fn node_gpu_milli(&self, n: usize) -> u64 {
+        self.milli[n] as u64
     }
 }
 
@@ -154,6 +180,8 @@ pub(crate) struct Cluster {
     /// GPU type names by id (at most 64).
     pub types: Vec<String>,
     pub racks: Vec<String>,
+    /// Distinct (GPU types, islands) layouts, for [`NodeInfo::shape`].
+    pub shapes: Vec<(Vec<u8>, Vec<Vec<u16>>)>,
     /// Nodes of each rack, by id order (removed ones included; placement skips them).
     pub rack_nodes: Vec<Vec<u32>>,
     /// Whether placement may use the node: live, Up and not draining.
@@ -247,6 +275,18 @@ impl Cluster {
                 _ => None,
             };
         }
+        let types_of_node = self.gpu_type[gpu_off..].to_vec();
+        let shape = match self
+            .shapes
+            .iter()
+            .position(|(t, i)| *t == types_of_node && *i == islands)
+        {
+            Some(k) => k as u32,
+            None => {
+                self.shapes.push((types_of_node, islands.clone()));
+                (self.shapes.len() - 1) as u32
+            }
+        };
         let rack = match &spec.labels.rack {
             None => NO_RACK,
             Some(r) => match self.racks.iter().position(|x| x == r) {
@@ -265,6 +305,7 @@ impl Cluster {
         free.whole.push(ngpu as u16);
         free.cpu.push(spec.cpu_milli);
         free.mem.push(spec.memory_mib);
+        free.milli.push(ngpu as u32 * WHOLE as u32);
         self.by_name.insert(spec.name.clone(), id);
         self.eligible.push(true);
         self.nodes.push(NodeInfo {
@@ -278,6 +319,7 @@ impl Cluster {
             homo_type: homo,
             islands,
             rack,
+            shape,
         });
         Ok(id)
     }
@@ -327,6 +369,120 @@ impl Cluster {
             .map(|n| n.ngpu as u64)
             .sum()
     }
+}
+
+/// The most one member could get on any eligible node (each field maximised separately). While
+/// resources are only taken, these stay upper bounds, so a request above them cannot fit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    cpu: u64,
+    mem: u64,
+    whole: u16,
+    gpu: u16,
+}
+
+impl Bounds {
+    pub fn of(cl: &Cluster, free: &Free) -> Bounds {
+        let mut b = Bounds {
+            cpu: 0,
+            mem: 0,
+            whole: 0,
+            gpu: 0,
+        };
+        for (n, info) in cl.nodes.iter().enumerate() {
+            if !cl.eligible[n] {
+                continue;
+            }
+            b.cpu = b.cpu.max(free.cpu[n]);
+            b.mem = b.mem.max(free.mem[n]);
+            b.whole = b.whole.max(free.whole[n]);
+            if let Some(&g) = free.gpu[info.gpu_off..info.gpu_off + info.ngpu]
+                .iter()
+                .max()
+            {
+                b.gpu = b.gpu.max(g);
+            }
+        }
+        b
+    }
+
+    /// `false` when no eligible node can hold one member of `req`.
+    pub fn may_fit(&self, req: &Req) -> bool {
+        req.cpu <= self.cpu
+            && req.mem <= self.mem
+            && (req.gpus == 0
+                || if req.milli >= 1000 {
+                    req.gpus <= self.whole as u32
+                } else {
+                    req.milli <= self.gpu as u32
+                })
+    }
+}
+
+/// The smallest member request of a set of jobs, field by field.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MinReq {
+    cpu: u64,
+    mem: u64,
+    cpu_only: bool,
+    whole: u32,
+    share: u32,
+}
+
+impl MinReq {
+    pub fn new() -> MinReq {
+        MinReq {
+            cpu: u64::MAX,
+            mem: u64::MAX,
+            cpu_only: false,
+            whole: u32::MAX,
+            share: u32::MAX,
+        }
+    }
+
+    pub fn add(&mut self, r: &Req) {
+        self.cpu = self.cpu.min(r.cpu);
+        self.mem = self.mem.min(r.mem);
+        if r.gpus == 0 {
+            self.cpu_only = true;
+        } else if r.milli >= 1000 {
+            self.whole = self.whole.min(r.gpus);
+        } else {
+            self.share = self.share.min(r.milli);
+        }
+    }
+}
+
+impl Bounds {
+    /// `false` when no request at least as large as `m` in every field can fit.
+    pub fn any_may_fit(&self, m: &MinReq) -> bool {
+        m.cpu <= self.cpu
+            && m.mem <= self.mem
+            && (m.cpu_only || m.whole <= self.whole as u32 || m.share <= self.gpu as u32)
+    }
+}
+
+/// A hash of node `n`'s shape and free state: nodes with equal states score equally.
+pub(crate) fn state_hash(cl: &Cluster, free: &Free, n: usize) -> u64 {
+    use std::hash::Hasher;
+    let info = &cl.nodes[n];
+    let mut h = crate::util::FxHasher::default();
+    h.write_u32(info.shape);
+    h.write_u64(free.cpu[n]);
+    h.write_u64(free.mem[n]);
+    for &g in &free.gpu[info.gpu_off..info.gpu_off + info.ngpu] {
+        h.write_u64(g as u64);
+    }
+    h.finish()
+}
+
+/// Whether nodes `a` and `b` have the same shape and free state.
+pub(crate) fn same_state(cl: &Cluster, free: &Free, a: usize, b: usize) -> bool {
+    let (x, y) = (&cl.nodes[a], &cl.nodes[b]);
+    x.shape == y.shape
+        && free.cpu[a] == free.cpu[b]
+        && free.mem[a] == free.mem[b]
+        && free.gpu[x.gpu_off..x.gpu_off + x.ngpu] == free.gpu[y.gpu_off..y.gpu_off + y.ngpu]
 }
 
 /// How many members of `req` fit on node `n` in `free` (at most `limit`); 0 when the node is not

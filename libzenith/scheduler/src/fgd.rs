@@ -195,12 +195,7 @@ mod tests {
     #[test]
     fn fragmentation_follows_the_paper_cases() {
         let mut cl = Cluster::default();
-        let mut free = Free {
-            gpu: vec![],
-            whole: vec![],
-            cpu: vec![],
-            mem: vec![],
-        };
+        let mut free = Free::empty();
         cl.add(
             NodeSpec::new("a", 8000, 1000).with_gpus(2, "T4", 0),
             0,

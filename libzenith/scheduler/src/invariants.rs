@@ -163,7 +163,11 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     for (n, info) in cl.nodes.iter().enumerate() {
         let gpus = info.gpu_off..info.gpu_off + info.ngpu;
         if info.removed {
-            if s.free.cpu[n] != 0 || s.free.mem[n] != 0 || s.free.whole[n] != 0 {
+            if s.free.cpu[n] != 0
+                || s.free.mem[n] != 0
+                || s.free.whole[n] != 0
+                || s.free.milli[n] != 0
+            {
                 return Err(format!(
                     "removed node {} has free resources",
                     info.spec.name
@@ -192,6 +196,15 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
             if s.free.gpu[g] == WHOLE {
                 whole += 1;
             }
+        }
+        let milli: u32 = (info.gpu_off..info.gpu_off + info.ngpu)
+            .map(|g| s.free.gpu[g] as u32)
+            .sum();
+        if milli != s.free.milli[n] {
+            return Err(format!(
+                "node {}: free milli-GPU counter is stale",
+                info.spec.name
+            ));
         }
         if whole != s.free.whole[n] {
             return Err(format!(

@@ -11,7 +11,7 @@
 
 use crate::cluster::{
     Cluster, Free, NO_RACK, Req, assign_whole, best_island_free, best_island_shares, materialize,
-    member_cap,
+    member_cap, same_state, state_hash,
 };
 use crate::decision::{GpuGrant, MemberPlacement};
 use crate::fgd::Profile;
@@ -91,9 +91,9 @@ fn tightest_share(_n: usize, local: &[u16], m: u16) -> Option<usize> {
 }
 
 /// GPU milli and CPU left on node `n` after `k` members (the best-fit key).
-fn leftover(cl: &Cluster, free: &Free, n: usize, req: &Req, k: u32) -> Leftover {
+fn leftover(free: &Free, n: usize, req: &Req, k: u32) -> Leftover {
     let gpu = free
-        .node_gpu_milli(cl, n)
+        .node_gpu_milli(n)
         .saturating_sub(k as u64 * req.member_gpu_milli());
     let cpu = free.cpu[n].saturating_sub(k as u64 * req.cpu);
     let mem = free.mem[n].saturating_sub(k as u64 * req.mem);
@@ -211,7 +211,7 @@ fn best_fit(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlacement>
                 member_cap(cl, free, n, req, gang) >= gang
                     && (!need_island || island_fits(cl, free, n, req, gang))
             })
-            .min_by_key(|&n| (leftover(cl, free, n, req, gang), n))
+            .min_by_key(|&n| (leftover(free, n, req, gang), n))
     };
     let counts: Vec<(u32, u32)> = match req.locality {
         Locality::SameIsland => {
@@ -228,7 +228,7 @@ fn best_fit(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlacement>
             if v.len() < gang as usize {
                 return None;
             }
-            v.sort_by_key(|&n| (leftover(cl, free, n, req, 1), n));
+            v.sort_by_key(|&n| (leftover(free, n, req, 1), n));
             v.truncate(gang as usize);
             v.sort_unstable();
             v.into_iter().map(|n| (n as u32, 1)).collect()
@@ -250,7 +250,7 @@ fn best_fit(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlacement>
                     let slack: u64 = nodes
                         .iter()
                         .filter(|&&n| cl.eligible[n as usize])
-                        .map(|&n| free.node_gpu_milli(cl, n as usize))
+                        .map(|&n| free.node_gpu_milli(n as usize))
                         .sum();
                     if best.as_ref().is_none_or(|b| (slack, r) < (b.0, b.1)) {
                         let v = tightest_first(cl, free, req, nodes.iter().map(|&n| n as usize))?;
@@ -278,7 +278,7 @@ fn tightest_first(
     let mut v: Vec<(u64, u64, u64, usize)> = nodes
         .filter(|&n| member_cap(cl, free, n, req, 1) >= 1)
         .map(|n| {
-            let (a, b, c) = leftover(cl, free, n, req, 0);
+            let (a, b, c) = leftover(free, n, req, 0);
             (a, b, c, n)
         })
         .collect();
@@ -303,9 +303,22 @@ fn topology_single(
     type Key = (u8, i64, Leftover, usize);
     let mut best: Option<(Key, Vec<GpuGrant>)> = None;
     let mut local: Vec<u16> = Vec::new();
+    // A node in the same state as an earlier one scores the same and loses the tie on its id:
+    // skip it (on a large cluster most idle nodes are alike).
+    let mut seen: crate::util::FxHashMap<u64, usize> = Default::default();
     for n in 0..cl.nodes.len() {
         if member_cap(cl, free, n, req, 1) == 0 {
             continue;
+        }
+        match seen.entry(state_hash(cl, free, n)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if same_state(cl, free, *e.get(), n) {
+                    continue;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(n);
+            }
         }
         let info = &cl.nodes[n];
         let off = info.gpu_off;
@@ -385,7 +398,7 @@ fn topology_single(
                 }],
             )
         };
-        let key = (tier, d, leftover(cl, free, n, req, 1), n);
+        let key = (tier, d, leftover(free, n, req, 1), n);
         if best.as_ref().is_none_or(|b| key < b.0) {
             best = Some((key, grants));
         }
@@ -399,12 +412,7 @@ fn topology_single(
 
 /// The fewest nodes that hold `gang` members: the largest capacities first, the last node the
 /// smallest that holds the rest. `nodes` holds (node, capacity) with capacity > 0.
-fn fewest_nodes(
-    cl: &Cluster,
-    free: &Free,
-    req: &Req,
-    nodes: &mut [(u32, u32)],
-) -> Option<(usize, u64, Counts)> {
+fn fewest_nodes(free: &Free, req: &Req, nodes: &mut [(u32, u32)]) -> Option<(usize, u64, Counts)> {
     let total: u64 = nodes.iter().map(|x| x.1 as u64).sum();
     if total < req.gang as u64 {
         return None;
@@ -428,7 +436,7 @@ fn fewest_nodes(
     }
     let slack: u64 = out
         .iter()
-        .map(|&(n, k)| leftover(cl, free, n as usize, req, k).0)
+        .map(|&(n, k)| leftover(free, n as usize, req, k).0)
         .sum();
     out.sort_unstable();
     Some((out.len(), slack, out))
@@ -459,7 +467,7 @@ fn topology_gang(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlace
             if tier == 1 && loc == Locality::SameIsland {
                 continue;
             }
-            let key = (tier, leftover(cl, free, n as usize, req, gang), n);
+            let key = (tier, leftover(free, n as usize, req, gang), n);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
@@ -483,7 +491,7 @@ fn topology_gang(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlace
         for (r, list) in rack_of_cap.iter().enumerate() {
             in_rack.clear();
             in_rack.extend_from_slice(list);
-            if let Some((k, slack, v)) = fewest_nodes(cl, free, req, &mut in_rack) {
+            if let Some((k, slack, v)) = fewest_nodes(free, req, &mut in_rack) {
                 let key = (k, slack, r as u32);
                 if best.as_ref().is_none_or(|b| key < (b.0, b.1, b.2)) {
                     best = Some((k, slack, r as u32, v));
@@ -496,7 +504,7 @@ fn topology_gang(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlace
         if loc == Locality::SameRack {
             return None;
         }
-        let (_, _, v) = fewest_nodes(cl, free, req, &mut caps)?;
+        let (_, _, v) = fewest_nodes(free, req, &mut caps)?;
         return finish(cl, free, req, &v, true, true);
     }
     // Spread: `gang` distinct nodes, one rack if possible, tightest nodes first.
@@ -510,7 +518,7 @@ fn topology_gang(cl: &Cluster, free: &Free, req: &Req) -> Option<Vec<MemberPlace
     let pick = |list: &[u32]| -> (u64, Vec<(u32, u32)>) {
         let mut v: Vec<((u64, u64, u64), u32)> = list
             .iter()
-            .map(|&n| (leftover(cl, free, n as usize, req, 1), n))
+            .map(|&n| (leftover(free, n as usize, req, 1), n))
             .collect();
         v.sort_unstable();
         v.truncate(gang as usize);
@@ -548,12 +556,7 @@ mod tests {
 
     fn cluster(specs: Vec<NodeSpec>) -> (Cluster, Free) {
         let mut cl = Cluster::default();
-        let mut free = Free {
-            gpu: vec![],
-            whole: vec![],
-            cpu: vec![],
-            mem: vec![],
-        };
+        let mut free = Free::empty();
         for s in specs {
             cl.add(s, 0, &mut free).unwrap();
         }
@@ -663,12 +666,7 @@ mod tests {
     #[test]
     fn gpu_types_are_respected() {
         let mut cl = Cluster::default();
-        let mut free = Free {
-            gpu: vec![],
-            whole: vec![],
-            cpu: vec![],
-            mem: vec![],
-        };
+        let mut free = Free::empty();
         let mut mixed = NodeSpec::new("m", 8000, 8000).with_gpus(1, "T4", 0);
         mixed = mixed.with_gpus(1, "A100", 0);
         cl.add(mixed, 0, &mut free).unwrap();

@@ -6,18 +6,18 @@
 
 mod pass;
 
-use crate::cluster::{Cluster, Free, Health, Req};
+use crate::cluster::{Cluster, Free, Health, Req, member_cap};
 use crate::config::SchedulerConfig;
 use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
 use crate::error::{Error, Result};
 use crate::fgd::ProfileLearner;
 use crate::journal::{Journal, Op};
-use crate::model::{JobId, JobSpec, NodeId, NodeSpec, NodeState, QueueSpec};
+use crate::model::{JobId, JobSpec, Locality, NodeId, NodeSpec, NodeState, QueueSpec};
 use crate::placement;
 use crate::priority::FairShare;
 use crate::quota::QuotaBook;
 use crate::state::JobState;
-use crate::util::FxHashMap;
+use crate::util::{FxHashMap, FxHashSet};
 
 /// Changes to a live job's policy fields (`None` leaves a field as it is).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,6 +169,13 @@ pub struct Scheduler {
     pub(crate) stats: SchedulerStats,
     pub(crate) journal: Option<Journal>,
     pub(crate) poisoned: bool,
+    /// Request shapes that found no placement. Taking resources never makes them fit; when a
+    /// node grows (a job released resources, a node joined or came back) each pass re-checks
+    /// them against the grown nodes only.
+    pub(crate) no_fit: FxHashSet<Req>,
+    /// Nodes that grew since the last re-check, and a flag per node.
+    pub(crate) grown: Vec<u32>,
+    pub(crate) grown_flag: Vec<bool>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -193,12 +200,7 @@ impl Scheduler {
             cfg,
             now: 0,
             cluster: Cluster::default(),
-            free: Free {
-                gpu: Vec::new(),
-                whole: Vec::new(),
-                cpu: Vec::new(),
-                mem: Vec::new(),
-            },
+            free: Free::empty(),
             jobs: Vec::new(),
             job_index: FxHashMap::default(),
             sets: Default::default(),
@@ -207,6 +209,9 @@ impl Scheduler {
             stats: SchedulerStats::default(),
             journal: None,
             poisoned: false,
+            no_fit: FxHashSet::default(),
+            grown: Vec::new(),
+            grown_flag: Vec::new(),
         })
     }
 
@@ -401,6 +406,8 @@ impl Scheduler {
                 }
                 self.advance(*now);
                 let id = self.cluster.add(spec.clone(), *now, &mut self.free)?;
+                self.grown_flag.push(false);
+                self.mark_grown(id.0 as usize);
                 Ok(Outcome::Node(id))
             }
             Op::RemoveNode { name, now } => {
@@ -412,9 +419,8 @@ impl Scheduler {
                 self.cluster.by_name.remove(name);
                 let info = &self.cluster.nodes[n];
                 for g in info.gpu_off..info.gpu_off + info.ngpu {
-                    self.free.gpu[g] = 0;
+                    self.free.zero_gpu(n, g);
                 }
-                self.free.whole[n] = 0;
                 self.free.cpu[n] = 0;
                 self.free.mem[n] = 0;
                 self.cluster.refresh_eligible(n);
@@ -425,8 +431,12 @@ impl Scheduler {
                 self.advance(*now);
                 let info = &mut self.cluster.nodes[id.0 as usize];
                 info.last_heartbeat = *now;
+                let back = info.health != Health::Up;
                 info.health = Health::Up;
                 self.cluster.refresh_eligible(id.0 as usize);
+                if back {
+                    self.mark_grown(id.0 as usize);
+                }
                 Ok(Outcome::Unit)
             }
             Op::Drain { name, now, on } => {
@@ -434,6 +444,9 @@ impl Scheduler {
                 self.advance(*now);
                 self.cluster.nodes[id.0 as usize].draining = *on;
                 self.cluster.refresh_eligible(id.0 as usize);
+                if !*on {
+                    self.mark_grown(id.0 as usize);
+                }
                 Ok(Outcome::Unit)
             }
             Op::Submit { spec, now } => {
@@ -694,6 +707,7 @@ impl Scheduler {
             let n = m.node.0 as usize;
             if !self.cluster.nodes[n].removed {
                 self.free.give(&self.cluster, m, &req);
+                self.mark_grown(n);
             }
         }
         let e = &self.jobs[i];
@@ -707,6 +721,34 @@ impl Scheduler {
         self.quotas.release(q, d);
         self.users.accounts[ua].rate_milli -= b;
         self.queue_fs.accounts[qa].rate_milli -= b;
+    }
+
+    fn mark_grown(&mut self, n: usize) {
+        if !self.grown_flag[n] {
+            self.grown_flag[n] = true;
+            self.grown.push(n as u32);
+        }
+    }
+
+    /// Drops the no-fit shapes that a grown node might now hold (all multi-node shapes when any
+    /// node grew).
+    pub(crate) fn recheck_no_fit(&mut self) {
+        if self.grown.is_empty() {
+            return;
+        }
+        let grown = std::mem::take(&mut self.grown);
+        for &n in &grown {
+            self.grown_flag[n as usize] = false;
+        }
+        let (cl, free) = (&self.cluster, &self.free);
+        self.no_fit.retain(|req| {
+            let one_node =
+                req.gang == 1 || matches!(req.locality, Locality::SameNode | Locality::SameIsland);
+            one_node
+                && grown
+                    .iter()
+                    .all(|&n| member_cap(cl, free, n as usize, req, req.gang) < req.gang)
+        });
     }
 
     /// Requeues or fails every job with a member on node `n` (the node is lost).
@@ -838,7 +880,7 @@ impl Scheduler {
         s.gpus_total = self.cluster.total_gpus();
         s.gpu_free_milli = (0..self.cluster.nodes.len())
             .filter(|&n| self.cluster.eligible[n])
-            .map(|n| self.free.node_gpu_milli(&self.cluster, n))
+            .map(|n| self.free.node_gpu_milli(n))
             .sum();
         s
     }
@@ -952,35 +994,50 @@ impl Scheduler {
             return None;
         }
         ends.sort_unstable();
-        let state_after = |k: usize| {
-            let mut f = self.free.clone();
-            for &(_, i) in &ends[..k] {
-                let e = &self.jobs[i as usize];
-                for m in &e.members {
-                    if !self.cluster.nodes[m.node.0 as usize].removed {
-                        f.give(&self.cluster, m, &e.req);
-                    }
+        // Release the running jobs in the order they end, tracking how many members fit on
+        // each node; run the full placement only when the capacities allow it, once per end
+        // time.
+        let single =
+            req.gang == 1 || matches!(req.locality, Locality::SameNode | Locality::SameIsland);
+        let spread = req.locality == Locality::Spread && req.gang > 1;
+        let mut f = self.free.clone();
+        let nn = self.cluster.nodes.len();
+        let mut caps: Vec<u32> = (0..nn)
+            .map(|n| member_cap(&self.cluster, &f, n, req, req.gang))
+            .collect();
+        let mut sum: u64 = caps.iter().map(|&c| c as u64).sum();
+        let mut max = caps.iter().copied().max().unwrap_or(0);
+        let mut nonzero = caps.iter().filter(|&&c| c > 0).count() as u64;
+        for k in 0..ends.len() {
+            let e = &self.jobs[ends[k].1 as usize];
+            for m in &e.members {
+                let n = m.node.0 as usize;
+                f.give(&self.cluster, m, &e.req);
+                let c = member_cap(&self.cluster, &f, n, req, req.gang);
+                sum = sum - caps[n] as u64 + c as u64;
+                if caps[n] == 0 && c > 0 {
+                    nonzero += 1;
+                }
+                caps[n] = c;
+                max = max.max(c);
+            }
+            if k + 1 < ends.len() && ends[k + 1].0 == ends[k].0 {
+                continue;
+            }
+            let possible = if single {
+                max >= req.gang
+            } else if spread {
+                nonzero >= req.gang as u64
+            } else {
+                sum >= req.gang as u64
+            };
+            if possible {
+                if let Some(p) = placement::place(&self.cluster, &f, req, pol, None) {
+                    return Some((ends[k].0, p));
                 }
             }
-            f
-        };
-        let fits = |k: usize| -> Option<Vec<MemberPlacement>> {
-            placement::place(&self.cluster, &state_after(k), req, pol, None)
-        };
-        // Freeing more never hurts, so the first k that fits is found by bisection; the
-        // placement is checked again at the k found.
-        let (mut lo, mut hi) = (0usize, ends.len());
-        fits(hi)?;
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if fits(mid).is_some() {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
         }
-        let p = fits(hi)?;
-        Some((ends[hi - 1].0, p))
+        None
     }
 
     /// The earliest time at which a pass could do something new (a requeue, a time limit, a

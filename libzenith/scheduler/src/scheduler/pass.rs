@@ -2,14 +2,13 @@
 //! backfill and preemption.
 
 use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
-use crate::cluster::{Free, Health, Req, WHOLE, member_cap};
+use crate::cluster::{Bounds, Free, Health, MinReq, Req, member_cap};
 use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
 use crate::fgd::Profile;
 use crate::model::{JobId, Locality};
 use crate::placement::{self, PlacementPolicy};
 use crate::priority::{QueueOrder, short_factor, size_factor};
 use crate::state::JobState;
-use crate::util::FxHashSet;
 
 /// The head job's reservation: when it can start at the latest, and the free state without the
 /// resources it will take then (what a job running past `shadow` may use).
@@ -168,16 +167,25 @@ impl Scheduler {
         let policy = self.cfg.policy;
         let profile: Option<Profile> =
             (policy.placement == PlacementPolicy::Topology).then(|| self.learner.profile().clone());
-        let mut failed: FxHashSet<Req> = FxHashSet::default();
+        self.recheck_no_fit();
+        let mut bounds = Bounds::of(&self.cluster, &self.free);
+        let mut smallest = MinReq::new();
+        for &i in &order {
+            smallest.add(&self.jobs[i as usize].req);
+        }
         let mut resv: Option<Reservation> = None;
         for i in order {
             let i = i as usize;
             if self.jobs[i].state != JobState::Queued {
                 continue;
             }
+            // Nothing left in the queue can fit (and no job may still preempt): stop.
+            if (resv.is_some() || !policy.preemption) && !bounds.any_may_fit(&smallest) {
+                break;
+            }
             let (req, queue, demand) = (self.jobs[i].req, self.jobs[i].queue, self.jobs[i].demand);
             let quota_ok = self.quotas.admits(queue, demand, &[]);
-            let live = if !quota_ok || failed.contains(&req) {
+            let live = if !quota_ok || !bounds.may_fit(&req) || self.no_fit.contains(&req) {
                 None
             } else {
                 let p = placement::place(
@@ -188,11 +196,12 @@ impl Scheduler {
                     profile.as_ref(),
                 );
                 if p.is_none() {
-                    failed.insert(req);
+                    self.no_fit.insert(req);
                 }
                 p
             };
             if let Some(p) = live {
+                let before = out.len();
                 match resv.as_mut() {
                     None => self.start(i, p, now, out, None),
                     Some(r) => {
@@ -213,6 +222,9 @@ impl Scheduler {
                         }
                     }
                 }
+                if out.len() > before {
+                    bounds = Bounds::of(&self.cluster, &self.free);
+                }
                 continue;
             }
             if policy.preemption && resv.is_none() {
@@ -221,7 +233,8 @@ impl Scheduler {
                     for v in victims {
                         self.preempt(v, by, out);
                     }
-                    failed.clear();
+                    self.recheck_no_fit();
+                    bounds = Bounds::of(&self.cluster, &self.free);
                     self.start(i, p, now, out, None);
                     continue;
                 }
@@ -476,11 +489,7 @@ fn mask_out(cl: &crate::cluster::Cluster, f: &mut Free, m: &MemberPlacement, req
     let n = m.node.0 as usize;
     let off = cl.nodes[n].gpu_off;
     for g in &m.gpus {
-        let slot = &mut f.gpu[off + g.index as usize];
-        if *slot == WHOLE {
-            f.whole[n] -= 1;
-        }
-        *slot = 0;
+        f.zero_gpu(n, off + g.index as usize);
     }
     f.cpu[n] = f.cpu[n].saturating_sub(req.cpu);
     f.mem[n] = f.mem[n].saturating_sub(req.mem);
