@@ -489,6 +489,9 @@ pub(crate) fn same_state(cl: &Cluster, free: &Free, a: usize, b: usize) -> bool 
 /// eligible.
 #[inline]
 pub(crate) fn member_cap(cl: &Cluster, free: &Free, n: usize, req: &Req, limit: u32) -> u32 {
+    if limit <= 1 {
+        return (limit == 1 && fits_one(cl, free, n, req)) as u32;
+    }
     if !cl.eligible[n] {
         return 0;
     }
@@ -531,6 +534,43 @@ pub(crate) fn member_cap(cl: &Cluster, free: &Free, n: usize, req: &Req, limit: 
             }
         }
         cap.min(count) as u32
+    }
+}
+
+/// Whether one member of `req` fits on node `n` (no divisions: the common question).
+#[inline]
+pub(crate) fn fits_one(cl: &Cluster, free: &Free, n: usize, req: &Req) -> bool {
+    if !cl.eligible[n] || free.cpu[n] < req.cpu || free.mem[n] < req.mem {
+        return false;
+    }
+    if req.gpus == 0 {
+        return true;
+    }
+    let info = &cl.nodes[n];
+    let gpus = &free.gpu[info.gpu_off..info.gpu_off + info.ngpu];
+    let fast = cl.node_types(n, req.type_mask);
+    if req.milli == 1000 {
+        match fast {
+            Some(true) => free.whole[n] as u32 >= req.gpus,
+            Some(false) => false,
+            None => {
+                gpus.iter()
+                    .enumerate()
+                    .filter(|(i, f)| {
+                        **f == WHOLE && cl.gpu_allowed(info.gpu_off + i, req.type_mask)
+                    })
+                    .count() as u32
+                    >= req.gpus
+            }
+        }
+    } else {
+        if fast == Some(false) || free.milli[n] < req.milli {
+            return false;
+        }
+        let m = req.milli as u16;
+        gpus.iter().enumerate().any(|(i, &f)| {
+            f >= m && (fast == Some(true) || cl.gpu_allowed(info.gpu_off + i, req.type_mask))
+        })
     }
 }
 

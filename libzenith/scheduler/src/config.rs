@@ -109,6 +109,10 @@ pub struct SchedulerConfig {
     pub implicit_queues: bool,
     /// Half-life, in submitted tasks, of the workload profile FGD learns.
     pub profile_half_life: u32,
+    /// How often the multifactor scores of the whole queue are recomputed, in ms (Slurm's
+    /// `PriorityCalcPeriod`); between recomputations a job entering the queue is inserted with
+    /// its current score. 0 recomputes at every pass.
+    pub priority_recalc_ms: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -122,6 +126,7 @@ impl Default for SchedulerConfig {
             zombie_timeout_ms: None,
             implicit_queues: true,
             profile_half_life: 2000,
+            priority_recalc_ms: 60_000,
         }
     }
 }
@@ -188,6 +193,7 @@ impl SchedulerConfig {
             ("zombie_timeout", opt(self.zombie_timeout_ms)),
             ("implicit_queues", (self.implicit_queues as u8).to_string()),
             ("profile_half_life", self.profile_half_life.to_string()),
+            ("priority_recalc", self.priority_recalc_ms.to_string()),
         ]
     }
 
@@ -246,6 +252,7 @@ impl SchedulerConfig {
             zombie_timeout_ms: opt("zombie_timeout")?,
             implicit_queues: b("implicit_queues")?,
             profile_half_life: u("profile_half_life")? as u32,
+            priority_recalc_ms: u("priority_recalc")?,
         })
     }
 }

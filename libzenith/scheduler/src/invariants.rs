@@ -244,6 +244,24 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     }
     s.quotas.check()?;
 
+    // 4. the end-time index holds exactly the admitted jobs with a time limit
+    for (i, e) in s.jobs.iter().enumerate() {
+        let expect = if e.state.holds_resources() {
+            match (e.spec.max_runtime_ms, e.run_start_ms.or(e.start_ms)) {
+                (Some(l), Some(st)) => Some(st.saturating_add(l)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if e.end_key != expect || expect.is_some_and(|t| !s.ends.contains(&(t, i as u32))) {
+            return Err(format!("job {}: end-time index is stale", e.spec.id));
+        }
+    }
+    if s.ends.len() != s.jobs.iter().filter(|e| e.end_key.is_some()).count() {
+        return Err("the end-time index holds jobs it should not".into());
+    }
+
     // 4. fair-share rates
     for (a, r) in s.users.accounts.iter().zip(&user_rate) {
         if a.rate_milli != *r {

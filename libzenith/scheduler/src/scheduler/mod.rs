@@ -144,6 +144,10 @@ pub(crate) struct JobEntry {
     pub billing_milli: u64,
     /// Quota demand: GPU milli, CPU milli, memory MiB of the whole gang.
     pub demand: [u64; 3],
+    /// Whether the job is in the cached queue order.
+    pub in_order: bool,
+    /// Its key in `Scheduler::ends`.
+    pub end_key: Option<u64>,
 }
 
 /// The gang scheduler: a deterministic decision core.
@@ -176,6 +180,16 @@ pub struct Scheduler {
     /// Nodes that grew since the last re-check, and a flag per node.
     pub(crate) grown: Vec<u32>,
     pub(crate) grown_flag: Vec<bool>,
+    /// The queue order kept between passes.
+    pub(crate) order: pass::OrderCache,
+    /// (time limit end, job) of SCHEDULED and RUNNING jobs with a time limit, in end order.
+    pub(crate) ends: std::collections::BTreeSet<(u64, u32)>,
+    /// Counts of the events that can make a failed preemption search succeed: capacity grew
+    /// (resources released, a node joined, a quota changed), a preemptible job started.
+    pub(crate) grow_epoch: u64,
+    pub(crate) victim_epoch: u64,
+    /// (shape, priority, queue) whose preemption search failed, with the epochs it failed at.
+    pub(crate) no_preempt: FxHashMap<(Req, i32, usize), (u64, u64)>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -212,6 +226,11 @@ impl Scheduler {
             no_fit: FxHashSet::default(),
             grown: Vec::new(),
             grown_flag: Vec::new(),
+            order: pass::OrderCache::default(),
+            ends: Default::default(),
+            grow_epoch: 0,
+            victim_epoch: 0,
+            no_preempt: FxHashMap::default(),
         })
     }
 
@@ -394,6 +413,8 @@ impl Scheduler {
             Op::SetQueue { spec } => {
                 spec.validate()?;
                 self.quotas.set(spec.clone())?;
+                self.order.dirty = true;
+                self.grow_epoch += 1;
                 let q = self.quotas.index(&spec.name).unwrap_or(0);
                 self.queue_fs.account(&spec.name, spec.weight as f64);
                 let _ = q;
@@ -408,12 +429,14 @@ impl Scheduler {
                 let id = self.cluster.add(spec.clone(), *now, &mut self.free)?;
                 self.grown_flag.push(false);
                 self.mark_grown(id.0 as usize);
+                self.order.dirty = true;
                 Ok(Outcome::Node(id))
             }
             Op::RemoveNode { name, now } => {
                 let id = self.cluster.id_of(name)?;
                 self.advance(*now);
                 self.lose_node(id.0 as usize);
+                self.order.dirty = true;
                 let n = id.0 as usize;
                 self.cluster.nodes[n].removed = true;
                 self.cluster.by_name.remove(name);
@@ -495,6 +518,9 @@ impl Scheduler {
                 if let Some(t) = update.max_runtime_ms {
                     s.max_runtime_ms = Some(t);
                 }
+                self.order.dirty = true;
+                self.victim_epoch += 1;
+                self.refresh_end(i);
                 Ok(Outcome::Unit)
             }
             Op::Started { job, now } => {
@@ -505,6 +531,11 @@ impl Scheduler {
                 let e = &mut self.jobs[i];
                 e.run_start_ms = Some(*now);
                 e.last_progress_ms = *now;
+                // A running preemptible job is a new preemption candidate.
+                if e.spec.preemptible {
+                    self.victim_epoch += 1;
+                }
+                self.refresh_end(i);
                 Ok(Outcome::Unit)
             }
             Op::Progress { job, now } => {
@@ -624,6 +655,8 @@ impl Scheduler {
             queue_acct,
             billing_milli,
             demand,
+            in_order: false,
+            end_key: None,
         });
         self.job_index.insert(spec.id, idx as u32);
         self.set_insert(idx, PENDING);
@@ -663,6 +696,9 @@ impl Scheduler {
         let from_set = self.jobs[i].set;
         let to_set = set_of(to);
         self.jobs[i].state = to;
+        if to == JobState::Queued {
+            self.order.fresh.push(i as u32);
+        }
         if from_set != to_set {
             self.set_remove(i);
             self.set_insert(i, to_set);
@@ -701,6 +737,9 @@ impl Scheduler {
 
     /// Gives back what job `i` holds.
     pub(crate) fn unbind(&mut self, i: usize) {
+        if let Some(t) = self.jobs[i].end_key.take() {
+            self.ends.remove(&(t, i as u32));
+        }
         let members = std::mem::take(&mut self.jobs[i].members);
         let req = self.jobs[i].req;
         for m in &members {
@@ -723,7 +762,24 @@ impl Scheduler {
         self.queue_fs.accounts[qa].rate_milli -= b;
     }
 
+    /// Re-files job `i` in `ends` after its start or limit changed.
+    pub(crate) fn refresh_end(&mut self, i: usize) {
+        if let Some(t) = self.jobs[i].end_key.take() {
+            self.ends.remove(&(t, i as u32));
+        }
+        let e = &self.jobs[i];
+        if !e.state.holds_resources() {
+            return;
+        }
+        if let (Some(limit), Some(start)) = (e.spec.max_runtime_ms, e.run_start_ms.or(e.start_ms)) {
+            let t = start.saturating_add(limit);
+            self.ends.insert((t, i as u32));
+            self.jobs[i].end_key = Some(t);
+        }
+    }
+
     fn mark_grown(&mut self, n: usize) {
+        self.grow_epoch += 1;
         if !self.grown_flag[n] {
             self.grown_flag[n] = true;
             self.grown.push(n as u32);
@@ -981,19 +1037,11 @@ impl Scheduler {
         if let Some(p) = placement::place(&self.cluster, &self.free, req, pol, None) {
             return Some((now, p));
         }
-        let mut ends: Vec<(u64, u32)> = self.sets[ACTIVE as usize]
-            .iter()
-            .filter_map(|&i| {
-                let e = &self.jobs[i as usize];
-                let limit = e.spec.max_runtime_ms?;
-                let start = e.run_start_ms.or(e.start_ms)?;
-                Some(((start + limit).max(now), i))
-            })
-            .collect();
+        // Already in end order; a job past its limit counts as ending now.
+        let ends: Vec<(u64, u32)> = self.ends.iter().map(|&(t, i)| (t.max(now), i)).collect();
         if ends.is_empty() {
             return None;
         }
-        ends.sort_unstable();
         // Release the running jobs in the order they end, tracking how many members fit on
         // each node; run the full placement only when the capacities allow it, once per end
         // time.

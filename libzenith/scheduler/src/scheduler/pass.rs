@@ -10,6 +10,47 @@ use crate::placement::{self, PlacementPolicy};
 use crate::priority::{QueueOrder, short_factor, size_factor};
 use crate::state::JobState;
 
+/// Inputs of the multifactor score that are the same for every job of a pass.
+struct KeyCtx {
+    now: u64,
+    users: Vec<f64>,
+    queues: Vec<f64>,
+    cluster_gpus: f64,
+}
+
+/// A queued job's position key: tier, then score, then three tie-breakers (smaller first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OrderKey {
+    tier: i64,
+    score: f64,
+    a: u64,
+    b: u64,
+    c: u64,
+}
+
+impl OrderKey {
+    fn cmp(&self, o: &OrderKey) -> std::cmp::Ordering {
+        self.tier
+            .cmp(&o.tier)
+            .then(self.score.total_cmp(&o.score))
+            .then(self.a.cmp(&o.a))
+            .then(self.b.cmp(&o.b))
+            .then(self.c.cmp(&o.c))
+    }
+}
+
+/// The queue order kept between passes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderCache {
+    pub entries: Vec<(OrderKey, u32)>,
+    /// When the keys were last all computed.
+    pub computed_at: Option<u64>,
+    /// Something that orders jobs changed: recompute at the next pass.
+    pub dirty: bool,
+    /// Jobs that entered the queue since the last pass.
+    pub fresh: Vec<u32>,
+}
+
 /// The head job's reservation: when it can start at the latest, and the free state without the
 /// resources it will take then (what a job running past `shadow` may use).
 struct Reservation {
@@ -72,91 +113,134 @@ impl Scheduler {
 
     /// Time limits and zombies of RUNNING jobs.
     fn check_jobs(&mut self, now: u64) {
-        let mut active = self.sets[ACTIVE as usize].clone();
-        active.sort_unstable();
-        for i in active {
+        let zombie_default = self.cfg.zombie_timeout_ms;
+        // (job index, over its limit) for every job to stop, in index order.
+        let mut hits: Vec<(u32, bool)> = self.sets[ACTIVE as usize]
+            .iter()
+            .filter_map(|&i| {
+                let e = &self.jobs[i as usize];
+                if e.state != JobState::Running {
+                    return None;
+                }
+                let over_limit = match (e.spec.max_runtime_ms, e.run_start_ms) {
+                    (Some(limit), Some(s)) => now > s + limit,
+                    _ => false,
+                };
+                let zombie = e
+                    .spec
+                    .progress_timeout_ms
+                    .or(zombie_default)
+                    .is_some_and(|z| now > e.last_progress_ms + z);
+                (over_limit || zombie).then_some((i, over_limit))
+            })
+            .collect();
+        hits.sort_unstable();
+        for (i, over_limit) in hits {
             let i = i as usize;
-            let e = &self.jobs[i];
-            if e.state != JobState::Running {
-                continue;
-            }
-            let over_limit = match (e.spec.max_runtime_ms, e.run_start_ms) {
-                (Some(limit), Some(s)) => now > s + limit,
-                _ => false,
-            };
-            let zombie = e
-                .spec
-                .progress_timeout_ms
-                .or(self.cfg.zombie_timeout_ms)
-                .is_some_and(|z| now > e.last_progress_ms + z);
             if over_limit {
                 self.stop_job(i, false, RequeueReason::Zombie, FailReason::TimeLimit);
-            } else if zombie {
-                let restart = e.spec.restartable;
+            } else {
+                let restart = self.jobs[i].spec.restartable;
                 self.stop_job(i, restart, RequeueReason::Zombie, FailReason::Zombie);
             }
         }
     }
 
-    /// The QUEUED jobs in policy order.
-    fn ordered_queue(&mut self, now: u64) -> Vec<u32> {
-        let queued = &self.sets[QUEUED as usize];
+    /// The sort key of queued job `i` (smaller goes first).
+    fn order_key(&self, i: usize, ctx: &KeyCtx) -> OrderKey {
+        let e = &self.jobs[i];
+        let (submit, id) = (e.submit_ms, e.spec.id.0);
         match self.cfg.policy.order {
-            QueueOrder::Fifo => {
-                let mut v: Vec<(u64, u64, u32)> = queued
-                    .iter()
-                    .map(|&i| {
-                        let e = &self.jobs[i as usize];
-                        (e.submit_ms, e.spec.id.0, i)
-                    })
-                    .collect();
-                v.sort_unstable();
-                v.into_iter().map(|x| x.2).collect()
-            }
-            QueueOrder::ShortestFirst => {
-                let mut v: Vec<(u64, u64, u64, u32)> = queued
-                    .iter()
-                    .map(|&i| {
-                        let e = &self.jobs[i as usize];
-                        (
-                            e.spec.max_runtime_ms.unwrap_or(u64::MAX),
-                            e.submit_ms,
-                            e.spec.id.0,
-                            i,
-                        )
-                    })
-                    .collect();
-                v.sort_unstable();
-                v.into_iter().map(|x| x.3).collect()
-            }
+            QueueOrder::Fifo => OrderKey {
+                tier: 0,
+                score: 0.0,
+                a: submit,
+                b: id,
+                c: 0,
+            },
+            QueueOrder::ShortestFirst => OrderKey {
+                tier: 0,
+                score: 0.0,
+                a: e.spec.max_runtime_ms.unwrap_or(u64::MAX),
+                b: submit,
+                c: id,
+            },
             QueueOrder::Multifactor => {
-                let uf = self.users.factors();
-                let qf = self.queue_fs.factors();
-                let cluster_gpus = self.cluster.total_gpus() as f64;
-                let w = self.cfg.weights;
+                let w = &self.cfg.weights;
                 let age_max = w.age_max_ms.max(1) as f64;
-                let mut v: Vec<(i32, f64, u64, u64, u32)> = queued
-                    .iter()
-                    .map(|&i| {
-                        let e = &self.jobs[i as usize];
-                        let age = (now.saturating_sub(e.submit_ms) as f64 / age_max).min(1.0);
-                        let fs = (uf[e.user_acct] + qf[e.queue_acct]) / 2.0;
-                        let size = size_factor(e.demand[0] as f64 / 1000.0, cluster_gpus);
-                        let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
-                        let score =
-                            w.age * age + w.fair_share * fs + w.size * size + w.short * short;
-                        (e.spec.priority, score, e.submit_ms, e.spec.id.0, i)
-                    })
-                    .collect();
-                v.sort_unstable_by(|a, b| {
-                    b.0.cmp(&a.0)
-                        .then(b.1.total_cmp(&a.1))
-                        .then(a.2.cmp(&b.2))
-                        .then(a.3.cmp(&b.3))
-                });
-                v.into_iter().map(|x| x.4).collect()
+                let age = (ctx.now.saturating_sub(submit) as f64 / age_max).min(1.0);
+                let fs = (ctx.users[e.user_acct] + ctx.queues[e.queue_acct]) / 2.0;
+                let size = size_factor(e.demand[0] as f64 / 1000.0, ctx.cluster_gpus);
+                let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
+                let score = w.age * age + w.fair_share * fs + w.size * size + w.short * short;
+                OrderKey {
+                    tier: -(e.spec.priority as i64),
+                    score: -score,
+                    a: submit,
+                    b: id,
+                    c: 0,
+                }
             }
         }
+    }
+
+    /// The QUEUED jobs in policy order. Multifactor scores are recomputed for the whole queue
+    /// at most every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's
+    /// `PriorityCalcPeriod`) or when something that orders jobs changed; in between, jobs
+    /// entering the queue are inserted with their current score.
+    fn ordered_queue(&mut self, now: u64) -> Vec<u32> {
+        let ctx = KeyCtx {
+            now,
+            users: self.users.factors(),
+            queues: self.queue_fs.factors(),
+            cluster_gpus: self.cluster.total_gpus() as f64,
+        };
+        let periodic = self.cfg.policy.order == QueueOrder::Multifactor
+            && self
+                .order
+                .computed_at
+                .is_none_or(|t| now >= t.saturating_add(self.cfg.priority_recalc_ms));
+        if self.order.dirty || periodic || self.order.computed_at.is_none() {
+            for &(_, i) in &self.order.entries {
+                self.jobs[i as usize].in_order = false;
+            }
+            let mut entries: Vec<(OrderKey, u32)> = self.sets[QUEUED as usize]
+                .iter()
+                .map(|&i| (self.order_key(i as usize, &ctx), i))
+                .collect();
+            entries.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+            for &(_, i) in &entries {
+                self.jobs[i as usize].in_order = true;
+            }
+            self.order.entries = entries;
+            self.order.fresh.clear();
+            self.order.computed_at = Some(now);
+            self.order.dirty = false;
+        } else {
+            let jobs = &mut self.jobs;
+            self.order.entries.retain(|&(_, i)| {
+                let keep = jobs[i as usize].state == JobState::Queued;
+                if !keep {
+                    jobs[i as usize].in_order = false;
+                }
+                keep
+            });
+            let fresh = std::mem::take(&mut self.order.fresh);
+            for i in fresh {
+                let e = &self.jobs[i as usize];
+                if e.state != JobState::Queued || e.in_order {
+                    continue;
+                }
+                let key = self.order_key(i as usize, &ctx);
+                let pos = self
+                    .order
+                    .entries
+                    .partition_point(|x| x.0.cmp(&key) == std::cmp::Ordering::Less);
+                self.order.entries.insert(pos, (key, i));
+                self.jobs[i as usize].in_order = true;
+            }
+        }
+        self.order.entries.iter().map(|x| x.1).collect()
     }
 
     fn place_queue(&mut self, now: u64, out: &mut Vec<Decision>) {
@@ -174,6 +258,8 @@ impl Scheduler {
             smallest.add(&self.jobs[i as usize].req);
         }
         let mut resv: Option<Reservation> = None;
+        // Shapes that did not fit the reservation-masked state in this pass (it only shrinks).
+        let mut masked_no_fit: crate::util::FxHashSet<Req> = Default::default();
         for i in order {
             let i = i as usize;
             if self.jobs[i].state != JobState::Queued {
@@ -211,14 +297,19 @@ impl Scheduler {
                             .is_some_and(|t| now + t <= r.shadow);
                         if ends_before {
                             self.start(i, p, now, out, Some(r));
-                        } else if let Some(p2) = placement::place(
-                            &self.cluster,
-                            &r.masked,
-                            &req,
-                            policy.placement,
-                            profile.as_ref(),
-                        ) {
-                            self.start(i, p2, now, out, Some(r));
+                        } else if !masked_no_fit.contains(&req) {
+                            match placement::place(
+                                &self.cluster,
+                                &r.masked,
+                                &req,
+                                policy.placement,
+                                profile.as_ref(),
+                            ) {
+                                Some(p2) => self.start(i, p2, now, out, Some(r)),
+                                None => {
+                                    masked_no_fit.insert(req);
+                                }
+                            }
                         }
                     }
                 }
@@ -227,8 +318,14 @@ impl Scheduler {
                 }
                 continue;
             }
-            if policy.preemption && resv.is_none() {
-                if let Some((victims, p)) = self.find_preemption(i, profile.as_ref()) {
+            let pkey = (req, self.jobs[i].spec.priority, queue);
+            let epochs = (self.grow_epoch, self.victim_epoch);
+            if policy.preemption && resv.is_none() && self.no_preempt.get(&pkey) != Some(&epochs) {
+                let found = self.find_preemption(i, profile.as_ref());
+                if found.is_none() {
+                    self.no_preempt.insert(pkey, epochs);
+                }
+                if let Some((victims, p)) = found {
                     let by = self.jobs[i].spec.id;
                     for v in victims {
                         self.preempt(v, by, out);
@@ -277,11 +374,15 @@ impl Scheduler {
         e.start_ms = Some(now);
         e.run_start_ms = None;
         e.starts += 1;
+        let job = e.spec.id;
+        // A start in a cohort can make its queue a borrower, whose running preemptible jobs
+        // become reclaim candidates.
+        if e.spec.preemptible || self.quotas.queues[e.queue].cohort.is_some() {
+            self.victim_epoch += 1;
+        }
         self.stats.allocation_success_total += 1;
-        out.push(Decision::Start {
-            job: e.spec.id,
-            members,
-        });
+        self.refresh_end(i);
+        out.push(Decision::Start { job, members });
     }
 
     fn preempt(&mut self, v: usize, by: JobId, out: &mut Vec<Decision>) {
