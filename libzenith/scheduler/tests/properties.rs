@@ -255,7 +255,19 @@ fn run(seed: u64, policy: Policy, steps: usize) -> (String, Vec<u8>, SchedulerSt
                 Ok(())
             }
             73 => s.schedule(now.saturating_sub(5000)).map(|_| ()),
-            _ => s.schedule(now).map(|_| ()),
+            _ => s.schedule(now).map(|_| {
+                // Greedy policies leave no queued job that fits (the search caches must never
+                // hide a placement).
+                if !policy.head_of_line_blocking && !policy.backfill {
+                    for j in s.jobs_in(JobState::Queued) {
+                        assert_eq!(
+                            s.test_only_job(j).unwrap(),
+                            None,
+                            "seed {seed} step {step}: job {j} fits but was not started"
+                        );
+                    }
+                }
+            }),
         };
         if let Err(e) = &result {
             assert_ne!(
