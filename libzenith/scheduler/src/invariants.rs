@@ -258,8 +258,47 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
             return Err(format!("job {}: end-time index is stale", e.spec.id));
         }
     }
+    let watched = s
+        .jobs
+        .iter()
+        .filter(|e| e.state.holds_resources() && e.spec.progress_timeout_ms.is_some())
+        .count() as u64;
+    if watched != s.watched {
+        return Err("the count of jobs with a progress timeout is stale".into());
+    }
     if s.ends.len() != s.jobs.iter().filter(|e| e.end_key.is_some()).count() {
         return Err("the end-time index holds jobs it should not".into());
+    }
+
+    // 4. the cached queue order holds only queued jobs, each under its key
+    for &(k, i) in &s.order.entries {
+        let e = &s.jobs[i as usize];
+        if e.state != JobState::Queued || e.order_key.map(|x| (x, i)) != Some((k, i)) {
+            return Err(format!("job {}: stale entry in the queue order", e.spec.id));
+        }
+    }
+    if s.order.entries.len() != s.jobs.iter().filter(|e| e.order_key.is_some()).count() {
+        return Err("jobs believe they are in the queue order but are not".into());
+    }
+
+    // 4. queued shapes counted right
+    let mut shapes: std::collections::HashMap<crate::cluster::Req, (u32, u64)> = Default::default();
+    for e in &s.jobs {
+        if e.state == JobState::Queued {
+            let x = shapes.entry(e.req).or_insert((0, u64::MAX));
+            x.0 += 1;
+            x.1 = x.1.min(e.spec.max_runtime_ms.unwrap_or(u64::MAX));
+        }
+    }
+    // Counts exact; the limit a lower bound.
+    if shapes.len() != s.queued_shapes.len()
+        || shapes.iter().any(|(k, v)| {
+            s.queued_shapes
+                .get(k)
+                .is_none_or(|x| x.0 != v.0 || x.1 > v.1)
+        })
+    {
+        return Err("the count of queued jobs per shape is stale".into());
     }
 
     // 4. fair-share rates

@@ -144,8 +144,8 @@ pub(crate) struct JobEntry {
     pub billing_milli: u64,
     /// Quota demand: GPU milli, CPU milli, memory MiB of the whole gang.
     pub demand: [u64; 3],
-    /// Whether the job is in the cached queue order.
-    pub in_order: bool,
+    /// Its key in the cached queue order, while it is in it.
+    pub order_key: Option<pass::OrderKey>,
     /// Its key in `Scheduler::ends`.
     pub end_key: Option<u64>,
 }
@@ -190,6 +190,12 @@ pub struct Scheduler {
     pub(crate) victim_epoch: u64,
     /// (shape, priority, queue) whose preemption search failed, with the epochs it failed at.
     pub(crate) no_preempt: FxHashMap<(Req, i32, usize), (u64, u64)>,
+    /// Per request shape of QUEUED jobs: how many, and a lower bound of their time limits (a
+    /// pass stops once every shape is known not to fit).
+    pub(crate) queued_shapes: FxHashMap<Req, (u32, u64)>,
+    /// SCHEDULED and RUNNING jobs with their own progress timeout (zombie checks scan only
+    /// when there are some, or a default timeout).
+    pub(crate) watched: u64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -231,6 +237,8 @@ impl Scheduler {
             grow_epoch: 0,
             victim_epoch: 0,
             no_preempt: FxHashMap::default(),
+            watched: 0,
+            queued_shapes: FxHashMap::default(),
         })
     }
 
@@ -517,6 +525,10 @@ impl Scheduler {
                 }
                 if let Some(t) = update.max_runtime_ms {
                     s.max_runtime_ms = Some(t);
+                    let req = self.jobs[i].req;
+                    if let Some(x) = self.queued_shapes.get_mut(&req) {
+                        x.1 = x.1.min(t);
+                    }
                 }
                 self.order.dirty = true;
                 self.victim_epoch += 1;
@@ -655,7 +667,7 @@ impl Scheduler {
             queue_acct,
             billing_milli,
             demand,
-            in_order: false,
+            order_key: None,
             end_key: None,
         });
         self.job_index.insert(spec.id, idx as u32);
@@ -695,9 +707,26 @@ impl Scheduler {
     pub(crate) fn move_to(&mut self, i: usize, to: JobState) {
         let from_set = self.jobs[i].set;
         let to_set = set_of(to);
+        let from = self.jobs[i].state;
         self.jobs[i].state = to;
+        let req = self.jobs[i].req;
+        if from != JobState::Queued && to == JobState::Queued {
+            let limit = self.jobs[i].spec.max_runtime_ms.unwrap_or(u64::MAX);
+            let e = self.queued_shapes.entry(req).or_insert((0, u64::MAX));
+            e.0 += 1;
+            e.1 = e.1.min(limit);
+        } else if from == JobState::Queued && to != JobState::Queued {
+            if let Some(c) = self.queued_shapes.get_mut(&req) {
+                c.0 -= 1;
+                if c.0 == 0 {
+                    self.queued_shapes.remove(&req);
+                }
+            }
+        }
         if to == JobState::Queued {
             self.order.fresh.push(i as u32);
+        } else if let Some(k) = self.jobs[i].order_key.take() {
+            self.order.entries.remove(&(k, i as u32));
         }
         if from_set != to_set {
             self.set_remove(i);
@@ -723,6 +752,9 @@ impl Scheduler {
         }
         let e = &mut self.jobs[i];
         e.members = members;
+        if e.spec.progress_timeout_ms.is_some() {
+            self.watched += 1;
+        }
         let (q, d, b, ua, qa) = (
             e.queue,
             e.demand,
@@ -741,6 +773,9 @@ impl Scheduler {
             self.ends.remove(&(t, i as u32));
         }
         let members = std::mem::take(&mut self.jobs[i].members);
+        if self.jobs[i].spec.progress_timeout_ms.is_some() {
+            self.watched -= 1;
+        }
         let req = self.jobs[i].req;
         for m in &members {
             let n = m.node.0 as usize;

@@ -9,6 +9,7 @@ use crate::model::{JobId, Locality};
 use crate::placement::{self, PlacementPolicy};
 use crate::priority::{QueueOrder, short_factor, size_factor};
 use crate::state::JobState;
+use crate::util::FxHashSet;
 
 /// Inputs of the multifactor score that are the same for every job of a pass.
 struct KeyCtx {
@@ -28,7 +29,7 @@ pub(crate) struct OrderKey {
     c: u64,
 }
 
-impl OrderKey {
+impl Ord for OrderKey {
     fn cmp(&self, o: &OrderKey) -> std::cmp::Ordering {
         self.tier
             .cmp(&o.tier)
@@ -39,16 +40,45 @@ impl OrderKey {
     }
 }
 
+impl PartialOrd for OrderKey {
+    fn partial_cmp(&self, o: &OrderKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for OrderKey {
+    fn eq(&self, o: &OrderKey) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+
+impl Eq for OrderKey {}
+
 /// The queue order kept between passes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct OrderCache {
-    pub entries: Vec<(OrderKey, u32)>,
+    /// (key, job index) in order; the index makes every entry unique.
+    pub entries: std::collections::BTreeSet<(OrderKey, u32)>,
     /// When the keys were last all computed.
     pub computed_at: Option<u64>,
     /// Something that orders jobs changed: recompute at the next pass.
     pub dirty: bool,
     /// Jobs that entered the queue since the last pass.
     pub fresh: Vec<u32>,
+    /// A lower bound of the entries' requests (exact after a full recompute).
+    pub smallest: MinReq,
+}
+
+impl Default for OrderCache {
+    fn default() -> Self {
+        OrderCache {
+            entries: Default::default(),
+            computed_at: None,
+            dirty: false,
+            fresh: Vec::new(),
+            smallest: MinReq::new(),
+        }
+    }
 }
 
 /// The head job's reservation: when it can start at the latest, and the free state without the
@@ -114,27 +144,35 @@ impl Scheduler {
     /// Time limits and zombies of RUNNING jobs.
     fn check_jobs(&mut self, now: u64) {
         let zombie_default = self.cfg.zombie_timeout_ms;
-        // (job index, over its limit) for every job to stop, in index order.
-        let mut hits: Vec<(u32, bool)> = self.sets[ACTIVE as usize]
-            .iter()
-            .filter_map(|&i| {
-                let e = &self.jobs[i as usize];
-                if e.state != JobState::Running {
-                    return None;
+        // (job index, over its limit) for every job to stop. Time limits come from the
+        // end-time index (the jobs that end before now); zombies need a scan, done only when
+        // some running job has a progress timeout.
+        let mut hits: Vec<(u32, bool)> = Vec::new();
+        for &(_, i) in self.ends.range(..(now, 0)) {
+            let e = &self.jobs[i as usize];
+            if let (JobState::Running, Some(limit), Some(s)) =
+                (e.state, e.spec.max_runtime_ms, e.run_start_ms)
+            {
+                if now > s + limit {
+                    hits.push((i, true));
                 }
-                let over_limit = match (e.spec.max_runtime_ms, e.run_start_ms) {
-                    (Some(limit), Some(s)) => now > s + limit,
-                    _ => false,
-                };
-                let zombie = e
-                    .spec
-                    .progress_timeout_ms
-                    .or(zombie_default)
-                    .is_some_and(|z| now > e.last_progress_ms + z);
-                (over_limit || zombie).then_some((i, over_limit))
-            })
-            .collect();
+            }
+        }
+        if zombie_default.is_some() || self.watched > 0 {
+            for &i in &self.sets[ACTIVE as usize] {
+                let e = &self.jobs[i as usize];
+                let zombie = e.state == JobState::Running
+                    && e.spec
+                        .progress_timeout_ms
+                        .or(zombie_default)
+                        .is_some_and(|z| now > e.last_progress_ms + z);
+                if zombie {
+                    hits.push((i, false));
+                }
+            }
+        }
         hits.sort_unstable();
+        hits.dedup_by_key(|h| h.0);
         for (i, over_limit) in hits {
             let i = i as usize;
             if over_limit {
@@ -184,11 +222,12 @@ impl Scheduler {
         }
     }
 
-    /// The QUEUED jobs in policy order. Multifactor scores are recomputed for the whole queue
-    /// at most every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's
+    /// Brings the cached queue order up to date. Multifactor scores are recomputed for the
+    /// whole queue at most every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's
     /// `PriorityCalcPeriod`) or when something that orders jobs changed; in between, jobs
-    /// entering the queue are inserted with their current score.
-    fn ordered_queue(&mut self, now: u64) -> Vec<u32> {
+    /// entering the queue are inserted with their current score (a job leaves the order as it
+    /// leaves the queue, see `Scheduler::move_to`).
+    fn ordered_queue(&mut self, now: u64) {
         let ctx = KeyCtx {
             now,
             users: self.users.factors(),
@@ -202,76 +241,106 @@ impl Scheduler {
                 .is_none_or(|t| now >= t.saturating_add(self.cfg.priority_recalc_ms));
         if self.order.dirty || periodic || self.order.computed_at.is_none() {
             for &(_, i) in &self.order.entries {
-                self.jobs[i as usize].in_order = false;
+                self.jobs[i as usize].order_key = None;
             }
-            let mut entries: Vec<(OrderKey, u32)> = self.sets[QUEUED as usize]
+            let entries: std::collections::BTreeSet<(OrderKey, u32)> = self.sets[QUEUED as usize]
                 .iter()
                 .map(|&i| (self.order_key(i as usize, &ctx), i))
                 .collect();
-            entries.sort_unstable_by(|x, y| x.0.cmp(&y.0));
-            for &(_, i) in &entries {
-                self.jobs[i as usize].in_order = true;
+            let mut smallest = MinReq::new();
+            for &(k, i) in &entries {
+                self.jobs[i as usize].order_key = Some(k);
+                smallest.add(&self.jobs[i as usize].req);
             }
             self.order.entries = entries;
+            self.order.smallest = smallest;
             self.order.fresh.clear();
             self.order.computed_at = Some(now);
             self.order.dirty = false;
-        } else {
-            let jobs = &mut self.jobs;
-            self.order.entries.retain(|&(_, i)| {
-                let keep = jobs[i as usize].state == JobState::Queued;
-                if !keep {
-                    jobs[i as usize].in_order = false;
-                }
-                keep
-            });
-            let fresh = std::mem::take(&mut self.order.fresh);
-            for i in fresh {
-                let e = &self.jobs[i as usize];
-                if e.state != JobState::Queued || e.in_order {
-                    continue;
-                }
-                let key = self.order_key(i as usize, &ctx);
-                let pos = self
-                    .order
-                    .entries
-                    .partition_point(|x| x.0.cmp(&key) == std::cmp::Ordering::Less);
-                self.order.entries.insert(pos, (key, i));
-                self.jobs[i as usize].in_order = true;
-            }
+            return;
         }
-        self.order.entries.iter().map(|x| x.1).collect()
+        let fresh = std::mem::take(&mut self.order.fresh);
+        for i in fresh {
+            let e = &self.jobs[i as usize];
+            if e.state != JobState::Queued || e.order_key.is_some() {
+                continue;
+            }
+            let key = self.order_key(i as usize, &ctx);
+            self.order.entries.insert((key, i));
+            self.order.smallest.add(&self.jobs[i as usize].req);
+            self.jobs[i as usize].order_key = Some(key);
+        }
     }
 
     fn place_queue(&mut self, now: u64, out: &mut Vec<Decision>) {
         if self.sets[QUEUED as usize].is_empty() {
             return;
         }
-        let order = self.ordered_queue(now);
+        self.ordered_queue(now);
         let policy = self.cfg.policy;
         let profile: Option<Profile> =
             (policy.placement == PlacementPolicy::Topology).then(|| self.learner.profile().clone());
         self.recheck_no_fit();
         let mut bounds = Bounds::of(&self.cluster, &self.free);
-        let mut smallest = MinReq::new();
-        for &i in &order {
-            smallest.add(&self.jobs[i as usize].req);
-        }
+        let smallest = self.order.smallest;
+        let blocked_now = |s: &Scheduler| -> FxHashSet<Req> {
+            s.queued_shapes
+                .keys()
+                .filter(|r| s.no_fit.contains(*r))
+                .copied()
+                .collect()
+        };
+        // Queued shapes known not to fit: no placement, or behind the reservation only the
+        // masked state and no job of the shape ends before it.
+        let mut blocked = blocked_now(self);
         let mut resv: Option<Reservation> = None;
         // Shapes that did not fit the reservation-masked state in this pass (it only shrinks).
-        let mut masked_no_fit: crate::util::FxHashSet<Req> = Default::default();
-        for i in order {
-            let i = i as usize;
+        let mut masked_no_fit: FxHashSet<Req> = Default::default();
+        // Starts and preemptions never touch the cached order: walk it with a cursor.
+        let mut cursor: Option<(OrderKey, u32)> = None;
+        loop {
+            let next = match &cursor {
+                None => self.order.entries.first().copied(),
+                Some(c) => self
+                    .order
+                    .entries
+                    .range((std::ops::Bound::Excluded(*c), std::ops::Bound::Unbounded))
+                    .next()
+                    .copied(),
+            };
+            let Some(entry) = next else {
+                break;
+            };
+            cursor = Some(entry);
+            let i = entry.1 as usize;
             if self.jobs[i].state != JobState::Queued {
                 continue;
             }
             // Nothing left in the queue can fit (and no job may still preempt): stop.
-            if (resv.is_some() || !policy.preemption) && !bounds.any_may_fit(&smallest) {
+            if (resv.is_some() || !policy.preemption)
+                && (!bounds.any_may_fit(&smallest) || blocked.len() >= self.queued_shapes.len())
+            {
                 break;
             }
             let (req, queue, demand) = (self.jobs[i].req, self.jobs[i].queue, self.jobs[i].demand);
+            // Behind a reservation, a job that runs past it can only use the masked state.
+            if let Some(r) = &resv {
+                let ends_before = self.jobs[i]
+                    .spec
+                    .max_runtime_ms
+                    .is_some_and(|t| now + t <= r.shadow);
+                if !ends_before && masked_no_fit.contains(&req) {
+                    continue;
+                }
+            }
             let quota_ok = self.quotas.admits(queue, demand, &[]);
-            let live = if !quota_ok || !bounds.may_fit(&req) || self.no_fit.contains(&req) {
+            let live = if !quota_ok || self.no_fit.contains(&req) {
+                None
+            } else if !bounds.may_fit(&req) {
+                // Above what any node has free: it does not fit (and will not, until a node
+                // grows).
+                self.no_fit.insert(req);
+                blocked.insert(req);
                 None
             } else {
                 let p = placement::place(
@@ -283,6 +352,7 @@ impl Scheduler {
                 );
                 if p.is_none() {
                     self.no_fit.insert(req);
+                    blocked.insert(req);
                 }
                 p
             };
@@ -308,6 +378,11 @@ impl Scheduler {
                                 Some(p2) => self.start(i, p2, now, out, Some(r)),
                                 None => {
                                     masked_no_fit.insert(req);
+                                    let min_limit =
+                                        self.queued_shapes.get(&req).map_or(u64::MAX, |x| x.1);
+                                    if now.saturating_add(min_limit) > r.shadow {
+                                        blocked.insert(req);
+                                    }
                                 }
                             }
                         }
@@ -331,6 +406,8 @@ impl Scheduler {
                         self.preempt(v, by, out);
                     }
                     self.recheck_no_fit();
+                    blocked = blocked_now(self);
+                    masked_no_fit.clear();
                     bounds = Bounds::of(&self.cluster, &self.free);
                     self.start(i, p, now, out, None);
                     continue;
