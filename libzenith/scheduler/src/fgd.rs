@@ -9,9 +9,9 @@
 //! workload's task classes weighted by their popularity. FGD places each task where that
 //! expected fragmentation grows least.
 //!
-//! The workload's classes are learned from submissions ([`ProfileLearner`]): an exponentially
+//! The workload's classes are learned from submissions: an exponentially
 //! decayed count per exact member shape, of which the most popular classes (covering 95% of the
-//! weight, at most 16) form the [`Profile`]. CPU-only tasks are left out, as in the paper's
+//! weight, at most 16) form the profile. CPU-only tasks are left out, as in the paper's
 //! default: they cannot use GPUs at all, so they would add the same offset to every choice.
 
 use crate::cluster::{Cluster, Req};

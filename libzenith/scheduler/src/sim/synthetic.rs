@@ -6,7 +6,8 @@
 //! - Size (GPUs): 1, 2, 4, 8, 16, 32, 64 with weights 40, 15, 12, 12, 9, 7, 5 (a heavy tail of
 //!   multi-node gangs); jobs of 16 and more are gangs of 8-GPU members (`Any` locality, 1 in 5
 //!   `SameRack`). A `share_fraction` of jobs are GPU-sharing tasks of 250, 500 or 750 milli.
-//! - Runtime: log-normal with a median of 30 min and sigma 1.6, clamped to [1 min, 7 days];
+//! - Runtime: log-normal with a median of 30 min and sigma 1.6, clamped to [1 min, 2 days]
+//!   (a common wall-time limit);
 //!   declared limit = runtime times U(1.2, 3), rounded up to 5 min.
 //! - Arrivals: Poisson with the rate that offers `load` times the cluster's GPU capacity.
 //! - Priority: 10% tier 2 (not preemptible), 60% tier 1, 30% tier 0 (preemptible); 16 users
@@ -63,7 +64,7 @@ pub fn generate(o: &SyntheticOptions) -> Workload {
     for id in 1..=o.jobs as u64 {
         let runtime_s = r
             .lognormal((1800f64).ln(), 1.6)
-            .clamp(60.0, 7.0 * 86_400.0)
+            .clamp(60.0, 2.0 * 86_400.0)
             .round();
         let (member, gang, locality) = if r.chance(o.share_fraction) {
             let milli = [250, 500, 750][r.below(3) as usize];
