@@ -73,7 +73,7 @@ pub fn table(w: &Workload, results: &[PolicyResult]) -> String {
             human_duration(r.makespan_s),
             format!("{:.1}%", r.gpu_alloc_ratio * 100.0),
             format!(
-                "{:.1} ({:.0}% of time)",
+                "{:.1} ({:.1}% of time)",
                 r.unalloc_gpus_while_waiting,
                 r.waiting_time_share * 100.0
             ),
