@@ -423,9 +423,7 @@ impl Scheduler {
                 self.quotas.set(spec.clone())?;
                 self.order.dirty = true;
                 self.grow_epoch += 1;
-                let q = self.quotas.index(&spec.name).unwrap_or(0);
                 self.queue_fs.account(&spec.name, spec.weight as f64);
-                let _ = q;
                 Ok(Outcome::Unit)
             }
             Op::AddNode { spec, now } => {
