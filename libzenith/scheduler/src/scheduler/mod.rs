@@ -974,9 +974,10 @@ impl Scheduler {
         s
     }
 
-    /// TEST_ONLY: could `spec` start now? The placement it would get on the current free
-    /// resources (ignoring the jobs queued ahead of it), or `None` when it does not fit now or
-    /// its queue's quota does not admit it. Changes nothing.
+    /// TEST_ONLY: could `spec` start now? A placement it could get on the current free
+    /// resources (ignoring the jobs queued ahead of it; a pass may choose other GPUs, e.g. by
+    /// FGD), or `None` when it does not fit now or its queue's quota does not admit it. Changes
+    /// nothing.
     pub fn test_only(&self, spec: &JobSpec) -> Result<Option<Vec<MemberPlacement>>> {
         spec.validate()?;
         let Some(req) = self.lookup_req(spec) else {
