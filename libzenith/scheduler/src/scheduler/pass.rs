@@ -1,0 +1,674 @@
+//! One scheduling pass: health, requeues, then the queue in policy order with placement, EASY
+//! backfill and preemption.
+
+use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
+use crate::cluster::{Bounds, Free, Health, MinReq, Req, member_cap};
+use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
+use crate::fgd::Profile;
+use crate::model::{JobId, Locality};
+use crate::placement::{self, PlacementPolicy};
+use crate::priority::{QueueOrder, short_factor, size_factor};
+use crate::state::JobState;
+use crate::util::FxHashSet;
+
+/// Inputs of the multifactor score that are the same for every job of a pass.
+struct KeyCtx {
+    now: u64,
+    users: Vec<f64>,
+    queues: Vec<f64>,
+    cluster_gpus: f64,
+}
+
+/// A queued job's position key: tier, then score, then three tie-breakers (smaller first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OrderKey {
+    tier: i64,
+    score: f64,
+    a: u64,
+    b: u64,
+    c: u64,
+}
+
+impl Ord for OrderKey {
+    fn cmp(&self, o: &OrderKey) -> std::cmp::Ordering {
+        self.tier
+            .cmp(&o.tier)
+            .then(self.score.total_cmp(&o.score))
+            .then(self.a.cmp(&o.a))
+            .then(self.b.cmp(&o.b))
+            .then(self.c.cmp(&o.c))
+    }
+}
+
+impl PartialOrd for OrderKey {
+    fn partial_cmp(&self, o: &OrderKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for OrderKey {
+    fn eq(&self, o: &OrderKey) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+
+impl Eq for OrderKey {}
+
+/// The queue order kept between passes.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderCache {
+    /// (key, job index) in order; the index makes every entry unique.
+    pub entries: std::collections::BTreeSet<(OrderKey, u32)>,
+    /// When the keys were last all computed.
+    pub computed_at: Option<u64>,
+    /// Something that orders jobs changed: recompute at the next pass.
+    pub dirty: bool,
+    /// Jobs that entered the queue since the last pass.
+    pub fresh: Vec<u32>,
+    /// A lower bound of the entries' requests (exact after a full recompute).
+    pub smallest: MinReq,
+}
+
+impl Default for OrderCache {
+    fn default() -> Self {
+        OrderCache {
+            entries: Default::default(),
+            computed_at: None,
+            dirty: false,
+            fresh: Vec::new(),
+            smallest: MinReq::new(),
+        }
+    }
+}
+
+/// The head job's reservation: when it can start at the latest, and the free state without the
+/// resources it will take then (what a job running past `shadow` may use).
+struct Reservation {
+    shadow: u64,
+    masked: Free,
+}
+
+impl Scheduler {
+    pub(crate) fn pass(&mut self, now: u64) -> Vec<Decision> {
+        self.check_nodes(now);
+        self.check_jobs(now);
+        let mut out = std::mem::take(&mut self.outbox);
+        let mut again: Vec<u32> = self.sets[SUSPENDED as usize]
+            .iter()
+            .copied()
+            .filter(|&i| self.jobs[i as usize].auto_requeue)
+            .collect();
+        again.sort_unstable();
+        for i in again {
+            let i = i as usize;
+            self.move_to(i, JobState::Queued);
+            self.jobs[i].auto_requeue = false;
+            self.stats.requeues_total += 1;
+            out.push(Decision::Requeue {
+                job: self.jobs[i].spec.id,
+                reason: RequeueReason::Preempted,
+            });
+        }
+        let mut pending = self.sets[PENDING as usize].clone();
+        pending.sort_unstable();
+        for i in pending {
+            self.move_to(i as usize, JobState::Queued);
+        }
+        self.place_queue(now, &mut out);
+        out
+    }
+
+    /// Heartbeat deadlines: Up → Suspect → Down (a Down node loses its jobs).
+    fn check_nodes(&mut self, now: u64) {
+        let Some(suspect) = self.cfg.node_suspect_after_ms else {
+            return;
+        };
+        let down = self.cfg.node_down_after_ms;
+        for n in 0..self.cluster.nodes.len() {
+            let info = &self.cluster.nodes[n];
+            if info.removed || info.health == Health::Down {
+                continue;
+            }
+            let age = now.saturating_sub(info.last_heartbeat);
+            if down.is_some_and(|d| age > d) {
+                self.cluster.nodes[n].health = Health::Down;
+                self.cluster.refresh_eligible(n);
+                self.lose_node(n);
+            } else if age > suspect && info.health == Health::Up {
+                self.cluster.nodes[n].health = Health::Suspect;
+                self.cluster.refresh_eligible(n);
+            }
+        }
+    }
+
+    /// Time limits and zombies of RUNNING jobs.
+    fn check_jobs(&mut self, now: u64) {
+        let zombie_default = self.cfg.zombie_timeout_ms;
+        // (job index, over its limit) for every job to stop. Time limits come from the
+        // end-time index (the jobs that end before now); zombies need a scan, done only when
+        // some running job has a progress timeout.
+        let mut hits: Vec<(u32, bool)> = Vec::new();
+        for &(_, i) in self.ends.range(..(now, 0)) {
+            let e = &self.jobs[i as usize];
+            if let (JobState::Running, Some(limit), Some(s)) =
+                (e.state, e.spec.max_runtime_ms, e.run_start_ms)
+            {
+                if now > s + limit {
+                    hits.push((i, true));
+                }
+            }
+        }
+        if zombie_default.is_some() || self.watched > 0 {
+            for &i in &self.sets[ACTIVE as usize] {
+                let e = &self.jobs[i as usize];
+                let zombie = e.state == JobState::Running
+                    && e.spec
+                        .progress_timeout_ms
+                        .or(zombie_default)
+                        .is_some_and(|z| now > e.last_progress_ms + z);
+                if zombie {
+                    hits.push((i, false));
+                }
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup_by_key(|h| h.0);
+        for (i, over_limit) in hits {
+            let i = i as usize;
+            if over_limit {
+                self.stop_job(i, false, RequeueReason::Zombie, FailReason::TimeLimit);
+            } else {
+                let restart = self.jobs[i].spec.restartable;
+                self.stop_job(i, restart, RequeueReason::Zombie, FailReason::Zombie);
+            }
+        }
+    }
+
+    /// The sort key of queued job `i` (smaller goes first).
+    fn order_key(&self, i: usize, ctx: &KeyCtx) -> OrderKey {
+        let e = &self.jobs[i];
+        let (submit, id) = (e.submit_ms, e.spec.id.0);
+        match self.cfg.policy.order {
+            QueueOrder::Fifo => OrderKey {
+                tier: 0,
+                score: 0.0,
+                a: submit,
+                b: id,
+                c: 0,
+            },
+            QueueOrder::ShortestFirst => OrderKey {
+                tier: 0,
+                score: 0.0,
+                a: e.spec.max_runtime_ms.unwrap_or(u64::MAX),
+                b: submit,
+                c: id,
+            },
+            QueueOrder::Multifactor => {
+                let w = &self.cfg.weights;
+                let age_max = w.age_max_ms.max(1) as f64;
+                let age = (ctx.now.saturating_sub(submit) as f64 / age_max).min(1.0);
+                let fs = (ctx.users[e.user_acct] + ctx.queues[e.queue_acct]) / 2.0;
+                let size = size_factor(e.demand[0] as f64 / 1000.0, ctx.cluster_gpus);
+                let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
+                let score = w.age * age + w.fair_share * fs + w.size * size + w.short * short;
+                OrderKey {
+                    tier: -(e.spec.priority as i64),
+                    score: -score,
+                    a: submit,
+                    b: id,
+                    c: 0,
+                }
+            }
+        }
+    }
+
+    /// Brings the cached queue order up to date. Multifactor scores are recomputed for the
+    /// whole queue at most every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's
+    /// `PriorityCalcPeriod`) or when something that orders jobs changed; in between, jobs
+    /// entering the queue are inserted with their current score (a job leaves the order as it
+    /// leaves the queue, see `Scheduler::move_to`).
+    fn ordered_queue(&mut self, now: u64) {
+        let ctx = KeyCtx {
+            now,
+            users: self.users.factors(),
+            queues: self.queue_fs.factors(),
+            cluster_gpus: self.cluster.total_gpus() as f64,
+        };
+        let periodic = self.cfg.policy.order == QueueOrder::Multifactor
+            && self
+                .order
+                .computed_at
+                .is_none_or(|t| now >= t.saturating_add(self.cfg.priority_recalc_ms));
+        if self.order.dirty || periodic || self.order.computed_at.is_none() {
+            for &(_, i) in &self.order.entries {
+                self.jobs[i as usize].order_key = None;
+            }
+            let entries: std::collections::BTreeSet<(OrderKey, u32)> = self.sets[QUEUED as usize]
+                .iter()
+                .map(|&i| (self.order_key(i as usize, &ctx), i))
+                .collect();
+            let mut smallest = MinReq::new();
+            for &(k, i) in &entries {
+                self.jobs[i as usize].order_key = Some(k);
+                smallest.add(&self.jobs[i as usize].req);
+            }
+            self.order.entries = entries;
+            self.order.smallest = smallest;
+            self.order.fresh.clear();
+            self.order.computed_at = Some(now);
+            self.order.dirty = false;
+            return;
+        }
+        let fresh = std::mem::take(&mut self.order.fresh);
+        for i in fresh {
+            let e = &self.jobs[i as usize];
+            if e.state != JobState::Queued || e.order_key.is_some() {
+                continue;
+            }
+            let key = self.order_key(i as usize, &ctx);
+            self.order.entries.insert((key, i));
+            self.order.smallest.add(&self.jobs[i as usize].req);
+            self.jobs[i as usize].order_key = Some(key);
+        }
+    }
+
+    fn place_queue(&mut self, now: u64, out: &mut Vec<Decision>) {
+        if self.sets[QUEUED as usize].is_empty() {
+            return;
+        }
+        self.ordered_queue(now);
+        let policy = self.cfg.policy;
+        let profile: Option<Profile> =
+            (policy.placement == PlacementPolicy::Topology).then(|| self.learner.profile().clone());
+        self.recheck_no_fit();
+        let mut bounds = Bounds::of(&self.cluster, &self.free);
+        let smallest = self.order.smallest;
+        let blocked_now = |s: &Scheduler| -> FxHashSet<Req> {
+            s.queued_shapes
+                .keys()
+                .filter(|r| s.no_fit.contains(*r))
+                .copied()
+                .collect()
+        };
+        // Queued shapes known not to fit: no placement, or behind the reservation only the
+        // masked state and no job of the shape ends before it.
+        let mut blocked = blocked_now(self);
+        let mut resv: Option<Reservation> = None;
+        // Shapes that did not fit the reservation-masked state in this pass (it only shrinks).
+        let mut masked_no_fit: FxHashSet<Req> = Default::default();
+        // Starts and preemptions never touch the cached order: walk it with a cursor.
+        let mut cursor: Option<(OrderKey, u32)> = None;
+        loop {
+            let next = match &cursor {
+                None => self.order.entries.first().copied(),
+                Some(c) => self
+                    .order
+                    .entries
+                    .range((std::ops::Bound::Excluded(*c), std::ops::Bound::Unbounded))
+                    .next()
+                    .copied(),
+            };
+            let Some(entry) = next else {
+                break;
+            };
+            cursor = Some(entry);
+            let i = entry.1 as usize;
+            if self.jobs[i].state != JobState::Queued {
+                continue;
+            }
+            // Nothing left in the queue can fit (and no job may still preempt): stop.
+            if (resv.is_some() || !policy.preemption)
+                && (!bounds.any_may_fit(&smallest) || blocked.len() >= self.queued_shapes.len())
+            {
+                break;
+            }
+            let (req, queue, demand) = (self.jobs[i].req, self.jobs[i].queue, self.jobs[i].demand);
+            // Behind a reservation, a job that runs past it can only use the masked state.
+            if let Some(r) = &resv {
+                let ends_before = self.jobs[i]
+                    .spec
+                    .max_runtime_ms
+                    .is_some_and(|t| now + t <= r.shadow);
+                if !ends_before && masked_no_fit.contains(&req) {
+                    continue;
+                }
+            }
+            let quota_ok = self.quotas.admits(queue, demand, &[]);
+            let live = if !quota_ok || self.no_fit.contains(&req) {
+                None
+            } else if !bounds.may_fit(&req) {
+                // Above what any node has free: it does not fit (and will not, until a node
+                // grows).
+                self.no_fit.insert(req);
+                blocked.insert(req);
+                None
+            } else {
+                let p = placement::place(
+                    &self.cluster,
+                    &self.free,
+                    &req,
+                    policy.placement,
+                    profile.as_ref(),
+                );
+                if p.is_none() {
+                    self.no_fit.insert(req);
+                    blocked.insert(req);
+                }
+                p
+            };
+            if let Some(p) = live {
+                let before = out.len();
+                match resv.as_mut() {
+                    None => self.start(i, p, now, out, None),
+                    Some(r) => {
+                        let ends_before = self.jobs[i]
+                            .spec
+                            .max_runtime_ms
+                            .is_some_and(|t| now + t <= r.shadow);
+                        if ends_before {
+                            self.start(i, p, now, out, Some(r));
+                        } else if !masked_no_fit.contains(&req) {
+                            match placement::place(
+                                &self.cluster,
+                                &r.masked,
+                                &req,
+                                policy.placement,
+                                profile.as_ref(),
+                            ) {
+                                Some(p2) => self.start(i, p2, now, out, Some(r)),
+                                None => {
+                                    masked_no_fit.insert(req);
+                                    let min_limit =
+                                        self.queued_shapes.get(&req).map_or(u64::MAX, |x| x.1);
+                                    if now.saturating_add(min_limit) > r.shadow {
+                                        blocked.insert(req);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                if out.len() > before {
+                    bounds = Bounds::of(&self.cluster, &self.free);
+                }
+                continue;
+            }
+            let pkey = (req, self.jobs[i].spec.priority, queue);
+            let epochs = (self.grow_epoch, self.victim_epoch);
+            if policy.preemption && resv.is_none() && self.no_preempt.get(&pkey) != Some(&epochs) {
+                let found = self.find_preemption(i, profile.as_ref());
+                if found.is_none() {
+                    self.no_preempt.insert(pkey, epochs);
+                }
+                if let Some((victims, p)) = found {
+                    let by = self.jobs[i].spec.id;
+                    for v in victims {
+                        self.preempt(v, by, out);
+                    }
+                    self.recheck_no_fit();
+                    blocked = blocked_now(self);
+                    masked_no_fit.clear();
+                    bounds = Bounds::of(&self.cluster, &self.free);
+                    self.start(i, p, now, out, None);
+                    continue;
+                }
+            }
+            if !quota_ok {
+                continue;
+            }
+            if policy.head_of_line_blocking {
+                break;
+            }
+            if policy.backfill && resv.is_none() {
+                if let Some((shadow, p)) = self.earliest_start(&req, now) {
+                    let mut masked = self.free.clone();
+                    for m in &p {
+                        mask_out(&self.cluster, &mut masked, m, &req);
+                    }
+                    resv = Some(Reservation { shadow, masked });
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        i: usize,
+        members: Vec<MemberPlacement>,
+        now: u64,
+        out: &mut Vec<Decision>,
+        resv: Option<&mut Reservation>,
+    ) {
+        let req = self.jobs[i].req;
+        if let Some(r) = resv {
+            for m in &members {
+                r.masked.take_saturating(&self.cluster, m, &req);
+            }
+        }
+        self.bind(i, members.clone());
+        self.move_to(i, JobState::Scheduled);
+        let e = &mut self.jobs[i];
+        e.start_ms = Some(now);
+        e.run_start_ms = None;
+        e.starts += 1;
+        let job = e.spec.id;
+        // A start in a cohort can make its queue a borrower, whose running preemptible jobs
+        // become reclaim candidates.
+        if e.spec.preemptible || self.quotas.queues[e.queue].cohort.is_some() {
+            self.victim_epoch += 1;
+        }
+        self.stats.allocation_success_total += 1;
+        self.refresh_end(i);
+        out.push(Decision::Start { job, members });
+    }
+
+    fn preempt(&mut self, v: usize, by: JobId, out: &mut Vec<Decision>) {
+        self.unbind(v);
+        self.move_to(v, JobState::Suspended);
+        let e = &mut self.jobs[v];
+        e.auto_requeue = true;
+        e.preemptions += 1;
+        self.stats.preemptions_total += 1;
+        out.push(Decision::Preempt { job: e.spec.id, by });
+    }
+
+    /// The smallest set of preemptible jobs (found greedily, then pruned) whose resources let job
+    /// `i` start, and the placement it gets. Victims are RUNNING jobs of a lower priority tier;
+    /// also, when job `i`'s queue stays within its nominal quota, jobs of queues in its cohort
+    /// that borrow (Kueue's reclaim). Lowest priority first, then the largest (fewer victims),
+    /// then the most recently started (least work lost).
+    fn find_preemption(
+        &self,
+        i: usize,
+        profile: Option<&Profile>,
+    ) -> Option<(Vec<usize>, Vec<MemberPlacement>)> {
+        let e = &self.jobs[i];
+        let (prio, q, req, demand) = (e.spec.priority, e.queue, e.req, e.demand);
+        let reclaim = self.quotas.within_nominal(q, demand);
+        let mut cands: Vec<usize> = self.sets[ACTIVE as usize]
+            .iter()
+            .map(|&v| v as usize)
+            .filter(|&v| {
+                let x = &self.jobs[v];
+                x.state == JobState::Running
+                    && x.spec.preemptible
+                    && (x.spec.priority < prio
+                        || (reclaim
+                            && x.queue != q
+                            && self.quotas.same_cohort(q, x.queue)
+                            && self.quotas.borrowing(x.queue)))
+            })
+            .collect();
+        if cands.is_empty() {
+            return None;
+        }
+        cands.sort_unstable_by_key(|&v| {
+            let x = &self.jobs[v];
+            (
+                x.spec.priority,
+                std::cmp::Reverse(x.demand[0]),
+                std::cmp::Reverse(x.start_ms.unwrap_or(0)),
+                x.spec.id,
+            )
+        });
+        let quota_ok = |chosen: &[usize]| {
+            let released: Vec<(usize, [u64; 3])> = chosen
+                .iter()
+                .map(|&v| (self.jobs[v].queue, self.jobs[v].demand))
+                .collect();
+            self.quotas.admits(q, demand, &released)
+        };
+        let give = |f: &mut Free, v: usize| {
+            let x = &self.jobs[v];
+            for m in &x.members {
+                f.give(&self.cluster, m, &x.req);
+            }
+        };
+        let take = |f: &mut Free, v: usize| {
+            let x = &self.jobs[v];
+            for m in &x.members {
+                f.take(&self.cluster, m, &x.req);
+            }
+        };
+        let pol = self.cfg.policy.placement;
+        let single_node =
+            req.gang == 1 || matches!(req.locality, Locality::SameNode | Locality::SameIsland);
+        let mut scratch = self.free.clone();
+        let chosen: Vec<usize> = if single_node {
+            let fits_on = |f: &Free, n: usize| {
+                member_cap(&self.cluster, f, n, &req, req.gang) >= req.gang
+                    && (req.locality != Locality::SameIsland
+                        || placement::island_fits(&self.cluster, f, n, &req, req.gang))
+            };
+            // Victims per node, in candidate order.
+            let mut by_node: Vec<(u32, usize)> = Vec::new();
+            for (rank, &v) in cands.iter().enumerate() {
+                let mut nodes: Vec<u32> = self.jobs[v].members.iter().map(|m| m.node.0).collect();
+                nodes.sort_unstable();
+                nodes.dedup();
+                for n in nodes {
+                    if self.cluster.eligible[n as usize] {
+                        by_node.push((n, rank));
+                    }
+                }
+            }
+            by_node.sort_unstable();
+            // (victims, highest victim priority, victim GPUs, node) and the victims.
+            type Best = ((usize, i32, u64, u32), Vec<usize>);
+            let mut best: Option<Best> = None;
+            let mut k = 0;
+            while k < by_node.len() {
+                let n = by_node[k].0;
+                let mut end = k;
+                while end < by_node.len() && by_node[end].0 == n {
+                    end += 1;
+                }
+                let list: Vec<usize> = by_node[k..end].iter().map(|x| cands[x.1]).collect();
+                k = end;
+                let mut set: Vec<usize> = Vec::new();
+                let mut ok = false;
+                for &v in &list {
+                    give(&mut scratch, v);
+                    set.push(v);
+                    if fits_on(&scratch, n as usize) && quota_ok(&set) {
+                        ok = true;
+                        break;
+                    }
+                }
+                if ok {
+                    for pos in (0..set.len()).rev() {
+                        let v = set[pos];
+                        take(&mut scratch, v);
+                        let mut without = set.clone();
+                        without.remove(pos);
+                        if fits_on(&scratch, n as usize) && quota_ok(&without) {
+                            set = without;
+                        } else {
+                            give(&mut scratch, v);
+                        }
+                    }
+                    let key = (
+                        set.len(),
+                        set.iter()
+                            .map(|&v| self.jobs[v].spec.priority)
+                            .max()
+                            .unwrap_or(0),
+                        set.iter().map(|&v| self.jobs[v].demand[0]).sum(),
+                        n,
+                    );
+                    if best.as_ref().is_none_or(|b| key < b.0) {
+                        best = Some((key, set.clone()));
+                    }
+                }
+                for &v in &set {
+                    take(&mut scratch, v);
+                }
+            }
+            best?.1
+        } else {
+            // Bisection over the candidate prefix, then pruning.
+            let after = |k: usize| {
+                let mut f = self.free.clone();
+                for &v in &cands[..k] {
+                    give(&mut f, v);
+                }
+                f
+            };
+            let ok = |k: usize| {
+                quota_ok(&cands[..k])
+                    && placement::place(&self.cluster, &after(k), &req, pol, profile).is_some()
+            };
+            if !ok(cands.len()) {
+                return None;
+            }
+            let (mut lo, mut hi) = (0usize, cands.len());
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if ok(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let mut set: Vec<usize> = cands[..hi].to_vec();
+            scratch = after(hi);
+            for pos in (0..set.len()).rev() {
+                let v = set[pos];
+                take(&mut scratch, v);
+                let mut without = set.clone();
+                without.remove(pos);
+                if quota_ok(&without)
+                    && placement::place(&self.cluster, &scratch, &req, pol, profile).is_some()
+                {
+                    set = without;
+                } else {
+                    give(&mut scratch, v);
+                }
+            }
+            set
+        };
+        let mut f = self.free.clone();
+        for &v in &chosen {
+            give(&mut f, v);
+        }
+        if !quota_ok(&chosen) {
+            return None;
+        }
+        let p = placement::place(&self.cluster, &f, &req, pol, profile)?;
+        let mut chosen = chosen;
+        chosen.sort_unstable_by_key(|&v| self.jobs[v].spec.id);
+        Some((chosen, p))
+    }
+}
+
+/// Removes what a reserved member will take from a free state: its GPUs entirely, its CPU and
+/// memory from what is free now (conservative: more may be free at the reserved time).
+fn mask_out(cl: &crate::cluster::Cluster, f: &mut Free, m: &MemberPlacement, req: &Req) {
+    let n = m.node.0 as usize;
+    let off = cl.nodes[n].gpu_off;
+    for g in &m.gpus {
+        f.zero_gpu(n, off + g.index as usize);
+    }
+    f.cpu[n] = f.cpu[n].saturating_sub(req.cpu);
+    f.mem[n] = f.mem[n].saturating_sub(req.mem);
+}
