@@ -10,7 +10,8 @@ use arrow_schema::ArrowError;
 use crate::status::{
     ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_FORMAT, ZENITH_ERR_INTERNAL,
     ZENITH_ERR_INVALID_ARGUMENT, ZENITH_ERR_IO, ZENITH_ERR_NOT_FOUND, ZENITH_ERR_NULL_ARGUMENT,
-    ZENITH_ERR_PANIC, ZENITH_ERR_SCHEMA_MISMATCH, ZENITH_ERR_UNSUPPORTED, zenith_status as Status,
+    ZENITH_ERR_OUT_OF_MEMORY, ZENITH_ERR_PANIC, ZENITH_ERR_SCHEMA_MISMATCH, ZENITH_ERR_UNSUPPORTED,
+    zenith_status as Status,
 };
 
 /// Shorthand for results whose error is the crate's [`Error`].
@@ -78,6 +79,19 @@ pub enum Error {
         given: usize,
     },
 
+    /// Serving the request would take more memory than allowed: more than the memory budget, or
+    /// more than the allocator could give (a size taken from a file that claims more rows,
+    /// values or bytes than fit). Nothing was allocated for it.
+    #[error("out of memory: {what} needs {needed} bytes, more than {limit}")]
+    OutOfMemory {
+        /// What needed the memory (names the file where there is one).
+        what: String,
+        /// Bytes it needed (at least).
+        needed: u64,
+        /// The limit it ran into: "the memory budget (N bytes)", "what the allocator could give".
+        limit: String,
+    },
+
     /// A valid request this build or this data cannot serve.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -102,6 +116,7 @@ impl Error {
             Error::Io { .. } => ZENITH_ERR_IO,
             Error::Format { .. } => ZENITH_ERR_FORMAT,
             Error::BufferTooSmall { .. } => ZENITH_ERR_BUFFER_TOO_SMALL,
+            Error::OutOfMemory { .. } => ZENITH_ERR_OUT_OF_MEMORY,
             Error::Unsupported(_) => ZENITH_ERR_UNSUPPORTED,
             Error::Panic(_) => ZENITH_ERR_PANIC,
             Error::Internal(_) => ZENITH_ERR_INTERNAL,
@@ -169,6 +184,15 @@ impl Error {
                 needed: *needed,
                 given: *given,
             },
+            Error::OutOfMemory {
+                what,
+                needed,
+                limit,
+            } => Error::OutOfMemory {
+                what: what.clone(),
+                needed: *needed,
+                limit: limit.clone(),
+            },
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::Panic(m) => Error::Panic(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
@@ -180,7 +204,7 @@ impl Error {
     ///
     /// The variant is chosen so that C stream consumers get a meaningful errno from
     /// `get_next`: I/O failures as `EIO`, bad data or arguments as `EINVAL`, unsupported
-    /// requests as `ENOSYS`.
+    /// requests as `ENOSYS`, out of memory as `ENOMEM`.
     pub fn into_arrow(self) -> ArrowError {
         match self {
             Error::Io { .. } | Error::NotFound { .. } => {
@@ -192,7 +216,28 @@ impl Error {
             }
             Error::InvalidArgument(message) => ArrowError::InvalidArgumentError(message),
             Error::Unsupported(message) => ArrowError::NotYetImplemented(message),
+            Error::OutOfMemory { .. } => ArrowError::MemoryError(self.to_string()),
             other => ArrowError::ExternalError(Box::new(other)),
+        }
+    }
+
+    /// An [`Error::OutOfMemory`] for `what` needing `needed` bytes over a memory budget of
+    /// `budget` bytes.
+    pub fn over_budget(what: impl Into<String>, needed: u64, budget: u64) -> Self {
+        Error::OutOfMemory {
+            what: what.into(),
+            needed,
+            limit: format!("the memory budget ({budget} bytes)"),
+        }
+    }
+
+    /// An [`Error::OutOfMemory`] for an allocation of `needed` bytes for `what` that the
+    /// allocator refused (a failed `try_reserve`).
+    pub fn alloc_failed(what: impl Into<String>, needed: u64) -> Self {
+        Error::OutOfMemory {
+            what: what.into(),
+            needed,
+            limit: "what the allocator could give".into(),
         }
     }
 

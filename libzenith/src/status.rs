@@ -40,6 +40,10 @@ pub const ZENITH_ERR_SCHEMA_MISMATCH: zenith_status = -9;
 /// A caller's buffer is too small; the call reported the size it needs.
 pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 
+/// Reading the data would take more memory than the loader may use (its memory budget) or than
+/// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
+pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -56,6 +60,9 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_INTERNAL => c"internal error",
         ZENITH_ERR_SCHEMA_MISMATCH => c"schema mismatch between shards",
         ZENITH_ERR_BUFFER_TOO_SMALL => c"buffer too small",
+        ZENITH_ERR_OUT_OF_MEMORY => {
+            c"out of memory (over the memory budget or the allocator's limit)"
+        }
         _ => c"unknown status code",
     }
 }

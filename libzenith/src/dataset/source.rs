@@ -201,6 +201,37 @@ pub struct SourceOptions {
     /// How Parquet and CSV files are read (mmap, io_uring or pread), and the stats of those
     /// reads, shared by every file of the dataset. Arrow IPC files are always memory-mapped.
     pub io: IoContext,
+    /// The most bytes reading one file may take at once, checked before anything is allocated:
+    /// one decoded Parquet row group (and any one page or dictionary inside it), or the whole
+    /// of a materialised CSV file. Over it, opening or reading is an [`Error::OutOfMemory`].
+    /// `None`: [`default_memory_budget`].
+    pub memory_budget: Option<u64>,
+}
+
+impl SourceOptions {
+    /// The memory budget reads are checked against: the one set, else the default.
+    pub fn budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(default_memory_budget)
+    }
+}
+
+/// Half of the memory the kernel reports available (`MemAvailable`), else 4 GiB: the memory
+/// budget of a loader or a dataset that sets none.
+pub fn default_memory_budget() -> u64 {
+    let available_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemAvailable:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        });
+    available_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 /// Opens `path` as `format`.
@@ -212,11 +243,16 @@ pub fn open_source(
     Ok(match format {
         Format::ArrowIpcFile => Arc::new(super::ipc::IpcFile::open(path)?),
         Format::ArrowIpcStream => Arc::new(super::ipc_stream::IpcStreamFile::open(path)?),
-        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with(path, &options.io)?),
-        Format::Csv => Arc::new(super::csv::CsvFile::open_with(
+        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with_budget(
+            path,
+            &options.io,
+            options.budget(),
+        )?),
+        Format::Csv => Arc::new(super::csv::CsvFile::open_with_budget(
             path,
             options.csv_schema.clone(),
             &options.io,
+            options.budget(),
         )?),
     })
 }

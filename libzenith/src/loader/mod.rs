@@ -79,6 +79,7 @@ impl Loader {
             ..DatasetOptions::default()
         };
         dataset_options.source.io = io.clone();
+        dataset_options.source.memory_budget = options.memory_budget;
         let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
         Self::start(Arc::new(dataset), options, opened, io)
     }
@@ -313,7 +314,7 @@ fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u6
     if params.shuffle == ShuffleMode::None || chunks == 0 {
         return params;
     }
-    let budget = budget.unwrap_or_else(default_memory_budget);
+    let budget = budget.unwrap_or_else(crate::dataset::source::default_memory_budget);
     let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
     if params.shuffle == ShuffleMode::Global && (dataset.in_memory() || total <= budget) {
         return params;
@@ -323,24 +324,6 @@ fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u6
     params.shuffle = ShuffleMode::Block;
     params.window_chunks = ((budget / 2) / average).clamp(1, chunks as u64) as usize;
     params
-}
-
-/// Half of the memory the kernel reports available (`MemAvailable`), else 4 GiB.
-fn default_memory_budget() -> u64 {
-    let available_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("MemAvailable:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        });
-    available_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 /// Checks a resume token against the dataset and the options, and returns the parameters to
