@@ -179,3 +179,17 @@ test-python-binding: setup
 	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
 	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
 	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests
+
+## Fuzzing (cargo-fuzz on nightly; libzenith/fuzz, seeds by libzenith/fuzz/seeds.py) -----------
+#
+#   make fuzz        every fuzz target for FUZZ_RUNS executions (default 10^6), one at a time
+#   make test-fuzz   every fuzz target for a few seconds over its seed corpus (a smoke test)
+
+FUZZ_RUNS ?= 1000000
+
+.PHONY: fuzz test-fuzz
+fuzz:
+	libzenith/fuzz/run.sh full $(FUZZ_RUNS)
+
+test-fuzz:
+	libzenith/fuzz/run.sh smoke

@@ -209,6 +209,43 @@ mod tests {
         assert_eq!(ResumeState::decode(&token).unwrap(), sample());
     }
 
+    /// The resume-token seeds of the fuzz corpus are tokens this encoder wrote: with
+    /// `ZENITH_WRITE_FUZZ_SEEDS=DIR` set (libzenith/fuzz/seeds.py --tokens), this writes them.
+    #[test]
+    fn fuzz_seed_tokens_round_trip() {
+        let mut states = vec![sample()];
+        for (i, shuffle) in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block]
+            .into_iter()
+            .enumerate()
+        {
+            let mut state = sample();
+            state.columns_hash = 0;
+            state.params.shuffle = shuffle;
+            state.params.seed = i as u64;
+            state.params.epoch = 0;
+            state.params.batch_size = 7;
+            state.params.rank = 0;
+            state.params.world_size = 1 + i as u32;
+            state.params.window_chunks = 1 + i;
+            state.params.drop_last = i == 2;
+            state.batches_delivered = 3 * i as u64;
+            state.rows_delivered = 21 * i as u64;
+            states.push(state);
+        }
+        for (i, state) in states.iter().enumerate() {
+            let token = state.encode();
+            assert_eq!(&ResumeState::decode(&token).unwrap(), state);
+            if let Some(dir) = std::env::var_os("ZENITH_WRITE_FUZZ_SEEDS") {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    std::path::Path::new(&dir).join(format!("token-{i}")),
+                    &token,
+                )
+                .unwrap();
+            }
+        }
+    }
+
     #[test]
     fn damaged_or_foreign_tokens_are_rejected() {
         let token = sample().encode();
