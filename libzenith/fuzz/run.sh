@@ -8,7 +8,9 @@
 #
 # Seeds: corpus/<target>/ (committed; written by seeds.py). What the fuzzer finds goes to
 # corpus-work/<target>/ and crashes to artifacts/<target>/ (both ignored by git). A crash fails
-# the run; turn it into a regression test (see libzenith/tests/fuzz_regressions.rs).
+# the run; turn it into a regression test: commit the input under libzenith/tests/fuzz_crashes/<target>/
+# (replayed by tests/hostile_metadata.rs), fix the cause. ZENITH_FUZZ_STRICT_PANICS=1 shows panic messages
+# (and makes caught panics crashes too).
 # Builds are release with debug assertions (overflow checks on) and AddressSanitizer.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"

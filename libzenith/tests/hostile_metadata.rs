@@ -505,3 +505,63 @@ fn pyarrow_written_fuzz_seeds_open_and_read() {
     }
     assert!(opened >= 25 || !corpus.exists(), "{opened} seeds read");
 }
+
+// ---- Crashes the fuzzer found (libzenith/fuzz), replayed ------------------------------------
+
+/// Every input in tests/fuzz_crashes/<target>/ once crashed that fuzz target; each is replayed
+/// as the target does, in a child process (an abort must fail the test, not the run).
+#[test]
+fn fuzz_crashes_stay_fixed() {
+    isolated("fuzz_crashes_stay_fixed", || {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_crashes");
+        let dir = tempfile::tempdir().unwrap();
+        for target in ["ipc_file", "ipc_stream", "parquet", "csv", "resume_state"] {
+            let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let ext = match target {
+                    "ipc_file" => "arrow",
+                    "ipc_stream" => "arrows",
+                    "parquet" => "parquet",
+                    "csv" => "csv",
+                    _ => {
+                        replay_resume_token(&data);
+                        continue;
+                    }
+                };
+                let file = write(dir.path(), &format!("input.{ext}"), &data);
+                if let Err(err) = open_and_read(&file, BUDGET) {
+                    assert!(
+                        !matches!(err, Error::Panic(_) | Error::Internal(_)),
+                        "{}: {err}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// What the resume_state target checks: the bytes, given a valid envelope (magic, version, all
+/// columns, checksum), are refused or decode to a state that encodes back to the same bytes.
+fn replay_resume_token(data: &[u8]) {
+    use zenith::dataset::Fnv64;
+    use zenith::loader::{ResumeState, ZENITH_RESUME_STATE_SIZE};
+    let mut token = vec![0u8; ZENITH_RESUME_STATE_SIZE];
+    let n = data.len().min(ZENITH_RESUME_STATE_SIZE);
+    token[..n].copy_from_slice(&data[..n]);
+    token[..4].copy_from_slice(b"ZNRS");
+    token[4..6].copy_from_slice(&1u16.to_le_bytes());
+    token[14..22].copy_from_slice(&0u64.to_le_bytes());
+    let body = ZENITH_RESUME_STATE_SIZE - 8;
+    let mut hash = Fnv64::default();
+    hash.write(&token[..body]);
+    let checksum = hash.finish().to_le_bytes();
+    token[body..].copy_from_slice(&checksum);
+    if let Ok(state) = ResumeState::decode(&token) {
+        assert_eq!(state.encode(), token);
+    }
+}

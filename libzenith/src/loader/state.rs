@@ -99,10 +99,18 @@ impl ResumeState {
         let shuffle =
             shuffle_from_code(reader.take::<1>()[0]).ok_or_else(|| bad("unknown shuffle mode"))?;
         let batches_delivered = reader.u64();
-        let drop_last = reader.take::<1>()[0] != 0;
+        // One encoding per token: a flag is 0 or 1, the reserved field 0.
+        let drop_last = match reader.take::<1>()[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("drop_last is neither 0 nor 1")),
+        };
         let rank = u32::from_le_bytes(reader.take());
         let world_size = u32::from_le_bytes(reader.take());
         let rows_delivered = reader.u64();
+        if reader.u64() != 0 {
+            return Err(bad("reserved field is not 0"));
+        }
         let to_usize = |v: u64| usize::try_from(v).map_err(|_| bad("value out of range"));
         let params = PlanParams {
             shuffle,
@@ -118,6 +126,8 @@ impl ResumeState {
             || params.window_chunks == 0
             || world_size == 0
             || rank >= world_size
+            // Batches hold at most batch_size rows each.
+            || rows_delivered > batches_delivered.saturating_mul(batch_size)
         {
             return Err(bad("field values out of range"));
         }
@@ -243,6 +253,38 @@ mod tests {
                 )
                 .unwrap();
             }
+        }
+    }
+
+    /// Found by fuzzing (libzenith/fuzz, resume_state): a token whose checksum is valid but
+    /// whose drop_last byte is 41 decoded as `true` and encoded back as 1 — two tokens for one
+    /// state. Flags, the reserved field and the rows count now have one valid encoding each.
+    #[test]
+    fn tokens_have_one_encoding() {
+        let reseal = |mut token: Vec<u8>| {
+            let body = token.len() - 8;
+            let mut hash = Fnv64::default();
+            hash.write(&token[..body]);
+            token[body..].copy_from_slice(&hash.finish().to_le_bytes());
+            token
+        };
+        let token = sample().encode();
+        let drop_last = 4 + 2 + 6 * 8 + 1 + 8;
+        let rows = drop_last + 1 + 4 + 4;
+        let reserved = rows + 8;
+        let mut flag = token.clone();
+        flag[drop_last] = 41;
+        let mut spare = token.clone();
+        spare[reserved] = 1;
+        let mut too_many_rows = token.clone();
+        too_many_rows[rows..rows + 8].copy_from_slice(&(17 * 1024 + 1u64).to_le_bytes());
+        for damaged in [flag, spare, too_many_rows] {
+            let err = ResumeState::decode(&reseal(damaged)).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        }
+        for state in [sample()] {
+            let token = state.encode();
+            assert_eq!(ResumeState::decode(&token).unwrap().encode(), token);
         }
     }
 
