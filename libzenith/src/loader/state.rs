@@ -282,10 +282,7 @@ mod tests {
             let err = ResumeState::decode(&reseal(damaged)).unwrap_err();
             assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
         }
-        for state in [sample()] {
-            let token = state.encode();
-            assert_eq!(ResumeState::decode(&token).unwrap().encode(), token);
-        }
+        assert_eq!(ResumeState::decode(&token).unwrap().encode(), token);
     }
 
     #[test]
