@@ -89,6 +89,7 @@ impl ParquetFile {
         if reader.is_empty() {
             return Err(Error::format(path, "empty file (not Parquet)"));
         }
+        check_footer(path, reader.as_ref())?;
         let data = RangeChunks {
             reader: reader.clone(),
             parts: Vec::new(),
@@ -217,12 +218,13 @@ impl ParquetFile {
                 .map_err(|e| self.read_error(index, e))?;
             let mut offset = 0;
             while offset < bytes.len() {
-                let (header, header_len) = page_header::parse(&bytes[offset..]).map_err(|why| {
-                    self.read_error(
-                        index,
-                        format!("column {leaf}: corrupt page header at offset {offset}: {why}"),
-                    )
-                })?;
+                let (header, header_len) =
+                    thrift::parse_page_header(&bytes[offset..]).map_err(|why| {
+                        self.read_error(
+                            index,
+                            format!("column {leaf}: corrupt page header at offset {offset}: {why}"),
+                        )
+                    })?;
                 let page_len = check_page(&header, column, self.budget).map_err(|e| match e {
                     PageError::Format(why) => self.read_error(
                         index,
@@ -338,6 +340,32 @@ impl Source for ParquetFile {
     fn in_memory(&self) -> bool {
         false
     }
+}
+
+/// Walks the footer (the Thrift FileMetaData before its length and the trailing `PAR1`) for
+/// what arrow-rs 60 would take minutes to skip (see [`thrift::check_footer`]). A file too short
+/// or whose length field does not fit is left to arrow-rs, which reports it.
+fn check_footer(path: &Path, reader: &dyn RangeRead) -> Result<()> {
+    let len = reader.len();
+    if len < 12 {
+        return Ok(());
+    }
+    let tail = reader
+        .read_range(len - 8..len)
+        .map_err(|e| Error::io(path, e))?;
+    let footer_len = u32::from_le_bytes(tail[..4].try_into().expect("four bytes")) as u64;
+    if &tail[4..] != b"PAR1" || footer_len > len - 8 {
+        return Ok(());
+    }
+    let footer = reader
+        .read_range(len - 8 - footer_len..len - 8)
+        .map_err(|e| Error::io(path, e))?;
+    thrift::check_footer(&footer).map_err(|why| {
+        Error::format(
+            path,
+            format!("unreadable Parquet footer (truncated or corrupt file): {why}"),
+        )
+    })
 }
 
 /// Sorts `ranges` and merges those that overlap or lie within `gap` bytes of each other.
@@ -629,7 +657,7 @@ fn max_expansion(codec: Compression) -> Option<u64> {
 ///   type's width: a bit for booleans, 4 bytes for a byte array's length), and the decoded
 ///   dictionary the budget.
 fn check_page(
-    header: &page_header::PageHeader,
+    header: &thrift::PageHeader,
     column: &ColumnChunkMetaData,
     budget: u64,
 ) -> std::result::Result<usize, PageError> {
@@ -698,13 +726,21 @@ fn check_page(
     usize::try_from(compressed).map_err(|_| format(format!("compressed size {compressed}")))
 }
 
-/// A reader of Parquet page headers (Thrift compact protocol) that reads them exactly as
-/// arrow-rs 60 does, so that the sizes [`check_page`] checks are the ones its decoder will use:
-/// fields it knows are read by their schema type whatever type the field header declares,
-/// integers are truncated as it truncates them, repeated fields overwrite, unknown fields are
-/// skipped by their declared type (booleans inside lists take no byte, as there), nested at most
-/// 64 deep. It allocates nothing.
-mod page_header {
+/// Reads Thrift (compact protocol) as arrow-rs 60 does, allocating nothing.
+///
+/// [`parse_page_header`](thrift::parse_page_header) reads page headers exactly as arrow-rs's
+/// decoder will, so that the sizes [`check_page`] checks are the ones it uses: fields it knows
+/// are read by their schema type whatever type the field header declares, integers are
+/// truncated as it truncates them, repeated fields overwrite, unknown fields are skipped by
+/// their declared type, nested at most 64 deep.
+///
+/// [`check_footer`](thrift::check_footer) walks a footer before arrow-rs parses it, for one
+/// flaw of arrow-rs 60's skipping: it skips the elements of a list (or set, or map) of booleans
+/// one by one while taking no byte for each, so a 9-byte unknown field claiming 2^31 - 1 of
+/// them costs it seconds (minutes under a sanitizer), and a footer can hold hundreds of them.
+/// A valid writer spends a byte on each element: such a list longer than the bytes left is
+/// refused here, whatever the depth.
+mod thrift {
     /// The fields of a page header the checks need.
     #[derive(Debug, Default)]
     pub(super) struct PageHeader {
@@ -738,6 +774,8 @@ mod page_header {
     struct Cursor<'a> {
         bytes: &'a [u8],
         pos: usize,
+        /// Elements skipped that took no byte (booleans in lists).
+        free_elements: u64,
     }
 
     type Parsed<T> = std::result::Result<T, String>;
@@ -871,9 +909,14 @@ mod page_header {
         /// byte on each).
         fn skip_elements(&mut self, types: &[u8], size: u64, depth: u32) -> Parsed<()> {
             if types.iter().all(|&t| t == BOOL_TRUE) {
-                let left = (self.bytes.len() - self.pos) as u64;
-                if size > left {
-                    return Err(format!("{size} booleans in {left} bytes"));
+                // arrow-rs spends an iteration on each: at most one per byte of the whole input,
+                // as a valid writer spends a byte on each.
+                self.free_elements = self.free_elements.saturating_add(size);
+                if self.free_elements > self.bytes.len() as u64 {
+                    return Err(format!(
+                        "{size} booleans in a list, more than {} bytes can hold",
+                        self.bytes.len()
+                    ));
                 }
                 return Ok(());
             }
@@ -895,9 +938,26 @@ mod page_header {
         }
     }
 
+    /// Walks the Thrift struct at the start of `footer` (a Parquet FileMetaData) by the types its
+    /// field headers declare, refusing lists, sets and maps of booleans that claim more elements
+    /// than bytes are left. Honest footers declare the types arrow-rs reads them as, so it walks
+    /// them as arrow-rs will.
+    pub(super) fn check_footer(footer: &[u8]) -> Parsed<()> {
+        Cursor {
+            bytes: footer,
+            pos: 0,
+            free_elements: 0,
+        }
+        .skip_value(STRUCT, MAX_DEPTH)
+    }
+
     /// Reads the page header at the start of `bytes`: the header and its length in bytes.
-    pub(super) fn parse(bytes: &[u8]) -> Parsed<(PageHeader, usize)> {
-        let mut c = Cursor { bytes, pos: 0 };
+    pub(super) fn parse_page_header(bytes: &[u8]) -> Parsed<(PageHeader, usize)> {
+        let mut c = Cursor {
+            bytes,
+            pos: 0,
+            free_elements: 0,
+        };
         let mut header = PageHeader::default();
         let (mut kind, mut uncompressed, mut compressed) = (None, None, None);
         let (mut v1_values, mut v2_values) = (None, None);
