@@ -315,7 +315,10 @@ fn effective_params(dataset: &Dataset, mut params: PlanParams, budget: Option<u6
         return params;
     }
     let budget = budget.unwrap_or_else(crate::dataset::source::default_memory_budget);
-    let total: u64 = (0..chunks).map(|c| dataset.chunk_decoded_bytes(c)).sum();
+    // Estimates from file metadata: they saturate rather than overflow.
+    let total = (0..chunks).fold(0u64, |sum, c| {
+        sum.saturating_add(dataset.chunk_decoded_bytes(c))
+    });
     if params.shuffle == ShuffleMode::Global && (dataset.in_memory() || total <= budget) {
         return params;
     }
