@@ -202,8 +202,9 @@ impl ParquetFile {
     }
 
     /// Walks the page headers of the column chunks of row group `index` that `mask` selects, as
-    /// the decoder will, and rejects any whose sizes could not be honest or would not fit the
-    /// budget (see [`check_page`]), before the decoder allocates from them.
+    /// the decoder will (one after another from the chunk's start: the page index, which could
+    /// point it elsewhere, is not loaded), and rejects any whose sizes could not be honest or
+    /// would not fit the budget (see [`check_page`]), before the decoder allocates from them.
     fn check_pages(&self, index: usize, mask: &ProjectionMask, chunks: &RangeChunks) -> Result<()> {
         let row_group = &self.metadata.metadata().row_groups()[index];
         for (leaf, column) in row_group.columns().iter().enumerate() {
