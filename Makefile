@@ -197,3 +197,17 @@ test-python-binding: setup
 .PHONY: test-cli
 test-cli: build data
 	$(CARGO) test --release -p zenith-cli
+
+## Fuzzing (cargo-fuzz on nightly; libzenith/fuzz, seeds by libzenith/fuzz/seeds.py) -----------
+#
+#   make fuzz        every fuzz target for FUZZ_RUNS executions (default 10^6), one at a time
+#   make test-fuzz   every fuzz target for a few seconds over its seed corpus (a smoke test)
+
+FUZZ_RUNS ?= 1000000
+
+.PHONY: fuzz test-fuzz
+fuzz:
+	libzenith/fuzz/run.sh full $(FUZZ_RUNS)
+
+test-fuzz:
+	libzenith/fuzz/run.sh smoke

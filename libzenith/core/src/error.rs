@@ -255,6 +255,16 @@ impl Error {
         }
     }
 
+    /// An [`Error::OutOfMemory`] for an allocation of `needed` bytes for `what` that the
+    /// allocator refused (a failed `try_reserve`).
+    pub fn alloc_failed(what: impl Into<String>, needed: u64) -> Self {
+        Error::OutOfMemory {
+            what: what.into(),
+            needed,
+            limit: "what the allocator could give".into(),
+        }
+    }
+
     /// Wraps an Arrow error met while decoding `path` as a format error.
     pub fn arrow_format(path: &Path, source: ArrowError) -> Self {
         Error::format(path, source.to_string())

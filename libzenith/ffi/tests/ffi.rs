@@ -175,6 +175,7 @@ fn status_strings_are_static_and_distinct() {
         ZENITH_ERR_INTERNAL,
         ZENITH_ERR_SCHEMA_MISMATCH,
         ZENITH_ERR_BUFFER_TOO_SMALL,
+        ZENITH_ERR_OUT_OF_MEMORY,
     ];
     let texts: std::collections::HashSet<&CStr> = codes
         .iter()

@@ -1,4 +1,5 @@
-//! CSV source: the file is parsed once, at open, into chunks of 65,536 rows held in memory.
+//! CSV source: the file is parsed once, at open, into chunks held in memory: 65,536 rows each,
+//! fewer when rows are wide (a chunk is sized in bytes, see [`chunk_rows`]).
 //!
 //! CSV has no index, so a chunk cannot be found without parsing every byte before it; parsing
 //! the whole file up front gives the loader exact row counts to plan with and random access
@@ -18,10 +19,18 @@ use super::source::HeldBatches;
 use crate::error::{Error, Result};
 use crate::runtime::io::{IoContext, SequentialRead};
 
-/// Rows per chunk: large enough that per-chunk overhead vanishes, small enough that the parser's
-/// working set stays in cache and a shuffle still has many chunks to draw from. (Not `pub`:
-/// cbindgen would copy a public constant into the C header.)
+/// Rows per chunk at most: large enough that per-chunk overhead vanishes, small enough that the
+/// parser's working set stays in cache and a shuffle still has many chunks to draw from. (Not
+/// `pub`: cbindgen would copy a public constant into the C header.)
 const CHUNK_ROWS: usize = 65_536;
+
+/// Text bytes per chunk at most (as estimated from the first block, see [`chunk_rows`]).
+const CHUNK_BYTES: usize = 16 << 20;
+
+/// Fields (rows × columns) per chunk at most. The parser reserves offsets and data for a whole
+/// chunk's fields (about 16 bytes a field) before it reads a row: 65,536 rows of a file with
+/// 100,000 columns would reserve 100 GB for two rows of text.
+const CHUNK_FIELDS: usize = 1 << 21;
 
 /// Records read to infer column types when no schema is given (arrow-csv's sampling).
 const INFER_RECORDS: usize = 1_000;
@@ -54,6 +63,18 @@ impl CsvFile {
         schema: Option<SchemaRef>,
         io: &IoContext,
     ) -> Result<HeldBatches> {
+        Self::open_with_budget(path, schema, io, crate::runtime::memory_budget::default_memory_budget())
+    }
+
+    /// [`Self::open_with`], holding the decoded file to `budget` bytes: a file whose decoded
+    /// chunks exceed it is an [`Error::OutOfMemory`] (reported as soon as they do, before the
+    /// rest is parsed).
+    pub fn open_with_budget(
+        path: &Path,
+        schema: Option<SchemaRef>,
+        io: &IoContext,
+        budget: u64,
+    ) -> Result<HeldBatches> {
         let reader = io.open(path).map_err(|e| Error::io(path, e))?;
         // The first block serves both schema inference and parsing: it is read once.
         let head = reader
@@ -73,14 +94,29 @@ impl CsvFile {
         let reader = ReaderBuilder::new(schema.clone())
             .with_header(true)
             .with_header_validation(true)
-            .with_batch_size(CHUNK_ROWS)
+            .with_batch_size(chunk_rows(&head, schema.fields().len()))
             .build(file())
             .map_err(|e| csv_error(path, e))?;
         // The parser is not written for hostile input: a panic is a format error of this file.
         let batches = catch_unwind(AssertUnwindSafe(|| {
-            reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| csv_error(path, e))
+            let mut batches = Vec::new();
+            let mut held = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(|e| csv_error(path, e))?;
+                held = held.saturating_add(batch.get_array_memory_size() as u64);
+                if held > budget {
+                    return Err(Error::over_budget(
+                        format!("{}: the decoded CSV file", path.display()),
+                        held,
+                        budget,
+                    ));
+                }
+                batches
+                    .try_reserve(1)
+                    .map_err(|_| Error::alloc_failed("the list of CSV chunks", 8))?;
+                batches.push(batch);
+            }
+            Ok(batches)
         }))
         .unwrap_or_else(|_| {
             Err(Error::format(
@@ -90,6 +126,18 @@ impl CsvFile {
         })?;
         Ok(HeldBatches::new(path, schema, batches))
     }
+}
+
+/// Rows per chunk for a file of `columns` columns whose first block is `head`: as many as fit
+/// [`CHUNK_BYTES`] of text (the average line of the first block standing for every line, and a
+/// row taking at least a byte per field) and [`CHUNK_FIELDS`] fields, at most [`CHUNK_ROWS`],
+/// at least one.
+fn chunk_rows(head: &[u8], columns: usize) -> usize {
+    let lines = head.iter().filter(|&&b| b == b'\n').count().max(1);
+    let row_bytes = (head.len() / lines).max(columns).max(1);
+    (CHUNK_BYTES / row_bytes)
+        .min(CHUNK_FIELDS / columns.max(1))
+        .clamp(1, CHUNK_ROWS)
 }
 
 /// The schema of `file` from its header and first records; columns without evidence are text.
@@ -159,7 +207,22 @@ fn value_error_with_file_line(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::value_error_with_file_line;
+    use super::{CHUNK_ROWS, chunk_rows, value_error_with_file_line};
+
+    #[test]
+    fn chunks_are_sized_in_bytes_and_fields_not_only_rows() {
+        // Narrow rows: the row cap.
+        let narrow = b"id,label\n1,2\n3,4\n".repeat(100);
+        assert_eq!(chunk_rows(&narrow, 2), CHUNK_ROWS);
+        // 100,000 columns: 20 rows (2^21 fields), not 65,536 rows of 100,000 fields.
+        assert_eq!(chunk_rows(b"a,b\n", 100_000), 20);
+        // Long lines: 16 MiB of text.
+        let long = [vec![b'x'; 1 << 20], b"\n".to_vec()].concat();
+        assert_eq!(chunk_rows(&long, 1), 15);
+        // At least one row, whatever the width.
+        assert_eq!(chunk_rows(b"", 10_000_000), 1);
+        assert_eq!(chunk_rows(b"", 0), CHUNK_ROWS);
+    }
 
     #[test]
     fn value_errors_are_renumbered_from_one_and_other_messages_kept() {

@@ -71,6 +71,9 @@ impl Dataset {
         }
         let files = discovery.files;
         let mut source_options = options.source.clone();
+        // Read /proc/meminfo once for the dataset, not once per file.
+        let budget = source_options.budget();
+        source_options.memory_budget = Some(budget);
         let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(files.len());
         for file in &files {
             let source = open_source(&file.path, file.format, &source_options)?;
@@ -121,7 +124,16 @@ impl Dataset {
                         start: num_rows,
                         rows,
                     });
-                    num_rows += rows;
+                    // Row counts come from file metadata: a sum past u64 is a lie, not a wrap.
+                    num_rows = num_rows.checked_add(rows).ok_or_else(|| {
+                        Error::format(
+                            source.path(),
+                            format!(
+                                "chunk {index} claims {rows} rows, which brings the dataset past \
+                                 2^64 rows"
+                            ),
+                        )
+                    })?;
                 }
             }
         }

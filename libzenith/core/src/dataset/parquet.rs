@@ -24,14 +24,18 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::basic::Type as PhysicalType;
+use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::runtime::io::{FileIdentity, IoBackend, IoContext, RangeRead, SequentialRead};
+
+/// The most rows decoded as one batch (pyarrow's default row group size: such row groups decode
+/// without a concat).
+const DECODE_BATCH_ROWS: usize = 1 << 20;
 
 /// Column chunks closer than this are fetched as one range (reading the gap costs less than
 /// another request).
@@ -52,6 +56,9 @@ pub struct ParquetFile {
     rows: Vec<u64>,
     /// Estimated decoded bytes per row group and root column (see [`estimate_decoded_bytes`]).
     decoded_bytes: Vec<Vec<u64>>,
+    /// The most bytes one row group, page or dictionary may take decoded (checked at open for
+    /// row groups, before decoding for pages and dictionaries).
+    budget: u64,
 }
 
 impl ParquetFile {
@@ -66,10 +73,23 @@ impl ParquetFile {
 
     /// [`Self::open`], reading through the I/O backend of `io`.
     pub fn open_with(path: &Path, io: &IoContext) -> Result<Self> {
+        Self::open_with_budget(path, io, crate::runtime::memory_budget::default_memory_budget())
+    }
+
+    /// [`Self::open_with`], holding the file to a memory budget: a row group whose decoded size
+    /// (estimated from its metadata, see [`estimate_decoded_bytes`]) exceeds `budget` bytes is an
+    /// [`Error::OutOfMemory`] here, and so is, when a row group is read, any page or dictionary
+    /// whose header claims more.
+    ///
+    /// Every size the footer states is checked against the file before it is used: column
+    /// chunks must lie inside the file, and a row group cannot claim more rows than its column
+    /// chunks can physically hold (see [`check_row_groups`]); a lie is an [`Error::Format`].
+    pub fn open_with_budget(path: &Path, io: &IoContext, budget: u64) -> Result<Self> {
         let reader = io.open(path).map_err(|e| Error::io(path, e))?;
         if reader.is_empty() {
             return Err(Error::format(path, "empty file (not Parquet)"));
         }
+        check_footer(path, reader.as_ref())?;
         let data = RangeChunks {
             reader: reader.clone(),
             parts: Vec::new(),
@@ -95,27 +115,20 @@ impl ParquetFile {
             }
         };
         let root_columns = metadata.schema().fields().len();
-        let mut rows = Vec::new();
-        let mut decoded_bytes = Vec::new();
-        for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
-            let count = u64::try_from(row_group.num_rows()).map_err(|_| {
-                Error::format(
-                    path,
-                    format!(
-                        "corrupt Parquet footer: row group {index} has {} rows",
-                        row_group.num_rows()
-                    ),
-                )
-            })?;
-            rows.push(count);
-            decoded_bytes.push(estimate_decoded_bytes(row_group, root_columns));
-        }
+        let (rows, decoded_bytes) = check_row_groups(
+            path,
+            metadata.metadata(),
+            reader.len(),
+            root_columns,
+            budget,
+        )?;
         Ok(ParquetFile {
             path: path.to_path_buf(),
             reader,
             metadata,
             rows,
             decoded_bytes,
+            budget,
         })
     }
 
@@ -141,13 +154,19 @@ impl ParquetFile {
             reader: self.reader.clone(),
             parts: ranges.iter().map(|r| r.start).zip(parts).collect(),
         };
+        // The decoder sizes buffers from page headers (a dictionary of `num_values` entries, a
+        // decompression buffer of `uncompressed_page_size` bytes): check them all first.
+        self.check_pages(index, &mask, &chunks)?;
         let reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, self.metadata.clone())
                 .with_row_groups(vec![index])
                 .with_projection(mask)
                 // One batch for the whole row group: the chunk is the unit the loader caches
-                // and slices, and splitting it would only add a concat.
-                .with_batch_size(rows.max(1))
+                // and slices, and splitting it would only add a concat. Up to a point: the
+                // decoder reserves buffers for a whole batch before it reads a page, and the
+                // row count is the file's word; past `DECODE_BATCH_ROWS` rows the reservations
+                // follow the data actually decoded, and the batches are concatenated.
+                .with_batch_size(rows.clamp(1, DECODE_BATCH_ROWS))
                 .build()
                 .map_err(|e| self.read_error(index, e))?;
         let schema = reader.schema();
@@ -175,28 +194,77 @@ impl ParquetFile {
             if !mask.leaf_included(leaf) {
                 continue;
             }
-            // As arrow-rs's `ColumnChunkMetaData::byte_range`, without its panic.
-            let start = column
-                .dictionary_page_offset()
-                .unwrap_or_else(|| column.data_page_offset());
-            let len = column.compressed_size();
-            let range = u64::try_from(start)
-                .ok()
-                .zip(u64::try_from(len).ok())
-                .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            let range = chunk_range(column)
+                .map(|(start, len)| start..start + len)
                 .filter(|range| range.end <= file_len)
                 .ok_or_else(|| {
                     self.read_error(
                         index,
                         format!(
-                            "corrupt metadata: column chunk {leaf} at offset {start}, length \
-                             {len}, lies outside the file ({file_len} bytes)"
+                            "corrupt metadata: column chunk {leaf} lies outside the file \
+                             ({file_len} bytes)"
                         ),
                     )
                 })?;
             ranges.push(range);
         }
         Ok(coalesce(ranges, COALESCE_GAP))
+    }
+
+    /// Walks the page headers of the column chunks of row group `index` that `mask` selects, as
+    /// the decoder will (one after another from the chunk's start: the page index, which could
+    /// point it elsewhere, is not loaded), and rejects any whose sizes could not be honest or
+    /// would not fit the budget (see [`check_page`]), before the decoder allocates from them.
+    fn check_pages(&self, index: usize, mask: &ProjectionMask, chunks: &RangeChunks) -> Result<()> {
+        let row_group = &self.metadata.metadata().row_groups()[index];
+        for (leaf, column) in row_group.columns().iter().enumerate() {
+            if !mask.leaf_included(leaf) {
+                continue;
+            }
+            // In the file: checked at open.
+            let (start, len) = chunk_range(column).expect("column chunk checked at open");
+            let len = usize::try_from(len).map_err(|_| self.read_error(index, "huge chunk"))?;
+            let bytes = chunks
+                .get_bytes(start, len)
+                .map_err(|e| self.read_error(index, e))?;
+            let mut offset = 0;
+            while offset < bytes.len() {
+                let (header, header_len) =
+                    thrift::parse_page_header(&bytes[offset..]).map_err(|why| {
+                        self.read_error(
+                            index,
+                            format!("column {leaf}: corrupt page header at offset {offset}: {why}"),
+                        )
+                    })?;
+                let page_len = check_page(&header, column, self.budget).map_err(|e| match e {
+                    PageError::Format(why) => self.read_error(
+                        index,
+                        format!("column {leaf}: page at offset {offset}: {why}"),
+                    ),
+                    PageError::OverBudget(what, needed) => Error::over_budget(
+                        format!(
+                            "{}: row group {index}, column {leaf}: {what}",
+                            self.path.display()
+                        ),
+                        needed,
+                        self.budget,
+                    ),
+                })?;
+                offset = header_len
+                    .checked_add(page_len)
+                    .and_then(|n| n.checked_add(offset))
+                    .filter(|&end| end <= bytes.len())
+                    .ok_or_else(|| {
+                        self.read_error(
+                            index,
+                            format!(
+                                "column {leaf}: page at offset {offset} runs past its column chunk"
+                            ),
+                        )
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// A decoding failure in row group `index`, as a format error naming the file and the group.
@@ -295,6 +363,32 @@ impl Source for ParquetFile {
     }
 }
 
+/// Walks the footer (the Thrift FileMetaData before its length and the trailing `PAR1`) for
+/// what arrow-rs 60 would take minutes to skip (see [`thrift::check_footer`]). A file too short
+/// or whose length field does not fit is left to arrow-rs, which reports it.
+fn check_footer(path: &Path, reader: &dyn RangeRead) -> Result<()> {
+    let len = reader.len();
+    if len < 12 {
+        return Ok(());
+    }
+    let tail = reader
+        .read_range(len - 8..len)
+        .map_err(|e| Error::io(path, e))?;
+    let footer_len = u32::from_le_bytes(tail[..4].try_into().expect("four bytes")) as u64;
+    if &tail[4..] != b"PAR1" || footer_len > len - 8 {
+        return Ok(());
+    }
+    let footer = reader
+        .read_range(len - 8 - footer_len..len - 8)
+        .map_err(|e| Error::io(path, e))?;
+    thrift::check_footer(&footer).map_err(|why| {
+        Error::format(
+            path,
+            format!("unreadable Parquet footer (truncated or corrupt file): {why}"),
+        )
+    })
+}
+
 /// Sorts `ranges` and merges those that overlap or lie within `gap` bytes of each other.
 fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
     ranges.retain(|r| !r.is_empty());
@@ -390,26 +484,584 @@ impl ChunkReader for RangeChunks {
 /// The starting point is each column chunk's uncompressed size (its encoded pages before
 /// compression). Dictionary and run-length encodings make that far smaller than the Arrow arrays
 /// they decode to (a column of ten distinct labels encodes to a few bits a value), so each leaf
-/// is also floored at its value count times the Arrow width of its physical type.
+/// is also floored at its value count (at least the row group's rows: every row has a value or
+/// a null in every leaf) times the width of its physical type as the decoder holds it (booleans
+/// a byte each, before they are packed into a bitmap). Sums saturate: the sizes come from the
+/// file.
 fn estimate_decoded_bytes(row_group: &RowGroupMetaData, root_columns: usize) -> Vec<u64> {
     let mut per_root = vec![0u64; root_columns];
     let schema = row_group.schema_descr();
+    let rows = row_group.num_rows().max(0) as u64;
     for (leaf, column) in row_group.columns().iter().enumerate() {
-        let values = column.num_values().max(0) as u64;
-        let fixed = match column.column_type() {
-            PhysicalType::BOOLEAN => values.div_ceil(8),
-            PhysicalType::INT32 | PhysicalType::FLOAT => values * 4,
-            PhysicalType::INT64 | PhysicalType::DOUBLE | PhysicalType::INT96 => values * 8,
+        let values = (column.num_values().max(0) as u64).max(rows);
+        let width = match column.column_type() {
+            PhysicalType::BOOLEAN => 1,
+            PhysicalType::INT32 | PhysicalType::FLOAT => 4,
+            PhysicalType::INT64 | PhysicalType::DOUBLE | PhysicalType::INT96 => 8,
             // Offsets; the bytes themselves are in the uncompressed size.
-            PhysicalType::BYTE_ARRAY => values * 4,
-            PhysicalType::FIXED_LEN_BYTE_ARRAY => {
-                values * column.column_descr().type_length().max(0) as u64
-            }
+            PhysicalType::BYTE_ARRAY => 4,
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => column.column_descr().type_length().max(0) as u64,
         };
-        let estimate = fixed.max(column.uncompressed_size().max(0) as u64);
+        let estimate = values
+            .saturating_mul(width)
+            .max(column.uncompressed_size().max(0) as u64);
         if let Some(slot) = per_root.get_mut(schema.get_column_root_idx(leaf)) {
-            *slot += estimate;
+            *slot = slot.saturating_add(estimate);
         }
     }
     per_root
+}
+
+/// The byte range (start, length) of a column chunk, as arrow-rs's
+/// `ColumnChunkMetaData::byte_range` reads it, without its panics: `None` when the metadata's
+/// numbers are negative or overflow.
+fn chunk_range(column: &ColumnChunkMetaData) -> Option<(u64, u64)> {
+    let start = column
+        .dictionary_page_offset()
+        .unwrap_or_else(|| column.data_page_offset());
+    let start = u64::try_from(start).ok()?;
+    let len = u64::try_from(column.compressed_size()).ok()?;
+    start.checked_add(len)?;
+    Some((start, len))
+}
+
+/// The most values one page can hold: a page header states its `num_values` as an i32.
+const MAX_PAGE_VALUES: u64 = i32::MAX as u64;
+
+/// The fewest bytes a data page takes in a column chunk. Its Thrift (compact protocol) header
+/// alone needs: the page type, uncompressed and compressed sizes (a field header byte and at
+/// least one varint byte each: 6 bytes); the data page header struct (a field header byte, then
+/// `num_values` — 6 bytes when it is near `MAX_PAGE_VALUES`, fewer bytes mean fewer values —
+/// three encodings of 2 bytes each, and a stop byte: 14 bytes); and the header's stop byte.
+/// A v2 data page header has more required fields, so more bytes. Dictionary and index pages
+/// hold no rows.
+const MIN_DATA_PAGE_BYTES: u64 = 21;
+
+/// The most values (levels: nulls count) a column chunk of `len` bytes can hold:
+/// `MAX_PAGE_VALUES` per page, one page per `MIN_DATA_PAGE_BYTES` at the most.
+///
+/// This is the only bound on rows per byte that holds for every valid file: run-length encoded
+/// levels and dictionary indices store a run of `2^31 - 1` equal values (all nulls, or one
+/// repeated value) in a few bytes, so a sound bound cannot be the usual "one bit per value".
+fn max_values_in(len: u64) -> u64 {
+    (len / MIN_DATA_PAGE_BYTES).saturating_mul(MAX_PAGE_VALUES)
+}
+
+/// Checks the row groups of a parsed footer against the file (`file_len` bytes) and the memory
+/// budget, and returns each row group's rows and estimated decoded bytes per root column.
+///
+/// Row counts drive the epoch plan (whose set-up walks every row of a dataset that must be
+/// decoded) and the decoder's buffers (sized for a whole row group), so a footer that claims
+/// 2^40 rows in a 4 KB file must be refused here, not believed. A row group's rows are bounded by
+/// what its column chunks can physically hold: every row has at least one value (or null) in
+/// every leaf column, so `rows <= num_values` of each column chunk, and a chunk of `len` bytes
+/// holds at most [`max_values_in`]`(len)` values; the chunks of one leaf column are disjoint
+/// parts of the file, so the file's rows are bounded by [`max_values_in`]`(file_len)` too. A row
+/// group with rows but no column chunk has nothing to hold them. Sums are checked for overflow.
+/// Then a row group whose estimated decoded size exceeds `budget` cannot be decoded within it:
+/// [`Error::OutOfMemory`].
+fn check_row_groups(
+    path: &Path,
+    metadata: &ParquetMetaData,
+    file_len: u64,
+    root_columns: usize,
+    budget: u64,
+) -> Result<(Vec<u64>, Vec<Vec<u64>>)> {
+    let corrupt =
+        |message: String| Error::format(path, format!("corrupt Parquet footer: {message}"));
+    let mut rows = Vec::new();
+    let mut decoded_bytes = Vec::new();
+    let mut total = 0u64;
+    for (index, row_group) in metadata.row_groups().iter().enumerate() {
+        let count = u64::try_from(row_group.num_rows()).map_err(|_| {
+            corrupt(format!(
+                "row group {index} has {} rows",
+                row_group.num_rows()
+            ))
+        })?;
+        if count > 0 && row_group.columns().is_empty() {
+            return Err(corrupt(format!(
+                "row group {index} claims {count} rows but has no column to hold them"
+            )));
+        }
+        for (leaf, column) in row_group.columns().iter().enumerate() {
+            let (start, len) = chunk_range(column)
+                .filter(|&(start, len)| start + len <= file_len)
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "row group {index}: column chunk {leaf} (offset {}, {} bytes) lies \
+                         outside the file ({file_len} bytes)",
+                        column
+                            .dictionary_page_offset()
+                            .unwrap_or_else(|| column.data_page_offset()),
+                        column.compressed_size()
+                    ))
+                })?;
+            let values = u64::try_from(column.num_values()).map_err(|_| {
+                corrupt(format!(
+                    "row group {index}: column chunk {leaf} has {} values",
+                    column.num_values()
+                ))
+            })?;
+            if values > max_values_in(len) {
+                return Err(corrupt(format!(
+                    "row group {index}: column chunk {leaf} claims {values} values in {len} \
+                     bytes at offset {start}, more than that many bytes of pages can hold"
+                )));
+            }
+            if count > values {
+                return Err(corrupt(format!(
+                    "row group {index} claims {count} rows, but its column chunk {leaf} holds \
+                     only {values} values"
+                )));
+            }
+        }
+        total = total
+            .checked_add(count)
+            .filter(|&total| total <= max_values_in(file_len))
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "row group {index} claims {count} rows, which brings the file past what \
+                     {file_len} bytes can hold"
+                ))
+            })?;
+        let estimate = estimate_decoded_bytes(row_group, root_columns);
+        let needed = estimate.iter().fold(0u64, |sum, &b| sum.saturating_add(b));
+        if needed > budget {
+            return Err(Error::over_budget(
+                format!(
+                    "{}: row group {index} ({count} rows) decoded",
+                    path.display()
+                ),
+                needed,
+                budget,
+            ));
+        }
+        rows.push(count);
+        decoded_bytes.push(estimate);
+    }
+    Ok((rows, decoded_bytes))
+}
+
+/// Why a page header is refused.
+enum PageError {
+    /// Its sizes cannot be honest.
+    Format(String),
+    /// It would take (what, bytes) more than the memory budget.
+    OverBudget(String, u64),
+}
+
+/// How far one byte of each codec's output can expand: the ratio of its densest encoding.
+/// Snappy: a 3-byte copy element emits at most 64 bytes. Deflate (gzip): 1032:1. LZ4: each
+/// extra match-length byte adds at most 255 bytes. Zstd: a 4-byte RLE block emits a whole
+/// 128 KiB block. Doubled for margin; `None` for codecs this build cannot decode (the decoder
+/// refuses those pages itself).
+fn max_expansion(codec: Compression) -> Option<u64> {
+    match codec {
+        Compression::UNCOMPRESSED => Some(1),
+        Compression::SNAPPY => Some(2 * 22),
+        Compression::GZIP(_) => Some(2 * 1032),
+        Compression::LZ4 | Compression::LZ4_RAW => Some(2 * 255),
+        Compression::ZSTD(_) => Some(2 * 32_768),
+        _ => None,
+    }
+}
+
+/// Checks one page header of `column` before the decoder reads it, and returns the length of
+/// the page's body (after the header).
+///
+/// * Sizes are not negative.
+/// * A page the decoder decompresses gets a buffer of `uncompressed_page_size` bytes: that must
+///   fit the budget and be no more than the codec can expand the compressed bytes to.
+/// * A dictionary page of `num_values` entries makes the decoder allocate that many values
+///   before reading any: its PLAIN-encoded entries must fit the page (each takes at least its
+///   type's width: a bit for booleans, 4 bytes for a byte array's length), and the decoded
+///   dictionary the budget.
+fn check_page(
+    header: &thrift::PageHeader,
+    column: &ColumnChunkMetaData,
+    budget: u64,
+) -> std::result::Result<usize, PageError> {
+    let format = |s: String| PageError::Format(s);
+    let compressed = u64::try_from(header.compressed_page_size)
+        .map_err(|_| format(format!("compressed size {}", header.compressed_page_size)))?;
+    let codec = column.compression();
+    let decompresses = codec != Compression::UNCOMPRESSED && header.v2_is_compressed != Some(false);
+    // The bytes the decoder reads values from.
+    let held = if decompresses {
+        let uncompressed = u64::try_from(header.uncompressed_page_size).map_err(|_| {
+            format(format!(
+                "uncompressed size {}",
+                header.uncompressed_page_size
+            ))
+        })?;
+        if uncompressed > budget {
+            return Err(PageError::OverBudget(
+                "a page's decompression buffer".into(),
+                uncompressed,
+            ));
+        }
+        if let Some(ratio) = max_expansion(codec) {
+            if uncompressed > compressed.saturating_mul(ratio).saturating_add(64) {
+                return Err(format(format!(
+                    "claims {uncompressed} bytes uncompressed from {compressed} bytes of \
+                     {codec:?}, more than that codec can expand to"
+                )));
+            }
+        }
+        uncompressed
+    } else {
+        compressed
+    };
+    if let Some(num_values) = header.dictionary_values {
+        let n = u64::try_from(num_values)
+            .map_err(|_| format(format!("dictionary of {num_values} values")))?;
+        let type_length = column.column_descr().type_length().max(1) as u64;
+        // (bits each entry takes in the page at least, bytes each takes decoded)
+        let (plain_bits, decoded) = match column.column_type() {
+            PhysicalType::BOOLEAN => (1, 1),
+            PhysicalType::INT32 | PhysicalType::FLOAT => (32, 4),
+            PhysicalType::INT64 | PhysicalType::DOUBLE => (64, 8),
+            PhysicalType::INT96 => (96, 12),
+            PhysicalType::BYTE_ARRAY => (32, 4),
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => (8 * type_length, type_length),
+        };
+        if n.saturating_mul(plain_bits) > held.saturating_mul(8) {
+            return Err(format(format!(
+                "dictionary claims {n} values in {held} bytes, more than fit"
+            )));
+        }
+        let needed = n.saturating_mul(decoded);
+        if needed > budget {
+            return Err(PageError::OverBudget(
+                format!("a dictionary of {n} values"),
+                needed,
+            ));
+        }
+    }
+    if let Some(num_values) = header.data_values {
+        if num_values < 0 {
+            return Err(format(format!("data page of {num_values} values")));
+        }
+    }
+    usize::try_from(compressed).map_err(|_| format(format!("compressed size {compressed}")))
+}
+
+/// Reads Thrift (compact protocol) as arrow-rs 60 does, allocating nothing.
+///
+/// [`parse_page_header`](thrift::parse_page_header) reads page headers exactly as arrow-rs's
+/// decoder will, so that the sizes [`check_page`] checks are the ones it uses: fields it knows
+/// are read by their schema type whatever type the field header declares, integers are
+/// truncated as it truncates them, repeated fields overwrite, unknown fields are skipped by
+/// their declared type, nested at most 64 deep.
+///
+/// [`check_footer`](thrift::check_footer) walks a footer before arrow-rs parses it, for one
+/// flaw of arrow-rs 60's skipping: it skips the elements of a list (or set, or map) of booleans
+/// one by one while taking no byte for each, so a 9-byte unknown field claiming 2^31 - 1 of
+/// them costs it seconds (minutes under a sanitizer), and a footer can hold hundreds of them.
+/// A valid writer spends a byte on each element: such a list longer than the bytes left is
+/// refused here, whatever the depth.
+mod thrift {
+    /// The fields of a page header the checks need.
+    #[derive(Debug, Default)]
+    pub(super) struct PageHeader {
+        pub uncompressed_page_size: i32,
+        pub compressed_page_size: i32,
+        /// `num_values` of a dictionary page.
+        pub dictionary_values: Option<i32>,
+        /// `num_values` of a data page (v1 or v2).
+        pub data_values: Option<i32>,
+        /// `is_compressed` of a v2 data page.
+        pub v2_is_compressed: Option<bool>,
+    }
+
+    /// Field types of the compact protocol.
+    const BOOL_TRUE: u8 = 1;
+    const BOOL_FALSE: u8 = 2;
+    const BYTE: u8 = 3;
+    const I16: u8 = 4;
+    const I32: u8 = 5;
+    const I64: u8 = 6;
+    const DOUBLE: u8 = 7;
+    const BINARY: u8 = 8;
+    const LIST: u8 = 9;
+    const SET: u8 = 10;
+    const MAP: u8 = 11;
+    const STRUCT: u8 = 12;
+    const UUID: u8 = 13;
+
+    const MAX_DEPTH: u32 = 64;
+
+    struct Cursor<'a> {
+        bytes: &'a [u8],
+        pos: usize,
+        /// Elements skipped that took no byte (booleans in lists).
+        free_elements: u64,
+    }
+
+    type Parsed<T> = std::result::Result<T, String>;
+
+    impl Cursor<'_> {
+        fn byte(&mut self) -> Parsed<u8> {
+            let b = *self.bytes.get(self.pos).ok_or("truncated")?;
+            self.pos += 1;
+            Ok(b)
+        }
+
+        fn skip(&mut self, n: u64) -> Parsed<()> {
+            let end = usize::try_from(n)
+                .ok()
+                .and_then(|n| self.pos.checked_add(n))
+                .filter(|&end| end <= self.bytes.len())
+                .ok_or("truncated")?;
+            self.pos = end;
+            Ok(())
+        }
+
+        /// ULEB128, as arrow-rs reads it (bits past 64 dropped).
+        fn varint(&mut self) -> Parsed<u64> {
+            let mut value = 0u64;
+            let mut shift = 0u32;
+            loop {
+                let b = self.byte()?;
+                value |= ((b & 0x7f) as u64).wrapping_shl(shift);
+                if b & 0x80 == 0 {
+                    return Ok(value);
+                }
+                shift = shift.wrapping_add(7);
+            }
+        }
+
+        fn zigzag(&mut self) -> Parsed<i64> {
+            let v = self.varint()?;
+            Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+        }
+
+        fn i32(&mut self) -> Parsed<i32> {
+            Ok(self.zigzag()? as i32)
+        }
+
+        /// (field type, field id), or `None` at the struct's stop byte.
+        fn field(&mut self, last: i16) -> Parsed<Option<(u8, i16)>> {
+            let b = self.byte()?;
+            let kind = b & 0x0f;
+            if kind == 0 {
+                return Ok(None);
+            }
+            if kind > UUID {
+                return Err(format!("field type {kind}"));
+            }
+            let delta = b >> 4;
+            let id = if delta != 0 {
+                last.checked_add(delta as i16).ok_or("field id overflow")?
+            } else {
+                self.zigzag()? as i16
+            };
+            Ok(Some((kind, id)))
+        }
+
+        fn bool_field(kind: u8) -> Parsed<bool> {
+            match kind {
+                BOOL_TRUE => Ok(true),
+                BOOL_FALSE => Ok(false),
+                other => Err(format!("boolean field of type {other}")),
+            }
+        }
+
+        /// (element type, size) of a list or set.
+        fn list_begin(&mut self) -> Parsed<(u8, u64)> {
+            let b = self.byte()?;
+            if b == 0 {
+                return Ok((BYTE, 0));
+            }
+            let element = element_type(b & 0x0f)?;
+            let size = match b >> 4 {
+                15 => {
+                    let n = self.varint()?;
+                    i32::try_from(n).map_err(|_| format!("list of {n} elements"))? as u64
+                }
+                n => n as u64,
+            };
+            Ok((element, size))
+        }
+
+        /// Skips a value of type `kind`, as arrow-rs's `skip_till_depth`.
+        fn skip_value(&mut self, kind: u8, depth: u32) -> Parsed<()> {
+            if depth == 0 {
+                return Err("nested too deep".into());
+            }
+            match kind {
+                BOOL_TRUE | BOOL_FALSE => Ok(()),
+                BYTE => self.skip(1),
+                I16 | I32 | I64 => self.varint().map(|_| ()),
+                DOUBLE => self.skip(8),
+                BINARY => {
+                    let n = self.varint()?;
+                    self.skip(n)
+                }
+                STRUCT => {
+                    while let Some((kind, _)) = self.field(0)? {
+                        self.skip_value(kind, depth - 1)?;
+                    }
+                    Ok(())
+                }
+                LIST | SET => {
+                    let (element, size) = self.list_begin()?;
+                    self.skip_elements(&[element], size, depth)
+                }
+                MAP => {
+                    let n = self.varint()?;
+                    let size = i32::try_from(n).map_err(|_| format!("map of {n} entries"))?;
+                    if size > 0 {
+                        let kv = self.byte()?;
+                        let types = [element_type(kv >> 4)?, element_type(kv & 0x0f)?];
+                        self.skip_elements(&types, size as u64, depth)?;
+                    }
+                    Ok(())
+                }
+                UUID => self.skip(16),
+                other => Err(format!("field type {other}")),
+            }
+        }
+
+        /// Skips `size` elements, each of the types `types`. Elements that take no byte
+        /// (booleans, as arrow-rs skips them) are not walked one by one; a list of them longer
+        /// than the bytes left cannot have been written by a valid writer (which spends a
+        /// byte on each).
+        fn skip_elements(&mut self, types: &[u8], size: u64, depth: u32) -> Parsed<()> {
+            if types.iter().all(|&t| t == BOOL_TRUE) {
+                // arrow-rs spends an iteration on each: at most one per byte of the whole input,
+                // as a valid writer spends a byte on each.
+                self.free_elements = self.free_elements.saturating_add(size);
+                if self.free_elements > self.bytes.len() as u64 {
+                    return Err(format!(
+                        "{size} booleans in a list, more than {} bytes can hold",
+                        self.bytes.len()
+                    ));
+                }
+                return Ok(());
+            }
+            for _ in 0..size {
+                for &t in types {
+                    self.skip_value(t, depth - 1)?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The field type a list's element type stands for (booleans: `BOOL_TRUE`).
+    fn element_type(code: u8) -> Parsed<u8> {
+        match code {
+            1 | 2 => Ok(BOOL_TRUE),
+            3..=13 => Ok(code),
+            other => Err(format!("element type {other}")),
+        }
+    }
+
+    /// Walks the Thrift struct at the start of `footer` (a Parquet FileMetaData) by the types its
+    /// field headers declare, refusing lists, sets and maps of booleans that claim more elements
+    /// than bytes are left. Honest footers declare the types arrow-rs reads them as, so it walks
+    /// them as arrow-rs will.
+    pub(super) fn check_footer(footer: &[u8]) -> Parsed<()> {
+        Cursor {
+            bytes: footer,
+            pos: 0,
+            free_elements: 0,
+        }
+        .skip_value(STRUCT, MAX_DEPTH)
+    }
+
+    /// Reads the page header at the start of `bytes`: the header and its length in bytes.
+    pub(super) fn parse_page_header(bytes: &[u8]) -> Parsed<(PageHeader, usize)> {
+        let mut c = Cursor {
+            bytes,
+            pos: 0,
+            free_elements: 0,
+        };
+        let mut header = PageHeader::default();
+        let (mut kind, mut uncompressed, mut compressed) = (None, None, None);
+        let (mut v1_values, mut v2_values) = (None, None);
+        let mut last = 0i16;
+        while let Some((field_type, id)) = c.field(last)? {
+            match id {
+                1 => kind = Some(c.i32()?),
+                2 => uncompressed = Some(c.i32()?),
+                3 => compressed = Some(c.i32()?),
+                4 => {
+                    c.i32()?;
+                }
+                5 => v1_values = Some(data_page(&mut c, false, &mut header)?),
+                // An index page header is an empty struct: read as one whatever the field says.
+                6 => c.skip_value(STRUCT, MAX_DEPTH)?,
+                7 => header.dictionary_values = Some(dictionary_page(&mut c)?),
+                8 => v2_values = Some(data_page(&mut c, true, &mut header)?),
+                _ => c.skip_value(field_type, MAX_DEPTH)?,
+            }
+            last = id;
+        }
+        let kind = kind.ok_or("no page type")?;
+        header.uncompressed_page_size = uncompressed.ok_or("no uncompressed size")?;
+        header.compressed_page_size = compressed.ok_or("no compressed size")?;
+        // The decoder reads the sub-header the page type names, and ignores the others.
+        match kind {
+            0 => {
+                header.data_values = v1_values;
+                header.dictionary_values = None;
+                header.v2_is_compressed = None;
+            }
+            1 => {
+                header.dictionary_values = None;
+                header.v2_is_compressed = None;
+            }
+            2 => header.v2_is_compressed = None,
+            3 => {
+                header.data_values = v2_values;
+                header.dictionary_values = None;
+            }
+            other => return Err(format!("page type {other}")),
+        }
+        Ok((header, c.pos))
+    }
+
+    /// A data page header (v1, or v2 with `v2`): its `num_values`.
+    fn data_page(c: &mut Cursor<'_>, v2: bool, header: &mut PageHeader) -> Parsed<i32> {
+        let mut num_values = None;
+        let mut last = 0i16;
+        if v2 {
+            header.v2_is_compressed = None;
+        }
+        while let Some((field_type, id)) = c.field(last)? {
+            match (v2, id) {
+                (_, 1) => num_values = Some(c.i32()?),
+                (false, 2..=4) | (true, 2..=6) => {
+                    c.i32()?;
+                }
+                (true, 7) => header.v2_is_compressed = Some(Cursor::bool_field(field_type)?),
+                _ => c.skip_value(field_type, MAX_DEPTH)?,
+            }
+            last = id;
+        }
+        num_values.ok_or_else(|| "data page header without num_values".into())
+    }
+
+    /// A dictionary page header: its `num_values`.
+    fn dictionary_page(c: &mut Cursor<'_>) -> Parsed<i32> {
+        let mut num_values = None;
+        let mut last = 0i16;
+        while let Some((field_type, id)) = c.field(last)? {
+            match id {
+                1 => num_values = Some(c.i32()?),
+                2 => {
+                    c.i32()?;
+                }
+                3 => {
+                    Cursor::bool_field(field_type)?;
+                }
+                _ => c.skip_value(field_type, MAX_DEPTH)?,
+            }
+            last = id;
+        }
+        num_values.ok_or_else(|| "dictionary page header without num_values".into())
+    }
 }

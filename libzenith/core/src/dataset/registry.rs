@@ -10,6 +10,7 @@ use arrow_schema::SchemaRef;
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::runtime::io::IoContext;
+use crate::runtime::memory_budget::default_memory_budget;
 use crate::runtime::io::file::open_regular;
 
 /// The file formats Zenith reads.
@@ -76,6 +77,18 @@ pub struct SourceOptions {
     /// every file of the dataset. With mmap, Arrow IPC files and streams are mapped and batches
     /// are views of the mapping; otherwise they are read into memory of their own.
     pub io: IoContext,
+    /// The most bytes reading one file may take at once, checked before anything is allocated:
+    /// one decoded Parquet row group (and any one page or dictionary inside it), or the whole
+    /// of a materialised CSV file. Over it, opening or reading is an [`Error::OutOfMemory`].
+    /// `None`: [`default_memory_budget`].
+    pub memory_budget: Option<u64>,
+}
+
+impl SourceOptions {
+    /// The memory budget reads are checked against: the one set, else the default.
+    pub fn budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(default_memory_budget)
+    }
 }
 
 /// Opens `path` as `format`.
@@ -90,11 +103,16 @@ pub fn open_source(
             path,
             &options.io,
         )?),
-        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with(path, &options.io)?),
-        Format::Csv => Arc::new(super::csv::CsvFile::open_with(
+        Format::Parquet => Arc::new(super::parquet::ParquetFile::open_with_budget(
+            path,
+            &options.io,
+            options.budget(),
+        )?),
+        Format::Csv => Arc::new(super::csv::CsvFile::open_with_budget(
             path,
             options.csv_schema.clone(),
             &options.io,
+            options.budget(),
         )?),
     })
 }

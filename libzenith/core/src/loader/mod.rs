@@ -94,6 +94,7 @@ impl Loader {
             ..DatasetOptions::default()
         };
         dataset_options.source.io = io.clone();
+        dataset_options.source.memory_budget = options.memory_budget;
         let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
         Self::start(Arc::new(dataset), options, opened, io)
     }

@@ -7,6 +7,7 @@ use super::state::ResumeState;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::{IoBackend, IoOptions};
+pub use crate::runtime::memory_budget::default_memory_budget;
 use crate::runtime::topology::PciAddress;
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
@@ -312,38 +313,6 @@ pub(crate) fn shard_from_env(
     Ok((0, 1, ShardSource::None))
 }
 
-/// The memory budget of a loader whose options set none: half of the memory the kernel reports
-/// available (`MemAvailable`, else 4 GiB), divided by the ranks sharing the node, so that the
-/// loaders of one node together stay within half of it. The ranks per node come from
-/// `LOCAL_WORLD_SIZE` (torchrun), else `SLURM_NTASKS_PER_NODE` (srun with `--ntasks-per-node`),
-/// else 1; a value that is not a positive integer counts as 1.
-pub fn default_memory_budget() -> u64 {
-    let available_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| mem_available_kib(&text));
-    let half = available_kib.map_or(4 << 30, |kib| kib.saturating_mul(1024) / 2);
-    (half / ranks_per_node(|name| std::env::var(name).ok())).max(1)
-}
-
-fn mem_available_kib(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemAvailable:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Loaders sharing this node's memory: `LOCAL_WORLD_SIZE`, else `SLURM_NTASKS_PER_NODE`, else 1.
-pub(crate) fn ranks_per_node(lookup: impl Fn(&str) -> Option<String>) -> u64 {
-    ["LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"]
-        .iter()
-        .find_map(|name| {
-            lookup(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|&n| n > 0)
-        })
-        .unwrap_or(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,25 +350,6 @@ mod tests {
         );
         assert!(shard_from_env(env(&[("RANK", "4"), ("WORLD_SIZE", "4")])).is_err());
         assert!(shard_from_env(env(&[("RANK", "x"), ("WORLD_SIZE", "4")])).is_err());
-    }
-
-    #[test]
-    fn the_default_budget_is_shared_by_the_ranks_of_a_node() {
-        assert_eq!(ranks_per_node(env(&[])), 1);
-        assert_eq!(ranks_per_node(env(&[("LOCAL_WORLD_SIZE", "8")])), 8);
-        assert_eq!(ranks_per_node(env(&[("SLURM_NTASKS_PER_NODE", "4")])), 4);
-        let both = env(&[("LOCAL_WORLD_SIZE", "2"), ("SLURM_NTASKS_PER_NODE", "4")]);
-        assert_eq!(ranks_per_node(both), 2, "torchrun first");
-        for bad in ["0", "x", "-3", ""] {
-            assert_eq!(
-                ranks_per_node(env(&[("LOCAL_WORLD_SIZE", bad)])),
-                1,
-                "{bad:?}"
-            );
-        }
-        let meminfo = "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n";
-        assert_eq!(mem_available_kib(meminfo), Some(8_000_000));
-        assert_eq!(mem_available_kib("MemTotal: 1 kB\n"), None);
     }
 
     #[test]

@@ -113,9 +113,15 @@ impl ResumeState {
         let shuffle =
             shuffle_from_code(reader.take::<1>()[0]).ok_or_else(|| bad("unknown shuffle mode"))?;
         let batches_delivered = reader.u64();
+        // One encoding per token: version 1 stores drop_last as 0 or 1; version 2 stores flags
+        // and refuses unknown bits.
         let flags = reader.take::<1>()[0];
         let (drop_last, drop_remainder) = if version == VERSION_1 {
-            (flags != 0, true)
+            match flags {
+                0 => (false, true),
+                1 => (true, true),
+                _ => return Err(bad("drop_last is neither 0 nor 1")),
+            }
         } else {
             if flags & !(FLAG_DROP_LAST | FLAG_DROP_REMAINDER) != 0 {
                 return Err(bad("unknown flags"));
@@ -128,6 +134,9 @@ impl ResumeState {
         let rank = u32::from_le_bytes(reader.take());
         let world_size = u32::from_le_bytes(reader.take());
         let rows_delivered = reader.u64();
+        if reader.u64() != 0 {
+            return Err(bad("reserved field is not 0"));
+        }
         let to_usize = |v: u64| usize::try_from(v).map_err(|_| bad("value out of range"));
         let params = PlanParams {
             shuffle,
@@ -144,6 +153,8 @@ impl ResumeState {
             || params.window_chunks == 0
             || world_size == 0
             || rank >= world_size
+            // Batches hold at most batch_size rows each.
+            || rows_delivered > batches_delivered.saturating_mul(batch_size)
         {
             return Err(bad("field values out of range"));
         }
@@ -234,6 +245,72 @@ mod tests {
         let token = sample().encode();
         assert_eq!(token.len(), RESUME_STATE_SIZE);
         assert_eq!(ResumeState::decode(&token).unwrap(), sample());
+    }
+
+    /// The resume-token seeds of the fuzz corpus are tokens this encoder wrote: with
+    /// `ZENITH_WRITE_FUZZ_SEEDS=DIR` set (libzenith/fuzz/seeds.py --tokens), this writes them.
+    #[test]
+    fn fuzz_seed_tokens_round_trip() {
+        let mut states = vec![sample()];
+        for (i, shuffle) in [ShuffleMode::None, ShuffleMode::Global, ShuffleMode::Block]
+            .into_iter()
+            .enumerate()
+        {
+            let mut state = sample();
+            state.columns_hash = 0;
+            state.params.shuffle = shuffle;
+            state.params.seed = i as u64;
+            state.params.epoch = 0;
+            state.params.batch_size = 7;
+            state.params.rank = 0;
+            state.params.world_size = 1 + i as u32;
+            state.params.window_chunks = 1 + i;
+            state.params.drop_last = i == 2;
+            state.batches_delivered = 3 * i as u64;
+            state.rows_delivered = 21 * i as u64;
+            states.push(state);
+        }
+        for (i, state) in states.iter().enumerate() {
+            let token = state.encode();
+            assert_eq!(&ResumeState::decode(&token).unwrap(), state);
+            if let Some(dir) = std::env::var_os("ZENITH_WRITE_FUZZ_SEEDS") {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    std::path::Path::new(&dir).join(format!("token-{i}")),
+                    &token,
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    /// Found by fuzzing (libzenith/fuzz, resume_state): a token whose checksum is valid but
+    /// whose drop_last byte is 41 decoded as `true` and encoded back as 1 — two tokens for one
+    /// state. Flags, the reserved field and the rows count now have one valid encoding each.
+    #[test]
+    fn tokens_have_one_encoding() {
+        let reseal = |mut token: Vec<u8>| {
+            let body = token.len() - 8;
+            let mut hash = Fnv64::default();
+            hash.write(&token[..body]);
+            token[body..].copy_from_slice(&hash.finish().to_le_bytes());
+            token
+        };
+        let token = sample().encode();
+        let drop_last = 4 + 2 + 6 * 8 + 1 + 8;
+        let rows = drop_last + 1 + 4 + 4;
+        let reserved = rows + 8;
+        let mut flag = token.clone();
+        flag[drop_last] = 41;
+        let mut spare = token.clone();
+        spare[reserved] = 1;
+        let mut too_many_rows = token.clone();
+        too_many_rows[rows..rows + 8].copy_from_slice(&(17 * 1024 + 1u64).to_le_bytes());
+        for damaged in [flag, spare, too_many_rows] {
+            let err = ResumeState::decode(&reseal(damaged)).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        }
+        assert_eq!(ResumeState::decode(&token).unwrap().encode(), token);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! * [`affinity`] — pinning the calling thread to CPUs and reading its affinity back.
 //! * [`alloc`] — memory placed on a NUMA node, on hugepages where it can be, usable as the
 //!   backing store of Arrow buffers.
+//! * [`memory_budget`] — the default budget of memory a loader and its reads work within.
 //! * [`ring`] — the lock-free queues that move work between threads (the loader's worker →
 //!   consumer hand-off among them).
 //! * [`io`] — reading byte ranges of data files through io_uring (batched submissions,
@@ -14,5 +15,6 @@
 pub mod affinity;
 pub mod alloc;
 pub mod io;
+pub mod memory_budget;
 pub mod ring;
 pub mod topology;
