@@ -95,7 +95,7 @@ bench-io: setup
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup check-toolchains build data lint test-rust test-symbols test-c test-python test-install \
-      test-cpp test-go test-python-binding
+      test-cpp test-go test-python-binding test-fuzz
 	@echo "make test: all suites passed"
 
 # Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,

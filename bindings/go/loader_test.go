@@ -250,9 +250,9 @@ func TestPaddedShardsAndShardStats(t *testing.T) {
 	if err != nil || st.WorldSize != 1 || st.ShardSource != zenith.ShardFromOptions || st.ShuffleRequested != zenith.ShuffleAuto {
 		t.Errorf("ShardNone stats: %+v, %v", st, err)
 	}
-	l = open(t, "basic.parquet", zenith.Options{MemoryBudget: 1000})
+	l = open(t, "parquet/basic.snappy.parquet", zenith.Options{MemoryBudget: 200000})
 	if st, err := l.Stats(); err != nil || st.ShuffleMode != zenith.ShuffleBlock || st.ShuffleRequested != zenith.ShuffleAuto ||
-		st.MemoryBudget != 1000 || st.DecodedBytes <= 1000 {
+		st.MemoryBudget != 200000 || st.DecodedBytes <= 200000 {
 		t.Errorf("automatic shuffle over budget: %+v, %v", st, err)
 	}
 }
@@ -352,7 +352,7 @@ func TestErrors(t *testing.T) {
 		{"empty columns", dir + "/basic.arrow", zenith.Options{Columns: []string{}}, zenith.ErrInvalidArgument, "columns must not be empty"},
 		{"world larger than the data", dir + "/basic.arrow", zenith.Options{Rank: 0, WorldSize: 10001}, zenith.ErrInvalidArgument, "larger than the dataset"},
 		{"shard none with a rank", dir + "/basic.arrow", zenith.Options{ShardNone: true, Rank: 1, WorldSize: 2}, zenith.ErrInvalidArgument, "ShardNone"},
-		{"global over budget", dir + "/basic.parquet", zenith.Options{Shuffle: zenith.ShuffleGlobal, MemoryBudget: 1000}, zenith.ErrOutOfMemory, "memory budget (1000 bytes)"},
+		{"global over budget", dir + "/parquet/basic.snappy.parquet", zenith.Options{Shuffle: zenith.ShuffleGlobal, MemoryBudget: 200000}, zenith.ErrOutOfMemory, "memory budget (200000 bytes)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -448,29 +448,29 @@ static void test_global_shuffle_budget(void) {
     zenith_loader *loader = NULL;
     zenith_error *err = NULL;
     CHECK_EQ_INT(zenith_loader_options_new(&opts), ZENITH_OK);
-    CHECK_EQ_INT(zenith_loader_options_set_memory_budget(opts, 1000, &err), ZENITH_OK);
-    CHECK_EQ_INT(zenith_loader_open(data_path("basic.parquet"), opts, &loader, &err), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_memory_budget(opts, 200000, &err), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_open(data_path("parquet/basic.snappy.parquet"), opts, &loader, &err), ZENITH_OK);
     zenith_stats stats;
     stats.struct_size = sizeof stats;
     CHECK_EQ_INT(zenith_loader_stats(loader, &stats, &err), ZENITH_OK);
     CHECK_EQ_INT(stats.shuffle_requested, ZENITH_SHUFFLE_AUTO);
     CHECK_EQ_INT(stats.shuffle_mode, ZENITH_SHUFFLE_BLOCK);
-    CHECK_EQ_INT(stats.memory_budget, 1000);
-    CHECK(stats.decoded_bytes > 1000);
+    CHECK_EQ_INT(stats.memory_budget, 200000);
+    CHECK(stats.decoded_bytes > 200000);
     zenith_loader_free(loader);
 
     loader = NULL;
     CHECK_EQ_INT(zenith_loader_options_set_shuffle(opts, ZENITH_SHUFFLE_GLOBAL, &err), ZENITH_OK);
-    CHECK_EQ_INT(zenith_loader_open(data_path("basic.parquet"), opts, &loader, &err),
+    CHECK_EQ_INT(zenith_loader_open(data_path("parquet/basic.snappy.parquet"), opts, &loader, &err),
                  ZENITH_ERR_OUT_OF_MEMORY);
     CHECK(loader == NULL);
-    CHECK_STR_CONTAINS(zenith_error_message(err), "memory budget (1000 bytes)");
+    CHECK_STR_CONTAINS(zenith_error_message(err), "memory budget (200000 bytes)");
     CHECK_EQ_INT(zenith_error_code(err), ZENITH_ERR_OUT_OF_MEMORY);
     zenith_error_free(err);
     CHECK_STR_CONTAINS(zenith_status_str(ZENITH_ERR_OUT_OF_MEMORY), "out of memory");
     err = NULL;
     CHECK_EQ_INT(zenith_loader_options_set_shuffle(opts, ZENITH_SHUFFLE_AUTO, &err), ZENITH_OK);
-    CHECK_EQ_INT(zenith_loader_open(data_path("basic.parquet"), opts, &loader, &err), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_open(data_path("parquet/basic.snappy.parquet"), opts, &loader, &err), ZENITH_OK);
     zenith_loader_free(loader);
     zenith_loader_options_free(opts);
 }

@@ -127,11 +127,11 @@ TEST(OpenErrors, AWorldLargerThanTheDataAndAGlobalShuffleOverBudget) {
     EXPECT_EQ(world.code(), ZENITH_ERR_INVALID_ARGUMENT);
     EXPECT_TRUE(contains(world.what(), "larger than the dataset")) << world.what();
     const zenith::Error budget = error_from([] {
-        zenith::Loader(data_path("basic.parquet"),
-                       zenith::LoaderOptions().shuffle(zenith::Shuffle::Global).memory_budget(1000));
+        zenith::Loader(data_path("parquet/basic.snappy.parquet"),
+                       zenith::LoaderOptions().shuffle(zenith::Shuffle::Global).memory_budget(200000));
     });
     EXPECT_EQ(budget.code(), ZENITH_ERR_OUT_OF_MEMORY);
-    EXPECT_TRUE(contains(budget.what(), "memory budget (1000 bytes)")) << budget.what();
+    EXPECT_TRUE(contains(budget.what(), "memory budget (200000 bytes)")) << budget.what();
 }
 
 TEST(OptionErrors, AFailedSetterLeavesTheOptionsUnchanged) {

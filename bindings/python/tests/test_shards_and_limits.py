@@ -199,16 +199,25 @@ def test_state_dict_resumes_padded_and_dropping_shards_exactly(data, shuffle, dr
 # ---- the automatic shuffle and the memory budget -------------------------------------------------
 
 
-def test_the_automatic_shuffle_warns_once_when_it_runs_as_block(data):
-    with pytest.warns(zenith.ShuffleDowngradeWarning, match="memory budget of 1000 bytes") as caught:
-        loader = zenith.Loader(data["parquet"], batch_size=1000, memory_budget=1000)
+@pytest.fixture(scope="module")
+def tight_budget(data) -> int:
+    """A budget that holds one row group of the Parquet file (which is then readable) but not the
+    whole file (which a global shuffle would hold): half its decoded size, 4 row groups."""
+    with zenith.Loader(data["parquet"], shuffle=False) as loader:
+        return loader.stats()["decoded_bytes"] // 2
+
+
+def test_the_automatic_shuffle_warns_once_when_it_runs_as_block(data, tight_budget):
+    budget = tight_budget
+    with pytest.warns(zenith.ShuffleDowngradeWarning, match=f"memory budget of {budget} bytes") as caught:
+        loader = zenith.Loader(data["parquet"], batch_size=1000, memory_budget=budget)
     assert len(caught) == 1
     assert issubclass(zenith.ShuffleDowngradeWarning, zenith.ZenithWarning)
     assert caught[0].filename == __file__, "the warning points at the caller"
     with loader:
         stats = loader.stats()
         assert (stats["shuffle"], stats["shuffle_requested"], stats["shuffle_downgraded"]) == ("block", "auto", True)
-        assert stats["memory_budget"] == 1000 and stats["decoded_bytes"] > 1000
+        assert stats["memory_budget"] == budget and stats["decoded_bytes"] > budget
         assert "shuffle=block (auto: over the memory budget)" in repr(loader)
         assert sorted(ids(loader)) == list(range(ROWS))
         with warnings.catch_warnings():
@@ -219,19 +228,23 @@ def test_the_automatic_shuffle_warns_once_when_it_runs_as_block(data):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for quiet in (dict(shuffle="block", memory_budget=1000), dict(shuffle=True), dict(shuffle=False, memory_budget=1000)):
+        for quiet in (
+            dict(shuffle="block", memory_budget=budget),
+            dict(shuffle=True),
+            dict(shuffle=False, memory_budget=budget),
+        ):
             with zenith.Loader(data["parquet"], batch_size=1000, **quiet) as loader:
                 assert not loader.stats()["shuffle_downgraded"]
 
 
-def test_an_explicit_global_shuffle_over_budget_is_an_out_of_memory_error(data):
-    with pytest.raises(zenith.OutOfMemoryError, match=r"memory budget \(1000 bytes\)") as info:
-        zenith.Loader(data["parquet"], shuffle="global", memory_budget=1000)
+def test_an_explicit_global_shuffle_over_budget_is_an_out_of_memory_error(data, tight_budget):
+    with pytest.raises(zenith.OutOfMemoryError, match=rf"memory budget \({tight_budget} bytes\)") as info:
+        zenith.Loader(data["parquet"], shuffle="global", memory_budget=tight_budget)
     assert isinstance(info.value, MemoryError)
     assert info.value.code == zenith.Status.ERR_OUT_OF_MEMORY
     assert "global shuffle" in str(info.value)
     # Within the budget, or data that needs no decoding (memory-mapped IPC): global it is.
-    with zenith.Loader(data["arrow"], shuffle="global", memory_budget=1000) as loader:
+    with zenith.Loader(data["arrow"], shuffle="global", memory_budget=tight_budget) as loader:
         assert (loader.stats()["shuffle"], loader.stats()["shuffle_requested"]) == ("global", "global")
 
 

@@ -274,7 +274,10 @@ fn a_parquet_row_group_that_fits_the_file_but_not_the_budget_is_out_of_memory() 
             assert!(err.to_string().contains("dense.parquet"), "{err}");
             // With the default budget (half the available memory) it may open; reading then
             // finds the rows missing. Either way: an error, not an abort.
-            let result = open_and_read(&path, zenith_core::runtime::memory_budget::default_memory_budget());
+            let result = open_and_read(
+                &path,
+                zenith_core::runtime::memory_budget::default_memory_budget(),
+            );
             assert_refused(result, &["dense.parquet"]);
         },
     );
@@ -382,7 +385,10 @@ fn a_dictionary_page_claiming_2_pow_31_values_is_refused_before_decoding() {
             assert!(matches!(err, Error::Format { .. }), "{err:?}");
             assert!(err.to_string().contains("dictionary"), "{err}");
             // Without a budget of its own (the default), the same.
-            let err = open_and_read(&path, zenith_core::runtime::memory_budget::default_memory_budget());
+            let err = open_and_read(
+                &path,
+                zenith_core::runtime::memory_budget::default_memory_budget(),
+            );
             assert_refused(err, &["dict.parquet", "row group 0"]);
         },
     );
@@ -489,12 +495,12 @@ fn chunk_row_counts_that_sum_past_u64_are_a_format_error() {
         fn chunk_decoded_bytes(&self, _: usize, _: Option<&[usize]>) -> u64 {
             0
         }
-        fn read_chunk(
+        fn fetch_chunk(
             &self,
             index: usize,
             projection: Option<&[usize]>,
         ) -> zenith_core::error::Result<RecordBatch> {
-            self.0.read_chunk(index, projection)
+            self.0.fetch_chunk(index, projection)
         }
         fn in_memory(&self) -> bool {
             true
@@ -587,14 +593,14 @@ fn fuzz_crashes_stay_fixed() {
 /// columns, checksum), are refused or decode to a state that encodes back to the same bytes.
 fn replay_resume_token(data: &[u8]) {
     use zenith_core::dataset::Fnv64;
-    use zenith_core::loader::{ResumeState, ZENITH_RESUME_STATE_SIZE};
-    let mut token = vec![0u8; ZENITH_RESUME_STATE_SIZE];
-    let n = data.len().min(ZENITH_RESUME_STATE_SIZE);
+    use zenith_core::loader::{RESUME_STATE_SIZE, ResumeState};
+    let mut token = vec![0u8; RESUME_STATE_SIZE];
+    let n = data.len().min(RESUME_STATE_SIZE);
     token[..n].copy_from_slice(&data[..n]);
     token[..4].copy_from_slice(b"ZNRS");
     token[4..6].copy_from_slice(&1u16.to_le_bytes());
     token[14..22].copy_from_slice(&0u64.to_le_bytes());
-    let body = ZENITH_RESUME_STATE_SIZE - 8;
+    let body = RESUME_STATE_SIZE - 8;
     let mut hash = Fnv64::default();
     hash.write(&token[..body]);
     let checksum = hash.finish().to_le_bytes();

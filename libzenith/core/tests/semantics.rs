@@ -478,23 +478,23 @@ fn shards_differing_in_type_are_refused_at_open() {
 fn an_automatic_shuffle_over_budget_runs_as_block_and_says_so() {
     let mut o = LoaderOptions::default();
     o.set_batch_size(1000).unwrap();
-    o.set_memory_budget(Some(1000)).unwrap();
-    let loader = Loader::open(data_file("basic.parquet"), &o).unwrap();
+    o.set_memory_budget(Some(200_000)).unwrap();
+    let loader = Loader::open(data_file("parquet/basic.snappy.parquet"), &o).unwrap();
     let stats = loader.stats();
     assert_eq!(stats.shuffle_requested, None);
     assert_eq!(stats.shuffle, ShuffleMode::Block);
-    assert_eq!(stats.memory_budget, 1000);
-    assert!(stats.decoded_bytes > 1000, "{}", stats.decoded_bytes);
+    assert_eq!(stats.memory_budget, 200_000);
+    assert!(stats.decoded_bytes > 200_000, "{}", stats.decoded_bytes);
     let mut ids = drain(&loader).concat();
     ids.sort();
     assert!(
-        ids == (0..100).collect::<Vec<i64>>(),
-        "basic.parquet's 100 rows, each once"
+        ids == (0..BASIC_ROWS as i64).collect::<Vec<i64>>(),
+        "basic.snappy.parquet's rows, each once"
     );
 
     // Within budget, the automatic shuffle is global.
     o.set_memory_budget(Some(1 << 40)).unwrap();
-    let stats = Loader::open(data_file("basic.parquet"), &o)
+    let stats = Loader::open(data_file("parquet/basic.snappy.parquet"), &o)
         .unwrap()
         .stats();
     assert_eq!(
@@ -508,15 +508,15 @@ fn an_automatic_shuffle_over_budget_runs_as_block_and_says_so() {
 fn an_explicit_global_shuffle_over_budget_is_an_out_of_memory_error() {
     let mut o = LoaderOptions::default();
     o.set_shuffle(ShuffleMode::Global);
-    o.set_memory_budget(Some(1000)).unwrap();
-    let err = Loader::open(data_file("basic.parquet"), &o).unwrap_err();
+    o.set_memory_budget(Some(200_000)).unwrap();
+    let err = Loader::open(data_file("parquet/basic.snappy.parquet"), &o).unwrap_err();
     assert!(matches!(err, Error::OutOfMemory { .. }), "{err}");
     assert_eq!(err.kind(), zenith_core::ErrorKind::OutOfMemory);
     let message = err.to_string();
     for part in [
         "global shuffle",
-        "basic.parquet",
-        "memory budget (1000 bytes)",
+        "basic.snappy.parquet",
+        "memory budget (200000 bytes)",
         "memory_budget",
     ] {
         assert!(message.contains(part), "{part}: {message}");
@@ -527,7 +527,7 @@ fn an_explicit_global_shuffle_over_budget_is_an_out_of_memory_error() {
     assert_eq!(loader.stats().shuffle_requested, Some(ShuffleMode::Global));
     // Explicit block shuffles run with windows that fit.
     o.set_shuffle(ShuffleMode::Block);
-    let loader = Loader::open(data_file("basic.parquet"), &o).unwrap();
+    let loader = Loader::open(data_file("parquet/basic.snappy.parquet"), &o).unwrap();
     assert_eq!(loader.stats().shuffle, ShuffleMode::Block);
 }
 
@@ -535,27 +535,27 @@ fn an_explicit_global_shuffle_over_budget_is_an_out_of_memory_error() {
 fn a_token_of_a_downgraded_shuffle_resumes_only_automatically_or_as_block() {
     let mut auto = LoaderOptions::default();
     auto.set_batch_size(1000).unwrap();
-    auto.set_memory_budget(Some(1000)).unwrap();
-    let loader = Loader::open(data_file("basic.parquet"), &auto).unwrap();
-    let full = drain(&Loader::open(data_file("basic.parquet"), &auto).unwrap());
+    auto.set_memory_budget(Some(200_000)).unwrap();
+    let loader = Loader::open(data_file("parquet/basic.snappy.parquet"), &auto).unwrap();
+    let full = drain(&Loader::open(data_file("parquet/basic.snappy.parquet"), &auto).unwrap());
     loader.next_batch().unwrap().unwrap();
     let token = loader.save_state();
     let mut o = auto.clone();
     o.set_resume_state(&token).unwrap();
     assert_eq!(
-        drain(&Loader::open(data_file("basic.parquet"), &o).unwrap()),
+        drain(&Loader::open(data_file("parquet/basic.snappy.parquet"), &o).unwrap()),
         full[1..]
     );
     let mut block = o.clone();
     block.set_shuffle(ShuffleMode::Block);
     assert_eq!(
-        drain(&Loader::open(data_file("basic.parquet"), &block).unwrap()),
+        drain(&Loader::open(data_file("parquet/basic.snappy.parquet"), &block).unwrap()),
         full[1..]
     );
     let mut strict = o.clone();
     strict.set_shuffle(ShuffleMode::Global);
     strict.set_memory_budget(Some(1 << 40)).unwrap();
-    let err = Loader::open(data_file("basic.parquet"), &strict).unwrap_err();
+    let err = Loader::open(data_file("parquet/basic.snappy.parquet"), &strict).unwrap_err();
     assert!(err.to_string().contains("shuffle"), "{err}");
 }
 

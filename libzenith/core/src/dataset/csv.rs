@@ -63,7 +63,12 @@ impl CsvFile {
         schema: Option<SchemaRef>,
         io: &IoContext,
     ) -> Result<HeldBatches> {
-        Self::open_with_budget(path, schema, io, crate::runtime::memory_budget::default_memory_budget())
+        Self::open_with_budget(
+            path,
+            schema,
+            io,
+            crate::runtime::memory_budget::default_memory_budget(),
+        )
     }
 
     /// [`Self::open_with`], holding the decoded file to `budget` bytes: a file whose decoded

@@ -73,7 +73,11 @@ impl ParquetFile {
 
     /// [`Self::open`], reading through the I/O backend of `io`.
     pub fn open_with(path: &Path, io: &IoContext) -> Result<Self> {
-        Self::open_with_budget(path, io, crate::runtime::memory_budget::default_memory_budget())
+        Self::open_with_budget(
+            path,
+            io,
+            crate::runtime::memory_budget::default_memory_budget(),
+        )
     }
 
     /// [`Self::open_with`], holding the file to a memory budget: a row group whose decoded size

@@ -10,8 +10,8 @@ use arrow_schema::SchemaRef;
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::runtime::io::IoContext;
-use crate::runtime::memory_budget::default_memory_budget;
 use crate::runtime::io::file::open_regular;
+use crate::runtime::memory_budget::default_memory_budget;
 
 /// The file formats Zenith reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
