@@ -119,14 +119,16 @@ impl FileIdentity {
     }
 
     /// Checks that `path` is still this file, unchanged. Otherwise an [`Error::Io`] on `path`
-    /// saying "changed while being read" and what changed (removed, replaced, truncated or
-    /// grown, rewritten).
+    /// saying "changed while being read" and what changed (replaced, truncated or grown,
+    /// rewritten).
+    ///
+    /// A file that was removed (unlinked) is not a change: its inode lives on for as long as a
+    /// mapping or a descriptor holds it, and no path can reach it to truncate or rewrite it, so
+    /// reading it stays safe and gives the data that was opened (as with any Unix reader).
     pub fn check(&self, path: &Path) -> Result<()> {
         let now = match std::fs::metadata(path) {
             Ok(meta) => FileIdentity::of_metadata(&meta),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(changed(path, "the file was removed"));
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(path, e)),
         };
         match self.difference(&now) {
@@ -182,7 +184,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     #[test]
-    fn identities_see_truncation_growth_rewrites_replacement_and_removal() {
+    fn identities_see_truncation_growth_rewrites_and_replacement_but_allow_removal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"0123456789").unwrap();
@@ -219,7 +221,8 @@ mod tests {
         std::fs::rename(&other, &path).unwrap();
         expect("replaced");
         std::fs::remove_file(&path).unwrap();
-        expect("removed");
+        id.check(&path)
+            .expect("an unlinked file lives on for its readers: not a change");
     }
 
     #[test]
