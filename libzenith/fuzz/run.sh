@@ -32,7 +32,7 @@ fuzz() {
   local target="$1"
   shift
   mkdir -p "corpus-work/$target" "artifacts/$target"
-  cargo +nightly fuzz run --debug-assertions "$target" "corpus-work/$target" "corpus/$target" -- \
+  cargo +nightly fuzz run --fuzz-dir "$HERE" --debug-assertions "$target" "corpus-work/$target" "corpus/$target" -- \
     -artifact_prefix="artifacts/$target/" "${LIBFUZZER_ARGS[@]}" "$@"
 }
 
@@ -40,7 +40,7 @@ mode="${1:-smoke}"
 case "$mode" in
   smoke)
     seconds="${2:-10}"
-    cargo +nightly fuzz build --debug-assertions
+    cargo +nightly fuzz build --fuzz-dir "$HERE" --debug-assertions
     for target in "${TARGETS[@]}"; do
       echo "== fuzz smoke: $target (${seconds}s)"
       fuzz "$target" -max_total_time="$seconds"
@@ -48,7 +48,7 @@ case "$mode" in
     ;;
   full)
     runs="${2:-1000000}"
-    cargo +nightly fuzz build --debug-assertions
+    cargo +nightly fuzz build --fuzz-dir "$HERE" --debug-assertions
     for target in "${TARGETS[@]}"; do
       echo "== fuzz full: $target ($runs runs)"
       fuzz "$target" -runs="$runs"
