@@ -552,8 +552,10 @@ fn pyarrow_written_fuzz_seeds_open_and_read() {
 
 // ---- Crashes the fuzzer found (libzenith/fuzz), replayed ------------------------------------
 
-/// Every input in tests/fuzz_crashes/<target>/ once crashed that fuzz target; each is replayed
-/// as the target does, in a child process (an abort must fail the test, not the run).
+/// Every input in tests/fuzz_crashes/<target>/ once crashed that fuzz target (or, named
+/// `caught_panic_*`, makes arrow-rs panic inside a decoder: the sources must catch that and
+/// answer a format error); each is replayed as the target does, in a child process (an abort
+/// must fail the test, not the run).
 #[test]
 fn fuzz_crashes_stay_fixed() {
     isolated("fuzz_crashes_stay_fixed", || {
