@@ -39,18 +39,7 @@ fn ranks_per_node(lookup: impl Fn(&str) -> Option<String>) -> u64 {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
+    use crate::runtime::test_env::env;
 
     #[test]
     fn the_default_budget_is_shared_by_the_ranks_of_a_node() {

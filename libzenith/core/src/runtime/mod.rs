@@ -17,4 +17,6 @@ pub mod alloc;
 pub mod io;
 pub mod memory_budget;
 pub mod ring;
+#[cfg(test)]
+pub(crate) mod test_env;
 pub mod topology;
