@@ -28,6 +28,10 @@ DEMO_BATCH ?= 1024
 
 export ZENITH_LIB_DIR := $(LIB_DIR)
 export ZENITH_TEST_DATA := $(DATA_DIR)
+# Scratch files of the tests (install prefixes, pytest's tmp_path, Go and CMake builds) live under
+# target/, on the disk the build already uses: /tmp is a small tmpfs on some machines.
+export TMPDIR := $(CURDIR)/target/tmp
+$(shell mkdir -p $(TMPDIR))
 
 .PHONY: all build header setup data demo test lint test-rust test-symbols test-c test-python \
         test-install test-cpp install uninstall clean
