@@ -47,6 +47,14 @@ pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 /// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
 pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
 
+/// A scheduler call named a job id, node name or queue that already exists.
+pub const ZENITH_ERR_ALREADY_EXISTS: zenith_status = -12;
+
+/// A scheduler call that the job's or node's current state does not allow: an illegal job
+/// transition, cancelling a finished job, a clock that went backwards, a quota below its usage,
+/// or a scheduler whose journal failed earlier.
+pub const ZENITH_ERR_INVALID_STATE: zenith_status = -13;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -66,6 +74,8 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_OUT_OF_MEMORY => {
             c"out of memory (over the memory budget or the allocator's limit)"
         }
+        ZENITH_ERR_ALREADY_EXISTS => c"already exists",
+        ZENITH_ERR_INVALID_STATE => c"not allowed in the current state",
         _ => c"unknown status code",
     }
 }
