@@ -20,10 +20,11 @@ import traceback
 # What the executor runs; `%r` placeholders are not used: the paths come as arguments.
 BOOTSTRAP = (
     "import sys, pickle, multiprocessing.spawn as s\n"
-    "f = open(sys.argv[1], 'rb')\n"
+    "payload, result = sys.argv[1:3]\n"
+    "f = open(payload, 'rb')\n"
     "s.prepare(pickle.load(f))\n"
     "from zenith.scheduler import _runner\n"
-    "_runner.main(f, sys.argv[2])\n"
+    "_runner.main(f, result)\n"
 )
 
 

@@ -434,8 +434,10 @@ class LocalExecutor:
                     started.append(_Member(proc, None, result_path))
                     continue
                 payload_path = os.path.join(job.workdir, f"payload{rank}.pickle")
+                prep = multiprocessing.spawn.get_preparation_data(f"zenith-job-{job.id}")
+                prep.pop("authkey", None)  # multiprocessing's secret: the job needs none
                 with open(payload_path, "wb") as f:
-                    pickle.dump(multiprocessing.spawn.get_preparation_data(f"zenith-job-{job.id}"), f)
+                    pickle.dump(prep, f)
                     pickle.dump((job.target, job.args, job.kwargs), f)
                 read_fd, write_fd = os.pipe()
                 os.set_blocking(read_fd, False)
