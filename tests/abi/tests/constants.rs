@@ -136,35 +136,104 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ("ZENITH_IO_URING", options::ZENITH_IO_URING.into()),
         ("ZENITH_IO_PREAD", options::ZENITH_IO_PREAD.into()),
         // the gang scheduler (libzenith/ffi/src/scheduler)
-        ("ZENITH_ERR_ALREADY_EXISTS", status::ZENITH_ERR_ALREADY_EXISTS.into()),
-        ("ZENITH_ERR_INVALID_STATE", status::ZENITH_ERR_INVALID_STATE.into()),
+        (
+            "ZENITH_ERR_ALREADY_EXISTS",
+            status::ZENITH_ERR_ALREADY_EXISTS.into(),
+        ),
+        (
+            "ZENITH_ERR_INVALID_STATE",
+            status::ZENITH_ERR_INVALID_STATE.into(),
+        ),
         ("ZENITH_JOB_PENDING", scheduler::ZENITH_JOB_PENDING.into()),
         ("ZENITH_JOB_QUEUED", scheduler::ZENITH_JOB_QUEUED.into()),
-        ("ZENITH_JOB_SCHEDULED", scheduler::ZENITH_JOB_SCHEDULED.into()),
+        (
+            "ZENITH_JOB_SCHEDULED",
+            scheduler::ZENITH_JOB_SCHEDULED.into(),
+        ),
         ("ZENITH_JOB_RUNNING", scheduler::ZENITH_JOB_RUNNING.into()),
-        ("ZENITH_JOB_SUSPENDED", scheduler::ZENITH_JOB_SUSPENDED.into()),
-        ("ZENITH_JOB_COMPLETED", scheduler::ZENITH_JOB_COMPLETED.into()),
+        (
+            "ZENITH_JOB_SUSPENDED",
+            scheduler::ZENITH_JOB_SUSPENDED.into(),
+        ),
+        (
+            "ZENITH_JOB_COMPLETED",
+            scheduler::ZENITH_JOB_COMPLETED.into(),
+        ),
         ("ZENITH_JOB_FAILED", scheduler::ZENITH_JOB_FAILED.into()),
-        ("ZENITH_JOB_CANCELLED", scheduler::ZENITH_JOB_CANCELLED.into()),
-        ("ZENITH_DECISION_START", decisions::ZENITH_DECISION_START.into()),
-        ("ZENITH_DECISION_PREEMPT", decisions::ZENITH_DECISION_PREEMPT.into()),
-        ("ZENITH_DECISION_REQUEUE", decisions::ZENITH_DECISION_REQUEUE.into()),
-        ("ZENITH_DECISION_FAIL", decisions::ZENITH_DECISION_FAIL.into()),
+        (
+            "ZENITH_JOB_CANCELLED",
+            scheduler::ZENITH_JOB_CANCELLED.into(),
+        ),
+        (
+            "ZENITH_DECISION_START",
+            decisions::ZENITH_DECISION_START.into(),
+        ),
+        (
+            "ZENITH_DECISION_PREEMPT",
+            decisions::ZENITH_DECISION_PREEMPT.into(),
+        ),
+        (
+            "ZENITH_DECISION_REQUEUE",
+            decisions::ZENITH_DECISION_REQUEUE.into(),
+        ),
+        (
+            "ZENITH_DECISION_FAIL",
+            decisions::ZENITH_DECISION_FAIL.into(),
+        ),
         ("ZENITH_REASON_NONE", decisions::ZENITH_REASON_NONE.into()),
-        ("ZENITH_REASON_PREEMPTED", decisions::ZENITH_REASON_PREEMPTED.into()),
-        ("ZENITH_REASON_NODE_LOST", decisions::ZENITH_REASON_NODE_LOST.into()),
-        ("ZENITH_REASON_ZOMBIE", decisions::ZENITH_REASON_ZOMBIE.into()),
-        ("ZENITH_REASON_TIME_LIMIT", decisions::ZENITH_REASON_TIME_LIMIT.into()),
-        ("ZENITH_REASON_REPORTED", decisions::ZENITH_REASON_REPORTED.into()),
+        (
+            "ZENITH_REASON_PREEMPTED",
+            decisions::ZENITH_REASON_PREEMPTED.into(),
+        ),
+        (
+            "ZENITH_REASON_NODE_LOST",
+            decisions::ZENITH_REASON_NODE_LOST.into(),
+        ),
+        (
+            "ZENITH_REASON_ZOMBIE",
+            decisions::ZENITH_REASON_ZOMBIE.into(),
+        ),
+        (
+            "ZENITH_REASON_TIME_LIMIT",
+            decisions::ZENITH_REASON_TIME_LIMIT.into(),
+        ),
+        (
+            "ZENITH_REASON_REPORTED",
+            decisions::ZENITH_REASON_REPORTED.into(),
+        ),
         ("ZENITH_LOCALITY_ANY", job_spec::ZENITH_LOCALITY_ANY.into()),
-        ("ZENITH_LOCALITY_SAME_NODE", job_spec::ZENITH_LOCALITY_SAME_NODE.into()),
-        ("ZENITH_LOCALITY_SAME_ISLAND", job_spec::ZENITH_LOCALITY_SAME_ISLAND.into()),
-        ("ZENITH_LOCALITY_SAME_RACK", job_spec::ZENITH_LOCALITY_SAME_RACK.into()),
-        ("ZENITH_LOCALITY_SPREAD", job_spec::ZENITH_LOCALITY_SPREAD.into()),
-        ("ZENITH_JOB_UPDATE_PRIORITY", jobs::ZENITH_JOB_UPDATE_PRIORITY.into()),
-        ("ZENITH_JOB_UPDATE_PREEMPTIBLE", jobs::ZENITH_JOB_UPDATE_PREEMPTIBLE.into()),
-        ("ZENITH_JOB_UPDATE_RESTARTABLE", jobs::ZENITH_JOB_UPDATE_RESTARTABLE.into()),
-        ("ZENITH_JOB_UPDATE_MAX_RUNTIME", jobs::ZENITH_JOB_UPDATE_MAX_RUNTIME.into()),
+        (
+            "ZENITH_LOCALITY_SAME_NODE",
+            job_spec::ZENITH_LOCALITY_SAME_NODE.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SAME_ISLAND",
+            job_spec::ZENITH_LOCALITY_SAME_ISLAND.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SAME_RACK",
+            job_spec::ZENITH_LOCALITY_SAME_RACK.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SPREAD",
+            job_spec::ZENITH_LOCALITY_SPREAD.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_PRIORITY",
+            jobs::ZENITH_JOB_UPDATE_PRIORITY.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_PREEMPTIBLE",
+            jobs::ZENITH_JOB_UPDATE_PREEMPTIBLE.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_RESTARTABLE",
+            jobs::ZENITH_JOB_UPDATE_RESTARTABLE.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_MAX_RUNTIME",
+            jobs::ZENITH_JOB_UPDATE_MAX_RUNTIME.into(),
+        ),
     ])
 }
 
