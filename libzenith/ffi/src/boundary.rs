@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn panics_become_zenith_err_panic_with_their_message() {
         let mut err = std::ptr::null_mut();
-        let status = run_fallible(Some(&mut err), || panic!("boom {}", 42));
+        let status = run_fallible::<Error>(Some(&mut err), || panic!("boom {}", 42));
         assert_eq!(status, ZENITH_ERR_PANIC);
         let (code, message) = take_error(err);
         assert_eq!(code, ZENITH_ERR_PANIC);
@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(message, "invalid argument: bad");
 
         let mut err = std::ptr::null_mut();
-        assert_eq!(run_fallible(Some(&mut err), || Ok(ZENITH_OK)), ZENITH_OK);
+        assert_eq!(
+            run_fallible::<Error>(Some(&mut err), || Ok(ZENITH_OK)),
+            ZENITH_OK
+        );
         assert!(err.is_null());
         // A NULL err is allowed: only the status reports the failure.
         let status = run_fallible(None, || Err(Error::InvalidArgument("x".into())));
