@@ -174,3 +174,17 @@ def test_cpu_jobs_and_commands_on_a_machine_without_gpus(tmp_path):
         assert never.cancel()
         with pytest.raises(zenith.InvalidArgumentError):
             ex.submit(42)
+
+
+def freeze():
+    os.kill(os.getpid(), signal.SIGSTOP)  # alive but silent: its heartbeat stops
+
+
+def test_a_silent_job_is_a_zombie():
+    with LocalExecutor(gpus=1, progress_timeout=1.0, heartbeat_interval=0.1, grace=0.5) as ex:
+        handle = ex.submit(freeze, gpus=1, restartable=False)
+        err = handle.exception(timeout=DEADLINE)
+        assert isinstance(err, JobFailedError) and err.reason == "zombie", err
+        assert handle.state == JobState.FAILED
+        assert handle.exit_codes == [-signal.SIGKILL]  # SIGTERM waits on a stopped process
+        assert ex.submit(add, 2, gpus=1).result(timeout=DEADLINE) == 2  # its GPU is free again
