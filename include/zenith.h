@@ -293,6 +293,12 @@ typedef struct zenith_loader_options zenith_loader_options;
 // it. Not thread-safe.
 typedef struct zenith_node_spec zenith_node_spec;
 
+// A queue being described.
+//
+// Created by `zenith_queue_spec_new`, freed by `zenith_queue_spec_free`; the scheduler copies
+// it. Not thread-safe.
+typedef struct zenith_queue_spec zenith_queue_spec;
+
 // A bounded, lock-free ring (FIFO queue) of fixed-size elements, copied in and out by value.
 //
 // Created by `zenith_ring_new`, freed by `zenith_ring_free`. Push and pop never block: a full
@@ -502,6 +508,9 @@ typedef uint32_t zenith_job_update_fields;
 // A job's state as C sees it (one of the `ZENITH_JOB_*` values).
 typedef int32_t zenith_job_state;
 
+// Which limit `zenith_queue_spec_set_limit` sets (one of the `ZENITH_QUEUE_*` values).
+typedef int32_t zenith_queue_limit;
+
 // One NUMA node, filled by `zenith_topology_node`.
 //
 // Set `struct_size = sizeof(zenith_numa_node_info)` before the call: the library fills only the
@@ -698,6 +707,15 @@ typedef struct zenith_pci_device_info {
 
 // Change the time limit.
 #define ZENITH_JOB_UPDATE_MAX_RUNTIME 8
+
+// The guaranteed (nominal) quota.
+#define ZENITH_QUEUE_NOMINAL 0
+
+// How much above its nominal quota the queue may borrow from its cohort.
+#define ZENITH_QUEUE_BORROWING_LIMIT 1
+
+// How much of its nominal quota the queue may lend to its cohort.
+#define ZENITH_QUEUE_LENDING_LIMIT 2
 
 // Success.
 #define ZENITH_OK 0
@@ -2434,6 +2452,67 @@ zenith_status zenith_scheduler_will_run_job(const struct zenith_scheduler *s,
                                             uint64_t job,
                                             uint64_t *out_ms,
                                             struct zenith_error **err);
+
+// Creates a spec for the queue `name`: no quota (limited by capacity only), no cohort, weight 1.
+//
+// Ownership: on success `*out` receives a spec the caller frees with `zenith_queue_spec_free`.
+// On failure (`name` not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT`; `*out` is untouched.
+// NULL policy: `name` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `name` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_queue_spec_new(const char *name,
+                                    struct zenith_queue_spec **out,
+                                    struct zenith_error **err);
+
+// Frees a spec. NULL is a no-op.
+//
+// # Safety
+// `spec` is NULL or a live spec from `zenith_queue_spec_new`, not used afterwards.
+void zenith_queue_spec_free(struct zenith_queue_spec *spec);
+
+// Sets one of the queue's limits (`which`: a `ZENITH_QUEUE_*` value) to `gpu_milli`
+// milli-GPUs, `cpu_milli` milli-CPUs and `memory_mib` MiB. Unset limits mean: no quota, no
+// borrowing limit, lending all of the nominal quota.
+//
+// On failure (an unknown `which`) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_queue_spec_set_limit(struct zenith_queue_spec *spec,
+                                          zenith_queue_limit which,
+                                          uint64_t gpu_milli,
+                                          uint64_t cpu_milli,
+                                          uint64_t memory_mib,
+                                          struct zenith_error **err);
+
+// Puts the queue in `cohort` (queues of a cohort lend and borrow unused nominal quota), and
+// sets its fair-share `weight` (1..=1,000,000, checked when the queue is set).
+//
+// NULL policy: `spec` must not be NULL; `cohort` may be NULL (no cohort); `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `cohort` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_queue_spec_set_cohort(struct zenith_queue_spec *spec,
+                                           const char *cohort,
+                                           uint32_t weight,
+                                           struct zenith_error **err);
+
+// Adds or replaces the queue described by `spec` (not journaled with a time: queues are
+// configuration).
+//
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT`; new limits below what the queue's
+// admitted jobs already use `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `spec` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live queue spec; `err` is NULL or
+// writable.
+zenith_status zenith_scheduler_set_queue(struct zenith_scheduler *s,
+                                         const struct zenith_queue_spec *spec,
+                                         struct zenith_error **err);
 
 // Writes every metric of the process (all loaders added up: rows, batches, bytes, time to first
 // batch, consumer wait, worker busy time, queue depth, bytes and latency of reads by I/O

@@ -160,6 +160,20 @@ static void test_argument_errors(void) {
                  "command.env[0].name");
     zenith_job_spec_free(spec);
 
+    /* A queue with a quota of 2 GPUs, in a cohort. */
+    zenith_queue_spec *queue = NULL;
+    OK(zenith_queue_spec_new("small", &queue, E));
+    EXPECT_ERROR(zenith_queue_spec_set_limit(queue, 9, 1, 1, 1, &err), ZENITH_ERR_INVALID_ARGUMENT,
+                 "unknown queue limit 9");
+    OK(zenith_queue_spec_set_limit(queue, ZENITH_QUEUE_NOMINAL, 2000, 64000, 1024, E));
+    OK(zenith_queue_spec_set_cohort(queue, "lab", 2, E));
+    OK(zenith_scheduler_set_queue(s, queue, E));
+    OK(zenith_queue_spec_set_cohort(queue, NULL, 0, E)); /* weight 0 is refused when set */
+    EXPECT_ERROR(zenith_scheduler_set_queue(s, queue, &err), ZENITH_ERR_INVALID_ARGUMENT,
+                 "weight");
+    zenith_queue_spec_free(queue);
+    zenith_queue_spec_free(NULL);
+
     EXPECT_ERROR(zenith_scheduler_cancel(s, 77, 0, &err), ZENITH_ERR_NOT_FOUND, "unknown job 77");
     EXPECT_ERROR(zenith_scheduler_node_heartbeat(s, "ghost", 0, &err), ZENITH_ERR_NOT_FOUND,
                  "ghost");

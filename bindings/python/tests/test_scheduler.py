@@ -12,6 +12,7 @@ from zenith.scheduler import (
     JobSpec,
     JobState,
     NodeSpec,
+    QueueSpec,
     Scheduler,
     UnknownError,
 )
@@ -154,3 +155,23 @@ def test_metrics_series_are_exported():
         "zenith_scheduler_decision_latency_seconds_bucket",
     ):
         assert name in text
+
+
+def test_queue_quotas_hold_jobs_back():
+    with Scheduler() as s:
+        cluster(s)
+        s.set_queue(QueueSpec("small", nominal=QueueSpec.gpus(8)))
+        s.submit(JobSpec(1, gpus=8, queue="small"), 0)
+        s.submit(JobSpec(2, gpus=4, queue="small"), 0)
+        s.submit(JobSpec(3, gpus=4, queue="other"), 0)
+        started = {d.job for d in s.schedule(1) if d.kind == "start"}
+        # Jobs 1 and 2 fit the cluster together (12 of 16 GPUs) but not their queue's quota.
+        assert 3 in started and len(started & {1, 2}) == 1, started
+        (held,) = {1, 2} - started
+        assert s.job_state(held) == JobState.QUEUED
+        with pytest.raises(InvalidStateError, match="below its current usage"):
+            s.set_queue(QueueSpec("small", nominal=QueueSpec.gpus(2)))
+        s.set_queue(QueueSpec("small", nominal=QueueSpec.gpus(12)))
+        assert [d.job for d in s.schedule(2)] == [held]
+        with pytest.raises(ValueError):
+            s.set_queue(QueueSpec("bad name"))

@@ -486,6 +486,10 @@ ZENITH_JOB_UPDATE_PREEMPTIBLE = 2
 ZENITH_JOB_UPDATE_RESTARTABLE = 4
 ZENITH_JOB_UPDATE_MAX_RUNTIME = 8
 
+ZENITH_QUEUE_NOMINAL = 0
+ZENITH_QUEUE_BORROWING_LIMIT = 1
+ZENITH_QUEUE_LENDING_LIMIT = 2
+
 
 class zenith_scheduler_decision(ctypes.Structure):
     """One decision of a pass (`zenith_scheduler_decisions_get`)."""
@@ -554,11 +558,16 @@ class zenith_node_spec(ctypes.Structure):
     pass
 
 
+class zenith_queue_spec(ctypes.Structure):
+    pass
+
+
 SchedulerPtr = POINTER(zenith_scheduler)
 SchedulerOptionsPtr = POINTER(zenith_scheduler_options)
 DecisionsPtr = POINTER(zenith_scheduler_decisions)
 JobSpecPtr = POINTER(zenith_job_spec)
 NodeSpecPtr = POINTER(zenith_node_spec)
+QueueSpecPtr = POINTER(zenith_queue_spec)
 
 SIGNATURES.update(
     {
@@ -598,6 +607,12 @@ SIGNATURES.update(
         "zenith_node_spec_add_gpus": ([NodeSpecPtr, c_uint32, c_char_p, c_uint64, _Err], c_int32),
         "zenith_node_spec_add_nvlink_island": ([NodeSpecPtr, POINTER(c_uint32), c_size_t, _Err], c_int32),
         "zenith_node_spec_set_label": ([NodeSpecPtr, c_char_p, c_char_p, _Err], c_int32),
+        # queue spec builder
+        "zenith_queue_spec_new": ([c_char_p, POINTER(QueueSpecPtr), _Err], c_int32),
+        "zenith_queue_spec_free": ([QueueSpecPtr], None),
+        "zenith_queue_spec_set_limit": ([QueueSpecPtr, c_int32, c_uint64, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_queue_spec_set_cohort": ([QueueSpecPtr, c_char_p, c_uint32, _Err], c_int32),
+        "zenith_scheduler_set_queue": ([SchedulerPtr, QueueSpecPtr, _Err], c_int32),
         # scheduler
         "zenith_scheduler_new": ([SchedulerOptionsPtr, POINTER(SchedulerPtr), _Err], c_int32),
         "zenith_scheduler_free": ([SchedulerPtr], None),

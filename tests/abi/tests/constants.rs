@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use zenith::scheduler::{decisions, job_spec, jobs};
+use zenith::scheduler::{decisions, job_spec, jobs, queue_spec};
 use zenith::{loader, memory, options, ring, scheduler, status, version};
 use zenith_abi_check::{bindings, header};
 
@@ -233,6 +233,18 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         (
             "ZENITH_JOB_UPDATE_MAX_RUNTIME",
             jobs::ZENITH_JOB_UPDATE_MAX_RUNTIME.into(),
+        ),
+        (
+            "ZENITH_QUEUE_NOMINAL",
+            queue_spec::ZENITH_QUEUE_NOMINAL.into(),
+        ),
+        (
+            "ZENITH_QUEUE_BORROWING_LIMIT",
+            queue_spec::ZENITH_QUEUE_BORROWING_LIMIT.into(),
+        ),
+        (
+            "ZENITH_QUEUE_LENDING_LIMIT",
+            queue_spec::ZENITH_QUEUE_LENDING_LIMIT.into(),
         ),
     ])
 }

@@ -20,6 +20,7 @@ from ._core import (
     JobState,
     Member,
     NodeSpec,
+    QueueSpec,
     Scheduler,
     UnknownError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "LocalExecutor",
     "Member",
     "NodeSpec",
+    "QueueSpec",
     "Scheduler",
     "UnknownError",
     "default_executor",

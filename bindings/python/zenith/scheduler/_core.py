@@ -208,6 +208,48 @@ class JobSpec:
             _lib.lib().zenith_job_spec_free(spec)
 
 
+UNLIMITED = ((1 << 64) - 1) // 4  # u64::MAX / 4: the core's "unlimited" quantity
+
+
+@dataclass
+class QueueSpec:
+    """A queue with a quota (Kueue's ClusterQueue): ``nominal`` (guaranteed), ``borrowing_limit``
+    (how much above it the queue may borrow from its ``cohort``), ``lending_limit`` (how much of it
+    the queue lends), each ``(gpu_milli, cpu_milli, memory_mib)`` or None; ``weight`` is its
+    fair-share weight. :meth:`gpus` builds a GPU-only quantity."""
+
+    name: str
+    nominal: Optional[tuple] = None
+    borrowing_limit: Optional[tuple] = None
+    lending_limit: Optional[tuple] = None
+    cohort: Optional[str] = None
+    weight: int = 1
+
+    @staticmethod
+    def gpus(n: float) -> tuple:
+        """``n`` GPUs, CPU and memory unlimited."""
+        return (int(n * 1000), UNLIMITED, UNLIMITED)
+
+    def _build(self):
+        spec = _lib.QueueSpecPtr()
+        _call("zenith_queue_spec_new", _text(self.name, "name"), ctypes.byref(spec))
+        try:
+            for which, q in (
+                (_lib.ZENITH_QUEUE_NOMINAL, self.nominal),
+                (_lib.ZENITH_QUEUE_BORROWING_LIMIT, self.borrowing_limit),
+                (_lib.ZENITH_QUEUE_LENDING_LIMIT, self.lending_limit),
+            ):
+                if q is not None:
+                    gpu, cpu, mem = q
+                    _call("zenith_queue_spec_set_limit", spec, which, gpu, cpu, mem)
+            cohort = None if self.cohort is None else _text(self.cohort, "cohort")
+            _call("zenith_queue_spec_set_cohort", spec, cohort, self.weight)
+        except BaseException:
+            _lib.lib().zenith_queue_spec_free(spec)
+            raise
+        return spec
+
+
 @dataclass(frozen=True)
 class Member:
     """Where one gang member runs: the node, and its GPUs by index with the milli-GPUs granted
@@ -360,6 +402,16 @@ class Scheduler:
         """Drains a node (no new work; running jobs finish), or ends the draining."""
         fn = "zenith_scheduler_node_drain" if drain else "zenith_scheduler_node_undrain"
         _call(fn, self._h(), _text(name, "name"), now)
+
+    # ---- queues -----------------------------------------------------------------------------
+
+    def set_queue(self, spec: QueueSpec) -> None:
+        """Adds or replaces a queue and its quota."""
+        c_spec = spec._build()
+        try:
+            _call("zenith_scheduler_set_queue", self._h(), c_spec)
+        finally:
+            _lib.lib().zenith_queue_spec_free(c_spec)
 
     # ---- jobs -------------------------------------------------------------------------------
 

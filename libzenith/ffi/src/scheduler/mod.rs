@@ -8,6 +8,7 @@
 //! - [`decisions`]: the `zenith_scheduler_decisions` a pass (or a TEST_ONLY query) returns,
 //!   iterated with accessors;
 //! - [`queries`]: job state, TEST_ONLY, WILL_RUN;
+//! - [`queue_spec`]: queues with quotas (nominal, borrowing, lending, cohorts);
 //! - [`metrics`]: the Prometheus series the handles feed.
 //!
 //! Time is injected: every call that depends on time takes `now_ms` (milliseconds on any clock
@@ -29,6 +30,7 @@ pub mod node_spec;
 pub mod nodes;
 pub mod options;
 pub mod queries;
+pub mod queue_spec;
 
 use std::ffi::{CStr, c_char};
 
