@@ -439,6 +439,66 @@ func (s *Scheduler) Drain(name string, now uint64) error {
 	}, name, now)
 }
 
+// Quantity is an amount of each resource a queue limit counts.
+type Quantity struct {
+	GPUMilli  uint64
+	CPUMilli  uint64
+	MemoryMiB uint64
+}
+
+// QueueSpec describes a queue with a quota (Kueue's ClusterQueue): Nominal (nil: no quota),
+// BorrowingLimit and LendingLimit (nil: none / all of Nominal), Cohort, Weight (default 1).
+type QueueSpec struct {
+	Name           string
+	Nominal        *Quantity
+	BorrowingLimit *Quantity
+	LendingLimit   *Quantity
+	Cohort         string
+	Weight         uint32
+}
+
+// SetQueue adds or replaces a queue and its quota.
+func (s *Scheduler) SetQueue(q QueueSpec) error {
+	var spec *C.zenith_queue_spec
+	name := cstr(q.Name)
+	defer free(name)
+	if _, err := call(func(e **C.zenith_error) C.zenith_status { return C.zenith_queue_spec_new(name, &spec, e) }); err != nil {
+		return err
+	}
+	defer C.zenith_queue_spec_free(spec)
+	for _, l := range []struct {
+		which C.zenith_queue_limit
+		q     *Quantity
+	}{{C.ZENITH_QUEUE_NOMINAL, q.Nominal}, {C.ZENITH_QUEUE_BORROWING_LIMIT, q.BorrowingLimit}, {C.ZENITH_QUEUE_LENDING_LIMIT, q.LendingLimit}} {
+		if l.q == nil {
+			continue
+		}
+		if _, err := call(func(e **C.zenith_error) C.zenith_status {
+			return C.zenith_queue_spec_set_limit(spec, l.which, C.uint64_t(l.q.GPUMilli), C.uint64_t(l.q.CPUMilli), C.uint64_t(l.q.MemoryMiB), e)
+		}); err != nil {
+			return err
+		}
+	}
+	var cohort *C.char
+	if q.Cohort != "" {
+		cohort = cstr(q.Cohort)
+		defer free(cohort)
+	}
+	weight := q.Weight
+	if weight == 0 {
+		weight = 1
+	}
+	if _, err := call(func(e **C.zenith_error) C.zenith_status {
+		return C.zenith_queue_spec_set_cohort(spec, cohort, C.uint32_t(weight), e)
+	}); err != nil {
+		return err
+	}
+	_, err := s.with(func(h *C.zenith_scheduler, e **C.zenith_error) C.zenith_status {
+		return C.zenith_scheduler_set_queue(h, spec, e)
+	})
+	return err
+}
+
 // Submit submits a job (PENDING; it enters the queue at the next pass).
 func (s *Scheduler) Submit(j JobSpec, now uint64) error {
 	spec, err := j.build()

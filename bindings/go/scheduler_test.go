@@ -156,3 +156,30 @@ func TestSchedulerRestoresFromItsJournal(t *testing.T) {
 		t.Fatalf("after restore: %+v %v", d, err)
 	}
 }
+
+func TestSchedulerQueueQuota(t *testing.T) {
+	s, err := NewScheduler(SchedulerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddNode(h100Node("n0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	unlimited := uint64(1) << 40
+	if err := s.SetQueue(QueueSpec{Name: "small", Nominal: &Quantity{GPUMilli: 4000, CPUMilli: unlimited, MemoryMiB: unlimited}, Cohort: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 2; id++ {
+		if err := s.Submit(JobSpec{ID: id, GPUs: 4, Queue: "small"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := s.Schedule(1)
+	if err != nil || len(d) != 1 {
+		t.Fatalf("the quota admits one job: %+v %v", d, err)
+	}
+	if err := s.SetQueue(QueueSpec{Name: "bad name"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad queue name: %v", err)
+	}
+}

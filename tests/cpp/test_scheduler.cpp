@@ -116,3 +116,17 @@ TEST(Scheduler, RestoresFromItsJournal) {
     EXPECT_EQ(decisions[0].job, 3 - running);
     std::remove(path.c_str());
 }
+
+TEST(Scheduler, QueueQuotasHoldJobsBack) {
+    zenith::Scheduler s;
+    s.add_node(node("n0"), 0);
+    s.set_queue(zenith::QueueSpec("small")
+                    .limit(ZENITH_QUEUE_NOMINAL, 4000, 1000000, 1u << 30)
+                    .cohort("lab", 2));
+    s.submit(job(1, 1, 4).queue("small"), 0);
+    s.submit(job(2, 1, 4).queue("small"), 0);
+    const auto decisions = s.schedule(1);
+    ASSERT_EQ(decisions.size(), 1u);  // the node has room for both, the quota for one
+    EXPECT_EQ(code_of([] { zenith::QueueSpec("q").limit(7, 0, 0, 0); }),
+              ZENITH_ERR_INVALID_ARGUMENT);
+}

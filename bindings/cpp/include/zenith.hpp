@@ -819,6 +819,44 @@ private:
     std::unique_ptr<zenith_job_spec, JobSpecDeleter> handle_;
 };
 
+struct QueueSpecDeleter {
+    void operator()(zenith_queue_spec* p) const noexcept { zenith_queue_spec_free(p); }
+};
+
+/// A queue with a quota (Kueue's ClusterQueue): limits in milli-GPUs, milli-CPUs and MiB,
+/// a cohort that lends and borrows, a fair-share weight. Move-only.
+class QueueSpec {
+public:
+    explicit QueueSpec(const std::string& name) {
+        zenith_queue_spec* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_new(detail::c_str(name, "name"), &raw, &err), err);
+        handle_.reset(raw);
+    }
+    /// Sets a limit: ZENITH_QUEUE_NOMINAL, ZENITH_QUEUE_BORROWING_LIMIT or
+    /// ZENITH_QUEUE_LENDING_LIMIT.
+    QueueSpec& limit(zenith_queue_limit which, std::uint64_t gpu_milli, std::uint64_t cpu_milli,
+                     std::uint64_t memory_mib) {
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_set_limit(get(), which, gpu_milli, cpu_milli, memory_mib, &err),
+              err);
+        return *this;
+    }
+    /// Puts the queue in a cohort (empty: none) with a fair-share weight.
+    QueueSpec& cohort(const std::string& name, std::uint32_t weight = 1) {
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_set_cohort(
+                  get(), name.empty() ? nullptr : detail::c_str(name, "cohort"), weight, &err),
+              err);
+        return *this;
+    }
+    /// The C handle (owned by this object).
+    zenith_queue_spec* get() const { return detail::require(handle_.get(), "zenith::QueueSpec"); }
+
+private:
+    std::unique_ptr<zenith_queue_spec, QueueSpecDeleter> handle_;
+};
+
 /// Where one gang member runs: the node and its GPU indices (with milli-GPUs, 1000 = whole).
 struct Member {
     std::uint32_t node_id = 0;
@@ -921,6 +959,12 @@ public:
     }
     void undrain(const std::string& name, std::uint64_t now_ms) {
         node_call(zenith_scheduler_node_undrain, name, now_ms);
+    }
+
+    /// Adds or replaces a queue and its quota.
+    void set_queue(const QueueSpec& spec) {
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_set_queue(get(), spec.get(), &err), err);
     }
 
     void submit(const JobSpec& spec, std::uint64_t now_ms) {
