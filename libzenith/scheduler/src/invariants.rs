@@ -271,13 +271,20 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     }
 
     // 4. the cached queue order holds only queued jobs, each under its key
-    for &(k, i) in &s.order.entries {
-        let e = &s.jobs[i as usize];
-        if e.state != JobState::Queued || e.order_key.map(|x| (x, i)) != Some((k, i)) {
-            return Err(format!("job {}: stale entry in the queue order", e.spec.id));
+    let mut filed = 0usize;
+    for (g, grp) in s.order.groups.iter().enumerate() {
+        for &(k, i) in &grp.jobs {
+            let e = &s.jobs[i as usize];
+            let slot = crate::scheduler::order_slot(g as u32, k);
+            if e.state != JobState::Queued || e.order_key != Some(slot) {
+                return Err(format!("job {}: stale entry in the queue order", e.spec.id));
+            }
+            filed += 1;
         }
     }
-    if s.order.entries.len() != s.jobs.iter().filter(|e| e.order_key.is_some()).count() {
+    if filed != s.order.len
+        || filed != s.jobs.iter().filter(|e| e.order_key.is_some()).count()
+    {
         return Err("jobs believe they are in the queue order but are not".into());
     }
 

@@ -4,7 +4,13 @@
 //! caller likes, never decreasing). Given the same calls with the same arguments, two schedulers
 //! make the same decisions; that is what the journal relies on.
 
+mod order;
 mod pass;
+
+/// The order slot of a job filed in group `group` under `key` (for the invariant checks).
+pub(crate) fn order_slot(group: u32, key: order::OrderKey) -> order::Slot {
+    order::Slot { group, key }
+}
 
 use crate::cluster::{Cluster, Free, Health, Req, member_cap};
 use crate::config::SchedulerConfig;
@@ -145,7 +151,7 @@ pub(crate) struct JobEntry {
     /// Quota demand: GPU milli, CPU milli, memory MiB of the whole gang.
     pub demand: [u64; 3],
     /// Its key in the cached queue order, while it is in it.
-    pub order_key: Option<pass::OrderKey>,
+    pub order_key: Option<order::Slot>,
     /// Its key in `Scheduler::ends`.
     pub end_key: Option<u64>,
 }
@@ -181,7 +187,7 @@ pub struct Scheduler {
     pub(crate) grown: Vec<u32>,
     pub(crate) grown_flag: Vec<bool>,
     /// The queue order kept between passes.
-    pub(crate) order: pass::OrderCache,
+    pub(crate) order: order::OrderCache,
     /// (time limit end, job) of SCHEDULED and RUNNING jobs with a time limit, in end order.
     pub(crate) ends: std::collections::BTreeSet<(u64, u32)>,
     /// Counts of the events that can make a failed preemption search succeed: capacity grew
@@ -232,7 +238,7 @@ impl Scheduler {
             no_fit: FxHashSet::default(),
             grown: Vec::new(),
             grown_flag: Vec::new(),
-            order: pass::OrderCache::default(),
+            order: order::OrderCache::default(),
             ends: Default::default(),
             grow_epoch: 0,
             victim_epoch: 0,
@@ -724,7 +730,7 @@ impl Scheduler {
         if to == JobState::Queued {
             self.order.fresh.push(i as u32);
         } else if let Some(k) = self.jobs[i].order_key.take() {
-            self.order.entries.remove(&(k, i as u32));
+            self.order.remove(k, i as u32);
         }
         if from_set != to_set {
             self.set_remove(i);
