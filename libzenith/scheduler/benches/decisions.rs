@@ -212,7 +212,15 @@ fn main() {
         "{:<34} {:>12} {:>12} {:>14}",
         "scenario", "p50", "p99", "decisions/s"
     );
+    // `--only N`: the pass scenario with gangs of N members alone (for profilers).
+    let only: Option<u32> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|k| args.get(k + 1)?.parse().ok());
     for members in [1u32, 4, 16] {
+        if only.is_some_and(|m| m != members) {
+            continue;
+        }
         let t0 = Instant::now();
         let (mut s, whole, mut id) = build();
         if members == 1 {
@@ -252,6 +260,9 @@ fn main() {
             us(pct(&mut search, 0.99)),
             "-"
         );
+    }
+    if only.is_some() {
+        return;
     }
     // Steady state: one job ends, one arrives, one pass.
     let (mut s, _, mut id) = build();

@@ -396,11 +396,17 @@ impl Bounds {
             b.cpu = b.cpu.max(free.cpu[n]);
             b.mem = b.mem.max(free.mem[n]);
             b.whole = b.whole.max(free.whole[n]);
-            if let Some(&g) = free.gpu[info.gpu_off..info.gpu_off + info.ngpu]
-                .iter()
-                .max()
-            {
-                b.gpu = b.gpu.max(g);
+            // The largest free share of one GPU: a whole free GPU is the most there is, and a
+            // node with less free in total than the bound so far cannot raise it.
+            if free.whole[n] > 0 {
+                b.gpu = WHOLE;
+            } else if b.gpu < WHOLE && free.milli[n] > b.gpu as u32 {
+                if let Some(&g) = free.gpu[info.gpu_off..info.gpu_off + info.ngpu]
+                    .iter()
+                    .max()
+                {
+                    b.gpu = b.gpu.max(g);
+                }
             }
         }
         b

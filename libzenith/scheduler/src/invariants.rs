@@ -266,6 +266,14 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     if watched != s.watched {
         return Err("the count of jobs with a progress timeout is stale".into());
     }
+    let preemptible = s
+        .jobs
+        .iter()
+        .filter(|e| e.state.holds_resources() && e.spec.preemptible)
+        .count() as u64;
+    if preemptible != s.preemptible_bound {
+        return Err("the count of preemptible jobs holding resources is stale".into());
+    }
     if s.ends.len() != s.jobs.iter().filter(|e| e.end_key.is_some()).count() {
         return Err("the end-time index holds jobs it should not".into());
     }

@@ -202,6 +202,8 @@ pub struct Scheduler {
     /// SCHEDULED and RUNNING jobs with their own progress timeout (zombie checks scan only
     /// when there are some, or a default timeout).
     pub(crate) watched: u64,
+    /// SCHEDULED and RUNNING jobs that are preemptible (no preemption search without one).
+    pub(crate) preemptible_bound: u64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -244,6 +246,7 @@ impl Scheduler {
             victim_epoch: 0,
             no_preempt: FxHashMap::default(),
             watched: 0,
+            preemptible_bound: 0,
             queued_shapes: FxHashMap::default(),
         })
     }
@@ -522,6 +525,13 @@ impl Scheduler {
                     s.priority = p;
                 }
                 if let Some(p) = update.preemptible {
+                    if st.holds_resources() && s.preemptible != p {
+                        if p {
+                            self.preemptible_bound += 1;
+                        } else {
+                            self.preemptible_bound -= 1;
+                        }
+                    }
                     s.preemptible = p;
                 }
                 if let Some(r) = update.restartable {
@@ -759,6 +769,9 @@ impl Scheduler {
         if e.spec.progress_timeout_ms.is_some() {
             self.watched += 1;
         }
+        if e.spec.preemptible {
+            self.preemptible_bound += 1;
+        }
         let (q, d, b, ua, qa) = (
             e.queue,
             e.demand,
@@ -779,6 +792,9 @@ impl Scheduler {
         let members = std::mem::take(&mut self.jobs[i].members);
         if self.jobs[i].spec.progress_timeout_ms.is_some() {
             self.watched -= 1;
+        }
+        if self.jobs[i].spec.preemptible {
+            self.preemptible_bound -= 1;
         }
         let req = self.jobs[i].req;
         for m in &members {

@@ -305,6 +305,11 @@ impl Scheduler {
         // masked state and no job of the shape ends before it.
         let mut blocked = blocked_now(self);
         let mut resv: Option<Reservation> = None;
+        // Jobs that did not fit while no reservation was made, in queue order: the first of
+        // them with an earliest start gets the reservation. Computing it waits until something
+        // needs it (a later job that fits, or a preemption), which many passes never reach; the
+        // free state does not change in between, so the reservation is the same.
+        let mut pending: Vec<Req> = Vec::new();
         // Shapes that did not fit the reservation-masked state in this pass (it only shrinks).
         let mut masked_no_fit: FxHashSet<Req> = Default::default();
         // Starts and preemptions only remove jobs from the cached order: merge its groups.
@@ -318,7 +323,7 @@ impl Scheduler {
                 continue;
             }
             // Nothing left in the queue can fit (and no job may still preempt): stop.
-            if (resv.is_some() || !policy.preemption)
+            if (resv.is_some() || !self.may_preempt())
                 && (!bounds.any_may_fit(&smallest) || blocked.len() >= self.queued_shapes.len())
             {
                 break;
@@ -358,6 +363,9 @@ impl Scheduler {
                 p
             };
             if let Some(p) = live {
+                if !pending.is_empty() {
+                    resv = self.reservation(&mut pending, now);
+                }
                 let before = out.len();
                 match resv.as_mut() {
                     None => self.start(i, p, now, out, None),
@@ -396,7 +404,12 @@ impl Scheduler {
             }
             let pkey = (req, self.jobs[i].spec.priority, queue);
             let epochs = (self.grow_epoch, self.victim_epoch);
-            if policy.preemption && resv.is_none() && self.no_preempt.get(&pkey) != Some(&epochs) {
+            if resv.is_none() && self.may_preempt() && self.no_preempt.get(&pkey) != Some(&epochs) {
+                if !pending.is_empty() {
+                    resv = self.reservation(&mut pending, now);
+                }
+            }
+            if resv.is_none() && self.may_preempt() && self.no_preempt.get(&pkey) != Some(&epochs) {
                 let found = self.find_preemption(i, profile.as_ref());
                 if found.is_none() {
                     self.no_preempt.insert(pkey, epochs);
@@ -421,15 +434,33 @@ impl Scheduler {
                 break;
             }
             if policy.backfill && resv.is_none() {
-                if let Some((shadow, p)) = self.earliest_start(&req, now) {
-                    let mut masked = self.free.clone();
-                    for m in &p {
-                        mask_out(&self.cluster, &mut masked, m, &req);
-                    }
-                    resv = Some(Reservation { shadow, masked });
-                }
+                pending.push(req);
             }
         }
+    }
+
+    /// Whether a preemption could happen now: the policy preempts and some job holding
+    /// resources is preemptible (no victim, no preemption).
+    fn may_preempt(&self) -> bool {
+        self.cfg.policy.preemption && self.preemptible_bound > 0
+    }
+
+    /// The EASY reservation of the first of `pending` (blocked jobs in queue order) that has an
+    /// earliest start; empties `pending`.
+    fn reservation(&self, pending: &mut Vec<Req>, now: u64) -> Option<Reservation> {
+        let mut out = None;
+        for req in pending.drain(..) {
+            if let Some((shadow, p)) = self.earliest_start(&req, now) {
+                let mut masked = self.free.clone();
+                for m in &p {
+                    mask_out(&self.cluster, &mut masked, m, &req);
+                }
+                out = Some(Reservation { shadow, masked });
+                break;
+            }
+        }
+        pending.clear();
+        out
     }
 
     fn start(
