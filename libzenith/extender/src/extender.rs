@@ -130,7 +130,10 @@ impl Extender {
     }
 
     /// The preempt verb.
-    pub fn preempt(&self, args: &ExtenderPreemptionArgs) -> Result<ExtenderPreemptionResult, String> {
+    pub fn preempt(
+        &self,
+        args: &ExtenderPreemptionArgs,
+    ) -> Result<ExtenderPreemptionResult, String> {
         let st = self.lock();
         let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
         let prio = match mapping::gang_request(pod)? {
@@ -354,7 +357,11 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
                 Ok(())
             }
             None => {
-                if st.sched.job(JobId(id)).is_some_and(|j| !j.state.is_terminal()) {
+                if st
+                    .sched
+                    .job(JobId(id))
+                    .is_some_and(|j| !j.state.is_terminal())
+                {
                     let _ = st.sched.cancel(JobId(id), now);
                 }
                 Err(format!(
@@ -384,7 +391,10 @@ fn take_slot(st: &mut State, key: &str, uid: &str, names: &[String]) -> Result<S
         .filter(|&k| gang.slots[k].1.is_none())
         .collect();
     if free.is_empty() {
-        return Err(format!("gang {key} already has all {} members", gang.slots.len()));
+        return Err(format!(
+            "gang {key} already has all {} members",
+            gang.slots.len()
+        ));
     }
     let Some(&k) = free.iter().find(|&&k| names.contains(&gang.slots[k].0)) else {
         let nodes: Vec<&str> = free.iter().map(|&k| gang.slots[k].0.as_str()).collect();

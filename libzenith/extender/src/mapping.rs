@@ -128,7 +128,9 @@ pub fn gang_request(pod: &Pod) -> Result<Option<GangRequest>, String> {
     let member = Resources {
         cpu_milli: (cpu * 1000.0).ceil() as u64,
         memory_mib: (mem / (1024.0 * 1024.0)).ceil() as u64,
-        gpu_types: meta(pod, GPU_TYPE).map(|t| vec![t.to_owned()]).unwrap_or_default(),
+        gpu_types: meta(pod, GPU_TYPE)
+            .map(|t| vec![t.to_owned()])
+            .unwrap_or_default(),
         ..Resources::gpus(gpus)
     };
     Ok(Some(GangRequest {
@@ -160,10 +162,7 @@ pub fn node_spec(node: &Node) -> Result<NodeSpec, String> {
     let cpu = node_quantity(a, c, "cpu")?;
     let mem = node_quantity(a, c, "memory")?;
     let labels = &node.metadata.labels;
-    let gpu_type = labels
-        .get(GPU_PRODUCT)
-        .map(String::as_str)
-        .unwrap_or("gpu");
+    let gpu_type = labels.get(GPU_PRODUCT).map(String::as_str).unwrap_or("gpu");
     let mut spec = NodeSpec::new(
         node.metadata.name.clone(),
         (cpu * 1000.0).floor() as u64,

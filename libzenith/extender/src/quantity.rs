@@ -7,7 +7,7 @@ pub fn parse(v: &serde_json::Value) -> Result<f64, String> {
         serde_json::Value::Number(n) => n.as_f64().ok_or("not a number")?,
         other => return Err(format!("not a quantity: {other}")),
     };
-    if !x.is_finite() || x < 0.0 || x > 1e18 {
+    if !x.is_finite() || !(0.0..=1e18).contains(&x) {
         return Err(format!("quantity out of range: {v}"));
     }
     Ok(x)
@@ -57,7 +57,10 @@ mod tests {
     fn suffixes_and_errors() {
         assert_eq!(parse(&json!("8")).unwrap(), 8.0);
         assert_eq!(parse(&json!("500m")).unwrap(), 0.5);
-        assert_eq!(parse(&json!("32Gi")).unwrap(), 32.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(
+            parse(&json!("32Gi")).unwrap(),
+            32.0 * 1024.0 * 1024.0 * 1024.0
+        );
         assert_eq!(parse(&json!("2k")).unwrap(), 2000.0);
         assert_eq!(parse(&json!("1e3")).unwrap(), 1000.0);
         assert_eq!(parse(&json!(4)).unwrap(), 4.0);

@@ -47,15 +47,13 @@ pub fn handle(ext: &Extender, req: &Request) -> Response {
             },
             Err(e) => bad_request("ExtenderArgs", e),
         },
-        ("POST", "preempt") => {
-            match serde_json::from_slice::<ExtenderPreemptionArgs>(req.body()) {
-                Ok(args) => match ext.preempt(&args) {
-                    Ok(r) => to_json(&r),
-                    Err(e) => bad_request("preempt", e),
-                },
-                Err(e) => bad_request("ExtenderPreemptionArgs", e),
-            }
-        }
+        ("POST", "preempt") => match serde_json::from_slice::<ExtenderPreemptionArgs>(req.body()) {
+            Ok(args) => match ext.preempt(&args) {
+                Ok(r) => to_json(&r),
+                Err(e) => bad_request("preempt", e),
+            },
+            Err(e) => bad_request("ExtenderPreemptionArgs", e),
+        },
         ("POST", "release") => {
             #[derive(serde::Deserialize)]
             struct Release {

@@ -23,7 +23,11 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status: u16 = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_owned();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_owned();
     (status, body)
 }
 
@@ -135,7 +139,10 @@ fn a_gang_is_placed_whole_and_each_member_gets_its_own_node() {
     );
     assert!(passed(&r).is_empty());
     assert_eq!(r.failed_nodes.len(), 4);
-    assert!(r.failed_nodes.values().all(|m| m.contains("does not fit")), "{r:?}");
+    assert!(
+        r.failed_nodes.values().all(|m| m.contains("does not fit")),
+        "{r:?}"
+    );
     assert!(!ext.gangs().contains_key("ml/big"));
 
     // Releasing the first gang makes room for it.
@@ -155,7 +162,10 @@ fn pods_that_are_not_zenith_s_pass_and_candidates_restrict_placement() {
     let mut server = serve("127.0.0.1:0", ext).unwrap();
     let addr = server.local_addr();
     // No gang, no GPUs: every candidate passes unchanged.
-    let r = filter(addr, json!({"Pod": pod("web", "w", None, 0, 0), "Nodes": nodes4()}));
+    let r = filter(
+        addr,
+        json!({"Pod": pod("web", "w", None, 0, 0), "Nodes": nodes4()}),
+    );
     assert_eq!(passed(&r).len(), 4);
     assert!(r.failed_nodes.is_empty());
     // A single 4-GPU pod offered only n3 goes to n3.

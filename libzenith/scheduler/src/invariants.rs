@@ -290,9 +290,7 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
             filed += 1;
         }
     }
-    if filed != s.order.len
-        || filed != s.jobs.iter().filter(|e| e.order_key.is_some()).count()
-    {
+    if filed != s.order.len || filed != s.jobs.iter().filter(|e| e.order_key.is_some()).count() {
         return Err("jobs believe they are in the queue order but are not".into());
     }
 

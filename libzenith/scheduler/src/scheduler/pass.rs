@@ -314,10 +314,7 @@ impl Scheduler {
         let mut masked_no_fit: FxHashSet<Req> = Default::default();
         // Starts and preemptions only remove jobs from the cached order: merge its groups.
         let mut walk = self.order.walk();
-        loop {
-            let Some(i) = walk.next(&self.order) else {
-                break;
-            };
+        while let Some(i) = walk.next(&self.order) {
             let i = i as usize;
             if self.jobs[i].state != JobState::Queued {
                 continue;
@@ -404,10 +401,12 @@ impl Scheduler {
             }
             let pkey = (req, self.jobs[i].spec.priority, queue);
             let epochs = (self.grow_epoch, self.victim_epoch);
-            if resv.is_none() && self.may_preempt() && self.no_preempt.get(&pkey) != Some(&epochs) {
-                if !pending.is_empty() {
-                    resv = self.reservation(&mut pending, now);
-                }
+            if resv.is_none()
+                && !pending.is_empty()
+                && self.may_preempt()
+                && self.no_preempt.get(&pkey) != Some(&epochs)
+            {
+                resv = self.reservation(&mut pending, now);
             }
             if resv.is_none() && self.may_preempt() && self.no_preempt.get(&pkey) != Some(&epochs) {
                 let found = self.find_preemption(i, profile.as_ref());
