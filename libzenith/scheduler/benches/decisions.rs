@@ -212,13 +212,15 @@ fn main() {
         "{:<34} {:>12} {:>12} {:>14}",
         "scenario", "p50", "p99", "decisions/s"
     );
-    // `--only N`: the pass scenario with gangs of N members alone (for profilers).
-    let only: Option<u32> = args
+    // `--only N`: the pass scenario with gangs of N members alone; `--only steady`: the steady
+    // state alone (for profilers).
+    let only: Option<&str> = args
         .iter()
         .position(|a| a == "--only")
-        .and_then(|k| args.get(k + 1)?.parse().ok());
+        .and_then(|k| args.get(k + 1))
+        .map(String::as_str);
     for members in [1u32, 4, 16] {
-        if only.is_some_and(|m| m != members) {
+        if only.is_some_and(|m| m != members.to_string()) {
             continue;
         }
         let t0 = Instant::now();
@@ -261,7 +263,7 @@ fn main() {
             "-"
         );
     }
-    if only.is_some() {
+    if only.is_some_and(|m| m != "steady") {
         return;
     }
     // Steady state: one job ends, one arrives, one pass.

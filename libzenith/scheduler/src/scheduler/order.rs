@@ -170,20 +170,22 @@ impl OrderCache {
 
     /// A walk over the whole queue in order.
     pub fn walk(&self) -> Walk {
-        let mut heads = BinaryHeap::with_capacity(self.groups.len());
-        for (g, grp) in self.groups.iter().enumerate() {
-            if let Some(&(k, i)) = grp.jobs.first() {
-                heads.push(Reverse(Head {
-                    merged: self.merged(g as u32, &k),
-                    i,
-                    group: g as u32,
-                    key: k,
-                }));
-            }
+        let mut w = Walk {
+            heads: BinaryHeap::with_capacity(self.groups.len()),
+            bufs: vec![Vec::new(); self.groups.len()],
+            pos: vec![0; self.groups.len()],
+            want: vec![0; self.groups.len()],
+        };
+        for g in 0..self.groups.len() {
+            w.refill(self, g, None);
         }
-        Walk { heads }
+        w
     }
 }
+
+/// How many entries of a group a walk copies at most at a time (one B-tree search per chunk);
+/// chunks start at 2 and double, so short walks copy little.
+const CHUNK: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Head {
@@ -193,31 +195,62 @@ struct Head {
     key: OrderKey,
 }
 
-/// A merge of the groups; jobs may leave the queue while it runs (each group's next job is
-/// found from the last key seen, not from a stored position).
+/// A merge of the groups. Jobs may leave the queue while it runs (a pass starts them): each
+/// group is read in chunks copied from the B-tree, so a walk may return a job that has left
+/// since (callers check the job's state); no job enters the queue during a pass.
 pub(crate) struct Walk {
     heads: BinaryHeap<Reverse<Head>>,
+    /// Per group: the chunk copied last, and the position of the group's head in it.
+    bufs: Vec<Vec<(OrderKey, u32)>>,
+    pos: Vec<usize>,
+    /// The size asked for the chunk in `bufs` (a shorter chunk is the group's end).
+    want: Vec<usize>,
 }
 
 impl Walk {
+    /// Copies group `g`'s next chunk (after `after`, or from its start) and pushes its head.
+    fn refill(&mut self, order: &OrderCache, g: usize, after: Option<(OrderKey, u32)>) {
+        let grp = &order.groups[g];
+        let buf = &mut self.bufs[g];
+        let want = match after {
+            None => 2,
+            Some(_) => (buf.len() * 2).min(CHUNK),
+        };
+        buf.clear();
+        match after {
+            None => buf.extend(grp.jobs.iter().take(want).copied()),
+            Some(k) => buf.extend(
+                grp.jobs
+                    .range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))
+                    .take(want)
+                    .copied(),
+            ),
+        }
+        self.want[g] = want;
+        self.pos[g] = 0;
+        self.push_head(order, g);
+    }
+
+    fn push_head(&mut self, order: &OrderCache, g: usize) {
+        if let Some(&(k, i)) = self.bufs[g].get(self.pos[g]) {
+            self.heads.push(Reverse(Head {
+                merged: order.merged(g as u32, &k),
+                i,
+                group: g as u32,
+                key: k,
+            }));
+        }
+    }
+
     /// The next job in queue order.
     pub fn next(&mut self, order: &OrderCache) -> Option<u32> {
         let Reverse(h) = self.heads.pop()?;
-        let grp = &order.groups[h.group as usize];
-        if let Some(&(k, i)) = grp
-            .jobs
-            .range((
-                std::ops::Bound::Excluded((h.key, h.i)),
-                std::ops::Bound::Unbounded,
-            ))
-            .next()
-        {
-            self.heads.push(Reverse(Head {
-                merged: order.merged(h.group, &k),
-                i,
-                group: h.group,
-                key: k,
-            }));
+        let g = h.group as usize;
+        self.pos[g] += 1;
+        if self.pos[g] < self.bufs[g].len() {
+            self.push_head(order, g);
+        } else if self.bufs[g].len() == self.want[g] {
+            self.refill(order, g, Some((h.key, h.i)));
         }
         Some(h.i)
     }
