@@ -5,8 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// A field Go may send as `null` (a nil slice or map) reads as its default.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 /// `ExtenderArgs`: the pod and its candidate nodes (objects, or names when the extender is
 /// configured `nodeCacheCapable`).
@@ -33,13 +42,17 @@ pub struct ExtenderFilterResult {
     #[serde(rename = "NodeNames", skip_serializing_if = "Option::is_none", default)]
     pub node_names: Option<Vec<String>>,
     /// Nodes that do not pass, with the reason (preemption may help).
-    #[serde(rename = "FailedNodes", default)]
+    #[serde(rename = "FailedNodes", default, deserialize_with = "nullable")]
     pub failed_nodes: BTreeMap<String, String>,
     /// Nodes that do not pass and that preemption cannot make pass.
-    #[serde(rename = "FailedAndUnresolvableNodes", default)]
+    #[serde(
+        rename = "FailedAndUnresolvableNodes",
+        default,
+        deserialize_with = "nullable"
+    )]
     pub failed_and_unresolvable_nodes: BTreeMap<String, String>,
     /// A request-level error (empty when none).
-    #[serde(rename = "Error", default)]
+    #[serde(rename = "Error", default, deserialize_with = "nullable")]
     pub error: String,
 }
 
@@ -75,10 +88,10 @@ pub struct ExtenderPreemptionArgs {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Victims {
     /// The pods to evict.
-    #[serde(rename = "Pods", default)]
+    #[serde(rename = "Pods", default, deserialize_with = "nullable")]
     pub pods: Vec<Pod>,
     /// PodDisruptionBudget violations the eviction causes.
-    #[serde(rename = "NumPDBViolations", default)]
+    #[serde(rename = "NumPDBViolations", default, deserialize_with = "nullable")]
     pub num_pdb_violations: i64,
 }
 
@@ -86,7 +99,7 @@ pub struct Victims {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MetaPod {
     /// The pod's UID.
-    #[serde(rename = "UID", default)]
+    #[serde(rename = "UID", default, deserialize_with = "nullable")]
     pub uid: String,
 }
 
@@ -94,10 +107,10 @@ pub struct MetaPod {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MetaVictims {
     /// The pods to evict.
-    #[serde(rename = "Pods", default)]
+    #[serde(rename = "Pods", default, deserialize_with = "nullable")]
     pub pods: Vec<MetaPod>,
     /// PodDisruptionBudget violations the eviction causes.
-    #[serde(rename = "NumPDBViolations", default)]
+    #[serde(rename = "NumPDBViolations", default, deserialize_with = "nullable")]
     pub num_pdb_violations: i64,
 }
 
@@ -105,7 +118,11 @@ pub struct MetaVictims {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExtenderPreemptionResult {
     /// Victims per accepted node.
-    #[serde(rename = "NodeNameToMetaVictims", default)]
+    #[serde(
+        rename = "NodeNameToMetaVictims",
+        default,
+        deserialize_with = "nullable"
+    )]
     pub node_name_to_meta_victims: BTreeMap<String, MetaVictims>,
 }
 
@@ -113,7 +130,7 @@ pub struct ExtenderPreemptionResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct NodeList {
     /// The nodes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub items: Vec<Value>,
 }
 
@@ -121,19 +138,19 @@ pub struct NodeList {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ObjectMeta {
     /// Name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Namespace.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub namespace: String,
     /// UID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub uid: String,
     /// Labels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// Annotations.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -141,10 +158,10 @@ pub struct ObjectMeta {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Pod {
     /// Metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
     /// Spec.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub spec: PodSpec,
 }
 
@@ -152,7 +169,7 @@ pub struct Pod {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PodSpec {
     /// The containers (their resource requests make a member's request).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub containers: Vec<Container>,
     /// The pod's priority (from its PriorityClass).
     #[serde(default)]
@@ -163,7 +180,7 @@ pub struct PodSpec {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Container {
     /// Requests and limits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub resources: ResourceRequirements,
 }
 
@@ -172,10 +189,10 @@ pub struct Container {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ResourceRequirements {
     /// Requests.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub requests: BTreeMap<String, Value>,
     /// Limits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub limits: BTreeMap<String, Value>,
 }
 
@@ -183,10 +200,10 @@ pub struct ResourceRequirements {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Node {
     /// Metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
     /// Status.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub status: NodeStatus,
 }
 
@@ -194,9 +211,9 @@ pub struct Node {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NodeStatus {
     /// Everything the node has.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub capacity: BTreeMap<String, Value>,
     /// What pods may use.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub allocatable: BTreeMap<String, Value>,
 }

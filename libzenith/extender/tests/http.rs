@@ -210,6 +210,16 @@ fn preempt_keeps_nodes_whose_victims_may_go() {
     let (_, body) = post(addr, "/preempt", &args.to_string());
     let r: ExtenderPreemptionResult = serde_json::from_str(&body).unwrap();
     assert!(r.node_name_to_meta_victims.is_empty(), "{r:?}");
+    // Go sends nil slices and maps as null.
+    let args = json!({
+        "Pod": pod("hi", "hi", None, 8, 100),
+        "NodeNameToVictims": null,
+        "NodeNameToMetaVictims": {"n3": {"Pods": null, "NumPDBViolations": 0}}
+    });
+    let (status, body) = post(addr, "/preempt", &args.to_string());
+    assert_eq!(status, 200, "{body}");
+    let r: ExtenderPreemptionResult = serde_json::from_str(&body).unwrap();
+    assert!(r.node_name_to_meta_victims["n3"].pods.is_empty());
     server.stop();
 }
 
