@@ -294,6 +294,17 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
         return Err("jobs believe they are in the queue order but are not".into());
     }
 
+    let by_limit: std::collections::BTreeSet<(u64, u32)> = s
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.state == JobState::Queued)
+        .map(|(i, e)| (e.spec.max_runtime_ms.unwrap_or(u64::MAX), i as u32))
+        .collect();
+    if by_limit != s.queued_by_limit {
+        return Err("the index of queued jobs by time limit is stale".into());
+    }
+
     // 4. queued shapes counted right
     let mut shapes: std::collections::HashMap<crate::cluster::Req, (u32, u64)> = Default::default();
     for e in &s.jobs {

@@ -199,6 +199,9 @@ pub struct Scheduler {
     /// Per request shape of QUEUED jobs: how many, and a lower bound of their time limits (a
     /// pass stops once every shape is known not to fit).
     pub(crate) queued_shapes: FxHashMap<Req, (u32, u64)>,
+    /// (time limit, job) of QUEUED jobs (`u64::MAX` without a limit): behind a reservation, a
+    /// pass looks up the few jobs short enough to backfill here instead of walking the queue.
+    pub(crate) queued_by_limit: std::collections::BTreeSet<(u64, u32)>,
     /// SCHEDULED and RUNNING jobs with their own progress timeout (zombie checks scan only
     /// when there are some, or a default timeout).
     pub(crate) watched: u64,
@@ -248,6 +251,7 @@ impl Scheduler {
             watched: 0,
             preemptible_bound: 0,
             queued_shapes: FxHashMap::default(),
+            queued_by_limit: Default::default(),
         })
     }
 
@@ -538,7 +542,12 @@ impl Scheduler {
                     s.restartable = r;
                 }
                 if let Some(t) = update.max_runtime_ms {
+                    let old = s.max_runtime_ms.unwrap_or(u64::MAX);
                     s.max_runtime_ms = Some(t);
+                    if st == JobState::Queued {
+                        self.queued_by_limit.remove(&(old, i as u32));
+                        self.queued_by_limit.insert((t, i as u32));
+                    }
                     let req = self.jobs[i].req;
                     if let Some(x) = self.queued_shapes.get_mut(&req) {
                         x.1 = x.1.min(t);
@@ -729,7 +738,10 @@ impl Scheduler {
             let e = self.queued_shapes.entry(req).or_insert((0, u64::MAX));
             e.0 += 1;
             e.1 = e.1.min(limit);
+            self.queued_by_limit.insert((limit, i as u32));
         } else if from == JobState::Queued && to != JobState::Queued {
+            let limit = self.jobs[i].spec.max_runtime_ms.unwrap_or(u64::MAX);
+            self.queued_by_limit.remove(&(limit, i as u32));
             if let Some(c) = self.queued_shapes.get_mut(&req) {
                 c.0 -= 1;
                 if c.0 == 0 {

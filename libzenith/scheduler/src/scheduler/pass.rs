@@ -314,11 +314,38 @@ impl Scheduler {
         let mut masked_no_fit: FxHashSet<Req> = Default::default();
         // Starts and preemptions only remove jobs from the cached order: merge its groups.
         let mut walk = self.order.walk();
-        while let Some(i) = walk.next(&self.order) {
+        // Behind a reservation, once every shape still open is one whose jobs fit only by
+        // ending before the reservation, only the queued jobs with a short enough time limit
+        // can start: the rest of the pass takes them from `queued_by_limit`, in queue order,
+        // instead of walking the whole queue.
+        let mut shortlist: Option<std::vec::IntoIter<u32>> = None;
+        let mut last: Option<OrderKey> = None;
+        loop {
+            if shortlist.is_none() {
+                if let Some(r) = &resv {
+                    if self
+                        .queued_shapes
+                        .keys()
+                        .all(|q| blocked.contains(q) || masked_no_fit.contains(q))
+                    {
+                        shortlist = Some(self.short_jobs(r.shadow.saturating_sub(now), last));
+                    }
+                }
+            }
+            let next = match shortlist.as_mut() {
+                Some(it) => it.next(),
+                None => walk.next(&self.order),
+            };
+            let Some(i) = next else {
+                break;
+            };
             let i = i as usize;
             if self.jobs[i].state != JobState::Queued {
                 continue;
             }
+            last = self.jobs[i]
+                .order_key
+                .map(|s| self.order.merged(s.group, &s.key));
             // Nothing left in the queue can fit (and no job may still preempt): stop.
             if (resv.is_some() || !self.may_preempt())
                 && (!bounds.any_may_fit(&smallest) || blocked.len() >= self.queued_shapes.len())
@@ -436,6 +463,25 @@ impl Scheduler {
                 pending.push(req);
             }
         }
+    }
+
+    /// QUEUED jobs with a time limit of at most `horizon` that come after `after` in the queue
+    /// order, in that order.
+    fn short_jobs(&self, horizon: u64, after: Option<OrderKey>) -> std::vec::IntoIter<u32> {
+        let mut c: Vec<(OrderKey, u32)> = self
+            .queued_by_limit
+            .range(..=(horizon, u32::MAX))
+            .filter_map(|&(_, j)| {
+                let s = self.jobs[j as usize].order_key?;
+                let k = self.order.merged(s.group, &s.key);
+                after.is_none_or(|a| k > a).then_some((k, j))
+            })
+            .collect();
+        c.sort_unstable();
+        c.into_iter()
+            .map(|(_, j)| j)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Whether a preemption could happen now: the policy preempts and some job holding
