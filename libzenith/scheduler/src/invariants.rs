@@ -305,6 +305,17 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
         return Err("the index of queued jobs by time limit is stale".into());
     }
 
+    let mut hist = vec![0u32; s.free.whole_hist.len()];
+    for &w in &s.free.whole {
+        match hist.get_mut(w as usize) {
+            Some(c) => *c += 1,
+            None => return Err("the histogram of free whole GPUs is too short".into()),
+        }
+    }
+    if hist != s.free.whole_hist {
+        return Err("the histogram of free whole GPUs is stale".into());
+    }
+
     // 4. queued shapes counted right
     let mut shapes: std::collections::HashMap<crate::cluster::Req, (u32, u64)> = Default::default();
     for e in &s.jobs {
