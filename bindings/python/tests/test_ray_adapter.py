@@ -1,0 +1,159 @@
+"""The Ray adapter (zenith.scheduler.ray) against a real Ray cluster this test starts and stops:
+``ray.cluster_utils.Cluster`` with three Ray nodes on this machine, each declaring fake GPUs
+(Ray only counts them). zenith decides; the tests check Ray carried the decisions out: a gang's
+tasks run on the nodes zenith chose, a full cluster queues, a higher-priority job preempts a
+preemptible one (its placement group removed, the job requeued and restarted), and a node removed
+from the cluster is down for zenith. Every wait has a deadline; no timing assertions."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+import ray
+from ray.cluster_utils import Cluster
+from ray.util.placement_group import placement_group_table
+
+from zenith.scheduler import JobCancelledError, JobState
+from zenith.scheduler.ray import RayScheduler
+
+DEADLINE = 120  # seconds: a failure bound for loaded machines, never a performance claim
+GPUS_PER_NODE = 2
+
+# Ray's workers cannot import this test module: its functions travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def where(tag=None):
+    """A gang member's report: the Ray node it runs on and its rank."""
+    return (ray.get_runtime_context().get_node_id(), int(os.environ["RANK"]), tag)
+
+
+def block_until(path, marker):
+    """Runs until `path` exists; writes `marker` (with the node id) first."""
+    with open(marker + ".tmp", "w") as f:
+        f.write(ray.get_runtime_context().get_node_id())
+    os.replace(marker + ".tmp", marker)
+    while not os.path.exists(path):
+        time.sleep(0.05)
+    return "released"
+
+
+def wait_until(cond, what, timeout=DEADLINE):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Three Ray nodes of GPUS_PER_NODE fake GPUs each and 2 CPUs (the head too)."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": GPUS_PER_NODE})
+    nodes = [c.head_node] + [c.add_node(num_cpus=2, num_gpus=GPUS_PER_NODE) for _ in range(2)]
+    try:
+        c.wait_for_nodes(timeout=DEADLINE)
+        ray.init(address=c.address)
+        yield c, nodes
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture
+def sched(cluster):
+    s = RayScheduler(node_refresh=0.2)
+    try:
+        wait_until(lambda: sum(v == "up" for v in s.nodes().values()) >= 3, "zenith to see the three Ray nodes")
+        yield s
+    finally:
+        s.close()
+
+
+def test_gang_lands_on_the_nodes_zenith_chose(sched):
+    spread = sched.submit(where, "spread", gpus=1, gang=2, locality="spread")
+    reports = spread.result(timeout=DEADLINE)
+    assert [r[1] for r in reports] == [0, 1]
+    assert tuple(r[0] for r in reports) == spread.nodes
+    assert len(set(spread.nodes)) == 2
+    assert spread.state == JobState.COMPLETED
+
+    packed = sched.submit(where, "pack", gpus=1, gang=2, locality="same-node")
+    reports = packed.result(timeout=DEADLINE)
+    assert tuple(r[0] for r in reports) == packed.nodes
+    assert len(set(packed.nodes)) == 1
+    # A finished job's placement group is gone.
+    assert packed.placement_group is None
+
+
+def test_queues_when_full_then_runs(sched, tmp_path):
+    release = str(tmp_path / "release")
+    # 3 nodes x 2 GPUs: three whole-node jobs fill the cluster, the fourth waits.
+    blockers = [
+        sched.submit(block_until, release, str(tmp_path / f"m{i}"), gpus=GPUS_PER_NODE) for i in range(3)
+    ]
+    for i in range(3):
+        wait_until(lambda i=i: os.path.exists(tmp_path / f"m{i}"), f"blocker {i} to run")
+    waiting = sched.submit(where, gpus=1)
+    # zenith keeps it queued: no placement group is created for it while the cluster is full.
+    time.sleep(1.0)
+    assert waiting.state == JobState.QUEUED
+    assert waiting.placement_group is None and waiting.attempts == 0
+    open(release, "w").close()
+    assert [b.result(timeout=DEADLINE) for b in blockers] == ["released"] * 3
+    node, rank, _ = waiting.result(timeout=DEADLINE)
+    assert node == waiting.nodes[0]
+
+
+def test_higher_priority_preempts_a_preemptible_job(sched, tmp_path):
+    release = str(tmp_path / "release")
+    # Low-priority preemptible gang filling the whole cluster (3 members x 2 GPUs).
+    low = sched.submit(
+        block_until, release, str(tmp_path / "low"), gpus=GPUS_PER_NODE, gang=3, locality="spread",
+        priority=1, preemptible=True,
+    )
+    wait_until(lambda: os.path.exists(tmp_path / "low"), "the low-priority job to run")
+    low_pg = low.placement_group
+    assert low_pg is not None and low.attempts == 1
+
+    high = sched.submit(where, "high", gpus=GPUS_PER_NODE, priority=100)
+    node, _, tag = high.result(timeout=DEADLINE)
+    assert tag == "high" and node == high.nodes[0]
+    # The preempted attempt's placement group was removed from Ray...
+    assert placement_group_table(low_pg)["state"] == "REMOVED"
+    # ...and the job went back to zenith's queue, then started again when room came back.
+    wait_until(lambda: low.attempts == 2, "the preempted job to be restarted")
+    open(release, "w").close()
+    assert low.result(timeout=DEADLINE) == ["released"] * 3
+    assert sched.stats()["preemptions_total"] >= 1
+
+
+def test_cancel_removes_the_placement_group(sched, tmp_path):
+    handle = sched.submit(block_until, str(tmp_path / "never"), str(tmp_path / "m"), gpus=1)
+    wait_until(lambda: os.path.exists(tmp_path / "m"), "the job to run")
+    pg = handle.placement_group
+    assert handle.cancel()
+    with pytest.raises(JobCancelledError):
+        handle.result(timeout=DEADLINE)
+    assert handle.state == JobState.CANCELLED
+    assert placement_group_table(pg)["state"] == "REMOVED"
+    assert not handle.cancel()
+
+
+def test_removed_node_is_down_for_zenith(cluster, tmp_path):
+    """Last: it shrinks the module's cluster."""
+    c, nodes = cluster
+    victim = nodes[-1]
+    victim_id = victim.node_id
+    with RayScheduler(node_refresh=0.2) as sched:
+        wait_until(lambda: sched.nodes().get(victim_id) == "up", "zenith to see the victim node")
+        c.remove_node(victim)
+        wait_until(lambda: sched.nodes().get(victim_id) == "down", "zenith to see the removed node down")
+        # Jobs are no longer placed on it.
+        handle = sched.submit(where, gpus=1, gang=2, locality="spread")
+        reports = handle.result(timeout=DEADLINE)
+        assert victim_id not in {r[0] for r in reports}

@@ -1,0 +1,429 @@
+"""The Ray adapter: zenith's gang scheduler deciding for a Ray cluster.
+
+    from zenith.scheduler.ray import RayScheduler
+
+    with RayScheduler(address="auto") as sched:
+        handle = sched.submit(train, 0.1, gpus=1, gang=2, locality="spread")
+        print(handle.result(timeout=3600))   # one value per gang member
+
+Zenith's queue decides admission, order, placement and preemption; Ray only carries the work
+out. The Ray nodes (from Ray's node table, ``ray.nodes()``) are zenith's nodes, named by their
+Ray node id, with the GPUs, CPUs and memory Ray reports. A started job becomes one Ray placement
+group with a bundle per gang member, each bundle pinned to the node zenith chose by the
+``ray.io/node-id`` label selector (Ray >= 2.49), under ``STRICT_PACK`` when every member is on
+one node, ``STRICT_SPREAD`` when each is on its own node (``PACK`` otherwise: the selectors pin
+them anyway). Each member then runs ``fn(*args, **kwargs)`` as a Ray task in its bundle, with
+``RANK``, ``WORLD_SIZE`` and ``ZENITH_JOB_ID`` in its environment.
+
+Preemption and cancellation remove the placement group, which kills its tasks; a preempted job
+goes back to zenith's queue (the decision says requeue or fail) and starts again from scratch.
+A node Ray reports dead, or that left the node table, is removed from zenith, which requeues
+(or fails) the jobs it ran. Ray decides which of a node's GPUs a task sees
+(``CUDA_VISIBLE_DEVICES``); zenith decides how many and on which node.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from .._errors import invalid
+from ._core import InvalidStateError, JobSpec, JobState, NodeSpec, Scheduler, UnknownError
+from .local import JobCancelledError, JobFailedError
+
+try:
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+except ImportError as e:  # pragma: no cover - the adapter is useless without Ray
+    raise ImportError("zenith.scheduler.ray needs Ray: pip install 'ray>=2.49'") from e
+
+NODE_ID_LABEL = "ray.io/node-id"
+
+
+def _run_member(fn, args, kwargs, env):
+    """One gang member inside its bundle: the job's function with its rank in the environment."""
+    os.environ.update(env)
+    return fn(*args, **kwargs)
+
+
+_remote_member = ray.remote(max_retries=0)(_run_member)
+
+
+class _RayJob:
+    def __init__(self, job_id: int, fn: Callable, args, kwargs, spec: JobSpec):
+        self.id = job_id
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.spec = spec
+        self.pg = None  # the placement group of the current attempt
+        self.refs: list = []  # the members' ObjectRefs of the current attempt
+        self.nodes: tuple = ()  # the Ray node ids zenith chose for the current attempt
+        self.attempts = 0
+        self.outcome: Optional[tuple] = None  # ("ok", value) | ("error", exc)
+        self.done = threading.Event()
+
+
+class RayJobHandle:
+    """A job submitted to :class:`RayScheduler`: its state, where it runs, its result."""
+
+    def __init__(self, sched: "RayScheduler", job: _RayJob):
+        self._sched = sched
+        self._job = job
+
+    @property
+    def id(self) -> int:
+        return self._job.id
+
+    @property
+    def state(self) -> JobState:
+        """zenith's state of the job."""
+        return self._sched._state(self._job.id)
+
+    @property
+    def nodes(self) -> tuple:
+        """The Ray node ids (hex) zenith chose for the current (or last) attempt, one per member."""
+        return self._job.nodes
+
+    @property
+    def attempts(self) -> int:
+        """How many times the job was started (more than one after a preemption or a lost node)."""
+        return self._job.attempts
+
+    @property
+    def placement_group(self):
+        """The Ray placement group of the running attempt, or None."""
+        return self._job.pg
+
+    def done(self) -> bool:
+        return self._job.done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Waits until the job finished; False on timeout."""
+        return self._job.done.wait(timeout)
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """The function's return value (a list, one per member, for a gang). Raises
+        :class:`~zenith.scheduler.JobFailedError`, :class:`~zenith.scheduler.JobCancelledError`,
+        or ``TimeoutError`` when the job did not finish within ``timeout`` seconds."""
+        if not self._job.done.wait(timeout):
+            raise TimeoutError(f"job {self.id} did not finish within {timeout} s (state {self.state.name})")
+        kind, value = self._job.outcome
+        if kind == "ok":
+            return value
+        raise value
+
+    def cancel(self) -> bool:
+        """Cancels the job (its placement group is removed). False when it had already finished."""
+        return self._sched._cancel(self._job)
+
+    def __repr__(self) -> str:
+        return f"<RayJobHandle {self.id} {self.state.name}>"
+
+
+class RayScheduler:
+    """zenith's gang scheduler over a Ray cluster.
+
+    ``address``: the Ray cluster to connect to (``ray.init(address)``) when this process is not
+    connected yet; None starts or joins one as ``ray.init()`` does. ``policy``: the scheduler
+    policy (see :class:`~zenith.scheduler.Scheduler`). ``node_refresh``: seconds between reads of
+    Ray's node table; ``poll_interval``: seconds between scheduling passes.
+    """
+
+    def __init__(
+        self,
+        address: Optional[str] = None,
+        policy: str = "zenith",
+        *,
+        node_refresh: float = 0.5,
+        poll_interval: float = 0.05,
+    ):
+        if not ray.is_initialized():
+            ray.init(address=address)
+        self._node_refresh = node_refresh
+        self._poll = poll_interval
+        self._cond = threading.Condition()
+        self._jobs: dict = {}
+        self._next_id = 1
+        self._closed = False
+        self._t0 = time.monotonic()
+        self._sched = Scheduler(policy)
+        self._nodes: dict = {}  # Ray node id -> "up" | "down"
+        self._last_refresh = float("-inf")
+        with self._cond:
+            self._refresh_nodes(self._now())
+        self._thread = threading.Thread(target=self._loop, name="zenith-ray-scheduler", daemon=True)
+        self._thread.start()
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        fn: Callable,
+        *args,
+        gpus: int = 0,
+        gang: int = 1,
+        cpus: Optional[float] = None,
+        memory_mib: int = 0,
+        locality: str = "any",
+        priority: int = 0,
+        preemptible: bool = False,
+        restartable: bool = True,
+        max_runtime: Optional[float] = None,
+        name: Optional[str] = None,
+        **kwargs,
+    ) -> RayJobHandle:
+        """Submits ``fn(*args, **kwargs)`` (a function Ray can pickle) as a job of ``gang``
+        members, each with ``gpus`` GPUs, ``cpus`` CPUs (default 1 for a CPU-only job, 0
+        otherwise) and ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``,
+        ``"spread"``, ...). ``max_runtime`` in seconds. Returns a handle at once; the job starts
+        when zenith says so."""
+        if not callable(fn):
+            raise invalid(f"cannot run {fn!r}: not callable")
+        if cpus is None:
+            cpus = 1 if gpus == 0 else 0
+        with self._cond:
+            if self._closed:
+                raise InvalidStateError(-13, "the scheduler is closed")
+            job_id = self._next_id
+            self._next_id += 1
+            spec = JobSpec(
+                id=job_id,
+                name=name or getattr(fn, "__name__", "job"),
+                gpus=gpus,
+                cpu_milli=int(cpus * 1000),
+                memory_mib=memory_mib,
+                gang_size=gang,
+                locality=locality,
+                priority=priority,
+                preemptible=preemptible,
+                restartable=restartable,
+                max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
+            )
+            self._sched.submit(spec, self._now())
+            job = _RayJob(job_id, fn, args, kwargs, spec)
+            self._jobs[job_id] = job
+            self._cond.notify_all()
+        return RayJobHandle(self, job)
+
+    def nodes(self) -> dict:
+        """The Ray nodes zenith knows: node id (hex) -> ``"up"`` or ``"down"`` (Ray reported it
+        dead, or it left the node table; zenith removed it)."""
+        with self._cond:
+            return dict(self._nodes)
+
+    def stats(self) -> dict:
+        """zenith's counters (see :meth:`Scheduler.stats`)."""
+        with self._cond:
+            return self._sched.stats()
+
+    def close(self) -> None:
+        """Cancels live jobs (removing their placement groups) and frees the scheduler; the Ray
+        connection stays. Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            for job in self._jobs.values():
+                if not job.done.is_set():
+                    self._cancel_locked(job)
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+        self._sched.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def _state(self, job_id: int) -> JobState:
+        with self._cond:
+            return self._sched.job_state(job_id)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                try:
+                    self._step()
+                except Exception as e:  # never let the loop die silently
+                    sys.stderr.write(f"zenith ray scheduler: {e!r}\n")
+                self._cond.wait(self._poll)
+
+    def _step(self) -> None:
+        now = self._now()
+        if time.monotonic() - self._last_refresh >= self._node_refresh:
+            self._refresh_nodes(now)
+        for job in list(self._jobs.values()):
+            self._watch(job, now)
+        for d in self._sched.schedule(now):
+            job = self._jobs.get(d.job)
+            if job is None:
+                continue
+            if d.kind == "start":
+                self._launch(job, d.members, now)
+            elif d.kind in ("preempt", "requeue"):
+                self._stop(job)  # zenith already put it back in the queue (or suspended it)
+            elif d.kind == "fail":
+                self._stop(job)
+                job.outcome = ("error", JobFailedError(f"job {job.id} failed: {d.reason}", reason=d.reason))
+                job.done.set()
+
+    def _refresh_nodes(self, now: int) -> None:
+        """Ray's node table into zenith: new alive nodes are added, alive ones heartbeat, dead or
+        vanished ones are removed (zenith requeues their jobs at the next pass)."""
+        self._last_refresh = time.monotonic()
+        seen = set()
+        for n in ray.nodes():
+            node_id = n["NodeID"]
+            seen.add(node_id)
+            alive = n.get("Alive", False)
+            state = self._nodes.get(node_id)
+            if alive and state is None:
+                res = n.get("Resources", {})
+                self._sched.add_node(
+                    NodeSpec(
+                        node_id,
+                        cpu_milli=int(res.get("CPU", 0) * 1000),
+                        memory_mib=int(res.get("memory", 0)) >> 20,
+                        gpus=int(res.get("GPU", 0)),
+                    ),
+                    now,
+                )
+                self._nodes[node_id] = "up"
+            elif alive and state == "up":
+                self._sched.heartbeat(node_id, now)
+            elif not alive and state == "up":
+                self._node_down(node_id, now)
+        for node_id, state in list(self._nodes.items()):
+            if state == "up" and node_id not in seen:
+                self._node_down(node_id, now)
+
+    def _node_down(self, node_id: str, now: int) -> None:
+        try:
+            self._sched.remove_node(node_id, now)
+        except UnknownError:
+            pass
+        self._nodes[node_id] = "down"
+
+    def _launch(self, job: _RayJob, members, now: int) -> None:
+        job.attempts += 1
+        nodes = tuple(m.node for m in members)
+        job.nodes = nodes
+        spec = job.spec
+        bundle = {}
+        if spec.gpus:
+            bundle["GPU"] = float(spec.gpus)
+        if spec.cpu_milli:
+            bundle["CPU"] = spec.cpu_milli / 1000
+        if spec.memory_mib:
+            bundle["memory"] = float(spec.memory_mib << 20)
+        if not bundle:
+            bundle["CPU"] = 0.001  # Ray refuses an empty bundle
+        if len(set(nodes)) == 1:
+            strategy = "STRICT_PACK"
+        elif len(set(nodes)) == len(nodes):
+            strategy = "STRICT_SPREAD"
+        else:
+            strategy = "PACK"
+        try:
+            pg = placement_group(
+                [dict(bundle) for _ in nodes],
+                strategy=strategy,
+                name=f"zenith-job-{job.id}-{job.attempts}",
+                bundle_label_selector=[{NODE_ID_LABEL: node} for node in nodes],
+            )
+            job.pg = pg
+            refs = []
+            for rank in range(len(nodes)):
+                env = {"RANK": str(rank), "WORLD_SIZE": str(len(nodes)), "ZENITH_JOB_ID": str(job.id)}
+                refs.append(
+                    _remote_member.options(
+                        num_gpus=bundle.get("GPU", 0),
+                        num_cpus=bundle.get("CPU", 0),
+                        memory=bundle.get("memory"),
+                        scheduling_strategy=PlacementGroupSchedulingStrategy(
+                            placement_group=pg, placement_group_bundle_index=rank
+                        ),
+                    ).remote(job.fn, job.args, job.kwargs, env)
+                )
+            job.refs = refs
+        except Exception as e:  # could not launch (pickling, a Ray too old for label selectors)
+            self._stop(job)
+            self._sched.job_failed(job.id, now)
+            job.outcome = ("error", JobFailedError(f"job {job.id} could not be launched: {e!r}", cause=e))
+            job.done.set()
+            return
+        self._sched.job_started(job.id, now)
+
+    def _watch(self, job: _RayJob, now: int) -> None:
+        """A running job's members: all done -> completed, one raised -> failed."""
+        if not job.refs:
+            return
+        ready, _ = ray.wait(job.refs, num_returns=len(job.refs), timeout=0)
+        failed = None
+        for ref in ready:
+            try:
+                ray.get(ref, timeout=0)
+            except Exception as e:  # the member raised (RayTaskError wraps its exception)
+                failed = e
+                break
+        if failed is None and len(ready) < len(job.refs):
+            return
+        if failed is not None:
+            cause = getattr(failed, "cause", None) or failed
+            self._stop(job)
+            self._sched.job_failed(job.id, now)
+            job.outcome = (
+                "error",
+                JobFailedError(f"job {job.id} failed: {type(cause).__name__}: {cause}", cause=cause, remote_traceback=str(failed)),
+            )
+            job.done.set()
+            return
+        values = ray.get(job.refs)
+        self._stop(job)
+        self._sched.job_completed(job.id, now)
+        job.outcome = ("ok", values[0] if len(values) == 1 else values)
+        job.done.set()
+
+    def _stop(self, job: _RayJob) -> None:
+        """Removes the attempt's placement group, which kills its tasks."""
+        for ref in job.refs:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        job.refs = []
+        if job.pg is not None:
+            try:
+                remove_placement_group(job.pg)
+            except Exception:  # already gone
+                pass
+            job.pg = None
+
+    def _cancel(self, job: _RayJob) -> bool:
+        with self._cond:
+            return self._cancel_locked(job)
+
+    def _cancel_locked(self, job: _RayJob) -> bool:
+        try:
+            self._sched.cancel(job.id, self._now())
+        except InvalidStateError:
+            return False
+        self._stop(job)
+        job.outcome = ("error", JobCancelledError(f"job {job.id} was cancelled"))
+        job.done.set()
+        self._cond.notify_all()
+        return True
+
+
+__all__ = ["RayJobHandle", "RayScheduler"]
