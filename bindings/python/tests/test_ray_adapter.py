@@ -17,7 +17,7 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.placement_group import placement_group_table
 
-from zenith.scheduler import JobCancelledError, JobState
+from zenith.scheduler import JobCancelledError, JobFailedError, JobState
 from zenith.scheduler.ray import RayScheduler
 
 DEADLINE = 120  # seconds: a failure bound for loaded machines, never a performance claim
@@ -30,6 +30,10 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def where(tag=None):
     """A gang member's report: the Ray node it runs on and its rank."""
     return (ray.get_runtime_context().get_node_id(), int(os.environ["RANK"]), tag)
+
+
+def boom():
+    raise KeyError("no such shard")
 
 
 def block_until(path, marker):
@@ -144,16 +148,40 @@ def test_cancel_removes_the_placement_group(sched, tmp_path):
     assert not handle.cancel()
 
 
+def test_job_failing_in_ray_fails_in_zenith(sched):
+    handle = sched.submit(boom, gpus=1, gang=2, locality="spread")
+    with pytest.raises(JobFailedError, match="no such shard") as info:
+        handle.result(timeout=DEADLINE)
+    assert isinstance(info.value.cause, KeyError)
+    assert handle.state == JobState.FAILED
+
+
 def test_removed_node_is_down_for_zenith(cluster, tmp_path):
     """Last: it shrinks the module's cluster."""
     c, nodes = cluster
     victim = nodes[-1]
     victim_id = victim.node_id
     with RayScheduler(node_refresh=0.2) as sched:
-        wait_until(lambda: sched.nodes().get(victim_id) == "up", "zenith to see the victim node")
+        wait_until(lambda: sum(v == "up" for v in sched.nodes().values()) >= 3, "zenith to see the three Ray nodes")
+        # A gang on all three nodes: one member runs on the victim.
+        gang = sched.submit(
+            block_until, str(tmp_path / "never"), str(tmp_path / "m"), gpus=GPUS_PER_NODE, gang=3, locality="spread"
+        )
+        wait_until(lambda: os.path.exists(tmp_path / "m"), "the gang to run")
+        assert victim_id in gang.nodes
+        pg = gang.placement_group
+
         c.remove_node(victim)
         wait_until(lambda: sched.nodes().get(victim_id) == "down", "zenith to see the removed node down")
-        # Jobs are no longer placed on it.
+        # zenith requeued the gang (node lost): its placement group is gone, and with two nodes
+        # left it no longer fits, so it waits in the queue instead of failing.
+        wait_until(lambda: gang.placement_group is None, "the lost gang's placement group to be removed")
+        assert placement_group_table(pg)["state"] == "REMOVED"
+        wait_until(lambda: gang.state == JobState.QUEUED, "the lost gang to be requeued")
+        assert not gang.done() and gang.attempts == 1
+        assert gang.cancel()
+
+        # New jobs are placed on the nodes left.
         handle = sched.submit(where, gpus=1, gang=2, locality="spread")
         reports = handle.result(timeout=DEADLINE)
         assert victim_id not in {r[0] for r in reports}

@@ -64,6 +64,7 @@ class _RayJob:
         self.refs: list = []  # the members' ObjectRefs of the current attempt
         self.nodes: tuple = ()  # the Ray node ids zenith chose for the current attempt
         self.attempts = 0
+        self.lost_since: Optional[float] = None  # when Ray first reported a member lost
         self.outcome: Optional[tuple] = None  # ("ok", value) | ("error", exc)
         self.done = threading.Event()
 
@@ -131,7 +132,9 @@ class RayScheduler:
     ``address``: the Ray cluster to connect to (``ray.init(address)``) when this process is not
     connected yet; None starts or joins one as ``ray.init()`` does. ``policy``: the scheduler
     policy (see :class:`~zenith.scheduler.Scheduler`). ``node_refresh``: seconds between reads of
-    Ray's node table; ``poll_interval``: seconds between scheduling passes.
+    Ray's node table; ``poll_interval``: seconds between scheduling passes;
+    ``node_lost_grace``: seconds a member Ray lost (its worker died) waits for its node to show
+    up dead in the node table (the job is then requeued) before the job counts as failed.
     """
 
     def __init__(
@@ -141,11 +144,13 @@ class RayScheduler:
         *,
         node_refresh: float = 0.5,
         poll_interval: float = 0.05,
+        node_lost_grace: float = 30.0,
     ):
         if not ray.is_initialized():
             ray.init(address=address)
         self._node_refresh = node_refresh
         self._poll = poll_interval
+        self._node_lost_grace = node_lost_grace
         self._cond = threading.Condition()
         self._jobs: dict = {}
         self._next_id = 1
@@ -317,6 +322,7 @@ class RayScheduler:
 
     def _launch(self, job: _RayJob, members, now: int) -> None:
         job.attempts += 1
+        job.lost_since = None
         nodes = tuple(m.node for m in members)
         job.nodes = nodes
         spec = job.spec
@@ -379,6 +385,17 @@ class RayScheduler:
                 break
         if failed is None and len(ready) < len(job.refs):
             return
+        if failed is not None and not isinstance(failed, ray.exceptions.RayTaskError):
+            # Ray lost the member (its worker or node died), not the function raising. When its
+            # node is going away, Ray's node table says so shortly: zenith then requeues the job
+            # (node-lost). Only when the nodes stay up past the grace period is it a failure.
+            if job.lost_since is None:
+                job.lost_since = time.monotonic()
+                self._refresh_nodes(now)
+            if any(self._nodes.get(node) != "up" for node in job.nodes):
+                return  # the pass after the node's removal requeues (or fails) the job
+            if time.monotonic() - job.lost_since < self._node_lost_grace:
+                return  # _step reads the node table again every node_refresh seconds
         if failed is not None:
             cause = getattr(failed, "cause", None) or failed
             self._stop(job)
