@@ -104,7 +104,8 @@ def test_queues_when_full_then_runs(sched, tmp_path):
         wait_until(lambda i=i: os.path.exists(tmp_path / f"m{i}"), f"blocker {i} to run")
     waiting = sched.submit(where, gpus=1)
     # zenith keeps it queued: no placement group is created for it while the cluster is full.
-    time.sleep(1.0)
+    wait_until(lambda: waiting.state == JobState.QUEUED, "the job to enter the queue")
+    time.sleep(1.0)  # a few more passes (one each 50 ms): still not started
     assert waiting.state == JobState.QUEUED
     assert waiting.placement_group is None and waiting.attempts == 0
     open(release, "w").close()
