@@ -19,7 +19,9 @@ Preemption and cancellation remove the placement group, which kills its tasks; a
 goes back to zenith's queue (the decision says requeue or fail) and starts again from scratch.
 A node Ray reports dead, or that left the node table, is removed from zenith, which requeues
 (or fails) the jobs it ran. Ray decides which of a node's GPUs a task sees
-(``CUDA_VISIBLE_DEVICES``); zenith decides how many and on which node.
+(``CUDA_VISIBLE_DEVICES``); zenith decides how many and on which node. The Ray nodes need
+zenith installed (the member's wrapper is this module's function); the job's function travels
+as Ray pickles it.
 """
 
 from __future__ import annotations
