@@ -201,7 +201,10 @@ test-python-binding: setup
 	$(BINDING_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
 	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
-	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests
+	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests \
+	    --ignore=bindings/python/tests/test_ray_adapter.py
+	@# A Ray cluster's threads outlive ray.shutdown(): the Ray adapter's test gets a process of its own.
+	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests/test_ray_adapter.py
 
 ## Command line (libzenith/cli) -----------------------------------------------------------------
 #
