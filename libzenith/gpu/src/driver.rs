@@ -14,12 +14,18 @@ use zenith_core::{Error, Result};
 /// [`Error::NoDevice`] every caller gets.
 static DRIVER: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
-/// The file names cudarc tries, in its order, when it opens the driver library.
+/// The file names cudarc tries, in its order (each once), when it opens the driver library.
 pub fn driver_library_candidates() -> Vec<String> {
-    ["cuda", "nvcuda"]
+    let mut names: Vec<String> = Vec::new();
+    for name in ["cuda", "nvcuda"]
         .iter()
         .flat_map(|name| cudarc::get_lib_name_candidates(name))
-        .collect()
+    {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// Makes sure the CUDA driver is loaded and initialised; the first call does the work.

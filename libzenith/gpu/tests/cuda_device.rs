@@ -4,6 +4,7 @@
 //! Without a device each test prints why it is skipped (`SKIPPED: ...`) and passes, unless
 //! `ZENITH_REQUIRE_GPU=1` is set (bench/gpu/run.sh sets it): then a missing device fails.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::result;
@@ -20,8 +21,9 @@ fn skip_reason(test: &str) -> Option<String> {
                 panic!("{test}: ZENITH_REQUIRE_GPU=1 but {error}");
             }
             let reason = format!("SKIPPED {test}: {error}");
-            println!("{reason}");
-            eprintln!("{reason}");
+            // Straight to the process's stderr, past the test harness's capture: a skip is
+            // visible in every `cargo test` run, not only with --nocapture.
+            let _ = writeln!(std::io::stderr(), "{reason}");
             Some(reason)
         }
     }
