@@ -47,6 +47,10 @@ pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 /// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
 pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
 
+/// No usable device: the GPU driver library (`libcuda.so`) is absent (the message names the
+/// names searched), no device is visible, or the requested device ordinal does not exist.
+pub const ZENITH_ERR_NO_DEVICE: zenith_status = -12;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -66,6 +70,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_OUT_OF_MEMORY => {
             c"out of memory (over the memory budget or the allocator's limit)"
         }
+        ZENITH_ERR_NO_DEVICE => c"no device (no GPU driver, no device, or no such ordinal)",
         _ => c"unknown status code",
     }
 }
@@ -83,6 +88,7 @@ pub fn status_of(error: &Error) -> zenith_status {
         ErrorKind::OutOfMemory => ZENITH_ERR_OUT_OF_MEMORY,
         ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
         ErrorKind::Panic => ZENITH_ERR_PANIC,
+        ErrorKind::NoDevice => ZENITH_ERR_NO_DEVICE,
         // Kinds added to the core after this ABI version: reported as internal errors until the
         // C ABI gives them a status of their own.
         _ => ZENITH_ERR_INTERNAL,
