@@ -361,9 +361,9 @@ typedef int32_t zenith_status;
 
 // Facts about one CUDA device, filled by `zenith_gpu_info`.
 //
-// Set `struct_size = sizeof(zenith_gpu_info)` before the call: the library fills only the
+// Set `struct_size = sizeof(zenith_gpu_device_info)` before the call: the library fills only the
 // fields that fit, so programs built against an older, shorter struct keep working.
-typedef struct zenith_gpu_info {
+typedef struct zenith_gpu_device_info {
     // Set by the caller: the size of the struct it allocated.
     size_t struct_size;
     // The CUDA ordinal (after `CUDA_VISIBLE_DEVICES`).
@@ -388,7 +388,7 @@ typedef struct zenith_gpu_info {
     int32_t numa_node;
     // How many CPUs are close to the device (list them with `zenith_gpu_cpu_affinity`).
     uint32_t num_affinity_cpus;
-} zenith_gpu_info;
+} zenith_gpu_device_info;
 
 // How two GPUs are connected (`zenith_gpu_link`; one of the `ZENITH_GPU_LINK_*` values), from
 // the closest to the farthest, as `nvidia-smi topo -m` names them.
@@ -830,7 +830,7 @@ zenith_status zenith_gpu_count(uint32_t *out,
 // # Safety
 // `out` is NULL or points to `out->struct_size` writable bytes; `err` is NULL or writable.
 zenith_status zenith_gpu_info(uint32_t ordinal,
-                              struct zenith_gpu_info *out,
+                              struct zenith_gpu_device_info *out,
                               struct zenith_error **err);
 
 // Writes the CPUs close to CUDA device `ordinal` (ascending kernel CPU numbers, from sysfs) into

@@ -81,7 +81,7 @@ def test_gpu_discovery_reports_no_device_cleanly_or_describes_the_devices(zenith
     if status == _lib.ZENITH_ERR_NO_DEVICE:
         print(f"no CUDA device here: {message}")
         assert "libcuda.so" in message or "no device" in message, message
-        info, err = _lib.zenith_gpu_info(), ErrorPtr()
+        info, err = _lib.zenith_gpu_device_info(), ErrorPtr()
         info.struct_size = ctypes.sizeof(info)
         assert zenith.lib.zenith_gpu_info(0, byref(info), byref(err)) == _lib.ZENITH_ERR_NO_DEVICE
         assert zenith.take_error(err)[0] == _lib.ZENITH_ERR_NO_DEVICE
@@ -89,7 +89,7 @@ def test_gpu_discovery_reports_no_device_cleanly_or_describes_the_devices(zenith
         return
     assert status == ZENITH_OK and count > 0
     for ordinal in range(count):
-        info, err = _lib.zenith_gpu_info(), ErrorPtr()
+        info, err = _lib.zenith_gpu_device_info(), ErrorPtr()
         info.struct_size = ctypes.sizeof(info)
         assert zenith.check(zenith.lib.zenith_gpu_info(ordinal, byref(info), byref(err)), err) == ZENITH_OK
         assert info.uuid.startswith(b"GPU-") and info.memory_total_bytes > 0 and info.sm_count > 0

@@ -321,7 +321,7 @@ class zenith_pci_device_info(ctypes.Structure):
     ]
 
 
-class zenith_gpu_info(ctypes.Structure):
+class zenith_gpu_device_info(ctypes.Structure):
     """One CUDA device (`zenith_gpu_info`)."""
 
     _fields_ = [
@@ -358,7 +358,7 @@ STRUCTS = {
         zenith_pci_device_info,
         ArrowDeviceArray,
         ArrowDeviceArrayStream,
-        zenith_gpu_info,
+        zenith_gpu_device_info,
     )
 }
 
@@ -511,7 +511,7 @@ SIGNATURES = {
     "zenith_topology_to_json": ([TopologyPtr, _Text, c_size_t, _Len, _Err], c_int32),
     # GPUs and the Arrow C Device Data Interface
     "zenith_gpu_count": ([POINTER(c_uint32), _Err], c_int32),
-    "zenith_gpu_info": ([c_uint32, POINTER(zenith_gpu_info), _Err], c_int32),
+    "zenith_gpu_info": ([c_uint32, POINTER(zenith_gpu_device_info), _Err], c_int32),
     "zenith_gpu_cpu_affinity": ([c_uint32, _Cpus, c_size_t, _Len, _Err], c_int32),
     "zenith_gpu_link": ([c_uint32, c_uint32, POINTER(c_int32), POINTER(c_uint32), _Err], c_int32),
     "zenith_loader_options_set_device": ([OptionsPtr, c_int32, c_uint32, _Err], c_int32),

@@ -78,11 +78,11 @@ impl DeviceChoice {
 
 /// Facts about one CUDA device, filled by `zenith_gpu_info`.
 ///
-/// Set `struct_size = sizeof(zenith_gpu_info)` before the call: the library fills only the
+/// Set `struct_size = sizeof(zenith_gpu_device_info)` before the call: the library fills only the
 /// fields that fit, so programs built against an older, shorter struct keep working.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct zenith_gpu_info {
+pub struct zenith_gpu_device_info {
     /// Set by the caller: the size of the struct it allocated.
     pub struct_size: usize,
     /// The CUDA ordinal (after `CUDA_VISIBLE_DEVICES`).
@@ -117,9 +117,9 @@ fn copy_text<const N: usize>(text: &str) -> [c_char; N] {
     out
 }
 
-impl zenith_gpu_info {
+impl zenith_gpu_device_info {
     fn from_info(info: &DeviceInfo) -> Self {
-        zenith_gpu_info {
+        zenith_gpu_device_info {
             struct_size: std::mem::size_of::<Self>(),
             ordinal: info.ordinal,
             compute_capability_major: info.compute_capability.0,
@@ -176,14 +176,14 @@ pub unsafe extern "C" fn zenith_gpu_count(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn zenith_gpu_info(
     ordinal: u32,
-    out: *mut zenith_gpu_info,
+    out: *mut zenith_gpu_device_info,
     err: *mut *mut zenith_error,
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         let out = args::out(out, "out")?;
         let info = zenith_gpu::device_info(ordinal)?;
         // SAFETY: `out` is non-NULL and holds `struct_size` bytes per the contract.
-        unsafe { args::write_sized(out, zenith_gpu_info::from_info(&info), "zenith_gpu_info") }?;
+        unsafe { args::write_sized(out, zenith_gpu_device_info::from_info(&info), "zenith_gpu_device_info") }?;
         Ok(ZENITH_OK)
     })
 }

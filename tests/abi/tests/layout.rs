@@ -226,9 +226,9 @@ fn topology_structs_match_libzenith_field_by_field() {
 fn gpu_and_arrow_device_structs_match_libzenith_field_by_field() {
     use zenith::gpu as g;
     assert_same_layout!(
-        "zenith_gpu_info",
-        bindings::zenith_gpu_info,
-        g::zenith_gpu_info,
+        "zenith_gpu_device_info",
+        bindings::zenith_gpu_device_info,
+        g::zenith_gpu_device_info,
         [
             struct_size,
             ordinal,
@@ -275,7 +275,7 @@ fn every_public_struct_is_checked_against_the_rust_side() {
         "zenith_stats",
         "zenith_numa_node_info",
         "zenith_pci_device_info",
-        "zenith_gpu_info",
+        "zenith_gpu_device_info",
         "ArrowDeviceArray",
         "ArrowDeviceArrayStream",
         "DLDataType",
