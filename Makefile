@@ -99,7 +99,7 @@ bench-io: setup
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup check-toolchains build data lint test-rust test-symbols test-c test-python test-install \
-      test-cpp test-go test-python-binding test-fuzz
+      test-cpp test-go test-python-binding test-fuzz test-k8s-extender
 	@echo "make test: all suites passed"
 
 # Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,
@@ -174,6 +174,16 @@ clean:
 # go test -race ./..., the example built with pkg-config and run. Needs Go 1.25 or newer.
 test-go: build data
 	bindings/go/run_tests.sh
+
+## Kubernetes scheduler extender (libzenith/extender) -------------------------------------------
+#
+#   make test-k8s-extender   the extender's contract: tests/k8s-extender (Go) sends requests built
+#                            with k8s.io/kube-scheduler/extender/v1 to a real zenith-extender and
+#                            decodes the answers into the official types (modules from the proxy)
+
+.PHONY: test-k8s-extender
+test-k8s-extender: setup
+	tests/k8s-extender/run.sh
 
 ## Python binding (bindings/python) -------------------------------------------------------------
 #

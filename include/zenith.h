@@ -327,6 +327,13 @@ typedef struct zenith_batch zenith_batch;
 // who frees it with `zenith_error_free`.
 typedef struct zenith_error zenith_error;
 
+// A job being described: id, name, owner, what each gang member needs, the gang, its policy
+// and its command.
+//
+// Created by `zenith_job_spec_new`, freed by `zenith_job_spec_free`; the scheduler copies what
+// it needs, so a spec can be changed and submitted again (with another id). Not thread-safe.
+typedef struct zenith_job_spec zenith_job_spec;
+
 // A loader over one dataset: yields its batches in plan order.
 //
 // Created by `zenith_loader_open`, freed by `zenith_loader_free`.
@@ -337,12 +344,44 @@ typedef struct zenith_loader zenith_loader;
 // Created by `zenith_loader_options_new`, freed by `zenith_loader_options_free`.
 typedef struct zenith_loader_options zenith_loader_options;
 
+// A node being described.
+//
+// Created by `zenith_node_spec_new`, freed by `zenith_node_spec_free`; the scheduler copies
+// it. Not thread-safe.
+typedef struct zenith_node_spec zenith_node_spec;
+
+// A queue being described.
+//
+// Created by `zenith_queue_spec_new`, freed by `zenith_queue_spec_free`; the scheduler copies
+// it. Not thread-safe.
+typedef struct zenith_queue_spec zenith_queue_spec;
+
 // A bounded, lock-free ring (FIFO queue) of fixed-size elements, copied in and out by value.
 //
 // Created by `zenith_ring_new`, freed by `zenith_ring_free`. Push and pop never block: a full
 // ring (on push) or an empty ring (on pop) returns `ZENITH_WOULD_BLOCK`, and waiting is the
 // caller's choice.
 typedef struct zenith_ring zenith_ring;
+
+// A gang scheduler: a deterministic decision core with an injected clock.
+//
+// Created by `zenith_scheduler_new`, freed by `zenith_scheduler_free`.
+// Thread safety: every call may come from any thread; calls on one scheduler are serialized by
+// an internal lock.
+typedef struct zenith_scheduler zenith_scheduler;
+
+// The decisions of one pass.
+//
+// Created by `zenith_scheduler_schedule` or `zenith_scheduler_test_only`, freed by
+// `zenith_scheduler_decisions_free`. Immutable: any thread may read it.
+typedef struct zenith_scheduler_decisions zenith_scheduler_decisions;
+
+// Options for `zenith_scheduler_new`: policy `zenith`, no journal, no heartbeat or zombie
+// deadlines, queues created on first use.
+//
+// Created by `zenith_scheduler_options_new`, freed by `zenith_scheduler_options_free`. Not
+// thread-safe: one thread at a time may use an options object.
+typedef struct zenith_scheduler_options zenith_scheduler_options;
 
 // A thread serving `GET /metrics` over HTTP.
 //
@@ -486,6 +525,87 @@ typedef int32_t zenith_placement;
 
 // A ring protocol for `zenith_ring_new` (one of the `ZENITH_RING_*` values).
 typedef int32_t zenith_ring_kind;
+
+// The kind of a decision (one of the `ZENITH_DECISION_*` values).
+typedef int32_t zenith_decision_kind;
+
+// Why a job was requeued or failed (one of the `ZENITH_REASON_*` values).
+typedef int32_t zenith_decision_reason;
+
+// One decision, as `zenith_scheduler_decisions_get` reports it.
+//
+// Versioned: the caller sets `struct_size = sizeof(zenith_scheduler_decision)`.
+typedef struct zenith_scheduler_decision {
+    // Set by the caller to `sizeof(zenith_scheduler_decision)`.
+    size_t struct_size;
+    // `ZENITH_DECISION_*`.
+    zenith_decision_kind kind;
+    // `ZENITH_REASON_*` (REQUEUE and FAIL; `ZENITH_REASON_NONE` otherwise).
+    zenith_decision_reason reason;
+    // The job the decision is about.
+    uint64_t job;
+    // For PREEMPT, the job it makes room for; 0 otherwise.
+    uint64_t by;
+    // For START, the number of gang members (see `zenith_scheduler_decisions_member`); 0
+    // otherwise.
+    size_t members;
+} zenith_scheduler_decision;
+
+// Where one gang member of a START runs, as `zenith_scheduler_decisions_member` reports it.
+//
+// Versioned: the caller sets `struct_size = sizeof(zenith_scheduler_member)`.
+typedef struct zenith_scheduler_member {
+    // Set by the caller to `sizeof(zenith_scheduler_member)`.
+    size_t struct_size;
+    // The node's id (as `zenith_scheduler_node_add` returned it).
+    uint32_t node_id;
+    // The node's name, NUL-terminated, borrowed from the decisions: valid until they are freed.
+    const char *node_name;
+    // GPUs granted to the member (0 for a CPU-only member); see
+    // `zenith_scheduler_decisions_member_gpu`.
+    size_t gpus;
+} zenith_scheduler_member;
+
+// Counters and gauges of one scheduler (`zenith_scheduler_stats`).
+//
+// Versioned: the caller sets `struct_size = sizeof(zenith_scheduler_stats)`; fields appended in
+// later versions are not written for a caller built against an older, shorter struct.
+typedef struct zenith_scheduler_stats {
+    // Set by the caller to `sizeof(zenith_scheduler_stats)`.
+    size_t struct_size;
+    // Jobs per state, indexed by the `ZENITH_JOB_*` values.
+    uint64_t jobs[8];
+    // Jobs started (START decisions), over the scheduler's whole life (journal included).
+    uint64_t allocation_success_total;
+    // Jobs preempted.
+    uint64_t preemptions_total;
+    // Jobs requeued.
+    uint64_t requeues_total;
+    // Scheduling passes.
+    uint64_t passes_total;
+    // Decisions made.
+    uint64_t decisions_total;
+    // GPUs on live nodes.
+    uint64_t gpus_total;
+    // Free milli-GPUs on nodes that take work.
+    uint64_t gpu_free_milli;
+    // Journal records replayed when the scheduler was restored (0 for a new one).
+    uint64_t restored_records;
+    // The latest `now_ms` the scheduler saw.
+    uint64_t now_ms;
+} zenith_scheduler_stats;
+
+// Where a gang's members may go relative to each other (one of the `ZENITH_LOCALITY_*` values).
+typedef int32_t zenith_locality;
+
+// Fields of `zenith_scheduler_update` to change (bits, or-ed together).
+typedef uint32_t zenith_job_update_fields;
+
+// A job's state as C sees it (one of the `ZENITH_JOB_*` values).
+typedef int32_t zenith_job_state;
+
+// Which limit `zenith_queue_spec_set_limit` sets (one of the `ZENITH_QUEUE_*` values).
+typedef int32_t zenith_queue_limit;
 
 // One NUMA node, filled by `zenith_topology_node`.
 //
@@ -632,6 +752,97 @@ typedef struct zenith_pci_device_info {
 // Multiple producers, multiple consumers: any threads push and pop concurrently.
 #define ZENITH_RING_MPMC 1
 
+// Submitted; enters the queue at the next scheduling pass.
+#define ZENITH_JOB_PENDING 0
+
+// Waiting for quota and a placement.
+#define ZENITH_JOB_QUEUED 1
+
+// Placed; the executor has not confirmed the start (`zenith_scheduler_job_started`).
+#define ZENITH_JOB_SCHEDULED 2
+
+// Running.
+#define ZENITH_JOB_RUNNING 3
+
+// Stopped by preemption, a lost node, a zombie check or the user; holds no resources.
+#define ZENITH_JOB_SUSPENDED 4
+
+// Finished successfully.
+#define ZENITH_JOB_COMPLETED 5
+
+// Failed, hit its time limit, or was lost.
+#define ZENITH_JOB_FAILED 6
+
+// Cancelled.
+#define ZENITH_JOB_CANCELLED 7
+
+// Start the job's members where given (QUEUED → SCHEDULED); confirm with
+// `zenith_scheduler_job_started` once they run.
+#define ZENITH_DECISION_START 0
+
+// Stop the job now (RUNNING → SUSPENDED): `by` needs its resources, already counted as free.
+#define ZENITH_DECISION_PREEMPT 1
+
+// The job is back in the queue; for `NODE_LOST` and `ZOMBIE`, stop whatever is left of it.
+#define ZENITH_DECISION_REQUEUE 2
+
+// The job failed; stop whatever is left of it.
+#define ZENITH_DECISION_FAIL 3
+
+// No reason (START and PREEMPT).
+#define ZENITH_REASON_NONE 0
+
+// Requeued after a preemption.
+#define ZENITH_REASON_PREEMPTED 1
+
+// A node it ran on (or was placed on) went down or was removed.
+#define ZENITH_REASON_NODE_LOST 2
+
+// Its progress heartbeat stopped (a zombie).
+#define ZENITH_REASON_ZOMBIE 3
+
+// It ran past its time limit.
+#define ZENITH_REASON_TIME_LIMIT 4
+
+// The executor reported a failure.
+#define ZENITH_REASON_REPORTED 5
+
+// Anywhere; placement still prefers one NVLink island, one node, one rack, the fewest nodes.
+#define ZENITH_LOCALITY_ANY 0
+
+// All members on one node.
+#define ZENITH_LOCALITY_SAME_NODE 1
+
+// All members' GPUs inside one NVLink island of one node.
+#define ZENITH_LOCALITY_SAME_ISLAND 2
+
+// All members on nodes of one rack.
+#define ZENITH_LOCALITY_SAME_RACK 3
+
+// Every member on a different node (Ray's STRICT_SPREAD).
+#define ZENITH_LOCALITY_SPREAD 4
+
+// Change the priority tier.
+#define ZENITH_JOB_UPDATE_PRIORITY 1
+
+// Change preemptibility.
+#define ZENITH_JOB_UPDATE_PREEMPTIBLE 2
+
+// Change restartability.
+#define ZENITH_JOB_UPDATE_RESTARTABLE 4
+
+// Change the time limit.
+#define ZENITH_JOB_UPDATE_MAX_RUNTIME 8
+
+// The guaranteed (nominal) quota.
+#define ZENITH_QUEUE_NOMINAL 0
+
+// How much above its nominal quota the queue may borrow from its cohort.
+#define ZENITH_QUEUE_BORROWING_LIMIT 1
+
+// How much of its nominal quota the queue may lend to its cohort.
+#define ZENITH_QUEUE_LENDING_LIMIT 2
+
 // Success.
 #define ZENITH_OK 0
 
@@ -677,9 +888,17 @@ typedef struct zenith_pci_device_info {
 // the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
 #define ZENITH_ERR_OUT_OF_MEMORY -11
 
+// A scheduler call named a job id, node name or queue that already exists.
+#define ZENITH_ERR_ALREADY_EXISTS -12
+
+// A scheduler call that the job's or node's current state does not allow: an illegal job
+// transition, cancelling a finished job, a clock that went backwards, a quota below its usage,
+// or a scheduler whose journal failed earlier.
+#define ZENITH_ERR_INVALID_STATE -13
+
 // No usable device: the GPU driver library (`libcuda.so`) is absent (the message names the
 // names searched), no device is visible, or the requested device ordinal does not exist.
-#define ZENITH_ERR_NO_DEVICE -12
+#define ZENITH_ERR_NO_DEVICE -14
 
 #ifdef __cplusplus
 extern "C" {
@@ -1654,6 +1873,878 @@ size_t zenith_ring_capacity(const struct zenith_ring *ring);
 // # Safety
 // `ring` is NULL or a live ring, not used afterwards.
 void zenith_ring_free(struct zenith_ring *ring);
+
+// Frees decisions. NULL is a no-op.
+//
+// # Safety
+// `d` is NULL or live decisions, not used afterwards (nor the node names borrowed from them).
+void zenith_scheduler_decisions_free(struct zenith_scheduler_decisions *d);
+
+// The number of decisions. NULL gives 0.
+//
+// # Safety
+// `d` is NULL or live decisions.
+size_t zenith_scheduler_decisions_len(const struct zenith_scheduler_decisions *d);
+
+// Writes decision `index` (0-based, in the order to act on them) into `*out`.
+//
+// On failure: an index out of range, or `out->struct_size` smaller than a `size_t`,
+// `ZENITH_ERR_INVALID_ARGUMENT`.
+// NULL policy: `d` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `d` is NULL or live decisions; `out` is NULL or points to `out->struct_size` writable bytes;
+// `err` is NULL or writable.
+zenith_status zenith_scheduler_decisions_get(const struct zenith_scheduler_decisions *d,
+                                             size_t index,
+                                             struct zenith_scheduler_decision *out,
+                                             struct zenith_error **err);
+
+// Writes member `member` of the START decision `index` into `*out`.
+//
+// Lifetime: `out->node_name` is borrowed from `d` and valid until `d` is freed.
+// On failure: an index out of range, a decision that is not a START, or `out->struct_size`
+// smaller than a `size_t`, `ZENITH_ERR_INVALID_ARGUMENT`.
+// NULL policy: `d` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `d` is NULL or live decisions; `out` is NULL or points to `out->struct_size` writable bytes;
+// `err` is NULL or writable.
+zenith_status zenith_scheduler_decisions_member(const struct zenith_scheduler_decisions *d,
+                                                size_t index,
+                                                size_t member,
+                                                struct zenith_scheduler_member *out,
+                                                struct zenith_error **err);
+
+// Writes GPU `gpu` of member `member` of the START decision `index`: its index on the node
+// (what an executor puts in `CUDA_VISIBLE_DEVICES`) into `*out_index`, and the milli-GPUs
+// granted (1000 for a whole GPU, less for a share) into `*out_milli`.
+//
+// On failure: an index out of range or a decision that is not a START,
+// `ZENITH_ERR_INVALID_ARGUMENT`; nothing is written.
+// NULL policy: `d`, `out_index` and `out_milli` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `d` is NULL or live decisions; `out_index`, `out_milli` and `err` are NULL or writable.
+zenith_status zenith_scheduler_decisions_member_gpu(const struct zenith_scheduler_decisions *d,
+                                                    size_t index,
+                                                    size_t member,
+                                                    size_t gpu,
+                                                    uint32_t *out_index,
+                                                    uint32_t *out_milli,
+                                                    struct zenith_error **err);
+
+// Creates a scheduler from `opts` (NULL: the defaults). With a journal set
+// (`zenith_scheduler_options_set_journal`), a journal file that exists is replayed: the new
+// scheduler has exactly the state (and configuration) of the one that wrote it, no job lost; a
+// torn last record (a crash mid-write) is dropped. A file that does not exist is created.
+//
+// Ownership: on success `*out` receives a scheduler the caller frees with
+// `zenith_scheduler_free`; `opts` stays the caller's.
+// On failure: an invalid configuration `ZENITH_ERR_INVALID_ARGUMENT`, a journal that cannot be
+// read or created `ZENITH_ERR_IO`, a corrupt one `ZENITH_ERR_FORMAT` (the message names the
+// line); `*out` is untouched.
+// NULL policy: `opts` and `err` may be NULL; `out` must not be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `opts` is NULL or live options; `out` and `err` are NULL or writable.
+zenith_status zenith_scheduler_new(const struct zenith_scheduler_options *opts,
+                                   struct zenith_scheduler **out,
+                                   struct zenith_error **err);
+
+// Frees a scheduler (its journal file is closed and kept). NULL is a no-op.
+//
+// # Safety
+// `s` is NULL or a live scheduler, not used afterwards (by any thread).
+void zenith_scheduler_free(struct zenith_scheduler *s);
+
+// Runs one scheduling pass at `now_ms`: node health, zombies and time limits, requeues, then
+// the queue in policy order (placement, backfill, preemption). Call it after anything changed
+// and at `zenith_scheduler_next_wakeup`.
+//
+// Ownership: on success `*out` receives the decisions, in the order to act on them (a PREEMPT
+// comes before the START it makes room for), which the caller frees with
+// `zenith_scheduler_decisions_free`.
+// On failure: a `now_ms` earlier than a previous call's is `ZENITH_ERR_INVALID_STATE`; a
+// journal write failure `ZENITH_ERR_IO` (the scheduler then refuses further changes; restore
+// it from its journal); `*out` is untouched.
+// NULL policy: `s` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out` and `err` are NULL or writable.
+zenith_status zenith_scheduler_schedule(struct zenith_scheduler *s,
+                                        uint64_t now_ms,
+                                        struct zenith_scheduler_decisions **out,
+                                        struct zenith_error **err);
+
+// Writes into `*out_ms` the earliest time at which a pass could do something new (a requeue, a
+// time limit, a node or zombie deadline) and returns `ZENITH_OK`; returns `ZENITH_DONE` (and
+// writes nothing) when only new calls can change anything.
+//
+// NULL policy: `s` and `out_ms` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out_ms` and `err` are NULL or writable.
+zenith_status zenith_scheduler_next_wakeup(const struct zenith_scheduler *s,
+                                           uint64_t *out_ms,
+                                           struct zenith_error **err);
+
+// Writes the scheduler's counters and gauges into `*out`.
+//
+// On failure (`out->struct_size` smaller than a `size_t`) returns
+// `ZENITH_ERR_INVALID_ARGUMENT`.
+// NULL policy: `s` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out` is NULL or points to `out->struct_size` writable bytes;
+// `err` is NULL or writable.
+zenith_status zenith_scheduler_get_stats(const struct zenith_scheduler *s,
+                                         struct zenith_scheduler_stats *out,
+                                         struct zenith_error **err);
+
+// Creates a spec for job `id` named `name`: user and queue `default`, one member asking for
+// nothing yet (set GPUs, CPUs or memory), priority 0, not preemptible, restartable, no time
+// limit, no command.
+//
+// Ownership: on success `*out` receives a spec the caller frees with `zenith_job_spec_free`.
+// On failure (`name` not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT`; `*out` is untouched.
+// NULL policy: `name` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `name` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_job_spec_new(uint64_t id,
+                                  const char *name,
+                                  struct zenith_job_spec **out,
+                                  struct zenith_error **err);
+
+// Frees a spec. NULL is a no-op.
+//
+// # Safety
+// `spec` is NULL or a live spec from `zenith_job_spec_new`, not used afterwards.
+void zenith_job_spec_free(struct zenith_job_spec *spec);
+
+// Checks every field of the spec, as submit does.
+//
+// On failure returns `ZENITH_ERR_INVALID_ARGUMENT` with a message naming the first field that
+// breaks a rule.
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_validate(const struct zenith_job_spec *spec,
+                                       struct zenith_error **err);
+
+// Sets the job id (unique for the scheduler's lifetime, also after the job finished).
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_id(struct zenith_job_spec *spec,
+                                     uint64_t id,
+                                     struct zenith_error **err);
+
+// Sets the name (any UTF-8 text without NUL, 1..=253 bytes; checked at submit).
+//
+// NULL policy: `spec` and `name` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_name(struct zenith_job_spec *spec,
+                                       const char *name,
+                                       struct zenith_error **err);
+
+// Sets the user the job runs as (fair share is per user; a name without whitespace).
+//
+// NULL policy: `spec` and `user` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `user` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_user(struct zenith_job_spec *spec,
+                                       const char *user,
+                                       struct zenith_error **err);
+
+// Sets the queue (quotas and fair share are per queue).
+//
+// NULL policy: `spec` and `queue` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `queue` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_queue(struct zenith_job_spec *spec,
+                                        const char *queue,
+                                        struct zenith_error **err);
+
+// Each member asks for `gpus` whole GPUs (0 for a CPU-only member).
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_gpus(struct zenith_job_spec *spec,
+                                       uint32_t gpus,
+                                       struct zenith_error **err);
+
+// Each member asks for a share of one GPU, in milli-GPUs (`1..=1000`; 1000 is a whole GPU):
+// GPU-sharing tasks whose shares on one GPU never sum above 1000.
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_gpu_share(struct zenith_job_spec *spec,
+                                            uint32_t milli,
+                                            struct zenith_error **err);
+
+// Allows the GPU type `gpu_type` (matched exactly against the nodes' GPU types). With no type
+// added, any type is allowed. At most 64 types.
+//
+// NULL policy: `spec` and `gpu_type` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `gpu_type` is NULL or NUL-terminated; `err` is NULL or
+// writable.
+zenith_status zenith_job_spec_add_gpu_type(struct zenith_job_spec *spec,
+                                           const char *gpu_type,
+                                           struct zenith_error **err);
+
+// Each member asks for `cpu_milli` milli-CPUs (1000 = one CPU).
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_cpus(struct zenith_job_spec *spec,
+                                       uint64_t cpu_milli,
+                                       struct zenith_error **err);
+
+// Each member asks for `memory_mib` MiB of memory.
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_memory(struct zenith_job_spec *spec,
+                                         uint64_t memory_mib,
+                                         struct zenith_error **err);
+
+// Sets the gang: `size` members that start together or not at all, placed by `locality` (a
+// `ZENITH_LOCALITY_*` value).
+//
+// On failure (an unknown locality) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_gang(struct zenith_job_spec *spec,
+                                       uint32_t size,
+                                       zenith_locality locality,
+                                       struct zenith_error **err);
+
+// Sets the priority tier (a higher tier is considered first and may preempt lower tiers) and
+// whether higher tiers may preempt this job (`preemptible` non-zero).
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_priority(struct zenith_job_spec *spec,
+                                           int32_t priority,
+                                           int32_t preemptible,
+                                           struct zenith_error **err);
+
+// Whether the job is requeued (non-zero, the default) or failed (0) when its node dies or it
+// turns into a zombie.
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_restartable(struct zenith_job_spec *spec,
+                                              int32_t restartable,
+                                              struct zenith_error **err);
+
+// Sets the time limit in ms (the job fails when it runs longer; backfill relies on it); 0
+// removes it.
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_max_runtime(struct zenith_job_spec *spec,
+                                              uint64_t max_runtime_ms,
+                                              struct zenith_error **err);
+
+// Sets the job's own progress timeout in ms (a RUNNING job without a progress heartbeat for
+// longer is a zombie); 0 uses the scheduler's default.
+//
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_progress_timeout(struct zenith_job_spec *spec,
+                                                   uint64_t timeout_ms,
+                                                   struct zenith_error **err);
+
+// Sets the command's program (data for the executor; the scheduler never runs it). Keeps the
+// arguments, environment and working directory given so far.
+//
+// NULL policy: `spec` and `program` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `program` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_command(struct zenith_job_spec *spec,
+                                          const char *program,
+                                          struct zenith_error **err);
+
+// Appends an argument to the command (at most 4096).
+//
+// On failure (no command set, too many arguments, not UTF-8) returns
+// `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec` and `arg` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `arg` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_add_arg(struct zenith_job_spec *spec,
+                                      const char *arg,
+                                      struct zenith_error **err);
+
+// Appends an environment variable `name=value` to the command (names `[A-Za-z_][A-Za-z0-9_]*`,
+// checked at submit; at most 4096 variables).
+//
+// On failure (no command set, too many variables, not UTF-8) returns
+// `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec`, `name` and `value` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `name` and `value` are NULL or NUL-terminated; `err` is NULL
+// or writable.
+zenith_status zenith_job_spec_add_env(struct zenith_job_spec *spec,
+                                      const char *name,
+                                      const char *value,
+                                      struct zenith_error **err);
+
+// Sets the command's working directory (an absolute path, checked at submit).
+//
+// NULL policy: `spec` and `dir` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `dir` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_job_spec_set_workdir(struct zenith_job_spec *spec,
+                                          const char *dir,
+                                          struct zenith_error **err);
+
+// Submits the job described by `spec` at `now_ms` (PENDING; it enters the queue at the next
+// pass).
+//
+// Ownership: `spec` stays the caller's (the scheduler copies it).
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT` (the message names the field), an
+// id already used `ZENITH_ERR_ALREADY_EXISTS`, an unknown queue (without implicit queues)
+// `ZENITH_ERR_NOT_FOUND`, an earlier `now_ms` than seen `ZENITH_ERR_INVALID_STATE`; nothing
+// changes.
+// NULL policy: `s` and `spec` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live job spec; `err` is NULL or
+// writable.
+zenith_status zenith_scheduler_submit(struct zenith_scheduler *s,
+                                      const struct zenith_job_spec *spec,
+                                      uint64_t now_ms,
+                                      struct zenith_error **err);
+
+// Changes a live job's policy at `now_ms`: the fields named by the `fields` bits
+// (`ZENITH_JOB_UPDATE_*`) take the values given; the others are ignored. `max_runtime_ms` 0
+// is refused (a limit cannot be removed from a live job).
+//
+// On failure: unknown bits or a value out of range `ZENITH_ERR_INVALID_ARGUMENT`, an unknown job
+// `ZENITH_ERR_NOT_FOUND`, a finished job `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_update(struct zenith_scheduler *s,
+                                      uint64_t job,
+                                      zenith_job_update_fields fields,
+                                      int32_t priority,
+                                      int32_t preemptible,
+                                      int32_t restartable,
+                                      uint64_t max_runtime_ms,
+                                      uint64_t now_ms,
+                                      struct zenith_error **err);
+
+// Cancels a live job at `now_ms` (→ CANCELLED), freeing what it holds; the executor stops
+// whatever runs of it. Cancelling a finished job is `ZENITH_ERR_INVALID_STATE`.
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_cancel(struct zenith_scheduler *s,
+                                      uint64_t job,
+                                      uint64_t now_ms,
+                                      struct zenith_error **err);
+
+// The executor started a SCHEDULED job at `now_ms` (→ RUNNING); also its first progress
+// heartbeat.
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_job_started(struct zenith_scheduler *s,
+                                           uint64_t job,
+                                           uint64_t now_ms,
+                                           struct zenith_error **err);
+
+// A RUNNING job's progress heartbeat at `now_ms` (zombie detection).
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_job_progress(struct zenith_scheduler *s,
+                                            uint64_t job,
+                                            uint64_t now_ms,
+                                            struct zenith_error **err);
+
+// A RUNNING job finished successfully at `now_ms` (→ COMPLETED).
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_job_completed(struct zenith_scheduler *s,
+                                             uint64_t job,
+                                             uint64_t now_ms,
+                                             struct zenith_error **err);
+
+// A SCHEDULED or RUNNING job failed at `now_ms` (→ FAILED): it could not be launched, or it
+// exited with an error.
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_job_failed(struct zenith_scheduler *s,
+                                          uint64_t job,
+                                          uint64_t now_ms,
+                                          struct zenith_error **err);
+
+// Holds a QUEUED or RUNNING job at `now_ms` (→ SUSPENDED, resources freed; the executor stops
+// it) until `zenith_scheduler_resume`.
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_suspend(struct zenith_scheduler *s,
+                                       uint64_t job,
+                                       uint64_t now_ms,
+                                       struct zenith_error **err);
+
+// Puts a SUSPENDED job back in the queue at `now_ms` (→ QUEUED).
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; a transition the job's state does not
+// allow, or an earlier `now_ms` than seen, `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_resume(struct zenith_scheduler *s,
+                                      uint64_t job,
+                                      uint64_t now_ms,
+                                      struct zenith_error **err);
+
+// Creates a spec for the node `name` (unique among live nodes; no whitespace) with
+// `cpu_milli` allocatable milli-CPUs, `memory_mib` MiB of memory, no GPUs and no labels.
+//
+// Ownership: on success `*out` receives a spec the caller frees with `zenith_node_spec_free`.
+// On failure (`name` not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT`; `*out` is untouched.
+// NULL policy: `name` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `name` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_node_spec_new(const char *name,
+                                   uint64_t cpu_milli,
+                                   uint64_t memory_mib,
+                                   struct zenith_node_spec **out,
+                                   struct zenith_error **err);
+
+// Frees a spec. NULL is a no-op.
+//
+// # Safety
+// `spec` is NULL or a live spec from `zenith_node_spec_new`, not used afterwards.
+void zenith_node_spec_free(struct zenith_node_spec *spec);
+
+// Appends `count` GPUs of type `gpu_type` with `memory_mib` MiB each (0 = unknown). GPUs are
+// numbered in the order they are added: the index a decision names and an executor turns into
+// `CUDA_VISIBLE_DEVICES`. At most 256 GPUs per node.
+//
+// On failure (too many GPUs, a type that is not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT`
+// and changes nothing.
+// NULL policy: `spec` and `gpu_type` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `gpu_type` is NULL or NUL-terminated; `err` is NULL or
+// writable.
+zenith_status zenith_node_spec_add_gpus(struct zenith_node_spec *spec,
+                                        uint32_t count,
+                                        const char *gpu_type,
+                                        uint64_t memory_mib,
+                                        struct zenith_error **err);
+
+// Adds an NVLink island: the GPU indices in `indices[0..len]` share an NVLink/NVSwitch domain.
+// A GPU in no island is an island of its own.
+//
+// On failure (more than 256 indices) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec` must not be NULL; `indices` may be NULL only when `len` is 0; `err` may be
+// NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `indices` is NULL or points to `len` readable values; `err` is
+// NULL or writable.
+zenith_status zenith_node_spec_add_nvlink_island(struct zenith_node_spec *spec,
+                                                 const uint32_t *indices,
+                                                 size_t len,
+                                                 struct zenith_error **err);
+
+// Sets a topology label: `key` is `"rack"` (placement prefers a gang inside one rack),
+// `"switch"` or `"zone"`.
+//
+// On failure (another key, a value that is not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT` and
+// changes nothing.
+// NULL policy: `spec`, `key` and `value` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `key` and `value` are NULL or NUL-terminated; `err` is NULL or
+// writable.
+zenith_status zenith_node_spec_set_label(struct zenith_node_spec *spec,
+                                         const char *key,
+                                         const char *value,
+                                         struct zenith_error **err);
+
+// Adds the node described by `spec` at `now_ms` (its first heartbeat). Writes its id (dense,
+// never reused; decisions name nodes by id and name) into `*out_id` when `out_id` is not NULL.
+//
+// Ownership: `spec` stays the caller's (the scheduler copies it).
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT` (the message names the field), a
+// name already in use `ZENITH_ERR_ALREADY_EXISTS`, an earlier `now_ms` than seen
+// `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `spec` must not be NULL; `out_id` and `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live node spec; `out_id` and `err` are
+// NULL or writable.
+zenith_status zenith_scheduler_node_add(struct zenith_scheduler *s,
+                                        const struct zenith_node_spec *spec,
+                                        uint64_t now_ms,
+                                        uint32_t *out_id,
+                                        struct zenith_error **err);
+
+// Removes the node `name` at `now_ms`: its jobs are requeued (restartable) or failed by the
+// next pass. Its name may be added again later (as a new node id).
+//
+// On failure: an unknown (or removed) node `ZENITH_ERR_NOT_FOUND`, an earlier `now_ms` than
+// seen `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `name` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_node_remove(struct zenith_scheduler *s,
+                                           const char *name,
+                                           uint64_t now_ms,
+                                           struct zenith_error **err);
+
+// Records a heartbeat of the node `name` at `now_ms` (a Suspect node becomes Up again).
+//
+// On failure: an unknown (or removed) node `ZENITH_ERR_NOT_FOUND`, an earlier `now_ms` than
+// seen `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `name` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_node_heartbeat(struct zenith_scheduler *s,
+                                              const char *name,
+                                              uint64_t now_ms,
+                                              struct zenith_error **err);
+
+// Drains the node `name` at `now_ms`: it takes no new work; running jobs finish.
+//
+// On failure: an unknown (or removed) node `ZENITH_ERR_NOT_FOUND`, an earlier `now_ms` than
+// seen `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `name` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_node_drain(struct zenith_scheduler *s,
+                                          const char *name,
+                                          uint64_t now_ms,
+                                          struct zenith_error **err);
+
+// Ends the draining of node `name` at `now_ms`: it takes new work again.
+//
+// On failure: an unknown (or removed) node `ZENITH_ERR_NOT_FOUND`, an earlier `now_ms` than
+// seen `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `name` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_node_undrain(struct zenith_scheduler *s,
+                                            const char *name,
+                                            uint64_t now_ms,
+                                            struct zenith_error **err);
+
+// Creates options with the defaults (policy `zenith`, no journal).
+//
+// Ownership: on success `*out` receives options the caller frees with
+// `zenith_scheduler_options_free`.
+// NULL policy: `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `out` is NULL or writable; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_new(struct zenith_scheduler_options **out,
+                                           struct zenith_error **err);
+
+// Frees options. NULL is a no-op.
+//
+// # Safety
+// `opts` is NULL or live options from `zenith_scheduler_options_new`, not used afterwards.
+void zenith_scheduler_options_free(struct zenith_scheduler_options *opts);
+
+// Sets the policy by name: `"zenith"` (multifactor priority with fair share, EASY backfill,
+// topology and fragmentation-aware placement, preemption; the default), `"fifo"`,
+// `"first-fit"`, `"best-fit"` or `"sjf"` (shortest declared time limit first).
+//
+// On failure (an unknown name) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `opts` and `name` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `name` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_set_policy(struct zenith_scheduler_options *opts,
+                                                  const char *name,
+                                                  struct zenith_error **err);
+
+// Journals every call to the file at `path`: `zenith_scheduler_new` restores the scheduler from
+// it when the file exists (with the configuration it was created with; the other options are
+// then ignored) and creates it otherwise. `sync` non-zero makes every record reach the disk
+// (`fsync`) before its call returns; without it a killed process loses nothing, a power cut may
+// lose the last records.
+//
+// On failure (an empty path) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `opts` and `path` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `path` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_set_journal(struct zenith_scheduler_options *opts,
+                                                   const char *path,
+                                                   int32_t sync,
+                                                   struct zenith_error **err);
+
+// Node health deadlines: a node whose last heartbeat (`zenith_scheduler_node_heartbeat`) is
+// older than `suspect_after_ms` takes no new work; older than `down_after_ms` it is down and
+// its jobs are requeued (restartable) or failed. `0, 0` (the default) turns heartbeats off.
+//
+// On failure (only one of the two is 0, or `down_after_ms < suspect_after_ms`) returns
+// `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `opts` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_set_node_timeouts(struct zenith_scheduler_options *opts,
+                                                         uint64_t suspect_after_ms,
+                                                         uint64_t down_after_ms,
+                                                         struct zenith_error **err);
+
+// The default progress timeout of RUNNING jobs: a job whose last progress heartbeat
+// (`zenith_scheduler_job_progress`) is older is a zombie, requeued when restartable, else
+// failed. 0 (the default) turns zombie detection off except for jobs with their own timeout.
+//
+// NULL policy: `opts` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_set_zombie_timeout(struct zenith_scheduler_options *opts,
+                                                          uint64_t timeout_ms,
+                                                          struct zenith_error **err);
+
+// Whether a job may name a queue that was never configured (non-zero, the default: the queue
+// is created without a quota) or is refused with `ZENITH_ERR_NOT_FOUND` (0).
+//
+// NULL policy: `opts` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_scheduler_options_set_implicit_queues(struct zenith_scheduler_options *opts,
+                                                           int32_t implicit,
+                                                           struct zenith_error **err);
+
+// Writes the state of job `job` (a `ZENITH_JOB_*` value) into `*out_state`.
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; nothing is written.
+// NULL policy: `s` and `out_state` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out_state` and `err` are NULL or writable.
+zenith_status zenith_scheduler_job_state(const struct zenith_scheduler *s,
+                                         uint64_t job,
+                                         zenith_job_state *out_state,
+                                         struct zenith_error **err);
+
+// TEST_ONLY: could the job described by `spec` start now? `*out` receives decisions holding one
+// START with a placement it could get on the free resources now (ignoring jobs queued ahead of
+// it; a pass may choose other GPUs), or no decision when it does not fit now or its queue's
+// quota does not admit it. Changes nothing; nothing is journaled.
+//
+// Ownership: on success the caller frees `*out` with `zenith_scheduler_decisions_free`.
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT`; `*out` is untouched.
+// NULL policy: `s`, `spec` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live job spec; `out` and `err` are NULL
+// or writable.
+zenith_status zenith_scheduler_test_only(const struct zenith_scheduler *s,
+                                         const struct zenith_job_spec *spec,
+                                         struct zenith_scheduler_decisions **out,
+                                         struct zenith_error **err);
+
+// TEST_ONLY for the submitted job `job` (see `zenith_scheduler_test_only`).
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; `*out` is untouched.
+// NULL policy: `s` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out` and `err` are NULL or writable.
+zenith_status zenith_scheduler_test_only_job(const struct zenith_scheduler *s,
+                                             uint64_t job,
+                                             struct zenith_scheduler_decisions **out,
+                                             struct zenith_error **err);
+
+// WILL_RUN: writes into `*out_ms` the earliest time the job described by `spec` could start,
+// from the time limits of the running jobs (a lower bound: jobs queued ahead of it are not
+// counted; the current time when it fits now) and returns `ZENITH_OK`. Returns `ZENITH_DONE`
+// (nothing written) when it never fits on the current nodes, or running jobs without a time
+// limit hold what it needs. Changes nothing.
+//
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT`; nothing is written.
+// NULL policy: `s`, `spec` and `out_ms` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live job spec; `out_ms` and `err` are
+// NULL or writable.
+zenith_status zenith_scheduler_will_run(const struct zenith_scheduler *s,
+                                        const struct zenith_job_spec *spec,
+                                        uint64_t *out_ms,
+                                        struct zenith_error **err);
+
+// WILL_RUN for the submitted job `job` (see `zenith_scheduler_will_run`).
+//
+// On failure: an unknown job `ZENITH_ERR_NOT_FOUND`; nothing is written.
+// NULL policy: `s` and `out_ms` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `out_ms` and `err` are NULL or writable.
+zenith_status zenith_scheduler_will_run_job(const struct zenith_scheduler *s,
+                                            uint64_t job,
+                                            uint64_t *out_ms,
+                                            struct zenith_error **err);
+
+// Creates a spec for the queue `name`: no quota (limited by capacity only), no cohort, weight 1.
+//
+// Ownership: on success `*out` receives a spec the caller frees with `zenith_queue_spec_free`.
+// On failure (`name` not UTF-8) returns `ZENITH_ERR_INVALID_ARGUMENT`; `*out` is untouched.
+// NULL policy: `name` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `name` is NULL or NUL-terminated; `out` and `err` are NULL or writable.
+zenith_status zenith_queue_spec_new(const char *name,
+                                    struct zenith_queue_spec **out,
+                                    struct zenith_error **err);
+
+// Frees a spec. NULL is a no-op.
+//
+// # Safety
+// `spec` is NULL or a live spec from `zenith_queue_spec_new`, not used afterwards.
+void zenith_queue_spec_free(struct zenith_queue_spec *spec);
+
+// Sets one of the queue's limits (`which`: a `ZENITH_QUEUE_*` value) to `gpu_milli`
+// milli-GPUs, `cpu_milli` milli-CPUs and `memory_mib` MiB. Unset limits mean: no quota, no
+// borrowing limit, lending all of the nominal quota.
+//
+// On failure (an unknown `which`) returns `ZENITH_ERR_INVALID_ARGUMENT` and changes nothing.
+// NULL policy: `spec` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `err` is NULL or writable.
+zenith_status zenith_queue_spec_set_limit(struct zenith_queue_spec *spec,
+                                          zenith_queue_limit which,
+                                          uint64_t gpu_milli,
+                                          uint64_t cpu_milli,
+                                          uint64_t memory_mib,
+                                          struct zenith_error **err);
+
+// Puts the queue in `cohort` (queues of a cohort lend and borrow unused nominal quota), and
+// sets its fair-share `weight` (1..=1,000,000, checked when the queue is set).
+//
+// NULL policy: `spec` must not be NULL; `cohort` may be NULL (no cohort); `err` may be NULL.
+//
+// # Safety
+// `spec` is NULL or a live spec; `cohort` is NULL or NUL-terminated; `err` is NULL or writable.
+zenith_status zenith_queue_spec_set_cohort(struct zenith_queue_spec *spec,
+                                           const char *cohort,
+                                           uint32_t weight,
+                                           struct zenith_error **err);
+
+// Adds or replaces the queue described by `spec` (not journaled with a time: queues are
+// configuration).
+//
+// On failure: an invalid spec `ZENITH_ERR_INVALID_ARGUMENT`; new limits below what the queue's
+// admitted jobs already use `ZENITH_ERR_INVALID_STATE`; nothing changes.
+// NULL policy: `s` and `spec` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `spec` is NULL or a live queue spec; `err` is NULL or
+// writable.
+zenith_status zenith_scheduler_set_queue(struct zenith_scheduler *s,
+                                         const struct zenith_queue_spec *spec,
+                                         struct zenith_error **err);
 
 // Writes every metric of the process (all loaders added up: rows, batches, bytes, time to first
 // batch, consumer wait, worker busy time, queue depth, bytes and latency of reads by I/O

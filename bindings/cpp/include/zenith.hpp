@@ -665,6 +665,390 @@ private:
 
 inline Loader::iterator Loader::begin() { return iterator(raw("begin")); }
 
+// ---- Gang scheduler (zenith_scheduler_*) -------------------------------------------------------
+//
+// A deterministic decision core with an injected clock: every call that depends on time takes
+// `now_ms`. Build nodes and jobs with NodeSpec and JobSpec, call Scheduler::schedule(now_ms) and
+// act on the decisions; a Scheduler with a journal path restores itself from that file.
+
+/// A job's state (the ZENITH_JOB_* values).
+enum class JobState : zenith_job_state {
+    Pending = ZENITH_JOB_PENDING,
+    Queued = ZENITH_JOB_QUEUED,
+    Scheduled = ZENITH_JOB_SCHEDULED,
+    Running = ZENITH_JOB_RUNNING,
+    Suspended = ZENITH_JOB_SUSPENDED,
+    Completed = ZENITH_JOB_COMPLETED,
+    Failed = ZENITH_JOB_FAILED,
+    Cancelled = ZENITH_JOB_CANCELLED,
+};
+
+/// Where a gang's members may go relative to each other (the ZENITH_LOCALITY_* values).
+enum class Locality : zenith_locality {
+    Any = ZENITH_LOCALITY_ANY,
+    SameNode = ZENITH_LOCALITY_SAME_NODE,
+    SameIsland = ZENITH_LOCALITY_SAME_ISLAND,
+    SameRack = ZENITH_LOCALITY_SAME_RACK,
+    Spread = ZENITH_LOCALITY_SPREAD,
+};
+
+struct NodeSpecDeleter {
+    void operator()(zenith_node_spec* p) const noexcept { zenith_node_spec_free(p); }
+};
+struct JobSpecDeleter {
+    void operator()(zenith_job_spec* p) const noexcept { zenith_job_spec_free(p); }
+};
+struct SchedulerDeleter {
+    void operator()(zenith_scheduler* p) const noexcept { zenith_scheduler_free(p); }
+};
+struct DecisionsDeleter {
+    void operator()(zenith_scheduler_decisions* p) const noexcept {
+        zenith_scheduler_decisions_free(p);
+    }
+};
+struct SchedulerOptionsDeleter {
+    void operator()(zenith_scheduler_options* p) const noexcept {
+        zenith_scheduler_options_free(p);
+    }
+};
+
+/// A node: CPUs (milli-CPUs), memory (MiB), GPUs, NVLink islands, labels. Setters chain and
+/// throw zenith::Error on a bad value. Move-only; the scheduler copies it.
+class NodeSpec {
+public:
+    NodeSpec(const std::string& name, std::uint64_t cpu_milli, std::uint64_t memory_mib) {
+        zenith_node_spec* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_node_spec_new(detail::c_str(name, "name"), cpu_milli, memory_mib, &raw, &err),
+              err);
+        handle_.reset(raw);
+    }
+    /// Appends `count` GPUs of one type (indices in the order added).
+    NodeSpec& gpus(std::uint32_t count, const std::string& type, std::uint64_t memory_mib = 0) {
+        zenith_error* err = nullptr;
+        check(zenith_node_spec_add_gpus(get(), count, detail::c_str(type, "type"), memory_mib, &err),
+              err);
+        return *this;
+    }
+    /// Adds an NVLink island of GPU indices.
+    NodeSpec& island(const std::vector<std::uint32_t>& indices) {
+        zenith_error* err = nullptr;
+        check(zenith_node_spec_add_nvlink_island(get(), indices.data(), indices.size(), &err), err);
+        return *this;
+    }
+    /// Sets a label: "rack", "switch" or "zone".
+    NodeSpec& label(const std::string& key, const std::string& value) {
+        zenith_error* err = nullptr;
+        check(zenith_node_spec_set_label(get(), detail::c_str(key, "key"),
+                                         detail::c_str(value, "value"), &err),
+              err);
+        return *this;
+    }
+    /// The C handle (owned by this object).
+    zenith_node_spec* get() const { return detail::require(handle_.get(), "zenith::NodeSpec"); }
+
+private:
+    std::unique_ptr<zenith_node_spec, NodeSpecDeleter> handle_;
+};
+
+/// A job: `gang` members that start together, each with its GPUs, CPUs and memory; policy and
+/// command. Setters chain and throw zenith::Error on a bad value; rules between fields are
+/// checked by validate() and by Scheduler::submit. Move-only; the scheduler copies it.
+class JobSpec {
+public:
+    JobSpec(std::uint64_t id, const std::string& name) {
+        zenith_job_spec* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_job_spec_new(id, detail::c_str(name, "name"), &raw, &err), err);
+        handle_.reset(raw);
+    }
+    JobSpec& user(const std::string& v) { return text(zenith_job_spec_set_user, v, "user"); }
+    JobSpec& queue(const std::string& v) { return text(zenith_job_spec_set_queue, v, "queue"); }
+    JobSpec& gpus(std::uint32_t n) { return num(zenith_job_spec_set_gpus, n); }
+    JobSpec& gpu_share(std::uint32_t milli) { return num(zenith_job_spec_set_gpu_share, milli); }
+    JobSpec& gpu_type(const std::string& v) {
+        return text(zenith_job_spec_add_gpu_type, v, "gpu_type");
+    }
+    JobSpec& cpus(std::uint64_t milli) { return num(zenith_job_spec_set_cpus, milli); }
+    JobSpec& memory(std::uint64_t mib) { return num(zenith_job_spec_set_memory, mib); }
+    JobSpec& gang(std::uint32_t size, Locality locality = Locality::Any) {
+        zenith_error* err = nullptr;
+        check(zenith_job_spec_set_gang(get(), size, static_cast<zenith_locality>(locality), &err),
+              err);
+        return *this;
+    }
+    JobSpec& priority(std::int32_t tier, bool preemptible) {
+        zenith_error* err = nullptr;
+        check(zenith_job_spec_set_priority(get(), tier, preemptible ? 1 : 0, &err), err);
+        return *this;
+    }
+    JobSpec& restartable(bool yes) { return num(zenith_job_spec_set_restartable, yes ? 1 : 0); }
+    JobSpec& max_runtime(std::uint64_t ms) { return num(zenith_job_spec_set_max_runtime, ms); }
+    JobSpec& command(const std::string& program) {
+        return text(zenith_job_spec_set_command, program, "program");
+    }
+    JobSpec& arg(const std::string& v) { return text(zenith_job_spec_add_arg, v, "arg"); }
+    JobSpec& env(const std::string& name, const std::string& value) {
+        zenith_error* err = nullptr;
+        check(zenith_job_spec_add_env(get(), detail::c_str(name, "name"),
+                                      detail::c_str(value, "value"), &err),
+              err);
+        return *this;
+    }
+    /// Checks every field as submit does (throws zenith::Error naming the field).
+    void validate() const {
+        zenith_error* err = nullptr;
+        check(zenith_job_spec_validate(get(), &err), err);
+    }
+    /// The C handle (owned by this object).
+    zenith_job_spec* get() const { return detail::require(handle_.get(), "zenith::JobSpec"); }
+
+private:
+    template <class F, class V>
+    JobSpec& num(F f, V v) {
+        zenith_error* err = nullptr;
+        check(f(get(), v, &err), err);
+        return *this;
+    }
+    template <class F>
+    JobSpec& text(F f, const std::string& v, const char* what) {
+        zenith_error* err = nullptr;
+        check(f(get(), detail::c_str(v, what), &err), err);
+        return *this;
+    }
+    std::unique_ptr<zenith_job_spec, JobSpecDeleter> handle_;
+};
+
+struct QueueSpecDeleter {
+    void operator()(zenith_queue_spec* p) const noexcept { zenith_queue_spec_free(p); }
+};
+
+/// A queue with a quota (Kueue's ClusterQueue): limits in milli-GPUs, milli-CPUs and MiB,
+/// a cohort that lends and borrows, a fair-share weight. Move-only.
+class QueueSpec {
+public:
+    explicit QueueSpec(const std::string& name) {
+        zenith_queue_spec* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_new(detail::c_str(name, "name"), &raw, &err), err);
+        handle_.reset(raw);
+    }
+    /// Sets a limit: ZENITH_QUEUE_NOMINAL, ZENITH_QUEUE_BORROWING_LIMIT or
+    /// ZENITH_QUEUE_LENDING_LIMIT.
+    QueueSpec& limit(zenith_queue_limit which, std::uint64_t gpu_milli, std::uint64_t cpu_milli,
+                     std::uint64_t memory_mib) {
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_set_limit(get(), which, gpu_milli, cpu_milli, memory_mib, &err),
+              err);
+        return *this;
+    }
+    /// Puts the queue in a cohort (empty: none) with a fair-share weight.
+    QueueSpec& cohort(const std::string& name, std::uint32_t weight = 1) {
+        zenith_error* err = nullptr;
+        check(zenith_queue_spec_set_cohort(
+                  get(), name.empty() ? nullptr : detail::c_str(name, "cohort"), weight, &err),
+              err);
+        return *this;
+    }
+    /// The C handle (owned by this object).
+    zenith_queue_spec* get() const { return detail::require(handle_.get(), "zenith::QueueSpec"); }
+
+private:
+    std::unique_ptr<zenith_queue_spec, QueueSpecDeleter> handle_;
+};
+
+/// Where one gang member runs: the node and its GPU indices (with milli-GPUs, 1000 = whole).
+struct Member {
+    std::uint32_t node_id = 0;
+    std::string node;
+    std::vector<std::uint32_t> gpus;
+    std::vector<std::uint32_t> gpu_milli;
+};
+
+/// One decision of a pass (kind: ZENITH_DECISION_*, reason: ZENITH_REASON_*).
+struct Decision {
+    zenith_decision_kind kind = ZENITH_DECISION_START;
+    std::uint64_t job = 0;
+    std::uint64_t by = 0;
+    zenith_decision_reason reason = ZENITH_REASON_NONE;
+    std::vector<Member> members;
+};
+
+namespace detail {
+inline std::vector<Decision> read_decisions(zenith_scheduler_decisions* raw) {
+    std::unique_ptr<zenith_scheduler_decisions, DecisionsDeleter> owned(raw);
+    std::vector<Decision> out;
+    const std::size_t n = zenith_scheduler_decisions_len(raw);
+    for (std::size_t i = 0; i < n; ++i) {
+        zenith_scheduler_decision d{};
+        d.struct_size = sizeof d;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_decisions_get(raw, i, &d, &err), err);
+        Decision decision;
+        decision.kind = d.kind;
+        decision.job = d.job;
+        decision.by = d.by;
+        decision.reason = d.reason;
+        for (std::size_t m = 0; m < d.members; ++m) {
+            zenith_scheduler_member info{};
+            info.struct_size = sizeof info;
+            check(zenith_scheduler_decisions_member(raw, i, m, &info, &err), err);
+            Member member;
+            member.node_id = info.node_id;
+            member.node = info.node_name;
+            for (std::size_t g = 0; g < info.gpus; ++g) {
+                std::uint32_t index = 0, milli = 0;
+                check(zenith_scheduler_decisions_member_gpu(raw, i, m, g, &index, &milli, &err),
+                      err);
+                member.gpus.push_back(index);
+                member.gpu_milli.push_back(milli);
+            }
+            decision.members.push_back(std::move(member));
+        }
+        out.push_back(std::move(decision));
+    }
+    return out;
+}
+}  // namespace detail
+
+/// Options of a Scheduler: the policy ("zenith", "fifo", "first-fit", "best-fit", "sjf") and an
+/// optional journal file (restored from when it exists).
+struct SchedulerOptions {
+    std::string policy = "zenith";
+    std::string journal;
+    bool journal_sync = false;
+};
+
+/// A gang scheduler. Move-only; thread-safe (calls are serialized inside the library).
+class Scheduler {
+public:
+    explicit Scheduler(const SchedulerOptions& options = {}) {
+        zenith_scheduler_options* raw_opts = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_options_new(&raw_opts, &err), err);
+        std::unique_ptr<zenith_scheduler_options, SchedulerOptionsDeleter> opts(raw_opts);
+        check(zenith_scheduler_options_set_policy(opts.get(),
+                                                  detail::c_str(options.policy, "policy"), &err),
+              err);
+        if (!options.journal.empty()) {
+            check(zenith_scheduler_options_set_journal(
+                      opts.get(), detail::c_str(options.journal, "journal"),
+                      options.journal_sync ? 1 : 0, &err),
+                  err);
+        }
+        zenith_scheduler* raw = nullptr;
+        check(zenith_scheduler_new(opts.get(), &raw, &err), err);
+        handle_.reset(raw);
+    }
+
+    /// Adds a node; returns its id.
+    std::uint32_t add_node(const NodeSpec& spec, std::uint64_t now_ms) {
+        std::uint32_t id = 0;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_node_add(get(), spec.get(), now_ms, &id, &err), err);
+        return id;
+    }
+    void remove_node(const std::string& name, std::uint64_t now_ms) {
+        node_call(zenith_scheduler_node_remove, name, now_ms);
+    }
+    void heartbeat(const std::string& name, std::uint64_t now_ms) {
+        node_call(zenith_scheduler_node_heartbeat, name, now_ms);
+    }
+    void drain(const std::string& name, std::uint64_t now_ms) {
+        node_call(zenith_scheduler_node_drain, name, now_ms);
+    }
+    void undrain(const std::string& name, std::uint64_t now_ms) {
+        node_call(zenith_scheduler_node_undrain, name, now_ms);
+    }
+
+    /// Adds or replaces a queue and its quota.
+    void set_queue(const QueueSpec& spec) {
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_set_queue(get(), spec.get(), &err), err);
+    }
+
+    void submit(const JobSpec& spec, std::uint64_t now_ms) {
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_submit(get(), spec.get(), now_ms, &err), err);
+    }
+    void cancel(std::uint64_t job, std::uint64_t now_ms) {
+        job_call(zenith_scheduler_cancel, job, now_ms);
+    }
+    void job_started(std::uint64_t job, std::uint64_t now_ms) {
+        job_call(zenith_scheduler_job_started, job, now_ms);
+    }
+    void job_progress(std::uint64_t job, std::uint64_t now_ms) {
+        job_call(zenith_scheduler_job_progress, job, now_ms);
+    }
+    void job_completed(std::uint64_t job, std::uint64_t now_ms) {
+        job_call(zenith_scheduler_job_completed, job, now_ms);
+    }
+    void job_failed(std::uint64_t job, std::uint64_t now_ms) {
+        job_call(zenith_scheduler_job_failed, job, now_ms);
+    }
+
+    /// One scheduling pass: the decisions, in the order to act on them.
+    std::vector<Decision> schedule(std::uint64_t now_ms) {
+        zenith_scheduler_decisions* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_schedule(get(), now_ms, &raw, &err), err);
+        return detail::read_decisions(raw);
+    }
+
+    JobState job_state(std::uint64_t job) const {
+        zenith_job_state state = 0;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_job_state(get(), job, &state, &err), err);
+        return static_cast<JobState>(state);
+    }
+
+    /// TEST_ONLY: a placement the job could get now, or nothing.
+    std::optional<std::vector<Member>> test_only(const JobSpec& spec) const {
+        zenith_scheduler_decisions* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_test_only(get(), spec.get(), &raw, &err), err);
+        auto decisions = detail::read_decisions(raw);
+        if (decisions.empty()) {
+            return std::nullopt;
+        }
+        return std::move(decisions.front().members);
+    }
+
+    /// WILL_RUN: the earliest start (ms) from the running jobs' time limits, or nothing.
+    std::optional<std::uint64_t> will_run(const JobSpec& spec) const {
+        std::uint64_t at = 0;
+        zenith_error* err = nullptr;
+        if (check(zenith_scheduler_will_run(get(), spec.get(), &at, &err), err) == ZENITH_DONE) {
+            return std::nullopt;
+        }
+        return at;
+    }
+
+    zenith_scheduler_stats stats() const {
+        zenith_scheduler_stats s{};
+        s.struct_size = sizeof s;
+        zenith_error* err = nullptr;
+        check(zenith_scheduler_get_stats(get(), &s, &err), err);
+        return s;
+    }
+
+    /// The C handle (owned by this object).
+    zenith_scheduler* get() const { return detail::require(handle_.get(), "zenith::Scheduler"); }
+
+private:
+    template <class F>
+    void node_call(F f, const std::string& name, std::uint64_t now_ms) {
+        zenith_error* err = nullptr;
+        check(f(get(), detail::c_str(name, "name"), now_ms, &err), err);
+    }
+    template <class F>
+    void job_call(F f, std::uint64_t job, std::uint64_t now_ms) {
+        zenith_error* err = nullptr;
+        check(f(get(), job, now_ms, &err), err);
+    }
+    std::unique_ptr<zenith_scheduler, SchedulerDeleter> handle_;
+};
+
 }  // namespace zenith
 
 #endif  // ZENITH_HPP

@@ -32,6 +32,10 @@ from ._lib import library_path
 from ._loader import Loader, Schema
 from ._runtime import MetricsServer, metrics_text, topology
 
+# ---- gang scheduler (issue 11): the seeds' API, jobs on this machine -----------------------------
+from .scheduler import job, submit  # noqa: E402  (zenith.scheduler holds the rest)
+# ---- end of the gang scheduler's exports ----------------------------------------------------------
+
 
 def version() -> str:
     """The version of the loaded libzenith, e.g. "0.1.0"."""
@@ -74,6 +78,9 @@ __all__ = [
     "ZenithWarning",
     "library_path",
     "metrics_text",
+    # gang scheduler
+    "job",
+    "submit",
     "topology",
     "version",
 ]

@@ -25,6 +25,9 @@ class Status(enum.IntEnum):
     ERR_SCHEMA_MISMATCH = _lib.ZENITH_ERR_SCHEMA_MISMATCH
     ERR_BUFFER_TOO_SMALL = _lib.ZENITH_ERR_BUFFER_TOO_SMALL
     ERR_OUT_OF_MEMORY = _lib.ZENITH_ERR_OUT_OF_MEMORY
+    # the gang scheduler's (zenith.scheduler raises AlreadyExistsError / InvalidStateError)
+    ERR_ALREADY_EXISTS = _lib.ZENITH_ERR_ALREADY_EXISTS
+    ERR_INVALID_STATE = _lib.ZENITH_ERR_INVALID_STATE
     ERR_NO_DEVICE = _lib.ZENITH_ERR_NO_DEVICE
 
 

@@ -113,7 +113,7 @@ ZENITH_ERR_INTERNAL = -8
 ZENITH_ERR_SCHEMA_MISMATCH = -9
 ZENITH_ERR_BUFFER_TOO_SMALL = -10
 ZENITH_ERR_OUT_OF_MEMORY = -11
-ZENITH_ERR_NO_DEVICE = -12
+ZENITH_ERR_NO_DEVICE = -14
 
 # DLPack (the header's DLDeviceType, DLDataTypeCode and flag bits that the binding reads).
 kDLCPU = 1
@@ -520,6 +520,221 @@ SIGNATURES = {
         c_int32,
     ),
 }
+
+
+# ==== Gang scheduler (zenith_scheduler_*; issue 11) ==============================================
+# One block for the scheduler's part of the mirror, kept apart from the loader's declarations
+# above: its constants, structs, handles and functions.
+
+ZENITH_ERR_ALREADY_EXISTS = -12
+ZENITH_ERR_INVALID_STATE = -13
+
+ZENITH_JOB_PENDING = 0
+ZENITH_JOB_QUEUED = 1
+ZENITH_JOB_SCHEDULED = 2
+ZENITH_JOB_RUNNING = 3
+ZENITH_JOB_SUSPENDED = 4
+ZENITH_JOB_COMPLETED = 5
+ZENITH_JOB_FAILED = 6
+ZENITH_JOB_CANCELLED = 7
+
+ZENITH_DECISION_START = 0
+ZENITH_DECISION_PREEMPT = 1
+ZENITH_DECISION_REQUEUE = 2
+ZENITH_DECISION_FAIL = 3
+
+ZENITH_REASON_NONE = 0
+ZENITH_REASON_PREEMPTED = 1
+ZENITH_REASON_NODE_LOST = 2
+ZENITH_REASON_ZOMBIE = 3
+ZENITH_REASON_TIME_LIMIT = 4
+ZENITH_REASON_REPORTED = 5
+
+ZENITH_LOCALITY_ANY = 0
+ZENITH_LOCALITY_SAME_NODE = 1
+ZENITH_LOCALITY_SAME_ISLAND = 2
+ZENITH_LOCALITY_SAME_RACK = 3
+ZENITH_LOCALITY_SPREAD = 4
+
+ZENITH_JOB_UPDATE_PRIORITY = 1
+ZENITH_JOB_UPDATE_PREEMPTIBLE = 2
+ZENITH_JOB_UPDATE_RESTARTABLE = 4
+ZENITH_JOB_UPDATE_MAX_RUNTIME = 8
+
+ZENITH_QUEUE_NOMINAL = 0
+ZENITH_QUEUE_BORROWING_LIMIT = 1
+ZENITH_QUEUE_LENDING_LIMIT = 2
+
+
+class zenith_scheduler_decision(ctypes.Structure):
+    """One decision of a pass (`zenith_scheduler_decisions_get`)."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("kind", c_int32),
+        ("reason", c_int32),
+        ("job", c_uint64),
+        ("by", c_uint64),
+        ("members", c_size_t),
+    ]
+
+
+class zenith_scheduler_member(ctypes.Structure):
+    """Where one gang member of a START runs (`zenith_scheduler_decisions_member`)."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("node_id", c_uint32),
+        ("node_name", c_char_p),
+        ("gpus", c_size_t),
+    ]
+
+
+class zenith_scheduler_stats(ctypes.Structure):
+    """Counters and gauges of one scheduler (`zenith_scheduler_get_stats`)."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("jobs", c_uint64 * 8),
+        ("allocation_success_total", c_uint64),
+        ("preemptions_total", c_uint64),
+        ("requeues_total", c_uint64),
+        ("passes_total", c_uint64),
+        ("decisions_total", c_uint64),
+        ("gpus_total", c_uint64),
+        ("gpu_free_milli", c_uint64),
+        ("restored_records", c_uint64),
+        ("now_ms", c_uint64),
+    ]
+
+
+STRUCTS.update(
+    {cls.__name__: cls for cls in (zenith_scheduler_decision, zenith_scheduler_member, zenith_scheduler_stats)}
+)
+
+
+class zenith_scheduler(ctypes.Structure):
+    pass
+
+
+class zenith_scheduler_options(ctypes.Structure):
+    pass
+
+
+class zenith_scheduler_decisions(ctypes.Structure):
+    pass
+
+
+class zenith_job_spec(ctypes.Structure):
+    pass
+
+
+class zenith_node_spec(ctypes.Structure):
+    pass
+
+
+class zenith_queue_spec(ctypes.Structure):
+    pass
+
+
+SchedulerPtr = POINTER(zenith_scheduler)
+SchedulerOptionsPtr = POINTER(zenith_scheduler_options)
+DecisionsPtr = POINTER(zenith_scheduler_decisions)
+JobSpecPtr = POINTER(zenith_job_spec)
+NodeSpecPtr = POINTER(zenith_node_spec)
+QueueSpecPtr = POINTER(zenith_queue_spec)
+
+SIGNATURES.update(
+    {
+        # options
+        "zenith_scheduler_options_new": ([POINTER(SchedulerOptionsPtr), _Err], c_int32),
+        "zenith_scheduler_options_free": ([SchedulerOptionsPtr], None),
+        "zenith_scheduler_options_set_policy": ([SchedulerOptionsPtr, c_char_p, _Err], c_int32),
+        "zenith_scheduler_options_set_journal": ([SchedulerOptionsPtr, c_char_p, c_int32, _Err], c_int32),
+        "zenith_scheduler_options_set_node_timeouts": ([SchedulerOptionsPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_options_set_zombie_timeout": ([SchedulerOptionsPtr, c_uint64, _Err], c_int32),
+        "zenith_scheduler_options_set_implicit_queues": ([SchedulerOptionsPtr, c_int32, _Err], c_int32),
+        # job spec builder
+        "zenith_job_spec_new": ([c_uint64, c_char_p, POINTER(JobSpecPtr), _Err], c_int32),
+        "zenith_job_spec_free": ([JobSpecPtr], None),
+        "zenith_job_spec_validate": ([JobSpecPtr, _Err], c_int32),
+        "zenith_job_spec_set_id": ([JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_job_spec_set_name": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_set_user": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_set_queue": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_set_gpus": ([JobSpecPtr, c_uint32, _Err], c_int32),
+        "zenith_job_spec_set_gpu_share": ([JobSpecPtr, c_uint32, _Err], c_int32),
+        "zenith_job_spec_add_gpu_type": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_set_cpus": ([JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_job_spec_set_memory": ([JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_job_spec_set_gang": ([JobSpecPtr, c_uint32, c_int32, _Err], c_int32),
+        "zenith_job_spec_set_priority": ([JobSpecPtr, c_int32, c_int32, _Err], c_int32),
+        "zenith_job_spec_set_restartable": ([JobSpecPtr, c_int32, _Err], c_int32),
+        "zenith_job_spec_set_max_runtime": ([JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_job_spec_set_progress_timeout": ([JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_job_spec_set_command": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_add_arg": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        "zenith_job_spec_add_env": ([JobSpecPtr, c_char_p, c_char_p, _Err], c_int32),
+        "zenith_job_spec_set_workdir": ([JobSpecPtr, c_char_p, _Err], c_int32),
+        # node spec builder
+        "zenith_node_spec_new": ([c_char_p, c_uint64, c_uint64, POINTER(NodeSpecPtr), _Err], c_int32),
+        "zenith_node_spec_free": ([NodeSpecPtr], None),
+        "zenith_node_spec_add_gpus": ([NodeSpecPtr, c_uint32, c_char_p, c_uint64, _Err], c_int32),
+        "zenith_node_spec_add_nvlink_island": ([NodeSpecPtr, POINTER(c_uint32), c_size_t, _Err], c_int32),
+        "zenith_node_spec_set_label": ([NodeSpecPtr, c_char_p, c_char_p, _Err], c_int32),
+        # queue spec builder
+        "zenith_queue_spec_new": ([c_char_p, POINTER(QueueSpecPtr), _Err], c_int32),
+        "zenith_queue_spec_free": ([QueueSpecPtr], None),
+        "zenith_queue_spec_set_limit": ([QueueSpecPtr, c_int32, c_uint64, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_queue_spec_set_cohort": ([QueueSpecPtr, c_char_p, c_uint32, _Err], c_int32),
+        "zenith_scheduler_set_queue": ([SchedulerPtr, QueueSpecPtr, _Err], c_int32),
+        # scheduler
+        "zenith_scheduler_new": ([SchedulerOptionsPtr, POINTER(SchedulerPtr), _Err], c_int32),
+        "zenith_scheduler_free": ([SchedulerPtr], None),
+        "zenith_scheduler_schedule": ([SchedulerPtr, c_uint64, POINTER(DecisionsPtr), _Err], c_int32),
+        "zenith_scheduler_next_wakeup": ([SchedulerPtr, POINTER(c_uint64), _Err], c_int32),
+        "zenith_scheduler_get_stats": ([SchedulerPtr, POINTER(zenith_scheduler_stats), _Err], c_int32),
+        "zenith_scheduler_node_add": ([SchedulerPtr, NodeSpecPtr, c_uint64, POINTER(c_uint32), _Err], c_int32),
+        "zenith_scheduler_node_remove": ([SchedulerPtr, c_char_p, c_uint64, _Err], c_int32),
+        "zenith_scheduler_node_heartbeat": ([SchedulerPtr, c_char_p, c_uint64, _Err], c_int32),
+        "zenith_scheduler_node_drain": ([SchedulerPtr, c_char_p, c_uint64, _Err], c_int32),
+        "zenith_scheduler_node_undrain": ([SchedulerPtr, c_char_p, c_uint64, _Err], c_int32),
+        "zenith_scheduler_submit": ([SchedulerPtr, JobSpecPtr, c_uint64, _Err], c_int32),
+        "zenith_scheduler_update": (
+            [SchedulerPtr, c_uint64, c_uint32, c_int32, c_int32, c_int32, c_uint64, c_uint64, _Err],
+            c_int32,
+        ),
+        "zenith_scheduler_cancel": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_job_started": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_job_progress": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_job_completed": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_job_failed": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_suspend": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_resume": ([SchedulerPtr, c_uint64, c_uint64, _Err], c_int32),
+        "zenith_scheduler_job_state": ([SchedulerPtr, c_uint64, POINTER(c_int32), _Err], c_int32),
+        "zenith_scheduler_test_only": ([SchedulerPtr, JobSpecPtr, POINTER(DecisionsPtr), _Err], c_int32),
+        "zenith_scheduler_test_only_job": ([SchedulerPtr, c_uint64, POINTER(DecisionsPtr), _Err], c_int32),
+        "zenith_scheduler_will_run": ([SchedulerPtr, JobSpecPtr, POINTER(c_uint64), _Err], c_int32),
+        "zenith_scheduler_will_run_job": ([SchedulerPtr, c_uint64, POINTER(c_uint64), _Err], c_int32),
+        # decisions
+        "zenith_scheduler_decisions_free": ([DecisionsPtr], None),
+        "zenith_scheduler_decisions_len": ([DecisionsPtr], c_size_t),
+        "zenith_scheduler_decisions_get": (
+            [DecisionsPtr, c_size_t, POINTER(zenith_scheduler_decision), _Err],
+            c_int32,
+        ),
+        "zenith_scheduler_decisions_member": (
+            [DecisionsPtr, c_size_t, c_size_t, POINTER(zenith_scheduler_member), _Err],
+            c_int32,
+        ),
+        "zenith_scheduler_decisions_member_gpu": (
+            [DecisionsPtr, c_size_t, c_size_t, c_size_t, POINTER(c_uint32), POINTER(c_uint32), _Err],
+            c_int32,
+        ),
+    }
+)
+
+# ==== end of the gang scheduler block =============================================================
 
 
 def candidates() -> list[pathlib.Path]:

@@ -80,7 +80,7 @@ pub fn status_of(kind: ErrorKind) -> i32 {
         ErrorKind::SchemaMismatch => -9,
         ErrorKind::BufferTooSmall => -10,
         ErrorKind::OutOfMemory => -11,
-        ErrorKind::NoDevice => -12,
+        ErrorKind::NoDevice => -14,
         _ => -8,
     }
 }

@@ -13,6 +13,7 @@ mod exit;
 mod inspect;
 mod metrics;
 mod output;
+mod sim;
 mod topology;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ Examples:
   zenith bench data.parquet --workers 1,2,4 --io mmap,pread,io_uring
   zenith topology                           NUMA nodes, CPUs, memory, hugepages, GPUs, NICs
   zenith metrics serve --addr 127.0.0.1:9100
+  zenith sim --workload synthetic --json    the gang scheduler's policies on a simulated
+                                            workload (and the Alibaba openb trace)
 
 Every subcommand takes --json. Progress goes to stderr, and only when it is a terminal.
 NO_COLOR=1 turns colour off.";
@@ -71,6 +74,9 @@ enum Command {
     /// Show NUMA nodes, CPUs, memory, hugepages, GPUs and NICs with their nodes.
     #[command(after_help = topology::EXAMPLES)]
     Topology(topology::Args),
+    /// Simulate the gang scheduler's policies on the openb trace and a synthetic workload.
+    #[command(after_help = sim::EXAMPLES)]
+    Sim(sim::Args),
     /// Prometheus metrics.
     Metrics {
         #[command(subcommand)]
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Topology(args) => topology::run(&args),
+        Command::Sim(args) => sim::run(&args),
         Command::Metrics {
             command: MetricsCommand::Serve(args),
         } => metrics::serve(&args),

@@ -7,20 +7,44 @@ use crate::error::zenith_error;
 use crate::status::zenith_status;
 use zenith_core::{Error, Result};
 
+/// An error a fallible body may return: it knows its status and message, and how to carry a
+/// caught panic. [`Error`] of the core is one; a domain with its own error type (the
+/// scheduler) implements it too, so every exported function keeps the one boundary.
+pub trait Reportable: Sized {
+    /// The status the error is reported as.
+    fn status(&self) -> zenith_status;
+    /// The human-readable message.
+    fn message(&self) -> String;
+    /// The error for a caught panic with this message.
+    fn from_panic(message: String) -> Self;
+}
+
+impl Reportable for Error {
+    fn status(&self) -> zenith_status {
+        crate::status::status_of(self)
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+    fn from_panic(message: String) -> Self {
+        Error::Panic(message)
+    }
+}
+
 /// Runs a fallible body; errors and panics become a status, and a new error object in `err` when
 /// the caller asked for one.
-pub fn run_fallible(
+pub fn run_fallible<E: Reportable>(
     err: Option<&mut *mut zenith_error>,
-    body: impl FnOnce() -> Result<zenith_status>,
+    body: impl FnOnce() -> Result<zenith_status, E>,
 ) -> zenith_status {
     let outcome = catch_unwind(AssertUnwindSafe(body))
-        .unwrap_or_else(|payload| Err(Error::Panic(panic_message(payload.as_ref()))));
+        .unwrap_or_else(|payload| Err(E::from_panic(panic_message(payload.as_ref()))));
     match outcome {
         Ok(status) => status,
         Err(error) => {
-            let status = crate::status::status_of(&error);
+            let status = error.status();
             if let Some(slot) = err {
-                *slot = zenith_error::boxed(&error);
+                *slot = zenith_error::from_parts(status, &error.message());
             }
             status
         }
@@ -58,7 +82,7 @@ mod tests {
     #[test]
     fn panics_become_zenith_err_panic_with_their_message() {
         let mut err = std::ptr::null_mut();
-        let status = run_fallible(Some(&mut err), || panic!("boom {}", 42));
+        let status = run_fallible::<Error>(Some(&mut err), || panic!("boom {}", 42));
         assert_eq!(status, ZENITH_ERR_PANIC);
         let (code, message) = take_error(err);
         assert_eq!(code, ZENITH_ERR_PANIC);
@@ -75,7 +99,10 @@ mod tests {
         assert_eq!(message, "invalid argument: bad");
 
         let mut err = std::ptr::null_mut();
-        assert_eq!(run_fallible(Some(&mut err), || Ok(ZENITH_OK)), ZENITH_OK);
+        assert_eq!(
+            run_fallible::<Error>(Some(&mut err), || Ok(ZENITH_OK)),
+            ZENITH_OK
+        );
         assert!(err.is_null());
         // A NULL err is allowed: only the status reports the failure.
         let status = run_fallible(None, || Err(Error::InvalidArgument("x".into())));

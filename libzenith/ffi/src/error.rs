@@ -4,7 +4,6 @@ use std::ffi::{CString, c_char};
 
 use crate::args;
 use crate::status::{ZENITH_OK, status_description, zenith_status};
-use zenith_core::Error;
 
 /// A detailed error: a status code and a human-readable message.
 ///
@@ -17,14 +16,12 @@ pub struct zenith_error {
 
 impl zenith_error {
     /// A heap-allocated error object describing `error`, ready to hand to C.
-    pub(crate) fn boxed(error: &Error) -> *mut zenith_error {
+    /// A heap-allocated error object with this status and message, ready to hand to C.
+    pub(crate) fn from_parts(code: zenith_status, text: &str) -> *mut zenith_error {
         // Interior NULs would truncate the C string; they cannot carry meaning in a message.
-        let text = error.to_string().replace('\0', "\u{FFFD}");
+        let text = text.replace('\0', "\u{FFFD}");
         let message = CString::new(text).expect("NULs were replaced");
-        args::into_handle(zenith_error {
-            code: crate::status::status_of(error),
-            message,
-        })
+        args::into_handle(zenith_error { code, message })
     }
 
     /// The status code.

@@ -15,8 +15,20 @@
 /// * `ffi_boundary!(err: err_ptr, { ...; Ok(status) })` — the body returns
 ///   `Result<zenith_status>`; an `Err` (or a panic, as `ZENITH_ERR_PANIC`) is stored in `*err_ptr`
 ///   when it is not NULL and its status is returned.
+/// * `ffi_boundary!(err: err_ptr, error_type = E, { ... })` — the same for a body whose error
+///   type is `E` (a [`boundary::Reportable`] other than the core's error, e.g. the scheduler's).
 /// * `ffi_boundary!(default: value, { ... })` — an infallible body; a panic returns `value`.
 macro_rules! ffi_boundary {
+    (err: $err:expr, error_type = $ety:ty, $body:block) => {{
+        let err_slot: *mut *mut $crate::error::zenith_error = $err;
+        // SAFETY: every exported function documents `err` as NULL or writable storage for one
+        // `zenith_error *`.
+        let err_slot = unsafe { err_slot.as_mut() };
+        $crate::boundary::run_fallible(
+            err_slot,
+            || -> ::std::result::Result<$crate::status::zenith_status, $ety> { $body },
+        )
+    }};
     (err: $err:expr, $body:block) => {{
         let err_slot: *mut *mut $crate::error::zenith_error = $err;
         // SAFETY: every exported function documents `err` as NULL or writable storage for one
@@ -41,6 +53,7 @@ pub mod loader;
 pub mod memory;
 pub mod options;
 pub mod ring;
+pub mod scheduler;
 pub mod status;
 pub mod telemetry;
 pub mod topology;

@@ -47,9 +47,17 @@ pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 /// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
 pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
 
+/// A scheduler call named a job id, node name or queue that already exists.
+pub const ZENITH_ERR_ALREADY_EXISTS: zenith_status = -12;
+
+/// A scheduler call that the job's or node's current state does not allow: an illegal job
+/// transition, cancelling a finished job, a clock that went backwards, a quota below its usage,
+/// or a scheduler whose journal failed earlier.
+pub const ZENITH_ERR_INVALID_STATE: zenith_status = -13;
+
 /// No usable device: the GPU driver library (`libcuda.so`) is absent (the message names the
 /// names searched), no device is visible, or the requested device ordinal does not exist.
-pub const ZENITH_ERR_NO_DEVICE: zenith_status = -12;
+pub const ZENITH_ERR_NO_DEVICE: zenith_status = -14;
 
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
@@ -70,6 +78,8 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_OUT_OF_MEMORY => {
             c"out of memory (over the memory budget or the allocator's limit)"
         }
+        ZENITH_ERR_ALREADY_EXISTS => c"already exists",
+        ZENITH_ERR_INVALID_STATE => c"not allowed in the current state",
         ZENITH_ERR_NO_DEVICE => c"no device (no GPU driver, no device, or no such ordinal)",
         _ => c"unknown status code",
     }

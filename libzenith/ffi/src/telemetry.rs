@@ -41,6 +41,7 @@ pub unsafe extern "C" fn zenith_telemetry_prometheus(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         zenith_core::register_metrics();
+        crate::scheduler::metrics::metrics();
         let text = prometheus_text();
         // SAFETY: per the contract above.
         unsafe { args::write_text(&text, buf, cap, out_len) }?;
@@ -73,6 +74,7 @@ pub unsafe extern "C" fn zenith_telemetry_serve(
         let addr = unsafe { args::utf8(addr, "addr") }?;
         let out = args::out(out, "out")?;
         zenith_core::register_metrics();
+        crate::scheduler::metrics::metrics();
         let server = MetricsServer::start(addr)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_telemetry_server { inner: server })) };

@@ -13,7 +13,10 @@
 //! - `steady state`: a running job finishes, a new job of the same mix arrives, one pass runs;
 //!   decisions per second of pass time over many rounds (the simulator's throughput measure).
 //!
-//! Wall-clock numbers depend on the machine and its load; run on an idle machine.
+//! Latencies are on-CPU time of the benchmark thread (`CLOCK_THREAD_CPUTIME_ID`, less the cost
+//! of reading it), so time the OS gives other processes on a loaded machine is not
+//! counted; where that clock is missing, wall-clock time. Throughput is decisions per second of
+//! that time.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -109,6 +112,76 @@ fn build() -> (Scheduler, Vec<JobId>, u64) {
     (s, whole, id)
 }
 
+/// `struct timespec` on 64-bit Linux.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+unsafe extern "C" {
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+/// The thread's on-CPU time in seconds (`CLOCK_THREAD_CPUTIME_ID`), where the platform has it.
+fn thread_cpu_time() -> Option<f64> {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut t = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: `t` is a valid, writable timespec; clock_gettime only writes it.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        if rc == 0 {
+            return Some(t.sec as f64 + t.nsec as f64 * 1e-9);
+        }
+    }
+    None
+}
+
+/// A clock of the thread's on-CPU time in seconds (wall time where the platform has none).
+struct CpuClock {
+    /// The median cost of one reading pair, subtracted from each interval.
+    overhead: f64,
+    proc: bool,
+    start: Instant,
+}
+
+impl CpuClock {
+    fn new() -> CpuClock {
+        let proc = thread_cpu_time().is_some();
+        let mut c = CpuClock {
+            overhead: 0.0,
+            proc,
+            start: Instant::now(),
+        };
+        let mut empty: Vec<f64> = (0..1000)
+            .map(|_| {
+                let t = c.now();
+                c.now() - t
+            })
+            .collect();
+        c.overhead = pct(&mut empty, 0.5);
+        c
+    }
+
+    fn now(&self) -> f64 {
+        match self.proc.then(thread_cpu_time).flatten() {
+            Some(t) => t,
+            None => self.start.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Runs `f` and returns its result and its time.
+    fn time<T>(&self, f: impl FnOnce() -> T) -> (T, f64) {
+        let t = self.now();
+        let out = f();
+        let dt = self.now() - t;
+        (out, (dt - self.overhead).max(0.0))
+    }
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -130,11 +203,26 @@ fn main() {
     println!(
         "zenith-scheduler decisions: {NODES} nodes x 8 GPUs, {QUEUED} jobs queued, {rounds} rounds\n"
     );
+    let clock = CpuClock::new();
+    println!(
+        "(latencies: {} time)\n",
+        if clock.proc { "on-CPU" } else { "wall-clock" }
+    );
     println!(
         "{:<34} {:>12} {:>12} {:>14}",
         "scenario", "p50", "p99", "decisions/s"
     );
+    // `--only N`: the pass scenario with gangs of N members alone; `--only steady`: the steady
+    // state alone (for profilers).
+    let only: Option<&str> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|k| args.get(k + 1))
+        .map(String::as_str);
     for members in [1u32, 4, 16] {
+        if only.is_some_and(|m| m != members.to_string()) {
+            continue;
+        }
         let t0 = Instant::now();
         let (mut s, whole, mut id) = build();
         if members == 1 {
@@ -151,13 +239,11 @@ fn main() {
             now += S;
             id += 1;
             let head = job(id, 8, members, 10);
-            let t = Instant::now();
-            black_box(s.test_only(&head).unwrap());
-            search.push(t.elapsed().as_secs_f64());
+            let (_, dt) = clock.time(|| black_box(s.test_only(&head).unwrap()));
+            search.push(dt);
             s.submit(head, now).unwrap();
-            let t = Instant::now();
-            let d = s.schedule(now).unwrap();
-            pass.push(t.elapsed().as_secs_f64());
+            let (d, dt) = clock.time(|| s.schedule(now).unwrap());
+            pass.push(dt);
             assert_eq!(act(&mut s, &d, now), 1, "{d:?}");
             s.job_completed(JobId(id), now).unwrap();
         }
@@ -177,6 +263,9 @@ fn main() {
             "-"
         );
     }
+    if only.is_some_and(|m| m != "steady") {
+        return;
+    }
     // Steady state: one job ends, one arrives, one pass.
     let (mut s, _, mut id) = build();
     let mut r = Rng::new(7);
@@ -191,9 +280,7 @@ fn main() {
         s.job_completed(done, now).unwrap();
         id += 1;
         s.submit(mixed(&mut r, id), now).unwrap();
-        let t = Instant::now();
-        let d = s.schedule(now).unwrap();
-        let dt = t.elapsed().as_secs_f64();
+        let (d, dt) = clock.time(|| s.schedule(now).unwrap());
         time += dt;
         pass.push(dt);
         decisions += d.len() as u64;

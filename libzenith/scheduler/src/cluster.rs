@@ -87,6 +87,9 @@ pub(crate) struct Free {
     pub mem: Vec<u64>,
     /// Per node: free milli-GPUs summed over its GPUs.
     pub milli: Vec<u32>,
+    /// How many nodes have each count of entirely free GPUs (index: the count), so placement
+    /// can tell at once that no set of nodes holds a whole-GPU gang.
+    pub whole_hist: Vec<u32>,
 }
 
 impl Free {
@@ -98,17 +101,47 @@ impl Free {
             cpu: Vec::new(),
             mem: Vec::new(),
             milli: Vec::new(),
+            whole_hist: Vec::new(),
         }
+    }
+
+    /// Node `n`'s entirely free GPUs went from `from` to `from - 1` (`up = false`) or
+    /// `from + 1`.
+    #[inline]
+    fn whole_moved(&mut self, from: u16, up: bool) {
+        let to = if up { from + 1 } else { from - 1 } as usize;
+        self.whole_hist[from as usize] -= 1;
+        if self.whole_hist.len() <= to {
+            self.whole_hist.resize(to + 1, 0);
+        }
+        self.whole_hist[to] += 1;
+    }
+
+    /// An upper bound of how many members of `gpus` whole GPUs fit on all nodes together, and
+    /// the largest count of whole GPUs free on one node (CPU, memory, types and eligibility
+    /// not counted).
+    pub fn whole_capacity(&self, gpus: u32) -> (u64, usize) {
+        let g = gpus.max(1) as usize;
+        let mut members = 0u64;
+        let mut max = 0;
+        for (k, &c) in self.whole_hist.iter().enumerate() {
+            if c > 0 {
+                members += c as u64 * (k / g) as u64;
+                max = k;
+            }
+        }
+        (members, max)
     }
 
     /// Zeroes GPU `flat` of node `n` (a reserved or removed GPU).
     pub fn zero_gpu(&mut self, n: usize, flat: usize) {
-        let slot = &mut self.gpu[flat];
-        if *slot == WHOLE {
+        let slot = self.gpu[flat];
+        if slot == WHOLE {
+            self.whole_moved(self.whole[n], false);
             self.whole[n] -= 1;
         }
-        self.milli[n] -= *slot as u32;
-        *slot = 0;
+        self.milli[n] -= slot as u32;
+        self.gpu[flat] = 0;
     }
 
     /// Takes one member's resources; the caller has checked they are free.
@@ -116,11 +149,12 @@ impl Free {
         let n = m.node.0 as usize;
         let off = cl.nodes[n].gpu_off;
         for g in &m.gpus {
-            let slot = &mut self.gpu[off + g.index as usize];
-            if *slot == WHOLE {
+            let flat = off + g.index as usize;
+            if self.gpu[flat] == WHOLE {
+                self.whole_moved(self.whole[n], false);
                 self.whole[n] -= 1;
             }
-            *slot -= g.milli;
+            self.gpu[flat] -= g.milli;
             self.milli[n] -= g.milli as u32;
         }
         self.cpu[n] -= req.cpu;
@@ -132,10 +166,11 @@ impl Free {
         let n = m.node.0 as usize;
         let off = cl.nodes[n].gpu_off;
         for g in &m.gpus {
-            let slot = &mut self.gpu[off + g.index as usize];
-            *slot += g.milli;
+            let flat = off + g.index as usize;
+            self.gpu[flat] += g.milli;
             self.milli[n] += g.milli as u32;
-            if *slot == WHOLE {
+            if self.gpu[flat] == WHOLE {
+                self.whole_moved(self.whole[n], true);
                 self.whole[n] += 1;
             }
         }
@@ -149,13 +184,15 @@ impl Free {
         let n = m.node.0 as usize;
         let off = cl.nodes[n].gpu_off;
         for g in &m.gpus {
-            let slot = &mut self.gpu[off + g.index as usize];
-            if *slot == WHOLE && g.milli > 0 {
+            let flat = off + g.index as usize;
+            let slot = self.gpu[flat];
+            if slot == WHOLE && g.milli > 0 {
+                self.whole_moved(self.whole[n], false);
                 self.whole[n] -= 1;
             }
             let left = slot.saturating_sub(g.milli);
-            self.milli[n] -= (*slot - left) as u32;
-            *slot = left;
+            self.milli[n] -= (slot - left) as u32;
+            self.gpu[flat] = left;
         }
         self.cpu[n] = self.cpu[n].saturating_sub(req.cpu);
         self.mem[n] = self.mem[n].saturating_sub(req.mem);
@@ -303,6 +340,10 @@ impl Cluster {
         }
         free.gpu.extend(std::iter::repeat_n(WHOLE, ngpu));
         free.whole.push(ngpu as u16);
+        if free.whole_hist.len() <= ngpu {
+            free.whole_hist.resize(ngpu + 1, 0);
+        }
+        free.whole_hist[ngpu] += 1;
         free.cpu.push(spec.cpu_milli);
         free.mem.push(spec.memory_mib);
         free.milli.push(ngpu as u32 * WHOLE as u32);
@@ -396,11 +437,17 @@ impl Bounds {
             b.cpu = b.cpu.max(free.cpu[n]);
             b.mem = b.mem.max(free.mem[n]);
             b.whole = b.whole.max(free.whole[n]);
-            if let Some(&g) = free.gpu[info.gpu_off..info.gpu_off + info.ngpu]
-                .iter()
-                .max()
-            {
-                b.gpu = b.gpu.max(g);
+            // The largest free share of one GPU: a whole free GPU is the most there is, and a
+            // node with less free in total than the bound so far cannot raise it.
+            if free.whole[n] > 0 {
+                b.gpu = WHOLE;
+            } else if b.gpu < WHOLE && free.milli[n] > b.gpu as u32 {
+                if let Some(&g) = free.gpu[info.gpu_off..info.gpu_off + info.ngpu]
+                    .iter()
+                    .max()
+                {
+                    b.gpu = b.gpu.max(g);
+                }
             }
         }
         b

@@ -266,19 +266,54 @@ pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     if watched != s.watched {
         return Err("the count of jobs with a progress timeout is stale".into());
     }
+    let preemptible = s
+        .jobs
+        .iter()
+        .filter(|e| e.state.holds_resources() && e.spec.preemptible)
+        .count() as u64;
+    if preemptible != s.preemptible_bound {
+        return Err("the count of preemptible jobs holding resources is stale".into());
+    }
     if s.ends.len() != s.jobs.iter().filter(|e| e.end_key.is_some()).count() {
         return Err("the end-time index holds jobs it should not".into());
     }
 
     // 4. the cached queue order holds only queued jobs, each under its key
-    for &(k, i) in &s.order.entries {
-        let e = &s.jobs[i as usize];
-        if e.state != JobState::Queued || e.order_key.map(|x| (x, i)) != Some((k, i)) {
-            return Err(format!("job {}: stale entry in the queue order", e.spec.id));
+    let mut filed = 0usize;
+    for (g, grp) in s.order.groups.iter().enumerate() {
+        for &(k, i) in &grp.jobs {
+            let e = &s.jobs[i as usize];
+            let slot = crate::scheduler::order_slot(g as u32, k);
+            if e.state != JobState::Queued || e.order_key != Some(slot) {
+                return Err(format!("job {}: stale entry in the queue order", e.spec.id));
+            }
+            filed += 1;
         }
     }
-    if s.order.entries.len() != s.jobs.iter().filter(|e| e.order_key.is_some()).count() {
+    if filed != s.order.len || filed != s.jobs.iter().filter(|e| e.order_key.is_some()).count() {
         return Err("jobs believe they are in the queue order but are not".into());
+    }
+
+    let by_limit: std::collections::BTreeSet<(u64, u32)> = s
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.state == JobState::Queued)
+        .map(|(i, e)| (e.spec.max_runtime_ms.unwrap_or(u64::MAX), i as u32))
+        .collect();
+    if by_limit != s.queued_by_limit {
+        return Err("the index of queued jobs by time limit is stale".into());
+    }
+
+    let mut hist = vec![0u32; s.free.whole_hist.len()];
+    for &w in &s.free.whole {
+        match hist.get_mut(w as usize) {
+            Some(c) => *c += 1,
+            None => return Err("the histogram of free whole GPUs is too short".into()),
+        }
+    }
+    if hist != s.free.whole_hist {
+        return Err("the histogram of free whole GPUs is stale".into());
     }
 
     // 4. queued shapes counted right

@@ -67,6 +67,20 @@ pub(crate) fn place(
     if req.gang == 0 {
         return None;
     }
+    // Whole-GPU requests the free GPUs cannot hold in any arrangement: no search.
+    if req.is_whole() {
+        let (members, max) = free.whole_capacity(req.gpus);
+        let one_node =
+            req.gang == 1 || matches!(req.locality, Locality::SameNode | Locality::SameIsland);
+        let need_on_one = if one_node {
+            req.gpus as usize * req.gang as usize
+        } else {
+            req.gpus as usize
+        };
+        if max < need_on_one || members < req.gang as u64 {
+            return None;
+        }
+    }
     match policy {
         PlacementPolicy::FirstFit => first_fit(cl, free, req),
         PlacementPolicy::BestFit => best_fit(cl, free, req),

@@ -488,3 +488,47 @@ fn unknown_queues_are_refused_without_implicit_queues() {
     s.set_queue(QueueSpec::unlimited("nope")).unwrap();
     s.submit(job(1, 1, 1).owner("u", "nope"), 0).unwrap();
 }
+
+#[test]
+fn will_run_counts_the_jobs_queued_ahead() {
+    for policy in [Policy::zenith(), Policy::fifo()] {
+        let mut s = sched(policy, &[("a", 8, "r0")]);
+        // Job 1 holds the node until 100 s; job 2 (tier 1, 50 s) waits for it, then job 3.
+        s.submit(job(1, 8, 1).max_runtime_ms(100 * S), 0).unwrap();
+        pass(&mut s, 0);
+        s.submit(job(2, 8, 1).max_runtime_ms(50 * S).priority(1, false), S)
+            .unwrap();
+        s.submit(job(3, 8, 1).max_runtime_ms(10 * S), 2 * S)
+            .unwrap();
+        pass(&mut s, 2 * S);
+        let before = s.state_digest();
+        assert_eq!(
+            s.will_run_job(JobId(2)).unwrap(),
+            Some(100 * S),
+            "{policy:?}"
+        );
+        // Job 3 waits for job 2's run too.
+        assert_eq!(
+            s.will_run_job(JobId(3)).unwrap(),
+            Some(150 * S),
+            "{policy:?}"
+        );
+        // A new job of tier 0 queues behind both; one of a higher tier only behind job 1
+        // (under multifactor order; FIFO puts every new job last).
+        let probe = job(99, 8, 1).max_runtime_ms(S);
+        assert_eq!(s.will_run(&probe).unwrap(), Some(160 * S), "{policy:?}");
+        let urgent = job(98, 8, 1).max_runtime_ms(S).priority(5, false);
+        let expect = if policy == Policy::zenith() { 100 } else { 160 };
+        assert_eq!(s.will_run(&urgent).unwrap(), Some(expect * S), "{policy:?}");
+        // A job ahead without a time limit holds the node for good: never.
+        s.submit(job(4, 8, 1).priority(9, false), 3 * S).unwrap();
+        pass(&mut s, 3 * S);
+        if policy == Policy::zenith() {
+            assert_eq!(s.will_run(&urgent).unwrap(), None);
+        }
+        assert_ne!(s.state_digest(), before);
+        let now = s.state_digest();
+        let _ = s.will_run(&probe).unwrap();
+        assert_eq!(s.state_digest(), now, "WILL_RUN changes nothing");
+    }
+}

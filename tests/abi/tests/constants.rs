@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use zenith::{gpu, loader, memory, options, ring, status, version};
+use zenith::scheduler::{decisions, job_spec, jobs, queue_spec};
+use zenith::{gpu, loader, memory, options, ring, scheduler, status, version};
 use zenith_abi_check::{bindings, header};
 
 // Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
@@ -89,7 +90,6 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             "ZENITH_ERR_OUT_OF_MEMORY",
             status::ZENITH_ERR_OUT_OF_MEMORY.into(),
         ),
-        ("ZENITH_ERR_NO_DEVICE", status::ZENITH_ERR_NO_DEVICE.into()),
         (
             "ZENITH_ALLOC_NO_HUGEPAGES",
             memory::ZENITH_ALLOC_NO_HUGEPAGES.into(),
@@ -135,6 +135,8 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ("ZENITH_IO_MMAP", options::ZENITH_IO_MMAP.into()),
         ("ZENITH_IO_URING", options::ZENITH_IO_URING.into()),
         ("ZENITH_IO_PREAD", options::ZENITH_IO_PREAD.into()),
+        // GPUs (libzenith/ffi/src/gpu.rs)
+        ("ZENITH_ERR_NO_DEVICE", status::ZENITH_ERR_NO_DEVICE.into()),
         ("ZENITH_DEVICE_CPU", gpu::ZENITH_DEVICE_CPU.into()),
         ("ZENITH_DEVICE_CUDA", gpu::ZENITH_DEVICE_CUDA.into()),
         (
@@ -162,6 +164,117 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         (
             "ZENITH_GPU_LINK_UNKNOWN",
             gpu::ZENITH_GPU_LINK_UNKNOWN.into(),
+        ),
+        // the gang scheduler (libzenith/ffi/src/scheduler)
+        (
+            "ZENITH_ERR_ALREADY_EXISTS",
+            status::ZENITH_ERR_ALREADY_EXISTS.into(),
+        ),
+        (
+            "ZENITH_ERR_INVALID_STATE",
+            status::ZENITH_ERR_INVALID_STATE.into(),
+        ),
+        ("ZENITH_JOB_PENDING", scheduler::ZENITH_JOB_PENDING.into()),
+        ("ZENITH_JOB_QUEUED", scheduler::ZENITH_JOB_QUEUED.into()),
+        (
+            "ZENITH_JOB_SCHEDULED",
+            scheduler::ZENITH_JOB_SCHEDULED.into(),
+        ),
+        ("ZENITH_JOB_RUNNING", scheduler::ZENITH_JOB_RUNNING.into()),
+        (
+            "ZENITH_JOB_SUSPENDED",
+            scheduler::ZENITH_JOB_SUSPENDED.into(),
+        ),
+        (
+            "ZENITH_JOB_COMPLETED",
+            scheduler::ZENITH_JOB_COMPLETED.into(),
+        ),
+        ("ZENITH_JOB_FAILED", scheduler::ZENITH_JOB_FAILED.into()),
+        (
+            "ZENITH_JOB_CANCELLED",
+            scheduler::ZENITH_JOB_CANCELLED.into(),
+        ),
+        (
+            "ZENITH_DECISION_START",
+            decisions::ZENITH_DECISION_START.into(),
+        ),
+        (
+            "ZENITH_DECISION_PREEMPT",
+            decisions::ZENITH_DECISION_PREEMPT.into(),
+        ),
+        (
+            "ZENITH_DECISION_REQUEUE",
+            decisions::ZENITH_DECISION_REQUEUE.into(),
+        ),
+        (
+            "ZENITH_DECISION_FAIL",
+            decisions::ZENITH_DECISION_FAIL.into(),
+        ),
+        ("ZENITH_REASON_NONE", decisions::ZENITH_REASON_NONE.into()),
+        (
+            "ZENITH_REASON_PREEMPTED",
+            decisions::ZENITH_REASON_PREEMPTED.into(),
+        ),
+        (
+            "ZENITH_REASON_NODE_LOST",
+            decisions::ZENITH_REASON_NODE_LOST.into(),
+        ),
+        (
+            "ZENITH_REASON_ZOMBIE",
+            decisions::ZENITH_REASON_ZOMBIE.into(),
+        ),
+        (
+            "ZENITH_REASON_TIME_LIMIT",
+            decisions::ZENITH_REASON_TIME_LIMIT.into(),
+        ),
+        (
+            "ZENITH_REASON_REPORTED",
+            decisions::ZENITH_REASON_REPORTED.into(),
+        ),
+        ("ZENITH_LOCALITY_ANY", job_spec::ZENITH_LOCALITY_ANY.into()),
+        (
+            "ZENITH_LOCALITY_SAME_NODE",
+            job_spec::ZENITH_LOCALITY_SAME_NODE.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SAME_ISLAND",
+            job_spec::ZENITH_LOCALITY_SAME_ISLAND.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SAME_RACK",
+            job_spec::ZENITH_LOCALITY_SAME_RACK.into(),
+        ),
+        (
+            "ZENITH_LOCALITY_SPREAD",
+            job_spec::ZENITH_LOCALITY_SPREAD.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_PRIORITY",
+            jobs::ZENITH_JOB_UPDATE_PRIORITY.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_PREEMPTIBLE",
+            jobs::ZENITH_JOB_UPDATE_PREEMPTIBLE.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_RESTARTABLE",
+            jobs::ZENITH_JOB_UPDATE_RESTARTABLE.into(),
+        ),
+        (
+            "ZENITH_JOB_UPDATE_MAX_RUNTIME",
+            jobs::ZENITH_JOB_UPDATE_MAX_RUNTIME.into(),
+        ),
+        (
+            "ZENITH_QUEUE_NOMINAL",
+            queue_spec::ZENITH_QUEUE_NOMINAL.into(),
+        ),
+        (
+            "ZENITH_QUEUE_BORROWING_LIMIT",
+            queue_spec::ZENITH_QUEUE_BORROWING_LIMIT.into(),
+        ),
+        (
+            "ZENITH_QUEUE_LENDING_LIMIT",
+            queue_spec::ZENITH_QUEUE_LENDING_LIMIT.into(),
         ),
     ])
 }

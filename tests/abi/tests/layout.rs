@@ -223,6 +223,41 @@ fn topology_structs_match_libzenith_field_by_field() {
 }
 
 #[test]
+fn scheduler_structs_match_libzenith_field_by_field() {
+    use zenith::scheduler::{decisions as d, handle as h};
+    assert_same_layout!(
+        "zenith_scheduler_stats",
+        bindings::zenith_scheduler_stats,
+        h::zenith_scheduler_stats,
+        [
+            struct_size,
+            jobs,
+            allocation_success_total,
+            preemptions_total,
+            requeues_total,
+            passes_total,
+            decisions_total,
+            gpus_total,
+            gpu_free_milli,
+            restored_records,
+            now_ms
+        ]
+    );
+    assert_same_layout!(
+        "zenith_scheduler_decision",
+        bindings::zenith_scheduler_decision,
+        d::zenith_scheduler_decision,
+        [struct_size, kind, reason, job, by, members]
+    );
+    assert_same_layout!(
+        "zenith_scheduler_member",
+        bindings::zenith_scheduler_member,
+        d::zenith_scheduler_member,
+        [struct_size, node_id, node_name, gpus]
+    );
+}
+
+#[test]
 fn gpu_and_arrow_device_structs_match_libzenith_field_by_field() {
     use zenith::gpu as g;
     assert_same_layout!(
@@ -275,6 +310,9 @@ fn every_public_struct_is_checked_against_the_rust_side() {
         "zenith_stats",
         "zenith_numa_node_info",
         "zenith_pci_device_info",
+        "zenith_scheduler_stats",
+        "zenith_scheduler_decision",
+        "zenith_scheduler_member",
         "zenith_gpu_device_info",
         "ArrowDeviceArray",
         "ArrowDeviceArrayStream",

@@ -4,7 +4,13 @@
 //! caller likes, never decreasing). Given the same calls with the same arguments, two schedulers
 //! make the same decisions; that is what the journal relies on.
 
+mod order;
 mod pass;
+
+/// The order slot of a job filed in group `group` under `key` (for the invariant checks).
+pub(crate) fn order_slot(group: u32, key: order::OrderKey) -> order::Slot {
+    order::Slot { group, key }
+}
 
 use crate::cluster::{Cluster, Free, Health, Req, member_cap};
 use crate::config::SchedulerConfig;
@@ -145,7 +151,7 @@ pub(crate) struct JobEntry {
     /// Quota demand: GPU milli, CPU milli, memory MiB of the whole gang.
     pub demand: [u64; 3],
     /// Its key in the cached queue order, while it is in it.
-    pub order_key: Option<pass::OrderKey>,
+    pub order_key: Option<order::Slot>,
     /// Its key in `Scheduler::ends`.
     pub end_key: Option<u64>,
 }
@@ -181,7 +187,7 @@ pub struct Scheduler {
     pub(crate) grown: Vec<u32>,
     pub(crate) grown_flag: Vec<bool>,
     /// The queue order kept between passes.
-    pub(crate) order: pass::OrderCache,
+    pub(crate) order: order::OrderCache,
     /// (time limit end, job) of SCHEDULED and RUNNING jobs with a time limit, in end order.
     pub(crate) ends: std::collections::BTreeSet<(u64, u32)>,
     /// Counts of the events that can make a failed preemption search succeed: capacity grew
@@ -193,9 +199,14 @@ pub struct Scheduler {
     /// Per request shape of QUEUED jobs: how many, and a lower bound of their time limits (a
     /// pass stops once every shape is known not to fit).
     pub(crate) queued_shapes: FxHashMap<Req, (u32, u64)>,
+    /// (time limit, job) of QUEUED jobs (`u64::MAX` without a limit): behind a reservation, a
+    /// pass looks up the few jobs short enough to backfill here instead of walking the queue.
+    pub(crate) queued_by_limit: std::collections::BTreeSet<(u64, u32)>,
     /// SCHEDULED and RUNNING jobs with their own progress timeout (zombie checks scan only
     /// when there are some, or a default timeout).
     pub(crate) watched: u64,
+    /// SCHEDULED and RUNNING jobs that are preemptible (no preemption search without one).
+    pub(crate) preemptible_bound: u64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -232,13 +243,15 @@ impl Scheduler {
             no_fit: FxHashSet::default(),
             grown: Vec::new(),
             grown_flag: Vec::new(),
-            order: pass::OrderCache::default(),
+            order: order::OrderCache::default(),
             ends: Default::default(),
             grow_epoch: 0,
             victim_epoch: 0,
             no_preempt: FxHashMap::default(),
             watched: 0,
+            preemptible_bound: 0,
             queued_shapes: FxHashMap::default(),
+            queued_by_limit: Default::default(),
         })
     }
 
@@ -516,13 +529,25 @@ impl Scheduler {
                     s.priority = p;
                 }
                 if let Some(p) = update.preemptible {
+                    if st.holds_resources() && s.preemptible != p {
+                        if p {
+                            self.preemptible_bound += 1;
+                        } else {
+                            self.preemptible_bound -= 1;
+                        }
+                    }
                     s.preemptible = p;
                 }
                 if let Some(r) = update.restartable {
                     s.restartable = r;
                 }
                 if let Some(t) = update.max_runtime_ms {
+                    let old = s.max_runtime_ms.unwrap_or(u64::MAX);
                     s.max_runtime_ms = Some(t);
+                    if st == JobState::Queued {
+                        self.queued_by_limit.remove(&(old, i as u32));
+                        self.queued_by_limit.insert((t, i as u32));
+                    }
                     let req = self.jobs[i].req;
                     if let Some(x) = self.queued_shapes.get_mut(&req) {
                         x.1 = x.1.min(t);
@@ -713,7 +738,10 @@ impl Scheduler {
             let e = self.queued_shapes.entry(req).or_insert((0, u64::MAX));
             e.0 += 1;
             e.1 = e.1.min(limit);
+            self.queued_by_limit.insert((limit, i as u32));
         } else if from == JobState::Queued && to != JobState::Queued {
+            let limit = self.jobs[i].spec.max_runtime_ms.unwrap_or(u64::MAX);
+            self.queued_by_limit.remove(&(limit, i as u32));
             if let Some(c) = self.queued_shapes.get_mut(&req) {
                 c.0 -= 1;
                 if c.0 == 0 {
@@ -724,7 +752,7 @@ impl Scheduler {
         if to == JobState::Queued {
             self.order.fresh.push(i as u32);
         } else if let Some(k) = self.jobs[i].order_key.take() {
-            self.order.entries.remove(&(k, i as u32));
+            self.order.remove(k, i as u32);
         }
         if from_set != to_set {
             self.set_remove(i);
@@ -753,6 +781,9 @@ impl Scheduler {
         if e.spec.progress_timeout_ms.is_some() {
             self.watched += 1;
         }
+        if e.spec.preemptible {
+            self.preemptible_bound += 1;
+        }
         let (q, d, b, ua, qa) = (
             e.queue,
             e.demand,
@@ -773,6 +804,9 @@ impl Scheduler {
         let members = std::mem::take(&mut self.jobs[i].members);
         if self.jobs[i].spec.progress_timeout_ms.is_some() {
             self.watched -= 1;
+        }
+        if self.jobs[i].spec.preemptible {
+            self.preemptible_bound -= 1;
         }
         let req = self.jobs[i].req;
         for m in &members {
@@ -1005,16 +1039,132 @@ impl Scheduler {
         ))
     }
 
-    /// WILL_RUN: the earliest time `spec` could start, from the time limits of the running jobs
-    /// (a lower bound: jobs queued ahead of it are not counted). `Some(now)` when it fits now;
-    /// `None` when it never fits on the current nodes (or running jobs without time limit hold
-    /// what it needs).
+    /// WILL_RUN: when `spec` would start if it were queued now, or `None` when it never fits
+    /// on the current nodes (or jobs without a time limit hold what it needs for good).
+    ///
+    /// The estimate plans the queue: running jobs end at their time limits, the queued jobs
+    /// ahead of `spec` start first, in queue order, each as early as it fits after the one
+    /// before it (and ends at its own limit), and then `spec` does. Ahead of a new job are the
+    /// queued jobs of its priority tier or above (multifactor; a new job's age is 0), all of
+    /// them (FIFO), or those with a time limit no longer than its own (shortest first). EASY
+    /// backfill can start a job before this time, never later than it for the same calls.
+    /// `Some(now)` when it would start at once. Changes nothing; the cost grows with the queue
+    /// ahead times the running jobs' end times.
     pub fn will_run(&self, spec: &JobSpec) -> Result<Option<u64>> {
         spec.validate()?;
         let Some(req) = self.lookup_req(spec) else {
             return Ok(None);
         };
-        Ok(self.earliest_start(&req, self.now).map(|(t, _)| t))
+        let limit = spec.max_runtime_ms.unwrap_or(u64::MAX);
+        let ahead: Vec<u32> = self
+            .queue_in_order()
+            .into_iter()
+            .filter(|&i| {
+                let e = &self.jobs[i as usize];
+                match self.cfg.policy.order {
+                    crate::priority::QueueOrder::Fifo => true,
+                    crate::priority::QueueOrder::ShortestFirst => {
+                        e.spec.max_runtime_ms.unwrap_or(u64::MAX) <= limit
+                    }
+                    crate::priority::QueueOrder::Multifactor => e.spec.priority >= spec.priority,
+                }
+            })
+            .collect();
+        Ok(self.plan_start(&ahead, &req, self.now))
+    }
+
+    /// The QUEUED jobs in queue order (as of the last pass; jobs queued since come last).
+    fn queue_in_order(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.sets[QUEUED as usize].len());
+        let mut walk = self.order.walk();
+        while let Some(i) = walk.next(&self.order) {
+            out.push(i);
+        }
+        let mut fresh: Vec<u32> = self.sets[QUEUED as usize]
+            .iter()
+            .copied()
+            .filter(|&i| self.jobs[i as usize].order_key.is_none())
+            .collect();
+        fresh.sort_unstable();
+        out.extend(fresh);
+        out
+    }
+
+    /// When `req` starts if the jobs `ahead` (queued, in order) start before it, one after the
+    /// other, each as soon as it fits (see [`Scheduler::will_run`]).
+    fn plan_start(&self, ahead: &[u32], req: &Req, now: u64) -> Option<u64> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        /// A planned job's members and request, released at its end.
+        type Planned = (Vec<MemberPlacement>, Req);
+        #[derive(Clone)]
+        struct Sim {
+            free: Free,
+            /// (time, event): events below `running` are `ends` entries, the rest planned jobs.
+            events: BinaryHeap<Reverse<(u64, usize)>>,
+            t: u64,
+        }
+        let pol = self.cfg.policy.placement;
+        let running: Vec<u32> = self.ends.iter().map(|&(_, i)| i).collect();
+        let mut planned: Vec<Planned> = Vec::new();
+        let mut sim = Sim {
+            free: self.free.clone(),
+            events: self
+                .ends
+                .iter()
+                .enumerate()
+                .map(|(k, &(t, _))| Reverse((t.max(now), k)))
+                .collect(),
+            t: now,
+        };
+        let release = |sim: &mut Sim, planned: &[Planned], ev: usize| {
+            if ev < running.len() {
+                let e = &self.jobs[running[ev] as usize];
+                for m in &e.members {
+                    sim.free.give(&self.cluster, m, &e.req);
+                }
+            } else {
+                let (members, r) = &planned[ev - running.len()];
+                for m in members {
+                    sim.free.give(&self.cluster, m, r);
+                }
+            }
+        };
+        // The earliest time (>= sim.t) `r` fits, releasing ends as time advances.
+        let fit = |sim: &mut Sim, planned: &[Planned], r: &Req| -> Option<Vec<MemberPlacement>> {
+            loop {
+                if let Some(p) = placement::place(&self.cluster, &sim.free, r, pol, None) {
+                    return Some(p);
+                }
+                let Reverse((t, _)) = *sim.events.peek()?;
+                while let Some(&Reverse((u, ev))) = sim.events.peek() {
+                    if u != t {
+                        break;
+                    }
+                    sim.events.pop();
+                    release(sim, planned, ev);
+                }
+                sim.t = sim.t.max(t);
+            }
+        };
+        for &i in ahead {
+            let e = &self.jobs[i as usize];
+            // A job that never fits is passed over: plan it on a copy.
+            let mut trial = sim.clone();
+            let Some(p) = fit(&mut trial, &planned, &e.req) else {
+                continue;
+            };
+            sim = trial;
+            for m in &p {
+                sim.free.take(&self.cluster, m, &e.req);
+            }
+            if let Some(limit) = e.spec.max_runtime_ms {
+                let ev = running.len() + planned.len();
+                sim.events.push(Reverse((sim.t.saturating_add(limit), ev)));
+                planned.push((p, e.req));
+            }
+        }
+        fit(&mut sim, &planned, req).map(|_| sim.t)
     }
 
     /// TEST_ONLY for a submitted job (see [`Scheduler::test_only`]).
@@ -1023,7 +1173,9 @@ impl Scheduler {
         self.test_only(&self.jobs[i].spec)
     }
 
-    /// WILL_RUN for a submitted job (see [`Scheduler::will_run`]).
+    /// WILL_RUN for a submitted job (see [`Scheduler::will_run`]): its start time when it
+    /// holds resources; for a QUEUED job, the jobs ahead of it are those before it in the
+    /// queue order.
     pub fn will_run_job(&self, job: JobId) -> Result<Option<u64>> {
         let i = self.idx(job)?;
         let e = &self.jobs[i];
@@ -1035,6 +1187,12 @@ impl Scheduler {
                 job,
                 state: e.state,
             });
+        }
+        if e.state == JobState::Queued {
+            let order = self.queue_in_order();
+            if let Some(pos) = order.iter().position(|&x| x as usize == i) {
+                return Ok(self.plan_start(&order[..pos], &e.req, self.now));
+            }
         }
         self.will_run(&e.spec)
     }

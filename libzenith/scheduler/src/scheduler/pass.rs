@@ -1,6 +1,7 @@
 //! One scheduling pass: health, requeues, then the queue in policy order with placement, EASY
 //! backfill and preemption.
 
+use super::order::{GroupId, OrderKey, Slot};
 use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
 use crate::cluster::{Bounds, Free, Health, MinReq, Req, member_cap};
 use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
@@ -17,68 +18,6 @@ struct KeyCtx {
     users: Vec<f64>,
     queues: Vec<f64>,
     cluster_gpus: f64,
-}
-
-/// A queued job's position key: tier, then score, then three tie-breakers (smaller first).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OrderKey {
-    tier: i64,
-    score: f64,
-    a: u64,
-    b: u64,
-    c: u64,
-}
-
-impl Ord for OrderKey {
-    fn cmp(&self, o: &OrderKey) -> std::cmp::Ordering {
-        self.tier
-            .cmp(&o.tier)
-            .then(self.score.total_cmp(&o.score))
-            .then(self.a.cmp(&o.a))
-            .then(self.b.cmp(&o.b))
-            .then(self.c.cmp(&o.c))
-    }
-}
-
-impl PartialOrd for OrderKey {
-    fn partial_cmp(&self, o: &OrderKey) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl PartialEq for OrderKey {
-    fn eq(&self, o: &OrderKey) -> bool {
-        self.cmp(o).is_eq()
-    }
-}
-
-impl Eq for OrderKey {}
-
-/// The queue order kept between passes.
-#[derive(Debug, Clone)]
-pub(crate) struct OrderCache {
-    /// (key, job index) in order; the index makes every entry unique.
-    pub entries: std::collections::BTreeSet<(OrderKey, u32)>,
-    /// When the keys were last all computed.
-    pub computed_at: Option<u64>,
-    /// Something that orders jobs changed: recompute at the next pass.
-    pub dirty: bool,
-    /// Jobs that entered the queue since the last pass.
-    pub fresh: Vec<u32>,
-    /// A lower bound of the entries' requests (exact after a full recompute).
-    pub smallest: MinReq,
-}
-
-impl Default for OrderCache {
-    fn default() -> Self {
-        OrderCache {
-            entries: Default::default(),
-            computed_at: None,
-            dirty: false,
-            fresh: Vec::new(),
-            smallest: MinReq::new(),
-        }
-    }
 }
 
 /// The head job's reservation: when it can start at the latest, and the free state without the
@@ -184,80 +123,155 @@ impl Scheduler {
         }
     }
 
-    /// The sort key of queued job `i` (smaller goes first).
-    fn order_key(&self, i: usize, ctx: &KeyCtx) -> OrderKey {
+    /// The group and in-group key of queued job `i` with scores as of `ctx.now` (see
+    /// [`super::order`]), creating the group when new.
+    fn slot(&mut self, i: usize, ctx: &KeyCtx) -> Slot {
         let e = &self.jobs[i];
         let (submit, id) = (e.submit_ms, e.spec.id.0);
-        match self.cfg.policy.order {
-            QueueOrder::Fifo => OrderKey {
-                tier: 0,
-                score: 0.0,
-                a: submit,
-                b: id,
-                c: 0,
-            },
-            QueueOrder::ShortestFirst => OrderKey {
-                tier: 0,
-                score: 0.0,
-                a: e.spec.max_runtime_ms.unwrap_or(u64::MAX),
-                b: submit,
-                c: id,
-            },
-            QueueOrder::Multifactor => {
-                let w = &self.cfg.weights;
-                let age_max = w.age_max_ms.max(1) as f64;
-                let age = (ctx.now.saturating_sub(submit) as f64 / age_max).min(1.0);
-                let fs = (ctx.users[e.user_acct] + ctx.queues[e.queue_acct]) / 2.0;
-                let size = size_factor(e.demand[0] as f64 / 1000.0, ctx.cluster_gpus);
-                let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
-                let score = w.age * age + w.fair_share * fs + w.size * size + w.short * short;
+        let (gid, key) = match self.cfg.policy.order {
+            QueueOrder::Fifo => (
+                GroupId::default(),
                 OrderKey {
-                    tier: -(e.spec.priority as i64),
-                    score: -score,
+                    tier: 0,
+                    score: 0.0,
                     a: submit,
                     b: id,
                     c: 0,
+                },
+            ),
+            QueueOrder::ShortestFirst => (
+                GroupId::default(),
+                OrderKey {
+                    tier: 0,
+                    score: 0.0,
+                    a: e.spec.max_runtime_ms.unwrap_or(u64::MAX),
+                    b: submit,
+                    c: id,
+                },
+            ),
+            QueueOrder::Multifactor => {
+                let w = &self.cfg.weights;
+                let age_max = w.age_max_ms.max(1);
+                let saturates = submit.saturating_add(age_max);
+                let saturated = saturates <= ctx.now;
+                let size = size_factor(e.demand[0] as f64 / 1000.0, ctx.cluster_gpus);
+                let short = short_factor(e.spec.max_runtime_ms, w.runtime_ref_ms);
+                // The part of the score that never changes; before saturation the age term is
+                // `w_age * (now - submit) / age_max`, whose `now` part is the group's offset.
+                let mut fixed = w.size * size + w.short * short;
+                if !saturated {
+                    fixed -= w.age * submit as f64 / age_max as f64;
                 }
+                let gid = GroupId {
+                    tier: -(e.spec.priority as i64),
+                    user: e.user_acct as u32,
+                    queue: e.queue_acct as u32,
+                    saturated,
+                };
+                (
+                    gid,
+                    OrderKey {
+                        tier: gid.tier,
+                        score: -fixed,
+                        a: submit,
+                        b: id,
+                        // Not a tie-breaker (a and b are unique): when the age saturates.
+                        c: if saturated { 0 } else { saturates },
+                    },
+                )
             }
+        };
+        let offset = self.group_offset(&gid, ctx);
+        Slot {
+            group: self.order.group(gid, offset),
+            key,
         }
     }
 
-    /// Brings the cached queue order up to date. Multifactor scores are recomputed for the
-    /// whole queue at most every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's
-    /// `PriorityCalcPeriod`) or when something that orders jobs changed; in between, jobs
-    /// entering the queue are inserted with their current score (a job leaves the order as it
-    /// leaves the queue, see `Scheduler::move_to`).
-    fn ordered_queue(&mut self, now: u64) {
-        let ctx = KeyCtx {
-            now,
-            users: self.users.factors(),
-            queues: self.queue_fs.factors(),
-            cluster_gpus: self.cluster.total_gpus() as f64,
+    /// The time-dependent part of the scores of a group's jobs.
+    fn group_offset(&self, g: &GroupId, ctx: &KeyCtx) -> f64 {
+        if self.cfg.policy.order != QueueOrder::Multifactor {
+            return 0.0;
+        }
+        let w = &self.cfg.weights;
+        let fs = (ctx.users[g.user as usize] + ctx.queues[g.queue as usize]) / 2.0;
+        let age = if g.saturated {
+            w.age
+        } else {
+            w.age * ctx.now as f64 / w.age_max_ms.max(1) as f64
         };
+        age + w.fair_share * fs
+    }
+
+    /// Files queued job `i` in the order.
+    fn file(&mut self, i: usize, ctx: &KeyCtx) {
+        let slot = self.slot(i, ctx);
+        self.order.insert(slot, i as u32);
+        if slot.key.c != 0 && self.cfg.policy.order == QueueOrder::Multifactor {
+            self.order.ageing.insert((slot.key.c, i as u32));
+        }
+        self.order.smallest.add(&self.jobs[i].req);
+        self.jobs[i].order_key = Some(slot);
+    }
+
+    /// Brings the cached queue order up to date. Multifactor scores are refreshed at most
+    /// every [`crate::SchedulerConfig::priority_recalc_ms`] (Slurm's `PriorityCalcPeriod`): one
+    /// offset per group, and the jobs whose age saturated move group; the whole queue is
+    /// re-filed only when something that orders jobs changed (a queue, a node, a job update).
+    /// Jobs entering the queue in between are filed with the scores of the last refresh (a
+    /// job leaves the order as it leaves the queue, see `Scheduler::move_to`).
+    fn ordered_queue(&mut self, now: u64) {
         let periodic = self.cfg.policy.order == QueueOrder::Multifactor
             && self
                 .order
                 .computed_at
                 .is_none_or(|t| now >= t.saturating_add(self.cfg.priority_recalc_ms));
-        if self.order.dirty || periodic || self.order.computed_at.is_none() {
-            for &(_, i) in &self.order.entries {
-                self.jobs[i as usize].order_key = None;
+        let rebuild = self.order.dirty || self.order.computed_at.is_none();
+        let at = if periodic || rebuild {
+            now
+        } else {
+            self.order.computed_at.unwrap_or(now)
+        };
+        let ctx = KeyCtx {
+            now: at,
+            users: self.users.factors(),
+            queues: self.queue_fs.factors(),
+            cluster_gpus: self.cluster.total_gpus() as f64,
+        };
+        if rebuild {
+            for g in 0..self.order.groups.len() {
+                for &(_, i) in &self.order.groups[g].jobs {
+                    self.jobs[i as usize].order_key = None;
+                }
             }
-            let entries: std::collections::BTreeSet<(OrderKey, u32)> = self.sets[QUEUED as usize]
-                .iter()
-                .map(|&i| (self.order_key(i as usize, &ctx), i))
-                .collect();
-            let mut smallest = MinReq::new();
-            for &(k, i) in &entries {
-                self.jobs[i as usize].order_key = Some(k);
-                smallest.add(&self.jobs[i as usize].req);
+            self.order.clear();
+            self.order.smallest = MinReq::new();
+            let mut queued = self.sets[QUEUED as usize].clone();
+            queued.sort_unstable();
+            for i in queued {
+                self.file(i as usize, &ctx);
             }
-            self.order.entries = entries;
-            self.order.smallest = smallest;
             self.order.fresh.clear();
+        } else if periodic {
+            // Jobs whose age saturated move to their saturated group.
+            while let Some(&(t, i)) = self.order.ageing.first() {
+                if t > now {
+                    break;
+                }
+                self.order.ageing.pop_first();
+                if let Some(slot) = self.jobs[i as usize].order_key.take() {
+                    self.order.remove(slot, i);
+                    self.file(i as usize, &ctx);
+                }
+            }
+        }
+        if rebuild || periodic {
+            for g in 0..self.order.groups.len() {
+                let id = self.order.groups[g].id;
+                self.order.groups[g].offset = self.group_offset(&id, &ctx);
+            }
             self.order.computed_at = Some(now);
             self.order.dirty = false;
-            return;
         }
         let fresh = std::mem::take(&mut self.order.fresh);
         for i in fresh {
@@ -265,10 +279,7 @@ impl Scheduler {
             if e.state != JobState::Queued || e.order_key.is_some() {
                 continue;
             }
-            let key = self.order_key(i as usize, &ctx);
-            self.order.entries.insert((key, i));
-            self.order.smallest.add(&self.jobs[i as usize].req);
-            self.jobs[i as usize].order_key = Some(key);
+            self.file(i as usize, &ctx);
         }
     }
 
@@ -294,30 +305,49 @@ impl Scheduler {
         // masked state and no job of the shape ends before it.
         let mut blocked = blocked_now(self);
         let mut resv: Option<Reservation> = None;
+        // Jobs that did not fit while no reservation was made, in queue order: the first of
+        // them with an earliest start gets the reservation. Computing it waits until something
+        // needs it (a later job that fits, or a preemption), which many passes never reach; the
+        // free state does not change in between, so the reservation is the same.
+        let mut pending: Vec<Req> = Vec::new();
         // Shapes that did not fit the reservation-masked state in this pass (it only shrinks).
         let mut masked_no_fit: FxHashSet<Req> = Default::default();
-        // Starts and preemptions never touch the cached order: walk it with a cursor.
-        let mut cursor: Option<(OrderKey, u32)> = None;
+        // Starts and preemptions only remove jobs from the cached order: merge its groups.
+        let mut walk = self.order.walk();
+        // Behind a reservation, once every shape still open is one whose jobs fit only by
+        // ending before the reservation, only the queued jobs with a short enough time limit
+        // can start: the rest of the pass takes them from `queued_by_limit`, in queue order,
+        // instead of walking the whole queue.
+        let mut shortlist: Option<std::vec::IntoIter<u32>> = None;
+        let mut last: Option<OrderKey> = None;
         loop {
-            let next = match &cursor {
-                None => self.order.entries.first().copied(),
-                Some(c) => self
-                    .order
-                    .entries
-                    .range((std::ops::Bound::Excluded(*c), std::ops::Bound::Unbounded))
-                    .next()
-                    .copied(),
+            if shortlist.is_none() {
+                if let Some(r) = &resv {
+                    if self
+                        .queued_shapes
+                        .keys()
+                        .all(|q| blocked.contains(q) || masked_no_fit.contains(q))
+                    {
+                        shortlist = Some(self.short_jobs(r.shadow.saturating_sub(now), last));
+                    }
+                }
+            }
+            let next = match shortlist.as_mut() {
+                Some(it) => it.next(),
+                None => walk.next(&self.order),
             };
-            let Some(entry) = next else {
+            let Some(i) = next else {
                 break;
             };
-            cursor = Some(entry);
-            let i = entry.1 as usize;
+            let i = i as usize;
             if self.jobs[i].state != JobState::Queued {
                 continue;
             }
+            last = self.jobs[i]
+                .order_key
+                .map(|s| self.order.merged(s.group, &s.key));
             // Nothing left in the queue can fit (and no job may still preempt): stop.
-            if (resv.is_some() || !policy.preemption)
+            if (resv.is_some() || !self.may_preempt())
                 && (!bounds.any_may_fit(&smallest) || blocked.len() >= self.queued_shapes.len())
             {
                 break;
@@ -357,6 +387,9 @@ impl Scheduler {
                 p
             };
             if let Some(p) = live {
+                if !pending.is_empty() {
+                    resv = self.reservation(&mut pending, now);
+                }
                 let before = out.len();
                 match resv.as_mut() {
                     None => self.start(i, p, now, out, None),
@@ -395,7 +428,14 @@ impl Scheduler {
             }
             let pkey = (req, self.jobs[i].spec.priority, queue);
             let epochs = (self.grow_epoch, self.victim_epoch);
-            if policy.preemption && resv.is_none() && self.no_preempt.get(&pkey) != Some(&epochs) {
+            if resv.is_none()
+                && !pending.is_empty()
+                && self.may_preempt()
+                && self.no_preempt.get(&pkey) != Some(&epochs)
+            {
+                resv = self.reservation(&mut pending, now);
+            }
+            if resv.is_none() && self.may_preempt() && self.no_preempt.get(&pkey) != Some(&epochs) {
                 let found = self.find_preemption(i, profile.as_ref());
                 if found.is_none() {
                     self.no_preempt.insert(pkey, epochs);
@@ -420,15 +460,52 @@ impl Scheduler {
                 break;
             }
             if policy.backfill && resv.is_none() {
-                if let Some((shadow, p)) = self.earliest_start(&req, now) {
-                    let mut masked = self.free.clone();
-                    for m in &p {
-                        mask_out(&self.cluster, &mut masked, m, &req);
-                    }
-                    resv = Some(Reservation { shadow, masked });
-                }
+                pending.push(req);
             }
         }
+    }
+
+    /// QUEUED jobs with a time limit of at most `horizon` that come after `after` in the queue
+    /// order, in that order.
+    fn short_jobs(&self, horizon: u64, after: Option<OrderKey>) -> std::vec::IntoIter<u32> {
+        let mut c: Vec<(OrderKey, u32)> = self
+            .queued_by_limit
+            .range(..=(horizon, u32::MAX))
+            .filter_map(|&(_, j)| {
+                let s = self.jobs[j as usize].order_key?;
+                let k = self.order.merged(s.group, &s.key);
+                after.is_none_or(|a| k > a).then_some((k, j))
+            })
+            .collect();
+        c.sort_unstable();
+        c.into_iter()
+            .map(|(_, j)| j)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// Whether a preemption could happen now: the policy preempts and some job holding
+    /// resources is preemptible (no victim, no preemption).
+    fn may_preempt(&self) -> bool {
+        self.cfg.policy.preemption && self.preemptible_bound > 0
+    }
+
+    /// The EASY reservation of the first of `pending` (blocked jobs in queue order) that has an
+    /// earliest start; empties `pending`.
+    fn reservation(&self, pending: &mut Vec<Req>, now: u64) -> Option<Reservation> {
+        let mut out = None;
+        for req in pending.drain(..) {
+            if let Some((shadow, p)) = self.earliest_start(&req, now) {
+                let mut masked = self.free.clone();
+                for m in &p {
+                    mask_out(&self.cluster, &mut masked, m, &req);
+                }
+                out = Some(Reservation { shadow, masked });
+                break;
+            }
+        }
+        pending.clear();
+        out
     }
 
     fn start(
