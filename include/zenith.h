@@ -78,6 +78,63 @@ struct ArrowArrayStream {
 
 #endif /* ARROW_C_STREAM_INTERFACE */
 
+/* ---- Arrow C Device Data Interface (canonical definitions, https://arrow.apache.org/docs/format/CDeviceDataInterface.html) ---- */
+#ifndef ARROW_C_DEVICE_DATA_INTERFACE
+#define ARROW_C_DEVICE_DATA_INTERFACE
+
+/* Where an array's buffers live (values as DLPack's DLDeviceType). */
+typedef int32_t ArrowDeviceType;
+
+#define ARROW_DEVICE_CPU 1
+#define ARROW_DEVICE_CUDA 2
+#define ARROW_DEVICE_CUDA_HOST 3
+#define ARROW_DEVICE_OPENCL 4
+#define ARROW_DEVICE_VULKAN 7
+#define ARROW_DEVICE_METAL 8
+#define ARROW_DEVICE_VPI 9
+#define ARROW_DEVICE_ROCM 10
+#define ARROW_DEVICE_ROCM_HOST 11
+#define ARROW_DEVICE_EXT_DEV 12
+#define ARROW_DEVICE_CUDA_MANAGED 13
+#define ARROW_DEVICE_ONEAPI 14
+#define ARROW_DEVICE_WEBGPU 15
+#define ARROW_DEVICE_HEXAGON 16
+
+struct ArrowDeviceArray {
+    /* The array; its buffers (and its children's) are on the device. */
+    struct ArrowArray array;
+    /* The device's id (the CUDA ordinal; -1 for the CPU). */
+    int64_t device_id;
+    /* The kind of device. */
+    ArrowDeviceType device_type;
+    /* An event to wait on before reading the buffers (for CUDA a CUevent*), or NULL. */
+    void *sync_event;
+    /* Reserved for future expansion; zero. */
+    int64_t reserved[3];
+};
+
+#endif /* ARROW_C_DEVICE_DATA_INTERFACE */
+
+#ifndef ARROW_C_DEVICE_STREAM_INTERFACE
+#define ARROW_C_DEVICE_STREAM_INTERFACE
+
+struct ArrowDeviceArrayStream {
+    /* The device every array of the stream is on. */
+    ArrowDeviceType device_type;
+    /* The schema (in CPU memory); 0 or an errno. */
+    int (*get_schema)(struct ArrowDeviceArrayStream *self, struct ArrowSchema *out);
+    /* The next array, or a released one at the end of the stream; 0 or an errno. */
+    int (*get_next)(struct ArrowDeviceArrayStream *self, struct ArrowDeviceArray *out);
+    /* The last error's description, or NULL. */
+    const char *(*get_last_error)(struct ArrowDeviceArrayStream *self);
+    /* Releases the stream (arrays from get_next are released separately). */
+    void (*release)(struct ArrowDeviceArrayStream *self);
+    /* Opaque producer-specific data */
+    void *private_data;
+};
+
+#endif /* ARROW_C_DEVICE_STREAM_INTERFACE */
+
 /* ---- DLPack 1.x (canonical definitions, https://github.com/dmlc/dlpack, include/dlpack/dlpack.h) ----
  *
  * Guarded by dlpack.h's own include guard, so a program may include <dlpack/dlpack.h> (or a
@@ -341,6 +398,45 @@ typedef struct zenith_topology zenith_topology;
 // (`ZENITH_DONE`, `ZENITH_WOULD_BLOCK`), or a negative error.
 typedef int32_t zenith_status;
 
+// Facts about one CUDA device, filled by `zenith_gpu_info`.
+//
+// Set `struct_size = sizeof(zenith_gpu_device_info)` before the call: the library fills only the
+// fields that fit, so programs built against an older, shorter struct keep working.
+typedef struct zenith_gpu_device_info {
+    // Set by the caller: the size of the struct it allocated.
+    size_t struct_size;
+    // The CUDA ordinal (after `CUDA_VISIBLE_DEVICES`).
+    uint32_t ordinal;
+    // Compute capability, major part (9 for Hopper).
+    uint32_t compute_capability_major;
+    // Compute capability, minor part.
+    uint32_t compute_capability_minor;
+    // Streaming multiprocessors.
+    uint32_t sm_count;
+    // The product name, NUL-terminated (truncated to fit).
+    char name[256];
+    // The UUID as `nvidia-smi -L` prints it (`GPU-xxxxxxxx-...`), NUL-terminated.
+    char uuid[48];
+    // The PCI address as sysfs spells it (`0000:3b:00.0`), NUL-terminated.
+    char pci_address[32];
+    // Device memory in bytes.
+    uint64_t memory_total_bytes;
+    // Free device memory in bytes at the call; `UINT64_MAX` when unknown (no NVML).
+    uint64_t memory_free_bytes;
+    // The NUMA node the device is attached to; -1 when the kernel does not know.
+    int32_t numa_node;
+    // How many CPUs are close to the device (list them with `zenith_gpu_cpu_affinity`).
+    uint32_t num_affinity_cpus;
+} zenith_gpu_device_info;
+
+// How two GPUs are connected (`zenith_gpu_link`; one of the `ZENITH_GPU_LINK_*` values), from
+// the closest to the farthest, as `nvidia-smi topo -m` names them.
+typedef int32_t zenith_gpu_link_kind;
+
+// A kind of device for `zenith_loader_options_set_device` (one of the `ZENITH_DEVICE_*` values,
+// which equal DLPack's `DLDeviceType` and Arrow's `ArrowDeviceType`).
+typedef int32_t zenith_device_type;
+
 // A shuffle mode for `zenith_loader_options_set_shuffle` (one of the `ZENITH_SHUFFLE_*` values).
 typedef int32_t zenith_shuffle;
 
@@ -554,6 +650,36 @@ typedef struct zenith_pci_device_info {
     // The NUMA node the device is attached to; -1 when the kernel does not know.
     int32_t numa_node;
 } zenith_pci_device_info;
+
+// Host memory: batches are delivered on the CPU (the default).
+#define ZENITH_DEVICE_CPU 1
+
+// A CUDA device: batches are delivered in its memory.
+#define ZENITH_DEVICE_CUDA 2
+
+// The same device (`X`).
+#define ZENITH_GPU_LINK_SAME_DEVICE 0
+
+// NVLink (`NV#`; the number of links is reported separately).
+#define ZENITH_GPU_LINK_NVLINK 1
+
+// At most one PCIe switch (`PIX`).
+#define ZENITH_GPU_LINK_PCIE_SWITCH 2
+
+// Several PCIe switches, no host bridge (`PXB`).
+#define ZENITH_GPU_LINK_PCIE_SWITCHES 3
+
+// A PCIe host bridge (`PHB`).
+#define ZENITH_GPU_LINK_HOST_BRIDGE 4
+
+// Host bridges within one NUMA node (`NODE`).
+#define ZENITH_GPU_LINK_NUMA_NODE 5
+
+// Across NUMA nodes (`SYS`).
+#define ZENITH_GPU_LINK_SYSTEM 6
+
+// Not known (NVML did not say).
+#define ZENITH_GPU_LINK_UNKNOWN 7
 
 // Normal (base-size) pages.
 #define ZENITH_HUGEPAGES_NONE 0
@@ -770,6 +896,10 @@ typedef struct zenith_pci_device_info {
 // or a scheduler whose journal failed earlier.
 #define ZENITH_ERR_INVALID_STATE -13
 
+// No usable device: the GPU driver library (`libcuda.so`) is absent (the message names the
+// names searched), no device is visible, or the requested device ordinal does not exist.
+#define ZENITH_ERR_NO_DEVICE -14
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -895,6 +1025,107 @@ void zenith_error_free(struct zenith_error *err);
 // Unknown codes give "unknown status code". The string has static lifetime; never free it.
 const char *zenith_status_str(zenith_status status);
 
+// Writes the number of CUDA devices this process can use into `*out`.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` when the CUDA driver library is absent (the message lists
+// the names searched), or when the driver sees no device (e.g. `CUDA_VISIBLE_DEVICES=""`): a
+// count of 0 is never reported as success. `*out` is left untouched.
+// NULL policy: `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `out` is NULL or writable; `err` is NULL or writable.
+zenith_status zenith_gpu_count(uint32_t *out,
+                               struct zenith_error **err);
+
+// Fills `*out` with the facts about CUDA device `ordinal`.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` without a driver or when `ordinal` is not below the count;
+// `ZENITH_ERR_INVALID_ARGUMENT` when `out->struct_size` is smaller than a `size_t`;
+// `ZENITH_ERR_INTERNAL` when the driver fails a query. `*out` is left untouched.
+// NULL policy: `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `out` is NULL or points to `out->struct_size` writable bytes; `err` is NULL or writable.
+zenith_status zenith_gpu_info(uint32_t ordinal,
+                              struct zenith_gpu_device_info *out,
+                              struct zenith_error **err);
+
+// Writes the CPUs close to CUDA device `ordinal` (ascending kernel CPU numbers, from sysfs) into
+// `buf` and their count into `*out_len`.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` as `zenith_gpu_info`; when `cap` is smaller than the count,
+// `ZENITH_ERR_BUFFER_TOO_SMALL` with the count in `*out_len` (so `buf == NULL, cap == 0` asks for
+// it) and nothing written to `buf`.
+// NULL policy: `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// `buf` is NULL or points to `cap` writable `uint32_t`; `out_len` and `err` are NULL or
+// writable.
+zenith_status zenith_gpu_cpu_affinity(uint32_t ordinal,
+                                      uint32_t *buf,
+                                      size_t cap,
+                                      size_t *out_len,
+                                      struct zenith_error **err);
+
+// Writes how CUDA devices `a` and `b` are connected into `*out_kind` (a `ZENITH_GPU_LINK_*`
+// value) and, when `out_nvlinks` is not NULL, the number of active NVLinks between them into
+// `*out_nvlinks` (0 unless the kind is `ZENITH_GPU_LINK_NVLINK`): one cell of `nvidia-smi topo
+// -m`.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` without a driver, without NVML, or when an ordinal is not
+// below the count. Nothing is written.
+// NULL policy: `out_kind` must not be NULL; `out_nvlinks` and `err` may be NULL.
+// Thread safety: may be called from any thread.
+//
+// # Safety
+// The outputs are NULL or writable.
+zenith_status zenith_gpu_link(uint32_t a,
+                              uint32_t b,
+                              zenith_gpu_link_kind *out_kind,
+                              uint32_t *out_nvlinks,
+                              struct zenith_error **err);
+
+// Chooses where a loader opened with `opts` delivers its batches: `ZENITH_DEVICE_CPU` (host
+// memory, the default; `ordinal` must be 0) or `ZENITH_DEVICE_CUDA` with a CUDA ordinal.
+//
+// The choice is only recorded here; `zenith_loader_open` checks it first: a CUDA device that
+// does not exist (no driver, no device, ordinal out of range) fails the open with
+// `ZENITH_ERR_NO_DEVICE`. Delivery into device memory is not built yet in this version: an
+// existing CUDA device fails the open with `ZENITH_ERR_UNSUPPORTED`.
+//
+// On failure: an unknown `device` value or a CPU ordinal other than 0 returns
+// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_device(struct zenith_loader_options *opts,
+                                               zenith_device_type device,
+                                               uint32_t ordinal,
+                                               struct zenith_error **err);
+
+// Exports `batch` through the Arrow C Device Data Interface: a struct array (one child per
+// column) on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL) and, when `out_schema` is not
+// NULL, its schema. The batch is unchanged and may be exported again.
+//
+// Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
+// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
+// them alive after `zenith_batch_free`.
+// On failure: nothing is written.
+// NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+//
+// # Safety
+// `batch` is NULL or live; the outputs are NULL or point to writable storage.
+zenith_status zenith_batch_export_device_array(const struct zenith_batch *batch,
+                                               struct ArrowDeviceArray *out,
+                                               struct ArrowSchema *out_schema,
+                                               struct zenith_error **err);
+
 // Opens the dataset at `path` and prepares its first epoch.
 //
 // `path` is a file, a directory (searched recursively; files in sorted path order; names that
@@ -934,7 +1165,8 @@ const char *zenith_status_str(zenith_status status);
 // order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. `path` names a FIFO, socket or device: "not a
 // regular file"; a walk deeper or longer than the limits above; a GPU set with
 // `zenith_loader_options_set_near_gpu_*` that is not on the PCI bus, or a world size larger
-// than the dataset's rows);
+// than the dataset's rows), `ZENITH_ERR_NO_DEVICE` (a CUDA device chosen with
+// `zenith_loader_options_set_device` that does not exist: no driver, no device, no such ordinal);
 // `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 // NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 // NULL.

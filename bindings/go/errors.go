@@ -29,6 +29,7 @@ const (
 	ErrSchemaMismatch  Status = C.ZENITH_ERR_SCHEMA_MISMATCH  // shards of one dataset have different schemas
 	ErrBufferTooSmall  Status = C.ZENITH_ERR_BUFFER_TOO_SMALL // a buffer was too small
 	ErrOutOfMemory     Status = C.ZENITH_ERR_OUT_OF_MEMORY    // over the memory budget (e.g. ShuffleGlobal on data larger than it)
+	ErrNoDevice        Status = C.ZENITH_ERR_NO_DEVICE        // no GPU driver, no device, or no such device ordinal
 )
 
 // String returns the library's description of the code ("not found", ...).

@@ -119,7 +119,7 @@ def test_the_mirror_checks_every_field_it_declares(c_layout):
 def test_every_field_has_the_c_compilers_size(c_layout, tmp_path):
     """Sizes catch what offsets cannot: a last field narrowed into the struct's tail padding."""
     fields = sorted((t, what) for (t, what) in c_layout if what not in ("sizeof", "alignof"))
-    typedefs = "".join(f"    typedef struct {t} {t};\n" for t in ("ArrowSchema", "ArrowArray", "ArrowArrayStream"))
+    typedefs = "".join(f"    typedef struct {t} {t};\n" for t in ("ArrowSchema", "ArrowArray", "ArrowArrayStream", "ArrowDeviceArray", "ArrowDeviceArrayStream"))
     body = typedefs + "".join(f'    printf("%s\\t%s\\t%zu\\n", "{t}", "{f}", sizeof((({t} *)0)->{f}));\n' for t, f in fields)
     c_sizes = {(t, f): int(size) for t, f, size in run_c_program(tmp_path, "field_sizes", body)}
     mirror = {(t, f): getattr(_lib.STRUCTS[t], f).size for t, f in fields if t in _lib.STRUCTS}

@@ -28,6 +28,7 @@ class Status(enum.IntEnum):
     # the gang scheduler's (zenith.scheduler raises AlreadyExistsError / InvalidStateError)
     ERR_ALREADY_EXISTS = _lib.ZENITH_ERR_ALREADY_EXISTS
     ERR_INVALID_STATE = _lib.ZENITH_ERR_INVALID_STATE
+    ERR_NO_DEVICE = _lib.ZENITH_ERR_NO_DEVICE
 
 
 class ZenithError(Exception):

@@ -84,6 +84,18 @@ ZENITH_IO_MMAP = 0
 ZENITH_IO_URING = 1
 ZENITH_IO_PREAD = 2
 
+ZENITH_DEVICE_CPU = 1
+ZENITH_DEVICE_CUDA = 2
+
+ZENITH_GPU_LINK_SAME_DEVICE = 0
+ZENITH_GPU_LINK_NVLINK = 1
+ZENITH_GPU_LINK_PCIE_SWITCH = 2
+ZENITH_GPU_LINK_PCIE_SWITCHES = 3
+ZENITH_GPU_LINK_HOST_BRIDGE = 4
+ZENITH_GPU_LINK_NUMA_NODE = 5
+ZENITH_GPU_LINK_SYSTEM = 6
+ZENITH_GPU_LINK_UNKNOWN = 7
+
 ZENITH_RING_SPSC = 0
 ZENITH_RING_MPMC = 1
 
@@ -101,6 +113,7 @@ ZENITH_ERR_INTERNAL = -8
 ZENITH_ERR_SCHEMA_MISMATCH = -9
 ZENITH_ERR_BUFFER_TOO_SMALL = -10
 ZENITH_ERR_OUT_OF_MEMORY = -11
+ZENITH_ERR_NO_DEVICE = -14
 
 # DLPack (the header's DLDeviceType, DLDataTypeCode and flag bits that the binding reads).
 kDLCPU = 1
@@ -160,6 +173,36 @@ ArrowArrayStream._fields_ = [
     ("get_next", CFUNCTYPE(c_int, POINTER(ArrowArrayStream), POINTER(ArrowArray))),
     ("get_last_error", CFUNCTYPE(c_char_p, POINTER(ArrowArrayStream))),
     ("release", CFUNCTYPE(None, POINTER(ArrowArrayStream))),
+    ("private_data", c_void_p),
+]
+
+# ---- Arrow C Device Data Interface --------------------------------------------------------------
+
+ARROW_DEVICE_CPU = 1
+ARROW_DEVICE_CUDA = 2
+ARROW_DEVICE_CUDA_HOST = 3
+
+
+class ArrowDeviceArray(ctypes.Structure):
+    _fields_ = [
+        ("array", ArrowArray),
+        ("device_id", c_int64),
+        ("device_type", c_int32),
+        ("sync_event", c_void_p),
+        ("reserved", c_int64 * 3),
+    ]
+
+
+class ArrowDeviceArrayStream(ctypes.Structure):
+    pass
+
+
+ArrowDeviceArrayStream._fields_ = [
+    ("device_type", c_int32),
+    ("get_schema", CFUNCTYPE(c_int, POINTER(ArrowDeviceArrayStream), POINTER(ArrowSchema))),
+    ("get_next", CFUNCTYPE(c_int, POINTER(ArrowDeviceArrayStream), POINTER(ArrowDeviceArray))),
+    ("get_last_error", CFUNCTYPE(c_char_p, POINTER(ArrowDeviceArrayStream))),
+    ("release", CFUNCTYPE(None, POINTER(ArrowDeviceArrayStream))),
     ("private_data", c_void_p),
 ]
 
@@ -278,6 +321,25 @@ class zenith_pci_device_info(ctypes.Structure):
     ]
 
 
+class zenith_gpu_device_info(ctypes.Structure):
+    """One CUDA device (`zenith_gpu_info`)."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("ordinal", c_uint32),
+        ("compute_capability_major", c_uint32),
+        ("compute_capability_minor", c_uint32),
+        ("sm_count", c_uint32),
+        ("name", c_char * 256),
+        ("uuid", c_char * 48),
+        ("pci_address", c_char * 32),
+        ("memory_total_bytes", c_uint64),
+        ("memory_free_bytes", c_uint64),
+        ("numa_node", c_int32),
+        ("num_affinity_cpus", c_uint32),
+    ]
+
+
 # The structs above by their C names: what the layout test compares with the C compiler.
 STRUCTS = {
     cls.__name__: cls
@@ -294,6 +356,9 @@ STRUCTS = {
         zenith_stats,
         zenith_numa_node_info,
         zenith_pci_device_info,
+        ArrowDeviceArray,
+        ArrowDeviceArrayStream,
+        zenith_gpu_device_info,
     )
 }
 
@@ -444,6 +509,16 @@ SIGNATURES = {
     "zenith_topology_gpu": ([TopologyPtr, c_size_t, POINTER(zenith_pci_device_info), _Err], c_int32),
     "zenith_topology_nic": ([TopologyPtr, c_size_t, POINTER(zenith_pci_device_info), _Err], c_int32),
     "zenith_topology_to_json": ([TopologyPtr, _Text, c_size_t, _Len, _Err], c_int32),
+    # GPUs and the Arrow C Device Data Interface
+    "zenith_gpu_count": ([POINTER(c_uint32), _Err], c_int32),
+    "zenith_gpu_info": ([c_uint32, POINTER(zenith_gpu_device_info), _Err], c_int32),
+    "zenith_gpu_cpu_affinity": ([c_uint32, _Cpus, c_size_t, _Len, _Err], c_int32),
+    "zenith_gpu_link": ([c_uint32, c_uint32, POINTER(c_int32), POINTER(c_uint32), _Err], c_int32),
+    "zenith_loader_options_set_device": ([OptionsPtr, c_int32, c_uint32, _Err], c_int32),
+    "zenith_batch_export_device_array": (
+        [BatchPtr, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],
+        c_int32,
+    ),
 }
 
 

@@ -80,6 +80,7 @@ pub fn status_of(kind: ErrorKind) -> i32 {
         ErrorKind::SchemaMismatch => -9,
         ErrorKind::BufferTooSmall => -10,
         ErrorKind::OutOfMemory => -11,
+        ErrorKind::NoDevice => -14,
         _ => -8,
     }
 }
@@ -119,6 +120,7 @@ mod tests {
             (ErrorKind::SchemaMismatch, "ZENITH_ERR_SCHEMA_MISMATCH"),
             (ErrorKind::BufferTooSmall, "ZENITH_ERR_BUFFER_TOO_SMALL"),
             (ErrorKind::OutOfMemory, "ZENITH_ERR_OUT_OF_MEMORY"),
+            (ErrorKind::NoDevice, "ZENITH_ERR_NO_DEVICE"),
         ] {
             assert_eq!(status_of(kind), define(name), "{name}");
             assert_eq!(i32::from(exit_code_of(kind)), 2 - define(name), "{name}");

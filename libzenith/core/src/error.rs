@@ -39,6 +39,8 @@ pub enum ErrorKind {
     Panic,
     /// A broken invariant.
     Internal,
+    /// No usable device: no GPU driver, no device, or the ordinal does not exist.
+    NoDevice,
 }
 
 /// Everything that can go wrong in Zenith, grouped by what the caller can do about it.
@@ -127,6 +129,11 @@ pub enum Error {
     /// A broken invariant inside Zenith or one of its dependencies.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// No usable device: the GPU driver library is absent (the message names what was searched),
+    /// no device is visible, or the requested ordinal does not exist.
+    #[error("no device: {0}")]
+    NoDevice(String),
 }
 
 impl Error {
@@ -144,6 +151,7 @@ impl Error {
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Panic(_) => ErrorKind::Panic,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::NoDevice(_) => ErrorKind::NoDevice,
         }
     }
 
@@ -220,6 +228,7 @@ impl Error {
             Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::Panic(m) => Error::Panic(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
+            Error::NoDevice(m) => Error::NoDevice(m.clone()),
         }
     }
 

@@ -48,6 +48,7 @@ pub mod args;
 pub mod batch;
 pub mod boundary;
 pub mod error;
+pub mod gpu;
 pub mod loader;
 pub mod memory;
 pub mod options;

@@ -68,7 +68,8 @@ pub struct zenith_loader {
 /// order), `ZENITH_ERR_INVALID_ARGUMENT` (e.g. `path` names a FIFO, socket or device: "not a
 /// regular file"; a walk deeper or longer than the limits above; a GPU set with
 /// `zenith_loader_options_set_near_gpu_*` that is not on the PCI bus, or a world size larger
-/// than the dataset's rows);
+/// than the dataset's rows), `ZENITH_ERR_NO_DEVICE` (a CUDA device chosen with
+/// `zenith_loader_options_set_device` that does not exist: no driver, no device, no such ordinal);
 /// `*err` receives the details when `err` is not NULL; `*out` is left untouched.
 /// NULL policy: `path` and `out` must not be NULL; `opts == NULL` means the defaults; `err` may be
 /// NULL.
@@ -88,7 +89,12 @@ pub unsafe extern "C" fn zenith_loader_open(
         let out = args::out(out, "out")?;
         let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
-        let options = unsafe { opts.as_ref() }.map_or(&default_options, |o| &o.inner);
+        let opts = unsafe { opts.as_ref() };
+        if let Some(opts) = opts {
+            // A device set with zenith_loader_options_set_device must exist (gpu.rs).
+            opts.device.check()?;
+        }
+        let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open(&path, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_loader { inner: loader })) };

@@ -86,6 +86,8 @@ pub(crate) fn io_backend_to_c(backend: IoBackend) -> zenith_io_backend {
 /// Created by `zenith_loader_options_new`, freed by `zenith_loader_options_free`.
 pub struct zenith_loader_options {
     pub(crate) inner: LoaderOptions,
+    /// Where batches are delivered (`zenith_loader_options_set_device`, in gpu.rs).
+    pub(crate) device: crate::gpu::DeviceChoice,
 }
 
 /// The C value of a shuffle mode.
@@ -131,7 +133,10 @@ pub unsafe extern "C" fn zenith_loader_options_new(
 ) -> zenith_status {
     ffi_boundary!(err: std::ptr::null_mut(), {
         let out = args::out(out, "out")?;
-        let options = args::into_handle(zenith_loader_options { inner: LoaderOptions::default() });
+        let options = args::into_handle(zenith_loader_options {
+            inner: LoaderOptions::default(),
+            device: Default::default(),
+        });
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(options) };
         Ok(ZENITH_OK)

@@ -55,6 +55,10 @@ pub const ZENITH_ERR_ALREADY_EXISTS: zenith_status = -12;
 /// or a scheduler whose journal failed earlier.
 pub const ZENITH_ERR_INVALID_STATE: zenith_status = -13;
 
+/// No usable device: the GPU driver library (`libcuda.so`) is absent (the message names the
+/// names searched), no device is visible, or the requested device ordinal does not exist.
+pub const ZENITH_ERR_NO_DEVICE: zenith_status = -14;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -76,6 +80,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         }
         ZENITH_ERR_ALREADY_EXISTS => c"already exists",
         ZENITH_ERR_INVALID_STATE => c"not allowed in the current state",
+        ZENITH_ERR_NO_DEVICE => c"no device (no GPU driver, no device, or no such ordinal)",
         _ => c"unknown status code",
     }
 }
@@ -93,6 +98,7 @@ pub fn status_of(error: &Error) -> zenith_status {
         ErrorKind::OutOfMemory => ZENITH_ERR_OUT_OF_MEMORY,
         ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
         ErrorKind::Panic => ZENITH_ERR_PANIC,
+        ErrorKind::NoDevice => ZENITH_ERR_NO_DEVICE,
         // Kinds added to the core after this ABI version: reported as internal errors until the
         // C ABI gives them a status of their own.
         _ => ZENITH_ERR_INTERNAL,

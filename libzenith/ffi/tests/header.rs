@@ -37,13 +37,17 @@ fn committed_header_matches_generated() {
 }
 
 /// House style rule 1: everything the header declares is `zenith_`/`ZENITH_`-prefixed, except the
-/// canonical Arrow C Data/Stream and DLPack definitions it carries for interoperability.
+/// canonical Arrow C Data/Stream/Device and DLPack definitions it carries for interoperability.
 #[test]
 fn every_name_the_header_declares_is_prefixed() {
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let header = std::fs::read_to_string(crate_dir.join("../../include/zenith.h")).unwrap();
     let foreign = |name: &str| {
-        name.starts_with("ARROW_") || name.starts_with("DLPACK_") || name.starts_with("DL")
+        // `ArrowDeviceType`: the Arrow C Device Data Interface's typedef.
+        name.starts_with("ARROW_")
+            || name.starts_with("Arrow")
+            || name.starts_with("DLPACK_")
+            || name.starts_with("DL")
     };
     let mut offenders = Vec::new();
     for line in header.lines() {

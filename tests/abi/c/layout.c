@@ -23,6 +23,8 @@ struct abi_layout_row {
 typedef struct ArrowSchema ArrowSchema;
 typedef struct ArrowArray ArrowArray;
 typedef struct ArrowArrayStream ArrowArrayStream;
+typedef struct ArrowDeviceArray ArrowDeviceArray;
+typedef struct ArrowDeviceArrayStream ArrowDeviceArrayStream;
 
 #define SIZE_ALIGN(T) {#T, "sizeof", sizeof(T)}, {#T, "alignof", _Alignof(T)}
 #define FIELD(T, f) {#T, #f, offsetof(T, f)}
@@ -130,6 +132,35 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(zenith_scheduler_member, node_id),
     FIELD(zenith_scheduler_member, node_name),
     FIELD(zenith_scheduler_member, gpus),
+
+    SIZE_ALIGN(zenith_gpu_device_info),
+    FIELD(zenith_gpu_device_info, struct_size),
+    FIELD(zenith_gpu_device_info, ordinal),
+    FIELD(zenith_gpu_device_info, compute_capability_major),
+    FIELD(zenith_gpu_device_info, compute_capability_minor),
+    FIELD(zenith_gpu_device_info, sm_count),
+    FIELD(zenith_gpu_device_info, name),
+    FIELD(zenith_gpu_device_info, uuid),
+    FIELD(zenith_gpu_device_info, pci_address),
+    FIELD(zenith_gpu_device_info, memory_total_bytes),
+    FIELD(zenith_gpu_device_info, memory_free_bytes),
+    FIELD(zenith_gpu_device_info, numa_node),
+    FIELD(zenith_gpu_device_info, num_affinity_cpus),
+
+    SIZE_ALIGN(ArrowDeviceArray),
+    FIELD(ArrowDeviceArray, array),
+    FIELD(ArrowDeviceArray, device_id),
+    FIELD(ArrowDeviceArray, device_type),
+    FIELD(ArrowDeviceArray, sync_event),
+    FIELD(ArrowDeviceArray, reserved),
+
+    SIZE_ALIGN(ArrowDeviceArrayStream),
+    FIELD(ArrowDeviceArrayStream, device_type),
+    FIELD(ArrowDeviceArrayStream, get_schema),
+    FIELD(ArrowDeviceArrayStream, get_next),
+    FIELD(ArrowDeviceArrayStream, get_last_error),
+    FIELD(ArrowDeviceArrayStream, release),
+    FIELD(ArrowDeviceArrayStream, private_data),
     /* DLPack: typedef'd structs in the header, named as they are. */
     SIZE_ALIGN(DLPackVersion),
     FIELD(DLPackVersion, major),

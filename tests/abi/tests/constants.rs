@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use zenith::scheduler::{decisions, job_spec, jobs, queue_spec};
-use zenith::{loader, memory, options, ring, scheduler, status, version};
+use zenith::{gpu, loader, memory, options, ring, scheduler, status, version};
 use zenith_abi_check::{bindings, header};
 
 // Compile-time check that the status type crosses the boundary unchanged (int32_t both sides).
@@ -135,6 +135,36 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ("ZENITH_IO_MMAP", options::ZENITH_IO_MMAP.into()),
         ("ZENITH_IO_URING", options::ZENITH_IO_URING.into()),
         ("ZENITH_IO_PREAD", options::ZENITH_IO_PREAD.into()),
+        // GPUs (libzenith/ffi/src/gpu.rs)
+        ("ZENITH_ERR_NO_DEVICE", status::ZENITH_ERR_NO_DEVICE.into()),
+        ("ZENITH_DEVICE_CPU", gpu::ZENITH_DEVICE_CPU.into()),
+        ("ZENITH_DEVICE_CUDA", gpu::ZENITH_DEVICE_CUDA.into()),
+        (
+            "ZENITH_GPU_LINK_SAME_DEVICE",
+            gpu::ZENITH_GPU_LINK_SAME_DEVICE.into(),
+        ),
+        ("ZENITH_GPU_LINK_NVLINK", gpu::ZENITH_GPU_LINK_NVLINK.into()),
+        (
+            "ZENITH_GPU_LINK_PCIE_SWITCH",
+            gpu::ZENITH_GPU_LINK_PCIE_SWITCH.into(),
+        ),
+        (
+            "ZENITH_GPU_LINK_PCIE_SWITCHES",
+            gpu::ZENITH_GPU_LINK_PCIE_SWITCHES.into(),
+        ),
+        (
+            "ZENITH_GPU_LINK_HOST_BRIDGE",
+            gpu::ZENITH_GPU_LINK_HOST_BRIDGE.into(),
+        ),
+        (
+            "ZENITH_GPU_LINK_NUMA_NODE",
+            gpu::ZENITH_GPU_LINK_NUMA_NODE.into(),
+        ),
+        ("ZENITH_GPU_LINK_SYSTEM", gpu::ZENITH_GPU_LINK_SYSTEM.into()),
+        (
+            "ZENITH_GPU_LINK_UNKNOWN",
+            gpu::ZENITH_GPU_LINK_UNKNOWN.into(),
+        ),
         // the gang scheduler (libzenith/ffi/src/scheduler)
         (
             "ZENITH_ERR_ALREADY_EXISTS",

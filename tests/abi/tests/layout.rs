@@ -258,6 +258,49 @@ fn scheduler_structs_match_libzenith_field_by_field() {
 }
 
 #[test]
+fn gpu_and_arrow_device_structs_match_libzenith_field_by_field() {
+    use zenith::gpu as g;
+    assert_same_layout!(
+        "zenith_gpu_device_info",
+        bindings::zenith_gpu_device_info,
+        g::zenith_gpu_device_info,
+        [
+            struct_size,
+            ordinal,
+            compute_capability_major,
+            compute_capability_minor,
+            sm_count,
+            name,
+            uuid,
+            pci_address,
+            memory_total_bytes,
+            memory_free_bytes,
+            numa_node,
+            num_affinity_cpus
+        ]
+    );
+    assert_same_layout!(
+        "ArrowDeviceArray",
+        bindings::ArrowDeviceArray,
+        g::ArrowDeviceArray,
+        [array, device_id, device_type, sync_event, reserved]
+    );
+    assert_same_layout!(
+        "ArrowDeviceArrayStream",
+        bindings::ArrowDeviceArrayStream,
+        g::ArrowDeviceArrayStream,
+        [
+            device_type,
+            get_schema,
+            get_next,
+            get_last_error,
+            release,
+            private_data
+        ]
+    );
+}
+
+#[test]
 fn every_public_struct_is_checked_against_the_rust_side() {
     // The tests above name each struct by hand; fail when the header gains one they do not.
     let checked = [
@@ -270,6 +313,9 @@ fn every_public_struct_is_checked_against_the_rust_side() {
         "zenith_scheduler_stats",
         "zenith_scheduler_decision",
         "zenith_scheduler_member",
+        "zenith_gpu_device_info",
+        "ArrowDeviceArray",
+        "ArrowDeviceArrayStream",
         "DLDataType",
         "DLDevice",
         "DLManagedTensor",

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One prepared device check for a machine with an NVIDIA GPU (issue 10): builds, runs the GPU
+# tests with a device required, runs compute-sanitizer on them when installed, and measures
+# host-to-device bandwidth (pageable vs pinned cuMemcpy vs zenith's slot ring) in one run.
+#
+#   bench/gpu/run.sh [OUT_DIR]        (default: target/bench-gpu; results in OUT_DIR/results.json)
+#
+# Fails at once, with the reason, where no CUDA device is usable (no libcuda.so, no device).
+# Not measured yet: the training-shaped loop against torch's DataLoader needs the loader's device
+# path (zenith_loader_options_set_device with ZENITH_DEVICE_CUDA), which is not wired in yet.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+OUT="${1:-target/bench-gpu}"
+mkdir -p "$OUT"
+log() { printf '[bench/gpu] %s\n' "$*" >&2; }
+
+# 1. Is there a device? nvidia-smi is optional; the driver library is not.
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,pci.bus_id,memory.total,driver_version --format=csv,noheader | tee "$OUT/nvidia-smi.txt" >&2 || true
+    nvidia-smi topo -m > "$OUT/topo.txt" 2>&1 || true
+fi
+has_libcuda() {
+    ldconfig -p 2>/dev/null | grep -q 'libcuda\.so' && return 0
+    local dir
+    IFS=: read -ra dirs <<< "${LD_LIBRARY_PATH:-}"
+    for dir in "${dirs[@]}"; do
+        compgen -G "$dir/libcuda.so*" >/dev/null && return 0
+    done
+    return 1
+}
+if ! has_libcuda; then
+    log "FAIL: no CUDA driver library (libcuda.so, searched ldconfig's cache and LD_LIBRARY_PATH): no device to measure"
+    exit 2
+fi
+
+# 2. Build (release profile only, as everywhere in this repo).
+log "building zenith-gpu (tests and the h2d_bandwidth example)"
+cargo build --release -p zenith-gpu --tests --examples
+
+# 3. GPU tests with a device required: a missing device fails instead of skipping.
+log "running the GPU tests (ZENITH_REQUIRE_GPU=1)"
+ZENITH_REQUIRE_GPU=1 cargo test --release -p zenith-gpu -- --nocapture 2>&1 | tee "$OUT/tests.log"
+
+# 4. compute-sanitizer (memcheck) on the CUDA tests, when installed.
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    test_binary=$(ls -t target/release/deps/cuda_device-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
+    if [ -n "$test_binary" ]; then
+        log "compute-sanitizer on $test_binary"
+        ZENITH_REQUIRE_GPU=1 compute-sanitizer --error-exitcode 1 "$test_binary" --test-threads=1 \
+            2>&1 | tee "$OUT/sanitizer.log"
+    fi
+else
+    log "compute-sanitizer not installed: skipped"
+fi
+
+# 5. H2D bandwidth: 256 MiB batches, 40 of them, 4 slots; then 64 MiB with the minimum 3 slots.
+log "measuring host-to-device bandwidth"
+{
+    target/release/examples/h2d_bandwidth 256 40 4
+    target/release/examples/h2d_bandwidth 64 100 3
+} | tee "$OUT/results.jsonl"
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+for r in rows:
+    verdict = "meets" if r["zenith_vs_pinned"] >= 0.85 else "BELOW"
+    print(f'{r["device"]} {r["batch_bytes"] >> 20} MiB x{r["batches"]}, {r["slots"]} slots: '
+          f'pageable {r["pageable_gbps"]} GB/s, pinned {r["pinned_gbps"]} GB/s, '
+          f'zenith ring {r["zenith_ring_gbps"]} GB/s = {r["zenith_vs_pinned"]:.0%} of pinned '
+          f'({verdict} the 85% goal)')
+PY
+log "done: results in $OUT"

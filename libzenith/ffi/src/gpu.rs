@@ -1,0 +1,384 @@
+//! GPUs: `zenith_gpu_count`, `zenith_gpu_info` and friends (discovery through the CUDA driver and
+//! NVML, loaded at run time), the device choice of loader options, and the Arrow C Device Data
+//! Interface export of batches.
+//!
+//! Every function here works on machines without CUDA: without `libcuda.so` (or without a
+//! visible device) they return `ZENITH_ERR_NO_DEVICE` with a message naming what was searched.
+
+use std::ffi::c_char;
+
+use arrow_schema::ffi::FFI_ArrowSchema;
+use zenith_core::batch::export_schema;
+use zenith_core::{Error, Result};
+use zenith_gpu::device_array::export_cpu;
+pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
+use zenith_gpu::{DeviceInfo, LinkKind};
+
+use crate::args;
+use crate::batch::zenith_batch;
+use crate::error::zenith_error;
+use crate::options::zenith_loader_options;
+use crate::status::{ZENITH_OK, zenith_status};
+
+/// A kind of device for `zenith_loader_options_set_device` (one of the `ZENITH_DEVICE_*` values,
+/// which equal DLPack's `DLDeviceType` and Arrow's `ArrowDeviceType`).
+pub type zenith_device_type = i32;
+
+/// Host memory: batches are delivered on the CPU (the default).
+pub const ZENITH_DEVICE_CPU: zenith_device_type = 1;
+/// A CUDA device: batches are delivered in its memory.
+pub const ZENITH_DEVICE_CUDA: zenith_device_type = 2;
+
+/// How two GPUs are connected (`zenith_gpu_link`; one of the `ZENITH_GPU_LINK_*` values), from
+/// the closest to the farthest, as `nvidia-smi topo -m` names them.
+pub type zenith_gpu_link_kind = i32;
+
+/// The same device (`X`).
+pub const ZENITH_GPU_LINK_SAME_DEVICE: zenith_gpu_link_kind = 0;
+/// NVLink (`NV#`; the number of links is reported separately).
+pub const ZENITH_GPU_LINK_NVLINK: zenith_gpu_link_kind = 1;
+/// At most one PCIe switch (`PIX`).
+pub const ZENITH_GPU_LINK_PCIE_SWITCH: zenith_gpu_link_kind = 2;
+/// Several PCIe switches, no host bridge (`PXB`).
+pub const ZENITH_GPU_LINK_PCIE_SWITCHES: zenith_gpu_link_kind = 3;
+/// A PCIe host bridge (`PHB`).
+pub const ZENITH_GPU_LINK_HOST_BRIDGE: zenith_gpu_link_kind = 4;
+/// Host bridges within one NUMA node (`NODE`).
+pub const ZENITH_GPU_LINK_NUMA_NODE: zenith_gpu_link_kind = 5;
+/// Across NUMA nodes (`SYS`).
+pub const ZENITH_GPU_LINK_SYSTEM: zenith_gpu_link_kind = 6;
+/// Not known (NVML did not say).
+pub const ZENITH_GPU_LINK_UNKNOWN: zenith_gpu_link_kind = 7;
+
+/// The device a loader delivers batches to, as recorded by `zenith_loader_options_set_device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DeviceChoice {
+    /// Host memory.
+    #[default]
+    Cpu,
+    /// A CUDA device, by ordinal.
+    Cuda(u32),
+}
+
+impl DeviceChoice {
+    /// Checks that the chosen device exists (what `zenith_loader_open` does first).
+    pub(crate) fn check(&self) -> Result<()> {
+        match self {
+            DeviceChoice::Cpu => Ok(()),
+            DeviceChoice::Cuda(ordinal) => {
+                zenith_gpu::discovery::device_info(*ordinal)?;
+                Err(Error::Unsupported(format!(
+                    "CUDA device {ordinal} exists, but delivering batches to a device is not \
+                     built yet in this version (deliver on the CPU)"
+                )))
+            }
+        }
+    }
+}
+
+/// Facts about one CUDA device, filled by `zenith_gpu_info`.
+///
+/// Set `struct_size = sizeof(zenith_gpu_device_info)` before the call: the library fills only the
+/// fields that fit, so programs built against an older, shorter struct keep working.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct zenith_gpu_device_info {
+    /// Set by the caller: the size of the struct it allocated.
+    pub struct_size: usize,
+    /// The CUDA ordinal (after `CUDA_VISIBLE_DEVICES`).
+    pub ordinal: u32,
+    /// Compute capability, major part (9 for Hopper).
+    pub compute_capability_major: u32,
+    /// Compute capability, minor part.
+    pub compute_capability_minor: u32,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// The product name, NUL-terminated (truncated to fit).
+    pub name: [c_char; 256],
+    /// The UUID as `nvidia-smi -L` prints it (`GPU-xxxxxxxx-...`), NUL-terminated.
+    pub uuid: [c_char; 48],
+    /// The PCI address as sysfs spells it (`0000:3b:00.0`), NUL-terminated.
+    pub pci_address: [c_char; 32],
+    /// Device memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Free device memory in bytes at the call; `UINT64_MAX` when unknown (no NVML).
+    pub memory_free_bytes: u64,
+    /// The NUMA node the device is attached to; -1 when the kernel does not know.
+    pub numa_node: i32,
+    /// How many CPUs are close to the device (list them with `zenith_gpu_cpu_affinity`).
+    pub num_affinity_cpus: u32,
+}
+
+fn copy_text<const N: usize>(text: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    for (slot, byte) in out.iter_mut().zip(text.bytes().take(N - 1)) {
+        *slot = byte as c_char;
+    }
+    out
+}
+
+impl zenith_gpu_device_info {
+    fn from_info(info: &DeviceInfo) -> Self {
+        zenith_gpu_device_info {
+            struct_size: std::mem::size_of::<Self>(),
+            ordinal: info.ordinal,
+            compute_capability_major: info.compute_capability.0,
+            compute_capability_minor: info.compute_capability.1,
+            sm_count: info.sm_count,
+            name: copy_text(&info.name),
+            uuid: copy_text(&info.uuid),
+            pci_address: copy_text(&info.pci_address.to_string()),
+            memory_total_bytes: info.memory_total_bytes,
+            memory_free_bytes: info.memory_free_bytes.unwrap_or(u64::MAX),
+            numa_node: info
+                .numa_node
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(-1),
+            num_affinity_cpus: u32::try_from(info.cpu_affinity.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Writes the number of CUDA devices this process can use into `*out`.
+///
+/// On failure: `ZENITH_ERR_NO_DEVICE` when the CUDA driver library is absent (the message lists
+/// the names searched), or when the driver sees no device (e.g. `CUDA_VISIBLE_DEVICES=""`): a
+/// count of 0 is never reported as success. `*out` is left untouched.
+/// NULL policy: `out` must not be NULL; `err` may be NULL.
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// `out` is NULL or writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_gpu_count(
+    out: *mut u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let out = args::out(out, "out")?;
+        let count = zenith_gpu::device_count()?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(count) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Fills `*out` with the facts about CUDA device `ordinal`.
+///
+/// On failure: `ZENITH_ERR_NO_DEVICE` without a driver or when `ordinal` is not below the count;
+/// `ZENITH_ERR_INVALID_ARGUMENT` when `out->struct_size` is smaller than a `size_t`;
+/// `ZENITH_ERR_INTERNAL` when the driver fails a query. `*out` is left untouched.
+/// NULL policy: `out` must not be NULL; `err` may be NULL.
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// `out` is NULL or points to `out->struct_size` writable bytes; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_gpu_info(
+    ordinal: u32,
+    out: *mut zenith_gpu_device_info,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let out = args::out(out, "out")?;
+        let info = zenith_gpu::device_info(ordinal)?;
+        // SAFETY: `out` is non-NULL and holds `struct_size` bytes per the contract.
+        unsafe { args::write_sized(out, zenith_gpu_device_info::from_info(&info), "zenith_gpu_device_info") }?;
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Writes the CPUs close to CUDA device `ordinal` (ascending kernel CPU numbers, from sysfs) into
+/// `buf` and their count into `*out_len`.
+///
+/// On failure: `ZENITH_ERR_NO_DEVICE` as `zenith_gpu_info`; when `cap` is smaller than the count,
+/// `ZENITH_ERR_BUFFER_TOO_SMALL` with the count in `*out_len` (so `buf == NULL, cap == 0` asks for
+/// it) and nothing written to `buf`.
+/// NULL policy: `out_len` must not be NULL; `buf` may be NULL when `cap == 0`; `err` may be NULL.
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// `buf` is NULL or points to `cap` writable `uint32_t`; `out_len` and `err` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_gpu_cpu_affinity(
+    ordinal: u32,
+    buf: *mut u32,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        args::out(out_len, "out_len")?;
+        let info = zenith_gpu::device_info(ordinal)?;
+        // SAFETY: per the contract above.
+        unsafe { args::write_list(&info.cpu_affinity, buf, cap, out_len) }?;
+        Ok(ZENITH_OK)
+    })
+}
+
+fn link_to_c(link: LinkKind) -> (zenith_gpu_link_kind, u32) {
+    match link {
+        LinkKind::SameDevice => (ZENITH_GPU_LINK_SAME_DEVICE, 0),
+        LinkKind::NvLink(n) => (ZENITH_GPU_LINK_NVLINK, n),
+        LinkKind::PcieSwitch => (ZENITH_GPU_LINK_PCIE_SWITCH, 0),
+        LinkKind::PcieSwitches => (ZENITH_GPU_LINK_PCIE_SWITCHES, 0),
+        LinkKind::HostBridge => (ZENITH_GPU_LINK_HOST_BRIDGE, 0),
+        LinkKind::NumaNode => (ZENITH_GPU_LINK_NUMA_NODE, 0),
+        LinkKind::System => (ZENITH_GPU_LINK_SYSTEM, 0),
+        LinkKind::Unknown => (ZENITH_GPU_LINK_UNKNOWN, 0),
+    }
+}
+
+/// Writes how CUDA devices `a` and `b` are connected into `*out_kind` (a `ZENITH_GPU_LINK_*`
+/// value) and, when `out_nvlinks` is not NULL, the number of active NVLinks between them into
+/// `*out_nvlinks` (0 unless the kind is `ZENITH_GPU_LINK_NVLINK`): one cell of `nvidia-smi topo
+/// -m`.
+///
+/// On failure: `ZENITH_ERR_NO_DEVICE` without a driver, without NVML, or when an ordinal is not
+/// below the count. Nothing is written.
+/// NULL policy: `out_kind` must not be NULL; `out_nvlinks` and `err` may be NULL.
+/// Thread safety: may be called from any thread.
+///
+/// # Safety
+/// The outputs are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_gpu_link(
+    a: u32,
+    b: u32,
+    out_kind: *mut zenith_gpu_link_kind,
+    out_nvlinks: *mut u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let out_kind = args::out(out_kind, "out_kind")?;
+        let matrix = zenith_gpu::link_matrix()?;
+        let link = matrix
+            .get(a as usize)
+            .and_then(|row| row.get(b as usize))
+            .copied()
+            .ok_or_else(|| {
+                Error::NoDevice(format!(
+                    "CUDA device {} does not exist ({} visible)",
+                    a.max(b),
+                    matrix.len()
+                ))
+            })?;
+        let (kind, nvlinks) = link_to_c(link);
+        // SAFETY: `out_kind` is non-NULL and `out_nvlinks` NULL or writable per the contract.
+        unsafe {
+            out_kind.write(kind);
+            if let Some(out) = out_nvlinks.as_mut() {
+                *out = nvlinks;
+            }
+        }
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Chooses where a loader opened with `opts` delivers its batches: `ZENITH_DEVICE_CPU` (host
+/// memory, the default; `ordinal` must be 0) or `ZENITH_DEVICE_CUDA` with a CUDA ordinal.
+///
+/// The choice is only recorded here; `zenith_loader_open` checks it first: a CUDA device that
+/// does not exist (no driver, no device, ordinal out of range) fails the open with
+/// `ZENITH_ERR_NO_DEVICE`. Delivery into device memory is not built yet in this version: an
+/// existing CUDA device fails the open with `ZENITH_ERR_UNSUPPORTED`.
+///
+/// On failure: an unknown `device` value or a CPU ordinal other than 0 returns
+/// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`.
+///
+/// # Safety
+/// `opts` is NULL or live; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_device(
+    opts: *mut zenith_loader_options,
+    device: zenith_device_type,
+    ordinal: u32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let opts = unsafe { args::borrow_mut(opts, "opts") }?;
+        opts.device = match (device, ordinal) {
+            (ZENITH_DEVICE_CPU, 0) => DeviceChoice::Cpu,
+            (ZENITH_DEVICE_CPU, other) => {
+                return Err(Error::InvalidArgument(format!(
+                    "ZENITH_DEVICE_CPU takes ordinal 0, not {other}"
+                )));
+            }
+            (ZENITH_DEVICE_CUDA, ordinal) => DeviceChoice::Cuda(ordinal),
+            (other, _) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{other} is not a ZENITH_DEVICE_* value"
+                )));
+            }
+        };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Exports `batch` through the Arrow C Device Data Interface: a struct array (one child per
+/// column) on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL) and, when `out_schema` is not
+/// NULL, its schema. The batch is unchanged and may be exported again.
+///
+/// Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
+/// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
+/// them alive after `zenith_batch_free`.
+/// On failure: nothing is written.
+/// NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
+/// Thread safety: may be called concurrently on the same batch.
+///
+/// # Safety
+/// `batch` is NULL or live; the outputs are NULL or point to writable storage.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_batch_export_device_array(
+    batch: *const zenith_batch,
+    out: *mut ArrowDeviceArray,
+    out_schema: *mut FFI_ArrowSchema,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let batch = unsafe { args::borrow(batch, "batch") }?;
+        let out = args::out(out, "out")?;
+        let schema = if out_schema.is_null() {
+            None
+        } else {
+            Some(export_schema(&batch.inner.data.schema())?)
+        };
+        // SAFETY: the outputs are non-NULL where written and writable per the contract.
+        unsafe {
+            out.write(export_cpu(&batch.inner.data));
+            if let Some(schema) = schema {
+                out_schema.write(schema);
+            }
+        }
+        Ok(ZENITH_OK)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_values_equal_dlpack_and_arrow_device_types() {
+        assert_eq!(
+            ZENITH_DEVICE_CPU,
+            zenith_gpu::device_array::ARROW_DEVICE_CPU
+        );
+        assert_eq!(
+            ZENITH_DEVICE_CUDA,
+            zenith_gpu::device_array::ARROW_DEVICE_CUDA
+        );
+    }
+
+    #[test]
+    fn gpu_info_texts_are_nul_terminated_and_truncated() {
+        let text: [c_char; 8] = copy_text("0123456789");
+        assert_eq!(text[7], 0);
+        assert_eq!(text[6], b'6' as c_char);
+    }
+}

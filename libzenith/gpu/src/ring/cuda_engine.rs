@@ -1,0 +1,259 @@
+//! The CUDA copy engine: pinned staging slots (`cuMemHostAlloc`), one event per slot, copies with
+//! `cuMemcpyHtoDAsync` on a per-device copy stream into device memory from the stream-ordered
+//! pool (`cuMemAllocAsync`).
+//!
+//! Compiled everywhere, exercised only where a device exists: [`CudaCopyEngine::new`] returns
+//! [`Error::NoDevice`] without a driver before any other driver call.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cudarc::driver::{result, sys};
+use zenith_core::{Error, Result};
+
+use super::engine::CopyEngine;
+use crate::discovery::device_handle;
+use crate::driver::driver_failure;
+
+/// How long [`CopyEngine::wait`] sleeps between polls of an event (the driver's blocking wait
+/// has no deadline).
+const EVENT_POLL: Duration = Duration::from_micros(20);
+
+/// The device's primary context and its copy stream, kept alive by the engine and by every
+/// buffer that must be freed in that context.
+struct CopyStream {
+    device: sys::CUdevice,
+    context: sys::CUcontext,
+    stream: sys::CUstream,
+}
+
+// SAFETY: CUDA contexts and streams may be used from any thread once made current there, which
+// `make_current` does before every use.
+unsafe impl Send for CopyStream {}
+// SAFETY: as above; the driver API is thread-safe.
+unsafe impl Sync for CopyStream {}
+
+impl CopyStream {
+    fn make_current(&self) -> Result<()> {
+        // SAFETY: the context was retained in `CudaCopyEngine::new` and is released only on drop.
+        unsafe { result::ctx::set_current(self.context) }
+            .map_err(|e| driver_failure("cuCtxSetCurrent", e))
+    }
+}
+
+impl Drop for CopyStream {
+    fn drop(&mut self) {
+        if self.make_current().is_ok() {
+            // SAFETY: the stream was created in `new` and nothing uses it after this drop (every
+            // buffer holding it is gone).
+            unsafe {
+                let _ = result::stream::synchronize(self.stream);
+                let _ = result::stream::destroy(self.stream);
+                let _ = result::primary_ctx::release(self.device);
+            }
+        }
+    }
+}
+
+/// A pinned staging slot and its event.
+pub struct CudaStaging {
+    ptr: *mut u8,
+    len: usize,
+    event: sys::CUevent,
+    stream: Arc<CopyStream>,
+}
+
+// SAFETY: pinned host memory and an event handle, owned by this value.
+unsafe impl Send for CudaStaging {}
+
+impl Drop for CudaStaging {
+    fn drop(&mut self) {
+        if self.stream.make_current().is_ok() {
+            // SAFETY: allocated by cuMemHostAlloc / cuEventCreate in `alloc_staging`; the ring
+            // drops a slot only after its copy finished.
+            unsafe {
+                let _ = result::event::destroy(self.event);
+                let _ = result::free_host(self.ptr as *mut c_void);
+            }
+        }
+    }
+}
+
+/// Device memory from the copy stream's pool.
+pub struct CudaDevice {
+    ptr: sys::CUdeviceptr,
+    len: usize,
+    stream: Arc<CopyStream>,
+}
+
+impl CudaDevice {
+    /// The device address.
+    pub fn device_ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for CudaDevice {
+    fn drop(&mut self) {
+        if self.stream.make_current().is_ok() {
+            // SAFETY: allocated with cuMemAllocAsync on this stream; freeing on the same stream
+            // orders the free after every copy into it.
+            unsafe {
+                let _ = result::free_async(self.ptr, self.stream.stream);
+            }
+        }
+    }
+}
+
+/// The event recorded after a slot's copy (a slot's one event; re-recorded when the slot is
+/// reused, after this copy finished).
+#[derive(Clone, Copy)]
+pub struct CudaEvent(sys::CUevent);
+
+// SAFETY: an event handle; the driver API is thread-safe.
+unsafe impl Send for CudaEvent {}
+// SAFETY: as above.
+unsafe impl Sync for CudaEvent {}
+
+impl CudaEvent {
+    /// The raw `CUevent` (the Arrow device `sync_event` points at it).
+    pub fn raw(&self) -> sys::CUevent {
+        self.0
+    }
+}
+
+/// The CUDA copy engine of one device.
+pub struct CudaCopyEngine {
+    stream: Arc<CopyStream>,
+}
+
+impl CudaCopyEngine {
+    /// The engine of CUDA device `ordinal`, with a non-blocking copy stream of its own.
+    ///
+    /// On failure: [`Error::NoDevice`] without a driver or device (before any other driver
+    /// call), [`Error::Internal`] when the driver refuses the context or the stream.
+    pub fn new(ordinal: u32) -> Result<Self> {
+        let device = device_handle(ordinal)?;
+        // SAFETY: `device` came from cuDeviceGet.
+        let context = unsafe { result::primary_ctx::retain(device) }
+            .map_err(|e| driver_failure("cuDevicePrimaryCtxRetain", e))?;
+        // SAFETY: just retained.
+        unsafe { result::ctx::set_current(context) }
+            .map_err(|e| driver_failure("cuCtxSetCurrent", e))?;
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+            .map_err(|e| driver_failure("cuStreamCreate", e))?;
+        Ok(CudaCopyEngine {
+            stream: Arc::new(CopyStream {
+                device,
+                context,
+                stream,
+            }),
+        })
+    }
+
+    /// The copy stream (consumers make their stream wait on a batch's event instead).
+    pub fn stream(&self) -> sys::CUstream {
+        self.stream.stream
+    }
+}
+
+impl CopyEngine for CudaCopyEngine {
+    type Staging = CudaStaging;
+    type Device = CudaDevice;
+    type Event = CudaEvent;
+
+    fn alloc_staging(&self, bytes: usize) -> Result<CudaStaging> {
+        self.stream.make_current()?;
+        // Portable (usable from every context); not write-combined: workers may read back what
+        // they gathered.
+        // SAFETY: a plain allocation; the pointer is owned by the returned value.
+        let ptr = unsafe { result::malloc_host(bytes, sys::CU_MEMHOSTALLOC_PORTABLE) }
+            .map_err(|e| driver_failure("cuMemHostAlloc", e))? as *mut u8;
+        let event =
+            result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(|e| {
+                // SAFETY: allocated just above, not used anywhere else.
+                unsafe {
+                    let _ = result::free_host(ptr as *mut c_void);
+                }
+                driver_failure("cuEventCreate", e)
+            })?;
+        Ok(CudaStaging {
+            ptr,
+            len: bytes,
+            event,
+            stream: Arc::clone(&self.stream),
+        })
+    }
+
+    fn staging_bytes(staging: &mut CudaStaging) -> &mut [u8] {
+        // SAFETY: `ptr` is pinned host memory of `len` bytes owned by `staging`; the ring hands
+        // out `&mut` only while no copy reads it.
+        unsafe { std::slice::from_raw_parts_mut(staging.ptr, staging.len) }
+    }
+
+    fn alloc_device(&self, bytes: usize) -> Result<CudaDevice> {
+        self.stream.make_current()?;
+        // SAFETY: the stream is live; the memory is used only on this stream (copies) or after
+        // its event completed (consumers).
+        let ptr = unsafe { result::malloc_async(self.stream.stream, bytes) }
+            .map_err(|e| driver_failure("cuMemAllocAsync", e))?;
+        Ok(CudaDevice {
+            ptr,
+            len: bytes,
+            stream: Arc::clone(&self.stream),
+        })
+    }
+
+    fn submit(&self, src: &CudaStaging, dst: &CudaDevice, len: usize) -> Result<CudaEvent> {
+        if len > src.len || len > dst.len {
+            return Err(Error::InvalidArgument(format!(
+                "a copy of {len} bytes does not fit its buffers ({} and {} bytes)",
+                src.len, dst.len
+            )));
+        }
+        self.stream.make_current()?;
+        // SAFETY: both ranges are valid for `len` bytes and, per the ring's contract, untouched
+        // until the event recorded below completes.
+        unsafe {
+            sys::cuMemcpyHtoDAsync_v2(dst.ptr, src.ptr as *const c_void, len, self.stream.stream)
+                .result()
+                .map_err(|e| driver_failure("cuMemcpyHtoDAsync", e))?;
+            result::event::record(src.event, self.stream.stream)
+                .map_err(|e| driver_failure("cuEventRecord", e))?;
+        }
+        Ok(CudaEvent(src.event))
+    }
+
+    fn query(&self, event: &CudaEvent) -> Result<bool> {
+        self.stream.make_current()?;
+        // SAFETY: the event lives as long as its slot, which outlives every copy it marks.
+        match unsafe { result::event::query(event.0) } {
+            Ok(()) => Ok(true),
+            Err(e) if e.0 == sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            Err(e) => Err(driver_failure("cuEventQuery", e)),
+        }
+    }
+
+    fn wait(&self, event: &CudaEvent, deadline: Instant) -> Result<bool> {
+        loop {
+            if self.query(event)? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(EVENT_POLL);
+        }
+    }
+}

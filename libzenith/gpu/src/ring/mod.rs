@@ -1,0 +1,12 @@
+//! The device path's slot ring and the copy engines it runs on.
+
+pub mod cuda_engine;
+pub mod engine;
+pub mod host_engine;
+pub mod slot_ring;
+
+pub use engine::CopyEngine;
+pub use host_engine::{GateHandle, HostCopyEngine};
+pub use slot_ring::{
+    DeviceBatch, MIN_SLOTS, RingConfig, RingError, RingStats, SlotRing, StagingSlot, WaitingFor,
+};

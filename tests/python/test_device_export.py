@@ -1,0 +1,132 @@
+"""The Arrow C Device Data Interface and the GPU entry points, through the C ABI.
+
+* `zenith_batch_export_device_array` exports a CPU batch as an `ArrowDeviceArray` on
+  `ARROW_DEVICE_CPU`, which pyarrow imports with `RecordBatch._import_from_c_device`: the struct
+  layout and the release protocol are tested by a real consumer on every machine.
+* `zenith_gpu_count` / `zenith_gpu_info` and a CUDA device set on loader options: on a machine
+  without a CUDA driver they fail with ZENITH_ERR_NO_DEVICE and a message naming what was searched
+  (on a machine with one, they describe its devices).
+"""
+
+import ctypes
+import os
+from ctypes import byref
+
+import pyarrow as pa
+import pyarrow.ipc
+import pytest
+
+from conftest import ZENITH_OK, ErrorPtr, LoaderPtr, OptionsPtr, _lib
+
+
+def export_device(zenith, batch):
+    """(ArrowDeviceArray, ArrowSchema) of a zenith Batch, through the C function."""
+    array, schema, err = _lib.ArrowDeviceArray(), _lib.ArrowSchema(), ErrorPtr()
+    status = zenith.lib.zenith_batch_export_device_array(batch.handle, byref(array), byref(schema), byref(err))
+    assert zenith.check(status, err) == ZENITH_OK
+    return array, schema
+
+
+def test_cpu_batches_import_into_pyarrow_as_device_arrays(zenith, data_dir):
+    path = data_dir / "basic.arrow"
+    expected = pa.ipc.open_file(path).read_all()
+    loader = zenith.open(path, batch_size=37)
+    got = []
+    while (batch := loader.next_batch()) is not None:
+        array, schema = export_device(zenith, batch)
+        assert array.device_type == _lib.ARROW_DEVICE_CPU
+        assert array.device_id == -1
+        assert array.sync_event is None
+        assert list(array.reserved) == [0, 0, 0]
+        assert array.array.length == batch.num_rows()
+        batch.free()  # the export keeps the buffers alive on its own
+        record_batch = pa.RecordBatch._import_from_c_device(ctypes.addressof(array), ctypes.addressof(schema))
+        assert not array.array.release, "pyarrow took ownership and marked the struct released"
+        got.append(record_batch)
+    table = pa.Table.from_batches(got)
+    assert table.schema.equals(expected.schema)
+    assert table.equals(expected)
+    assert [b.num_rows for b in got][:2] == [37, 37]
+
+
+def test_the_schema_is_optional_and_release_without_import_is_clean(zenith, data_dir):
+    loader = zenith.open(data_dir / "basic.arrow", batch_size=10)
+    batch = loader.next_batch()
+    array, err = _lib.ArrowDeviceArray(), ErrorPtr()
+    status = zenith.lib.zenith_batch_export_device_array(batch.handle, byref(array), None, byref(err))
+    assert zenith.check(status, err) == ZENITH_OK
+    array.array.release(byref(array.array))
+    assert not array.array.release
+    batch.free()
+
+
+def test_null_arguments_are_refused(zenith):
+    array, err = _lib.ArrowDeviceArray(), ErrorPtr()
+    status = zenith.lib.zenith_batch_export_device_array(None, byref(array), None, byref(err))
+    assert status == _lib.ZENITH_ERR_NULL_ARGUMENT
+    assert "batch" in zenith.take_error(err)[1]
+    assert not array.array.release, "nothing written on failure"
+
+
+def gpu_count(zenith):
+    """(status, count, message)."""
+    count, err = ctypes.c_uint32(), ErrorPtr()
+    status = zenith.lib.zenith_gpu_count(byref(count), byref(err))
+    message = zenith.take_error(err)[1] if status < 0 else ""
+    return status, count.value, message
+
+
+def test_gpu_discovery_reports_no_device_cleanly_or_describes_the_devices(zenith):
+    status, count, message = gpu_count(zenith)
+    if status == _lib.ZENITH_ERR_NO_DEVICE:
+        print(f"no CUDA device here: {message}")
+        assert "libcuda.so" in message or "no device" in message, message
+        info, err = _lib.zenith_gpu_device_info(), ErrorPtr()
+        info.struct_size = ctypes.sizeof(info)
+        assert zenith.lib.zenith_gpu_info(0, byref(info), byref(err)) == _lib.ZENITH_ERR_NO_DEVICE
+        assert zenith.take_error(err)[0] == _lib.ZENITH_ERR_NO_DEVICE
+        assert info.ordinal == 0 and info.name == b"", "nothing written on failure"
+        return
+    assert status == ZENITH_OK and count > 0
+    for ordinal in range(count):
+        info, err = _lib.zenith_gpu_device_info(), ErrorPtr()
+        info.struct_size = ctypes.sizeof(info)
+        assert zenith.check(zenith.lib.zenith_gpu_info(ordinal, byref(info), byref(err)), err) == ZENITH_OK
+        assert info.uuid.startswith(b"GPU-") and info.memory_total_bytes > 0 and info.sm_count > 0
+
+
+def test_a_cuda_device_that_does_not_exist_fails_loader_open_with_no_device(zenith, data_dir):
+    lib = zenith.lib
+    status, count, _ = gpu_count(zenith)
+    # An ordinal past the last device: NO_DEVICE on every machine.
+    ordinal = count if status == ZENITH_OK else 0
+    opts = OptionsPtr()
+    assert lib.zenith_loader_options_new(byref(opts)) == ZENITH_OK
+    try:
+        err = ErrorPtr()
+        assert lib.zenith_loader_options_set_device(opts, 7, 0, byref(err)) == _lib.ZENITH_ERR_INVALID_ARGUMENT
+        zenith.take_error(err)
+        err = ErrorPtr()
+        assert lib.zenith_loader_options_set_device(opts, _lib.ZENITH_DEVICE_CPU, 1, byref(err)) == _lib.ZENITH_ERR_INVALID_ARGUMENT
+        zenith.take_error(err)
+        err = ErrorPtr()
+        assert zenith.check(lib.zenith_loader_options_set_device(opts, _lib.ZENITH_DEVICE_CUDA, ordinal, byref(err)), err) == ZENITH_OK
+        out, err = LoaderPtr(), ErrorPtr()
+        status = lib.zenith_loader_open(os.fsencode(data_dir / "basic.arrow"), opts, byref(out), byref(err))
+        assert status == _lib.ZENITH_ERR_NO_DEVICE
+        code, message = zenith.take_error(err)
+        assert code == _lib.ZENITH_ERR_NO_DEVICE and message.startswith("no device: "), message
+        assert not out, "no loader on failure"
+        # Back on the CPU, the same options open.
+        err = ErrorPtr()
+        assert zenith.check(lib.zenith_loader_options_set_device(opts, _lib.ZENITH_DEVICE_CPU, 0, byref(err)), err) == ZENITH_OK
+        err = ErrorPtr()
+        status = lib.zenith_loader_open(os.fsencode(data_dir / "basic.arrow"), opts, byref(out), byref(err))
+        assert zenith.check(status, err) == ZENITH_OK
+        lib.zenith_loader_free(out)
+    finally:
+        lib.zenith_loader_options_free(opts)
+
+
+def test_status_string_of_no_device(zenith):
+    assert b"no device" in zenith.lib.zenith_status_str(_lib.ZENITH_ERR_NO_DEVICE)
