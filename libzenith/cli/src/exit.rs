@@ -15,8 +15,11 @@
 //! | 10   | internal error                            | `ZENITH_ERR_INTERNAL` -8       |
 //! | 11   | schema mismatch between shards            | `ZENITH_ERR_SCHEMA_MISMATCH` -9 |
 //! | 12   | buffer too small                          | `ZENITH_ERR_BUFFER_TOO_SMALL` -10 |
+//! | 13   | over the memory budget                    | `ZENITH_ERR_OUT_OF_MEMORY` -11 |
+//! | 16   | no GPU driver or device                   | `ZENITH_ERR_NO_DEVICE` -14     |
 //!
-//! A library error exits with `2 - zenith_status`, the status the C ABI returns for the same
+//! (-12 and -13, already-exists and invalid-state, come from the scheduler's C ABI; no subcommand
+//! returns them.) A library error exits with `2 - zenith_status`, the status the C ABI returns for the same
 //! [`ErrorKind`]: statuses are appended and never reused, so exit codes are stable too. A unit
 //! test below checks the table against `include/zenith.h`.
 
