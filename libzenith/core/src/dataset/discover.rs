@@ -609,6 +609,28 @@ mod tests {
     }
 
     #[test]
+    fn home_and_file_urls_are_local_paths_and_other_schemes_are_named() {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            let home = PathBuf::from(home);
+            assert_eq!(local_path(Path::new("~")).unwrap(), home);
+            assert_eq!(local_path(Path::new("~/d/x.csv")).unwrap(), home.join("d/x.csv"));
+        }
+        // `~user` and a `~` inside a path are names, as in a shell.
+        assert_eq!(local_path(Path::new("~bob/x")).unwrap(), Path::new("~bob/x"));
+        assert_eq!(local_path(Path::new("a/~/x")).unwrap(), Path::new("a/~/x"));
+        assert_eq!(
+            local_path(Path::new("file:///data/x.csv")).unwrap(),
+            Path::new("/data/x.csv")
+        );
+        assert!(local_path(Path::new("file://other-host/x")).is_err());
+        let err = local_path(Path::new("gs://bucket/x")).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("\"gs\""), "{err}");
+        // Not URLs: no scheme, or `://` later in a relative path.
+        assert_eq!(local_path(Path::new("./a://b")).unwrap(), Path::new("./a://b"));
+    }
+
+    #[test]
     fn a_single_file_of_unknown_format_is_a_format_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("notes.txt");

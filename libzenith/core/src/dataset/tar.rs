@@ -77,6 +77,16 @@ impl TarFile {
                 reader.skip(entry.size)?;
                 continue;
             };
+            held = held
+                .saturating_add(entry.size)
+                .saturating_add(key.len() as u64);
+            if held > budget {
+                return Err(Error::over_budget(
+                    format!("{}: the files of the tar archive", path.display()),
+                    held,
+                    budget,
+                ));
+            }
             if entry.size > MAX_ENTRY {
                 return Err(Error::Unsupported(format!(
                     "{}: tar entry {:?} holds {} bytes; entries over 1 GiB are not \
@@ -85,14 +95,6 @@ impl TarFile {
                     entry.name,
                     entry.size
                 )));
-            }
-            held = held.saturating_add(entry.size + key.len() as u64);
-            if held > budget {
-                return Err(Error::over_budget(
-                    format!("{}: the files of the tar archive", path.display()),
-                    held,
-                    budget,
-                ));
             }
             let data = reader.read_data(&entry)?;
             chunks.add(path, key, ext, data)?;
