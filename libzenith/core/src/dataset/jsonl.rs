@@ -2,7 +2,7 @@
 //! object per line, parsed once at open by arrow-json into chunks held in memory, sized like CSV
 //! chunks (see [`super::csv::chunk_rows`]).
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
@@ -92,7 +92,9 @@ impl JsonLinesFile {
     }
 }
 
-/// The schema of the first lines; top-level keys without evidence (only nulls) are text.
+/// The schema of the first lines; top-level keys without evidence (only nulls) are text. Columns
+/// come in the order their keys first appear (arrow-json sorts them by name; pyarrow and users
+/// expect the file's order).
 fn infer_schema(path: &Path, text: &Decompressed) -> Result<SchemaRef> {
     let inferred = catch_unwind(AssertUnwindSafe(|| {
         infer_json_schema(BufReader::new(text.sample()), Some(INFER_RECORDS))
@@ -104,7 +106,7 @@ fn infer_schema(path: &Path, text: &Decompressed) -> Result<SchemaRef> {
     });
     let (schema, _) =
         inferred.map_err(|e| Error::format(path, format!("malformed JSON lines: {e}")))?;
-    let fields: Vec<Field> = schema
+    let mut fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|field| match field.data_type() {
@@ -112,5 +114,52 @@ fn infer_schema(path: &Path, text: &Decompressed) -> Result<SchemaRef> {
             _ => field.as_ref().clone(),
         })
         .collect();
+    let order = key_order(text.sample());
+    let rank = |name: &str| order.iter().position(|k| k == name).unwrap_or(usize::MAX);
+    fields.sort_by_key(|f| rank(f.name()));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The top-level keys of the first lines' objects, in the order they first appear (values are
+/// skipped unparsed; a line that is not an object adds nothing, inference reports it).
+fn key_order(sample: impl Read) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let lines = serde_json::Deserializer::from_reader(BufReader::new(sample)).into_iter::<Keys>();
+    for keys in lines.take(INFER_RECORDS) {
+        let Ok(Keys(keys)) = keys else { break };
+        for key in keys {
+            if !order.contains(&key) {
+                order.push(key);
+            }
+        }
+    }
+    order
+}
+
+/// An object's keys in order (its values ignored).
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Keys, M::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    // Bounded: a sample is at most 4 MiB of text.
+                    keys.push(key);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
