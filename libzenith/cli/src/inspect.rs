@@ -517,8 +517,11 @@ fn held_columns(source: &Arc<dyn Source>) -> Option<FileColumns> {
     let schema = source.schema();
     // Text and tar files compressed whole name their codec (gzip, zstd) for every column.
     let mut head = Vec::with_capacity(4);
-    std::io::Read::read_to_end(&mut std::io::Read::take(File::open(source.path()).ok()?, 4), &mut head)
-        .ok()?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(File::open(source.path()).ok()?, 4),
+        &mut head,
+    )
+    .ok()?;
     let codec = zenith_core::dataset::compression::Compression::from_magic(&head).name();
     let mut columns = FileColumns::new();
     for field in schema.fields() {

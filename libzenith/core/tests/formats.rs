@@ -167,7 +167,9 @@ fn broken_and_oversized_text_files_are_clear_errors() {
 
 /// The files generate.py's wds_sample_files puts in sample `i`.
 fn wds_files(i: usize) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
-    let jpg = (0..50 + i % 13).map(|k| ((i * 7 + k) % 256) as u8).collect();
+    let jpg = (0..50 + i % 13)
+        .map(|k| ((i * 7 + k) % 256) as u8)
+        .collect();
     let cls = (i % 10).to_string().into_bytes();
     let json = (i % 3 != 0).then(|| format!("{{\"id\": {i}}}").into_bytes());
     (jpg, cls, json)
@@ -212,7 +214,10 @@ fn tar_shards_are_rows_grouped_by_key() {
         &DataType::Binary,
         "one binary column per extension"
     );
-    assert_eq!(check_wds(&epoch(&loader)), (0..WDS_SAMPLES).collect::<Vec<_>>());
+    assert_eq!(
+        check_wds(&epoch(&loader)),
+        (0..WDS_SAMPLES).collect::<Vec<_>>()
+    );
 
     // gzip-compressed; long names through GNU and pax records.
     let hostile = data_file("webdataset_hostile");
@@ -304,10 +309,7 @@ fn a_list_of_paths_is_one_dataset_in_the_order_given() {
     assert_eq!(seen, expected);
 
     // Formats mixed by path: CSV given twice over (compressed and not) is two shards.
-    let csvs = vec![
-        data_file("formats/basic.csv.gz"),
-        data_file("basic.csv"),
-    ];
+    let csvs = vec![data_file("formats/basic.csv.gz"), data_file("basic.csv")];
     let loader = Loader::open_list(&csvs, &unshuffled(1000)).unwrap();
     assert_eq!(loader.num_rows(), 2 * BASIC_ROWS);
 
@@ -321,7 +323,11 @@ fn a_list_of_paths_is_one_dataset_in_the_order_given() {
 
 #[test]
 fn url_schemes_and_formats_not_supported_say_so_by_name() {
-    for url in ["s3://bucket/train/", "hdfs://namenode/x.parquet", "ftp://host/x.csv"] {
+    for url in [
+        "s3://bucket/train/",
+        "hdfs://namenode/x.parquet",
+        "ftp://host/x.csv",
+    ] {
         let err = Loader::open(url, &unshuffled(10)).unwrap_err();
         assert!(matches!(err, Error::Unsupported(_)), "{url}: {err}");
         let scheme = url.split("://").next().unwrap();

@@ -12,12 +12,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use super::compression::{Compression, Decompressed};
 use super::source::HeldBatches;
 use crate::error::{Error, Result};
 use crate::runtime::io::IoContext;
+use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 /// Rows per chunk at most: large enough that per-chunk overhead vanishes, small enough that the
 /// parser's working set stays in cache and a shuffle still has many chunks to draw from. (Not
@@ -131,7 +131,11 @@ impl CsvFile {
             None => infer_schema(path, text.sample(), delimiter, options.header)?,
         };
         if schema.fields().is_empty() {
-            let what = if options.header { "no header row" } else { "no rows" };
+            let what = if options.header {
+                "no header row"
+            } else {
+                "no rows"
+            };
             return Err(Error::format(path, format!("empty CSV file ({what})")));
         }
         let rows = chunk_rows(text.head(), schema.fields().len());
@@ -150,7 +154,8 @@ impl CsvFile {
             for batch in reader {
                 // A decompression failure (bomb, corrupt data) reaches the parser as an I/O
                 // error: report what it was.
-                let batch = batch.map_err(|e| failure.take().unwrap_or_else(|| csv_error(path, e)))?;
+                let batch =
+                    batch.map_err(|e| failure.take().unwrap_or_else(|| csv_error(path, e)))?;
                 held = held.saturating_add(batch.get_array_memory_size() as u64);
                 if held > budget {
                     return Err(Error::over_budget(
@@ -214,7 +219,11 @@ fn infer_schema(path: &Path, file: impl Read, delimiter: u8, header: bool) -> Re
                 DataType::Null => field.as_ref().clone().with_data_type(DataType::Utf8),
                 _ => field.as_ref().clone(),
             };
-            if header { field } else { field.with_name(format!("f{i}")) }
+            if header {
+                field
+            } else {
+                field.with_name(format!("f{i}"))
+            }
         })
         .collect();
     Ok(Arc::new(Schema::new(fields)))

@@ -100,7 +100,10 @@ pub fn discover_list(paths: &[PathBuf]) -> Result<Discovery> {
         all.skipped.extend(found.skipped);
     }
     if all.files.is_empty() {
-        return Err(Error::not_found(Path::new(""), "no data files found (an empty list of paths)"));
+        return Err(Error::not_found(
+            Path::new(""),
+            "no data files found (an empty list of paths)",
+        ));
     }
     Ok(all)
 }
@@ -130,12 +133,14 @@ pub fn local_path(path: &Path) -> Result<PathBuf> {
         )));
     }
     if bytes == b"~" || bytes.starts_with(b"~/") {
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{}: cannot expand `~`: HOME is not set",
-                path.display()
-            ))
-        })?;
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{}: cannot expand `~`: HOME is not set",
+                    path.display()
+                ))
+            })?;
         let mut expanded = PathBuf::from(home);
         if let Ok(rest) = path.strip_prefix("~") {
             expanded.push(rest);
@@ -613,10 +618,16 @@ mod tests {
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             let home = PathBuf::from(home);
             assert_eq!(local_path(Path::new("~")).unwrap(), home);
-            assert_eq!(local_path(Path::new("~/d/x.csv")).unwrap(), home.join("d/x.csv"));
+            assert_eq!(
+                local_path(Path::new("~/d/x.csv")).unwrap(),
+                home.join("d/x.csv")
+            );
         }
         // `~user` and a `~` inside a path are names, as in a shell.
-        assert_eq!(local_path(Path::new("~bob/x")).unwrap(), Path::new("~bob/x"));
+        assert_eq!(
+            local_path(Path::new("~bob/x")).unwrap(),
+            Path::new("~bob/x")
+        );
         assert_eq!(local_path(Path::new("a/~/x")).unwrap(), Path::new("a/~/x"));
         assert_eq!(
             local_path(Path::new("file:///data/x.csv")).unwrap(),
@@ -627,7 +638,10 @@ mod tests {
         assert!(matches!(err, Error::Unsupported(_)), "{err}");
         assert!(err.to_string().contains("\"gs\""), "{err}");
         // Not URLs: no scheme, or `://` later in a relative path.
-        assert_eq!(local_path(Path::new("./a://b")).unwrap(), Path::new("./a://b"));
+        assert_eq!(
+            local_path(Path::new("./a://b")).unwrap(),
+            Path::new("./a://b")
+        );
     }
 
     #[test]

@@ -63,9 +63,9 @@ impl JsonLinesFile {
             let mut held = 0u64;
             for batch in reader {
                 let batch = batch.map_err(|e| {
-                    failure
-                        .take()
-                        .unwrap_or_else(|| Error::format(path, format!("malformed JSON lines: {e}")))
+                    failure.take().unwrap_or_else(|| {
+                        Error::format(path, format!("malformed JSON lines: {e}"))
+                    })
                 })?;
                 held = held.saturating_add(batch.get_array_memory_size() as u64);
                 if held > budget {
@@ -140,7 +140,9 @@ fn key_order(sample: impl Read) -> Vec<String> {
 struct Keys(Vec<String>);
 
 impl<'de> serde::Deserialize<'de> for Keys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
             type Value = Keys;

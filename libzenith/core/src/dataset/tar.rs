@@ -240,14 +240,17 @@ impl Entries<'_> {
             let bad = |what: &str| {
                 Error::format(
                     self.path,
-                    format!("not a tar archive, or a corrupt one: {what} in the header at byte {at}"),
+                    format!(
+                        "not a tar archive, or a corrupt one: {what} in the header at byte {at}"
+                    ),
                 )
             };
             let stored = parse_number(&header[148..156]).ok_or_else(|| bad("no checksum"))?;
             if !checksum_matches(&header, stored) {
                 return Err(bad("a wrong checksum"));
             }
-            let mut size = parse_number(&header[124..136]).ok_or_else(|| bad("an unreadable size"))?;
+            let mut size =
+                parse_number(&header[124..136]).ok_or_else(|| bad("an unreadable size"))?;
             let kind = header[156];
             match kind {
                 b'L' => {
@@ -434,7 +437,10 @@ impl Chunks {
                 files: BTreeMap::new(),
             });
         }
-        let sample = self.pending.last_mut().expect("a sample was just pushed or found");
+        let sample = self
+            .pending
+            .last_mut()
+            .expect("a sample was just pushed or found");
         if sample.files.contains_key(&ext) {
             return Err(Error::format(
                 path,
@@ -543,7 +549,10 @@ mod tests {
             Some(256)
         );
         assert_eq!(parse_number(&[0xff; 12]), None);
-        assert_eq!(parse_number(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            parse_number(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
         assert_eq!(checked_name("./a/b.jpg").as_deref(), Some("a/b.jpg"));
         assert_eq!(checked_name("/etc/passwd"), None);
         assert_eq!(checked_name("a/../../b.jpg"), None);

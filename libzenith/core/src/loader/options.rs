@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use arrow_schema::SchemaRef;
 
 use super::plan::ShuffleMode;
-use crate::dataset::csv::CsvOptions;
 use super::state::ResumeState;
+use crate::dataset::csv::CsvOptions;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::{IoBackend, IoOptions};
