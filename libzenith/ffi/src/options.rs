@@ -700,20 +700,23 @@ pub unsafe extern "C" fn zenith_loader_options_set_schema(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         // SAFETY: NULL or a valid ArrowSchema per the contract.
-        let schema = match unsafe { schema.as_ref() } {
-            None => None,
-            Some(c_schema) => {
-                if c_schema.release().is_none() {
-                    return Err(Error::InvalidArgument(
-                        "schema has been released (its release callback is NULL)".into(),
-                    ));
+        let c_schema = unsafe { schema.as_ref() };
+        // SAFETY: per the contract above (`opts` is checked before `schema` is parsed).
+        unsafe { with_options(opts, |o| {
+            let schema = match c_schema {
+                None => None,
+                Some(c_schema) => {
+                    if c_schema.release().is_none() {
+                        return Err(Error::InvalidArgument(
+                            "schema has been released (its release callback is NULL)".into(),
+                        ));
+                    }
+                    let schema = Schema::try_from(c_schema)
+                        .map_err(|e| Error::InvalidArgument(format!("schema: {e}")))?;
+                    Some(Arc::new(schema))
                 }
-                let schema = Schema::try_from(c_schema)
-                    .map_err(|e| Error::InvalidArgument(format!("schema: {e}")))?;
-                Some(Arc::new(schema))
-            }
-        };
-        // SAFETY: per the contract above.
-        unsafe { with_options(opts, |o| o.set_schema(schema)) }
+            };
+            o.set_schema(schema)
+        }) }
     })
 }
