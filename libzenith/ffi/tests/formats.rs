@@ -2,6 +2,11 @@
 //! `ArrowSchema` copied, never consumed; released or non-struct schemas refused) and
 //! `zenith_loader_open_paths` (NULL entries, an empty list).
 
+// Every unsafe block here calls the C API with pointers to live locals (or NULL where a test
+// checks the NULL policy), as its docs require; what the calls do with them is what these tests
+// check.
+#![allow(clippy::undocumented_unsafe_blocks)]
+
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
 
