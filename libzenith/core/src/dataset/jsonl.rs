@@ -31,8 +31,9 @@ impl JsonLinesFile {
     /// With `schema`, values are parsed as its types and keys it does not name are ignored.
     /// Without, the schema is inferred from the first 1,000 lines (arrow-json's inference:
     /// nested objects are structs, arrays lists); a key with only nulls there is read as text.
-    /// Keys missing from a line are nulls. A line that is not JSON, or a value that does not fit
-    /// its column's type, is an [`Error::Format`] naming the file.
+    /// Keys missing from a line are nulls; numbers and booleans in a text column are read as
+    /// their text. A line that is not JSON, or a value that does not fit its column's type, is an
+    /// [`Error::Format`] naming the file.
     pub fn open_with_budget(
         path: &Path,
         schema: Option<SchemaRef>,
