@@ -1130,9 +1130,15 @@ zenith_status zenith_batch_export_device_array(const struct zenith_batch *batch,
 //
 // `path` is a file, a directory (searched recursively; files in sorted path order; names that
 // start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern (`**` matches any number
-// of directories). Each file is an Arrow IPC file or stream, Parquet, or CSV with a header row,
-// recognised by its magic bytes or else its extension; every file must have the first one's
-// column names and types. Only regular files are read: a FIFO, socket or device met in a
+// of directories); a leading `~/` is the home directory (`$HOME`), a `file://` URL a local path,
+// and any other URL scheme (`s3://`, `hdfs://`, ...) is `ZENITH_ERR_UNSUPPORTED` naming it. Each
+// file is an Arrow IPC file or stream, Parquet, CSV or TSV (also gzip- or zstd-compressed:
+// `.csv.gz`, `.tsv.zst`; see `zenith_loader_options_set_csv_delimiter`, `_set_csv_header` and
+// `_set_schema`), JSON lines (`.jsonl`, `.ndjson`, also compressed), or a WebDataset tar shard
+// (`.tar`, `.tar.gz`, `.tgz`, `.tar.zst`: files grouped by key into rows, a `__key__` text column
+// and one binary column per extension), recognised by its magic bytes or else its extension;
+// every file must have the first one's column names and types. Compressed files are
+// decompressed as they are parsed, never past the memory budget (`ZENITH_ERR_OUT_OF_MEMORY`). Only regular files are read: a FIFO, socket or device met in a
 // directory or matched by a glob is skipped without being opened (and named in
 // `zenith_loader_io_fallback_reason`), and so is a symbolic link back to a directory that
 // contains it; walks stop with an error past 64 directory levels or 4,194,304 entries.
@@ -1177,6 +1183,28 @@ zenith_status zenith_loader_open(const char *path,
                                  const struct zenith_loader_options *opts,
                                  struct zenith_loader **out,
                                  struct zenith_error **err);
+
+// Opens the files of several paths as one dataset, like `zenith_loader_open` for each (a file,
+// a directory of shards or a glob; `~` and `file://` as there), the files in the order of the
+// paths (each path's own files sorted). Shuffling, sharding and resume treat them as one
+// dataset.
+//
+// Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
+// `paths` and `opts` are only read.
+// On failure: as `zenith_loader_open`; also `ZENITH_ERR_INVALID_ARGUMENT` for a NULL or empty
+// entry or a file named twice, and `ZENITH_ERR_NOT_FOUND` for `count == 0`. `*out` is left
+// untouched.
+// NULL policy: `paths` (unless `count == 0`) and `out` must not be NULL; `opts == NULL` means
+// the defaults; `err` may be NULL.
+//
+// # Safety
+// `paths` is NULL or points to `count` pointers, each NULL or NUL-terminated; `opts` is NULL or
+// live; `out` and `err` are NULL or writable.
+zenith_status zenith_loader_open_paths(const char *const *paths,
+                                       size_t count,
+                                       const struct zenith_loader_options *opts,
+                                       struct zenith_loader **out,
+                                       struct zenith_error **err);
 
 // Exports the schema of the loader's batches (a struct schema, format `+s`, one child per
 // column).
@@ -1752,6 +1780,54 @@ zenith_status zenith_loader_options_set_shard_none(struct zenith_loader_options 
 zenith_status zenith_loader_options_set_shard_drop_remainder(struct zenith_loader_options *opts,
                                                              bool drop_remainder,
                                                              struct zenith_error **err);
+
+// Sets the field delimiter of CSV files, one byte (e.g. `'\t'`, `';'`, `'|'`); `0` restores
+// the default: a tab for `.tsv` files (also `.tsv.gz`, `.tsv.zst`), a comma otherwise.
+//
+// On failure: `'\n'`, `'\r'` or `'"'` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+// unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_csv_delimiter(struct zenith_loader_options *opts,
+                                                      uint8_t delimiter,
+                                                      struct zenith_error **err);
+
+// Says whether CSV files start with a header row naming the columns (`true`, the default) or
+// with data (`false`): the columns are then named by the schema set with
+// `zenith_loader_options_set_schema`, else `f0`, `f1`, ... (as pyarrow names them).
+//
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or a live options object; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_csv_header(struct zenith_loader_options *opts,
+                                                   bool header,
+                                                   struct zenith_error **err);
+
+// Parses CSV and JSON lines files with `schema` (an Arrow C Data Interface struct schema, format
+// `+s`, one child per column, as `pyarrow.Schema._export_to_c` or nanoarrow write it) instead
+// of inferring one from the first file; `NULL` restores inference. With a CSV header row, the
+// header must name the schema's fields in order (else `zenith_loader_open` fails with
+// `ZENITH_ERR_FORMAT`); without one (`zenith_loader_options_set_csv_header(opts, false, err)`)
+// the schema names the columns. Values that do not parse as their column's type fail
+// `zenith_loader_open` with `ZENITH_ERR_FORMAT`. Other formats carry their own schema and
+// ignore this one.
+//
+// Ownership: `schema` is only read (copied); the caller still owns it and releases it.
+// On failure: a released schema (`release == NULL`), one that is not a struct, has no fields,
+// or holds a type Arrow cannot import returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+// unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `schema == NULL` resets;
+// `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live; `schema` is NULL or points to a valid `struct ArrowSchema`; `err` is
+// NULL or writable.
+zenith_status zenith_loader_options_set_schema(struct zenith_loader_options *opts,
+                                               const struct ArrowSchema *schema,
+                                               struct zenith_error **err);
 
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //

@@ -62,6 +62,45 @@ func Open(path string, opts Options) (*Loader, error) {
 	return l, nil
 }
 
+// OpenPaths opens the files of several paths (each a file, a directory or a glob) as one
+// dataset, in the order given; errors as Open (ErrInvalidArgument for a file named twice,
+// ErrNotFound for no paths).
+func OpenPaths(paths []string, opts Options) (*Loader, error) {
+	for _, path := range paths {
+		if strings.IndexByte(path, 0) >= 0 {
+			return nil, invalid(fmt.Sprintf("path %q contains a NUL byte", path))
+		}
+	}
+	copts, err := opts.toC()
+	if err != nil {
+		return nil, err
+	}
+	defer C.zenith_loader_options_free(copts) // open keeps a copy
+
+	// A Go slice of C pointers may be passed to C: it holds no Go pointers.
+	names := make([]*C.char, len(paths))
+	defer func() {
+		for _, p := range names {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	for i, path := range paths {
+		names[i] = C.CString(path)
+	}
+	var array **C.char
+	if len(names) > 0 {
+		array = &names[0]
+	}
+	var out *C.zenith_loader
+	var cerr *C.zenith_error
+	if st := C.zenith_loader_open_paths(array, C.size_t(len(names)), copts, &out, &cerr); st != C.ZENITH_OK {
+		return nil, takeError(st, cerr)
+	}
+	l := &Loader{c: out}
+	runtime.SetFinalizer(l, (*Loader).finalize)
+	return l, nil
+}
+
 // finalizedLoaders counts loaders freed by their finalizer (the tests check the backstop).
 var finalizedLoaders atomic.Int64
 

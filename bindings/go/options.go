@@ -112,6 +112,14 @@ type Options struct {
 	// ResumeState is a token from Loader.SaveState: the loader opens at the saved epoch and
 	// delivers exactly the batches not yet delivered. Empty means start at epoch 0.
 	ResumeState []byte
+	// CSVDelimiter is the CSV field delimiter; 0 means a tab for .tsv files, else a comma.
+	CSVDelimiter byte
+	// CSVNoHeader says CSV files start with data, not a header row: columns are then named by
+	// Schema, else f0, f1, ...
+	CSVNoHeader bool
+	// Schema, when not nil, is the schema CSV and JSON lines files are parsed with instead of
+	// an inferred one (a struct schema, e.g. another loader's Schema()); it is only read.
+	Schema *ArrowSchema
 }
 
 // IntPtr returns a pointer to n, for Options.NumWorkers: zenith.Options{NumWorkers: zenith.IntPtr(0)}.
@@ -215,6 +223,24 @@ func (o *Options) apply(opts *C.zenith_loader_options) error {
 	}
 	if o.MemoryBudget != 0 {
 		if err := call(C.zenith_loader_options_set_memory_budget(opts, C.uint64_t(o.MemoryBudget), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.CSVDelimiter != 0 {
+		if err := call(C.zenith_loader_options_set_csv_delimiter(opts, C.uint8_t(o.CSVDelimiter), &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.CSVNoHeader {
+		if err := call(C.zenith_loader_options_set_csv_header(opts, false, &cerr)); err != nil {
+			return err
+		}
+	}
+	if o.Schema != nil {
+		o.Schema.mu.Lock()
+		st := C.zenith_loader_options_set_schema(opts, o.Schema.c, &cerr)
+		o.Schema.mu.Unlock()
+		if err := call(st); err != nil {
 			return err
 		}
 	}

@@ -191,6 +191,36 @@ def write_csv(out: str) -> None:
     write(directory, "ragged.csv", b"a,b\n1,2\n3\n4,5,6\n")
 
 
+def write_streamed_formats(out: str) -> None:
+    """Seeds of the streamed formats: a gzip-compressed CSV, JSON lines, WebDataset tar shards."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    sink = io.BytesIO()
+    pacsv.write_csv(simple_table(30), sink)
+    directory = os.path.join(out, "csv_gz")
+    write(directory, "simple.csv.gz", gzip.compress(sink.getvalue()))
+    write(directory, "two_members.csv.gz", gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n"))
+    directory = os.path.join(out, "jsonl")
+    write(directory, "simple.jsonl", b"".join(
+        json.dumps({"a": i, "b": f"s{i}", "c": [i, i + 1], "d": {"e": i % 2 == 0}}).encode() + b"\n"
+        for i in range(30)
+    ))
+    write(directory, "missing_keys.jsonl", b'{"a": 1}\n{"b": "x"}\n{"a": null, "b": null}\n')
+    directory = os.path.join(out, "tar")
+    for name, fmt in [("ustar.tar", tarfile.USTAR_FORMAT), ("gnu.tar", tarfile.GNU_FORMAT), ("pax.tar", tarfile.PAX_FORMAT)]:
+        sink = io.BytesIO()
+        with tarfile.open(fileobj=sink, mode="w", format=fmt) as tar:
+            for i in range(4):
+                for ext, data in [("jpg", bytes(range(i * 10))), ("cls", str(i).encode())]:
+                    info = tarfile.TarInfo(f"{'d' * (60 if fmt != tarfile.USTAR_FORMAT else 1)}/{i}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        write(directory, name, sink.getvalue())
+
+
 def write_tokens() -> None:
     """Resume tokens encoded by the library (a unit test writes them when asked)."""
     root = os.path.dirname(os.path.dirname(HERE))
@@ -210,6 +240,7 @@ def main() -> None:
     write_ipc(args.out)
     write_parquet(args.out)
     write_csv(args.out)
+    write_streamed_formats(args.out)
     if args.tokens:
         write_tokens()
     for target in sorted(os.listdir(args.out)):

@@ -13,13 +13,19 @@ receives without a reference copy:
     embedding fixed_size_list<float32>[4]   [id + 0.0, id + 0.25, id + 0.5, id + 0.75]
 
 The same table is written in every format Zenith reads (Arrow IPC file and stream, Parquet with
-each codec, CSV), as shards of a directory, and as broken files that must be clean errors.
+each codec, CSV and TSV plain or compressed, JSON lines), as shards of a directory, and as broken
+files that must be clean errors. WebDataset tar shards (webdataset/) hold per-sample files
+instead (see wds_sample_files).
 
 Usage: generate.py OUT_DIR [--rows N] [--demo-rows N]
 """
 
 import argparse
+import gzip
+import io
+import json
 import os
+import tarfile
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -155,6 +161,110 @@ def write_csv_files(out: str, basic: pa.Table) -> None:
     write_bytes(os.path.join(out, "bad_value.csv"), ("\n".join(lines) + "\n").encode())
 
 
+def write_compressed(path: str, data: bytes) -> None:
+    """`data` compressed by the codec the name ends with: Python's gzip, pyarrow's zstd."""
+    if path.endswith(".gz"):
+        write_bytes(path, gzip.compress(data))
+    else:
+        with pa.CompressedOutputStream(path, "zstd") as f:
+            f.write(data)
+
+
+def csv_bytes(tbl: pa.Table, **write_options) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(tbl, sink, pacsv.WriteOptions(**write_options))
+    return sink.getvalue()
+
+
+def write_text_format_files(out: str, basic: pa.Table) -> None:
+    """formats/: compressed CSV and TSV, CSV without a header, JSON lines (plain and
+    compressed), and broken ones. pyarrow reads each of them back in the tests."""
+    d = os.path.join(out, "formats")
+    os.makedirs(d, exist_ok=True)
+    csv_tbl = basic.select(CSV_COLUMNS)
+    text = csv_bytes(csv_tbl)
+    write_compressed(os.path.join(d, "basic.csv.gz"), text)
+    write_compressed(os.path.join(d, "basic.csv.zst"), text)
+    tsv = csv_bytes(csv_tbl, delimiter="\t")
+    write_bytes(os.path.join(d, "basic.tsv"), tsv)
+    write_compressed(os.path.join(d, "basic.tsv.gz"), tsv)
+    # `|`-separated under a .csv name: only the delimiter option reads it.
+    write_bytes(os.path.join(d, "pipes.csv"), csv_bytes(csv_tbl, delimiter="|"))
+    write_bytes(os.path.join(d, "noheader.csv"), csv_bytes(csv_tbl, include_header=False))
+    # More than 4 MiB of text (the head a compressed stream keeps) in a .csv.zst.
+    write_compressed(os.path.join(d, "large.csv.zst"), csv_bytes(table(LARGE_CSV_ROWS).select(CSV_COLUMNS)))
+    # Truncated gzip: the stream ends inside the deflate data.
+    whole = gzip.compress(text)
+    write_bytes(os.path.join(d, "truncated.csv.gz"), whole[: len(whole) // 2])
+    # JSON lines: the CSV columns and the embedding as a list of numbers.
+    rows = basic.select(CSV_COLUMNS + ["embedding"]).to_pylist()
+    lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
+    write_bytes(os.path.join(d, "basic.jsonl"), lines)
+    write_compressed(os.path.join(d, "basic.jsonl.gz"), lines)
+    write_compressed(os.path.join(d, "basic.ndjson.zst"), lines)
+    bad = lines.split(b"\n")
+    bad[20] = b'{"id": 20, "label": '
+    write_bytes(os.path.join(d, "malformed.jsonl"), b"\n".join(bad))
+
+
+def wds_sample_files(i: int):
+    """The files of WebDataset sample `i`: an image-like blob, a class and a JSON document;
+    every third sample has no .json."""
+    files = [
+        ("jpg", bytes((i * 7 + k) % 256 for k in range(50 + i % 13))),
+        ("cls", str(i % 10).encode()),
+    ]
+    if i % 3 != 0:
+        files.append(("json", json.dumps({"id": i}).encode()))
+    return files
+
+
+def write_tar(path: str, members, mode: str = "w", fmt=tarfile.PAX_FORMAT) -> None:
+    with tarfile.open(path, mode, format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+
+
+def write_tar_files(out: str) -> None:
+    """webdataset/: two shards of 100 and 57 samples (keys with a directory part), a gzipped
+    shard, and hostile archives."""
+    d = os.path.join(out, "webdataset")
+    os.makedirs(d, exist_ok=True)
+    def members(start, count):
+        return [
+            (f"train/{i:06d}.{ext}", data)
+            for i in range(start, start + count)
+            for ext, data in wds_sample_files(i)
+        ]
+    write_tar(os.path.join(d, "shard-000000.tar"), members(0, 100))
+    write_tar(os.path.join(d, "shard-000001.tar"), members(100, 57))
+    hostile = os.path.join(out, "webdataset_hostile")
+    os.makedirs(hostile, exist_ok=True)
+    write_tar(os.path.join(hostile, "shard.tar.gz"), members(0, 40), mode="w:gz")
+    # A long directory name: GNU long-name and pax path records carry it.
+    long_dir = "d" * 150
+    write_tar(os.path.join(hostile, "long_names_gnu.tar"), [(f"{long_dir}/{i}.cls", b"x") for i in range(3)], fmt=tarfile.GNU_FORMAT)
+    write_tar(os.path.join(hostile, "long_names_pax.tar"), [(f"{long_dir}/{i}.cls", b"x") for i in range(3)])
+    with open(os.path.join(d, "shard-000000.tar"), "rb") as f:
+        good = f.read()
+    write_bytes(os.path.join(hostile, "truncated.tar"), good[: len(good) // 2 + 100])
+    # The first header's size field claims 8 GiB (checksum fixed, so only the size lies).
+    huge = bytearray(good[:2048])
+    huge[124:136] = b"%011o\0" % ((8 << 30) - 1)
+    huge[148:156] = b"        "
+    huge[148:156] = b"%06o\0 " % sum(huge[:512])
+    write_bytes(os.path.join(hostile, "huge_size.tar"), bytes(huge))
+    bad_sum = bytearray(good)
+    bad_sum[0] ^= 0x01
+    write_bytes(os.path.join(hostile, "bad_checksum.tar"), bytes(bad_sum))
+    write_tar(os.path.join(hostile, "traversal.tar"), [("ok.cls", b"1"), ("../evil.cls", b"2")])
+    write_tar(os.path.join(hostile, "absolute.tar"), [("/etc/evil.cls", b"2")])
+    write_tar(os.path.join(hostile, "duplicate.tar"), [("a.cls", b"1"), ("a.cls", b"2")])
+
+
 def write_stream_files(out: str, basic: pa.Table, dict_tbl: pa.Table) -> None:
     """The Arrow IPC stream format: basic.arrows (irregular batches), dictionary.arrows, and a
     truncated and a corrupt stream."""
@@ -203,6 +313,8 @@ def main() -> None:
     write_parquet_files(out, basic)
     write_csv_files(out, basic)
     write_stream_files(out, basic, dict_tbl)
+    write_text_format_files(out, basic)
+    write_tar_files(out)
 
     # Broken inputs: each must be a clean error, never a crash.
     with open(basic_path, "rb") as f:

@@ -355,6 +355,31 @@ public:
         return std::move(memory_budget(bytes));
     }
 
+    /// The CSV field delimiter, one byte ('\0': a tab for .tsv files, a comma otherwise).
+    LoaderOptions& csv_delimiter(char delimiter) & {
+        return set("csv_delimiter", zenith_loader_options_set_csv_delimiter,
+                   static_cast<std::uint8_t>(delimiter));
+    }
+    LoaderOptions&& csv_delimiter(char delimiter) && {
+        return std::move(csv_delimiter(delimiter));
+    }
+
+    /// Whether CSV files start with a header row (the default); without one, columns are named
+    /// by schema(), else f0, f1, ...
+    LoaderOptions& csv_header(bool header) & {
+        return set("csv_header", zenith_loader_options_set_csv_header, header);
+    }
+    LoaderOptions&& csv_header(bool header) && { return std::move(csv_header(header)); }
+
+    /// Parses CSV and JSON lines files with `schema` (an Arrow C struct schema, "+s"; only read:
+    /// the caller keeps and releases it) instead of inferring one; nullptr restores inference.
+    LoaderOptions& schema(const ArrowSchema* schema) & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_schema(raw("schema"), schema, &err), err);
+        return *this;
+    }
+    LoaderOptions&& schema(const ArrowSchema* schema) && { return std::move(this->schema(schema)); }
+
     /// Resumes from a token from Loader::save_state(): the Loader delivers exactly the batches
     /// not yet delivered. Open it with the same dataset and the same order-deciding options
     /// (seed, batch size, shuffle, drop_last, shard, columns), else opening throws.
@@ -506,6 +531,12 @@ public:
     Loader(const std::string& path, const LoaderOptions& options)
         : handle_(open(path, detail::require(options.get(), "zenith::Loader: LoaderOptions"))) {}
 
+    /// Opens the files of several paths as one dataset, in the order given (each a file, a
+    /// directory or a glob), with `options` (only read).
+    Loader(const std::vector<std::string>& paths, const LoaderOptions& options)
+        : handle_(open_paths(paths,
+                             detail::require(options.get(), "zenith::Loader: LoaderOptions"))) {}
+
     /// Takes ownership of a loader from zenith_loader_open (NULL gives an empty Loader).
     explicit Loader(zenith_loader* adopted) noexcept : handle_(adopted) {}
 
@@ -589,6 +620,21 @@ private:
         zenith_error* err = nullptr;
         check(zenith_loader_open(detail::c_str(path, "zenith::Loader: path"), options, &loader,
                                  &err),
+              err);
+        return loader;
+    }
+
+    static zenith_loader* open_paths(const std::vector<std::string>& paths,
+                                     const zenith_loader_options* options) {
+        std::vector<const char*> pointers;
+        pointers.reserve(paths.size());
+        for (const auto& path : paths) {
+            pointers.push_back(detail::c_str(path, "zenith::Loader: paths"));
+        }
+        zenith_loader* loader = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_loader_open_paths(pointers.empty() ? nullptr : pointers.data(),
+                                       pointers.size(), options, &loader, &err),
               err);
         return loader;
     }

@@ -187,3 +187,13 @@ __all__ = [
     "stream_capsule",
     "versioned_capsule",
 ]
+
+
+_GetPointerOf = _c_api("PyCapsule_GetPointer", c_void_p, ctypes.py_object, ctypes.c_char_p)
+
+
+def schema_pointer(capsule) -> int:
+    """The `struct ArrowSchema *` inside an ``arrow_schema`` capsule (borrowed: the capsule keeps
+    owning it; keep the capsule alive while the pointer is used). Raises ValueError for a capsule
+    of another name."""
+    return _GetPointerOf(capsule, b"arrow_schema")

@@ -447,8 +447,12 @@ SIGNATURES = {
     "zenith_loader_options_set_resume_state": ([OptionsPtr, POINTER(c_uint8), c_size_t, _Err], c_int32),
     "zenith_loader_options_set_io_backend": ([OptionsPtr, c_int32, _Err], c_int32),
     "zenith_loader_options_set_io_direct": ([OptionsPtr, c_bool, _Err], c_int32),
+    "zenith_loader_options_set_csv_delimiter": ([OptionsPtr, c_uint8, _Err], c_int32),
+    "zenith_loader_options_set_csv_header": ([OptionsPtr, c_bool, _Err], c_int32),
+    "zenith_loader_options_set_schema": ([OptionsPtr, POINTER(ArrowSchema), _Err], c_int32),
     # loader
     "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),
+    "zenith_loader_open_paths": ([POINTER(c_char_p), c_size_t, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),
     "zenith_loader_schema": ([LoaderPtr, POINTER(ArrowSchema), _Err], c_int32),
     "zenith_loader_next": ([LoaderPtr, POINTER(ArrowArray), POINTER(ArrowSchema), _Err], c_int32),
     "zenith_loader_next_batch": ([LoaderPtr, POINTER(BatchPtr), _Err], c_int32),

@@ -120,6 +120,18 @@ class Schema:
         return f"zenith.Schema(names={self.names})"
 
 
+def _path_bytes(path) -> bytes:
+    """A dataset path as the bytes the C ABI takes (str, bytes or PathLike; no NUL)."""
+    try:
+        encoded = os.fsencode(path)
+    except TypeError:
+        raise _errors.invalid(f"path must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+    if b"\0" in encoded:
+        # A C string ends at the first NUL: the library would open another path.
+        raise _errors.invalid(f"path must not contain a NUL character: {path!r}")
+    return encoded
+
+
 class Loader:
     """Shuffled, sharded batches of a dataset (an Arrow IPC, Parquet or CSV file, a directory of
     shards, or a glob), built ahead on native worker threads.
@@ -139,7 +151,11 @@ class Loader:
     that call ``set_epoch(e)`` before each epoch and loops that don't see the same batches.
 
     Arguments:
-        path: a file, a directory (searched recursively) or a glob (str, bytes or PathLike).
+        path: a file, a directory (searched recursively) or a glob (str, bytes or PathLike;
+            ``~`` is the home directory, ``file://`` URLs are paths), or a list of them (one
+            dataset, files in the order given). Files: Arrow IPC, Parquet, CSV/TSV and JSON lines
+            (also ``.gz``/``.zst``), WebDataset ``.tar`` shards (a ``__key__`` column and one
+            binary column per file extension).
         batch_size: rows per batch (the last batch of an epoch may be shorter, see drop_last).
         shuffle: True or "global" (an exact permutation of all rows per epoch), "block" (row
             groups, then rows within windows that fit ``memory_budget``), False or "none".
@@ -167,6 +183,11 @@ class Loader:
             ``DistributedSampler`` does (the default: every rank gets ``ceil(rows / world_size)``
             rows, a few seen twice). Either way every rank gets ``len(loader)`` batches. A world
             larger than the dataset is an error.
+        delimiter: the CSV field delimiter, one character (None: a tab for ``.tsv``, else ``,``).
+        header: whether CSV files start with a header row (False: columns named by ``schema``,
+            else ``f0``, ``f1``, ...).
+        schema: a ``pyarrow.Schema`` (anything with ``__arrow_c_schema__``) to parse CSV and JSON
+            lines files with, instead of inferring one.
 
     Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
     when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
@@ -202,15 +223,30 @@ class Loader:
         pad: dict | None = None,
         shard=_SHARD_FROM_ENV,
         drop_remainder: bool = False,
+        delimiter: str | None = None,
+        header: bool = True,
+        schema=None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
-        try:
-            self._path = os.fsencode(path)
-        except TypeError:
-            raise _errors.invalid(f"path must be str, bytes or os.PathLike, not {type(path).__name__}") from None
-        if b"\0" in self._path:
-            # A C string ends at the first NUL: the library would open another path.
-            raise _errors.invalid(f"path must not contain a NUL character: {path!r}")
+        # A list of paths is one dataset (files in the order given).
+        self._paths = None
+        if isinstance(path, (list, tuple)):
+            if not path:
+                raise _errors.invalid("path must not be an empty list")
+            self._paths = [_path_bytes(p) for p in path]
+            self._path = self._paths[0]
+        else:
+            self._path = _path_bytes(path)
+        if delimiter is not None:
+            if not isinstance(delimiter, (str, bytes)) or len(delimiter) != 1 or ord(delimiter) > 127 or ord(delimiter) == 0:
+                raise _errors.invalid(f"delimiter must be one ASCII character, got {delimiter!r}")
+            delimiter = ord(delimiter)
+        if not isinstance(header, bool):
+            raise _errors.invalid(f"header must be a bool, not {type(header).__name__}")
+        if schema is not None and not hasattr(schema, "__arrow_c_schema__"):
+            raise _errors.invalid(
+                f"schema must be a pyarrow.Schema (or implement __arrow_c_schema__), not {type(schema).__name__}"
+            )
         if isinstance(shuffle, str):
             shuffle = shuffle.lower()
         if not isinstance(shuffle, (bool, str)) or shuffle not in _SHUFFLE:
@@ -261,6 +297,9 @@ class Loader:
             "memory_budget": _int("memory_budget", memory_budget, 0, _U64, none_ok=True),
             "shard": shard_mode,
             "drop_remainder": drop_remainder,
+            "delimiter": delimiter,
+            "header": header,
+            "schema": schema,
         }
         self._output = output
         self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
@@ -308,12 +347,24 @@ class Loader:
                 _call(lib.zenith_loader_options_set_columns, opts, array, len(names))
             if o["memory_budget"] is not None:
                 _call(lib.zenith_loader_options_set_memory_budget, opts, o["memory_budget"])
+            if o["delimiter"] is not None:
+                _call(lib.zenith_loader_options_set_csv_delimiter, opts, o["delimiter"])
+            _call(lib.zenith_loader_options_set_csv_header, opts, o["header"])
+            if o["schema"] is not None:
+                capsule = o["schema"].__arrow_c_schema__()
+                pointer = ctypes.cast(_capsule.schema_pointer(capsule), ctypes.POINTER(_lib.ArrowSchema))
+                _call(lib.zenith_loader_options_set_schema, opts, pointer)
+                del capsule  # copied by the library: the capsule releases its schema
             if resume is not None:
                 buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
                 _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))
             handle = _lib.LoaderPtr()
             try:
-                _call(lib.zenith_loader_open, self._path, opts, ctypes.byref(handle))
+                if self._paths is not None:
+                    array = (ctypes.c_char_p * len(self._paths))(*self._paths)
+                    _call(lib.zenith_loader_open_paths, array, len(self._paths), opts, ctypes.byref(handle))
+                else:
+                    _call(lib.zenith_loader_open, self._path, opts, ctypes.byref(handle))
             except _errors.NotFoundError as e:
                 e.filename = os.fsdecode(self._path)
                 raise
@@ -412,7 +463,8 @@ class Loader:
                 f"epoch={self._epoch}, batches_per_epoch={s.batches_per_epoch}, rank={s.rank}, "
                 f"world_size={s.world_size} ({_SHARD_SOURCE_TEXT.get(source, source)}), shuffle={shuffle}"
             )
-        return f"zenith.Loader({os.fsdecode(self._path)!r}, batch_size={self._options['batch_size']}, {state})"
+        shown = [os.fsdecode(p) for p in self._paths] if self._paths is not None else os.fsdecode(self._path)
+        return f"zenith.Loader({shown!r}, batch_size={self._options['batch_size']}, {state})"
 
     # ---- facts -------------------------------------------------------------------------------
 

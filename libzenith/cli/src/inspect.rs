@@ -321,7 +321,7 @@ fn file_columns(source: &Arc<dyn Source>, format: Format) -> Option<FileColumns>
         Format::Parquet => parquet_columns(path),
         Format::ArrowIpcFile => ipc_columns(source, ipc_file_batches(path)?),
         Format::ArrowIpcStream => ipc_columns(source, ipc_stream_batches(path)?),
-        Format::Csv => csv_columns(source),
+        Format::Csv | Format::JsonLines | Format::Tar => held_columns(source),
     }
 }
 
@@ -513,12 +513,20 @@ fn ipc_columns(source: &Arc<dyn Source>, batches: Vec<BatchHeader>) -> Option<Fi
 }
 
 /// CSV files are parsed at open (the loader holds their blocks): null counts from the arrays.
-fn csv_columns(source: &Arc<dyn Source>) -> Option<FileColumns> {
+fn held_columns(source: &Arc<dyn Source>) -> Option<FileColumns> {
     let schema = source.schema();
+    // Text and tar files compressed whole name their codec (gzip, zstd) for every column.
+    let mut head = Vec::with_capacity(4);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(File::open(source.path()).ok()?, 4),
+        &mut head,
+    )
+    .ok()?;
+    let codec = zenith_core::dataset::compression::Compression::from_magic(&head).name();
     let mut columns = FileColumns::new();
     for field in schema.fields() {
         let mut facts = ColumnFacts::new();
-        facts.codecs.insert("none".into());
+        facts.codecs.insert(codec.into());
         columns.insert(field.name().clone(), facts);
     }
     for chunk in 0..source.chunk_rows().len() {

@@ -213,6 +213,32 @@ fn csv_reports_its_inferred_types_and_null_counts() {
 }
 
 #[test]
+fn compressed_text_json_lines_and_tar_shards_report_format_codec_and_columns() {
+    let r = json(&["inspect", arg(&data_file("formats/basic.csv.zst"))]);
+    assert_eq!(r["format"], "csv");
+    assert_eq!(r["rows"], BASIC_ROWS);
+    assert_eq!(column(&r, "name")["compression"], json!(["zstd"]));
+    assert_eq!(column(&r, "name")["nulls"], basic_nulls_in_name());
+
+    let r = json(&["inspect", arg(&data_file("formats/basic.jsonl.gz"))]);
+    assert_eq!(r["format"], "jsonl");
+    assert_eq!(
+        names(&r),
+        ["id", "label", "value", "name", "flag", "embedding"]
+    );
+
+    let r = json(&["inspect", arg(&data_file("webdataset"))]);
+    assert_eq!(r["format"], "tar");
+    assert_eq!(r["rows"], 157);
+    assert_eq!(names(&r), ["__key__", "cls", "jpg", "json"]);
+    // Every third sample has no .json file: a null.
+    assert_eq!(
+        column(&r, "json")["nulls"],
+        (0..157).filter(|i| i % 3 == 0).count()
+    );
+}
+
+#[test]
 fn columns_project_and_order_the_schema() {
     let r = json(&[
         "inspect",

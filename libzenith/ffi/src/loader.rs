@@ -33,9 +33,15 @@ pub struct zenith_loader {
 ///
 /// `path` is a file, a directory (searched recursively; files in sorted path order; names that
 /// start with `.` or `_`, such as `_SUCCESS`, skipped) or a glob pattern (`**` matches any number
-/// of directories). Each file is an Arrow IPC file or stream, Parquet, or CSV with a header row,
-/// recognised by its magic bytes or else its extension; every file must have the first one's
-/// column names and types. Only regular files are read: a FIFO, socket or device met in a
+/// of directories); a leading `~/` is the home directory (`$HOME`), a `file://` URL a local path,
+/// and any other URL scheme (`s3://`, `hdfs://`, ...) is `ZENITH_ERR_UNSUPPORTED` naming it. Each
+/// file is an Arrow IPC file or stream, Parquet, CSV or TSV (also gzip- or zstd-compressed:
+/// `.csv.gz`, `.tsv.zst`; see `zenith_loader_options_set_csv_delimiter`, `_set_csv_header` and
+/// `_set_schema`), JSON lines (`.jsonl`, `.ndjson`, also compressed), or a WebDataset tar shard
+/// (`.tar`, `.tar.gz`, `.tgz`, `.tar.zst`: files grouped by key into rows, a `__key__` text column
+/// and one binary column per extension), recognised by its magic bytes or else its extension;
+/// every file must have the first one's column names and types. Compressed files are
+/// decompressed as they are parsed, never past the memory budget (`ZENITH_ERR_OUT_OF_MEMORY`). Only regular files are read: a FIFO, socket or device met in a
 /// directory or matched by a glob is skipped without being opened (and named in
 /// `zenith_loader_io_fallback_reason`), and so is a symbolic link back to a directory that
 /// contains it; walks stop with an error past 64 directory levels or 4,194,304 entries.
@@ -96,6 +102,58 @@ pub unsafe extern "C" fn zenith_loader_open(
         }
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open(&path, options)?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(args::into_handle(zenith_loader { inner: loader })) };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Opens the files of several paths as one dataset, like `zenith_loader_open` for each (a file,
+/// a directory of shards or a glob; `~` and `file://` as there), the files in the order of the
+/// paths (each path's own files sorted). Shuffling, sharding and resume treat them as one
+/// dataset.
+///
+/// Ownership: on success `*out` receives a new loader the caller frees with `zenith_loader_free`.
+/// `paths` and `opts` are only read.
+/// On failure: as `zenith_loader_open`; also `ZENITH_ERR_INVALID_ARGUMENT` for a NULL or empty
+/// entry or a file named twice, and `ZENITH_ERR_NOT_FOUND` for `count == 0`. `*out` is left
+/// untouched.
+/// NULL policy: `paths` (unless `count == 0`) and `out` must not be NULL; `opts == NULL` means
+/// the defaults; `err` may be NULL.
+///
+/// # Safety
+/// `paths` is NULL or points to `count` pointers, each NULL or NUL-terminated; `opts` is NULL or
+/// live; `out` and `err` are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_open_paths(
+    paths: *const *const c_char,
+    count: usize,
+    opts: *const zenith_loader_options,
+    out: *mut *mut zenith_loader,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let out = args::out(out, "out")?;
+        let pointers: &[*const c_char] = if count == 0 {
+            &[]
+        } else if paths.is_null() {
+            return Err(zenith_core::Error::NullArgument("paths"));
+        } else {
+            // SAFETY: non-NULL and `count` long per the contract.
+            unsafe { std::slice::from_raw_parts(paths, count) }
+        };
+        let mut list = Vec::with_capacity(pointers.len());
+        for (i, &pointer) in pointers.iter().enumerate() {
+            if pointer.is_null() {
+                return Err(zenith_core::Error::InvalidArgument(format!("paths[{i}] is NULL")));
+            }
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            list.push(unsafe { args::path(pointer, "paths[i]") }?);
+        }
+        let default_options = LoaderOptions::default();
+        // SAFETY: per the contract above.
+        let options = unsafe { opts.as_ref() }.map_or(&default_options, |o| &o.inner);
+        let loader = Loader::open_list(&list, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_loader { inner: loader })) };
         Ok(ZENITH_OK)

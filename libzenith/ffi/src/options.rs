@@ -3,6 +3,10 @@
 //! Every setter validates its argument and leaves the options unchanged on failure.
 
 use std::ffi::{CStr, c_char};
+use std::sync::Arc;
+
+use arrow_schema::Schema;
+use arrow_schema::ffi::FFI_ArrowSchema;
 
 use crate::args;
 use crate::error::zenith_error;
@@ -631,4 +635,93 @@ pub unsafe extern "C" fn zenith_loader_options_set_shard_drop_remainder(
             o.set_shard_drop_remainder(drop_remainder);
             Ok(())
         }) } })
+}
+
+/// Sets the field delimiter of CSV files, one byte (e.g. `'\t'`, `';'`, `'|'`); `0` restores
+/// the default: a tab for `.tsv` files (also `.tsv.gz`, `.tsv.zst`), a comma otherwise.
+///
+/// On failure: `'\n'`, `'\r'` or `'"'` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+/// unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_csv_delimiter(
+    opts: *mut zenith_loader_options,
+    delimiter: u8,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    let delimiter = (delimiter != 0).then_some(delimiter);
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| o.set_csv_delimiter(delimiter)) } })
+}
+
+/// Says whether CSV files start with a header row naming the columns (`true`, the default) or
+/// with data (`false`): the columns are then named by the schema set with
+/// `zenith_loader_options_set_schema`, else `f0`, `f1`, ... (as pyarrow names them).
+///
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or a live options object; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_csv_header(
+    opts: *mut zenith_loader_options,
+    header: bool,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    // SAFETY: per the contract above.
+    ffi_boundary!(err: err, { unsafe { with_options(opts, |o| {
+            o.set_csv_header(header);
+            Ok(())
+        }) } })
+}
+
+/// Parses CSV and JSON lines files with `schema` (an Arrow C Data Interface struct schema, format
+/// `+s`, one child per column, as `pyarrow.Schema._export_to_c` or nanoarrow write it) instead
+/// of inferring one from the first file; `NULL` restores inference. With a CSV header row, the
+/// header must name the schema's fields in order (else `zenith_loader_open` fails with
+/// `ZENITH_ERR_FORMAT`); without one (`zenith_loader_options_set_csv_header(opts, false, err)`)
+/// the schema names the columns. Values that do not parse as their column's type fail
+/// `zenith_loader_open` with `ZENITH_ERR_FORMAT`. Other formats carry their own schema and
+/// ignore this one.
+///
+/// Ownership: `schema` is only read (copied); the caller still owns it and releases it.
+/// On failure: a released schema (`release == NULL`), one that is not a struct, has no fields,
+/// or holds a type Arrow cannot import returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+/// unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `schema == NULL` resets;
+/// `err` may be NULL.
+///
+/// # Safety
+/// `opts` is NULL or live; `schema` is NULL or points to a valid `struct ArrowSchema`; `err` is
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_schema(
+    opts: *mut zenith_loader_options,
+    schema: *const FFI_ArrowSchema,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: NULL or a valid ArrowSchema per the contract.
+        let c_schema = unsafe { schema.as_ref() };
+        // SAFETY: per the contract above (`opts` is checked before `schema` is parsed).
+        unsafe { with_options(opts, |o| {
+            let schema = match c_schema {
+                None => None,
+                Some(c_schema) => {
+                    if c_schema.release().is_none() {
+                        return Err(Error::InvalidArgument(
+                            "schema has been released (its release callback is NULL)".into(),
+                        ));
+                    }
+                    let schema = Schema::try_from(c_schema)
+                        .map_err(|e| Error::InvalidArgument(format!("schema: {e}")))?;
+                    Some(Arc::new(schema))
+                }
+            };
+            o.set_schema(schema)
+        }) }
+    })
 }

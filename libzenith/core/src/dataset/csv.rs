@@ -1,5 +1,6 @@
-//! CSV source: the file is parsed once, at open, into chunks held in memory: 65,536 rows each,
-//! fewer when rows are wide (a chunk is sized in bytes, see [`chunk_rows`]).
+//! CSV source (also TSV, and either compressed with gzip or zstd): the file is parsed once, at
+//! open, into chunks held in memory: 65,536 rows each, fewer when rows are wide (a chunk is sized
+//! in bytes, see [`chunk_rows`]). A compressed file is decompressed as it is parsed.
 //!
 //! CSV has no index, so a chunk cannot be found without parsing every byte before it; parsing
 //! the whole file up front gives the loader exact row counts to plan with and random access
@@ -11,13 +12,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use bytes::Buf;
-
+use super::compression::{Compression, Decompressed};
 use super::source::HeldBatches;
 use crate::error::{Error, Result};
-use crate::runtime::io::{IoContext, SequentialRead};
+use crate::runtime::io::IoContext;
+use arrow_csv::reader::{Format as CsvFormat, ReaderBuilder};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
 /// Rows per chunk at most: large enough that per-chunk overhead vanishes, small enough that the
 /// parser's working set stays in cache and a shuffle still has many chunks to draw from. (Not
@@ -35,10 +35,41 @@ const CHUNK_FIELDS: usize = 1 << 21;
 /// Records read to infer column types when no schema is given (arrow-csv's sampling).
 const INFER_RECORDS: usize = 1_000;
 
-/// Bytes read from the file at a time.
-const READ_BLOCK: usize = 4 << 20;
+/// How CSV text is split: the options a user sets for every CSV file of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CsvOptions {
+    /// The field delimiter; `None`: a tab for `.tsv` files (also compressed: `.tsv.gz`), a
+    /// comma otherwise.
+    pub delimiter: Option<u8>,
+    /// Whether the first line names the columns (the default). Without a header and without a
+    /// given schema, columns are named `f0`, `f1`, ... as pyarrow names them.
+    pub header: bool,
+}
 
-/// A CSV file with a header row, materialised as Arrow record batches.
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: None,
+            header: true,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// The delimiter used for `path`: the one set, else by the file's name.
+    pub fn delimiter_for(&self, path: &Path) -> u8 {
+        self.delimiter.unwrap_or_else(|| {
+            let (_, inner) = Compression::from_name(path);
+            let tsv = inner
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("tsv") || e.eq_ignore_ascii_case("tab"));
+            if tsv { b'\t' } else { b',' }
+        })
+    }
+}
+
+/// A CSV file, materialised as Arrow record batches.
 #[derive(Debug)]
 pub struct CsvFile;
 
@@ -80,34 +111,51 @@ impl CsvFile {
         io: &IoContext,
         budget: u64,
     ) -> Result<HeldBatches> {
-        let reader = io.open(path).map_err(|e| Error::io(path, e))?;
-        // The first block serves both schema inference and parsing: it is read once.
-        let head = reader
-            .read_range(0..reader.len().min(READ_BLOCK as u64))
-            .map_err(|e| Error::io(path, e))?;
-        let file = || {
-            let rest = SequentialRead::new(reader.clone(), head.len() as u64, READ_BLOCK);
-            head.clone().reader().chain(rest)
-        };
+        Self::open_with_options(path, schema, &CsvOptions::default(), io, budget)
+    }
+
+    /// [`Self::open_with_budget`] with the delimiter and header of `options`. A gzip- or
+    /// zstd-compressed file (`.csv.gz`, `.tsv.zst`; told by its magic bytes) is decompressed as
+    /// it is parsed; more than `budget` decompressed bytes is an [`Error::OutOfMemory`].
+    pub fn open_with_options(
+        path: &Path,
+        schema: Option<SchemaRef>,
+        options: &CsvOptions,
+        io: &IoContext,
+        budget: u64,
+    ) -> Result<HeldBatches> {
+        let text = Decompressed::open(path, io, budget)?;
+        let delimiter = options.delimiter_for(path);
         let schema = match schema {
             Some(schema) => schema,
-            None => infer_schema(path, file())?,
+            None => infer_schema(path, text.sample(), delimiter, options.header)?,
         };
         if schema.fields().is_empty() {
-            return Err(Error::format(path, "empty CSV file (no header row)"));
+            let what = if options.header {
+                "no header row"
+            } else {
+                "no rows"
+            };
+            return Err(Error::format(path, format!("empty CSV file ({what})")));
         }
+        let rows = chunk_rows(text.head(), schema.fields().len());
+        let failure = text.failure_slot();
         let reader = ReaderBuilder::new(schema.clone())
-            .with_header(true)
-            .with_header_validation(true)
-            .with_batch_size(chunk_rows(&head, schema.fields().len()))
-            .build(file())
+            .with_header(options.header)
+            .with_header_validation(options.header)
+            .with_delimiter(delimiter)
+            .with_batch_size(rows)
+            .build(text.into_reader())
             .map_err(|e| csv_error(path, e))?;
         // The parser is not written for hostile input: a panic is a format error of this file.
         let batches = catch_unwind(AssertUnwindSafe(|| {
             let mut batches = Vec::new();
             let mut held = 0u64;
             for batch in reader {
-                let batch = batch.map_err(|e| csv_error(path, e))?;
+                // A decompression failure (bomb, corrupt data) reaches the parser as an I/O
+                // error: report what it was.
+                let batch =
+                    batch.map_err(|e| failure.take().unwrap_or_else(|| csv_error(path, e)))?;
                 held = held.saturating_add(batch.get_array_memory_size() as u64);
                 if held > budget {
                     return Err(Error::over_budget(
@@ -137,7 +185,7 @@ impl CsvFile {
 /// [`CHUNK_BYTES`] of text (the average line of the first block standing for every line, and a
 /// row taking at least a byte per field) and [`CHUNK_FIELDS`] fields, at most [`CHUNK_ROWS`],
 /// at least one.
-fn chunk_rows(head: &[u8], columns: usize) -> usize {
+pub(crate) fn chunk_rows(head: &[u8], columns: usize) -> usize {
     let lines = head.iter().filter(|&&b| b == b'\n').count().max(1);
     let row_bytes = (head.len() / lines).max(columns).max(1);
     (CHUNK_BYTES / row_bytes)
@@ -146,10 +194,12 @@ fn chunk_rows(head: &[u8], columns: usize) -> usize {
 }
 
 /// The schema of `file` from its header and first records; columns without evidence are text.
-fn infer_schema(path: &Path, file: impl Read) -> Result<SchemaRef> {
+/// Without a header, columns are named `f0`, `f1`, ... (pyarrow's names).
+fn infer_schema(path: &Path, file: impl Read, delimiter: u8, header: bool) -> Result<SchemaRef> {
     let inferred = catch_unwind(AssertUnwindSafe(|| {
         CsvFormat::default()
-            .with_header(true)
+            .with_header(header)
+            .with_delimiter(delimiter)
             .infer_schema(BufReader::new(file), Some(INFER_RECORDS))
     }))
     .unwrap_or_else(|_| {
@@ -161,11 +211,19 @@ fn infer_schema(path: &Path, file: impl Read) -> Result<SchemaRef> {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|field| match field.data_type() {
-            // An all-empty sample says nothing; arrow-csv would read such a column as Null and
-            // discard whatever values come later.
-            DataType::Null => field.as_ref().clone().with_data_type(DataType::Utf8),
-            _ => field.as_ref().clone(),
+        .enumerate()
+        .map(|(i, field)| {
+            let field = match field.data_type() {
+                // An all-empty sample says nothing; arrow-csv would read such a column as Null
+                // and discard whatever values come later.
+                DataType::Null => field.as_ref().clone().with_data_type(DataType::Utf8),
+                _ => field.as_ref().clone(),
+            };
+            if header {
+                field
+            } else {
+                field.with_name(format!("f{i}"))
+            }
         })
         .collect();
     Ok(Arc::new(Schema::new(fields)))

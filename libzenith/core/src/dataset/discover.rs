@@ -78,7 +78,87 @@ pub fn discover(path: &Path) -> Result<Vec<DataFile>> {
 
 /// [`discover`], with the paths it skipped and why.
 pub fn discover_all(path: &Path) -> Result<Discovery> {
-    discover_with(path, Limits::default())
+    discover_with(&local_path(path)?, Limits::default())
+}
+
+/// The data files of several paths (each a file, a directory or a glob, as in [`discover`]),
+/// in the order the paths are given (each path's own files sorted). A file named twice is an
+/// [`Error::InvalidArgument`]; an empty list is [`Error::NotFound`].
+pub fn discover_list(paths: &[PathBuf]) -> Result<Discovery> {
+    let mut all = Discovery::default();
+    for path in paths {
+        let found = discover_all(path)?;
+        for file in found.files {
+            if all.files.iter().any(|f| f.path == file.path) {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: the file is in the list of dataset paths twice",
+                    file.path.display()
+                )));
+            }
+            all.files.push(file);
+        }
+        all.skipped.extend(found.skipped);
+    }
+    if all.files.is_empty() {
+        return Err(Error::not_found(
+            Path::new(""),
+            "no data files found (an empty list of paths)",
+        ));
+    }
+    Ok(all)
+}
+
+/// The local path a user's path names: `~` and `~/...` expanded to `$HOME`, a `file://` URL
+/// made a path. Any other URL scheme (`s3://`, `hdfs://`, ...) is an [`Error::Unsupported`]
+/// that names it: this build reads local files only.
+pub fn local_path(path: &Path) -> Result<PathBuf> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if let Some(scheme) = url_scheme(bytes) {
+        if scheme.eq_ignore_ascii_case("file") {
+            let rest = &path.to_string_lossy()[scheme.len() + 3..];
+            // `file:///data/x` and `file://localhost/data/x` name /data/x.
+            let local = rest.strip_prefix("localhost").unwrap_or(rest);
+            if !local.starts_with('/') {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: a file:// URL names an absolute path on this host (file:///data/...)",
+                    path.display()
+                )));
+            }
+            return Ok(PathBuf::from(local));
+        }
+        return Err(Error::Unsupported(format!(
+            "{}: the URL scheme {scheme:?} is not supported (this build reads local paths and \
+             file:// URLs)",
+            path.display()
+        )));
+    }
+    if bytes == b"~" || bytes.starts_with(b"~/") {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{}: cannot expand `~`: HOME is not set",
+                    path.display()
+                ))
+            })?;
+        let mut expanded = PathBuf::from(home);
+        if let Ok(rest) = path.strip_prefix("~") {
+            expanded.push(rest);
+        }
+        return Ok(expanded);
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The scheme of a URL (`s3` of `s3://bucket/x`): letters, digits, `+`, `-`, `.` starting with
+/// a letter, before `://`. `None` for anything else (a Windows-style `C:` is not a URL).
+fn url_scheme(bytes: &[u8]) -> Option<&str> {
+    let end = bytes.windows(3).position(|w| w == b"://")?;
+    let scheme = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (valid && scheme.len() > 1).then_some(scheme)
 }
 
 /// How far a walk may go.
@@ -113,9 +193,20 @@ fn discover_with(path: &Path, limits: Limits) -> Result<Discovery> {
                 )));
             }
             let format = Format::detect(path)?.ok_or_else(|| {
+                let ext = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.find('.').map(|dot| n[dot..].to_owned()));
+                let named = match ext {
+                    Some(ext) => format!("files ending in {ext:?} are not a format Zenith reads"),
+                    None => "a file without an extension, and its content names no format".into(),
+                };
                 Error::format(
                     path,
-                    "not a recognised dataset file (expected Arrow IPC, Parquet or a .csv file)",
+                    format!(
+                        "not a recognised dataset file: {named} (expected Arrow IPC, Parquet, \
+                         CSV/TSV or JSON lines, the last two also .gz/.zst, or WebDataset .tar)"
+                    ),
                 )
             })?;
             Discovery {
@@ -519,6 +610,37 @@ mod tests {
                 .files
                 .len(),
             10
+        );
+    }
+
+    #[test]
+    fn home_and_file_urls_are_local_paths_and_other_schemes_are_named() {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            let home = PathBuf::from(home);
+            assert_eq!(local_path(Path::new("~")).unwrap(), home);
+            assert_eq!(
+                local_path(Path::new("~/d/x.csv")).unwrap(),
+                home.join("d/x.csv")
+            );
+        }
+        // `~user` and a `~` inside a path are names, as in a shell.
+        assert_eq!(
+            local_path(Path::new("~bob/x")).unwrap(),
+            Path::new("~bob/x")
+        );
+        assert_eq!(local_path(Path::new("a/~/x")).unwrap(), Path::new("a/~/x"));
+        assert_eq!(
+            local_path(Path::new("file:///data/x.csv")).unwrap(),
+            Path::new("/data/x.csv")
+        );
+        assert!(local_path(Path::new("file://other-host/x")).is_err());
+        let err = local_path(Path::new("gs://bucket/x")).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("\"gs\""), "{err}");
+        // Not URLs: no scheme, or `://` later in a relative path.
+        assert_eq!(
+            local_path(Path::new("./a://b")).unwrap(),
+            Path::new("./a://b")
         );
     }
 

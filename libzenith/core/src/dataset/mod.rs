@@ -6,13 +6,16 @@
 //! through [`Dataset::read_chunk`]. Files that change after they were opened are reported, not
 //! read (see [`Source::check_unchanged`]).
 
+pub mod compression;
 pub mod csv;
 pub mod discover;
 pub mod ipc;
 pub mod ipc_stream;
+pub mod jsonl;
 pub mod parquet;
 pub mod registry;
 pub mod source;
+pub mod tar;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,7 +67,24 @@ impl Dataset {
     /// [`discover::discover`]). Every shard must have the column names and types of the first;
     /// a column is nullable if it is in any shard (see [`Self::from_sources`]).
     pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
+        // `~` expanded, `file://` made a path, other URL schemes refused by name.
+        let path = &discover::local_path(path)?;
         let discovery = discover::discover_all(path)?;
+        Self::open_discovered(path, discovery, options)
+    }
+
+    /// Opens the files of several paths as one dataset (see [`discover::discover_list`]): each
+    /// path a file, a directory or a glob, the files in the order of the paths.
+    pub fn open_list(paths: &[PathBuf], options: &DatasetOptions) -> Result<Self> {
+        let discovery = discover::discover_list(paths)?;
+        Self::open_discovered(Path::new(""), discovery, options)
+    }
+
+    fn open_discovered(
+        path: &Path,
+        discovery: discover::Discovery,
+        options: &DatasetOptions,
+    ) -> Result<Self> {
         // Skipped paths (special files, links back to an ancestor) are said, not silent.
         for note in discovery.summary() {
             options.source.io.stats.note(note);
@@ -81,6 +101,9 @@ impl Dataset {
             // them disagree on a column that happens to hold only integers in one shard.
             if file.format == Format::Csv && source_options.csv_schema.is_none() {
                 source_options.csv_schema = Some(source.schema().clone());
+            }
+            if file.format == Format::JsonLines && source_options.json_schema.is_none() {
+                source_options.json_schema = Some(source.schema().clone());
             }
             sources.push(source);
         }

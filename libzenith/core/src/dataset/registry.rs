@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 
+use super::compression::Compression;
+use super::csv::CsvOptions;
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::runtime::io::IoContext;
@@ -23,15 +25,24 @@ pub enum Format {
     ArrowIpcStream,
     /// Apache Parquet.
     Parquet,
-    /// Comma-separated values with a header row.
+    /// Comma-separated values (also tab-separated: `.tsv`), with or without a header row,
+    /// possibly gzip- or zstd-compressed (`.csv.gz`, `.tsv.zst`).
     Csv,
+    /// JSON lines (`.jsonl`, `.ndjson`), possibly gzip- or zstd-compressed.
+    JsonLines,
+    /// A tar shard in the WebDataset layout (`.tar`, `.tar.gz`, `.tgz`, `.tar.zst`).
+    Tar,
 }
 
 impl Format {
     /// Recognises a file's format: magic bytes first (they cannot lie), then the extension for
-    /// formats without magic (CSV). `None` when neither tells.
+    /// formats without magic (CSV, JSON lines, tar) and for compressed files (the extension
+    /// beneath `.gz` / `.zst`). `None` when neither tells.
     pub fn detect(path: &Path) -> Result<Option<Format>> {
         let head = read_head(path)?;
+        if Compression::from_magic(&head) != Compression::None {
+            return Ok(Format::from_extension(path).filter(|f| f.may_be_compressed()));
+        }
         if head.starts_with(b"ARROW1") {
             return Ok(Some(Format::ArrowIpcFile));
         }
@@ -46,15 +57,30 @@ impl Format {
     }
 
     /// The format an extension names, for files whose content does not say.
+    /// A compression extension (`.gz`, `.zst`) is looked through: `x.csv.gz` is CSV, `x.tgz`
+    /// tar; compressed Arrow or Parquet files are not a format (`None`).
     pub fn from_extension(path: &Path) -> Option<Format> {
+        let (codec, inner) = Compression::from_name(path);
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "arrow" | "ipc" | "feather" => Some(Format::ArrowIpcFile),
-            "arrows" => Some(Format::ArrowIpcStream),
-            "parquet" | "pq" => Some(Format::Parquet),
-            "csv" => Some(Format::Csv),
-            _ => None,
+        if ext == "tgz" {
+            return Some(Format::Tar);
         }
+        let ext = inner.extension()?.to_str()?.to_ascii_lowercase();
+        let format = match ext.as_str() {
+            "arrow" | "ipc" | "feather" => Format::ArrowIpcFile,
+            "arrows" => Format::ArrowIpcStream,
+            "parquet" | "pq" => Format::Parquet,
+            "csv" | "tsv" | "tab" => Format::Csv,
+            "jsonl" | "ndjson" => Format::JsonLines,
+            "tar" => Format::Tar,
+            _ => return None,
+        };
+        (codec == Compression::None || format.may_be_compressed()).then_some(format)
+    }
+
+    /// True for the formats read as a stream, which may be gzip- or zstd-compressed whole.
+    pub fn may_be_compressed(self) -> bool {
+        matches!(self, Format::Csv | Format::JsonLines | Format::Tar)
     }
 
     /// A short lowercase name, for messages and fingerprints.
@@ -64,6 +90,8 @@ impl Format {
             Format::ArrowIpcStream => "arrow-ipc-stream",
             Format::Parquet => "parquet",
             Format::Csv => "csv",
+            Format::JsonLines => "jsonl",
+            Format::Tar => "tar",
         }
     }
 }
@@ -73,6 +101,10 @@ impl Format {
 pub struct SourceOptions {
     /// The schema CSV files are parsed with; `None` infers it from the first CSV file.
     pub csv_schema: Option<SchemaRef>,
+    /// How CSV text is split (delimiter, header row).
+    pub csv: CsvOptions,
+    /// The schema JSON lines files are parsed with; `None` infers it from the first one.
+    pub json_schema: Option<SchemaRef>,
     /// How files are read (mmap, io_uring or pread), and the stats of those reads, shared by
     /// every file of the dataset. With mmap, Arrow IPC files and streams are mapped and batches
     /// are views of the mapping; otherwise they are read into memory of their own.
@@ -108,9 +140,21 @@ pub fn open_source(
             &options.io,
             options.budget(),
         )?),
-        Format::Csv => Arc::new(super::csv::CsvFile::open_with_budget(
+        Format::Csv => Arc::new(super::csv::CsvFile::open_with_options(
             path,
             options.csv_schema.clone(),
+            &options.csv,
+            &options.io,
+            options.budget(),
+        )?),
+        Format::JsonLines => Arc::new(super::jsonl::JsonLinesFile::open_with_budget(
+            path,
+            options.json_schema.clone(),
+            &options.io,
+            options.budget(),
+        )?),
+        Format::Tar => Arc::new(super::tar::TarFile::open_with_budget(
+            path,
             &options.io,
             options.budget(),
         )?),

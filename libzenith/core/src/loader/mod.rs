@@ -81,6 +81,23 @@ impl Loader {
     /// of a crash. Memory-mapped files keep a window (a truncation between that check and a
     /// page access, or after delivery, still faults): `IoBackend::Pread` closes it.
     pub fn open(path: impl AsRef<Path>, options: &LoaderOptions) -> Result<Self> {
+        Self::open_dataset(options, |dataset_options| {
+            Dataset::open(path.as_ref(), dataset_options)
+        })
+    }
+
+    /// [`Self::open`] over the files of several paths (each a file, a directory or a glob), in
+    /// the order given: see [`Dataset::open_list`].
+    pub fn open_list(paths: &[std::path::PathBuf], options: &LoaderOptions) -> Result<Self> {
+        Self::open_dataset(options, |dataset_options| {
+            Dataset::open_list(paths, dataset_options)
+        })
+    }
+
+    fn open_dataset(
+        options: &LoaderOptions,
+        open: impl FnOnce(&DatasetOptions) -> Result<Dataset>,
+    ) -> Result<Self> {
         let opened = Instant::now();
         let (io_options, note) = options
             .io
@@ -95,7 +112,10 @@ impl Loader {
         };
         dataset_options.source.io = io.clone();
         dataset_options.source.memory_budget = options.memory_budget;
-        let dataset = Dataset::open(path.as_ref(), &dataset_options)?;
+        dataset_options.source.csv = options.csv;
+        dataset_options.source.csv_schema = options.schema.clone();
+        dataset_options.source.json_schema = options.schema.clone();
+        let dataset = open(&dataset_options)?;
         Self::start(Arc::new(dataset), options, opened, io)
     }
 

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use arrow_schema::SchemaRef;
+
 use super::plan::ShuffleMode;
 use super::state::ResumeState;
+use crate::dataset::csv::CsvOptions;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::{IoBackend, IoOptions};
@@ -35,6 +38,10 @@ pub struct LoaderOptions {
     pub(crate) io: IoOptions,
     pub(crate) numa: Option<NumaTarget>,
     pub(crate) sysfs_root: Option<PathBuf>,
+    /// How CSV files are split.
+    pub(crate) csv: CsvOptions,
+    /// The schema CSV and JSON lines files are parsed with (`None`: inferred).
+    pub(crate) schema: Option<SchemaRef>,
 }
 
 /// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
@@ -69,6 +76,8 @@ impl Default for LoaderOptions {
             numa: None,
             sysfs_root: None,
             io: IoOptions::default(),
+            csv: CsvOptions::default(),
+            schema: None,
         }
     }
 }
@@ -243,6 +252,39 @@ impl LoaderOptions {
     /// The I/O options.
     pub fn io(&self) -> IoOptions {
         self.io
+    }
+
+    /// Sets the CSV field delimiter (`None`: a tab for `.tsv` files, a comma otherwise). A
+    /// newline, carriage return or double quote cannot delimit fields: an
+    /// [`Error::InvalidArgument`].
+    pub fn set_csv_delimiter(&mut self, delimiter: Option<u8>) -> Result<()> {
+        if let Some(d @ (b'\n' | b'\r' | b'"')) = delimiter {
+            return Err(Error::InvalidArgument(format!(
+                "csv delimiter {:?} cannot separate fields (a newline, carriage return or quote)",
+                d as char
+            )));
+        }
+        self.csv.delimiter = delimiter;
+        Ok(())
+    }
+
+    /// Says whether CSV files start with a header row (the default) or with data: columns are
+    /// then named by the schema given with [`Self::set_schema`], else `f0`, `f1`, ...
+    pub fn set_csv_header(&mut self, header: bool) {
+        self.csv.header = header;
+    }
+
+    /// Parses CSV and JSON lines files with `schema` instead of inferring one (`None`: inferred
+    /// from the first file). With a CSV header, the header must name the schema's fields in
+    /// order. An empty schema is an [`Error::InvalidArgument`].
+    pub fn set_schema(&mut self, schema: Option<SchemaRef>) -> Result<()> {
+        if schema.as_ref().is_some_and(|s| s.fields().is_empty()) {
+            return Err(Error::InvalidArgument(
+                "schema must have at least one field".into(),
+            ));
+        }
+        self.schema = schema;
+        Ok(())
     }
 
     /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the
