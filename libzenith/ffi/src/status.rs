@@ -47,6 +47,12 @@ pub const ZENITH_ERR_BUFFER_TOO_SMALL: zenith_status = -10;
 /// the allocator could give: a file whose metadata claims more rows, values or bytes than fit.
 pub const ZENITH_ERR_OUT_OF_MEMORY: zenith_status = -11;
 
+/// An engine event failed in one of its stages (a native stage's error, a WASM plugin's trap,
+/// timeout, out-of-memory or malformed result): `zenith_engine_poll` reports it in the event's
+/// place, with the event's sequence number, and the message names the stage and the reason. The
+/// engine goes on.
+pub const ZENITH_ERR_EVENT_FAILED: zenith_status = -12;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -66,6 +72,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_OUT_OF_MEMORY => {
             c"out of memory (over the memory budget or the allocator's limit)"
         }
+        ZENITH_ERR_EVENT_FAILED => c"an engine event failed in a stage",
         _ => c"unknown status code",
     }
 }
