@@ -16,6 +16,7 @@ use arrow_array::RecordBatch;
 use zenith_core::{Error, Result};
 
 use crate::event::{EventFailure, FailureKind};
+use crate::metrics::{StageMetrics, queue_changed};
 use crate::options::EngineOptions;
 use crate::stage::Stage;
 
@@ -100,6 +101,8 @@ struct Shared {
     capacity_events: u64,
     capacity_bytes: u64,
     stages: Vec<Arc<dyn Stage>>,
+    /// Each stage's series, in chain order.
+    stage_metrics: Vec<StageMetrics>,
 }
 
 impl Shared {
@@ -155,6 +158,11 @@ impl Engine {
             ready: Condvar::new(),
             capacity_events: options.capacity_events as u64,
             capacity_bytes: options.capacity_bytes,
+            stage_metrics: options
+                .stages
+                .iter()
+                .map(|s| StageMetrics::new(s.name()))
+                .collect(),
             stages: options.stages,
         });
         let mut engine = Engine {
@@ -213,6 +221,7 @@ impl Engine {
         state.in_flight += 1;
         state.in_flight_bytes += bytes;
         state.stats.published += 1;
+        queue_changed(if shared.stages.is_empty() { 0.0 } else { 1.0 }, 1.0);
         if shared.stages.is_empty() {
             // Nothing to run: the event is finished already.
             state.done.insert(sequence, (Ok(batch), bytes));
@@ -240,6 +249,7 @@ impl Engine {
             if let Some((finished, bytes)) = state.done.remove(&next) {
                 state.next_delivery += 1;
                 state.in_flight -= 1;
+                queue_changed(0.0, -1.0);
                 state.in_flight_bytes -= bytes;
                 // Wake every publisher: the freed bytes may fit several small events.
                 shared.space.notify_all();
@@ -304,6 +314,7 @@ impl Engine {
         }
         let mut state = self.shared.lock();
         let released = state.queue.len() as u64 + state.done.len() as u64;
+        queue_changed(-(state.queue.len() as f64), -(released as f64));
         state.queue.clear();
         state.done.clear();
         state.in_flight = 0;
@@ -329,13 +340,14 @@ fn worker_loop(shared: &Shared) {
                     return;
                 }
                 if let Some(pending) = state.queue.pop_front() {
+                    queue_changed(-1.0, 0.0);
                     break pending;
                 }
                 state = shared.work.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         };
         let (sequence, bytes) = (pending.sequence, pending.bytes);
-        let finished = run_chain(&shared.stages, sequence, pending.batch);
+        let finished = run_chain(shared, sequence, pending.batch);
         let mut state = shared.lock();
         state.done.insert(sequence, (finished, bytes));
         if sequence == state.next_delivery {
@@ -345,9 +357,18 @@ fn worker_loop(shared: &Shared) {
 }
 
 /// Runs every stage in order on one event; the first failure ends the chain.
-fn run_chain(stages: &[Arc<dyn Stage>], sequence: u64, mut batch: RecordBatch) -> Finished {
-    for (index, stage) in stages.iter().enumerate() {
+fn run_chain(shared: &Shared, sequence: u64, mut batch: RecordBatch) -> Finished {
+    for (index, (stage, metrics)) in shared.stages.iter().zip(&shared.stage_metrics).enumerate() {
+        let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch)));
+        metrics.record(
+            started.elapsed(),
+            match &outcome {
+                Ok(Ok(_)) => None,
+                Ok(Err(error)) => Some(error.kind),
+                Err(_) => Some(FailureKind::Panic),
+            },
+        );
         let failure = |kind, message| EventFailure {
             sequence,
             stage_index: index,

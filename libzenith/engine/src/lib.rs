@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod event;
+pub mod metrics;
 pub mod options;
 pub mod stage;
 

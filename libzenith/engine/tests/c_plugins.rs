@@ -79,17 +79,26 @@ fn normalize_c_plugin_equals_numpy_through_an_engine() {
     .unwrap();
     let batch = RecordBatch::try_from_iter([
         ("x", Arc::new(Float64Array::from(input.clone())) as ArrayRef),
-        ("id", Arc::new(Int32Array::from_iter_values(0..1000)) as ArrayRef),
+        (
+            "id",
+            Arc::new(Int32Array::from_iter_values(0..1000)) as ArrayRef,
+        ),
     ])
     .unwrap();
     for _ in 0..3 {
-        engine.publish(batch.clone(), Duration::from_secs(60)).unwrap();
+        engine
+            .publish(batch.clone(), Duration::from_secs(60))
+            .unwrap();
     }
     for _ in 0..3 {
         let PollOutcome::Event { batch: out, .. } = engine.poll(Duration::from_secs(60)) else {
             panic!("normalize failed");
         };
-        let got = out.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let got = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         for (g, e) in got.values().iter().zip(&expected) {
             assert!((g - e).abs() <= 1e-12 * e.abs().max(1.0), "{g} != {e}");
         }

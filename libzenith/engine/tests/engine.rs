@@ -16,7 +16,10 @@ const FOREVER: Duration = Duration::from_secs(60);
 
 fn event(publisher: i64, index: i64) -> RecordBatch {
     RecordBatch::try_from_iter([
-        ("publisher", Arc::new(Int64Array::from(vec![publisher])) as ArrayRef),
+        (
+            "publisher",
+            Arc::new(Int64Array::from(vec![publisher])) as ArrayRef,
+        ),
         ("index", Arc::new(Int64Array::from(vec![index])) as ArrayRef),
     ])
     .unwrap()
@@ -54,7 +57,9 @@ fn fail_tens() -> Arc<dyn Stage> {
     Arc::new(FnStage::new("fail_tens", |batch: RecordBatch| {
         let index = value(&batch, 1);
         if index % 10 == 0 {
-            return Err(StageError::stage(format!("index {index} is a multiple of ten")));
+            return Err(StageError::stage(format!(
+                "index {index} is a multiple of ten"
+            )));
         }
         if index % 10 == 5 {
             panic!("index {index} panics");
@@ -124,7 +129,10 @@ fn many_publishers_and_a_slow_consumer_get_every_event_once_in_publish_order() {
         PollOutcome::WouldBlock
     ));
     let stats = engine.stats();
-    assert_eq!((stats.published, stats.delivered, stats.failed), (total, total, 0));
+    assert_eq!(
+        (stats.published, stats.delivered, stats.failed),
+        (total, total, 0)
+    );
     assert_eq!((stats.in_flight, stats.in_flight_bytes), (0, 0));
 }
 
@@ -137,7 +145,10 @@ fn a_full_engine_blocks_publish_until_the_deadline_and_gives_the_event_back() {
     })
     .unwrap();
     for index in 0..3 {
-        assert_eq!(engine.publish(event(0, index), FOREVER).unwrap(), index as u64);
+        assert_eq!(
+            engine.publish(event(0, index), FOREVER).unwrap(),
+            index as u64
+        );
     }
     match engine.publish(event(0, 3), Duration::from_millis(20)) {
         Err(PublishError::WouldBlock(batch)) => assert_eq!(value(&batch, 1), 3),
@@ -148,7 +159,10 @@ fn a_full_engine_blocks_publish_until_the_deadline_and_gives_the_event_back() {
         Err(PublishError::WouldBlock(_))
     ));
     // Polling one makes room for exactly one more.
-    assert!(matches!(engine.poll(FOREVER), PollOutcome::Event { sequence: 0, .. }));
+    assert!(matches!(
+        engine.poll(FOREVER),
+        PollOutcome::Event { sequence: 0, .. }
+    ));
     assert_eq!(engine.publish(event(0, 3), Duration::ZERO).unwrap(), 3);
     assert!(matches!(
         engine.publish(event(0, 4), Duration::ZERO),
@@ -169,7 +183,10 @@ fn the_byte_bound_blocks_publish_but_never_a_lone_event() {
         engine.publish(event(0, 1), Duration::from_millis(5)),
         Err(PublishError::WouldBlock(_))
     ));
-    assert!(matches!(engine.poll(FOREVER), PollOutcome::Event { sequence: 0, .. }));
+    assert!(matches!(
+        engine.poll(FOREVER),
+        PollOutcome::Event { sequence: 0, .. }
+    ));
     // Larger than the whole bound, but alone: accepted.
     let big = RecordBatch::try_from_iter([(
         "x",
@@ -177,7 +194,10 @@ fn the_byte_bound_blocks_publish_but_never_a_lone_event() {
     )])
     .unwrap();
     assert_eq!(engine.publish(big, Duration::ZERO).unwrap(), 1);
-    assert!(matches!(engine.poll(FOREVER), PollOutcome::Event { sequence: 1, .. }));
+    assert!(matches!(
+        engine.poll(FOREVER),
+        PollOutcome::Event { sequence: 1, .. }
+    ));
 }
 
 #[test]
@@ -201,7 +221,10 @@ fn failed_events_are_reported_in_their_place_with_stage_and_reason() {
             }
             PollOutcome::Failed(failure) => {
                 assert_eq!(failure.sequence, sequence);
-                assert_eq!((failure.stage_index, failure.stage.as_str()), (1, "fail_tens"));
+                assert_eq!(
+                    (failure.stage_index, failure.stage.as_str()),
+                    (1, "fail_tens")
+                );
                 let after = sequence + 1;
                 if after % 10 == 0 {
                     assert_eq!(failure.kind, FailureKind::Stage);
@@ -211,9 +234,11 @@ fn failed_events_are_reported_in_their_place_with_stage_and_reason() {
                     assert_eq!(failure.kind, FailureKind::Panic);
                     assert!(failure.message.contains("panics"));
                 }
-                assert!(failure.to_string().starts_with(&format!(
-                    "event {sequence} failed in stage 1 'fail_tens'"
-                )));
+                assert!(
+                    failure
+                        .to_string()
+                        .starts_with(&format!("event {sequence} failed in stage 1 'fail_tens'"))
+                );
             }
             PollOutcome::WouldBlock => panic!("timed out"),
         }
@@ -243,7 +268,10 @@ fn dropping_an_engine_with_events_in_flight_releases_and_counts_them() {
         let batch = RecordBatch::try_from_iter([("x", Arc::clone(&column))]).unwrap();
         engine.publish(batch, FOREVER).unwrap();
     }
-    assert!(matches!(engine.poll(FOREVER), PollOutcome::Event { sequence: 0, .. }));
+    assert!(matches!(
+        engine.poll(FOREVER),
+        PollOutcome::Event { sequence: 0, .. }
+    ));
     let released = engine.shutdown();
     assert_eq!(released, 99, "every published event not polled is released");
     assert_eq!(engine.stats().released, 99);
@@ -254,7 +282,11 @@ fn dropping_an_engine_with_events_in_flight_releases_and_counts_them() {
         Err(PublishError::Closed(_))
     ));
     drop(engine);
-    assert_eq!(Arc::strong_count(&column), 1, "nothing of the events is kept");
+    assert_eq!(
+        Arc::strong_count(&column),
+        1,
+        "nothing of the events is kept"
+    );
     assert!(running.load(Ordering::SeqCst) < 100);
 }
 

@@ -61,7 +61,12 @@ fn identity_returns_every_column_type_unchanged_including_nulls_and_slices() {
     let batch = RecordBatch::try_from_iter([
         (
             "f",
-            Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.0), Some(8.0)])) as ArrayRef,
+            Arc::new(Float64Array::from(vec![
+                Some(1.5),
+                None,
+                Some(-2.0),
+                Some(8.0),
+            ])) as ArrayRef,
         ),
         (
             "i",
@@ -69,7 +74,12 @@ fn identity_returns_every_column_type_unchanged_including_nulls_and_slices() {
         ),
         (
             "s",
-            Arc::new(StringArray::from(vec![Some("a"), None, Some("ccc"), Some("")])) as ArrayRef,
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("ccc"),
+                Some(""),
+            ])) as ArrayRef,
         ),
     ])
     .unwrap();
@@ -91,7 +101,11 @@ fn normalize_matches_the_formula_through_an_engine_in_order() {
     })
     .unwrap();
     let inputs: Vec<Vec<f64>> = (0..64)
-        .map(|i| (0..(1 + i * 3)).map(|j| (j * j) as f64 * 0.5 - i as f64).collect())
+        .map(|i| {
+            (0..(1 + i * 3))
+                .map(|j| (j * j) as f64 * 0.5 - i as f64)
+                .collect()
+        })
         .collect();
     for values in &inputs {
         engine.publish(floats(values), FOREVER).unwrap();
@@ -165,12 +179,22 @@ fn a_trapping_plugin_fails_that_event_only() {
 
 #[test]
 fn a_plugin_growing_past_its_memory_limit_fails_that_event_only() {
-    hostile("grow_past_limit", 1, FailureKind::OutOfMemory, "memory limit of 16777216 bytes");
+    hostile(
+        "grow_past_limit",
+        1,
+        FailureKind::OutOfMemory,
+        "memory limit of 16777216 bytes",
+    );
 }
 
 #[test]
 fn out_of_bounds_output_descriptors_fail_that_event_only() {
-    hostile("out_of_bounds", 1, FailureKind::Malformed, "outside guest memory");
+    hostile(
+        "out_of_bounds",
+        1,
+        FailureKind::Malformed,
+        "outside guest memory",
+    );
 }
 
 #[test]
@@ -191,10 +215,15 @@ fn a_plugin_status_fails_that_event_only() {
 #[test]
 fn modules_without_the_abi_exports_or_with_imports_are_refused_at_load() {
     let error = WasmStage::from_bytes("none", &plugin("no_exports"), options()).unwrap_err();
-    assert!(error.to_string().contains("missing export `memory`"), "{error}");
+    assert!(
+        error.to_string().contains("missing export `memory`"),
+        "{error}"
+    );
     let error = WasmStage::from_bytes("wasi", &plugin("imports_wasi"), options()).unwrap_err();
     assert!(
-        error.to_string().contains("wasi_snapshot_preview1::fd_write"),
+        error
+            .to_string()
+            .contains("wasi_snapshot_preview1::fd_write"),
         "{error}"
     );
     let error = WasmStage::from_bytes("junk", b"\0asm junk", options()).unwrap_err();
@@ -242,7 +271,10 @@ fn compiled_modules_are_cached_on_disk_and_a_tampered_file_is_recompiled() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
-    assert!(name.starts_with(&format!("{:02x}", cache::sha256(&bytes)[0])), "{name}");
+    assert!(
+        name.starts_with(&format!("{:02x}", cache::sha256(&bytes)[0])),
+        "{name}"
+    );
 
     cache::clear_process_cache();
     let third = WasmStage::from_bytes("cached", &bytes, options.clone()).unwrap();

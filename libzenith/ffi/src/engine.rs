@@ -13,7 +13,7 @@ use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use zenith_core::Error;
 use zenith_core::batch::{export_array, export_schema};
-use zenith_engine::stage::native::CallbackStage;
+use zenith_engine::stage::native::{CallbackStage, schema_is_released};
 use zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
 
 use crate::args;
@@ -308,7 +308,7 @@ pub unsafe extern "C" fn zenith_engine_publish(
         let array_ref = unsafe { args::borrow(array, "array") }?;
         // SAFETY: per the contract above.
         let schema_ref = unsafe { args::borrow(schema, "schema") }?;
-        if array_ref.is_released() || schema_ref.is_released() {
+        if array_ref.is_released() || schema_is_released(schema_ref) {
             return Err(Error::InvalidArgument(
                 "the array or schema passed to zenith_engine_publish is already released".into(),
             ));
@@ -348,7 +348,10 @@ pub unsafe extern "C" fn zenith_engine_publish(
 
 /// A record batch from an imported struct array, validated in full (the caller's bytes are not
 /// trusted: stages read them).
-fn import_batch(array: FFI_ArrowArray, schema: &FFI_ArrowSchema) -> zenith_core::Result<RecordBatch> {
+fn import_batch(
+    array: FFI_ArrowArray,
+    schema: &FFI_ArrowSchema,
+) -> zenith_core::Result<RecordBatch> {
     let invalid = |e: arrow_schema::ArrowError| {
         Error::InvalidArgument(format!("the event is not a valid Arrow struct array: {e}"))
     };
@@ -450,7 +453,12 @@ pub unsafe extern "C" fn zenith_engine_poll(
 fn report(err: *mut *mut zenith_error, message: &str) {
     if !err.is_null() {
         // SAFETY: `err` is NULL or writable per every caller's contract.
-        unsafe { err.write(zenith_error::boxed_with_code(ZENITH_ERR_EVENT_FAILED, message)) };
+        unsafe {
+            err.write(zenith_error::boxed_with_code(
+                ZENITH_ERR_EVENT_FAILED,
+                message,
+            ))
+        };
     }
 }
 

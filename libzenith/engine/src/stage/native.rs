@@ -155,7 +155,7 @@ impl Stage for CallbackStage {
                 "callback returned {status}: {text}"
             )));
         }
-        if out_array.is_released() || out_schema.is_released() {
+        if out_array.is_released() || schema_is_released(&out_schema) {
             return Err(StageError::new(
                 FailureKind::Malformed,
                 "callback returned 0 but left its output array or schema released",
@@ -194,4 +194,32 @@ fn batch_from_data(data: ArrayData) -> Result<RecordBatch, StageError> {
     }
     let (fields, columns, _) = array.into_parts();
     RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).map_err(malformed)
+}
+
+/// The C Data Interface's `ArrowSchema`, field for field: arrow-rs keeps `release` private, and a
+/// released schema must be recognised before it is read.
+#[repr(C)]
+struct RawSchema {
+    format: *const c_char,
+    name: *const c_char,
+    metadata: *const c_char,
+    flags: i64,
+    n_children: i64,
+    children: *mut *mut RawSchema,
+    dictionary: *mut RawSchema,
+    release: Option<unsafe extern "C" fn(*mut RawSchema)>,
+    private_data: *mut c_void,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<RawSchema>() == std::mem::size_of::<FFI_ArrowSchema>()
+        && std::mem::align_of::<RawSchema>() == std::mem::align_of::<FFI_ArrowSchema>()
+);
+
+/// True when a schema struct is released (its `release` callback is NULL) or has no format.
+pub fn schema_is_released(schema: &FFI_ArrowSchema) -> bool {
+    // SAFETY: FFI_ArrowSchema is `#[repr(C)]` with exactly the C Data Interface's fields, which
+    // RawSchema mirrors (same size and alignment, checked above); only two fields are read.
+    let raw = unsafe { &*(schema as *const FFI_ArrowSchema).cast::<RawSchema>() };
+    raw.release.is_none() || raw.format.is_null()
 }

@@ -71,7 +71,9 @@ pub fn data_type_of(code: u32, width: u32) -> Option<DataType> {
         FLOAT64 => DataType::Float64,
         UTF8 => DataType::Utf8,
         BINARY => DataType::Binary,
-        FIXED_SIZE_BINARY => DataType::FixedSizeBinary(i32::try_from(width).ok().filter(|w| *w > 0)?),
+        FIXED_SIZE_BINARY => {
+            DataType::FixedSizeBinary(i32::try_from(width).ok().filter(|w| *w > 0)?)
+        }
         _ => return None,
     })
 }
@@ -164,7 +166,9 @@ pub fn input_columns(batch: &RecordBatch) -> Result<Vec<InputColumn>, StageError
         let (offset, rows) = (data.offset(), data.len());
         let validity = match data.nulls() {
             Some(nulls) if nulls.null_count() > 0 => {
-                nulls.inner().inner().bit_slice(nulls.offset(), rows)
+                // bit_slice rounds an unaligned slice up to whole words: trim to the bitmap.
+                let bits = nulls.inner().inner().bit_slice(nulls.offset(), rows);
+                bits.slice_with_length(0, rows.div_ceil(8))
             }
             _ => Buffer::from_vec(Vec::<u8>::new()),
         };
@@ -182,7 +186,10 @@ pub fn input_columns(batch: &RecordBatch) -> Result<Vec<InputColumn>, StageError
             }
             let start = first as usize;
             let end = window[rows] as usize;
-            (rebased, data.buffers()[1].slice_with_length(start, end - start))
+            (
+                rebased,
+                data.buffers()[1].slice_with_length(start, end - start),
+            )
         };
         columns.push(InputColumn {
             code,

@@ -134,7 +134,9 @@ fn store(module: &Module, file: &Path, hash: &[u8; 32], key: u64) -> std::io::Re
     contents.extend_from_slice(&payload);
     let temporary = dir.join(format!(
         ".{}.{}.tmp",
-        file.file_name().and_then(|n| n.to_str()).unwrap_or("module"),
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("module"),
         std::process::id()
     ));
     std::fs::write(&temporary, &contents)?;

@@ -197,9 +197,7 @@ impl WasmStage {
         };
         // Instantiate once now, so a module whose start function traps or whose initial memory
         // exceeds the limit is refused here rather than on every event.
-        let plugin = stage
-            .instantiate()
-            .map_err(|e| invalid(name, e.message))?;
+        let plugin = stage.instantiate().map_err(|e| invalid(name, e.message))?;
         stage.give_back(plugin);
         Ok(stage)
     }
@@ -225,20 +223,17 @@ impl WasmStage {
         let mut store = Store::new(engine, host);
         store.limiter(|host| host);
         store.set_epoch_deadline(self.deadline_ticks());
-        let failed = |e: wasmtime::Error, refused: &AtomicBool| {
-            classify(&e, refused, &self.options, "instantiate")
-        };
-        let instance =
-            Instance::new(&mut store, &self.module, &[]).map_err(|e| failed(e, &memory_refused))?;
+        let failed = |e: wasmtime::Error| classify(&e, &memory_refused, &self.options, "instantiate");
+        let instance = Instance::new(&mut store, &self.module, &[]).map_err(failed)?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| StageError::new(FailureKind::Malformed, "no exported memory"))?;
         let alloc = instance
             .get_typed_func(&mut store, "zn_alloc")
-            .map_err(|e| failed(e, &memory_refused))?;
+            .map_err(failed)?;
         let transform = instance
             .get_typed_func(&mut store, "zn_transform")
-            .map_err(|e| failed(e, &memory_refused))?;
+            .map_err(failed)?;
         let reset = instance.get_typed_func(&mut store, "zn_reset").ok();
         Ok(Plugin {
             store,
@@ -271,7 +266,11 @@ impl WasmStage {
     }
 
     /// Runs one event on one instance. Any error leaves the instance unusable.
-    fn run(&self, plugin: &mut Plugin, batch: &RecordBatch) -> std::result::Result<RecordBatch, StageError> {
+    fn run(
+        &self,
+        plugin: &mut Plugin,
+        batch: &RecordBatch,
+    ) -> std::result::Result<RecordBatch, StageError> {
         let columns = abi::input_columns(batch)?;
         let layout = abi::layout(&columns)
             .filter(|l| l.total <= u32::MAX as usize)
@@ -287,7 +286,10 @@ impl WasmStage {
         let fail = |e: wasmtime::Error, what: &str| classify(&e, &refused, &self.options, what);
         let base = plugin
             .alloc
-            .call(&mut plugin.store, (layout.total as u32, abi::BUFFER_ALIGN as u32))
+            .call(
+                &mut plugin.store,
+                (layout.total as u32, abi::BUFFER_ALIGN as u32),
+            )
             .map_err(|e| fail(e, "zn_alloc"))?;
         let size = plugin.memory.data_size(&plugin.store);
         let end = u64::from(base) + layout.total as u64;
@@ -310,7 +312,10 @@ impl WasmStage {
         if base as usize % abi::BUFFER_ALIGN != 0 {
             return Err(StageError::new(
                 FailureKind::Malformed,
-                format!("zn_alloc returned {base}, not aligned to {}", abi::BUFFER_ALIGN),
+                format!(
+                    "zn_alloc returned {base}, not aligned to {}",
+                    abi::BUFFER_ALIGN
+                ),
             ));
         }
         let fingerprint = abi::schema_fingerprint(&batch.schema());
@@ -344,7 +349,9 @@ impl WasmStage {
         }
         let output = abi::read_output(plugin.memory.data(&plugin.store), output_at as usize)?;
         if let Some(reset) = &plugin.reset {
-            reset.call(&mut plugin.store, ()).map_err(|e| fail(e, "zn_reset"))?;
+            reset
+                .call(&mut plugin.store, ())
+                .map_err(|e| fail(e, "zn_reset"))?;
         }
         Ok(output)
     }
@@ -402,22 +409,22 @@ fn check_interface(module: &Module) -> std::result::Result<(), String> {
             import.name()
         ));
     }
-    let func = |name: &str, params: &[ValType], results: &[ValType]| {
-        match module.get_export(name) {
-            Some(ExternType::Func(ty)) => {
-                let ok = ty.params().len() == params.len()
-                    && ty.results().len() == results.len()
-                    && ty.params().zip(params).all(|(a, b)| ValType::eq(&a, b))
-                    && ty.results().zip(results).all(|(a, b)| ValType::eq(&a, b));
-                if ok {
-                    Ok(())
-                } else {
-                    Err(format!("export `{name}` has type {ty}, plugin ABI v1 wants ({params:?}) -> ({results:?})"))
-                }
+    let func = |name: &str, params: &[ValType], results: &[ValType]| match module.get_export(name) {
+        Some(ExternType::Func(ty)) => {
+            let ok = ty.params().len() == params.len()
+                && ty.results().len() == results.len()
+                && ty.params().zip(params).all(|(a, b)| ValType::eq(&a, b))
+                && ty.results().zip(results).all(|(a, b)| ValType::eq(&a, b));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "export `{name}` has type {ty}, plugin ABI v1 wants ({params:?}) -> ({results:?})"
+                ))
             }
-            Some(_) => Err(format!("export `{name}` is not a function")),
-            None => Err(format!("missing export `{name}` (plugin ABI v1)")),
         }
+        Some(_) => Err(format!("export `{name}` is not a function")),
+        None => Err(format!("missing export `{name}` (plugin ABI v1)")),
     };
     match module.get_export("memory") {
         Some(ExternType::Memory(memory)) if !memory.is_64() && !memory.is_shared() => {}
