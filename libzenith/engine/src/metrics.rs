@@ -109,7 +109,9 @@ impl StageMetrics {
                     _ => None,
                 };
                 if let Some(limit) = limit {
-                    f.limit_trips.with_labels(&[self.name.as_str(), limit]).inc();
+                    f.limit_trips
+                        .with_labels(&[self.name.as_str(), limit])
+                        .inc();
                 }
             }
         }

@@ -310,3 +310,37 @@ fn options_out_of_range_are_refused() {
         assert_eq!(error.kind(), zenith_core::ErrorKind::InvalidArgument);
     }
 }
+
+#[test]
+fn stages_report_events_failures_and_time_to_telemetry() {
+    let engine = Engine::new(EngineOptions {
+        stages: vec![Arc::new(FnStage::new(
+            "telemetry_probe",
+            |batch: RecordBatch| {
+                if value(&batch, 1) == 1 {
+                    return Err(StageError::stage("refused"));
+                }
+                Ok(batch)
+            },
+        ))],
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    for index in 0..3 {
+        engine.publish(event(0, index), FOREVER).unwrap();
+    }
+    for _ in 0..3 {
+        assert!(!matches!(engine.poll(FOREVER), PollOutcome::WouldBlock));
+    }
+    zenith_engine::metrics::register();
+    let text = zenith_core::telemetry::prometheus_text();
+    for line in [
+        "zenith_engine_stage_events_in_total{stage=\"telemetry_probe\"} 3",
+        "zenith_engine_stage_events_out_total{stage=\"telemetry_probe\"} 2",
+        "zenith_engine_stage_events_failed_total{stage=\"telemetry_probe\",kind=\"stage error\"} 1",
+        "zenith_engine_stage_seconds_count{stage=\"telemetry_probe\"} 3",
+        "# TYPE zenith_engine_in_flight_events gauge",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+}

@@ -13,8 +13,8 @@ use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use zenith_core::Error;
 use zenith_core::batch::{export_array, export_schema};
-use zenith_engine::stage::native::{CallbackStage, schema_is_released};
-use zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
+use ::zenith_engine::stage::native::{CallbackStage, schema_is_released};
+use ::zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
 
 use crate::args;
 use crate::error::zenith_error;
@@ -542,7 +542,7 @@ fn wasm_stage(
     memory_limit: u64,
     time_limit_ms: u64,
 ) -> zenith_core::Result<Arc<dyn Stage>> {
-    use zenith_engine::stage::wasm::{WasmOptions, WasmStage};
+    use ::zenith_engine::stage::wasm::{WasmOptions, WasmStage};
     let defaults = WasmOptions::default();
     let memory_limit = match memory_limit {
         0 => defaults.memory_limit,

@@ -223,7 +223,8 @@ impl WasmStage {
         let mut store = Store::new(engine, host);
         store.limiter(|host| host);
         store.set_epoch_deadline(self.deadline_ticks());
-        let failed = |e: wasmtime::Error| classify(&e, &memory_refused, &self.options, "instantiate");
+        let failed =
+            |e: wasmtime::Error| classify(&e, &memory_refused, &self.options, "instantiate");
         let instance = Instance::new(&mut store, &self.module, &[]).map_err(failed)?;
         let memory = instance
             .get_memory(&mut store, "memory")
