@@ -8,13 +8,13 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::zenith_engine::stage::native::{CallbackStage, schema_is_released};
+use ::zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use zenith_core::Error;
 use zenith_core::batch::{export_array, export_schema};
-use ::zenith_engine::stage::native::{CallbackStage, schema_is_released};
-use ::zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
 
 use crate::args;
 use crate::error::zenith_error;
