@@ -98,8 +98,8 @@ bench-io: setup
 
 ## Tests ---------------------------------------------------------------------------------------
 
-test: setup check-toolchains build data lint test-rust test-symbols test-c test-python test-install \
-      test-cpp test-go test-python-binding test-fuzz test-k8s-extender
+test: setup check-toolchains build data plugins lint test-rust test-symbols test-c test-python \
+      test-install test-cpp test-go test-python-binding test-fuzz test-k8s-extender
 	@echo "make test: all suites passed"
 
 # Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,
@@ -120,8 +120,14 @@ test-rust: build data
 test-symbols: build
 	tests/check_symbols.sh $(LIB_DIR)/libzenith.so
 
-test-c: build data
+test-c: build data plugins
 	tests/c/run.sh
+
+# The example WASM plugins (examples/plugins/*.c) with clang --target=wasm32 and wasm-ld, into
+# build/plugins/ (tests/c/test_engine.c and the engine's plugin tests load them).
+.PHONY: plugins
+plugins:
+	examples/plugins/build.sh build/plugins
 
 test-python: build data
 	$(PYTHON) -m pytest -q tests/python

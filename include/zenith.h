@@ -321,6 +321,14 @@ typedef struct zenith_allocation zenith_allocation;
 // Freed by `zenith_batch_free`; it stays valid after its loader is freed.
 typedef struct zenith_batch zenith_batch;
 
+// An event engine. Created by `zenith_engine_new`, freed by `zenith_engine_free`.
+typedef struct zenith_engine zenith_engine;
+
+// Options for `zenith_engine_new`: queue bounds, workers and stages.
+//
+// Created by `zenith_engine_options_new`, freed by `zenith_engine_options_free`.
+typedef struct zenith_engine_options zenith_engine_options;
+
 // A detailed error: a status code and a human-readable message.
 //
 // Created by a failing call that was given a non-NULL `zenith_error **err`; owned by the caller,
@@ -383,6 +391,10 @@ typedef struct zenith_scheduler_decisions zenith_scheduler_decisions;
 // thread-safe: one thread at a time may use an options object.
 typedef struct zenith_scheduler_options zenith_scheduler_options;
 
+// A transform stage, shared by every engine it is added to. Created by
+// `zenith_stage_new_native` or `zenith_stage_new_wasm`, freed by `zenith_stage_free`.
+typedef struct zenith_stage zenith_stage;
+
 // A thread serving `GET /metrics` over HTTP.
 //
 // Created by `zenith_telemetry_serve`, stopped and freed by `zenith_telemetry_server_free`.
@@ -397,6 +409,27 @@ typedef struct zenith_topology zenith_topology;
 // The status every fallible function returns: `ZENITH_OK`, another non-negative outcome
 // (`ZENITH_DONE`, `ZENITH_WOULD_BLOCK`), or a negative error.
 typedef int32_t zenith_status;
+
+// A native stage's transform, called for each event, possibly from several threads at once.
+//
+// `in_array`/`in_schema` hold the event (a struct array: one child per column). The callback may
+// move out of them (marking them released, per the C Data Interface); what it leaves, Zenith
+// releases after the call. On success it returns 0 and fills `out_array`/`out_schema` with the
+// transformed event (a struct array without top-level nulls), which Zenith then owns and
+// validates. On failure it returns nonzero, leaves the outputs alone and may write a
+// NUL-terminated message of at most `error_capacity` bytes to `error`; the event is reported
+// failed by `zenith_engine_poll`.
+typedef int32_t (*zenith_stage_callback)(void *user_data,
+                                         struct ArrowArray *in_array,
+                                         struct ArrowSchema *in_schema,
+                                         struct ArrowArray *out_array,
+                                         struct ArrowSchema *out_schema,
+                                         char *error,
+                                         size_t error_capacity);
+
+// Called once with a native stage's `user_data` when the stage is freed (after the last engine
+// using it is freed).
+typedef void (*zenith_stage_free_callback)(void *user_data);
 
 // Facts about one CUDA device, filled by `zenith_gpu_info`.
 //
@@ -900,6 +933,12 @@ typedef struct zenith_pci_device_info {
 // names searched), no device is visible, or the requested device ordinal does not exist.
 #define ZENITH_ERR_NO_DEVICE -14
 
+// An engine event failed in one of its stages (a native stage's error, a WASM plugin's trap,
+// timeout, out-of-memory or malformed result): `zenith_engine_poll` reports it in the event's
+// place, with the event's sequence number, and the message names the stage and the reason. The
+// engine goes on.
+#define ZENITH_ERR_EVENT_FAILED -15
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -992,6 +1031,207 @@ zenith_status zenith_batch_column_dlpack_by_index(const struct zenith_batch *bat
 // # Safety
 // `batch` is NULL or a live batch, not used afterwards.
 void zenith_batch_free(struct zenith_batch *batch);
+
+// Creates engine options with the defaults: 4096 events, 1 GiB, 2 workers, no stages.
+//
+// Ownership: on success the caller owns `*out` and frees it with `zenith_engine_options_free`.
+// On failure: `*out` is left untouched.
+// NULL policy: `out == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`.
+//
+// # Safety
+// `out` is NULL or points to writable storage for one pointer.
+zenith_status zenith_engine_options_new(struct zenith_engine_options **out);
+
+// Frees engine options (engines created from them are unaffected; stages added to them stay
+// alive as long as an engine uses them).
+//
+// NULL policy: `zenith_engine_options_free(NULL)` does nothing.
+//
+// # Safety
+// `opts` is NULL or live options, not used afterwards.
+void zenith_engine_options_free(struct zenith_engine_options *opts);
+
+// Sets the bound on events in flight (published and not yet polled): at most `events` events
+// and `bytes` bytes of them (their size when published). A publisher waits beyond either bound;
+// one event larger than `bytes` is still accepted when nothing else is in flight.
+//
+// On failure: `events == 0` or `bytes == 0` returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+// are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_engine_options_set_capacity(struct zenith_engine_options *opts,
+                                                 size_t events,
+                                                 uint64_t bytes,
+                                                 struct zenith_error **err);
+
+// Sets the number of worker threads that run the stages, in parallel across events (default 2).
+//
+// On failure: 0 or more than 1024 returns `ZENITH_ERR_INVALID_ARGUMENT`; the options are
+// unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_engine_options_set_workers(struct zenith_engine_options *opts,
+                                                size_t workers,
+                                                struct zenith_error **err);
+
+// Appends a stage to the chain every event runs through, in the order added.
+//
+// Ownership: the options share the stage; the caller still frees its `stage` handle (the stage
+// lives as long as any options or engine use it). A stage may be added to several engines.
+// NULL policy: `opts` and `stage` must not be NULL; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `stage` is NULL or a live stage; `err` is NULL or writable.
+zenith_status zenith_engine_options_add_stage(struct zenith_engine_options *opts,
+                                              const struct zenith_stage *stage,
+                                              struct zenith_error **err);
+
+// Starts an engine with its worker threads.
+//
+// Ownership: on success the caller owns `*out` and frees it with `zenith_engine_free`; `opts`
+// stays the caller's (the engine keeps a copy).
+// On failure: `*out` is left untouched.
+// NULL policy: `opts` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `opts` is NULL or live options; `out` is NULL or writable storage for one pointer; `err` is
+// NULL or writable.
+zenith_status zenith_engine_new(const struct zenith_engine_options *opts,
+                                struct zenith_engine **out,
+                                struct zenith_error **err);
+
+// Stops an engine and frees it: workers finish the event they hold, and every event published
+// and not yet polled is released (`zenith_engine_shutdown` reports how many).
+//
+// NULL policy: `zenith_engine_free(NULL)` does nothing.
+// Thread safety: no other call may use `engine` during or after this one.
+//
+// # Safety
+// `engine` is NULL or a live engine, not used afterwards.
+void zenith_engine_free(struct zenith_engine *engine);
+
+// Stops an engine without freeing it: publishers are refused from now on, workers finish the
+// event they hold and exit, and every event not yet polled is released. Writes the number of
+// events released to `*out_released` (when not NULL). A second call releases nothing more.
+//
+// NULL policy: `engine` must not be NULL; `out_released` and `err` may be NULL.
+// Thread safety: no other call may use `engine` during this one.
+//
+// # Safety
+// `engine` is NULL or a live engine; `out_released` is NULL or writable; `err` is NULL or
+// writable.
+zenith_status zenith_engine_shutdown(struct zenith_engine *engine,
+                                     uint64_t *out_released,
+                                     struct zenith_error **err);
+
+// Publishes one event: a record batch as a struct array (one child per column, no top-level
+// nulls), imported through the C Data Interface without copying.
+//
+// Waits at most `timeout_ms` milliseconds for room (0: does not wait; `UINT64_MAX`: waits as
+// long as it takes). Returns `ZENITH_OK` and writes the event's sequence number (0, 1, 2, ... in
+// publish order) to `*out_sequence` when not NULL; or `ZENITH_WOULD_BLOCK` when the engine
+// stayed full: then `array`/`schema` hold the same event again (re-exported, zero copy) for a
+// retry, and the caller owns them as before.
+// Ownership: on `ZENITH_OK` and on errors other than `ZENITH_ERR_NULL_ARGUMENT` the engine takes
+// the event: both structs are marked released (moved, per the C Data Interface).
+// On failure: an array that is not a valid struct array without top-level nulls returns
+// `ZENITH_ERR_INVALID_ARGUMENT`; an engine shut down returns `ZENITH_ERR_INVALID_ARGUMENT`.
+// NULL policy: `engine`, `array` and `schema` must not be NULL (nor released); `out_sequence`
+// and `err` may be NULL.
+// Thread safety: any number of threads may publish to one engine at once (and poll meanwhile).
+//
+// # Safety
+// `engine` is NULL or a live engine; `array`/`schema` are NULL or valid C Data Interface structs
+// the caller owns; `out_sequence` and `err` are NULL or writable.
+zenith_status zenith_engine_publish(const struct zenith_engine *engine,
+                                    struct ArrowArray *array,
+                                    struct ArrowSchema *schema,
+                                    uint64_t timeout_ms,
+                                    uint64_t *out_sequence,
+                                    struct zenith_error **err);
+
+// Takes the next event in publish order, waiting at most `timeout_ms` milliseconds for it
+// (0: does not wait; `UINT64_MAX`: waits as long as it takes).
+//
+// Returns `ZENITH_OK` with the transformed event in `*out_array` (a struct array) and, when
+// `out_schema` is not NULL, its schema; `ZENITH_WOULD_BLOCK` when the next event is not finished
+// in time (nothing written); or `ZENITH_ERR_EVENT_FAILED` when the next event failed in a stage:
+// nothing is written to the arrays, the error names the event, the stage and the reason, and the
+// engine goes on with the following events. In both `ZENITH_OK` and `ZENITH_ERR_EVENT_FAILED`
+// the event's sequence number goes to `*out_sequence` when not NULL: every published sequence
+// number comes out exactly once.
+// Ownership: on `ZENITH_OK` the caller owns the exported structs and calls their `release`.
+// NULL policy: `engine` and `out_array` must not be NULL; `out_schema`, `out_sequence` and `err`
+// may be NULL.
+// Thread safety: may be called from several threads (each event goes to one of them) and
+// concurrently with publish.
+//
+// # Safety
+// `engine` is NULL or a live engine; `out_array`/`out_schema`/`out_sequence` are NULL or
+// writable; `err` is NULL or writable.
+zenith_status zenith_engine_poll(const struct zenith_engine *engine,
+                                 struct ArrowArray *out_array,
+                                 struct ArrowSchema *out_schema,
+                                 uint64_t *out_sequence,
+                                 uint64_t timeout_ms,
+                                 struct zenith_error **err);
+
+// Creates a native stage that calls `callback` with `user_data` for each event.
+//
+// `name` (UTF-8) names the stage in failure reports. `free_user_data` (may be NULL) is called
+// once with `user_data` when the stage is freed: after `zenith_stage_free` and after every
+// engine and options object using the stage is freed.
+// Ownership: on success the caller owns `*out` and frees it with `zenith_stage_free`.
+// On failure: `*out` is left untouched and `free_user_data` is not called.
+// NULL policy: `name`, `callback` and `out` must not be NULL; `user_data`, `free_user_data` and
+// `err` may be NULL.
+// Thread safety: `callback` is called from the engine's worker threads, several at once.
+//
+// # Safety
+// `callback` follows the contract of `zenith_stage_callback`; `user_data` stays valid until
+// `free_user_data` is called (or forever without it); the pointers are NULL or valid.
+zenith_status zenith_stage_new_native(const char *name,
+                                      zenith_stage_callback callback,
+                                      void *user_data,
+                                      zenith_stage_free_callback free_user_data,
+                                      struct zenith_stage **out,
+                                      struct zenith_error **err);
+
+// Creates a sandboxed WASM stage from a plugin file (plugin ABI v1, see docs/plugins.md and
+// zenith_plugin.h): compiled once per process and cached on disk under the user cache directory.
+//
+// `memory_limit` caps each instance's linear memory in bytes (0: 256 MiB); `time_limit_ms` caps
+// the CPU time per event (0: 1000 ms). A plugin that traps, runs past the time limit, grows
+// memory past the limit or returns a malformed result fails that event only.
+// Ownership: on success the caller owns `*out` and frees it with `zenith_stage_free`.
+// On failure: a missing file returns `ZENITH_ERR_NOT_FOUND`; a module that is not valid WASM,
+// imports anything or lacks the ABI's exports returns `ZENITH_ERR_INVALID_ARGUMENT` with the
+// reason; `ZENITH_ERR_UNSUPPORTED` when this build has no WASM support. `*out` is untouched.
+// NULL policy: `path` and `out` must not be NULL; `err` may be NULL.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `out` is NULL or writable; `err` is NULL or writable.
+zenith_status zenith_stage_new_wasm(const char *path,
+                                    uint64_t memory_limit,
+                                    uint64_t time_limit_ms,
+                                    struct zenith_stage **out,
+                                    struct zenith_error **err);
+
+// Frees a stage handle. Options and engines the stage was added to keep it alive; the stage
+// (and a native stage's `free_user_data`) goes when the last of them is freed.
+//
+// NULL policy: `zenith_stage_free(NULL)` does nothing.
+//
+// # Safety
+// `stage` is NULL or a live stage handle, not used afterwards.
+void zenith_stage_free(struct zenith_stage *stage);
 
 // Returns the status code of `err`.
 //

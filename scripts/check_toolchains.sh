@@ -79,6 +79,12 @@ if has pkg-config; then ok "pkg-config" "$(pkg-config --version)"
 else missing "pkg-config" "apt-get install pkg-config (make setup)"; fi
 if has valgrind; then ok "valgrind" "$(valgrind --version)"
 else missing "valgrind" "apt-get install valgrind (make setup)"; fi
+# The example WASM plugins (make plugins): clang with the wasm32 target, and wasm-ld.
+if has clang && clang --print-targets 2>/dev/null | grep -q wasm32; then
+    ok "clang (wasm32)" "$(clang --version | head -n 1)"
+else missing "clang (wasm32)" "apt-get install clang (make setup)"; fi
+if has wasm-ld; then ok "wasm-ld" "$(wasm-ld --version | head -n 1)"
+else missing "wasm-ld" "apt-get install lld (make setup)"; fi
 if has nm && has readelf; then ok "nm, readelf" "binutils"
 else missing "nm, readelf" "apt-get install binutils (make setup)"; fi
 

@@ -35,6 +35,9 @@ command -v nm >/dev/null || want binutils
 # bindgen (the ABI check) loads libclang at run time.
 any_exists /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*-linux-gnu/libclang*.so* || want libclang-dev
 python3 -c 'import venv, ensurepip' 2>/dev/null || want python3-venv
+# The example WASM plugins (examples/plugins/build.sh): clang --target=wasm32 and wasm-ld.
+command -v clang >/dev/null || want clang
+command -v wasm-ld >/dev/null || want lld
 # GoogleTest for tests/cpp (find_package(GTest)); libgtest-dev ships the built libraries.
 { [ -e /usr/include/gtest/gtest.h ] && any_exists /usr/lib/*-linux-gnu/libgtest.* /usr/lib/libgtest.*; } \
   || want libgtest-dev

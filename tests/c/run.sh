@@ -55,7 +55,8 @@ for source in tests/c/test_*.c; do
     -Wl,-rpath,"$lib_dir" -o "$out/$name"
   log="$out/$name.valgrind.log"
   if valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-      --show-leak-kinds=definite --log-file="$log" "$out/$name"; then
+      --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp --log-file="$log" \
+      "$out/$name"; then
     echo "   valgrind: $(grep -c . "$log" || true) report lines, 0 errors, 0 definite leaks"
   else
     status=$?

@@ -181,7 +181,8 @@ def test_every_function_is_declared_with_the_c_types(tmp_path):
     c_types = sorted({t for result, params in prototypes.values() for t in [result, *params] if t != "void"})
     lines = []
     for k, t in enumerate(c_types):
-        pointer = "*" in t
+        # Function-pointer typedefs (the header names them *_callback) carry no "*" of their own.
+        pointer = "*" in t or t.endswith("_callback")
         signed = "0" if pointer else f"(({t})-1 < ({t})0)"
         lines.append(f'    printf("%d\\t%zu\\t%d\\t%d\\n", {k}, sizeof({t}), {int(pointer)}, (int){signed});\n')
     facts = {c_types[int(k)]: (int(size), bool(int(p)), bool(int(s))) for k, size, p, s in run_c_program(tmp_path, "types", "".join(lines))}

@@ -114,6 +114,7 @@ ZENITH_ERR_SCHEMA_MISMATCH = -9
 ZENITH_ERR_BUFFER_TOO_SMALL = -10
 ZENITH_ERR_OUT_OF_MEMORY = -11
 ZENITH_ERR_NO_DEVICE = -14
+ZENITH_ERR_EVENT_FAILED = -15
 
 # DLPack (the header's DLDeviceType, DLDataTypeCode and flag bits that the binding reads).
 kDLCPU = 1
@@ -397,6 +398,18 @@ class zenith_topology(ctypes.Structure):
     pass
 
 
+class zenith_engine(ctypes.Structure):
+    pass
+
+
+class zenith_engine_options(ctypes.Structure):
+    pass
+
+
+class zenith_stage(ctypes.Structure):
+    pass
+
+
 ErrorPtr = POINTER(zenith_error)
 LoaderPtr = POINTER(zenith_loader)
 OptionsPtr = POINTER(zenith_loader_options)
@@ -405,6 +418,9 @@ AllocationPtr = POINTER(zenith_allocation)
 RingPtr = POINTER(zenith_ring)
 ServerPtr = POINTER(zenith_telemetry_server)
 TopologyPtr = POINTER(zenith_topology)
+EnginePtr = POINTER(zenith_engine)
+EngineOptionsPtr = POINTER(zenith_engine_options)
+StagePtr = POINTER(zenith_stage)
 TensorPtr = POINTER(DLManagedTensorVersioned)
 
 # ---- Functions: every zenith_* function of zenith.h, as (argtypes, restype) ---------------------
@@ -523,6 +539,26 @@ SIGNATURES = {
         [BatchPtr, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],
         c_int32,
     ),
+    # the event engine and its stages (callbacks as plain pointers: wrap a CFUNCTYPE to pass one)
+    "zenith_engine_options_new": ([POINTER(EngineOptionsPtr)], c_int32),
+    "zenith_engine_options_free": ([EngineOptionsPtr], None),
+    "zenith_engine_options_set_capacity": ([EngineOptionsPtr, c_size_t, c_uint64, _Err], c_int32),
+    "zenith_engine_options_set_workers": ([EngineOptionsPtr, c_size_t, _Err], c_int32),
+    "zenith_engine_options_add_stage": ([EngineOptionsPtr, StagePtr, _Err], c_int32),
+    "zenith_engine_new": ([EngineOptionsPtr, POINTER(EnginePtr), _Err], c_int32),
+    "zenith_engine_free": ([EnginePtr], None),
+    "zenith_engine_shutdown": ([EnginePtr, POINTER(c_uint64), _Err], c_int32),
+    "zenith_engine_publish": (
+        [EnginePtr, POINTER(ArrowArray), POINTER(ArrowSchema), c_uint64, POINTER(c_uint64), _Err],
+        c_int32,
+    ),
+    "zenith_engine_poll": (
+        [EnginePtr, POINTER(ArrowArray), POINTER(ArrowSchema), POINTER(c_uint64), c_uint64, _Err],
+        c_int32,
+    ),
+    "zenith_stage_new_native": ([c_char_p, c_void_p, c_void_p, c_void_p, POINTER(StagePtr), _Err], c_int32),
+    "zenith_stage_new_wasm": ([c_char_p, c_uint64, c_uint64, POINTER(StagePtr), _Err], c_int32),
+    "zenith_stage_free": ([StagePtr], None),
 }
 
 

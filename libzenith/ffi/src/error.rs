@@ -24,6 +24,13 @@ impl zenith_error {
         args::into_handle(zenith_error { code, message })
     }
 
+    /// A heap-allocated error object with a status of the caller's choosing (a status no core
+    /// error kind maps to, such as `ZENITH_ERR_EVENT_FAILED`).
+    pub(crate) fn boxed_with_code(code: zenith_status, text: &str) -> *mut zenith_error {
+        let message = CString::new(text.replace('\0', "\u{FFFD}")).expect("NULs were replaced");
+        args::into_handle(zenith_error { code, message })
+    }
+
     /// The status code.
     pub fn code(&self) -> zenith_status {
         self.code

@@ -59,6 +59,12 @@ pub const ZENITH_ERR_INVALID_STATE: zenith_status = -13;
 /// names searched), no device is visible, or the requested device ordinal does not exist.
 pub const ZENITH_ERR_NO_DEVICE: zenith_status = -14;
 
+/// An engine event failed in one of its stages (a native stage's error, a WASM plugin's trap,
+/// timeout, out-of-memory or malformed result): `zenith_engine_poll` reports it in the event's
+/// place, with the event's sequence number, and the message names the stage and the reason. The
+/// engine goes on.
+pub const ZENITH_ERR_EVENT_FAILED: zenith_status = -15;
+
 /// The fixed, static description of a status code, for messages and logs.
 pub fn status_description(status: zenith_status) -> &'static CStr {
     match status {
@@ -81,6 +87,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_ALREADY_EXISTS => c"already exists",
         ZENITH_ERR_INVALID_STATE => c"not allowed in the current state",
         ZENITH_ERR_NO_DEVICE => c"no device (no GPU driver, no device, or no such ordinal)",
+        ZENITH_ERR_EVENT_FAILED => c"an engine event failed in a stage",
         _ => c"unknown status code",
     }
 }

@@ -91,6 +91,10 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
             status::ZENITH_ERR_OUT_OF_MEMORY.into(),
         ),
         (
+            "ZENITH_ERR_EVENT_FAILED",
+            status::ZENITH_ERR_EVENT_FAILED.into(),
+        ),
+        (
             "ZENITH_ALLOC_NO_HUGEPAGES",
             memory::ZENITH_ALLOC_NO_HUGEPAGES.into(),
         ),

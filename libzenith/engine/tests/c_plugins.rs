@@ -1,0 +1,140 @@
+//! The example C plugins (examples/plugins), built here with clang --target=wasm32 and wasm-ld,
+//! against references computed with numpy (tests/plugins/reference.py). Needs clang, lld and the
+//! test venv's numpy (`make setup`); without them the tests fail and say so.
+
+#![cfg(feature = "wasm")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Float64Array, Int32Array, RecordBatch};
+use zenith_engine::stage::wasm::{WasmOptions, WasmStage};
+use zenith_engine::{Engine, EngineOptions, PollOutcome, Stage};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds the plugins and the numpy references once, into a scratch folder under target/tmp.
+fn built() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root()
+            .join("target/tmp")
+            .join(format!("engine-plugins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let build = Command::new(root().join("examples/plugins/build.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run examples/plugins/build.sh");
+        assert!(
+            build.status.success(),
+            "examples/plugins/build.sh failed (needs clang and lld: make setup):\n{}{}",
+            String::from_utf8_lossy(&build.stdout),
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let python = std::env::var_os("PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv/bin/python"));
+        let reference = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/reference.py"))
+            .arg(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("run {} (make setup creates .venv): {e}", python.display()));
+        assert!(
+            reference.status.success(),
+            "reference.py failed:\n{}",
+            String::from_utf8_lossy(&reference.stderr)
+        );
+        dir
+    })
+}
+
+fn load(name: &str) -> Arc<WasmStage> {
+    let options = WasmOptions {
+        cache_dir: None,
+        ..WasmOptions::default()
+    };
+    Arc::new(WasmStage::load(&built().join(format!("{name}.wasm")), options).unwrap())
+}
+
+fn f64s(path: &Path) -> Vec<f64> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn normalize_c_plugin_equals_numpy_through_an_engine() {
+    let input = f64s(&built().join("normalize_in.f64"));
+    let expected = f64s(&built().join("normalize_out.f64"));
+    let engine = Engine::new(EngineOptions {
+        stages: vec![load("normalize")],
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let batch = RecordBatch::try_from_iter([
+        ("x", Arc::new(Float64Array::from(input.clone())) as ArrayRef),
+        (
+            "id",
+            Arc::new(Int32Array::from_iter_values(0..1000)) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    for _ in 0..3 {
+        engine
+            .publish(batch.clone(), Duration::from_secs(60))
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let PollOutcome::Event { batch: out, .. } = engine.poll(Duration::from_secs(60)) else {
+            panic!("normalize failed");
+        };
+        let got = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        for (g, e) in got.values().iter().zip(&expected) {
+            assert!((g - e).abs() <= 1e-12 * e.abs().max(1.0), "{g} != {e}");
+        }
+        // Columns it does not normalize pass through.
+        assert_eq!(out.column(1).as_ref(), batch.column(1).as_ref());
+    }
+}
+
+#[test]
+fn image_resize_c_plugin_equals_numpy_bilinear() {
+    let input = std::fs::read(built().join("resize_in.u8")).unwrap();
+    let expected = std::fs::read(built().join("resize_out.u8")).unwrap();
+    let images = FixedSizeBinaryArray::try_from_iter(input.chunks_exact(20 * 20 * 3)).unwrap();
+    let batch = RecordBatch::try_from_iter([("image", Arc::new(images) as ArrayRef)]).unwrap();
+    let out = load("image_resize").process(batch).unwrap();
+    let resized = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .unwrap();
+    assert_eq!((resized.len(), resized.value_length()), (4, 32 * 32 * 3));
+    let got: Vec<u8> = (0..4).flat_map(|i| resized.value(i).to_vec()).collect();
+    // The same float32 formula; allow one step where numpy and wasm round a .5 differently.
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(worst <= 1, "largest difference from numpy: {worst}");
+}
+
+#[test]
+fn image_resize_refuses_images_that_are_not_square_rgb() {
+    let images = FixedSizeBinaryArray::try_from_iter([[0u8; 10]].iter()).unwrap();
+    let batch = RecordBatch::try_from_iter([("image", Arc::new(images) as ArrayRef)]).unwrap();
+    let error = load("image_resize").process(batch).unwrap_err();
+    assert!(error.message.contains("status 2"), "{error}");
+}
