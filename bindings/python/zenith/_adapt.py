@@ -33,8 +33,9 @@ def transform_argument(transform, collate_fn):
     return fn
 
 
-def keys_argument(keys, columns):
-    """(keys as a tuple or None, the columns to read): the key columns when only keys are given."""
+def keys_argument(keys, columns, pad=None):
+    """(keys as a tuple or None, the columns to read): the key columns when only keys are given
+    (and no ``pad``, whose ``"<name>_lengths"`` keys are no columns)."""
     if keys is None:
         return None, columns
     if isinstance(keys, (str, bytes)) or not all(isinstance(k, str) for k in keys):
@@ -43,8 +44,9 @@ def keys_argument(keys, columns):
     if not keys:
         raise _errors.invalid("keys must not be empty (None yields dicts)")
     if columns is None:
-        columns = list(dict.fromkeys(keys))
-    else:
+        if pad is None:
+            columns = list(dict.fromkeys(keys))
+    elif pad is None:
         missing = [k for k in keys if k not in columns]
         if missing:
             raise _errors.invalid(f"keys {missing} are not among columns {list(columns)}")

@@ -45,6 +45,11 @@ def load(path, columns=None, **opts):
         return pa.RecordBatchReader.from_stream(loader).read_all()
 
 
+def _padded_lengths(pad) -> list:
+    """The ``"<name>_lengths"`` entries a ``pad`` adds to each batch."""
+    return [name + "_lengths" for name in pad] if isinstance(pad, dict) else []
+
+
 def _numpy():
     try:
         import numpy
@@ -90,10 +95,14 @@ class DataLoader:
         if "output" in loader_options:
             raise _errors.invalid("zenith.DataLoader yields numpy arrays: output= does not apply (use zenith.Loader)")
         path = _adapt.source_argument(path, source)
-        self._keys, columns = _adapt.keys_argument(keys, columns)
+        self._keys, columns = _adapt.keys_argument(keys, columns, loader_options.get("pad"))
         self._transform = _adapt.transform_argument(transform, collate_fn)
         self.loader = Loader(path, batch_size=batch_size, columns=columns, output="dlpack", **loader_options)
-        _adapt.check_keys(self._keys, self.loader.column_names)
+        try:
+            _adapt.check_keys(self._keys, self.loader.column_names + _padded_lengths(loader_options.get("pad")))
+        except BaseException:
+            self.loader.close()
+            raise
 
     def _convert(self, value):
         np = self._numpy
