@@ -3,6 +3,9 @@
 // stats(); io_fallback_reason() explains a fallback.
 #include "common.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 using zenith_test::data_path;
@@ -22,6 +25,15 @@ std::vector<std::int64_t> all_ids(zenith::Loader& loader) {
     return ids;
 }
 
+/// Memcheck cannot see the kernel fill buffers through io_uring (the writes happen outside any
+/// system call it intercepts), so every byte read that way looks uninitialised to it: under
+/// valgrind (tests/cpp/run.sh) io_uring is left to the C-outside-valgrind, Rust, Python and Go
+/// tests, as tests/c/test_telemetry.c does.
+bool under_valgrind() {
+    const char* preload = std::getenv("LD_PRELOAD");
+    return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
+}
+
 std::vector<std::int64_t> iota(std::int64_t n) {
     std::vector<std::int64_t> out(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; i++) out[static_cast<std::size_t>(i)] = i;
@@ -33,7 +45,12 @@ std::vector<std::int64_t> iota(std::int64_t n) {
 TEST(Placement, EveryIoBackendReadsTheSameRows) {
     for (zenith::IoBackend backend :
          {zenith::IoBackend::Mmap, zenith::IoBackend::Pread, zenith::IoBackend::IoUring}) {
-        zenith::Loader loader(data_path("basic.parquet"), in_order(1000).io_backend(backend));
+        if (backend == zenith::IoBackend::IoUring && under_valgrind()) {
+            std::printf("Placement: IoBackend::IoUring skipped under valgrind (memcheck cannot "
+                        "see io_uring's kernel writes)\n");
+            continue;
+        }
+        zenith::Loader loader(data_path("parquet/basic.zstd.parquet"), in_order(1000).io_backend(backend));
         EXPECT_EQ(all_ids(loader), iota(kBasicRows));
         const zenith_stats stats = loader.stats();
         EXPECT_EQ(stats.io_backend_requested, static_cast<zenith_io_backend>(backend));
@@ -51,7 +68,7 @@ TEST(Placement, EveryIoBackendReadsTheSameRows) {
 }
 
 TEST(Placement, IoDirectReadsTheSameRows) {
-    zenith::Loader loader(data_path("basic.parquet"),
+    zenith::Loader loader(data_path("parquet/basic.zstd.parquet"),
                           in_order(1000).io_backend(zenith::IoBackend::Pread).io_direct(true));
     EXPECT_EQ(all_ids(loader), iota(kBasicRows));
 }
@@ -60,7 +77,9 @@ TEST(Placement, NumaNodePinsTheWorkers) {
     zenith::Loader placed(data_path("basic.arrow"), in_order(1000).num_workers(2).numa_node(0));
     EXPECT_EQ(all_ids(placed), iota(kBasicRows));
     EXPECT_EQ(placed.stats().numa_node, 0);
-    EXPECT_EQ(placed.stats().pinned_workers, 2u);
+    // Workers pin themselves as they start: after an epoch at least the one that built batches.
+    EXPECT_GE(placed.stats().pinned_workers, 1u);
+    EXPECT_LE(placed.stats().pinned_workers, 2u);
 
     zenith::Loader unplaced(data_path("basic.arrow"), in_order(1000).numa_node(-1));
     EXPECT_EQ(unplaced.stats().numa_node, -1);
