@@ -24,7 +24,7 @@ def candidates() -> list:
     env = os.environ.get(CLI_ENV)
     if env:
         return [pathlib.Path(env)]  # an explicit choice: no silent fallback
-    return [_PACKAGE_DIR / "bin" / "zenith", _PACKAGE_DIR.parents[1] / "target" / "release" / "zenith"]
+    return [_PACKAGE_DIR / "bin" / "zenith", _PACKAGE_DIR.parents[2] / "target" / "release" / "zenith"]
 
 
 def executable() -> pathlib.Path:
