@@ -111,7 +111,9 @@ class DataLoader(torch.utils.data.IterableDataset):
       what it returns is yielded;
     - ``pin_memory=True``: each tensor is copied into page-locked memory (``Tensor.pin_memory``)
       before ``device`` moves it, so that host-to-GPU copies run asynchronously; without CUDA it
-      does nothing and warns once per pass, as torch does;
+      does nothing and warns once per pass, as torch does. With torch DataLoader workers
+      (processes) give ``pin_memory=True`` to torch's DataLoader instead: tensors crossing
+      processes land in shared, not pinned, memory;
     - ``prefetch_factor=k``: batches built ahead per Zenith worker thread, as torch's is per
       worker process: ``prefetch = k * num_workers`` (the default worker count when
       ``num_workers`` is None); give it or ``prefetch``, not both;
