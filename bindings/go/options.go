@@ -120,6 +120,105 @@ type Options struct {
 	// Schema, when not nil, is the schema CSV and JSON lines files are parsed with instead of
 	// an inferred one (a struct schema, e.g. another loader's Schema()); it is only read.
 	Schema *ArrowSchema
+
+	// Placement and I/O: where and how bytes are read, never which rows in which order.
+
+	// IOBackend is how files are read (IODefault: memory-mapped; ZENITH_IO_BACKEND in the
+	// environment overrides it). Stats.IOBackend says which runs.
+	IOBackend IOBackend
+	// IODirect reads with O_DIRECT (bypassing the page cache) with IOPread or IOUring; file
+	// systems that refuse it are read through the page cache (Loader.IOFallbackReason).
+	IODirect bool
+	// NUMANode runs the workers on that NUMA node and allocates batches there; nil means the
+	// default (no placement), -1 no placement. Cannot be combined with NearGPU*.
+	NUMANode *int
+	// NearGPUIndex places the loader on the NUMA node of the GPU with this index on the PCI bus;
+	// nil means none. Open fails with ErrInvalidArgument when there is no such GPU.
+	NearGPUIndex *int
+	// NearGPUPCI places the loader on the NUMA node of the GPU at this PCI address
+	// ("0000:3b:00.0"); empty means none.
+	NearGPUPCI string
+}
+
+// IOBackend is how a loader reads files. The zero value, IODefault, leaves the library's
+// default (IOMmap).
+type IOBackend int
+
+// The backends are the ZENITH_IO_* values plus one, so that the zero value can mean the default.
+const (
+	IODefault IOBackend = iota // the library's default: IOMmap
+	IOMmap                     // memory-mapped files: zero-copy slices of Arrow IPC files
+	IOUring                    // io_uring batched reads; pread where io_uring is unavailable
+	IOPread                    // pread(2)
+)
+
+func (b IOBackend) String() string {
+	switch b {
+	case IODefault:
+		return "default"
+	case IOMmap:
+		return "mmap"
+	case IOUring:
+		return "io_uring"
+	case IOPread:
+		return "pread"
+	}
+	return fmt.Sprintf("IOBackend(%d)", int(b))
+}
+
+func ioBackendFromC(b C.zenith_io_backend) IOBackend { return IOBackend(int(b) + 1) }
+
+// applyPlacement sets the placement and I/O options on opts.
+func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zenith_status) error, cerr **C.zenith_error) error {
+	if o.IOBackend != IODefault {
+		if o.IOBackend < IOMmap || o.IOBackend > IOPread {
+			return invalid("unknown I/O backend " + o.IOBackend.String())
+		}
+		if err := call(C.zenith_loader_options_set_io_backend(opts, C.zenith_io_backend(int(o.IOBackend)-1), cerr)); err != nil {
+			return err
+		}
+	}
+	if o.IODirect {
+		if err := call(C.zenith_loader_options_set_io_direct(opts, C.bool(true), cerr)); err != nil {
+			return err
+		}
+	}
+	placements := 0
+	for _, set := range []bool{o.NUMANode != nil, o.NearGPUIndex != nil, o.NearGPUPCI != ""} {
+		if set {
+			placements++
+		}
+	}
+	if placements > 1 {
+		return invalid("give one of NUMANode, NearGPUIndex and NearGPUPCI")
+	}
+	if o.NUMANode != nil {
+		if *o.NUMANode < math.MinInt32 || *o.NUMANode > math.MaxInt32 {
+			return invalid(fmt.Sprintf("NUMA node %d is out of range", *o.NUMANode))
+		}
+		if err := call(C.zenith_loader_options_set_numa_node(opts, C.int32_t(*o.NUMANode), cerr)); err != nil {
+			return err
+		}
+	}
+	if o.NearGPUIndex != nil {
+		if *o.NearGPUIndex < 0 || uint64(*o.NearGPUIndex) > math.MaxUint32 {
+			return invalid(fmt.Sprintf("GPU index %d is out of range", *o.NearGPUIndex))
+		}
+		if err := call(C.zenith_loader_options_set_near_gpu_index(opts, C.uint32_t(*o.NearGPUIndex), cerr)); err != nil {
+			return err
+		}
+	}
+	if o.NearGPUPCI != "" {
+		if strings.IndexByte(o.NearGPUPCI, 0) >= 0 {
+			return invalid(fmt.Sprintf("PCI address %q contains a NUL byte", o.NearGPUPCI))
+		}
+		address := C.CString(o.NearGPUPCI)
+		defer C.free(unsafe.Pointer(address))
+		if err := call(C.zenith_loader_options_set_near_gpu_pci(opts, address, cerr)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // IntPtr returns a pointer to n, for Options.NumWorkers: zenith.Options{NumWorkers: zenith.IntPtr(0)}.
@@ -251,7 +350,7 @@ func (o *Options) apply(opts *C.zenith_loader_options) error {
 			return err
 		}
 	}
-	return nil
+	return o.applyPlacement(opts, call, &cerr)
 }
 
 func setColumns(opts *C.zenith_loader_options, columns []string) error {

@@ -1,10 +1,16 @@
-"""Builds libzenith.so with cargo and bundles it in the `zenith` package.
+"""Builds libzenith.so and the `zenith` command with cargo and bundles them in the `zenith`
+package.
 
-`pip install ./bindings/python` runs `cargo build --release -p libzenith` in the repository that
-holds this file (or in $ZENITH_SOURCE_DIR), copies the library into the package, and marks the
-wheel as platform-specific (py3-none-<platform>: the package is pure ctypes, so any CPython 3
-on that platform can use it). The copy is stripped of debug info when `strip` is available
-($ZENITH_NO_STRIP=1 keeps it). Set $CARGO to use another cargo.
+`pip install ./bindings/python` runs `cargo build --release -p libzenith -p zenith-cli` in the
+repository that holds this file (or in $ZENITH_SOURCE_DIR), copies the library into the package
+and the command to `zenith/bin/zenith` (run by the `zenith` console script, zenith/_cli.py), and
+marks the wheel as platform-specific (py3-none-<platform>: the package is pure ctypes, so any
+CPython 3 on that platform can use it; `auditwheel repair` then gives it its manylinux tag, see
+scripts/build_wheel.sh). Both copies are stripped of debug info when `strip` is available
+($ZENITH_NO_STRIP=1 keeps it). Set $CARGO to use another cargo, and $ZENITH_CARGO_TARGET to build
+for another target triple (e.g. `x86_64-unknown-linux-gnu.2.28` with CARGO=cargo-zigbuild, for a
+library that needs only glibc 2.28). Cargo's progress goes to the terminal (`pip install -v`
+shows it: the first build takes minutes on 2 cores).
 """
 
 import json
@@ -15,6 +21,7 @@ import shutil
 import subprocess
 
 from setuptools import setup
+from setuptools.dist import Distribution
 from setuptools.command.build_py import build_py
 
 try:
@@ -24,6 +31,7 @@ except ImportError:  # setuptools < 70.1 (the wheel package had it)
 
 HERE = pathlib.Path(__file__).resolve().parent
 LIBRARY = "libzenith.so"
+CLI = "zenith"
 
 
 def source_dir() -> pathlib.Path:
@@ -44,36 +52,59 @@ def version() -> str:
     return match.group(1)
 
 
-def cargo_build() -> pathlib.Path:
-    """Runs cargo and returns the path of the cdylib it built (read from cargo's messages, so
-    CARGO_TARGET_DIR and the like are honoured)."""
+def cargo_build() -> tuple:
+    """Runs cargo and returns the paths of the cdylib and the `zenith` executable it built (read
+    from cargo's messages, so CARGO_TARGET_DIR and the like are honoured)."""
     cargo = os.environ.get("CARGO", "cargo")
     if shutil.which(cargo) is None:
         raise SystemExit("zenith: cargo not found; install Rust (https://rustup.rs) to build libzenith")
-    command = [cargo, "build", "--release", "-p", "libzenith", "--message-format=json-render-diagnostics"]
+    command = [cargo]
+    if os.path.basename(cargo).startswith("cargo-"):  # cargo-zigbuild is run as `cargo-zigbuild zigbuild`
+        command.append(os.path.basename(cargo)[len("cargo-"):])
+    else:
+        command.append("build")
+    command += ["--release", "-p", "libzenith", "-p", "zenith-cli", "--message-format=json-render-diagnostics"]
+    target = os.environ.get("ZENITH_CARGO_TARGET")
+    if target:
+        command += ["--target", target]
     print("zenith: " + " ".join(command), flush=True)
     result = subprocess.run(command, cwd=source_dir(), stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise SystemExit(f"zenith: cargo build failed (exit {result.returncode})")
+    library = executable = None
     for line in result.stdout.splitlines():
         message = json.loads(line) if line.startswith("{") else {}
-        if message.get("reason") == "compiler-artifact" and "cdylib" in message.get("target", {}).get("kind", []):
+        if message.get("reason") != "compiler-artifact":
+            continue
+        kinds = message.get("target", {}).get("kind", [])
+        if "cdylib" in kinds:
             for filename in message.get("filenames", []):
                 if filename.endswith(LIBRARY):
-                    return pathlib.Path(filename)
-    raise SystemExit(f"zenith: cargo built no {LIBRARY}")
+                    library = pathlib.Path(filename)
+        if "bin" in kinds and message.get("target", {}).get("name") == CLI and message.get("executable"):
+            executable = pathlib.Path(message["executable"])
+    if library is None:
+        raise SystemExit(f"zenith: cargo built no {LIBRARY}")
+    if executable is None:
+        raise SystemExit(f"zenith: cargo built no `{CLI}` command")
+    return library, executable
+
+
+def copy_stripped(source: pathlib.Path, target: pathlib.Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    target.chmod(0o755)
+    if not os.environ.get("ZENITH_NO_STRIP") and shutil.which("strip"):
+        subprocess.run(["strip", "--strip-debug", str(target)], check=True)
 
 
 class BuildPy(build_py):
     def run(self):
         super().run()
-        built = cargo_build()
-        target = pathlib.Path(self.build_lib) / "zenith" / LIBRARY
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built, target)
-        target.chmod(0o755)
-        if not os.environ.get("ZENITH_NO_STRIP") and shutil.which("strip"):
-            subprocess.run(["strip", "--strip-debug", str(target)], check=True)
+        library, executable = cargo_build()
+        package = pathlib.Path(self.build_lib) / "zenith"
+        copy_stripped(library, package / LIBRARY)
+        copy_stripped(executable, package / "bin" / CLI)
 
 
 class PlatformWheel(bdist_wheel):
@@ -86,4 +117,16 @@ class PlatformWheel(bdist_wheel):
         return "py3", "none", platform
 
 
-setup(version=version(), cmdclass={"build_py": BuildPy, "bdist_wheel": PlatformWheel})
+class NativeDistribution(Distribution):
+    """Says the package carries native code, so that its files go to platlib (the wheel's root),
+    where `auditwheel repair` looks for binaries, not purelib."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(
+    version=version(),
+    distclass=NativeDistribution,
+    cmdclass={"build_py": BuildPy, "bdist_wheel": PlatformWheel},
+)

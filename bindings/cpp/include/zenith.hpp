@@ -225,6 +225,17 @@ enum class Shuffle : zenith_shuffle {
     Auto = ZENITH_SHUFFLE_AUTO,
 };
 
+/// How a Loader reads files (see zenith_loader_options_set_io_backend).
+enum class IoBackend : zenith_io_backend {
+    /// Memory-mapped files (the default): zero-copy slices of Arrow IPC files.
+    Mmap = ZENITH_IO_MMAP,
+    /// io_uring: the byte ranges of a Parquet row group in one batched submission; pread where
+    /// io_uring is unavailable (Loader::io_fallback_reason() says why).
+    IoUring = ZENITH_IO_URING,
+    /// pread(2).
+    Pread = ZENITH_IO_PREAD,
+};
+
 struct LoaderOptionsDeleter {
     void operator()(zenith_loader_options* opts) const noexcept {
         zenith_loader_options_free(opts);
@@ -394,6 +405,51 @@ public:
     }
     LoaderOptions&& resume_state(const std::vector<std::uint8_t>& token) && {
         return std::move(resume_state(token));
+    }
+
+    // -- placement and I/O: where and how bytes are read, never which rows in which order --
+
+    /// How files are read (default IoBackend::Mmap; ZENITH_IO_BACKEND in the environment
+    /// overrides it). Loader::stats().io_backend says which runs.
+    LoaderOptions& io_backend(IoBackend backend) & {
+        return set("io_backend", zenith_loader_options_set_io_backend,
+                   static_cast<zenith_io_backend>(backend));
+    }
+    LoaderOptions&& io_backend(IoBackend backend) && { return std::move(io_backend(backend)); }
+
+    /// Reads with O_DIRECT (bypassing the page cache) with IoBackend::Pread or IoUring; file
+    /// systems that refuse it are read through the page cache (Loader::io_fallback_reason()).
+    LoaderOptions& io_direct(bool direct) & {
+        return set("io_direct", zenith_loader_options_set_io_direct, direct);
+    }
+    LoaderOptions&& io_direct(bool direct) && { return std::move(io_direct(direct)); }
+
+    /// Runs the workers on NUMA node `node` and allocates batches there (-1: no placement).
+    /// Replaces a near_gpu() set before.
+    LoaderOptions& numa_node(std::int32_t node) & {
+        return set("numa_node", zenith_loader_options_set_numa_node, node);
+    }
+    LoaderOptions&& numa_node(std::int32_t node) && { return std::move(numa_node(node)); }
+
+    /// Places the loader on the NUMA node of GPU `gpu_index` (its index on the PCI bus); opening
+    /// throws when there is no such GPU. Replaces a numa_node() set before.
+    LoaderOptions& near_gpu(std::uint32_t gpu_index) & {
+        return set("near_gpu", zenith_loader_options_set_near_gpu_index, gpu_index);
+    }
+    LoaderOptions&& near_gpu(std::uint32_t gpu_index) && { return std::move(near_gpu(gpu_index)); }
+
+    /// Places the loader on the NUMA node of the GPU at PCI address `pci_address`
+    /// ("0000:3b:00.0"); throws for text that is not a PCI address.
+    LoaderOptions& near_gpu(const std::string& pci_address) & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_near_gpu_pci(
+                  raw("near_gpu"), detail::c_str(pci_address, "zenith::LoaderOptions::near_gpu"),
+                  &err),
+              err);
+        return *this;
+    }
+    LoaderOptions&& near_gpu(const std::string& pci_address) && {
+        return std::move(near_gpu(pci_address));
     }
 
     /// The C handle (NULL when moved from), still owned by this object.
@@ -577,14 +633,35 @@ public:
         return token;
     }
 
-    /// Counters and configuration (rows, batches, bytes, timings, queue depth, epoch, ...).
-    /// May be called from any thread while another consumes batches.
+    /// Every counter and setting of zenith_stats: rows, batches, bytes, timings, queue depth,
+    /// epoch, shuffle mode, workers, numa_node and pinned_workers, io_backend (and the one
+    /// requested), io_read_bytes and io_read_ns, rank, world_size and shard_source, memory
+    /// budget. May be called from any thread while another consumes batches.
     [[nodiscard]] zenith_stats stats() const {
         zenith_stats out{};
         out.struct_size = sizeof out;
         zenith_error* err = nullptr;
         check(zenith_loader_stats(raw("stats"), &out, &err), err);
         return out;
+    }
+
+    /// Why the loader reads with another I/O backend than the one asked for, or without
+    /// O_DIRECT though io_direct(true) was set; empty when it runs as asked.
+    [[nodiscard]] std::string io_fallback_reason() const {
+        zenith_loader* loader = raw("io_fallback_reason");
+        std::string text(256, '\0');
+        std::size_t len = 0;
+        zenith_error* err = nullptr;
+        zenith_status status =
+            zenith_loader_io_fallback_reason(loader, text.data(), text.size(), &len, &err);
+        if (status == ZENITH_ERR_BUFFER_TOO_SMALL) {
+            zenith_error_free(std::exchange(err, nullptr));
+            text.assign(len + 1, '\0');
+            status = zenith_loader_io_fallback_reason(loader, text.data(), text.size(), &len, &err);
+        }
+        check(status, err);
+        text.resize(len);
+        return text;
     }
 
     /// Batches per epoch for this rank (0 when empty).

@@ -95,3 +95,13 @@ def pyarrow_read(path) -> pa.Table:
     if path.endswith(".csv"):
         return pa.csv.read_csv(path)
     return pq.read_table(path)  # a file or a folder of shards
+
+
+# -- JAX and TensorFlow start thread pools when first used, and fork() after that may deadlock
+# the child (JAX warns so). The tests that fork (test_package.py, torch DataLoader workers) run
+# first; the JAX and TensorFlow tests last.
+_RUN_LAST = ("test_jax.py", "test_tensorflow.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name in _RUN_LAST)  # stable: keeps the order otherwise

@@ -10,8 +10,10 @@ worker threads and handed over zero-copy as pyarrow RecordBatches or DLPack tens
 
 A thin ctypes binding over libzenith.so (no compiled extension): the library comes from
 $ZENITH_LIBRARY, else the copy bundled in this package, else the repository's target/release or
-target/debug. pyarrow, numpy and torch are optional. ``zenith.torch`` (imported on its own) wraps
-a loader as a torch IterableDataset.
+target/debug. pyarrow, numpy and torch are optional. ``zenith.load(path)`` reads a dataset into a
+pyarrow Table; ``zenith.DataLoader(path, batch_size=64)`` yields dicts of numpy arrays (with or
+without torch installed). ``zenith.torch``, ``zenith.jax`` and ``zenith.tensorflow`` (each
+imported on its own) hand batches to those frameworks through DLPack.
 """
 
 from ._batch import Batch, Tensor
@@ -35,6 +37,8 @@ from ._runtime import MetricsServer, metrics_text, topology
 # ---- gang scheduler (issue 11): the seeds' API, jobs on this machine -----------------------------
 from .scheduler import job, submit  # noqa: E402  (zenith.scheduler holds the rest)
 # ---- end of the gang scheduler's exports ----------------------------------------------------------
+# -- the seeds' entry points: zenith.load (a pyarrow.Table) and zenith.DataLoader (numpy batches) --
+from ._dataloader import DataLoader, load
 
 
 def version() -> str:
@@ -61,6 +65,7 @@ __version__ = _package_version()
 
 __all__ = [
     "Batch",
+    "DataLoader",
     "FormatError",
     "InvalidArgumentError",
     "Loader",
@@ -77,6 +82,7 @@ __all__ = [
     "ZenithIOError",
     "ZenithWarning",
     "library_path",
+    "load",
     "metrics_text",
     # gang scheduler
     "job",

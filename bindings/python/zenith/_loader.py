@@ -105,6 +105,48 @@ def _call(fn, *args):
     return _errors.check(fn(*args, ctypes.byref(err)), err)
 
 
+# ---- placement and I/O options (io_backend, io_direct, numa_node, near_gpu) ---------------------
+# Kept apart from the order options above: they change where and how bytes are read, never which
+# rows come in which order.
+
+_IO_BACKENDS = {name: value for value, name in _IO_NAMES.items()}
+
+
+def _placement_options(io_backend, io_direct, numa_node, near_gpu) -> dict:
+    """The checked placement and I/O arguments of :class:`Loader`, as its options entries."""
+    if io_backend is not None and io_backend not in _IO_BACKENDS:
+        raise _errors.invalid(f'io_backend must be "mmap", "pread", "io_uring" or None, got {io_backend!r}')
+    if not isinstance(io_direct, bool):
+        raise _errors.invalid(f"io_direct must be a bool, not {type(io_direct).__name__}")
+    if numa_node is not None and near_gpu is not None:
+        raise _errors.invalid("give numa_node or near_gpu, not both")
+    if near_gpu is not None and not isinstance(near_gpu, str):
+        near_gpu = _int("near_gpu", near_gpu, 0, _U32)
+    elif isinstance(near_gpu, str) and "\0" in near_gpu:
+        raise _errors.invalid(f"near_gpu must not contain a NUL character: {near_gpu!r}")
+    return {
+        "io_backend": None if io_backend is None else _IO_BACKENDS[io_backend],
+        "io_direct": io_direct,
+        # -1 is the C API's "no placement"; larger than its limit is refused by the library.
+        "numa_node": _int("numa_node", numa_node, -1, (1 << 31) - 1, none_ok=True),
+        "near_gpu": near_gpu,
+    }
+
+
+def _apply_placement_options(lib, opts, o: dict) -> None:
+    """Sets the placement and I/O options of `o` on the C options handle `opts`."""
+    if o["io_backend"] is not None:
+        _call(lib.zenith_loader_options_set_io_backend, opts, o["io_backend"])
+    if o["io_direct"]:
+        _call(lib.zenith_loader_options_set_io_direct, opts, True)
+    if o["numa_node"] is not None:
+        _call(lib.zenith_loader_options_set_numa_node, opts, o["numa_node"])
+    if isinstance(o["near_gpu"], str):
+        _call(lib.zenith_loader_options_set_near_gpu_pci, opts, o["near_gpu"].encode("utf-8"))
+    elif o["near_gpu"] is not None:
+        _call(lib.zenith_loader_options_set_near_gpu_index, opts, o["near_gpu"])
+
+
 class Schema:
     """The loader's schema when pyarrow is not installed: implements ``__arrow_c_schema__``
     (exported from the loader on each call, so it needs the loader open) and ``names``."""
@@ -188,6 +230,17 @@ class Loader:
             else ``f0``, ``f1``, ...).
         schema: a ``pyarrow.Schema`` (anything with ``__arrow_c_schema__``) to parse CSV and JSON
             lines files with, instead of inferring one.
+        io_backend: how files are read: "mmap" (the default: zero-copy slices of mapped IPC
+            files), "pread", or "io_uring" (Parquet row groups in one batched submission; falls
+            back to pread where io_uring is unavailable, see :meth:`io_fallback_reason`). The
+            environment variable ``ZENITH_IO_BACKEND`` overrides it.
+        io_direct: read with ``O_DIRECT`` (bypassing the page cache) with "pread" or "io_uring";
+            file systems that refuse it are read through the page cache (see
+            :meth:`io_fallback_reason`).
+        numa_node: run the workers on this NUMA node and allocate batches there (-1 or None: no
+            placement).
+        near_gpu: like ``numa_node``, the node of a GPU: its index on the PCI bus (int) or its
+            PCI address ("0000:3b:00.0"). A GPU that does not exist fails the open.
 
     Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
     when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
@@ -226,6 +279,11 @@ class Loader:
         delimiter: str | None = None,
         header: bool = True,
         schema=None,
+        # -- placement and I/O (speed only, never content or order) --
+        io_backend: str | None = None,
+        io_direct: bool = False,
+        numa_node: int | None = None,
+        near_gpu=None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         # A list of paths is one dataset (files in the order given).
@@ -301,6 +359,7 @@ class Loader:
             "header": header,
             "schema": schema,
         }
+        self._options.update(_placement_options(io_backend, io_direct, numa_node, near_gpu))
         self._output = output
         self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
         self._lock = threading.RLock()
@@ -355,6 +414,7 @@ class Loader:
                 pointer = ctypes.cast(_capsule.schema_pointer(capsule), ctypes.POINTER(_lib.ArrowSchema))
                 _call(lib.zenith_loader_options_set_schema, opts, pointer)
                 del capsule  # copied by the library: the capsule releases its schema
+            _apply_placement_options(lib, opts, o)
             if resume is not None:
                 buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
                 _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))
@@ -532,7 +592,8 @@ class Loader:
         "slurm" for SLURM_PROCID/SLURM_NTASKS, or "none"); shuffle_requested ("auto", "global",
         "block" or "none") and shuffle_downgraded (the automatic shuffle runs as block);
         memory_budget (bytes) and decoded_bytes (the decoded size of the data, 0 when it needs no
-        decoding)."""
+        decoding); io_fallback_reason (see :meth:`io_fallback_reason`). Every field of the C
+        ``zenith_stats`` is here."""
         with self._lock:
             s = self._stats_of(self._live())
         out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}
@@ -542,7 +603,27 @@ class Loader:
         out["shuffle_requested"] = _SHUFFLE_NAMES.get(out["shuffle_requested"], "unknown")
         out["shuffle_downgraded"] = out["shuffle_requested"] == "auto" and out["shuffle"] == "block"
         out["shard_source"] = _SHARD_SOURCES.get(out["shard_source"], "unknown")
+        out["io_fallback_reason"] = self.io_fallback_reason()
         return out
+
+    def io_fallback_reason(self) -> str | None:
+        """Why the loader reads with another I/O backend than the one asked for, or without
+        O_DIRECT though ``io_direct=True`` (e.g. io_uring refused by seccomp, tmpfs refusing
+        O_DIRECT); None when it runs as asked."""
+        lib = _lib.lib()
+        with self._lock:
+            handle = self._live()
+            length = ctypes.c_size_t()
+            buf = ctypes.create_string_buffer(512)
+            err = _errors.new_err()
+            status = lib.zenith_loader_io_fallback_reason(handle, buf, len(buf), ctypes.byref(length), ctypes.byref(err))
+            if status == _errors.Status.ERR_BUFFER_TOO_SMALL:
+                lib.zenith_error_free(err)
+                buf = ctypes.create_string_buffer(length.value + 1)
+                _call(lib.zenith_loader_io_fallback_reason, handle, buf, len(buf), ctypes.byref(length))
+            else:
+                _errors.check(status, err)
+        return buf.raw[: length.value].decode("utf-8", "replace") or None
 
     # ---- epochs and passes -------------------------------------------------------------------
 

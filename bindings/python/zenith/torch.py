@@ -36,10 +36,12 @@ epoch (with ``num_workers=0``) resumes only without torch workers.
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torch.utils.data
 
+from . import _adapt
 from ._batch import Tensor
 from ._errors import invalid
 from ._loader import Loader
@@ -58,6 +60,29 @@ def numpy_ndarray():
     return numpy.ndarray
 
 
+def _default_zenith_workers() -> int:
+    """The worker threads a loader starts without num_workers: one per usable core, at most 4
+    (the library's rule)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 2
+    return max(1, min(cores, 4))
+
+
+def _prefetch_from_factor(prefetch, prefetch_factor, num_workers):
+    """Zenith's prefetch (batches built ahead, all workers together) from torch's
+    ``prefetch_factor`` (batches ahead per worker): factor x Zenith's worker threads."""
+    if prefetch_factor is None:
+        return prefetch
+    if prefetch is not None:
+        raise invalid("give prefetch (batches ahead in all) or prefetch_factor (per worker), not both")
+    if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int) or prefetch_factor < 1:
+        raise invalid(f"prefetch_factor must be a positive integer, got {prefetch_factor!r}")
+    workers = _default_zenith_workers() if num_workers is None else max(num_workers, 1)
+    return prefetch_factor * workers
+
+
 def _env_shard():
     for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
         rank, world = os.environ.get(rank_var), os.environ.get(world_var)
@@ -72,9 +97,30 @@ def _env_shard():
 class DataLoader(torch.utils.data.IterableDataset):
     """Iterates dicts of column name -> ``torch.Tensor``, one dict per Zenith batch.
 
-    Takes the arguments of :class:`zenith.Loader` (except ``output``), plus ``device`` (move each
-    tensor there, ``non_blocking``) and ``copy`` (clone each tensor zero-copied from the batch:
-    writable memory of its own).
+    Takes the arguments of :class:`zenith.Loader` (except ``output``; the placement and I/O ones,
+    ``io_backend``, ``io_direct``, ``numa_node``, ``near_gpu``, ``drop_remainder``, as keywords),
+    plus ``device`` (move each tensor there, ``non_blocking``) and ``copy`` (clone each tensor
+    zero-copied from the batch: writable memory of its own), and the names torch users type:
+
+    - ``source=``: the dataset, as ``path`` (give one of them);
+    - ``keys=("features", "label")``: yield tuples of those tensors, so that
+      ``for inputs, labels in loader:`` unpacks tensors (a dict would unpack its keys); with no
+      ``columns`` only the key columns are read;
+    - ``transform=`` (alias ``collate_fn=``): a callable applied to each batch (the dict, or the
+      tuple with ``keys``) in the process that iterates, for what native stages don't cover;
+      what it returns is yielded;
+    - ``pin_memory=True``: each tensor is copied into page-locked memory (``Tensor.pin_memory``)
+      before ``device`` moves it, so that host-to-GPU copies run asynchronously; without CUDA it
+      does nothing and warns once per pass, as torch does. With torch DataLoader workers
+      (processes) give ``pin_memory=True`` to torch's DataLoader instead: tensors crossing
+      processes land in shared, not pinned, memory;
+    - ``prefetch_factor=k``: batches built ahead per Zenith worker thread, as torch's is per
+      worker process: ``prefetch = k * num_workers`` (the default worker count when
+      ``num_workers`` is None); give it or ``prefetch``, not both;
+    - ``drop_last=True``: drop the short last batch of each epoch (also in zenith.Loader).
+
+    Zenith's ``num_workers`` are threads of the native loader; torch's DataLoader
+    ``num_workers`` (processes) stay a choice of the torch DataLoader that wraps this dataset.
     The underlying loader opens on first use in each process (so the object pickles into torch
     worker processes); ``len()`` is the batches per epoch of this rank; ``set_epoch``,
     ``state_dict``/``load_state_dict`` (called in the main process, also with torch workers:
@@ -83,7 +129,7 @@ class DataLoader(torch.utils.data.IterableDataset):
 
     def __init__(
         self,
-        path,
+        path=None,
         batch_size: int = 1024,
         shuffle=True,
         seed: int = 0,
@@ -98,8 +144,28 @@ class DataLoader(torch.utils.data.IterableDataset):
         copy: bool = False,
         pad: dict | None = None,
         shard="distributed",
+        *,
+        source=None,
+        keys=None,
+        transform=None,
+        collate_fn=None,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+        **loader_options,
     ):
         super().__init__()
+        # -- the names torch users type (source=, keys=, transform=/collate_fn=, pin_memory=,
+        # prefetch_factor=) and the placement/I-O options of zenith.Loader (**loader_options) --
+        path = _adapt.source_argument(path, source)
+        for name in ("output", "rank", "world_size"):
+            if name in loader_options:  # (rank/world_size are named above; output is fixed)
+                raise invalid(f"zenith.torch.DataLoader: {name}= does not apply here")
+        self._keys, columns = _adapt.keys_argument(keys, columns, pad)
+        self._transform = _adapt.transform_argument(transform, collate_fn)
+        if not isinstance(pin_memory, bool):
+            raise invalid(f"pin_memory must be a bool, not {type(pin_memory).__name__}")
+        self.pin_memory = pin_memory
+        prefetch = _prefetch_from_factor(prefetch, prefetch_factor, num_workers)
         if (rank is None) != (world_size is None):
             raise invalid("give both rank and world_size, or neither")
         if shard is not None and shard != "distributed":
@@ -117,6 +183,7 @@ class DataLoader(torch.utils.data.IterableDataset):
             columns=columns,
             memory_budget=memory_budget,
             pad=pad,
+            **loader_options,
         )
         self.path = path
         self.device = None if device is None else torch.device(device)
@@ -152,6 +219,11 @@ class DataLoader(torch.utils.data.IterableDataset):
             # freed here); this process opens its own.
             rank, world = self.shard()
             loader = Loader(self.path, output="dlpack", rank=rank, world_size=world, **self._kwargs)
+            try:
+                _adapt.check_keys(self._keys, loader.column_names + [n + "_lengths" for n in (self._kwargs["pad"] or {})])
+            except BaseException:
+                loader.close()
+                raise
             if self._epoch is not None and torch.utils.data.get_worker_info() is None:
                 loader.set_epoch(self._epoch)  # (a torch worker sets each pass's epoch itself)
             self._loader, self._pid = loader, os.getpid()
@@ -182,22 +254,41 @@ class DataLoader(torch.utils.data.IterableDataset):
         """One pass of `loader` as dicts of torch tensors (and of the columns without a tensor
         form, as they come)."""
         device, copy, ndarray = self.device, self.copy, numpy_ndarray()
+        keys, transform, pin = self._keys, self._transform, self._pinning()
         for columns in loader:
             batch = {}
             for name, value in columns.items():
                 if isinstance(value, Tensor):
                     t = torch.from_dlpack(value)
-                    if copy:
+                    if copy and not pin:  # (pinning copies already)
                         t = t.clone()
                 elif isinstance(value, ndarray):  # padded lists and their lengths: own memory
                     t = torch.from_numpy(value)
                 else:  # no tensor form: a pyarrow.Array or a list
                     batch[name] = value
                     continue
+                if pin:
+                    t = t.pin_memory()
                 if device is not None:
                     t = t.to(device, non_blocking=True)
                 batch[name] = t
-            yield batch
+            yield _adapt.finish(batch, keys, transform)
+
+    def _pinning(self) -> bool:
+        """Whether to pin each batch's tensors: asked for, and CUDA is there. Without CUDA there
+        is nothing to pin for (pinned memory only speeds host-to-GPU copies): a warning, once
+        per pass, says it does nothing, as torch's own DataLoader does."""
+        if not self.pin_memory:
+            return False
+        if torch.cuda.is_available():
+            return True
+        warnings.warn(
+            "zenith.torch.DataLoader(pin_memory=True): no CUDA device is available, so tensors stay in "
+            "ordinary (pageable) memory; pinning only speeds host-to-GPU copies",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
 
     def __len__(self) -> int:
         return len(self.loader)
