@@ -167,6 +167,13 @@ class Loader:
             ``DistributedSampler`` does (the default: every rank gets ``ceil(rows / world_size)``
             rows, a few seen twice). Either way every rank gets ``len(loader)`` batches. A world
             larger than the dataset is an error.
+        storage_options: for a dataset at a URL (``s3://bucket/prefix/``,
+            ``s3://bucket/prefix/*.parquet``, ``gs://``, ``az://``, ``abfss://``, ``http(s)://``),
+            ``{key: value}`` as fsspec and pyarrow take them: ``endpoint``, ``region``,
+            ``path_style``, ``allow_http``, ``access_key_id``, ``secret_access_key``,
+            ``session_token``, ``request_timeout``, ``retries``, ``retry_timeout``,
+            ``cache_dir``, ``cache_max_bytes``, ... (see ``zenith_loader_options_set_storage_option``).
+            Values may be str, int, float or bool. None: credentials from the environment.
 
     Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
     when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
@@ -202,6 +209,7 @@ class Loader:
         pad: dict | None = None,
         shard=_SHARD_FROM_ENV,
         drop_remainder: bool = False,
+        storage_options: dict | None = None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         try:
@@ -248,7 +256,23 @@ class Loader:
                 rank, world_size = shard
         else:
             raise _errors.invalid(f"shard must be None, \"env\" or (rank, world_size), got {shard!r}")
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise _errors.invalid(f"storage_options must be a dict, not {type(storage_options).__name__}")
+        storage = []
+        for key, value in (storage_options or {}).items():
+            if not isinstance(key, str):
+                raise _errors.invalid(f"storage_options keys must be str, not {type(key).__name__}")
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                value = str(value)
+            elif not isinstance(value, str):
+                raise _errors.invalid(f"storage_options[{key!r}] must be str, int, float or bool")
+            if "\0" in key or "\0" in value:
+                raise _errors.invalid(f"storage_options[{key!r}] must not contain a NUL character")
+            storage.append((key, value))
         self._options = {
+            "storage": storage,
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
             "seed": _int("seed", seed, 0, _U64),
@@ -308,6 +332,8 @@ class Loader:
                 _call(lib.zenith_loader_options_set_columns, opts, array, len(names))
             if o["memory_budget"] is not None:
                 _call(lib.zenith_loader_options_set_memory_budget, opts, o["memory_budget"])
+            for key, value in o["storage"]:
+                _call(lib.zenith_loader_options_set_storage_option, opts, key.encode(), value.encode())
             if resume is not None:
                 buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
                 _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))

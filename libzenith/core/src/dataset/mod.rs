@@ -64,7 +64,11 @@ impl Dataset {
     /// [`discover::discover`]). Every shard must have the column names and types of the first;
     /// a column is nullable if it is in any shard (see [`Self::from_sources`]).
     pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
-        let discovery = discover::discover_all(path)?;
+        let discovery = if crate::runtime::io::remote::is_remote(path) {
+            discover::discover_remote(path, &options.source.io)?
+        } else {
+            discover::discover_all(path)?
+        };
         // Skipped paths (special files, links back to an ancestor) are said, not silent.
         for note in discovery.summary() {
             options.source.io.stats.note(note);
