@@ -22,13 +22,15 @@ SECRET="${ZENITH_S3_SECRET_KEY:-zenith-secret-key}"
 READY_DEADLINE_S=30
 
 install() {
-    if [[ -x "$BIN" ]] && "$BIN" --version 2>/dev/null | grep -q "${VERSION#v}"; then
+    # go install does not stamp a version into the binary: a file next to it says which it is.
+    if [[ -x "$BIN" ]] && [[ "$(cat "$BIN.version" 2>/dev/null)" == "$VERSION" ]]; then
         return 0
     fi
     command -v go >/dev/null || { echo "s3_server.sh: go is required to build versitygw" >&2; exit 1; }
     mkdir -p "$TOOLS"
     echo "building versitygw $VERSION into $TOOLS (go install, from the Go module proxy)" >&2
     GOBIN="$TOOLS" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSION"
+    echo "$VERSION" >"$BIN.version"
 }
 
 free_port() {

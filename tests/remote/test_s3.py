@@ -17,7 +17,7 @@ import pytest
 import zenith
 from conftest import BUCKET
 
-ROWS_PER_FILE = 6_000
+ROWS_PER_FILE = 60_000
 FILES = 3
 
 
@@ -34,13 +34,14 @@ def make_table(start, rows):
 
 @pytest.fixture(scope="session")
 def dataset(s3fs, tmp_path_factory):
-    """Three Parquet files (row groups of 1,000 rows) under pq/, the same rows as an Arrow IPC
+    """Three Parquet files (row groups of 10,000 rows, ~100 KB each: past the tail fetched at
+    open, so row groups come by ranged GETs) under pq/, the same rows as an Arrow IPC
     file, an IPC stream and CSV, and a local copy of pq/ for the comparisons."""
     local = tmp_path_factory.mktemp("local_pq")
     for i in range(FILES):
         table = make_table(i * ROWS_PER_FILE, ROWS_PER_FILE)
-        pq.write_table(table, f"{BUCKET}/pq/part-{i}.parquet", filesystem=s3fs, row_group_size=1000)
-        pq.write_table(table, local / f"part-{i}.parquet", row_group_size=1000)
+        pq.write_table(table, f"{BUCKET}/pq/part-{i}.parquet", filesystem=s3fs, row_group_size=10_000)
+        pq.write_table(table, local / f"part-{i}.parquet", row_group_size=10_000)
     # Noise a listing must skip.
     with s3fs.open_output_stream(f"{BUCKET}/pq/_SUCCESS") as f:
         f.write(b"")

@@ -187,7 +187,11 @@ pub fn discover_remote(path: &Path, io: &crate::runtime::io::IoContext) -> Resul
         if !http && is_glob(Path::new(&key)) {
             let first = key.find(['*', '?', '[']).expect("a glob character");
             let dir = key[..first].rfind('/').map_or("", |at| &key[..at]);
-            let rest = if dir.is_empty() { &key[..] } else { &key[dir.len() + 1..] };
+            let rest = if dir.is_empty() {
+                &key[..]
+            } else {
+                &key[dir.len() + 1..]
+            };
             let pattern = Pattern::new(rest)
                 .map_err(|e| Error::InvalidArgument(format!("bad glob pattern {text:?}: {e}")))?;
             let objects = remote::list_objects(

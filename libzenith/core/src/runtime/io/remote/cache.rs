@@ -31,7 +31,9 @@ pub fn checksum(data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(8);
     for word in &mut words {
         let value = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        hash = (hash ^ value).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(31);
+        hash = (hash ^ value)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(31);
     }
     for &byte in words.remainder() {
         hash = (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -97,6 +99,11 @@ impl DiskCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an entry for `key` is on disk (not checked: [`Self::get`] checks).
+    pub fn contains(&self, key: &str) -> bool {
+        self.path(key).exists()
     }
 
     /// The entry `key` if it holds `len` bytes whose checksum matches; a damaged entry is

@@ -159,8 +159,7 @@ where
         };
         last_status = failure.status.or(last_status);
         let elapsed = start.elapsed();
-        if !failure.retryable || retries >= policy.retries || elapsed + backoff > policy.deadline
-        {
+        if !failure.retryable || retries >= policy.retries || elapsed + backoff > policy.deadline {
             return Err(give_up(what, &failure, last_status, retries, elapsed));
         }
         retries += 1;
@@ -185,14 +184,20 @@ fn give_up(
     let tries = if retries == 0 {
         "failed".to_string()
     } else {
-        format!("failed after {retries} retries over {:.1}s", elapsed.as_secs_f64())
+        format!(
+            "failed after {retries} retries over {:.1}s",
+            elapsed.as_secs_f64()
+        )
     };
     let kind = match failure.status {
         Some(404) => io::ErrorKind::NotFound,
         Some(401 | 403) => io::ErrorKind::PermissionDenied,
         _ => io::ErrorKind::Other,
     };
-    io::Error::new(kind, format!("{what} {tries} ({status}): {}", failure.message))
+    io::Error::new(
+        kind,
+        format!("{what} {tries} ({status}): {}", failure.message),
+    )
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
 
 use super::bridge::block_on;
 use super::fetch::with_retries;
@@ -73,8 +73,6 @@ pub fn list_objects(
         })
         .collect())
 }
-
-
 
 /// Lists `prefix` level by level; `None` past `max_objects`.
 async fn walk(

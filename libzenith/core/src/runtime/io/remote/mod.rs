@@ -132,7 +132,10 @@ mod scheme_tests {
             scheme_of(Path::new("s3://bucket/a.parquet")).as_deref(),
             Some("s3")
         );
-        assert_eq!(scheme_of(Path::new("HTTPS://h/x")).as_deref(), Some("https"));
+        assert_eq!(
+            scheme_of(Path::new("HTTPS://h/x")).as_deref(),
+            Some("https")
+        );
         assert_eq!(scheme_of(Path::new("data/x.parquet")), None);
         assert_eq!(scheme_of(Path::new("/abs/s3://x")), None);
         assert_eq!(scheme_of(Path::new("://x")), None);

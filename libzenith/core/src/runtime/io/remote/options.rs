@@ -12,22 +12,58 @@ use crate::error::{Error, Result};
 
 /// Zenith's own storage option keys, with what each means.
 pub const KEYS: &[(&str, &str)] = &[
-    ("endpoint", "the store's URL (an S3-compatible server: http://127.0.0.1:9000)"),
+    (
+        "endpoint",
+        "the store's URL (an S3-compatible server: http://127.0.0.1:9000)",
+    ),
     ("region", "the bucket's region"),
-    ("path_style", "true: http://endpoint/bucket/key (default); false: virtual-hosted style"),
-    ("allow_http", "true: allow plain http:// endpoints (local servers)"),
-    ("access_key_id", "the access key (else the environment / instance metadata)"),
+    (
+        "path_style",
+        "true: http://endpoint/bucket/key (default); false: virtual-hosted style",
+    ),
+    (
+        "allow_http",
+        "true: allow plain http:// endpoints (local servers)",
+    ),
+    (
+        "access_key_id",
+        "the access key (else the environment / instance metadata)",
+    ),
     ("secret_access_key", "the secret key"),
     ("session_token", "a session token for temporary credentials"),
     ("skip_signature", "true: unsigned requests (public buckets)"),
-    ("request_timeout", "the longest one request may take (seconds, or e.g. 30s); default 30s"),
-    ("connect_timeout", "the longest a connection may take to open; default 5s"),
-    ("retries", "how many times a failed request is retried; default 10"),
-    ("retry_timeout", "the total deadline of one read with its retries; default 120s"),
-    ("concurrency", "ranged requests in flight per read; default 8"),
-    ("read_ahead_bytes", "bytes a sequential reader may fetch ahead, per process; default 64 MiB"),
-    ("cache_dir", "a directory caching fetched ranges across epochs and runs"),
-    ("cache_max_bytes", "the cache's size cap in bytes (least recently used evicted); default 10 GiB"),
+    (
+        "request_timeout",
+        "the longest one request may take (seconds, or e.g. 30s); default 30s",
+    ),
+    (
+        "connect_timeout",
+        "the longest a connection may take to open; default 5s",
+    ),
+    (
+        "retries",
+        "how many times a failed request is retried; default 10",
+    ),
+    (
+        "retry_timeout",
+        "the total deadline of one read with its retries; default 120s",
+    ),
+    (
+        "concurrency",
+        "ranged requests in flight per read; default 8",
+    ),
+    (
+        "read_ahead_bytes",
+        "bytes a sequential reader may fetch ahead, per process; default 64 MiB",
+    ),
+    (
+        "cache_dir",
+        "a directory caching fetched ranges across epochs and runs",
+    ),
+    (
+        "cache_max_bytes",
+        "the cache's size cap in bytes (least recently used evicted); default 10 GiB",
+    ),
 ];
 
 /// Storage options, by key (lowercase). Cheap to clone; compared by value.
@@ -108,7 +144,11 @@ impl StorageOptions {
     /// A non-negative integer option.
     pub fn number(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
-            .map(|v| v.trim().parse::<u64>().map_err(|_| bad(key, v, "a whole number")))
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| bad(key, v, "a whole number"))
+            })
             .transpose()
     }
 
@@ -139,7 +179,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         (text, 1.0)
     };
     let seconds = number.trim().parse::<f64>().ok()? * scale;
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9).then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9)
+        .then(|| Duration::from_secs_f64(seconds))
 }
 
 /// Whether `key` is Zenith's or one an object store's builder takes.
@@ -180,7 +221,10 @@ mod tests {
         options.set("request_timeout", "250ms").unwrap();
         options.set("aws_sse_kms_key_id", "k").unwrap();
         let err = options.set("nonsense", "1").unwrap_err();
-        assert!(err.to_string().contains("\"nonsense\" is not known"), "{err}");
+        assert!(
+            err.to_string().contains("\"nonsense\" is not known"),
+            "{err}"
+        );
         assert!(options.set("retries", "many").is_err());
         assert!(options.set("allow_http", "perhaps").is_err());
         assert!(options.set("retry_timeout", "-3").is_err());

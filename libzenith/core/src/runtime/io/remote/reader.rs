@@ -273,7 +273,11 @@ impl RemoteReader {
                 meta.size
             )));
         }
-        stats.record(IoBackend::Pread, bytes.len() as u64, Some(started.elapsed()));
+        stats.record(
+            IoBackend::Pread,
+            bytes.len() as u64,
+            Some(started.elapsed()),
+        );
         Ok(RemoteReader {
             target,
             len: meta.size,
@@ -343,7 +347,10 @@ impl RemoteReader {
                 out[i] = Some(bytes);
             }
         }
-        Ok(out.into_iter().map(|b| b.expect("every part fetched")).collect())
+        Ok(out
+            .into_iter()
+            .map(|b| b.expect("every part fetched"))
+            .collect())
     }
 
     /// The range fetched ahead, if it is `range`.
@@ -364,7 +371,17 @@ impl RemoteReader {
         let what = format!("reading ahead in {}", self.target.url);
         let bytes = block_on(handle, self.config.wait_deadline(), &what)?
             .map_err(|e| io::Error::other(format!("{what}: {e}")))??;
-        self.stats.record(IoBackend::Pread, bytes.len() as u64, None);
+        self.stats
+            .record(IoBackend::Pread, bytes.len() as u64, None);
+        // What was fetched ahead is cached as a plain read would have cached it.
+        if let Some(cache) = &self.cache {
+            let parts = plan_parts(std::slice::from_ref(range), 0, self.config.part_size);
+            for part in parts {
+                let at = (part.start - range.start) as usize;
+                let len = (part.end - part.start) as usize;
+                cache.put(&self.cache_key(&part), &bytes[at..at + len]);
+            }
+        }
         Ok(Some(bytes))
     }
 
@@ -384,6 +401,13 @@ impl RemoteReader {
         let next = range.end..(range.end + (range.end - range.start)).min(self.tail_start());
         if next.is_empty() {
             return;
+        }
+        // Ranges the cache holds are not fetched again, ahead or not.
+        if let Some(cache) = &self.cache {
+            let parts = plan_parts(std::slice::from_ref(&next), 0, self.config.part_size);
+            if parts.iter().all(|p| cache.contains(&self.cache_key(p))) {
+                return;
+            }
         }
         let Some(held) = Reservation::take(next.end - next.start, self.config.read_ahead_bytes)
         else {

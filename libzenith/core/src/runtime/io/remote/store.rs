@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 const ZENITH_ONLY: &[&str] = &[
     "path_style",
     "request_timeout",
+    "connect_timeout",
     "retries",
     "retry_timeout",
     "concurrency",
@@ -52,9 +53,9 @@ impl ObjectUrl {
         let text = path.to_str().ok_or_else(|| {
             Error::InvalidArgument(format!("{}: a URL must be UTF-8", path.display()))
         })?;
-        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
-            Error::InvalidArgument(format!("{text}: not a URL (no scheme://)"))
-        })?;
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| Error::InvalidArgument(format!("{text}: not a URL (no scheme://)")))?;
         let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
         if authority.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -76,7 +77,8 @@ impl ObjectUrl {
     /// The object's path in its store.
     pub fn location(&self) -> ObjectPath {
         if self.is_http() {
-            ObjectPath::from_url_path(&self.key).unwrap_or_else(|_| ObjectPath::from(self.key.as_str()))
+            ObjectPath::from_url_path(&self.key)
+                .unwrap_or_else(|_| ObjectPath::from(self.key.as_str()))
         } else {
             ObjectPath::from(self.key.as_str())
         }
@@ -141,6 +143,9 @@ fn builder_pairs(url: &ObjectUrl, options: &StorageOptions) -> Result<Vec<(Strin
     }
     if let Some(timeout) = options.duration("request_timeout")? {
         pairs.push(("timeout".into(), millis(timeout)));
+    }
+    if let Some(timeout) = options.duration("connect_timeout")? {
+        pairs.push(("connect_timeout".into(), millis(timeout)));
     }
     if let Some(path_style) = options.flag("path_style")? {
         if url.scheme.starts_with("s3") {
@@ -235,10 +240,10 @@ fn build(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStor
             let mut builder = HttpBuilder::new()
                 .with_url(format!("{}://{}", url.scheme, url.authority))
                 .with_retry(retry);
+            // Only the HTTP client's keys apply; credentials of the clouds do not.
             for (key, value) in &pairs {
-                match ClientConfigKey::from_str(key) {
-                    Ok(k) => builder = builder.with_config(k, value),
-                    Err(_) => {}
+                if let Ok(k) = ClientConfigKey::from_str(key) {
+                    builder = builder.with_config(k, value);
                 }
             }
             Arc::new(builder.build().map_err(|e| store_error(url, e))?)
@@ -256,7 +261,11 @@ fn build(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStor
 fn is_s3_generic(key: &str) -> bool {
     matches!(
         key,
-        "endpoint" | "region" | "access_key_id" | "secret_access_key" | "session_token"
+        "endpoint"
+            | "region"
+            | "access_key_id"
+            | "secret_access_key"
+            | "session_token"
             | "virtual_hosted_style_request"
     )
 }

@@ -113,12 +113,19 @@ fn reads_through_a_slow_store_return_the_object_s_bytes() {
     let before = metrics().requests.raw();
     let parts = reader.read_ranges(&ranges).unwrap();
     for (range, part) in ranges.iter().zip(&parts) {
-        assert_eq!(&part[..], &data[range.start as usize..range.end as usize], "{range:?}");
+        assert_eq!(
+            &part[..],
+            &data[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
     }
     assert!(metrics().requests.raw() > before);
     // The footer region comes from the tail fetched at open: no request.
     let before = metrics().requests.raw();
-    assert_eq!(&reader.read_range(len - 100..len).unwrap()[..], &data[data.len() - 100..]);
+    assert_eq!(
+        &reader.read_range(len - 100..len).unwrap()[..],
+        &data[data.len() - 100..]
+    );
     assert!(reader.read_range(0..len + 1).is_err());
     // Other tests run in parallel and count too: only "no request of ours" is checkable by
     // reading the tail again and comparing with a store that would fail.
@@ -218,7 +225,10 @@ fn failures_are_retried_with_back_off_until_the_deadline() {
     let text = err.to_string();
     assert!(text.contains("s3://b/k"), "{text}");
     assert!(text.contains("after 5 retries"), "{text}");
-    assert!(text.contains("last HTTP status 503 Service Unavailable"), "{text}");
+    assert!(
+        text.contains("last HTTP status 503 Service Unavailable"),
+        "{text}"
+    );
 
     // Not found is not retried.
     let calls = Arc::new(AtomicU32::new(0));
