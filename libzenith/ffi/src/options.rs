@@ -562,7 +562,7 @@ pub unsafe extern "C" fn zenith_loader_options_set_io_backend(
 }
 
 /// Sets the storage option `key` to `value`, for datasets at a URL (`s3://bucket/prefix/`,
-/// `s3://bucket/prefix/*.parquet`, `gs://`, `az://` / `abfss://`, `http(s)://`). Without
+/// `s3://bucket/prefix/part-*.parquet`, `gs://`, `az://` / `abfss://`, `http(s)://`). Without
 /// options, credentials and settings come from the standard chains (the `AWS_*`, `GOOGLE_*`,
 /// `AZURE_*` environment variables, then instance metadata).
 ///

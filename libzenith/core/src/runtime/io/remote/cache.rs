@@ -148,15 +148,7 @@ impl DiskCache {
         }
         let path = self.path(key);
         let temp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        let written = (|| -> io::Result<()> {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&(data.len() as u64).to_le_bytes())?;
-            file.write_all(&checksum(data).to_le_bytes())?;
-            file.write_all(data)?;
-            fs::rename(&temp, &path)
-        })();
-        if written.is_err() {
+        if write_entry(&temp, &path, data).is_err() {
             let _ = fs::remove_file(&temp);
             return;
         }
@@ -189,6 +181,16 @@ impl DiskCache {
             let _ = fs::remove_file(self.path(&oldest));
         }
     }
+}
+
+/// Writes an entry to `temp`, then renames it to `path` (readers never see half an entry).
+fn write_entry(temp: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = fs::File::create(temp)?;
+    file.write_all(MAGIC)?;
+    file.write_all(&(data.len() as u64).to_le_bytes())?;
+    file.write_all(&checksum(data).to_le_bytes())?;
+    file.write_all(data)?;
+    fs::rename(temp, path)
 }
 
 /// The cache the options ask for (`cache_dir`, `cache_max_bytes`), shared by every reader of

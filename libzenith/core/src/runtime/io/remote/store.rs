@@ -147,13 +147,13 @@ fn builder_pairs(url: &ObjectUrl, options: &StorageOptions) -> Result<Vec<(Strin
     if let Some(timeout) = options.duration("connect_timeout")? {
         pairs.push(("connect_timeout".into(), millis(timeout)));
     }
-    if let Some(path_style) = options.flag("path_style")? {
-        if url.scheme.starts_with("s3") {
-            pairs.push((
-                "virtual_hosted_style_request".into(),
-                (!path_style).to_string(),
-            ));
-        }
+    if let Some(path_style) = options.flag("path_style")?
+        && url.scheme.starts_with("s3")
+    {
+        pairs.push((
+            "virtual_hosted_style_request".into(),
+            (!path_style).to_string(),
+        ));
     }
     // A plain-http endpoint the user named is a local server: allow it unless told otherwise.
     let plain_endpoint = options
