@@ -311,8 +311,8 @@ impl RemoteReader {
     }
 
     /// Fetches `parts` (sorted, disjoint): from the cache where it has them, the rest from the
-    /// store, up to `concurrency` at once.
-    fn fetch_parts(&self, parts: &[Range<u64>]) -> io::Result<Vec<Bytes>> {
+    /// store, up to `concurrency` at once. Also says whether anything came from the store.
+    fn fetch_parts(&self, parts: &[Range<u64>]) -> io::Result<(Vec<Bytes>, bool)> {
         let mut out: Vec<Option<Bytes>> = vec![None; parts.len()];
         let mut missing = Vec::new();
         for (i, part) in parts.iter().enumerate() {
@@ -326,6 +326,7 @@ impl RemoteReader {
             }
             missing.push(i);
         }
+        let missing_was_empty = missing.is_empty();
         if !missing.is_empty() {
             let started = Instant::now();
             let jobs: Vec<Range<u64>> = missing.iter().map(|&i| parts[i].clone()).collect();
@@ -347,10 +348,11 @@ impl RemoteReader {
                 out[i] = Some(bytes);
             }
         }
-        Ok(out
+        let parts = out
             .into_iter()
             .map(|b| b.expect("every part fetched"))
-            .collect())
+            .collect();
+        Ok((parts, !missing_was_empty))
     }
 
     /// The range fetched ahead, if it is `range`.
@@ -553,7 +555,7 @@ impl RangeRead for RemoteReader {
         }
         let wanted: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
         let parts = plan_parts(&wanted, self.config.coalesce_gap, self.config.part_size);
-        let fetched = self.fetch_parts(&parts)?;
+        let (fetched, fetched_any) = self.fetch_parts(&parts)?;
         let out = ranges
             .iter()
             .map(|r| {
@@ -569,7 +571,10 @@ impl RangeRead for RemoteReader {
                 }
             })
             .collect();
-        if let [range] = ranges {
+        // A read the cache served whole is a replay (a later epoch): nothing is fetched ahead.
+        if let [range] = ranges
+            && (fetched_any || self.cache.is_none())
+        {
             self.after_read(range);
         }
         Ok(out)
