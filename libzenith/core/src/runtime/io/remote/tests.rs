@@ -68,13 +68,13 @@ fn open(
 fn parts_coalesce_nearby_ranges_and_split_large_ones() {
     let parts = plan_parts(&[100..200, 0..10, 250..300, 10_000..10_001, 5..5], 64, 1000);
     assert_eq!(parts, vec![0..10, 100..300, 10_000..10_001]);
-    let parts = plan_parts(&[0..2500], 0, 1000);
+    let parts = plan_parts(std::slice::from_ref(&(0..2500)), 0, 1000);
     assert_eq!(parts, vec![0..1000, 1000..2000, 2000..2500]);
     // Overlapping ranges merge.
     assert_eq!(plan_parts(&[0..100, 50..150], 0, 1 << 20), vec![0..150]);
 
     let data = Bytes::from(sample(3000));
-    let parts = plan_parts(&[0..2500], 0, 1000);
+    let parts = plan_parts(std::slice::from_ref(&(0..2500)), 0, 1000);
     let fetched: Vec<Bytes> = parts
         .iter()
         .map(|p| data.slice(p.start as usize..p.end as usize))
