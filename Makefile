@@ -99,7 +99,7 @@ bench-io: setup
 ## Tests ---------------------------------------------------------------------------------------
 
 test: setup check-toolchains build data plugins lint test-rust test-symbols test-c test-python \
-      test-install test-cpp test-go test-python-binding test-fuzz test-k8s-extender
+      test-install test-cpp test-go test-python-binding test-fuzz test-k8s-extender test-remote
 	@echo "make test: all suites passed"
 
 # Every tool the suites need (Rust + nightly, C/C++, cmake, valgrind, GoogleTest, libclang,
@@ -134,6 +134,14 @@ test-python: build data
 
 test-install: build data
 	tests/install/run.sh
+
+# Remote datasets (s3://) against a real S3 server: scripts/s3_server.sh builds versitygw into
+# .tools/bin (go install from the Go module proxy, once) and the tests start, stop and restart it
+# on a free port of 127.0.0.1 with its data under target/s3/.
+.PHONY: test-remote
+test-remote: setup build
+	scripts/s3_server.sh install
+	$(PYTHON) -m pytest -q tests/remote
 
 # The C++ bindings: installs to build/tests/cpp/prefix, builds tests/cpp (GoogleTest) and
 # examples/cpp with CMake find_package(Zenith), runs the tests under valgrind.

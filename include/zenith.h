@@ -1981,6 +1981,36 @@ zenith_status zenith_loader_options_set_io_backend(struct zenith_loader_options 
                                                    zenith_io_backend backend,
                                                    struct zenith_error **err);
 
+// Sets the storage option `key` to `value`, for datasets at a URL (`s3://bucket/prefix/`,
+// `s3://bucket/prefix/part-*.parquet`, `gs://`, `az://` / `abfss://`, `http(s)://`). Without
+// options, credentials and settings come from the standard chains (the `AWS_*`, `GOOGLE_*`,
+// `AZURE_*` environment variables, then instance metadata).
+//
+// Zenith's keys: `endpoint`, `region`, `path_style` (`true`/`false`), `allow_http`,
+// `access_key_id`, `secret_access_key`, `session_token`, `skip_signature`, `request_timeout`
+// and `connect_timeout` (seconds, or e.g. `500ms`), `retries` (default 10), `retry_timeout`
+// (the total deadline of one read with its retries, default 120 s), `concurrency` (ranged
+// requests in flight per read, default 8), `read_ahead_bytes` (default 64 MiB per process),
+// `cache_dir` and `cache_max_bytes` (a local cache of fetched ranges, least recently used
+// evicted past the cap, default 10 GiB). Any key `object_store` knows (`aws_*`, `google_*`,
+// `azure_*`) is passed to the store as it is. Setting a key again replaces its value.
+//
+// A read that still fails after the retries returns `ZENITH_ERR_IO` naming the object and the
+// last HTTP status (a missing object or bucket: `ZENITH_ERR_NOT_FOUND`).
+//
+// On failure: an unknown key or a value that does not parse returns
+// `ZENITH_ERR_INVALID_ARGUMENT` naming it; the options are unchanged.
+// NULL policy: `opts`, `key` or `value` NULL returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be
+// NULL. `key` and `value` must be UTF-8 (else `ZENITH_ERR_INVALID_ARGUMENT`); they are copied.
+//
+// # Safety
+// `opts` is NULL or a live options object; `key` and `value` are NULL or NUL-terminated; `err`
+// is NULL or writable.
+zenith_status zenith_loader_options_set_storage_option(struct zenith_loader_options *opts,
+                                                       const char *key,
+                                                       const char *value,
+                                                       struct zenith_error **err);
+
 // Opens files with `O_DIRECT` (default: off) when the backend is `ZENITH_IO_URING` or
 // `ZENITH_IO_PREAD`: reads bypass the page cache, through 4 KiB-aligned buffers (registered
 // with io_uring). File systems that refuse `O_DIRECT` (tmpfs) are read through the page cache,

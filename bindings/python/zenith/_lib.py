@@ -462,6 +462,7 @@ SIGNATURES = {
     "zenith_loader_options_set_near_gpu_pci": ([OptionsPtr, c_char_p, _Err], c_int32),
     "zenith_loader_options_set_resume_state": ([OptionsPtr, POINTER(c_uint8), c_size_t, _Err], c_int32),
     "zenith_loader_options_set_io_backend": ([OptionsPtr, c_int32, _Err], c_int32),
+    "zenith_loader_options_set_storage_option": ([OptionsPtr, c_char_p, c_char_p, _Err], c_int32),
     "zenith_loader_options_set_io_direct": ([OptionsPtr, c_bool, _Err], c_int32),
     "zenith_loader_options_set_csv_delimiter": ([OptionsPtr, c_uint8, _Err], c_int32),
     "zenith_loader_options_set_csv_header": ([OptionsPtr, c_bool, _Err], c_int32),

@@ -241,6 +241,13 @@ class Loader:
             placement).
         near_gpu: like ``numa_node``, the node of a GPU: its index on the PCI bus (int) or its
             PCI address ("0000:3b:00.0"). A GPU that does not exist fails the open.
+        storage_options: for a dataset at a URL (``s3://bucket/prefix/``,
+            ``s3://bucket/prefix/*.parquet``, ``gs://``, ``az://``, ``abfss://``, ``http(s)://``),
+            ``{key: value}`` as fsspec and pyarrow take them: ``endpoint``, ``region``,
+            ``path_style``, ``allow_http``, ``access_key_id``, ``secret_access_key``,
+            ``session_token``, ``request_timeout``, ``retries``, ``retry_timeout``,
+            ``cache_dir``, ``cache_max_bytes``, ... (see ``zenith_loader_options_set_storage_option``).
+            Values may be str, int, float or bool. None: credentials from the environment.
 
     Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
     when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
@@ -284,6 +291,7 @@ class Loader:
         io_direct: bool = False,
         numa_node: int | None = None,
         near_gpu=None,
+        storage_options: dict | None = None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         # A list of paths is one dataset (files in the order given).
@@ -342,7 +350,23 @@ class Loader:
                 rank, world_size = shard
         else:
             raise _errors.invalid(f"shard must be None, \"env\" or (rank, world_size), got {shard!r}")
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise _errors.invalid(f"storage_options must be a dict, not {type(storage_options).__name__}")
+        storage = []
+        for key, value in (storage_options or {}).items():
+            if not isinstance(key, str):
+                raise _errors.invalid(f"storage_options keys must be str, not {type(key).__name__}")
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                value = str(value)
+            elif not isinstance(value, str):
+                raise _errors.invalid(f"storage_options[{key!r}] must be str, int, float or bool")
+            if "\0" in key or "\0" in value:
+                raise _errors.invalid(f"storage_options[{key!r}] must not contain a NUL character")
+            storage.append((key, value))
         self._options = {
+            "storage": storage,
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
             "seed": _int("seed", seed, 0, _U64),
@@ -415,6 +439,8 @@ class Loader:
                 _call(lib.zenith_loader_options_set_schema, opts, pointer)
                 del capsule  # copied by the library: the capsule releases its schema
             _apply_placement_options(lib, opts, o)
+            for key, value in o["storage"]:
+                _call(lib.zenith_loader_options_set_storage_option, opts, key.encode(), value.encode())
             if resume is not None:
                 buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
                 _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))

@@ -158,7 +158,12 @@ impl Error {
     /// Builds the error for an I/O failure on `path`, mapping "not found" to [`Error::NotFound`].
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Error::not_found(path, "no such file or directory")
+            // An error with words of its own (a remote store's "404 Not Found: NoSuchBucket")
+            // keeps them; the operating system's says what it always says.
+            match source.get_ref() {
+                Some(inner) => Error::not_found(path, inner.to_string()),
+                None => Error::not_found(path, "no such file or directory"),
+            }
         } else {
             Error::Io {
                 path: path.to_path_buf(),

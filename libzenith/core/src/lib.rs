@@ -28,6 +28,8 @@ pub use loader::{Loader, LoaderOptions};
 pub fn register_metrics() {
     loader::metrics::metrics();
     runtime::io::metrics::metrics();
+    #[cfg(feature = "remote")]
+    runtime::io::remote::metrics::metrics();
     runtime::ring::metrics::register();
 }
 

@@ -229,6 +229,115 @@ fn discover_with(path: &Path, limits: Limits) -> Result<Discovery> {
     Ok(discovery)
 }
 
+/// [`discover_all`] for a URL (`s3://bucket/prefix/`, `s3://bucket/prefix/*.parquet`,
+/// `https://host/file.parquet`), read through `io`'s storage options.
+///
+/// * A key with glob characters lists the prefix before the first of them and keeps the keys
+///   the pattern matches (`*` stays within one level, `**` spans levels).
+/// * A key ending in `/` (or none: the whole bucket) lists the prefix recursively.
+/// * Another key is one object when its extension names a format; else the prefix it names is
+///   listed, and when that holds nothing, the object itself is read (its first bytes say the
+///   format).
+///
+/// Objects whose name starts with `.` or `_` are skipped, as are those of no known format (by
+/// extension) in a listing. Formats are known by extension in listings (a GET per object would
+/// cost more than the walk); a single object is read for its magic bytes when its extension
+/// does not tell.
+pub fn discover_remote(path: &Path, io: &crate::runtime::io::IoContext) -> Result<Discovery> {
+    use crate::runtime::io::remote;
+    remote::check_scheme(path)?;
+    #[cfg(feature = "remote")]
+    {
+        let text = path.to_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("{}: a URL must be UTF-8", path.display()))
+        })?;
+        let (scheme_host, key) = match text.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('/') {
+                Some((host, key)) => (format!("{scheme}://{host}"), key.to_string()),
+                None => (text.to_string(), String::new()),
+            },
+            None => (text.to_string(), String::new()),
+        };
+        let http = text.starts_with("http://") || text.starts_with("https://");
+        let mut files = Vec::new();
+        let listed_kept = |objects: Vec<remote::RemoteObject>, pattern: Option<&Pattern>| {
+            let options = MatchOptions {
+                require_literal_separator: true,
+                ..MatchOptions::new()
+            };
+            objects
+                .into_iter()
+                .filter(|o| !is_skipped_name(Path::new(&o.url)))
+                .filter(|o| pattern.is_none_or(|p| p.matches_with(&o.relative, options)))
+                .filter_map(|o| {
+                    let path = PathBuf::from(&o.url);
+                    Format::from_extension(&path).map(|format| DataFile { path, format })
+                })
+                .collect::<Vec<_>>()
+        };
+        if !http && is_glob(Path::new(&key)) {
+            let first = key.find(['*', '?', '[']).expect("a glob character");
+            let dir = key[..first].rfind('/').map_or("", |at| &key[..at]);
+            let rest = if dir.is_empty() {
+                &key[..]
+            } else {
+                &key[dir.len() + 1..]
+            };
+            let pattern = Pattern::new(rest)
+                .map_err(|e| Error::InvalidArgument(format!("bad glob pattern {text:?}: {e}")))?;
+            let objects = remote::list_objects(
+                Path::new(&format!("{scheme_host}/{dir}")),
+                &io.storage,
+                MAX_ENTRIES,
+            )?;
+            files = listed_kept(objects, Some(&pattern));
+        } else if !http && (key.is_empty() || key.ends_with('/')) {
+            let objects = remote::list_objects(path, &io.storage, MAX_ENTRIES)?;
+            files = listed_kept(objects, None);
+        } else if let Some(format) = Format::from_extension(path) {
+            files.push(DataFile {
+                path: path.to_path_buf(),
+                format,
+            });
+        } else {
+            if !http {
+                let objects = remote::list_objects(path, &io.storage, MAX_ENTRIES)?;
+                files = listed_kept(objects, None);
+            }
+            if files.is_empty() {
+                let reader = io.open(path).map_err(|e| Error::io(path, e))?;
+                let head = reader
+                    .read_range(0..reader.len().min(8))
+                    .map_err(|e| Error::io(path, e))?;
+                let format = Format::from_magic(&head).ok_or_else(|| {
+                    Error::format(
+                        path,
+                        "not a recognised dataset file (expected Arrow IPC, Parquet or a .csv \
+                         file)",
+                    )
+                })?;
+                files.push(DataFile {
+                    path: path.to_path_buf(),
+                    format,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        if files.is_empty() {
+            return Err(Error::not_found(path, "no data files found"));
+        }
+        Ok(Discovery {
+            files,
+            skipped: Vec::new(),
+        })
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = io;
+        unreachable!("check_scheme refuses URLs without the remote feature")
+    }
+}
+
 fn is_glob(path: &Path) -> bool {
     path.to_string_lossy().contains(['*', '?', '['])
 }

@@ -43,7 +43,8 @@ pub struct IpcFile {
     path: PathBuf,
     schema: SchemaRef,
     data: Data,
-    identity: FileIdentity,
+    /// `None` for a remote object (read by range, never mapped).
+    identity: Option<FileIdentity>,
     decoder: FileDecoder,
     blocks: Vec<Block>,
     rows: Vec<u64>,
@@ -108,23 +109,24 @@ impl IpcFile {
     /// `io_uring` read it into memory (footer and dictionaries here, each record batch when it
     /// is read).
     pub fn open_with(path: &Path, io: &IoContext) -> Result<Self> {
-        let (data, identity) = match io.options.backend {
+        // Remote objects are never mapped: footer, dictionaries and batches come by range.
+        let backend = if crate::runtime::io::remote::is_remote(path) {
+            IoBackend::Pread
+        } else {
+            io.options.backend
+        };
+        let (data, identity) = match backend {
             IoBackend::Mmap => {
                 let file = open_regular(path, 0).map_err(|e| Error::io(path, e))?;
                 let identity = FileIdentity::of_file(&file).map_err(|e| Error::io(path, e))?;
                 check_len(path, identity.len)?;
                 let mmap = map_file(&file, identity.len).map_err(|e| Error::io(path, e))?;
-                (Data::Mapped(into_buffer(mmap)), identity)
+                (Data::Mapped(into_buffer(mmap)), Some(identity))
             }
             IoBackend::Pread | IoBackend::IoUring => {
                 let reader = io.open(path).map_err(|e| Error::io(path, e))?;
-                let identity = *reader.identity().ok_or_else(|| {
-                    Error::Internal(format!(
-                        "{}: a local reader without identity",
-                        path.display()
-                    ))
-                })?;
-                check_len(path, identity.len)?;
+                check_len(path, reader.len())?;
+                let identity = reader.identity().copied();
                 (Data::Read(reader), identity)
             }
         };
@@ -207,7 +209,7 @@ impl Source for IpcFile {
     }
 
     fn identity(&self) -> Option<&FileIdentity> {
-        Some(&self.identity)
+        self.identity.as_ref()
     }
 
     fn maps_file(&self) -> bool {
@@ -216,7 +218,7 @@ impl Source for IpcFile {
 }
 
 /// Reads the footer, the dictionaries and the batch lengths.
-fn decode(path: &Path, data: Data, identity: FileIdentity) -> Result<IpcFile> {
+fn decode(path: &Path, data: Data, identity: Option<FileIdentity>) -> Result<IpcFile> {
     let len = data.len();
     let trailer = data.range(path, len - TRAILER_LEN..len)?;
     let trailer: [u8; TRAILER_LEN] = trailer.as_slice().try_into().map_err(|_| {

@@ -42,7 +42,13 @@ impl IpcStreamFile {
     /// the mapping), `pread` and `io_uring` read it whole into memory (batches need nothing of
     /// the file afterwards).
     pub fn open_with(path: &Path, io: &IoContext) -> Result<HeldBatches> {
-        let (data, mapped) = match io.options.backend {
+        // Remote objects are read whole into memory (one streamed read), never mapped.
+        let backend = if crate::runtime::io::remote::is_remote(path) {
+            IoBackend::Pread
+        } else {
+            io.options.backend
+        };
+        let (data, mapped) = match backend {
             IoBackend::Mmap => {
                 let file = open_regular(path, 0).map_err(|e| Error::io(path, e))?;
                 let identity = FileIdentity::of_file(&file).map_err(|e| Error::io(path, e))?;

@@ -67,14 +67,19 @@ impl Dataset {
     /// [`discover::discover`]). Every shard must have the column names and types of the first;
     /// a column is nullable if it is in any shard (see [`Self::from_sources`]).
     pub fn open(path: &Path, options: &DatasetOptions) -> Result<Self> {
-        // `~` expanded, `file://` made a path, other URL schemes refused by name.
+        // An object-store URL (`s3://...`) is listed remotely; a local path has `~` expanded and
+        // `file://` made a path.
+        if crate::runtime::io::remote::is_remote(path) {
+            let discovery = discover::discover_remote(path, &options.source.io)?;
+            return Self::open_discovered(path, discovery, options);
+        }
         let path = &discover::local_path(path)?;
         let discovery = discover::discover_all(path)?;
         Self::open_discovered(path, discovery, options)
     }
 
-    /// Opens the files of several paths as one dataset (see [`discover::discover_list`]): each
-    /// path a file, a directory or a glob, the files in the order of the paths.
+    /// Opens the files of several local paths as one dataset (see [`discover::discover_list`]):
+    /// each path a file, a directory or a glob, the files in the order of the paths.
     pub fn open_list(paths: &[PathBuf], options: &DatasetOptions) -> Result<Self> {
         let discovery = discover::discover_list(paths)?;
         Self::open_discovered(Path::new(""), discovery, options)

@@ -43,17 +43,22 @@ impl Format {
         if Compression::from_magic(&head) != Compression::None {
             return Ok(Format::from_extension(path).filter(|f| f.may_be_compressed()));
         }
+        Ok(Format::from_magic(&head).or_else(|| Format::from_extension(path)))
+    }
+
+    /// The format a file's first bytes (up to 8) name, for formats with magic bytes.
+    pub fn from_magic(head: &[u8]) -> Option<Format> {
         if head.starts_with(b"ARROW1") {
-            return Ok(Some(Format::ArrowIpcFile));
+            return Some(Format::ArrowIpcFile);
         }
         if head.starts_with(b"PAR1") {
-            return Ok(Some(Format::Parquet));
+            return Some(Format::Parquet);
         }
         // Streams start with the continuation marker 0xFFFFFFFF and a message length.
         if head.len() >= 8 && head[..4] == [0xff; 4] {
-            return Ok(Some(Format::ArrowIpcStream));
+            return Some(Format::ArrowIpcStream);
         }
-        Ok(Format::from_extension(path))
+        None
     }
 
     /// The format an extension names, for files whose content does not say.

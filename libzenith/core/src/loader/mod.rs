@@ -102,7 +102,7 @@ impl Loader {
         let (io_options, note) = options
             .io
             .with_env_override(|name| std::env::var(name).ok())?;
-        let io = IoContext::new(io_options);
+        let io = IoContext::new(io_options).with_storage(options.storage.clone());
         if let Some(note) = note {
             io.stats.note(note);
         }

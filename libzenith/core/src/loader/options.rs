@@ -9,6 +9,7 @@ use super::state::ResumeState;
 use crate::dataset::csv::CsvOptions;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
+use crate::runtime::io::remote::StorageOptions;
 use crate::runtime::io::{IoBackend, IoOptions};
 pub use crate::runtime::memory_budget::default_memory_budget;
 use crate::runtime::topology::PciAddress;
@@ -36,6 +37,8 @@ pub struct LoaderOptions {
     pub(crate) memory_budget: Option<u64>,
     pub(crate) resume: Option<ResumeState>,
     pub(crate) io: IoOptions,
+    /// Endpoint, credentials, retries and cache for remote (`s3://`, ...) datasets.
+    pub(crate) storage: StorageOptions,
     pub(crate) numa: Option<NumaTarget>,
     pub(crate) sysfs_root: Option<PathBuf>,
     /// How CSV files are split.
@@ -78,6 +81,7 @@ impl Default for LoaderOptions {
             io: IoOptions::default(),
             csv: CsvOptions::default(),
             schema: None,
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -117,6 +121,18 @@ impl LoaderOptions {
     /// The shuffle asked for: `None` for the automatic default (see [`Self::set_shuffle_auto`]).
     pub fn shuffle_request(&self) -> Option<ShuffleMode> {
         self.shuffle_explicit.then_some(self.shuffle)
+    }
+
+    /// Sets the storage option `key` to `value` (see
+    /// [`crate::runtime::io::remote::options::KEYS`]); an unknown key or a value that does not
+    /// parse is an [`Error::InvalidArgument`].
+    pub fn set_storage_option(&mut self, key: &str, value: &str) -> Result<()> {
+        self.storage.set(key, value)
+    }
+
+    /// The storage options set.
+    pub fn storage_options(&self) -> &StorageOptions {
+        &self.storage
     }
 
     /// Sets the seed of the shuffle (the order is a pure function of seed and epoch).
