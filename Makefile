@@ -203,12 +203,13 @@ test-k8s-extender: setup
 #
 #   make test-python-binding   (after `make setup`: python3-venv, cargo) creates (or reuses)
 #                              .venv-binding with the test clients (torch, jax, tensorflow-cpu,
-#                              auditwheel, cargo-zigbuild: requirements-test.txt), builds the
-#                              manylinux_2_28 wheel (scripts/build_wheel.sh: libzenith and the
-#                              `zenith` command, linked for glibc 2.28 with cargo-zigbuild into
-#                              target/zig), installs it, then runs pytest on bindings/python/tests
-#                              against it (ZENITH_LIBRARY unset: the bundled copy is used;
-#                              test_wheel.py installs the wheel again in a fresh venv).
+#                              ray, auditwheel: requirements-test.txt), builds the wheel from
+#                              this build (scripts/build_wheel.sh; tagged $(TEST_WHEEL_PLAT)),
+#                              installs it, then runs pytest on bindings/python/tests against it
+#                              (ZENITH_LIBRARY unset: the bundled copy is used; test_wheel.py
+#                              installs the wheel again in a fresh venv). The Ray adapter's test
+#                              runs in a pytest process of its own.
+#   make wheel                 the release wheel, manylinux_2_28 (glibc 2.28: cargo-zigbuild).
 
 BINDING_VENV := $(CURDIR)/.venv-binding
 TEST_WHEEL_PLAT ?= manylinux_2_34_x86_64
