@@ -24,9 +24,8 @@ from ._core import (
     Scheduler,
     UnknownError,
 )
+from ._driver import JobCancelledError, JobFailedError
 from .local import (
-    JobCancelledError,
-    JobFailedError,
     JobFunction,
     JobHandle,
     LocalExecutor,

@@ -36,42 +36,14 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
-from .._errors import ZenithError, invalid
+from .._errors import invalid
 from ._core import InvalidStateError, JobSpec, JobState, NodeSpec, Scheduler
+from ._driver import DecisionLoop, JobFailedError, JobHandleBase
 from ._runner import BOOTSTRAP
 
 NODE = "local"
-
-
-class JobFailedError(ZenithError, RuntimeError):
-    """A job failed: a member raised (``remote_traceback`` holds its traceback), exited with a
-    non-zero status or by a signal (``exit_code``), or the scheduler failed it (time limit,
-    zombie; ``reason``)."""
-
-    def __init__(self, message: str, *, exit_code=None, reason=None, remote_traceback=None, cause=None):
-        super().__init__(-1, message)
-        self.exit_code = exit_code
-        self.reason = reason
-        self.remote_traceback = remote_traceback
-        self.cause = cause
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self):
-        return (JobFailedError, (self.message,), self.__dict__)
-
-
-class JobCancelledError(ZenithError, RuntimeError):
-    """The job was cancelled before it finished."""
-
-    def __init__(self, message: str):
-        super().__init__(-1, message)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def detect_gpus() -> list:
@@ -157,21 +129,9 @@ class _Job:
         self.workdir: Optional[str] = None
 
 
-class JobHandle:
-    """A submitted job: its state, its GPUs, its result."""
-
-    def __init__(self, executor: "LocalExecutor", job: _Job):
-        self._executor = executor
-        self._job = job
-
-    @property
-    def id(self) -> int:
-        return self._job.id
-
-    @property
-    def state(self) -> JobState:
-        """The scheduler's state of the job."""
-        return self._executor._state(self._job.id)
+class JobHandle(JobHandleBase):
+    """A submitted job: its state, its GPUs, its result (see :class:`JobHandleBase`; cancelling
+    sends SIGTERM, then SIGKILL after the executor's grace period)."""
 
     @property
     def gpus(self):
@@ -187,42 +147,8 @@ class JobHandle:
         """The members' exit statuses of the last run (negative: killed by that signal)."""
         return list(self._job.exit_codes)
 
-    def done(self) -> bool:
-        return self._job.done.is_set()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        """Waits until the job finished (and its processes are gone); False on timeout."""
-        return self._job.done.wait(timeout)
-
-    def result(self, timeout: Optional[float] = None) -> Any:
-        """The function's return value (a list, one per member, for a gang; the exit status for a
-        command). Raises :class:`JobFailedError`, :class:`JobCancelledError`, or ``TimeoutError``
-        when the job did not finish within ``timeout`` seconds."""
-        if not self._job.done.wait(timeout):
-            raise TimeoutError(f"job {self.id} did not finish within {timeout} s (state {self.state.name})")
-        kind, value = self._job.outcome
-        if kind == "ok":
-            return value
-        raise value
-
-    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        """The job's error, or None when it completed."""
-        try:
-            self.result(timeout)
-        except (JobFailedError, JobCancelledError) as e:
-            return e
-        return None
-
-    def cancel(self) -> bool:
-        """Cancels the job (SIGTERM, then SIGKILL after the executor's grace period). False when
-        it had already finished."""
-        return self._executor._cancel(self._job)
-
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.id} {self.state.name}>"
-
-
-class LocalExecutor:
+class LocalExecutor(DecisionLoop):
     """Runs jobs on this machine, scheduled by the gang scheduler as one node.
 
     ``gpus``: how many GPUs the node has (default: what ``nvidia-smi`` lists, 0 without it).
@@ -231,6 +157,10 @@ class LocalExecutor:
     seconds without one after which the job is a zombie (None: never). ``grace``: seconds between
     SIGTERM and SIGKILL when a job is cancelled or preempted.
     """
+
+    _loop_name = "zenith local executor"
+    # A cancelled job is done once its processes are gone (the loop reaps them).
+    _cancel_finishes = False
 
     def __init__(
         self,
@@ -365,29 +295,7 @@ class LocalExecutor:
         self._sched.close()
         self._tmp.cleanup()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # ---- the loop -----------------------------------------------------------------------------
-
-    def _now(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)
-
-    def _state(self, job_id: int) -> JobState:
-        with self._cond:
-            return self._sched.job_state(job_id)
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._closed:
-                try:
-                    self._step()
-                except Exception as e:  # never let the loop die silently
-                    sys.stderr.write(f"zenith local executor: {e!r}\n")
-                self._cond.wait(self._poll)
+    # ---- the loop (DecisionLoop runs _step every poll interval) -------------------------------
 
     def _step(self) -> None:
         now = self._now()
@@ -560,20 +468,6 @@ class LocalExecutor:
         job.stopping = still
         if not still and job.outcome is not None and not job.members and not job.done.is_set():
             job.done.set()
-
-    def _cancel(self, job: _Job) -> bool:
-        with self._cond:
-            return self._cancel_locked(job)
-
-    def _cancel_locked(self, job: _Job) -> bool:
-        try:
-            self._sched.cancel(job.id, self._now())
-        except InvalidStateError:
-            return False
-        self._stop(job)
-        job.outcome = ("error", JobCancelledError(f"job {job.id} was cancelled"))
-        self._cond.notify_all()
-        return True
 
 
 # ---- the seeds' API: zenith.job and zenith.submit ----------------------------------------------

@@ -27,14 +27,13 @@ as Ray pickles it.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from .._errors import invalid
-from ._core import InvalidStateError, JobSpec, JobState, NodeSpec, Scheduler, UnknownError
-from .local import JobCancelledError, JobFailedError
+from ._core import InvalidStateError, JobSpec, NodeSpec, Scheduler, UnknownError
+from ._driver import DecisionLoop, JobFailedError, JobHandleBase
 
 try:
     import ray
@@ -71,21 +70,9 @@ class _RayJob:
         self.done = threading.Event()
 
 
-class RayJobHandle:
-    """A job submitted to :class:`RayScheduler`: its state, where it runs, its result."""
-
-    def __init__(self, sched: "RayScheduler", job: _RayJob):
-        self._sched = sched
-        self._job = job
-
-    @property
-    def id(self) -> int:
-        return self._job.id
-
-    @property
-    def state(self) -> JobState:
-        """zenith's state of the job."""
-        return self._sched._state(self._job.id)
+class RayJobHandle(JobHandleBase):
+    """A job submitted to :class:`RayScheduler`: its state, where it runs, its result (see
+    :class:`~zenith.scheduler._driver.JobHandleBase`; cancelling removes its placement group)."""
 
     @property
     def nodes(self) -> tuple:
@@ -102,33 +89,8 @@ class RayJobHandle:
         """The Ray placement group of the running attempt, or None."""
         return self._job.pg
 
-    def done(self) -> bool:
-        return self._job.done.is_set()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        """Waits until the job finished; False on timeout."""
-        return self._job.done.wait(timeout)
-
-    def result(self, timeout: Optional[float] = None) -> Any:
-        """The function's return value (a list, one per member, for a gang). Raises
-        :class:`~zenith.scheduler.JobFailedError`, :class:`~zenith.scheduler.JobCancelledError`,
-        or ``TimeoutError`` when the job did not finish within ``timeout`` seconds."""
-        if not self._job.done.wait(timeout):
-            raise TimeoutError(f"job {self.id} did not finish within {timeout} s (state {self.state.name})")
-        kind, value = self._job.outcome
-        if kind == "ok":
-            return value
-        raise value
-
-    def cancel(self) -> bool:
-        """Cancels the job (its placement group is removed). False when it had already finished."""
-        return self._sched._cancel(self._job)
-
-    def __repr__(self) -> str:
-        return f"<RayJobHandle {self.id} {self.state.name}>"
-
-
-class RayScheduler:
+class RayScheduler(DecisionLoop):
     """zenith's gang scheduler over a Ray cluster.
 
     ``address``: the Ray cluster to connect to (``ray.init(address)``) when this process is not
@@ -138,6 +100,8 @@ class RayScheduler:
     ``node_lost_grace``: seconds a member Ray lost (its worker died) waits for its node to show
     up dead in the node table (the job is then requeued) before the job counts as failed.
     """
+
+    _loop_name = "zenith ray scheduler"
 
     def __init__(
         self,
@@ -242,29 +206,7 @@ class RayScheduler:
         self._thread.join(timeout=30)
         self._sched.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # ---- the loop -----------------------------------------------------------------------------
-
-    def _now(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)
-
-    def _state(self, job_id: int) -> JobState:
-        with self._cond:
-            return self._sched.job_state(job_id)
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._closed:
-                try:
-                    self._step()
-                except Exception as e:  # never let the loop die silently
-                    sys.stderr.write(f"zenith ray scheduler: {e!r}\n")
-                self._cond.wait(self._poll)
+    # ---- the loop (DecisionLoop runs _step every poll interval) -------------------------------
 
     def _step(self) -> None:
         now = self._now()
@@ -428,21 +370,6 @@ class RayScheduler:
             except Exception:  # already gone
                 pass
             job.pg = None
-
-    def _cancel(self, job: _RayJob) -> bool:
-        with self._cond:
-            return self._cancel_locked(job)
-
-    def _cancel_locked(self, job: _RayJob) -> bool:
-        try:
-            self._sched.cancel(job.id, self._now())
-        except InvalidStateError:
-            return False
-        self._stop(job)
-        job.outcome = ("error", JobCancelledError(f"job {job.id} was cancelled"))
-        job.done.set()
-        self._cond.notify_all()
-        return True
 
 
 __all__ = ["RayJobHandle", "RayScheduler"]
