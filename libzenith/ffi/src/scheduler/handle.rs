@@ -47,6 +47,23 @@ pub(crate) unsafe fn lock<'a>(s: *const zenith_scheduler) -> FfiResult<MutexGuar
     Ok(s.state.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// Applies `change` to the scheduler behind `s` under its lock, then brings its gauges up to
+/// date: the shape of every call that changes the scheduler's state. A failed change changed
+/// nothing (the core checks before it applies).
+///
+/// # Safety
+/// `s` is NULL or a live scheduler.
+pub(crate) unsafe fn apply<T>(
+    s: *const zenith_scheduler,
+    change: impl FnOnce(&mut Scheduler) -> Result<T, ::zenith_scheduler::Error>,
+) -> FfiResult<T> {
+    // SAFETY: forwarded to the caller.
+    let mut inner = unsafe { lock(s) }?;
+    let value = change(&mut inner.core)?;
+    inner.changed();
+    Ok(value)
+}
+
 /// Creates a scheduler from `opts` (NULL: the defaults). With a journal set
 /// (`zenith_scheduler_options_set_journal`), a journal file that exists is replayed: the new
 /// scheduler has exactly the state (and configuration) of the one that wrote it, no job lost; a

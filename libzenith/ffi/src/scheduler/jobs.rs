@@ -1,7 +1,7 @@
 //! Job calls on a `zenith_scheduler`: submit, cancel, update, suspend and resume, and the
 //! executor's reports (started, progress, completed, failed).
 
-use super::handle::{lock, zenith_scheduler};
+use super::handle::{apply, zenith_scheduler};
 use super::job_spec::zenith_job_spec;
 use super::{Failure, invalid};
 use crate::args;
@@ -34,9 +34,7 @@ pub unsafe extern "C" fn zenith_scheduler_submit(
         // SAFETY: per the contract above.
         let spec = unsafe { args::borrow(spec, "spec") }?.spec.clone();
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.submit(spec, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.submit(spec, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -92,9 +90,7 @@ pub unsafe extern "C" fn zenith_scheduler_update(
             max_runtime_ms: has(ZENITH_JOB_UPDATE_MAX_RUNTIME).then_some(max_runtime_ms),
         };
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.update(JobId(job), update, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.update(JobId(job), update, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -118,9 +114,7 @@ pub unsafe extern "C" fn zenith_scheduler_cancel(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.cancel(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.cancel(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -144,9 +138,7 @@ pub unsafe extern "C" fn zenith_scheduler_job_started(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.job_started(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.job_started(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -169,9 +161,7 @@ pub unsafe extern "C" fn zenith_scheduler_job_progress(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.job_progress(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.job_progress(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -194,9 +184,7 @@ pub unsafe extern "C" fn zenith_scheduler_job_completed(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.job_completed(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.job_completed(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -220,9 +208,7 @@ pub unsafe extern "C" fn zenith_scheduler_job_failed(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.job_failed(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.job_failed(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -246,9 +232,7 @@ pub unsafe extern "C" fn zenith_scheduler_suspend(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.suspend(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.suspend(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -271,9 +255,7 @@ pub unsafe extern "C" fn zenith_scheduler_resume(
 ) -> zenith_status {
     ffi_boundary!(err: err, error_type = Failure, {
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.resume(JobId(job), now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.resume(JobId(job), now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::handle::{lock, zenith_scheduler};
+use super::handle::{apply, zenith_scheduler};
 use super::node_spec::zenith_node_spec;
 use super::{Failure, text};
 use crate::args;
@@ -34,9 +34,7 @@ pub unsafe extern "C" fn zenith_scheduler_node_add(
         // SAFETY: per the contract above.
         let spec = unsafe { args::borrow(spec, "spec") }?.spec.clone();
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        let id = inner.core.add_node(spec, now_ms)?;
-        inner.changed();
+        let id = unsafe { apply(s, |core| core.add_node(spec, now_ms)) }?;
         // SAFETY: NULL or writable per the contract.
         if let Some(out_id) = unsafe { out_id.as_mut() } {
             *out_id = id.0;
@@ -66,9 +64,7 @@ pub unsafe extern "C" fn zenith_scheduler_node_remove(
         // SAFETY: per the contract above.
         let name = unsafe { text(name, "name", "node.name") }?;
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.remove_node(name, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.remove_node(name, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -93,9 +89,7 @@ pub unsafe extern "C" fn zenith_scheduler_node_heartbeat(
         // SAFETY: per the contract above.
         let name = unsafe { text(name, "name", "node.name") }?;
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.node_heartbeat(name, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.node_heartbeat(name, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -120,9 +114,7 @@ pub unsafe extern "C" fn zenith_scheduler_node_drain(
         // SAFETY: per the contract above.
         let name = unsafe { text(name, "name", "node.name") }?;
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.drain_node(name, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.drain_node(name, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }
@@ -147,9 +139,7 @@ pub unsafe extern "C" fn zenith_scheduler_node_undrain(
         // SAFETY: per the contract above.
         let name = unsafe { text(name, "name", "node.name") }?;
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.undrain_node(name, now_ms)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.undrain_node(name, now_ms)) }?;
         Ok(ZENITH_OK)
     })
 }

@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use super::handle::{lock, zenith_scheduler};
+use super::handle::{apply, zenith_scheduler};
 use super::{Failure, FfiResult, text};
 use crate::args;
 use crate::error::zenith_error;
@@ -158,9 +158,7 @@ pub unsafe extern "C" fn zenith_scheduler_set_queue(
         // SAFETY: per the contract above.
         let spec = unsafe { args::borrow(spec, "spec") }?.spec.clone();
         // SAFETY: per the contract above.
-        let mut inner = unsafe { lock(s) }?;
-        inner.core.set_queue(spec)?;
-        inner.changed();
+        unsafe { apply(s, |core| core.set_queue(spec)) }?;
         Ok(ZENITH_OK)
     })
 }
