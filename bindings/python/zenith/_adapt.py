@@ -7,6 +7,8 @@ The rule, documented on each loader: ``keys=None`` yields the dict of column nam
 ``for inputs, labels in loader:`` unpacks arrays, not the dict's keys); then ``transform(item)``
 is yielded instead of ``item`` when a transform is given. When ``keys`` is given and ``columns``
 is not, only the key columns are read.
+
+:class:`LoaderMethods` is what they pass on to the :class:`~zenith.Loader` they wrap.
 """
 
 from __future__ import annotations
@@ -66,3 +68,36 @@ def finish(batch: dict, keys, transform):
     """The item yielded for `batch` (a dict of converted columns): see the module docs."""
     item = batch if keys is None else tuple(batch[k] for k in keys)
     return item if transform is None else transform(item)
+
+
+class LoaderMethods:
+    """The loader's own methods on a framework loader that wraps one in ``self.loader``: length,
+    epochs, resume state, stats, schema, close (also as a context manager)."""
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+
+    def state_dict(self) -> dict:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader.load_state_dict(state)
+
+    def stats(self) -> dict:
+        return self.loader.stats()
+
+    @property
+    def schema(self):
+        return self.loader.schema
+
+    def close(self) -> None:
+        self.loader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -58,7 +58,7 @@ def _numpy():
     return numpy
 
 
-class DataLoader:
+class DataLoader(_adapt.LoaderMethods):
     """Batches of a dataset as dicts of column name to ``numpy.ndarray``, built on Zenith's
     native worker threads (no torch, JAX or TensorFlow needed).
 
@@ -120,34 +120,6 @@ class DataLoader:
         keys, transform, convert = self._keys, self._transform, self._convert
         for columns in self.loader:
             yield _adapt.finish({name: convert(v) for name, v in columns.items()}, keys, transform)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.set_epoch(epoch)
-
-    def state_dict(self) -> dict:
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state)
-
-    def stats(self) -> dict:
-        return self.loader.stats()
-
-    @property
-    def schema(self):
-        return self.loader.schema
-
-    def close(self) -> None:
-        self.loader.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self) -> str:
         return f"zenith.DataLoader({self.loader!r}, keys={self._keys})"

@@ -81,7 +81,7 @@ def _to_tf(value):
     return tf.convert_to_tensor(value)  # padded numpy arrays
 
 
-class ZenithDataset(tf.data.Dataset):
+class ZenithDataset(_adapt.LoaderMethods, tf.data.Dataset):
     """A ``tf.data.Dataset`` of Zenith batches; see the module docs."""
 
     def __init__(self, path=None, batch_size: int = 32, *, source=None, keys=None, columns=None, **loader_options):
@@ -124,22 +124,3 @@ class ZenithDataset(tf.data.Dataset):
     @property
     def element_spec(self):
         return self._inner.element_spec
-
-    # -- the loader's --
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.set_epoch(epoch)
-
-    def state_dict(self) -> dict:
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state)
-
-    def stats(self) -> dict:
-        return self.loader.stats()
-
-    def close(self) -> None:
-        self.loader.close()
