@@ -40,6 +40,11 @@ from .scheduler import job, submit  # noqa: E402  (zenith.scheduler holds the re
 # -- the seeds' entry points: zenith.load (a pyarrow.Table) and zenith.DataLoader (numpy batches) --
 from ._dataloader import DataLoader, load
 
+# ---- event engine (issue 12): Arrow batches through WASM / Python stages on native threads ------
+from ._errors import EngineTimeoutError, EventFailedError  # noqa: E402
+from .engine import Engine, NativeStage, Plugin  # noqa: E402
+# ---- end of the event engine's exports -----------------------------------------------------------
+
 
 def version() -> str:
     """The version of the loaded libzenith, e.g. "0.1.0"."""
@@ -89,4 +94,10 @@ __all__ = [
     "submit",
     "topology",
     "version",
+    # event engine
+    "Engine",
+    "EngineTimeoutError",
+    "EventFailedError",
+    "NativeStage",
+    "Plugin",
 ]

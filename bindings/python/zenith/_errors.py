@@ -29,6 +29,8 @@ class Status(enum.IntEnum):
     ERR_ALREADY_EXISTS = _lib.ZENITH_ERR_ALREADY_EXISTS
     ERR_INVALID_STATE = _lib.ZENITH_ERR_INVALID_STATE
     ERR_NO_DEVICE = _lib.ZENITH_ERR_NO_DEVICE
+    # the event engine's (zenith.Engine.poll raises EventFailedError)
+    ERR_EVENT_FAILED = _lib.ZENITH_ERR_EVENT_FAILED
 
 
 class ZenithError(Exception):
@@ -113,6 +115,40 @@ class ShuffleDowngradeWarning(ZenithWarning):
     instead, or a larger ``memory_budget``."""
 
 
+# ---- the event engine's errors (zenith.Engine; issue 12) ----------------------------------------
+
+
+class EventFailedError(ZenithError):
+    """One engine event failed in a stage (a plugin's trap, timeout, out-of-memory or malformed
+    result, or a native stage's error); the engine goes on with the following events.
+
+    ``sequence`` is the failed event's sequence number (the one ``Engine.publish`` returned) and
+    ``message`` names the stage and the reason.
+    """
+
+    def __init__(self, code: int, message: str, sequence: int | None = None):
+        super().__init__(code, message)
+        self.sequence = sequence
+
+    def __reduce__(self):
+        return (EventFailedError, (self.code, self.message, self.sequence))
+
+
+class EngineTimeoutError(ZenithError, TimeoutError):
+    """An engine call waited its whole timeout: ``publish`` found the queues full (the batch
+    stays the caller's: nothing was taken, publish it again), or ``poll`` found no finished event
+    (nothing was taken either). ``code`` is ``ZENITH_WOULD_BLOCK`` (2)."""
+
+    def __str__(self) -> str:
+        return f"{self.message} [WOULD_BLOCK]"
+
+    def __reduce__(self):
+        return (EngineTimeoutError, (self.code, self.message))
+
+
+# ---- end of the event engine's errors -------------------------------------------------------------
+
+
 _CLASSES = {
     Status.ERR_NULL_ARGUMENT: InvalidArgumentError,
     Status.ERR_INVALID_ARGUMENT: InvalidArgumentError,
@@ -123,6 +159,7 @@ _CLASSES = {
     Status.ERR_SCHEMA_MISMATCH: SchemaMismatchError,
     Status.ERR_UNSUPPORTED: UnsupportedError,
     Status.ERR_OUT_OF_MEMORY: OutOfMemoryError,
+    Status.ERR_EVENT_FAILED: EventFailedError,
 }
 
 
