@@ -1,0 +1,274 @@
+"""zenith.Engine: batches through WASM plugins and Python stages, in publish order, failures in
+their event's place, back-pressure, close with events in flight.
+
+The plugins are real WASM modules: examples/plugins (built by examples/plugins/build.sh, which
+this module runs when build/plugins lacks them) and tests/plugins/hostile.c, compiled here with
+clang --target=wasm32 and wasm-ld. A missing clang fails these tests (it is installed by
+scripts/setup.sh); nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import zenith
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+
+def _need_tools():
+    missing = [tool for tool in ("clang", "wasm-ld") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: install clang and lld (scripts/setup.sh does)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def plugins() -> pathlib.Path:
+    """The example plugins: $ZENITH_TEST_PLUGINS, else build/plugins (built here if missing)."""
+    folder = pathlib.Path(os.environ.get("ZENITH_TEST_PLUGINS") or ROOT / "build" / "plugins")
+    if not all((folder / f"{name}.wasm").exists() for name in ("normalize", "image_resize")):
+        _need_tools()
+        subprocess.run(["bash", str(ROOT / "examples" / "plugins" / "build.sh"), str(folder)], check=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory) -> pathlib.Path:
+    """tests/plugins/hostile.c as WASM: traps, spins, hogs memory or lies on request."""
+    _need_tools()
+    out = tmp_path_factory.mktemp("plugins") / "hostile.wasm"
+    subprocess.run(
+        [
+            "clang", "--target=wasm32", "-nostdlib", "-O2", "-mbulk-memory", "-Wall", "-Wextra", "-Werror",
+            "-I", str(ROOT / "include"), "-I", str(ROOT / "examples" / "plugins"),
+            "-Wl,--no-entry", "-Wl,--strip-all", "-o", str(out), str(HERE / "plugins" / "hostile.c"),
+        ],
+        check=True,
+    )
+    return out
+
+
+def batch_of(x, ident=0) -> pa.RecordBatch:
+    x = np.asarray(x, dtype=np.float64)
+    return pa.record_batch({"x": pa.array(x), "id": pa.array(np.full(len(x), ident, dtype=np.int64))})
+
+
+def normalized(x):
+    x = np.asarray(x, dtype=np.float64)
+    return (x - x.mean()) / x.std()
+
+
+# ---- results ------------------------------------------------------------------------------------
+
+
+def test_no_stage_is_identity():
+    batch = batch_of(np.arange(100.0), 3)
+    with zenith.Engine(buffer_size=8) as engine:
+        out = engine.process(batch)
+    assert isinstance(out, pa.RecordBatch)
+    assert out.equals(batch)
+
+
+def test_normalize_plugin_equals_numpy(plugins):
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=1024)
+    with zenith.Engine(buffer_size=4096) as engine:
+        engine.load_plugin(plugins / "normalize.wasm", memory=64 << 20, time_limit=1.0)
+        out = engine.process(batch_of(x, 9), timeout=30)
+    np.testing.assert_allclose(out.column("x").to_numpy(), normalized(x), rtol=1e-12, atol=1e-12)
+    # the int column passes through
+    assert out.column("id").to_pylist() == [9] * 1024
+
+
+def test_float32_and_nulls(plugins):
+    x = pa.array([1.0, None, 3.0, 5.0], pa.float32())
+    with zenith.Engine(stages=[zenith.Plugin(plugins / "normalize.wasm")]) as engine:
+        out = engine.process(pa.record_batch({"x": x}), timeout=30)
+    valid = np.array([1.0, 3.0, 5.0])
+    got = out.column("x")
+    assert got.null_count == 1 and not got.is_valid()[1].as_py()
+    np.testing.assert_allclose(np.array(got.drop_null(), dtype=np.float64), normalized(valid), rtol=1e-6)
+
+
+def test_native_stage_and_arrow_protocol_objects():
+    class OnlyProtocol:  # not a pyarrow object: only the Arrow PyCapsule protocol
+        def __init__(self, batch):
+            self.batch = batch
+
+        def __arrow_c_array__(self, requested_schema=None):
+            return self.batch.__arrow_c_array__(requested_schema)
+
+    def double(batch):
+        return pa.record_batch({"x": pa.compute.multiply(batch.column("x"), 2.0)})
+
+    with zenith.Engine(stages=[zenith.NativeStage(double)]) as engine:
+        out = engine.process(OnlyProtocol(batch_of([1.0, 2.0, 3.0])), timeout=30)
+    assert out.column("x").to_pylist() == [2.0, 4.0, 6.0]
+    assert out.schema.names == ["x"]
+
+
+def test_stages_chain_in_order(plugins):
+    x = np.arange(1.0, 11.0)
+    plus_one = zenith.NativeStage(lambda b: pa.record_batch({"x": pa.compute.add(b.column("x"), 1.0)}))
+    with zenith.Engine(stages=[zenith.Plugin(plugins / "normalize.wasm"), plus_one]) as engine:
+        out = engine.process(batch_of(x), timeout=30)
+    np.testing.assert_allclose(out.column("x").to_numpy(), normalized(x) + 1.0, rtol=1e-12)
+
+
+# ---- order and exactly-once -----------------------------------------------------------------------
+
+
+def test_order_preserved_across_many_batches_with_several_workers(plugins):
+    count = 400
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(i, 1 + i % 7, size=2 + (i * 37) % 300) for i in range(count)]
+    with zenith.Engine(buffer_size=16, workers=4) as engine:
+        engine.load_plugin(plugins / "normalize.wasm")
+        sequences = []
+
+        def publisher():
+            for i, x in enumerate(inputs):
+                sequences.append(engine.publish(batch_of(x, i), timeout=60))
+
+        thread = threading.Thread(target=publisher)
+        thread.start()
+        outputs = [engine.poll_with_sequence(timeout=60) for _ in range(count)]
+        thread.join()
+    assert sequences == list(range(count))
+    assert [sequence for sequence, _ in outputs] == list(range(count))
+    for i, (_, out) in enumerate(outputs):
+        assert out.column("id").to_pylist() == [i] * len(inputs[i])
+        np.testing.assert_allclose(out.column("x").to_numpy(), normalized(inputs[i]), rtol=1e-9, atol=1e-9)
+
+
+# ---- failures -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code, reason",
+    [(-1.0, "trap"), (-2.0, "timeout"), (-3.0, "out of memory"), (-4.0, "7"), (-5.0, "malformed")],
+)
+def test_hostile_plugin_fails_only_its_event(hostile, code, reason):
+    with zenith.Engine(buffer_size=8, workers=2) as engine:
+        engine.load_plugin(hostile, memory=4 << 20, time_limit=0.2)
+        engine.publish(batch_of([1.0, 2.0], 0), timeout=30)
+        engine.publish(batch_of([code, 2.0], 1), timeout=30)
+        engine.publish(batch_of([3.0, 4.0], 2), timeout=30)
+        assert engine.poll(timeout=30).column("id").to_pylist() == [0, 0]
+        with pytest.raises(zenith.EventFailedError) as failed:
+            engine.poll(timeout=30)
+        assert failed.value.sequence == 1
+        assert failed.value.code == zenith.Status.ERR_EVENT_FAILED
+        assert reason in failed.value.message and "event 1" in failed.value.message
+        # the engine goes on, with the events after and with new ones
+        assert engine.poll(timeout=30).column("x").to_pylist() == [3.0, 4.0]
+        assert engine.process(batch_of([5.0]), timeout=30).column("x").to_pylist() == [5.0]
+
+
+def test_native_stage_exception_fails_its_event():
+    def picky(batch):
+        if batch.column("x")[0].as_py() < 0:
+            raise ValueError("negative first value")
+        return batch
+
+    with zenith.Engine(stages=[picky]) as engine:
+        with pytest.raises(zenith.EventFailedError, match="ValueError: negative first value") as failed:
+            engine.process(batch_of([-1.0]), timeout=30)
+        assert failed.value.sequence == 0
+        assert engine.process(batch_of([1.0]), timeout=30).column("x").to_pylist() == [1.0]
+
+
+def test_plugin_errors_are_clear(tmp_path):
+    with pytest.raises(zenith.NotFoundError):
+        zenith.Plugin(tmp_path / "missing.wasm")
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"not wasm at all")
+    with pytest.raises(zenith.InvalidArgumentError):
+        zenith.Plugin(junk)
+    with pytest.raises(zenith.InvalidArgumentError):
+        zenith.Engine(buffer_size=0)
+    with pytest.raises(zenith.InvalidArgumentError):
+        zenith.Engine().publish([1, 2, 3])
+
+
+def test_stages_are_fixed_once_started(plugins):
+    with zenith.Engine() as engine:
+        engine.process(batch_of([1.0]), timeout=30)
+        with pytest.raises(zenith.InvalidArgumentError, match="started"):
+            engine.load_plugin(plugins / "normalize.wasm")
+
+
+# ---- back-pressure and closing --------------------------------------------------------------------
+
+
+def test_back_pressure_times_out_and_loses_nothing():
+    with zenith.Engine(buffer_size=2) as engine:
+        assert engine.publish(batch_of([0.0], 0), timeout=5) == 0
+        assert engine.publish(batch_of([1.0], 1), timeout=5) == 1
+        third = batch_of([2.0], 2)
+        with pytest.raises(zenith.EngineTimeoutError, match="stayed full") as full:
+            engine.publish(third, timeout=0.05)
+        assert isinstance(full.value, TimeoutError)
+        assert engine.poll(timeout=5).column("id").to_pylist() == [0]
+        # the refused batch is still whole, and goes in now
+        assert engine.publish(third, timeout=5) == 2
+        assert engine.poll(timeout=5).column("id").to_pylist() == [1]
+        assert engine.poll(timeout=5).equals(third)
+        with pytest.raises(zenith.EngineTimeoutError):
+            engine.poll(timeout=0)
+
+
+def test_close_with_events_in_flight_reports_them():
+    engine = zenith.Engine(buffer_size=16)
+    for i in range(5):
+        engine.publish(batch_of([float(i)], i), timeout=5)
+    engine.poll(timeout=5)
+    assert engine.close() == 4
+    assert engine.released == 4 and engine.closed
+    assert engine.close() == 0  # idempotent
+    with pytest.raises(zenith.InvalidArgumentError, match="closed"):
+        engine.publish(batch_of([1.0]))
+    with pytest.raises(zenith.InvalidArgumentError, match="closed"):
+        engine.poll(timeout=0)
+
+
+def test_with_block_releases_in_flight_native_stage_events():
+    seen = []
+
+    def record(batch):
+        seen.append(batch.column("id")[0].as_py())
+        return batch
+
+    with zenith.Engine(buffer_size=8, stages=[record]) as engine:
+        for i in range(6):
+            engine.publish(batch_of([float(i)], i), timeout=5)
+    assert engine.closed and engine.released == 6
+    assert sorted(seen) == sorted(set(seen))  # no event ran twice
+
+
+def test_close_wakes_an_unbounded_poll():
+    engine = zenith.Engine()
+    engine.process(batch_of([1.0]), timeout=5)  # started
+    errors = []
+
+    def waiter():
+        try:
+            engine.poll()  # nothing will come
+        except zenith.ZenithError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    engine.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(errors) == 1 and "closed" in str(errors[0])
