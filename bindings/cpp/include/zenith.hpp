@@ -1172,6 +1172,252 @@ private:
     std::unique_ptr<zenith_scheduler, SchedulerDeleter> handle_;
 };
 
+
+// ---- Event engine (zenith_engine_*, zenith_stage_*) --------------------------------------------
+//
+// Events are Arrow record batches (struct arrays through the C Data Interface). An Engine runs
+// each published event through its stages on worker threads, in parallel across events, and
+// poll() returns them in publish order; a failed event comes out in its place as
+// zenith::EventFailed. Stages (WASM plugins or C++ callables) are fixed when the Engine is
+// created from its EngineOptions.
+//
+//     zenith::Engine engine(zenith::EngineOptions().workers(4).stage(
+//         zenith::Stage::wasm("build/plugins/normalize.wasm")));
+//     engine.publish(batch);                          // zenith::ArrowBatch, moved into the engine
+//     std::optional<zenith::Event> out = engine.poll();
+
+/// A wait without a deadline, for Engine::publish and Engine::poll.
+inline constexpr std::uint64_t forever = UINT64_MAX;
+
+/// An engine event that failed in a stage (a plugin's trap, timeout, out-of-memory or malformed
+/// result, or a native stage's error): thrown by Engine::poll in the event's place. code() is
+/// ZENITH_ERR_EVENT_FAILED, what() names the event, the stage and the reason. The engine goes on.
+class EventFailed : public Error {
+public:
+    EventFailed(const std::string& message, std::uint64_t sequence)
+        : Error(ZENITH_ERR_EVENT_FAILED, message), sequence_(sequence) {}
+
+    /// The failed event's sequence number (as Engine::publish returned it).
+    std::uint64_t sequence() const noexcept { return sequence_; }
+
+private:
+    std::uint64_t sequence_;
+};
+
+struct StageDeleter {
+    void operator()(zenith_stage* p) const noexcept { zenith_stage_free(p); }
+};
+struct EngineOptionsDeleter {
+    void operator()(zenith_engine_options* p) const noexcept { zenith_engine_options_free(p); }
+};
+struct EngineDeleter {
+    void operator()(zenith_engine* p) const noexcept { zenith_engine_free(p); }
+};
+
+/// A transform stage: a sandboxed WASM plugin or a native callable. Move-only; EngineOptions and
+/// engines share the stage, which lives until the last of them (and this handle) is gone.
+class Stage {
+public:
+    /// A WASM stage from a plugin file (plugin ABI v1, docs/plugins.md). `memory_limit` in bytes
+    /// per instance (0: 256 MiB), `time_limit_ms` of CPU time per event (0: 1000 ms). Throws
+    /// ZENITH_ERR_NOT_FOUND for a missing file, ZENITH_ERR_INVALID_ARGUMENT for a bad module.
+    static Stage wasm(const std::string& path, std::uint64_t memory_limit = 0,
+                      std::uint64_t time_limit_ms = 0) {
+        zenith_stage* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_stage_new_wasm(detail::c_str(path, "path"), memory_limit, time_limit_ms, &raw,
+                                    &err),
+              err);
+        return Stage(raw);
+    }
+
+    /// A native stage from the C callback itself (see zenith_stage_callback).
+    static Stage native(const std::string& name, zenith_stage_callback callback,
+                        void* user_data = nullptr,
+                        zenith_stage_free_callback free_user_data = nullptr) {
+        zenith_stage* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_stage_new_native(detail::c_str(name, "name"), callback, user_data,
+                                      free_user_data, &raw, &err),
+              err);
+        return Stage(raw);
+    }
+
+    /// A native stage that calls `fn(ArrowBatch&& in) -> ArrowBatch` for each event, from the
+    /// engine's worker threads, several at once (so `fn` must be thread-safe). An exception fails
+    /// that event, its what() in the failure's message. The returned batch must be a struct
+    /// array without top-level nulls (a record batch).
+    template <class F>
+    static Stage native(const std::string& name, F fn) {
+        auto* state = new F(std::move(fn));
+        zenith_stage* raw = nullptr;
+        zenith_error* err = nullptr;
+        zenith_status status = zenith_stage_new_native(
+            detail::c_str(name, "name"), &call_native<F>, state, &free_native<F>, &raw, &err);
+        if (status < 0) {
+            delete state;  // on failure the library does not call free_native
+        }
+        check(status, err);
+        return Stage(raw);
+    }
+
+    /// The C handle (owned by this object).
+    zenith_stage* get() const { return detail::require(handle_.get(), "zenith::Stage"); }
+
+private:
+    explicit Stage(zenith_stage* raw) : handle_(raw) {}
+
+    template <class F>
+    static std::int32_t call_native(void* user_data, ArrowArray* in_array, ArrowSchema* in_schema,
+                                    ArrowArray* out_array, ArrowSchema* out_schema, char* error,
+                                    std::size_t capacity) noexcept {
+        const char* message = "unknown exception";
+        std::string text;
+        try {
+            ArrowBatch in{UniqueArrowArray(in_array), UniqueArrowSchema(in_schema)};
+            ArrowBatch out = (*static_cast<F*>(user_data))(std::move(in));
+            if (!out.array || !out.schema) {
+                message = "the stage returned an empty batch";
+            } else {
+                *out_array = out.array.release();
+                *out_schema = out.schema.release();
+                return 0;
+            }
+        } catch (const std::exception& e) {
+            text = e.what();
+            message = text.c_str();
+        } catch (...) {
+        }
+        if (error != nullptr && capacity > 0) {
+            std::size_t n = std::char_traits<char>::length(message);
+            if (n >= capacity) {
+                n = capacity - 1;
+            }
+            std::char_traits<char>::copy(error, message, n);
+            error[n] = '\0';
+        }
+        return 1;
+    }
+
+    template <class F>
+    static void free_native(void* user_data) noexcept {
+        delete static_cast<F*>(user_data);
+    }
+
+    std::unique_ptr<zenith_stage, StageDeleter> handle_;
+};
+
+/// Options for an Engine: queue bounds, workers and stages (zenith_engine_options_*). Setters
+/// chain and throw zenith::Error on a bad value. Move-only; the engine copies them.
+class EngineOptions {
+public:
+    /// The defaults: 4096 events and 1 GiB in flight, 2 workers, no stages.
+    EngineOptions() {
+        zenith_engine_options* raw = nullptr;
+        check(zenith_engine_options_new(&raw));
+        handle_.reset(raw);
+    }
+    /// At most `events` events and `bytes` bytes in flight (published, not yet polled).
+    EngineOptions& capacity(std::size_t events, std::uint64_t bytes = std::uint64_t{1} << 30) {
+        zenith_error* err = nullptr;
+        check(zenith_engine_options_set_capacity(get(), events, bytes, &err), err);
+        return *this;
+    }
+    /// Worker threads running the stages (1 to 1024).
+    EngineOptions& workers(std::size_t n) {
+        zenith_error* err = nullptr;
+        check(zenith_engine_options_set_workers(get(), n, &err), err);
+        return *this;
+    }
+    /// Appends a stage to the chain (the options share it).
+    EngineOptions& stage(const Stage& s) {
+        zenith_error* err = nullptr;
+        check(zenith_engine_options_add_stage(get(), s.get(), &err), err);
+        return *this;
+    }
+    /// The C handle (owned by this object).
+    zenith_engine_options* get() const {
+        return detail::require(handle_.get(), "zenith::EngineOptions");
+    }
+
+private:
+    std::unique_ptr<zenith_engine_options, EngineOptionsDeleter> handle_;
+};
+
+/// One event out of Engine::poll: its sequence number and its (transformed) batch.
+struct Event {
+    std::uint64_t sequence = 0;
+    ArrowBatch batch;
+};
+
+/// An event engine (zenith_engine_*). Move-only; the destructor stops it and releases the events
+/// still in flight. publish() and poll() may be called from several threads at once.
+class Engine {
+public:
+    explicit Engine(const EngineOptions& options = EngineOptions()) {
+        zenith_engine* raw = nullptr;
+        zenith_error* err = nullptr;
+        check(zenith_engine_new(options.get(), &raw, &err), err);
+        handle_.reset(raw);
+    }
+
+    /// Publishes `batch`, waiting at most `timeout_ms` for room. Returns its sequence number; the
+    /// batch is moved into the engine (left empty). Returns std::nullopt when the engine stayed
+    /// full: the batch is the caller's again, unchanged, for a retry. Throws zenith::Error
+    /// (ZENITH_ERR_INVALID_ARGUMENT: not a record batch, or the engine is shut down; the batch is
+    /// then consumed).
+    std::optional<std::uint64_t> publish(ArrowBatch& batch, std::uint64_t timeout_ms = forever) {
+        return publish(batch.array.get(), batch.schema.get(), timeout_ms);
+    }
+
+    /// publish() on raw C structs the caller owns (moved on success, as the C call does).
+    std::optional<std::uint64_t> publish(ArrowArray* array, ArrowSchema* schema,
+                                         std::uint64_t timeout_ms = forever) {
+        std::uint64_t sequence = 0;
+        zenith_error* err = nullptr;
+        if (check(zenith_engine_publish(get(), array, schema, timeout_ms, &sequence, &err), err) ==
+            ZENITH_WOULD_BLOCK) {
+            return std::nullopt;
+        }
+        return sequence;
+    }
+
+    /// The next event in publish order, waiting at most `timeout_ms`; std::nullopt when it is not
+    /// done in time. Throws zenith::EventFailed in a failed event's place (the next poll returns
+    /// the following event).
+    std::optional<Event> poll(std::uint64_t timeout_ms = forever) {
+        Event event;
+        zenith_error* err = nullptr;
+        zenith_status status = zenith_engine_poll(get(), event.batch.array.get(),
+                                                  event.batch.schema.get(), &event.sequence,
+                                                  timeout_ms, &err);
+        if (status == ZENITH_ERR_EVENT_FAILED) {
+            std::unique_ptr<zenith_error, ErrorDeleter> owned(std::exchange(err, nullptr));
+            throw EventFailed(owned ? zenith_error_message(owned.get()) : "event failed",
+                              event.sequence);
+        }
+        if (check(status, err) == ZENITH_WOULD_BLOCK) {
+            return std::nullopt;
+        }
+        return event;
+    }
+
+    /// Stops the engine (publishers are refused from now on) and releases every event not yet
+    /// polled; returns how many. A second call returns 0. The destructor does this too.
+    std::uint64_t shutdown() {
+        std::uint64_t released = 0;
+        zenith_error* err = nullptr;
+        check(zenith_engine_shutdown(get(), &released, &err), err);
+        return released;
+    }
+
+    /// The C handle (owned by this object).
+    zenith_engine* get() const { return detail::require(handle_.get(), "zenith::Engine"); }
+
+private:
+    std::unique_ptr<zenith_engine, EngineDeleter> handle_;
+};
+
 }  // namespace zenith
 
 #endif  // ZENITH_HPP
