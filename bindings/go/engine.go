@@ -228,8 +228,8 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	return eng, nil
 }
 
-// slice is how long one C wait lasts when the caller waits forever, so Close from another
-// goroutine is noticed between slices.
+// slice is how long one C wait lasts at most, so Close from another goroutine is noticed
+// between slices (publish gets its batch back after each).
 const slice = 100 * time.Millisecond
 
 func millis(d time.Duration) C.uint64_t {
@@ -239,23 +239,24 @@ func millis(d time.Duration) C.uint64_t {
 	return C.uint64_t((d + time.Millisecond - 1) / time.Millisecond)
 }
 
-// wait runs f (a publish or a poll with a C timeout) under the shared lock until it returns
-// something other than ZENITH_WOULD_BLOCK or the timeout passes.
+// wait runs f (a publish or a poll with a C timeout) under the shared lock, in slices, until it
+// returns something other than ZENITH_WOULD_BLOCK or the timeout passes.
 func (g *Engine) wait(timeout time.Duration, f func(h *C.zenith_engine, ms C.uint64_t) C.zenith_status) (C.zenith_status, error) {
+	end := time.Now().Add(timeout)
 	for {
-		ms := millis(timeout)
-		if timeout < 0 {
-			ms = millis(slice)
+		step := slice
+		if timeout >= 0 {
+			step = min(max(time.Until(end), 0), slice)
 		}
 		g.mu.RLock()
 		if g.h == nil {
 			g.mu.RUnlock()
 			return 0, ErrEngineClosed
 		}
-		st := f(g.h, ms)
+		st := f(g.h, millis(step))
 		g.mu.RUnlock()
 		runtime.KeepAlive(g)
-		if st != C.ZENITH_WOULD_BLOCK || timeout >= 0 {
+		if st != C.ZENITH_WOULD_BLOCK || (timeout >= 0 && !time.Now().Before(end)) {
 			return st, nil
 		}
 	}
@@ -327,7 +328,7 @@ func (g *Engine) Poll(timeout time.Duration) (*Event, error) {
 
 // Close stops the engine (workers finish the event they hold), releases every event published
 // and not yet polled, and frees it; [Engine.Released] then says how many were released.
-// Waits for Publish and Poll calls in progress (unbounded ones notice within 100 ms).
+// Waits for Publish and Poll calls in progress (they notice within 100 ms).
 // Idempotent.
 func (g *Engine) Close() error {
 	g.mu.Lock()

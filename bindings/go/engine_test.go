@@ -247,20 +247,22 @@ func TestEngineCloseReleasesEventsInFlight(t *testing.T) {
 	runtime.GC()
 }
 
-func TestEngineCloseWakesAnUnboundedPoll(t *testing.T) {
-	g, err := zenith.NewEngine(zenith.EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() {
-		_, err := g.Poll(zenith.Forever)
-		done <- err
-	}()
-	time.Sleep(20 * time.Millisecond) // let it start waiting (either order is correct)
-	g.Close()
-	if err := <-done; !errors.Is(err, zenith.ErrEngineClosed) {
-		t.Fatalf("Poll during Close: %v", err)
+func TestEngineCloseWakesAWaitingPoll(t *testing.T) {
+	for _, timeout := range []time.Duration{zenith.Forever, 10 * time.Minute} {
+		g, err := zenith.NewEngine(zenith.EngineOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() {
+			_, err := g.Poll(timeout)
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // let it start waiting (either order is correct)
+		g.Close()
+		if err := <-done; !errors.Is(err, zenith.ErrEngineClosed) {
+			t.Fatalf("Poll(%v) during Close: %v", timeout, err)
+		}
 	}
 }
 

@@ -255,14 +255,15 @@ def test_with_block_releases_in_flight_native_stage_events():
     assert sorted(seen) == sorted(set(seen))  # no event ran twice
 
 
-def test_close_wakes_an_unbounded_poll():
+@pytest.mark.parametrize("timeout", [None, 600])
+def test_close_wakes_a_waiting_poll(timeout):
     engine = zenith.Engine()
     engine.process(batch_of([1.0]), timeout=5)  # started
     errors = []
 
     def waiter():
         try:
-            engine.poll()  # nothing will come
+            engine.poll(timeout=timeout)  # nothing will come
         except zenith.ZenithError as exc:
             errors.append(exc)
 

@@ -23,6 +23,7 @@ import itertools
 import math
 import os
 import threading
+import time
 import weakref
 from ctypes import CFUNCTYPE, POINTER, c_char, c_int32, c_size_t, c_uint64, c_void_p
 
@@ -31,7 +32,7 @@ from . import _capsule, _errors, _lib
 __all__ = ["Engine", "NativeStage", "Plugin"]
 
 _FOREVER = 2**64 - 1
-# An unbounded wait is done in slices of this many milliseconds, so Ctrl-C and close() from
+# Waits are done in slices of at most this many milliseconds, so Ctrl-C and close() from
 # another thread are noticed between them (publish gets its event back after each slice).
 _SLICE_MS = 100
 
@@ -51,6 +52,24 @@ def _millis(timeout, what: str):
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or math.isnan(timeout) or timeout < 0:
         raise _errors.invalid(f"{what} must be None or seconds >= 0, got {timeout!r}")
     return int(math.ceil(timeout * 1000))
+
+
+class _Deadline:
+    """A wait of `millis` ms (None: unbounded) done in C waits of at most _SLICE_MS each, so that
+    Ctrl-C and close() from another thread are noticed between them."""
+
+    def __init__(self, millis):
+        self.millis = millis
+        self.end = None if millis is None else time.monotonic() + millis / 1000
+
+    def slice(self) -> int:
+        if self.end is None:
+            return _SLICE_MS
+        left = int(math.ceil(max(0.0, self.end - time.monotonic()) * 1000))
+        return min(left, _SLICE_MS)
+
+    def passed(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
 
 
 def _call(function, *args):
@@ -231,7 +250,7 @@ class Engine:
     can be added with ``load_plugin`` / ``add_stage`` until the engine starts).
 
     Thread safety: any number of threads may publish and poll at once; ``close`` waits for the calls
-    in progress (an unbounded wait notices it within 100 ms and raises).
+    in progress (a waiting call notices it within 100 ms and raises).
     """
 
     def __init__(self, buffer_size: int = 4096, workers: int | None = None, max_bytes: int | None = None, stages=()):
@@ -354,20 +373,20 @@ class Engine:
         try:
             publish = _lib.lib().zenith_engine_publish
             sequence = c_uint64(0)
+            deadline = _Deadline(millis)
             while True:
-                slice_ms = _SLICE_MS if millis is None else millis
                 err = _errors.new_err()
-                status = publish(handle, array_ptr, schema_ptr, slice_ms, ctypes.byref(sequence), ctypes.byref(err))
+                status = publish(handle, array_ptr, schema_ptr, deadline.slice(), ctypes.byref(sequence), ctypes.byref(err))
                 _errors.check(status, err)
                 if status == _lib.ZENITH_OK:
                     return sequence.value
-                if millis is not None:
+                self._check_open()
+                if deadline.passed():
                     raise _errors.EngineTimeoutError(
                         _lib.ZENITH_WOULD_BLOCK,
                         f"publish: the engine stayed full for {timeout} s "
                         f"(buffer_size={self.buffer_size}); the batch was not taken",
                     )
-                self._check_open()
         finally:
             self._leave()
             del schema_capsule, array_capsule
@@ -395,11 +414,11 @@ class Engine:
             array = _lib.ArrowArray()
             schema = _lib.ArrowSchema()
             sequence = c_uint64(0)
+            deadline = _Deadline(millis)
             while True:
-                slice_ms = _SLICE_MS if millis is None else millis
                 err = _errors.new_err()
                 status = poll(
-                    handle, ctypes.byref(array), ctypes.byref(schema), ctypes.byref(sequence), slice_ms, ctypes.byref(err)
+                    handle, ctypes.byref(array), ctypes.byref(schema), ctypes.byref(sequence), deadline.slice(), ctypes.byref(err)
                 )
                 if status == _lib.ZENITH_OK:
                     try:
@@ -417,11 +436,11 @@ class Engine:
                         lib.zenith_error_free(err)
                     raise _errors.EventFailedError(status, message, sequence.value)
                 _errors.check(status, err)
-                if millis is not None:
+                self._check_open()
+                if deadline.passed():
                     raise _errors.EngineTimeoutError(
                         _lib.ZENITH_WOULD_BLOCK, f"poll: no event finished within {timeout} s"
                     )
-                self._check_open()
         finally:
             self._leave()
 
@@ -459,8 +478,8 @@ class Engine:
     def close(self) -> int:
         """Stops the engine and frees it: workers finish the event they hold, and every event
         published and not yet polled is released. Returns how many were released (also kept in
-        :attr:`released`). Waits for publish/poll calls in progress (unbounded ones notice within
-        100 ms). Idempotent: a second call returns 0."""
+        :attr:`released`). Waits for publish/poll calls in progress (they notice within 100 ms
+        and raise). Idempotent: a second call returns 0."""
         with self._lock:
             if self._closed:
                 return 0
