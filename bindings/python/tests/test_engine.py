@@ -200,6 +200,18 @@ def test_plugin_errors_are_clear(tmp_path):
         zenith.Engine().publish([1, 2, 3])
 
 
+def test_process_refuses_with_events_in_flight():
+    with zenith.Engine() as engine:
+        engine.publish(batch_of([1.0], 1), timeout=5)
+        assert engine.in_flight == 1
+        with pytest.raises(zenith.InvalidArgumentError, match="not yet polled"):
+            engine.process(batch_of([2.0], 2), timeout=5)
+        # nothing was taken or lost: the earlier event is still next
+        assert engine.poll(timeout=5).column("id").to_pylist() == [1]
+        assert engine.in_flight == 0 and engine.published == 1
+        assert engine.process(batch_of([2.0], 2), timeout=5).column("id").to_pylist() == [2]
+
+
 def test_stages_are_fixed_once_started(plugins):
     with zenith.Engine() as engine:
         engine.process(batch_of([1.0]), timeout=30)

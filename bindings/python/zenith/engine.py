@@ -268,7 +268,10 @@ class Engine:
         self._released: list = []
         self._closed = False
         self._users = 0
+        self._published = 0
+        self._polled = 0  # delivered or reported failed
         self._lock = threading.Condition()
+        self._process_lock = threading.Lock()
         for stage in stages:
             self.add_stage(stage)
 
@@ -379,6 +382,8 @@ class Engine:
                 status = publish(handle, array_ptr, schema_ptr, deadline.slice(), ctypes.byref(sequence), ctypes.byref(err))
                 _errors.check(status, err)
                 if status == _lib.ZENITH_OK:
+                    with self._lock:
+                        self._published += 1
                     return sequence.value
                 self._check_open()
                 if deadline.passed():
@@ -420,6 +425,9 @@ class Engine:
                 status = poll(
                     handle, ctypes.byref(array), ctypes.byref(schema), ctypes.byref(sequence), deadline.slice(), ctypes.byref(err)
                 )
+                if status in (_lib.ZENITH_OK, _lib.ZENITH_ERR_EVENT_FAILED):
+                    with self._lock:
+                        self._polled += 1
                 if status == _lib.ZENITH_OK:
                     try:
                         batch = pa.RecordBatch._import_from_c(ctypes.addressof(array), ctypes.addressof(schema))
@@ -447,27 +455,49 @@ class Engine:
     def process(self, batch, timeout: float | None = None):
         """Runs one batch through the stages: ``publish`` then ``poll``, returning the transformed
         ``pyarrow.RecordBatch`` (or raising :class:`zenith.EventFailedError` for it). ``timeout``
-        bounds each of the two waits. For one caller at a time with nothing else in flight: with
-        other events published and not polled, the poll would return an earlier event, so
-        ``process`` refuses (use publish/poll for pipelines)."""
-        sequence = self.publish(batch, timeout=timeout)
-        got, result = None, None
-        try:
-            got, result = self._poll(timeout)
-        except _errors.EventFailedError as exc:
-            got = exc.sequence
-            if got == sequence:
+        bounds each of the two waits; after a poll timeout the event stays in flight (take it with
+        :meth:`poll`).
+
+        For request/response use with nothing else in flight: with events published and not yet
+        polled, the next poll would return one of those, so ``process`` refuses (nothing is
+        taken). Concurrent ``process`` calls take turns.
+        """
+        with self._process_lock:
+            in_flight = self.in_flight
+            if in_flight:
+                raise _errors.invalid(
+                    f"process: {in_flight} event(s) published and not yet polled would come out "
+                    "first; poll them, or use publish/poll"
+                )
+            sequence = self.publish(batch, timeout=timeout)
+            try:
+                got, result = self._poll(timeout)
+            except _errors.EventFailedError as exc:
+                if exc.sequence != sequence:
+                    raise self._overtaken(exc.sequence, sequence) from exc
                 raise
-            raise _errors.invalid(
-                f"process: event {got} came out before this batch's ({sequence}): another publisher "
-                "is using this engine; use publish/poll"
-            ) from exc
-        if got != sequence:
-            raise _errors.invalid(
-                f"process: event {got} came out before this batch's ({sequence}): another publisher "
-                "is using this engine; use publish/poll"
-            )
-        return result
+            if got != sequence:
+                raise self._overtaken(got, sequence)
+            return result
+
+    @staticmethod
+    def _overtaken(got, sequence):
+        return _errors.invalid(
+            f"process: event {got} came out instead of this batch's ({sequence}): another thread "
+            "published meanwhile (use publish/poll when several threads share an engine)"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Events published through this object and not yet polled (delivered or failed)."""
+        with self._lock:
+            return self._published - self._polled
+
+    @property
+    def published(self) -> int:
+        """Events published through this object so far."""
+        with self._lock:
+            return self._published
 
     def _check_open(self):
         if self._closed:
