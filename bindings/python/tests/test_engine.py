@@ -150,6 +150,23 @@ def test_order_preserved_across_many_batches_with_several_workers(plugins):
         np.testing.assert_allclose(out.column("x").to_numpy(), normalized(inputs[i]), rtol=1e-9, atol=1e-9)
 
 
+def test_python_stage_keeps_order_on_several_workers():
+    def shift(batch):  # pyarrow releases the GIL in the kernel; workers run it concurrently
+        return pa.record_batch({"x": pa.compute.add(batch.column("x"), 0.5), "id": batch.column("id")})
+
+    count = 300
+    with zenith.Engine(buffer_size=32, workers=4, stages=[zenith.NativeStage(shift)]) as engine:
+        thread = threading.Thread(
+            target=lambda: [engine.publish(batch_of([float(i)] * 3, i), timeout=60) for i in range(count)]
+        )
+        thread.start()
+        outputs = [engine.poll_with_sequence(timeout=60) for _ in range(count)]
+        thread.join()
+    assert [sequence for sequence, _ in outputs] == list(range(count))
+    assert [out.column("id")[0].as_py() for _, out in outputs] == list(range(count))
+    assert all(out.column("x").to_pylist() == [i + 0.5] * 3 for i, (_, out) in enumerate(outputs))
+
+
 # ---- failures -------------------------------------------------------------------------------------
 
 
