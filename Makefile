@@ -145,7 +145,7 @@ test-remote: setup build
 
 # The C++ bindings: installs to build/tests/cpp/prefix, builds tests/cpp (GoogleTest) and
 # examples/cpp with CMake find_package(Zenith), runs the tests under valgrind.
-test-cpp: build data
+test-cpp: build data plugins
 	tests/cpp/run.sh
 
 ## Install -------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ clean:
 .PHONY: test-go
 # The Go binding (bindings/go) and examples/go against a fresh `make install`: gofmt, go vet,
 # go test -race ./..., the example built with pkg-config and run. Needs Go 1.25 or newer.
-test-go: build data
+test-go: build data plugins
 	bindings/go/run_tests.sh
 
 ## Kubernetes scheduler extender (libzenith/extender) -------------------------------------------

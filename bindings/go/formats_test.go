@@ -60,9 +60,9 @@ func TestFormatsPathListAndUnsupportedScheme(t *testing.T) {
 	if got := countRows(t, l); got != 157 {
 		t.Errorf("two tar shards: %d rows, want 157", got)
 	}
-	_, err = zenith.Open("s3://bucket/train/", zenith.Options{})
-	if !errors.Is(err, zenith.ErrUnsupported) || !strings.Contains(err.Error(), `"s3"`) {
-		t.Errorf("s3:// gives %v", err)
+	_, err = zenith.Open("hdfs://namenode/train/", zenith.Options{})
+	if !errors.Is(err, zenith.ErrUnsupported) || !strings.Contains(err.Error(), `"hdfs"`) {
+		t.Errorf("hdfs:// gives %v", err)
 	}
 	if _, err := zenith.OpenPaths(nil, zenith.Options{}); !errors.Is(err, zenith.ErrNotFound) {
 		t.Errorf("no paths gives %v", err)

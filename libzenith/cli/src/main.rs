@@ -13,6 +13,7 @@ mod exit;
 mod inspect;
 mod metrics;
 mod output;
+mod plugin;
 mod sim;
 mod topology;
 
@@ -33,6 +34,9 @@ Examples:
   zenith metrics serve --addr 127.0.0.1:9100
   zenith sim --workload synthetic --json    the gang scheduler's policies on a simulated
                                             workload (and the Alibaba openb trace)
+  zenith plugin check normalize.wasm --input data.parquet
+                                            load a WASM transform plugin with its limits and
+                                            run it on the dataset's first batch
 
 Every subcommand takes --json. Progress goes to stderr, and only when it is a terminal.
 NO_COLOR=1 turns colour off.";
@@ -47,6 +51,8 @@ Exit status:
   4  invalid argument             10  internal error
   5  I/O error                    11  schema mismatch between shards
                                   12  buffer too small
+                                  13  over the memory budget
+                                  16  no GPU driver or device
   Library errors exit with 2 - zenith_status (ZENITH_ERR_NOT_FOUND = -4 exits 6).";
 
 /// Zenith's command line: inspect datasets, benchmark the loader, show the topology.
@@ -77,11 +83,23 @@ enum Command {
     /// Simulate the gang scheduler's policies on the openb trace and a synthetic workload.
     #[command(after_help = sim::EXAMPLES)]
     Sim(sim::Args),
+    /// WASM transform plugins (plugin ABI v1).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Prometheus metrics.
     Metrics {
         #[command(subcommand)]
         command: MetricsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin the way the engine does (ABI, limits) and run it on a dataset's first batch.
+    #[command(after_help = plugin::EXAMPLES)]
+    Check(plugin::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +117,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Topology(args) => topology::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Plugin {
+            command: PluginCommand::Check(args),
+        } => plugin::check(&args),
         Command::Metrics {
             command: MetricsCommand::Serve(args),
         } => metrics::serve(&args),

@@ -192,7 +192,7 @@ fn open_paths_reads_the_paths_in_order_and_checks_its_arguments() {
             zenith_loader_open_paths(ptr::null(), 0, ptr::null(), &mut out, ptr::null_mut()),
             ZENITH_ERR_NOT_FOUND
         );
-        let url = CString::new("s3://bucket/train/").unwrap();
+        let url = CString::new("hdfs://namenode/train/").unwrap();
         assert_eq!(
             zenith_loader_open(url.as_ptr(), ptr::null(), &mut out, ptr::null_mut()),
             ZENITH_ERR_UNSUPPORTED

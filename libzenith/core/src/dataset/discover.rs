@@ -127,8 +127,9 @@ pub fn local_path(path: &Path) -> Result<PathBuf> {
             return Ok(PathBuf::from(local));
         }
         return Err(Error::Unsupported(format!(
-            "{}: the URL scheme {scheme:?} is not supported (this build reads local paths and \
-             file:// URLs)",
+            "{}: the URL scheme {scheme:?} is not supported here: this takes local paths and \
+             file:// URLs (an object-store URL such as s3:// is a dataset path on its own, not \
+             in a list of paths)",
             path.display()
         )));
     }

@@ -75,8 +75,8 @@ pub fn check_scheme(path: &Path) -> crate::Result<()> {
     let scheme = scheme_of(path).unwrap_or_default();
     if !SCHEMES.contains(&scheme.as_str()) {
         return Err(crate::Error::Unsupported(format!(
-            "{}: the URL scheme {scheme}:// is not supported (supported: s3://, gs://, az://, \
-             abfss://, http://, https://, or a local path)",
+            "{}: the URL scheme {scheme:?} is not supported (supported: s3://, gs://, az://, \
+             abfss://, http://, https://, file://, or a local path)",
             path.display()
         )));
     }
