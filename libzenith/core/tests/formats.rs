@@ -324,10 +324,7 @@ fn a_list_of_paths_is_one_dataset_in_the_order_given() {
 #[test]
 fn url_schemes_and_formats_not_supported_say_so_by_name() {
     // (s3://, gs://, az:// and http(s):// are read through object stores: tests/remote.)
-    for url in [
-        "hdfs://namenode/x.parquet",
-        "ftp://host/x.csv",
-    ] {
+    for url in ["hdfs://namenode/x.parquet", "ftp://host/x.csv"] {
         let err = Loader::open(url, &unshuffled(10)).unwrap_err();
         assert!(matches!(err, Error::Unsupported(_)), "{url}: {err}");
         let scheme = url.split("://").next().unwrap();
