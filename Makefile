@@ -232,7 +232,7 @@ test-python-binding: setup
 	ZENITH_WHEEL_PLAT=$(TEST_WHEEL_PLAT) scripts/build_wheel.sh $(BINDING_VENV)/bin/python
 	$(BINDING_VENV)/bin/python -m pip install -q --force-reinstall --no-deps target/wheelhouse/libzenith-*.whl
 	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 ZENITH_WHEEL_PLAT=$(TEST_WHEEL_PLAT) \
-	  ZENITH_WHEEL="$$(ls target/wheelhouse/libzenith-*.whl)" \
+	  ZENITH_WHEEL="$$(ls $(CURDIR)/target/wheelhouse/libzenith-*.whl)" \
 	  $(BINDING_VENV)/bin/pytest -q bindings/python/tests --ignore=bindings/python/tests/test_ray_adapter.py
 	@# A Ray cluster's threads outlive ray.shutdown(): the Ray adapter's test gets a process of its own.
 	env -u ZENITH_LIBRARY ZENITH_EXPECT_BUNDLED=1 $(BINDING_VENV)/bin/pytest -q bindings/python/tests/test_ray_adapter.py
