@@ -9,6 +9,7 @@ for all of them; how a job starts, is watched and stops is each executor's own (
 
 from __future__ import annotations
 
+import abc
 import sys
 import time
 from typing import Any, Optional
@@ -98,7 +99,7 @@ class JobHandleBase:
         return f"<{type(self).__name__} {self.id} {self.state.name}>"
 
 
-class DecisionLoop:
+class DecisionLoop(abc.ABC):
     """The thread that turns the scheduler's decisions into actions, every ``_poll`` seconds.
 
     Subclasses set ``_cond`` (a ``threading.Condition`` guarding everything), ``_sched``,
@@ -116,8 +117,9 @@ class DecisionLoop:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self) -> None:  # pragma: no cover - every executor has its own
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stops the executor and what it runs."""
 
     def _now(self) -> int:
         return int((time.monotonic() - self._t0) * 1000)
@@ -135,11 +137,13 @@ class DecisionLoop:
                     sys.stderr.write(f"{self._loop_name}: {e!r}\n")
                 self._cond.wait(self._poll)
 
-    def _step(self) -> None:  # pragma: no cover - every executor has its own
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _step(self) -> None:
+        """One pass over the scheduler's decisions, under the lock."""
 
-    def _stop(self, job) -> None:  # pragma: no cover - every executor has its own
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _stop(self, job) -> None:
+        """Stops what runs `job`."""
 
     def _cancel(self, job) -> bool:
         with self._cond:
