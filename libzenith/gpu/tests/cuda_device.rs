@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::result;
-use zenith_gpu::pinned::{CudaHostAllocator, HostRegistration, PinnedPool};
+use zenith_gpu::pinned::{BlockPool, CudaHostAllocator, HostRegistration};
 use zenith_gpu::ring::cuda_engine::CudaCopyEngine;
 use zenith_gpu::ring::{RingConfig, SlotRing};
 
@@ -90,7 +90,7 @@ fn pinned_pool_and_registration_work_on_the_device() {
     if skip_reason("pinned_pool_and_registration_work_on_the_device").is_some() {
         return;
     }
-    let pool = PinnedPool::new(CudaHostAllocator::new(0).unwrap());
+    let pool = BlockPool::new(CudaHostAllocator::new(0).unwrap());
     let mut block = pool.acquire(1 << 20).unwrap();
     block.bytes_mut().fill(1);
     drop(block);
