@@ -124,8 +124,11 @@ fn with_phase(mut pod: Value, phase: &str) -> Value {
     pod
 }
 
+/// The requests a fake API server got: (path, JSON body).
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A fake API server that records the requests it gets and answers `status`.
-fn fake_apiserver(status: u16) -> (zenith_http::Server, Arc<Mutex<Vec<(String, Value)>>>) {
+fn fake_apiserver(status: u16) -> (zenith_http::Server, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let server = zenith_http::Server::start(
