@@ -4,11 +4,9 @@
 //! removed), and reconciliation with the candidates of each request (absent nodes, assumed pods
 //! that never bind).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use zenith_extender::binder::ApiServer;
@@ -18,21 +16,8 @@ use zenith_extender::{Extender, ExtenderConfig, serve};
 const GRACE: u64 = 60_000;
 const BIND_DEADLINE: u64 = 30_000;
 
-fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status: u16 = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned();
-    (status, body)
-}
+mod common;
+use common::post;
 
 fn node(name: &str, gpus: u32) -> Value {
     json!({

@@ -171,10 +171,26 @@ class DecisionLoop(abc.ABC):
         with self._cond:
             return self._sched.job_state(job_id)
 
-    def _new_job(self, make_job: Callable, *, name: str, gpus, cpus, **spec) -> Any:
-        """Submits a job: ``gpus`` whole GPUs per member, or a share of one GPU when it is a
-        fraction below 1 (``gpus=0.25``: 250 milli-GPUs); ``cpus`` defaults to 1 for a CPU-only
-        job and 0 otherwise. ``make_job(job_id, spec)`` builds the executor's job record."""
+    def _new_job(
+        self,
+        make_job: Callable,
+        name: str,
+        *,
+        gpus,
+        cpus,
+        memory_mib: int,
+        gang: int,
+        priority: int,
+        preemptible: bool,
+        restartable: bool,
+        max_runtime: Optional[float],
+        **spec,
+    ) -> Any:
+        """Submits a job with the options every executor's ``submit`` takes: ``gpus`` whole GPUs
+        per member, or a share of one GPU when it is a fraction below 1 (``gpus=0.25``: 250
+        milli-GPUs); ``cpus`` defaults to 1 for a CPU-only job and 0 otherwise; ``max_runtime``
+        in seconds; ``spec``: more :class:`JobSpec` fields. ``make_job(job_id, spec)`` builds the
+        executor's job record."""
         share = None
         if isinstance(gpus, float) and not gpus.is_integer():
             if not 0 < gpus < 1:
@@ -198,6 +214,12 @@ class DecisionLoop(abc.ABC):
                 gpus=int(gpus),
                 gpu_share_milli=share,
                 cpu_milli=int(cpus * 1000),
+                memory_mib=memory_mib,
+                gang_size=gang,
+                priority=priority,
+                preemptible=preemptible,
+                restartable=restartable,
+                max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
                 progress_timeout_ms=int(self.progress_timeout * 1000) if self.progress_timeout else None,
                 **spec,
             )

@@ -240,18 +240,9 @@ class LocalExecutor(DecisionLoop):
         elif not callable(target):
             raise invalid(f"cannot run {target!r}: not callable and not a command")
         name = name or (os.path.basename(target[0]) if is_command else getattr(target, "__name__", "job"))
-        job = self._new_job(
-            lambda job_id, spec: _Job(job_id, list(target) if is_command else target, args, kwargs, spec),
-            name=name,
-            gpus=gpus,
-            cpus=cpus,
-            memory_mib=memory_mib,
-            gang_size=gang,
-            priority=priority,
-            preemptible=preemptible,
-            restartable=restartable,
-            max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
-        )
+        make = lambda job_id, spec: _Job(job_id, list(target) if is_command else target, args, kwargs, spec)  # noqa: E731
+        job = self._new_job(make, name, gpus=gpus, cpus=cpus, memory_mib=memory_mib, gang=gang, priority=priority,
+                            preemptible=preemptible, restartable=restartable, max_runtime=max_runtime)  # fmt: skip
         return JobHandle(self, job)
 
     def stats(self) -> dict:

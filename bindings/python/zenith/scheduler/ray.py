@@ -208,24 +208,15 @@ class RayScheduler(DecisionLoop):
     ) -> RayJobHandle:
         """Submits ``fn(*args, **kwargs)`` (a function Ray can pickle) as a job of ``gang``
         members, each with ``gpus`` GPUs (a fraction below 1 is a share of one GPU: Ray's
-        fractional ``num_gpus``), ``cpus`` CPUs (default 1 for a CPU-only job, 0 otherwise) and ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``,
-        ``"spread"``, ...). ``max_runtime`` in seconds. Returns a handle at once; the job starts
+        fractional ``num_gpus``), ``cpus`` CPUs (default 1 for a CPU-only job, 0 otherwise) and
+        ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``, ``"spread"``, ...). ``max_runtime`` in seconds. Returns a handle at once; the job starts
         when zenith says so."""
         if not callable(fn):
             raise invalid(f"cannot run {fn!r}: not callable")
-        job = self._new_job(
-            lambda job_id, spec: _RayJob(job_id, fn, args, kwargs, spec),
-            name=name or getattr(fn, "__name__", "job"),
-            gpus=gpus,
-            cpus=cpus,
-            memory_mib=memory_mib,
-            gang_size=gang,
-            locality=locality,
-            priority=priority,
-            preemptible=preemptible,
-            restartable=restartable,
-            max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
-        )
+        make = lambda job_id, spec: _RayJob(job_id, fn, args, kwargs, spec)  # noqa: E731
+        job = self._new_job(make, name or getattr(fn, "__name__", "job"), gpus=gpus, cpus=cpus, memory_mib=memory_mib,
+                            gang=gang, priority=priority, preemptible=preemptible, restartable=restartable,
+                            max_runtime=max_runtime, locality=locality)  # fmt: skip
         return RayJobHandle(self, job)
 
     def nodes(self) -> dict:
