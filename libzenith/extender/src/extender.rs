@@ -35,8 +35,9 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// How the extender reconciles what it holds with the cluster.
 #[derive(Clone)]
 pub struct ExtenderConfig {
-    /// A node missing from every request (candidates, watch events) for this long is removed
-    /// when it holds no gang member, drained otherwise (until it shows up again).
+    /// A node missing from the candidates of every filter and prioritize request for this long
+    /// (and from watch events) is removed when it holds no gang member, drained otherwise
+    /// (until it shows up again). Time without requests does not count.
     pub node_grace_ms: u64,
     /// A pod assumed on its slot but not bound (bind verb, or a watch event with its
     /// `nodeName`) within this long loses the slot; a gang with no bound pod this long after
@@ -102,8 +103,9 @@ pub(crate) struct Gang {
 pub(crate) struct NodeTrack {
     /// The spec zenith's scheduler has for it.
     pub spec: zenith_scheduler::NodeSpec,
-    /// The last request or watch event that showed it.
-    pub last_seen: u64,
+    /// The first request whose candidates lacked it since a request or watch event last
+    /// showed it.
+    pub missing_since: Option<u64>,
     /// `spec.unschedulable` (kubectl cordon).
     pub cordoned: bool,
     /// Missing past the grace period while holding gang members.
@@ -198,7 +200,7 @@ impl Extender {
     /// The filter verb.
     pub fn filter(&self, args: &ExtenderArgs) -> ExtenderFilterResult {
         let (mut st, now) = self.lock();
-        match filter(&mut st, args, now) {
+        match filter(&mut st, args, self.cfg.node_grace_ms, now) {
             Ok(r) => r,
             Err(error) => ExtenderFilterResult {
                 error,
@@ -212,7 +214,7 @@ impl Extender {
         let (mut st, now) = self.lock();
         let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
         let names = candidates(args)?;
-        st.seen(&names, now);
+        st.seen(&names, self.cfg.node_grace_ms, now);
         let slot_node = st.slot_of(&pod.metadata.uid).map(|s| s.node.clone());
         Ok(names
             .into_iter()
@@ -386,7 +388,12 @@ fn candidates(args: &ExtenderArgs) -> Result<Vec<String>, String> {
     Err("the request has neither Nodes nor NodeNames".into())
 }
 
-fn filter(st: &mut State, args: &ExtenderArgs, now: u64) -> Result<ExtenderFilterResult, String> {
+fn filter(
+    st: &mut State,
+    args: &ExtenderArgs,
+    node_grace_ms: u64,
+    now: u64,
+) -> Result<ExtenderFilterResult, String> {
     let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
     let names = candidates(args)?;
     if let Some(list) = &args.nodes {
@@ -396,7 +403,7 @@ fn filter(st: &mut State, args: &ExtenderArgs, now: u64) -> Result<ExtenderFilte
             st.upsert_node(&node, now)?;
         }
     }
-    st.seen(&names, now);
+    st.seen(&names, node_grace_ms, now);
     let mut failed = BTreeMap::new();
     let mut unresolvable = BTreeMap::new();
     let pass: BTreeSet<String> = match mapping::gang_request(pod)? {

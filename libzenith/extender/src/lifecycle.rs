@@ -9,12 +9,14 @@
 //!   or updated (allocatable, labels) — at once when it holds no gang member, else it is drained
 //!   until it holds none; `spec.unschedulable` drains it (cordon); `DELETED` removes it and
 //!   forgets the gangs it held (their other pods are Kubernetes' to restart).
-//! - **reconciliation** before every request, with the candidates filter and prioritize carry:
-//!   a node missing from every request and event for [`ExtenderConfig::node_grace_ms`] is
-//!   removed when it holds no gang member, drained otherwise (a full node is never a candidate
-//!   for a GPU pod, so absence alone never removes a node that holds work); pods assumed on a
-//!   slot but not bound within [`ExtenderConfig::bind_deadline_ms`] lose the slot, and a gang
-//!   with no bound pod that long after its last placement or assumption is released.
+//! - **reconciliation** with the candidates filter and prioritize carry: a node missing from
+//!   the candidates of every request for [`ExtenderConfig::node_grace_ms`] (time without
+//!   requests does not count; a watch event showing the node resets it) is removed when it
+//!   holds no gang member, drained otherwise (a full node is never a candidate for a GPU pod,
+//!   so absence alone never removes a node that holds work). Before every request, pods
+//!   assumed on a slot but not bound within [`ExtenderConfig::bind_deadline_ms`] lose the
+//!   slot, and a gang with no bound pod that long after its last placement or assumption is
+//!   released.
 
 use zenith_scheduler::NodeState;
 
@@ -35,15 +37,37 @@ impl State {
             .any(|g| g.slots.iter().any(|s| s.node == node))
     }
 
-    /// Nodes a request showed (filter and prioritize candidates).
-    pub(crate) fn seen(&mut self, names: &[String], now: u64) {
-        for n in names {
-            if let Some(t) = self.nodes.get_mut(n) {
-                t.last_seen = now;
+    /// The candidates of a filter or prioritize request: the nodes among them are present;
+    /// a node missing from every request for `grace` ms is removed when it holds no gang
+    /// member, drained otherwise. Absence is judged only here, after the request's own
+    /// candidates: idle time between requests never removes a node.
+    pub(crate) fn seen(&mut self, names: &[String], grace: u64, now: u64) {
+        let shown: std::collections::BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let mut back = Vec::new();
+        let mut gone = Vec::new();
+        for (n, t) in self.nodes.iter_mut() {
+            if shown.contains(n.as_str()) {
+                t.missing_since = None;
                 if t.absent {
                     t.absent = false;
-                    self.sync(n, now);
+                    back.push(n.clone());
                 }
+            } else {
+                let since = *t.missing_since.get_or_insert(now);
+                if !t.absent && now.saturating_sub(since) > grace {
+                    gone.push(n.clone());
+                }
+            }
+        }
+        for n in back {
+            self.sync(&n, now);
+        }
+        for n in gone {
+            if self.holds_members(&n) {
+                self.nodes.get_mut(&n).expect("listed above").absent = true;
+                self.sync(&n, now);
+            } else {
+                self.remove_node(&n, now);
             }
         }
     }
@@ -55,7 +79,7 @@ impl State {
         let cordoned = node.spec.unschedulable;
         match self.nodes.get_mut(&name) {
             Some(t) => {
-                t.last_seen = now;
+                t.missing_since = None;
                 t.absent = false;
                 t.cordoned = cordoned;
                 t.pending = (spec != t.spec).then_some(spec);
@@ -68,7 +92,7 @@ impl State {
                     name.clone(),
                     NodeTrack {
                         spec,
-                        last_seen: now,
+                        missing_since: None,
                         cordoned,
                         absent: false,
                         pending: None,
@@ -236,7 +260,8 @@ impl State {
         }
     }
 
-    /// Deadlines at `now`: assumed pods that never bound, gangs never bound, absent nodes.
+    /// Deadlines at `now`: assumed pods that never bound, gangs never bound; nodes waiting to
+    /// take a changed spec.
     pub(crate) fn reconcile(&mut self, cfg: &ExtenderConfig, now: u64) {
         let deadline = cfg.bind_deadline_ms;
         let mut never_bound = Vec::new();
@@ -254,23 +279,6 @@ impl State {
         }
         for key in never_bound {
             self.release_gang(&key, now, None);
-        }
-        let missing: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(_, t)| now.saturating_sub(t.last_seen) > cfg.node_grace_ms)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in missing {
-            if self.holds_members(&n) {
-                let t = self.nodes.get_mut(&n).expect("listed above");
-                if !t.absent {
-                    t.absent = true;
-                    self.sync(&n, now);
-                }
-            } else {
-                self.remove_node(&n, now);
-            }
         }
         // Nodes that waited for their gangs to leave before taking a changed spec.
         let waiting: Vec<String> = self

@@ -329,13 +329,15 @@ fn reconciliation_with_candidates_and_deadlines() {
     assert_eq!(rig.ext.nodes().len(), 3);
 
     // Later requests show only n0 and n1 (n2 left the cluster; kube never offers it again).
+    // Time without requests does not count: n2 is missing from the first request on.
     let shown: Vec<&str> = vec!["n0", "n1"];
-    rig.advance(GRACE / 2);
+    rig.advance(10 * GRACE);
     rig.place(pod("b0", "b", 1, 8), &shown);
-    rig.advance(GRACE / 2 + 1);
+    assert!(rig.ext.nodes().contains_key("n2"));
+    rig.advance(GRACE + 1);
     rig.place(pod("b0", "b", 1, 8), &shown);
-    // a0 (on {a_node}) never bound within the deadline: its gang is released; then n2, absent
-    // past the grace period and empty, is removed.
+    // a0 (on {a_node}) never bound within the deadline: its gang is released; then n2, missing
+    // from the requests past the grace period and empty, is removed.
     let nodes = rig.ext.nodes();
     assert!(
         !rig.ext.gangs().contains_key("ml/a"),
@@ -351,9 +353,8 @@ fn reconciliation_with_candidates_and_deadlines() {
     p["spec"]["nodeName"] = json!(b_node);
     rig.watch(&[event("MODIFIED", p)]);
     let other = if b_node == "n0" { "n1" } else { "n0" };
-    rig.advance(GRACE / 2);
     rig.filter(json!({"Pod": plain(), "NodeNames": [other]}));
-    rig.advance(GRACE / 2 + 1);
+    rig.advance(GRACE + 1);
     assert_eq!(rig.place(pod("c0", "c", 1, 8), &[other]), other);
     let nodes = rig.ext.nodes();
     assert!(nodes[b_node.as_str()].draining, "{nodes:?}");
@@ -365,6 +366,12 @@ fn reconciliation_with_candidates_and_deadlines() {
         event("DELETED", pod("c0", "c", 1, 8)),
     ]);
     assert!(rig.ext.gangs().is_empty());
+    // A watch event showing a node counts as seeing it.
+    rig.filter(json!({"Pod": plain(), "NodeNames": [other]}));
+    rig.advance(GRACE + 1);
+    rig.watch(&[event("MODIFIED", node(&b_node, 8))]);
+    rig.filter(json!({"Pod": plain(), "NodeNames": [other]}));
+    assert!(rig.ext.nodes().contains_key(b_node.as_str()));
 
     // An assumed pod of a gang that has a bound member loses its slot after the deadline; a
     // replacement pod takes it.
