@@ -52,7 +52,7 @@ pub struct ExtenderConfig {
 impl Default for ExtenderConfig {
     fn default() -> Self {
         ExtenderConfig {
-            node_grace_ms: 300_000,
+            node_grace_ms: 600_000,
             bind_deadline_ms: 60_000,
             apiserver: None,
             clock: None,

@@ -209,8 +209,9 @@ class RayScheduler(DecisionLoop):
         """Submits ``fn(*args, **kwargs)`` (a function Ray can pickle) as a job of ``gang``
         members, each with ``gpus`` GPUs (a fraction below 1 is a share of one GPU: Ray's
         fractional ``num_gpus``), ``cpus`` CPUs (default 1 for a CPU-only job, 0 otherwise) and
-        ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``, ``"spread"``, ...). ``max_runtime`` in seconds. Returns a handle at once; the job starts
-        when zenith says so."""
+        ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``, ``"spread"``, ...).
+        ``max_runtime`` in seconds. Returns a handle at once; the job starts when zenith says
+        so."""
         if not callable(fn):
             raise invalid(f"cannot run {fn!r}: not callable")
         make = lambda job_id, spec: _RayJob(job_id, fn, args, kwargs, spec)  # noqa: E731
