@@ -188,3 +188,22 @@ def test_a_silent_job_is_a_zombie():
         assert handle.state == JobState.FAILED
         assert handle.exit_codes == [-signal.SIGKILL]  # SIGTERM waits on a stopped process
         assert ex.submit(add, 2, gpus=1).result(timeout=DEADLINE) == 2  # its GPU is free again
+
+
+def test_gpu_shares_are_packed_onto_one_gpu(tmp_path):
+    """Two jobs of half a GPU share GPU 0 (both run at once); a whole-GPU job then gets GPU 1;
+    a fraction above 1 is refused."""
+    release = str(tmp_path / "release")
+    with LocalExecutor(gpus=2) as ex:
+        halves = [ex.submit(block_until, release, str(tmp_path / f"h{i}"), gpus=0.5) for i in range(2)]
+        for i in range(2):
+            wait_for_file(str(tmp_path / f"h{i}"))
+        assert [h.gpus for h in halves] == [(0,), (0,)]
+        whole = ex.submit(block_until, release, str(tmp_path / "w"), gpus=1)
+        wait_for_file(str(tmp_path / "w"))
+        assert whole.gpus == (1,)
+        open(release, "w").close()
+        assert [h.result(timeout=DEADLINE) for h in halves] == ["0", "0"]
+        assert whole.result(timeout=DEADLINE) == "1"
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            ex.submit(add, 1, gpus=1.5)

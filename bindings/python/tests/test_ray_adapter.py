@@ -7,7 +7,9 @@ from the cluster is down for zenith. Every wait has a deadline; no timing assert
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
 import time
 
@@ -44,6 +46,44 @@ def block_until(path, marker):
     while not os.path.exists(path):
         time.sleep(0.05)
     return "released"
+
+
+def freeze_unless(marker):
+    """The first attempt writes its pid to `marker` and stops itself (alive but silent: its
+    heartbeat stops); a later attempt, finding the marker, returns."""
+    if os.path.exists(marker):
+        return "second attempt"
+    with open(marker + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(marker + ".tmp", marker)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def share_report(path, marker):
+    """A fractional-GPU member: reports the GPU Ray gave it (and zenith's choice), then blocks
+    until `path` exists."""
+    ctx = ray.get_runtime_context()
+    report = {
+        "node": ctx.get_node_id(),
+        "ray_gpus": [str(g) for g in ray.get_gpu_ids()],
+        "gpu_resources": sorted({v for k, v in ctx.get_assigned_resources().items() if k.startswith("GPU")}),
+        "zenith_gpus": os.environ["ZENITH_GPUS"],
+    }
+    with open(marker + ".tmp", "w") as f:
+        json.dump(report, f)
+    os.replace(marker + ".tmp", marker)
+    while not os.path.exists(path):
+        time.sleep(0.05)
+    return report
+
+
+def gone(pid):
+    """The process exited (or is a zombie process waiting for its parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def wait_until(cond, what, timeout=DEADLINE):
@@ -155,6 +195,67 @@ def test_job_failing_in_ray_fails_in_zenith(sched):
         handle.result(timeout=DEADLINE)
     assert isinstance(info.value.cause, KeyError)
     assert handle.state == JobState.FAILED
+
+
+def test_zombies_are_failed_or_requeued_by_policy(cluster, tmp_path):
+    """A member whose heartbeat stops (its worker process stopped) past the progress timeout is
+    a zombie: not restartable, the job fails with reason "zombie"; restartable, it is requeued
+    and runs again. Either way its placement group is removed and the stopped worker killed."""
+    pids = []
+    try:
+        with RayScheduler(node_refresh=0.2, progress_timeout=3.0, heartbeat_interval=0.2) as sched:
+            wait_until(lambda: sum(v == "up" for v in sched.nodes().values()) >= 3, "zenith to see the Ray nodes")
+            marker = str(tmp_path / "frozen")
+            handle = sched.submit(freeze_unless, marker, gpus=1, restartable=False)
+            wait_until(lambda: os.path.exists(marker), "the member to stop itself")
+            pids.append(int(open(marker).read()))
+            pg = handle.placement_group
+            err = handle.exception(timeout=DEADLINE)
+            assert isinstance(err, JobFailedError) and err.reason == "zombie", err
+            assert handle.state == JobState.FAILED and handle.requeues == []
+            assert placement_group_table(pg)["state"] == "REMOVED"
+            wait_until(lambda: gone(pids[0]), "Ray to kill the zombie's worker")
+
+            marker = str(tmp_path / "frozen-once")
+            handle = sched.submit(freeze_unless, marker, gpus=1)
+            wait_until(lambda: os.path.exists(marker), "the member to stop itself")
+            pids.append(int(open(marker).read()))
+            assert handle.result(timeout=DEADLINE) == "second attempt"
+            assert handle.requeues == ["zombie"] and handle.attempts == 2
+            wait_until(lambda: gone(pids[1]), "Ray to kill the zombie's worker")
+            stats = sched.stats()
+            assert stats["jobs"]["FAILED"] == 1 and stats["requeues_total"] == 1, stats
+    finally:
+        for pid in pids:  # never leave a stopped process behind, whatever failed above
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_fractional_gpus_are_packed_and_map_to_ray_num_gpus(sched, tmp_path):
+    """Four jobs of half a GPU: zenith packs them two per GPU, each member's bundle and task ask
+    Ray for num_gpus=0.5 and Ray gives the two jobs of a zenith GPU one GPU; the four whole GPUs
+    left then take a 4-GPU gang at once (Ray's accounting agrees with zenith's)."""
+    release = str(tmp_path / "release")
+    shares = [sched.submit(share_report, release, str(tmp_path / f"s{i}"), gpus=0.5) for i in range(4)]
+    for i in range(4):
+        wait_until(lambda i=i: os.path.exists(tmp_path / f"s{i}"), f"share {i} to run")
+    reports = [json.load(open(tmp_path / f"s{i}")) for i in range(4)]
+    places = {}
+    for h, r in zip(shares, reports):
+        assert r["gpu_resources"] == [0.5], r
+        assert len(r["ray_gpus"]) == 1 and r["node"] == h.nodes[0]
+        assert r["zenith_gpus"] == ",".join(map(str, h.gpus[0]))
+        places.setdefault((h.nodes[0], h.gpus[0]), []).append(r["ray_gpus"][0])
+    # Two zenith GPUs, two shares each, and Ray put each pair on one GPU.
+    assert sorted(len(v) for v in places.values()) == [2, 2], places
+    assert all(len(set(v)) == 1 for v in places.values()), places
+    gang = sched.submit(where, "whole", gpus=1, gang=4)
+    reports_gang = gang.result(timeout=DEADLINE)
+    assert [r[2] for r in reports_gang] == ["whole"] * 4
+    open(release, "w").close()
+    assert [h.result(timeout=DEADLINE)["node"] for h in shares] == [r["node"] for r in reports]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        sched.submit(where, gpus=1.5)
 
 
 def test_removed_node_is_down_for_zenith(cluster, tmp_path):

@@ -2,51 +2,148 @@
 //! the gangs it placed, and which pod took which member slot.
 //!
 //! - **filter**: the first pod of a gang places the whole gang (all or nothing) with zenith's
-//!   placement on the candidate nodes; each pod then takes one member slot, and only its
-//!   slot's node passes. A gang that does not fit fails every node.
+//!   placement on the candidate nodes; each pod then takes one member slot (the pod is
+//!   *assumed* there), and only its slot's node passes. A gang that does not fit fails every
+//!   node.
 //! - **prioritize**: the pod's slot node gets [`MAX_EXTENDER_PRIORITY`], other nodes 0.
 //! - **preempt**: nodes whose victims include a member of a zenith gang that is not
 //!   preemptible, or of a priority tier not below the preemptor's, are dropped; the others are
 //!   kept with their victims.
-//! - **release**: a gang's resources come back when its owner says the gang ended (kube's
-//!   extender protocol has no such verb; `POST /release`).
+//! - **bind** (when the extender is kube-scheduler's binder): the pod's `v1.Binding` is created
+//!   on the API server ([`crate::binder`]) and its slot counts as bound.
+//! - **watch** and reconciliation ([`crate::lifecycle`]): pod ends, node changes, nodes that
+//!   stopped showing up, assumed pods that never bound.
+//! - **release**: a gang's resources come back at once (`POST /release`, for owners that know).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use zenith_scheduler::{Decision, JobId, JobSpec, Scheduler, SchedulerConfig};
+use zenith_scheduler::{Decision, JobId, JobSpec, NodeState, Scheduler, SchedulerConfig};
 
+use crate::binder::ApiServer;
 use crate::mapping::{self, GangRequest};
 use crate::wire::{
-    ExtenderArgs, ExtenderFilterResult, ExtenderPreemptionArgs, ExtenderPreemptionResult,
-    HostPriority, MAX_EXTENDER_PRIORITY, MetaPod, MetaVictims, Node, NodeList,
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
+    ExtenderPreemptionArgs, ExtenderPreemptionResult, HostPriority, MAX_EXTENDER_PRIORITY, MetaPod,
+    MetaVictims, NodeList, WatchEvent,
 };
+
+/// Milliseconds on some monotonic clock (tests inject their own).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How the extender reconciles what it holds with the cluster.
+#[derive(Clone)]
+pub struct ExtenderConfig {
+    /// A node missing from the candidates of every filter and prioritize request for this long
+    /// (and from watch events) is removed when it holds no gang member, drained otherwise
+    /// (until it shows up again). Time without requests does not count.
+    pub node_grace_ms: u64,
+    /// A pod assumed on its slot but not bound (bind verb, or a watch event with its
+    /// `nodeName`) within this long loses the slot; a gang with no bound pod this long after
+    /// its last placement or assumption is released.
+    pub bind_deadline_ms: u64,
+    /// Where `bind` creates Bindings (None: the bind verb answers an error).
+    pub apiserver: Option<ApiServer>,
+    /// The clock (None: milliseconds since the extender started).
+    pub clock: Option<Clock>,
+}
+
+impl Default for ExtenderConfig {
+    fn default() -> Self {
+        ExtenderConfig {
+            node_grace_ms: 600_000,
+            bind_deadline_ms: 60_000,
+            apiserver: None,
+            clock: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExtenderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtenderConfig")
+            .field("node_grace_ms", &self.node_grace_ms)
+            .field("bind_deadline_ms", &self.bind_deadline_ms)
+            .field("apiserver", &self.apiserver)
+            .field("clock", &self.clock.as_ref().map(|_| "injected"))
+            .finish()
+    }
+}
+
+/// One member slot of a placed gang.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    /// The node zenith chose.
+    pub node: String,
+    /// The pod (UID) that took it.
+    pub pod: Option<String>,
+    /// When the pod took it.
+    pub assumed_at: u64,
+    /// Whether the pod is bound to the node.
+    pub bound: bool,
+}
 
 /// A placed gang.
 #[derive(Debug, Clone)]
-struct Gang {
-    job: JobId,
-    /// Per member: its node, and the pod (UID) that took the slot.
-    slots: Vec<(String, Option<String>)>,
-    priority: i32,
-    preemptible: bool,
+pub(crate) struct Gang {
+    pub job: JobId,
+    pub slots: Vec<Slot>,
+    pub priority: i32,
+    pub preemptible: bool,
+    /// The last placement or assumption (the bind deadline counts from it).
+    pub active_at: u64,
+    /// Pods of the gang that ended, and whether one of them failed.
+    pub ended: u32,
+    pub failed: bool,
+}
+
+/// What the extender knows of a node beyond zenith's scheduler.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeTrack {
+    /// The spec zenith's scheduler has for it.
+    pub spec: zenith_scheduler::NodeSpec,
+    /// The first request whose candidates lacked it since a request or watch event last
+    /// showed it.
+    pub missing_since: Option<u64>,
+    /// `spec.unschedulable` (kubectl cordon).
+    pub cordoned: bool,
+    /// Missing past the grace period while holding gang members.
+    pub absent: bool,
+    /// A changed spec waiting for the node to hold no gang member.
+    pub pending: Option<zenith_scheduler::NodeSpec>,
 }
 
 #[derive(Debug)]
-struct State {
-    sched: Scheduler,
-    next_id: u64,
-    gangs: BTreeMap<String, Gang>,
+pub(crate) struct State {
+    pub sched: Scheduler,
+    pub next_id: u64,
+    pub gangs: BTreeMap<String, Gang>,
     /// Pod UID → gang key.
-    pods: BTreeMap<String, String>,
+    pub pods: BTreeMap<String, String>,
+    pub nodes: BTreeMap<String, NodeTrack>,
+}
+
+/// A node as the extender holds it (see [`Extender::nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// GPUs zenith's scheduler knows.
+    pub gpus: u32,
+    /// Taking no new gangs (cordoned, absent, or waiting to take a changed spec).
+    pub draining: bool,
 }
 
 /// The extender (thread-safe: one lock around its state).
-#[derive(Debug)]
 pub struct Extender {
     state: Mutex<State>,
-    start: Instant,
+    cfg: ExtenderConfig,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Extender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extender").field("cfg", &self.cfg).finish()
+    }
 }
 
 impl Default for Extender {
@@ -56,44 +153,54 @@ impl Default for Extender {
 }
 
 impl Extender {
-    /// An extender that knows no node yet (it learns them from requests carrying `Nodes`).
-    /// Preemption is kube-scheduler's, so the scheduler inside places without preempting.
+    /// An extender with the default configuration that knows no node yet (it learns them from
+    /// requests carrying `Nodes` and from node watch events).
     pub fn new() -> Extender {
-        let mut cfg = SchedulerConfig::default();
-        cfg.policy.preemption = false;
-        let sched = Scheduler::new(cfg).expect("the default configuration is valid");
+        Extender::with_config(ExtenderConfig::default())
+    }
+
+    /// An extender with `cfg`. Preemption is kube-scheduler's, so the scheduler inside places
+    /// without preempting.
+    pub fn with_config(cfg: ExtenderConfig) -> Extender {
+        let mut sc = SchedulerConfig::default();
+        sc.policy.preemption = false;
+        let sched = Scheduler::new(sc).expect("the default configuration is valid");
+        let clock = cfg.clock.clone().unwrap_or_else(|| {
+            let start = Instant::now();
+            Arc::new(move || start.elapsed().as_millis() as u64)
+        });
         Extender {
             state: Mutex::new(State {
                 sched,
                 next_id: 1,
                 gangs: BTreeMap::new(),
                 pods: BTreeMap::new(),
+                nodes: BTreeMap::new(),
             }),
-            start: Instant::now(),
+            cfg,
+            clock,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    /// The state, reconciled at the current time (see [`crate::lifecycle`]), and that time.
+    fn lock(&self) -> (std::sync::MutexGuard<'_, State>, u64) {
         // A panic while holding the lock leaves plain data; keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = (self.clock)().max(st.sched.now());
+        st.reconcile(&self.cfg, now);
+        (st, now)
     }
 
-    fn now(&self, st: &State) -> u64 {
-        (self.start.elapsed().as_millis() as u64).max(st.sched.now())
-    }
-
-    /// Adds a node (or does nothing when a node of that name is known).
-    pub fn add_node(&self, node: &Node) -> Result<(), String> {
-        let mut st = self.lock();
-        let now = self.now(&st);
-        add_node(&mut st, node, now)
+    /// Adds a node (or updates it when its spec changed).
+    pub fn add_node(&self, node: &crate::wire::Node) -> Result<(), String> {
+        let (mut st, now) = self.lock();
+        st.upsert_node(node, now)
     }
 
     /// The filter verb.
     pub fn filter(&self, args: &ExtenderArgs) -> ExtenderFilterResult {
-        let mut st = self.lock();
-        let now = self.now(&st);
-        match filter(&mut st, args, now) {
+        let (mut st, now) = self.lock();
+        match filter(&mut st, args, self.cfg.node_grace_ms, now) {
             Ok(r) => r,
             Err(error) => ExtenderFilterResult {
                 error,
@@ -104,19 +211,12 @@ impl Extender {
 
     /// The prioritize verb.
     pub fn prioritize(&self, args: &ExtenderArgs) -> Result<Vec<HostPriority>, String> {
-        let st = self.lock();
+        let (mut st, now) = self.lock();
         let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
-        let slot_node = st
-            .pods
-            .get(&pod.metadata.uid)
-            .and_then(|g| st.gangs.get(g))
-            .and_then(|g| {
-                g.slots
-                    .iter()
-                    .find(|s| s.1.as_deref() == Some(pod.metadata.uid.as_str()))
-            })
-            .map(|s| s.0.clone());
-        Ok(candidates(args)?
+        let names = candidates(args)?;
+        st.seen(&names, self.cfg.node_grace_ms, now);
+        let slot_node = st.slot_of(&pod.metadata.uid).map(|s| s.node.clone());
+        Ok(names
             .into_iter()
             .map(|host| HostPriority {
                 score: if Some(&host) == slot_node.as_ref() {
@@ -134,7 +234,7 @@ impl Extender {
         &self,
         args: &ExtenderPreemptionArgs,
     ) -> Result<ExtenderPreemptionResult, String> {
-        let st = self.lock();
+        let (st, _) = self.lock();
         let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
         let prio = match mapping::gang_request(pod)? {
             Some(r) => r.priority,
@@ -175,37 +275,97 @@ impl Extender {
         })
     }
 
+    /// The bind verb: checks the pod goes where zenith put it, creates its `v1.Binding` on the
+    /// API server (outside the lock: other verbs go on meanwhile), then marks its slot bound.
+    pub fn bind(&self, args: &ExtenderBindingArgs) -> ExtenderBindingResult {
+        let error = |error: String| ExtenderBindingResult { error };
+        let Some(api) = &self.cfg.apiserver else {
+            return error(
+                "zenith-extender has no --apiserver to create Bindings with; do not configure \
+                 bindVerb, or start it with --apiserver"
+                    .into(),
+            );
+        };
+        {
+            let (st, _) = self.lock();
+            if let Some(slot) = st.slot_of(&args.pod_uid) {
+                if slot.node != args.node {
+                    return error(format!(
+                        "zenith placed pod {}/{} on {}, not {}",
+                        args.pod_namespace, args.pod_name, slot.node, args.node
+                    ));
+                }
+            }
+        }
+        if let Err(e) = api.bind(
+            &args.pod_namespace,
+            &args.pod_name,
+            &args.pod_uid,
+            &args.node,
+        ) {
+            return error(e);
+        }
+        let (mut st, _) = self.lock();
+        st.mark_bound(&args.pod_uid, &args.node);
+        ExtenderBindingResult::default()
+    }
+
+    /// Applies watch events (pod ends and bindings, node additions, changes, cordons and
+    /// removals); returns how many changed something.
+    pub fn watch(&self, events: &[WatchEvent]) -> Result<usize, String> {
+        let (mut st, now) = self.lock();
+        let mut applied = 0;
+        for ev in events {
+            applied += st.apply_event(ev, now)? as usize;
+        }
+        Ok(applied)
+    }
+
     /// Gives a gang's resources back (its pods ended); `false` when the gang is unknown.
     pub fn release(&self, gang: &str) -> bool {
-        let mut st = self.lock();
-        let now = self.now(&st);
-        let Some(g) = st.gangs.remove(gang) else {
-            return false;
-        };
-        st.pods.retain(|_, k| k != gang);
-        let _ = st.sched.job_completed(g.job, now);
-        true
+        let (mut st, now) = self.lock();
+        st.release_gang(gang, now, None)
     }
 
     /// The gangs placed now, by key, with each member's node.
     pub fn gangs(&self) -> BTreeMap<String, Vec<String>> {
         self.lock()
+            .0
             .gangs
             .iter()
-            .map(|(k, g)| (k.clone(), g.slots.iter().map(|s| s.0.clone()).collect()))
+            .map(|(k, g)| (k.clone(), g.slots.iter().map(|s| s.node.clone()).collect()))
             .collect()
     }
-}
 
-fn add_node(st: &mut State, node: &Node, now: u64) -> Result<(), String> {
-    if st.sched.node_id(&node.metadata.name).is_some() {
-        return Ok(());
+    /// The pods holding a member slot now (assumed or bound), by UID, with their node and
+    /// whether they are bound.
+    pub fn pods(&self) -> BTreeMap<String, (String, bool)> {
+        let (st, _) = self.lock();
+        st.pods
+            .keys()
+            .filter_map(|uid| {
+                st.slot_of(uid)
+                    .map(|s| (uid.clone(), (s.node.clone(), s.bound)))
+            })
+            .collect()
     }
-    let spec = mapping::node_spec(node)?;
-    st.sched
-        .add_node(spec, now)
-        .map(|_| ())
-        .map_err(|e| format!("node {}: {e}", node.metadata.name))
+
+    /// The nodes zenith's scheduler holds now.
+    pub fn nodes(&self) -> BTreeMap<String, NodeSummary> {
+        let (st, _) = self.lock();
+        st.sched
+            .nodes()
+            .map(|n| {
+                (
+                    n.spec.name.clone(),
+                    NodeSummary {
+                        gpus: n.spec.gpus.len() as u32,
+                        draining: n.state == NodeState::Draining,
+                    },
+                )
+            })
+            .collect()
+    }
 }
 
 /// The candidate node names of a request.
@@ -228,16 +388,22 @@ fn candidates(args: &ExtenderArgs) -> Result<Vec<String>, String> {
     Err("the request has neither Nodes nor NodeNames".into())
 }
 
-fn filter(st: &mut State, args: &ExtenderArgs, now: u64) -> Result<ExtenderFilterResult, String> {
+fn filter(
+    st: &mut State,
+    args: &ExtenderArgs,
+    node_grace_ms: u64,
+    now: u64,
+) -> Result<ExtenderFilterResult, String> {
     let pod = args.pod.as_ref().ok_or("the request has no Pod")?;
     let names = candidates(args)?;
     if let Some(list) = &args.nodes {
         for item in &list.items {
-            let node: Node = serde_json::from_value(item.clone())
+            let node: crate::wire::Node = serde_json::from_value(item.clone())
                 .map_err(|e| format!("a node does not decode: {e}"))?;
-            add_node(st, &node, now)?;
+            st.upsert_node(&node, now)?;
         }
     }
+    st.seen(&names, node_grace_ms, now);
     let mut failed = BTreeMap::new();
     let mut unresolvable = BTreeMap::new();
     let pass: BTreeSet<String> = match mapping::gang_request(pod)? {
@@ -252,7 +418,7 @@ fn filter(st: &mut State, args: &ExtenderArgs, now: u64) -> Result<ExtenderFilte
                     }
                 }
             }
-            match take_slot(st, &req.key, &uid, &names) {
+            match take_slot(st, &req.key, &uid, &names, now) {
                 Ok(node) => {
                     for n in &names {
                         if *n != node {
@@ -311,10 +477,11 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
             unknown.join(", ")
         ));
     }
+    // Nodes already draining (cordoned, absent, changing) stay so after the pass.
     let others: Vec<String> = st
         .sched
         .nodes()
-        .filter(|n| !allowed.contains(n.spec.name.as_str()))
+        .filter(|n| !allowed.contains(n.spec.name.as_str()) && n.state != NodeState::Draining)
         .map(|n| n.spec.name.clone())
         .collect();
     for n in &others {
@@ -326,6 +493,8 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
         .gang(req.size, req.locality)
         .priority(req.priority, req.preemptible);
     spec.queue = req.queue.clone();
+    // A gang that loses a node is forgotten, not requeued: its pods are Kubernetes' to restart.
+    spec.restartable = false;
     let result = (|| {
         st.sched.submit(spec, now).map_err(|e| e.to_string())?;
         let decisions = st.sched.schedule(now).map_err(|e| e.to_string())?;
@@ -340,9 +509,11 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
                     .map_err(|e| e.to_string())?;
                 let slots = members
                     .iter()
-                    .map(|m| {
-                        let name = st.sched.node_name(m.node).unwrap_or_default().to_owned();
-                        (name, None)
+                    .map(|m| Slot {
+                        node: st.sched.node_name(m.node).unwrap_or_default().to_owned(),
+                        pod: None,
+                        assumed_at: now,
+                        bound: false,
                     })
                     .collect();
                 st.gangs.insert(
@@ -352,6 +523,9 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
                         slots,
                         priority: req.priority,
                         preemptible: req.preemptible,
+                        active_at: now,
+                        ended: 0,
+                        failed: false,
                     },
                 );
                 Ok(())
@@ -378,17 +552,23 @@ fn place(st: &mut State, req: &GangRequest, names: &[String], now: u64) -> Resul
 }
 
 /// The node of pod `uid`'s member slot in gang `key`, taking a free slot on a candidate node
-/// for a new pod.
-fn take_slot(st: &mut State, key: &str, uid: &str, names: &[String]) -> Result<String, String> {
+/// for a new pod (the pod is then assumed there).
+fn take_slot(
+    st: &mut State,
+    key: &str,
+    uid: &str,
+    names: &[String],
+    now: u64,
+) -> Result<String, String> {
     let gang = st
         .gangs
         .get_mut(key)
         .ok_or_else(|| format!("gang {key} is not placed"))?;
-    if let Some(s) = gang.slots.iter().find(|s| s.1.as_deref() == Some(uid)) {
-        return Ok(s.0.clone());
+    if let Some(s) = gang.slots.iter().find(|s| s.pod.as_deref() == Some(uid)) {
+        return Ok(s.node.clone());
     }
     let free: Vec<usize> = (0..gang.slots.len())
-        .filter(|&k| gang.slots[k].1.is_none())
+        .filter(|&k| gang.slots[k].pod.is_none())
         .collect();
     if free.is_empty() {
         return Err(format!(
@@ -396,15 +576,19 @@ fn take_slot(st: &mut State, key: &str, uid: &str, names: &[String]) -> Result<S
             gang.slots.len()
         ));
     }
-    let Some(&k) = free.iter().find(|&&k| names.contains(&gang.slots[k].0)) else {
-        let nodes: Vec<&str> = free.iter().map(|&k| gang.slots[k].0.as_str()).collect();
+    let Some(&k) = free.iter().find(|&&k| names.contains(&gang.slots[k].node)) else {
+        let nodes: Vec<&str> = free.iter().map(|&k| gang.slots[k].node.as_str()).collect();
         return Err(format!(
             "gang {key}: its free member slots are on {}, not among the candidates",
             nodes.join(", ")
         ));
     };
-    gang.slots[k].1 = Some(uid.to_owned());
-    let node = gang.slots[k].0.clone();
+    let slot = &mut gang.slots[k];
+    slot.pod = Some(uid.to_owned());
+    slot.assumed_at = now;
+    slot.bound = false;
+    gang.active_at = now;
+    let node = slot.node.clone();
     st.pods.insert(uid.to_owned(), key.to_owned());
     Ok(node)
 }

@@ -1,13 +1,14 @@
-//! The HTTP routes on `zenith-http`: `POST /filter`, `/prioritize`, `/preempt` (the verbs of
-//! `k8s.io/kube-scheduler/extender/v1`, at the paths kube-scheduler's `urlPrefix` + verb
-//! names), `POST /release` (`{"gang": "namespace/name"}`), `GET /healthz`.
+//! The HTTP routes on `zenith-http`: `POST /filter`, `/prioritize`, `/preempt`, `/bind` (the
+//! verbs of `k8s.io/kube-scheduler/extender/v1`, at the paths kube-scheduler's `urlPrefix` +
+//! verb names), `POST /watch` (Pod and Node `metav1.WatchEvent`s, one or more, as a sidecar
+//! forwards them), `POST /release` (`{"gang": "namespace/name"}`), `GET /healthz`.
 
 use std::sync::Arc;
 
 use zenith_http::{Config, Request, Response, Server};
 
 use crate::extender::Extender;
-use crate::wire::{ExtenderArgs, ExtenderPreemptionArgs};
+use crate::wire::{ExtenderArgs, ExtenderBindingArgs, ExtenderPreemptionArgs, WatchEvent};
 
 /// Largest request body (a NodeList of a few thousand nodes fits).
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -54,6 +55,27 @@ pub fn handle(ext: &Extender, req: &Request) -> Response {
             },
             Err(e) => bad_request("ExtenderPreemptionArgs", e),
         },
+        ("POST", "bind") => match serde_json::from_slice::<ExtenderBindingArgs>(req.body()) {
+            Ok(args) => to_json(&ext.bind(&args)),
+            Err(e) => bad_request("ExtenderBindingArgs", e),
+        },
+        ("POST", "watch") => {
+            // One event, or several separated by whitespace (a watch stream's lines).
+            let events: Result<Vec<WatchEvent>, _> =
+                serde_json::Deserializer::from_slice(req.body())
+                    .into_iter::<WatchEvent>()
+                    .collect();
+            match events {
+                Ok(events) => match ext.watch(&events) {
+                    Ok(applied) => to_json(&serde_json::json!({
+                        "events": events.len(),
+                        "applied": applied,
+                    })),
+                    Err(e) => bad_request("watch", e),
+                },
+                Err(e) => bad_request("WatchEvent", e),
+            }
+        }
         ("POST", "release") => {
             #[derive(serde::Deserialize)]
             struct Release {
@@ -65,7 +87,7 @@ pub fn handle(ext: &Extender, req: &Request) -> Response {
                 Err(e) => bad_request("release", e),
             }
         }
-        (_, "healthz" | "filter" | "prioritize" | "preempt" | "release") => {
+        (_, "healthz" | "filter" | "prioritize" | "preempt" | "bind" | "watch" | "release") => {
             Response::text(405, "method not allowed\n")
         }
         _ => Response::text(404, "not found\n"),

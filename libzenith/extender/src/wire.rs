@@ -163,6 +163,17 @@ pub struct Pod {
     /// Spec.
     #[serde(default, deserialize_with = "nullable")]
     pub spec: PodSpec,
+    /// Status.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: PodStatus,
+}
+
+/// `v1.PodStatus`: its phase.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodStatus {
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub phase: String,
 }
 
 /// A `v1.PodSpec`: the fields the extender reads.
@@ -174,6 +185,9 @@ pub struct PodSpec {
     /// The pod's priority (from its PriorityClass).
     #[serde(default)]
     pub priority: Option<i32>,
+    /// The node the pod is bound to (empty until bound).
+    #[serde(rename = "nodeName", default, deserialize_with = "nullable")]
+    pub node_name: String,
 }
 
 /// A `v1.Container`: its resources.
@@ -202,9 +216,20 @@ pub struct Node {
     /// Metadata.
     #[serde(default, deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: NodeSpecFields,
     /// Status.
     #[serde(default, deserialize_with = "nullable")]
     pub status: NodeStatus,
+}
+
+/// `v1.NodeSpec`: whether the node is cordoned.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NodeSpecFields {
+    /// `kubectl cordon` sets it: no new pods.
+    #[serde(default, deserialize_with = "nullable")]
+    pub unschedulable: bool,
 }
 
 /// `v1.NodeStatus`: capacity and allocatable quantities.
@@ -216,4 +241,42 @@ pub struct NodeStatus {
     /// What pods may use.
     #[serde(default, deserialize_with = "nullable")]
     pub allocatable: BTreeMap<String, Value>,
+}
+
+/// `ExtenderBindingArgs`: kube-scheduler asks the extender (when it is the binder) to bind a pod
+/// to a node.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExtenderBindingArgs {
+    /// The pod's name.
+    #[serde(rename = "PodName", default, deserialize_with = "nullable")]
+    pub pod_name: String,
+    /// The pod's namespace.
+    #[serde(rename = "PodNamespace", default, deserialize_with = "nullable")]
+    pub pod_namespace: String,
+    /// The pod's UID.
+    #[serde(rename = "PodUID", default, deserialize_with = "nullable")]
+    pub pod_uid: String,
+    /// The node to bind it to.
+    #[serde(rename = "Node", default, deserialize_with = "nullable")]
+    pub node: String,
+}
+
+/// `ExtenderBindingResult`: empty `Error` when the pod is bound.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExtenderBindingResult {
+    /// Why the binding failed (empty when it did not).
+    #[serde(rename = "Error", default, deserialize_with = "nullable")]
+    pub error: String,
+}
+
+/// A `metav1.WatchEvent` as the API server's watch streams it (`ADDED`, `MODIFIED`, `DELETED`;
+/// `BOOKMARK` and `ERROR` are ignored) with a Pod or Node object (told apart by its `kind`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WatchEvent {
+    /// The event type.
+    #[serde(rename = "type", default, deserialize_with = "nullable")]
+    pub kind: String,
+    /// The object, with its `kind`.
+    #[serde(default)]
+    pub object: Value,
 }

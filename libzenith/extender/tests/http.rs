@@ -1,35 +1,15 @@
 //! The extender over real HTTP on 127.0.0.1: filter places gangs all or nothing, prioritize
 //! favours the member's node, preempt protects zenith gangs, bad input gets 400.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use zenith_extender::wire::{ExtenderFilterResult, ExtenderPreemptionResult, HostPriority};
 use zenith_extender::{Extender, serve};
 
-/// One request on its own connection; returns (status, body).
-fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status: u16 = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_owned();
-    (status, body)
-}
+mod common;
+use common::post;
 
 fn node(name: &str, gpus: u32) -> Value {
     json!({

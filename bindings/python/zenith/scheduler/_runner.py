@@ -28,15 +28,23 @@ BOOTSTRAP = (
 )
 
 
-def _heartbeat(fd: int, interval: float) -> None:
-    """Writes one byte to the executor's pipe every `interval` seconds while the process lives
-    (a process that hangs in C code without releasing the GIL stops beating: a zombie)."""
-    while True:
-        try:
-            os.write(fd, b".")
-        except OSError:  # the executor went away
-            return
-        time.sleep(interval)
+def beat_every(send, interval: float) -> threading.Thread:
+    """Calls ``send()`` every `interval` seconds on a daemon thread while the process lives: a
+    gang member's progress heartbeat (the local executor's pipe, the Ray adapter's heartbeat
+    actor). A process that hangs in C code without releasing the GIL, or is stopped, stops
+    beating: a zombie. The thread ends when ``send`` raises (the executor went away)."""
+
+    def run():
+        while True:
+            try:
+                send()
+            except Exception:
+                return
+            time.sleep(interval)
+
+    t = threading.Thread(target=run, name="zenith-heartbeat", daemon=True)
+    t.start()
+    return t
 
 
 def main(payload, result_path: str) -> None:
@@ -45,7 +53,7 @@ def main(payload, result_path: str) -> None:
     fd = os.environ.get("ZENITH_HEARTBEAT_FD")
     if fd:
         interval = float(os.environ.get("ZENITH_HEARTBEAT_INTERVAL", "1"))
-        threading.Thread(target=_heartbeat, args=(int(fd), interval), daemon=True).start()
+        beat_every(lambda: os.write(int(fd), b"."), interval)
     try:
         value = fn(*args, **kwargs)
     except BaseException as e:  # reported to the parent, which raises JobFailedError

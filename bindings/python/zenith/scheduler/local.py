@@ -39,7 +39,7 @@ import time
 from typing import Callable, Optional, Sequence, Union
 
 from .._errors import invalid
-from ._core import InvalidStateError, JobSpec, JobState, NodeSpec, Scheduler
+from ._core import NodeSpec
 from ._driver import DecisionLoop, JobFailedError, JobHandleBase
 from ._runner import BOOTSTRAP
 
@@ -124,6 +124,7 @@ class _Job:
         self.allocation: Optional[tuple] = None
         self.attempts = 0
         self.exit_codes: list = []
+        self.requeues: list = []  # why the job went back to the queue (zombie, preempted, ...)
         self.outcome: Optional[tuple] = None  # ("ok", value) | ("error", exc)
         self.done = threading.Event()
         self.workdir: Optional[str] = None
@@ -159,8 +160,8 @@ class LocalExecutor(DecisionLoop):
     """
 
     _loop_name = "zenith local executor"
-    # A cancelled job is done once its processes are gone (the loop reaps them).
-    _cancel_finishes = False
+    # A stopped job is done once its processes are gone (the loop reaps them).
+    _stop_finishes = False
 
     def __init__(
         self,
@@ -185,17 +186,14 @@ class LocalExecutor(DecisionLoop):
             gpu_memory = 0
         if gpus < 0:
             raise invalid("gpus must be >= 0")
+        super().__init__(
+            policy,
+            poll_interval=poll_interval,
+            progress_timeout=progress_timeout,
+            heartbeat_interval=heartbeat_interval,
+        )
         self.gpus = gpus
         self.grace = grace
-        self.heartbeat_interval = heartbeat_interval
-        self.progress_timeout = progress_timeout
-        self._poll = poll_interval
-        self._cond = threading.Condition()
-        self._jobs: dict = {}
-        self._next_id = 1
-        self._closed = False
-        self._t0 = time.monotonic()
-        self._sched = Scheduler(policy)
         cpu_milli = int((cpus if cpus is not None else (os.cpu_count() or 1)) * 1000)
         self._sched.add_node(
             NodeSpec(
@@ -209,8 +207,7 @@ class LocalExecutor(DecisionLoop):
             0,
         )
         self._tmp = tempfile.TemporaryDirectory(prefix="zenith-jobs-")
-        self._thread = threading.Thread(target=self._loop, name="zenith-local-executor", daemon=True)
-        self._thread.start()
+        self._start_loop("zenith-local-executor")
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -218,7 +215,7 @@ class LocalExecutor(DecisionLoop):
         self,
         target: Union[Callable, Sequence[str]],
         *args,
-        gpus: int = 0,
+        gpus: float = 0,
         gang: int = 1,
         cpus: Optional[float] = None,
         memory_mib: int = 0,
@@ -230,7 +227,8 @@ class LocalExecutor(DecisionLoop):
         **kwargs,
     ) -> JobHandle:
         """Submits ``target(*args, **kwargs)`` (a picklable callable; or a command as a list of
-        strings, run as it is) as a job of ``gang`` members, each with ``gpus`` GPUs, ``cpus``
+        strings, run as it is) as a job of ``gang`` members, each with ``gpus`` GPUs (a fraction
+        below 1 is a share of one GPU, packed with other shares), ``cpus``
         CPUs (default 1 for a CPU-only job, 0 otherwise) and ``memory_mib``. ``max_runtime`` in
         seconds. Returns a :class:`JobHandle` at once; the job starts when it fits."""
         is_command = isinstance(target, (list, tuple))
@@ -241,30 +239,10 @@ class LocalExecutor(DecisionLoop):
                 raise invalid("a command takes no Python arguments")
         elif not callable(target):
             raise invalid(f"cannot run {target!r}: not callable and not a command")
-        if cpus is None:
-            cpus = 1 if gpus == 0 else 0
-        with self._cond:
-            if self._closed:
-                raise InvalidStateError(-13, "the executor is closed")
-            job_id = self._next_id
-            self._next_id += 1
-            spec = JobSpec(
-                id=job_id,
-                name=name or (os.path.basename(target[0]) if is_command else getattr(target, "__name__", "job")),
-                gpus=gpus,
-                cpu_milli=int(cpus * 1000),
-                memory_mib=memory_mib,
-                gang_size=gang,
-                priority=priority,
-                preemptible=preemptible,
-                restartable=restartable,
-                max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
-                progress_timeout_ms=int(self.progress_timeout * 1000) if self.progress_timeout else None,
-            )
-            self._sched.submit(spec, self._now())
-            job = _Job(job_id, list(target) if is_command else target, args, kwargs, spec)
-            self._jobs[job_id] = job
-            self._cond.notify_all()
+        name = name or (os.path.basename(target[0]) if is_command else getattr(target, "__name__", "job"))
+        make = lambda job_id, spec: _Job(job_id, list(target) if is_command else target, args, kwargs, spec)  # noqa: E731
+        job = self._new_job(make, name, gpus=gpus, cpus=cpus, memory_mib=memory_mib, gang=gang, priority=priority,
+                            preemptible=preemptible, restartable=restartable, max_runtime=max_runtime)  # fmt: skip
         return JobHandle(self, job)
 
     def stats(self) -> dict:
@@ -295,25 +273,9 @@ class LocalExecutor(DecisionLoop):
         self._sched.close()
         self._tmp.cleanup()
 
-    # ---- the loop (DecisionLoop runs _step every poll interval) -------------------------------
+    # ---- the loop (DecisionLoop's _step every poll interval calls these) ----------------------
 
-    def _step(self) -> None:
-        now = self._now()
-        for job in list(self._jobs.values()):
-            self._watch(job, now)
-        for d in self._sched.schedule(now):
-            job = self._jobs.get(d.job)
-            if job is None:
-                continue
-            if d.kind == "start":
-                self._launch(job, d.members, now)
-            elif d.kind == "preempt":
-                self._stop(job)
-            elif d.kind == "requeue":
-                self._stop(job)  # a zombie's or lost node's leftovers; nothing for a preempted job
-            elif d.kind == "fail":
-                self._stop(job)
-                job.outcome = ("error", JobFailedError(f"job {job.id} failed: {d.reason}", reason=d.reason))
+    def _after_pass(self, now: int) -> None:
         for job in list(self._jobs.values()):
             self._reap_stopping(job, now)
 
@@ -419,8 +381,8 @@ class LocalExecutor(DecisionLoop):
             job.outcome = ("ok", values[0] if len(values) == 1 else values)
             job.done.set()
             return
-        if beat and self._sched.job_state(job.id) == JobState.RUNNING:
-            self._sched.job_progress(job.id, now)
+        if beat:
+            self._progress(job, now)
 
     def _read_result(self, path: str):
         try:

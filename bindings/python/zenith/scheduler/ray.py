@@ -15,6 +15,22 @@ one node, ``STRICT_SPREAD`` when each is on its own node (``PACK`` otherwise: th
 them anyway). Each member then runs ``fn(*args, **kwargs)`` as a Ray task in its bundle, with
 ``RANK``, ``WORLD_SIZE`` and ``ZENITH_JOB_ID`` in its environment.
 
+A member sends a progress heartbeat every ``heartbeat_interval`` seconds to a small Ray actor
+of the scheduler's (pinned to the driver's node); the job counts as running from its first
+heartbeat (Ray's worker start-up is not the job's; a job that has not beaten a progress timeout
+after its launch counts as running from then), and a running job silent for
+``progress_timeout`` seconds (a member stopped, or hung in C code holding the GIL) is a zombie:
+zenith requeues it when restartable, else fails it (``JobFailedError.reason == "zombie"``), and
+its placement group is removed, which kills its tasks. ``handle.requeues`` lists why a job went
+back to the queue.
+
+A fraction of a GPU (``gpus=0.5``: 500 milli-GPUs) is zenith's GPU sharing: zenith packs shares
+onto GPUs (its fragmentation-aware placement picks the node and the GPU) and the member's bundle
+and task ask Ray for that fraction (``num_gpus=0.5``). Ray picks the GPU instance itself, by best
+fit, which packs equal shares as zenith does; with mixed shares the two may choose different
+GPUs of the node (Ray's ``CUDA_VISIBLE_DEVICES`` is what the task uses; zenith's choice is in
+``ZENITH_GPUS``), and a whole-GPU bundle may then wait for Ray although zenith found room.
+
 Preemption and cancellation remove the placement group, which kills its tasks; a preempted job
 goes back to zenith's queue (the decision says requeue or fail) and starts again from scratch.
 A node Ray reports dead, or that left the node table, is removed from zenith, which requeues
@@ -32,26 +48,46 @@ import time
 from typing import Callable, Optional
 
 from .._errors import invalid
-from ._core import InvalidStateError, JobSpec, NodeSpec, Scheduler, UnknownError
+from ._core import JobSpec, JobState, NodeSpec, UnknownError
 from ._driver import DecisionLoop, JobFailedError, JobHandleBase
+from ._runner import beat_every
 
 try:
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 except ImportError as e:  # pragma: no cover - the adapter is useless without Ray
     raise ImportError("zenith.scheduler.ray needs Ray: pip install 'ray>=2.49'") from e
 
 NODE_ID_LABEL = "ray.io/node-id"
 
 
-def _run_member(fn, args, kwargs, env):
-    """One gang member inside its bundle: the job's function with its rank in the environment."""
+def _run_member(fn, args, kwargs, env, heartbeats, key, interval):
+    """One gang member inside its bundle: the job's function with its rank in the environment,
+    beating to the scheduler's heartbeat actor meanwhile."""
     os.environ.update(env)
+    beat_every(lambda: heartbeats.beat.remote(key), interval)
     return fn(*args, **kwargs)
 
 
 _remote_member = ray.remote(max_retries=0)(_run_member)
+
+
+@ray.remote(num_cpus=0)
+class _Heartbeats:
+    """Counts the members' heartbeats per job attempt; the scheduler reads the counts."""
+
+    def __init__(self):
+        self._counts = {}
+
+    def beat(self, key: str) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def counts(self) -> dict:
+        return dict(self._counts)
+
+    def forget(self, key: str) -> None:
+        self._counts.pop(key, None)
 
 
 class _RayJob:
@@ -65,9 +101,17 @@ class _RayJob:
         self.refs: list = []  # the members' ObjectRefs of the current attempt
         self.nodes: tuple = ()  # the Ray node ids zenith chose for the current attempt
         self.attempts = 0
+        self.gpus: tuple = ()  # zenith's GPU indices per member of the current attempt
+        self.beats: Optional[int] = None  # heartbeats seen of the current attempt
+        self.launched_at = 0  # the scheduler's clock when the current attempt was launched
+        self.requeues: list = []  # why the job went back to the queue (zombie, preempted, ...)
         self.lost_since: Optional[float] = None  # when Ray first reported a member lost
         self.outcome: Optional[tuple] = None  # ("ok", value) | ("error", exc)
         self.done = threading.Event()
+
+    @property
+    def key(self) -> str:
+        return f"{self.id}:{self.attempts}"
 
 
 class RayJobHandle(JobHandleBase):
@@ -78,6 +122,12 @@ class RayJobHandle(JobHandleBase):
     def nodes(self) -> tuple:
         """The Ray node ids (hex) zenith chose for the current (or last) attempt, one per member."""
         return self._job.nodes
+
+    @property
+    def gpus(self) -> tuple:
+        """zenith's GPU indices on each member's node for the current (or last) attempt, one
+        tuple per member."""
+        return self._job.gpus
 
     @property
     def attempts(self) -> int:
@@ -98,7 +148,9 @@ class RayScheduler(DecisionLoop):
     policy (see :class:`~zenith.scheduler.Scheduler`). ``node_refresh``: seconds between reads of
     Ray's node table; ``poll_interval``: seconds between scheduling passes;
     ``node_lost_grace``: seconds a member Ray lost (its worker died) waits for its node to show
-    up dead in the node table (the job is then requeued) before the job counts as failed.
+    up dead in the node table (the job is then requeued) before the job counts as failed;
+    ``progress_timeout``: seconds without a member's heartbeat after which a running job is a
+    zombie (None: never); ``heartbeat_interval``: seconds between a member's heartbeats.
     """
 
     _loop_name = "zenith ray scheduler"
@@ -111,24 +163,30 @@ class RayScheduler(DecisionLoop):
         node_refresh: float = 0.5,
         poll_interval: float = 0.05,
         node_lost_grace: float = 30.0,
+        progress_timeout: Optional[float] = 60.0,
+        heartbeat_interval: float = 1.0,
     ):
         if not ray.is_initialized():
             ray.init(address=address)
+        super().__init__(
+            policy,
+            poll_interval=poll_interval,
+            progress_timeout=progress_timeout,
+            heartbeat_interval=heartbeat_interval,
+        )
         self._node_refresh = node_refresh
-        self._poll = poll_interval
         self._node_lost_grace = node_lost_grace
-        self._cond = threading.Condition()
-        self._jobs: dict = {}
-        self._next_id = 1
-        self._closed = False
-        self._t0 = time.monotonic()
-        self._sched = Scheduler(policy)
         self._nodes: dict = {}  # Ray node id -> "up" | "down"
         self._last_refresh = float("-inf")
+        # The heartbeat actor lives on the driver's node: a lost worker node loses no beats.
+        self._heartbeats = _Heartbeats.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        ).remote()
+        self._beats_ref = None  # the counts being fetched
+        self._beats_at = float("-inf")
         with self._cond:
             self._refresh_nodes(self._now())
-        self._thread = threading.Thread(target=self._loop, name="zenith-ray-scheduler", daemon=True)
-        self._thread.start()
+        self._start_loop("zenith-ray-scheduler")
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -136,7 +194,7 @@ class RayScheduler(DecisionLoop):
         self,
         fn: Callable,
         *args,
-        gpus: int = 0,
+        gpus: float = 0,
         gang: int = 1,
         cpus: Optional[float] = None,
         memory_mib: int = 0,
@@ -149,36 +207,17 @@ class RayScheduler(DecisionLoop):
         **kwargs,
     ) -> RayJobHandle:
         """Submits ``fn(*args, **kwargs)`` (a function Ray can pickle) as a job of ``gang``
-        members, each with ``gpus`` GPUs, ``cpus`` CPUs (default 1 for a CPU-only job, 0
-        otherwise) and ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``,
-        ``"spread"``, ...). ``max_runtime`` in seconds. Returns a handle at once; the job starts
-        when zenith says so."""
+        members, each with ``gpus`` GPUs (a fraction below 1 is a share of one GPU: Ray's
+        fractional ``num_gpus``), ``cpus`` CPUs (default 1 for a CPU-only job, 0 otherwise) and
+        ``memory_mib``, placed by ``locality`` (``"any"``, ``"same-node"``, ``"spread"``, ...).
+        ``max_runtime`` in seconds. Returns a handle at once; the job starts when zenith says
+        so."""
         if not callable(fn):
             raise invalid(f"cannot run {fn!r}: not callable")
-        if cpus is None:
-            cpus = 1 if gpus == 0 else 0
-        with self._cond:
-            if self._closed:
-                raise InvalidStateError(-13, "the scheduler is closed")
-            job_id = self._next_id
-            self._next_id += 1
-            spec = JobSpec(
-                id=job_id,
-                name=name or getattr(fn, "__name__", "job"),
-                gpus=gpus,
-                cpu_milli=int(cpus * 1000),
-                memory_mib=memory_mib,
-                gang_size=gang,
-                locality=locality,
-                priority=priority,
-                preemptible=preemptible,
-                restartable=restartable,
-                max_runtime_ms=int(max_runtime * 1000) if max_runtime else None,
-            )
-            self._sched.submit(spec, self._now())
-            job = _RayJob(job_id, fn, args, kwargs, spec)
-            self._jobs[job_id] = job
-            self._cond.notify_all()
+        make = lambda job_id, spec: _RayJob(job_id, fn, args, kwargs, spec)  # noqa: E731
+        job = self._new_job(make, name or getattr(fn, "__name__", "job"), gpus=gpus, cpus=cpus, memory_mib=memory_mib,
+                            gang=gang, priority=priority, preemptible=preemptible, restartable=restartable,
+                            max_runtime=max_runtime, locality=locality)  # fmt: skip
         return RayJobHandle(self, job)
 
     def nodes(self) -> dict:
@@ -205,27 +244,55 @@ class RayScheduler(DecisionLoop):
             self._cond.notify_all()
         self._thread.join(timeout=30)
         self._sched.close()
+        try:
+            ray.kill(self._heartbeats)
+        except Exception:  # Ray already shut down
+            pass
 
-    # ---- the loop (DecisionLoop runs _step every poll interval) -------------------------------
+    # ---- the loop (DecisionLoop's _step every poll interval calls these) ----------------------
 
-    def _step(self) -> None:
-        now = self._now()
+    def _before_pass(self, now: int) -> None:
         if time.monotonic() - self._last_refresh >= self._node_refresh:
             self._refresh_nodes(now)
-        for job in list(self._jobs.values()):
-            self._watch(job, now)
-        for d in self._sched.schedule(now):
-            job = self._jobs.get(d.job)
-            if job is None:
-                continue
-            if d.kind == "start":
-                self._launch(job, d.members, now)
-            elif d.kind in ("preempt", "requeue"):
-                self._stop(job)  # zenith already put it back in the queue (or suspended it)
-            elif d.kind == "fail":
-                self._stop(job)
-                job.outcome = ("error", JobFailedError(f"job {job.id} failed: {d.reason}", reason=d.reason))
-                job.done.set()
+        self._read_heartbeats(now)
+
+    def _read_heartbeats(self, now: int) -> None:
+        """The heartbeat counts, fetched without blocking the loop: a job whose count moved
+        starts (its first beat) or shows progress."""
+        if self._beats_ref is not None:
+            ready, _ = ray.wait([self._beats_ref], timeout=0)
+            if not ready:
+                return
+            try:
+                counts = ray.get(self._beats_ref)
+            except Exception:  # the actor is gone: no beats this round (zombies will show)
+                counts = {}
+            self._beats_ref = None
+            for job in self._jobs.values():
+                seen = counts.get(job.key) if job.refs else None
+                if seen is not None and seen != job.beats:
+                    job.beats = seen
+                    self._running(job, now)
+                elif (
+                    job.refs
+                    and job.beats is None
+                    and self.progress_timeout is not None
+                    and now - job.launched_at > self.progress_timeout * 1000
+                    and self._sched.job_state(job.id) == JobState.SCHEDULED
+                ):
+                    # Launched a progress timeout ago and never beat: it runs (or hangs) without
+                    # beating; from now on the zombie deadline applies.
+                    self._sched.job_started(job.id, now)
+        if time.monotonic() - self._beats_at >= self.heartbeat_interval:
+            self._beats_at = time.monotonic()
+            self._beats_ref = self._heartbeats.counts.remote()
+
+    def _running(self, job: _RayJob, now: int) -> None:
+        """A member of `job` beat: the job runs from its first beat on."""
+        if self._sched.job_state(job.id) == JobState.SCHEDULED:
+            self._sched.job_started(job.id, now)
+        else:
+            self._progress(job, now)
 
     def _refresh_nodes(self, now: int) -> None:
         """Ray's node table into zenith: new alive nodes are added, alive ones heartbeat, dead or
@@ -269,9 +336,14 @@ class RayScheduler(DecisionLoop):
         job.lost_since = None
         nodes = tuple(m.node for m in members)
         job.nodes = nodes
+        job.gpus = tuple(m.gpus for m in members)
+        job.beats = None
+        job.launched_at = now
         spec = job.spec
         bundle = {}
-        if spec.gpus:
+        if spec.gpu_share_milli is not None:
+            bundle["GPU"] = spec.gpu_share_milli / 1000  # Ray's fractional GPU
+        elif spec.gpus:
             bundle["GPU"] = float(spec.gpus)
         if spec.cpu_milli:
             bundle["CPU"] = spec.cpu_milli / 1000
@@ -295,7 +367,12 @@ class RayScheduler(DecisionLoop):
             job.pg = pg
             refs = []
             for rank in range(len(nodes)):
-                env = {"RANK": str(rank), "WORLD_SIZE": str(len(nodes)), "ZENITH_JOB_ID": str(job.id)}
+                env = {
+                    "RANK": str(rank),
+                    "WORLD_SIZE": str(len(nodes)),
+                    "ZENITH_JOB_ID": str(job.id),
+                    "ZENITH_GPUS": ",".join(str(g) for g in job.gpus[rank]),
+                }
                 refs.append(
                     _remote_member.options(
                         num_gpus=bundle.get("GPU", 0),
@@ -304,7 +381,7 @@ class RayScheduler(DecisionLoop):
                         scheduling_strategy=PlacementGroupSchedulingStrategy(
                             placement_group=pg, placement_group_bundle_index=rank
                         ),
-                    ).remote(job.fn, job.args, job.kwargs, env)
+                    ).remote(job.fn, job.args, job.kwargs, env, self._heartbeats, job.key, self.heartbeat_interval)
                 )
             job.refs = refs
         except Exception as e:  # could not launch (pickling, a Ray too old for label selectors)
@@ -313,7 +390,7 @@ class RayScheduler(DecisionLoop):
             job.outcome = ("error", JobFailedError(f"job {job.id} could not be launched: {e!r}", cause=e))
             job.done.set()
             return
-        self._sched.job_started(job.id, now)
+        # RUNNING from the first heartbeat on (_read_heartbeats), or when a member finished.
 
     def _watch(self, job: _RayJob, now: int) -> None:
         """A running job's members: all done -> completed, one raised -> failed."""
@@ -340,6 +417,8 @@ class RayScheduler(DecisionLoop):
                 return  # the pass after the node's removal requeues (or fails) the job
             if time.monotonic() - job.lost_since < self._node_lost_grace:
                 return  # _step reads the node table again every node_refresh seconds
+        if self._sched.job_state(job.id) == JobState.SCHEDULED:
+            self._sched.job_started(job.id, now)  # it ended before its first beat was read
         if failed is not None:
             cause = getattr(failed, "cause", None) or failed
             self._stop(job)
@@ -364,6 +443,9 @@ class RayScheduler(DecisionLoop):
             except Exception:
                 pass
         job.refs = []
+        job.beats = None
+        if job.attempts:
+            self._heartbeats.forget.remote(job.key)
         if job.pg is not None:
             try:
                 remove_placement_group(job.pg)
