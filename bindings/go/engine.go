@@ -128,6 +128,30 @@ func NewGoStage(name string, fn StageFunc) (*Stage, error) {
 	return newStage(h), nil
 }
 
+// addStages hands each stage's handle to add (an engine's or a loader's options, which then
+// share the stage), in order; a nil or closed stage is an error naming caller.
+func addStages(caller string, stages []*Stage, add func(*C.zenith_stage, **C.zenith_error) C.zenith_status) error {
+	for i, s := range stages {
+		if s == nil {
+			return invalid(fmt.Sprintf("zenith: %s: stage %d is nil", caller, i))
+		}
+		s.mu.Lock()
+		h := s.h
+		var err error
+		if h == nil {
+			err = ErrEngineClosed
+		} else {
+			_, err = call(func(e **C.zenith_error) C.zenith_status { return add(h, e) })
+		}
+		s.mu.Unlock()
+		runtime.KeepAlive(s)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close frees this handle. Idempotent.
 func (s *Stage) Close() error {
 	s.mu.Lock()
@@ -202,23 +226,10 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 			return nil, err
 		}
 	}
-	for i, s := range opts.Stages {
-		if s == nil {
-			return nil, invalid(fmt.Sprintf("zenith: NewEngine: stage %d is nil", i))
-		}
-		s.mu.Lock()
-		h := s.h
-		var err error
-		if h == nil {
-			err = ErrEngineClosed
-		} else {
-			_, err = call(func(e **C.zenith_error) C.zenith_status { return C.zenith_engine_options_add_stage(o, h, e) })
-		}
-		s.mu.Unlock()
-		runtime.KeepAlive(s)
-		if err != nil {
-			return nil, err
-		}
+	if err := addStages("NewEngine", opts.Stages, func(h *C.zenith_stage, e **C.zenith_error) C.zenith_status {
+		return C.zenith_engine_options_add_stage(o, h, e)
+	}); err != nil {
+		return nil, err
 	}
 	eng := &Engine{}
 	if _, err := call(func(e **C.zenith_error) C.zenith_status { return C.zenith_engine_new(o, &eng.h, e) }); err != nil {

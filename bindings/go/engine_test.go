@@ -2,6 +2,7 @@ package zenith_test
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 
 	zenith "github.com/zenith-data/libzenith/bindings/go"
+	"github.com/zenith-data/libzenith/bindings/go/internal/zenithtest"
 )
 
 // Batches are built in C memory (mallocator): the engine keeps them after Publish returns.
@@ -277,5 +279,41 @@ func TestEngineErrors(t *testing.T) {
 	closed.Close()
 	if _, err := zenith.NewEngine(zenith.EngineOptions{Stages: []*zenith.Stage{closed}}); !errors.Is(err, zenith.ErrEngineClosed) {
 		t.Fatalf("closed stage: %v", err)
+	}
+}
+
+// A Go stage as a loader stage: run on the loader's workers before delivery, in order.
+func TestLoaderStageDoublesEveryBatchInOrder(t *testing.T) {
+	l := open(t, "basic.arrow", zenith.Options{
+		BatchSize: 1000, Shuffle: zenith.ShuffleNone, NumWorkers: zenith.IntPtr(3), ShardNone: true,
+		Columns: []string{"value"}, Stages: []*zenith.Stage{doubling(t)},
+	})
+	next := 0.0
+	for {
+		b, err := l.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		a, s, err := b.ExportArrow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		// value = row / 2, doubled by the stage: the row ids, in dataset order.
+		for _, x := range valuesOf(t, a, s) {
+			if x != next {
+				t.Fatalf("got %v, want %v", x, next)
+			}
+			next++
+		}
+	}
+	if next != rows {
+		t.Fatalf("%v rows, want %d", next, rows)
+	}
+	if _, err := zenith.Open(zenithtest.Path(t, "basic.arrow"), zenith.Options{Stages: []*zenith.Stage{nil}}); err == nil {
+		t.Fatal("a nil stage was accepted")
 	}
 }

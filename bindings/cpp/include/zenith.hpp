@@ -236,6 +236,8 @@ enum class IoBackend : zenith_io_backend {
     Pread = ZENITH_IO_PREAD,
 };
 
+class Stage;
+
 struct LoaderOptionsDeleter {
     void operator()(zenith_loader_options* opts) const noexcept {
         zenith_loader_options_free(opts);
@@ -451,6 +453,14 @@ public:
     LoaderOptions&& near_gpu(const std::string& pci_address) && {
         return std::move(near_gpu(pci_address));
     }
+
+    /// Appends a stage (a Stage::wasm plugin or a Stage::native callable, as an Engine runs
+    /// them) that the loader's workers run on each batch before delivery, in the order added;
+    /// the options share it. Order, sharding and resume are unchanged. A batch a stage fails
+    /// throws zenith::Error with ZENITH_ERR_EVENT_FAILED (the message names the stage, the batch
+    /// and the reason) from the call that would have delivered it; the next call builds it again.
+    LoaderOptions& stage(const Stage& s) &;
+    LoaderOptions&& stage(const Stage& s) && { return std::move(stage(s)); }
 
     /// The C handle (NULL when moved from), still owned by this object.
     const zenith_loader_options* get() const noexcept { return handle_.get(); }
@@ -1306,6 +1316,12 @@ private:
 
     std::unique_ptr<zenith_stage, StageDeleter> handle_;
 };
+
+inline LoaderOptions& LoaderOptions::stage(const Stage& s) & {
+    zenith_error* err = nullptr;
+    check(zenith_loader_options_add_stage(raw("stage"), s.get(), &err), err);
+    return *this;
+}
 
 /// Options for an Engine: queue bounds, workers and stages (zenith_engine_options_*). Setters
 /// chain and throw zenith::Error on a bad value. Move-only; the engine copies them.

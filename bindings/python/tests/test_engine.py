@@ -302,3 +302,98 @@ def test_close_wakes_a_waiting_poll(timeout):
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert len(errors) == 1 and "closed" in str(errors[0])
+
+
+# ---- stages in the loader (zenith.Loader / zenith.DataLoader stages=[...]) ----------------------
+
+
+@pytest.fixture(scope="module")
+def floats_file(tmp_path_factory) -> pathlib.Path:
+    """2,000 rows: ``x`` (float64) and ``id`` (int64), in IPC batches of 500."""
+    rng = np.random.default_rng(5)
+    table = pa.table({"x": rng.normal(3.0, 2.0, 2000), "id": np.arange(2000, dtype=np.int64)})
+    path = tmp_path_factory.mktemp("loader_stages") / "floats.arrow"
+    with pa.ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table, max_chunksize=500)
+    return path
+
+
+def test_normalize_plugin_through_the_dataloader_equals_numpy(plugins, floats_file):
+    plain = zenith.DataLoader(floats_file, batch_size=128, shuffle=True, seed=4, num_workers=2)
+    staged = zenith.DataLoader(
+        floats_file, batch_size=128, shuffle=True, seed=4, num_workers=3,
+        stages=[zenith.Plugin(plugins / "normalize.wasm")],
+    )
+    pairs = list(zip(plain, staged, strict=True))
+    assert len(pairs) == 16
+    for p, s in pairs:
+        np.testing.assert_array_equal(p["id"], s["id"])  # the same rows, in the same order
+        np.testing.assert_allclose(s["x"], normalized(p["x"]), rtol=0, atol=1e-12)
+    assert sorted(np.concatenate([s["id"] for _, s in pairs]).tolist()) == list(range(2000))
+
+
+def test_python_stage_in_the_loader_runs_on_workers_and_can_change_the_schema(floats_file):
+    def tag(batch):
+        on_worker = threading.current_thread().name != "MainThread"
+        return batch.append_column("on_worker", pa.array([on_worker] * batch.num_rows))
+
+    with zenith.Loader(floats_file, batch_size=100, shuffle=False, num_workers=2,
+                       stages=[zenith.NativeStage(tag)]) as loader:
+        assert loader.column_names == ["x", "id", "on_worker"]
+        batches = list(loader)
+    assert [b.column("id")[0].as_py() for b in batches] == list(range(0, 2000, 100))
+    assert all(all(b.column("on_worker").to_pylist()) for b in batches)
+
+
+def test_a_failing_stage_fails_its_batch_and_the_retry_delivers_it(floats_file):
+    failed = []
+
+    def reject_row_700_once(batch):
+        if 700 in batch.column("id").to_pylist() and not failed:
+            failed.append(True)
+            raise ValueError("row 700 is not welcome")
+        return batch
+
+    loader = zenith.Loader(floats_file, batch_size=100, shuffle=True, seed=1, num_workers=3,
+                           stages=[zenith.NativeStage(reject_row_700_once, name="picky")])
+    ids, errors = [], []
+    while True:
+        try:
+            batch = loader.next_batch()
+        except zenith.EventFailedError as exc:
+            errors.append(exc)
+            continue
+        if batch is None:
+            break
+        ids.extend(pa.record_batch(batch).column("id").to_pylist())
+    loader.close()
+    assert len(errors) == 1
+    assert "stage `picky` failed on batch" in str(errors[0])
+    assert "ValueError: row 700 is not welcome" in str(errors[0])
+    assert sorted(ids) == list(range(2000))
+
+
+def test_resume_with_stages_continues_exactly(plugins, floats_file):
+    def opened(**kw):
+        return zenith.Loader(floats_file, batch_size=100, seed=9, num_workers=2,
+                             stages=[zenith.Plugin(plugins / "normalize.wasm")], **kw)
+
+    with opened() as loader:
+        full = list(loader)
+    with opened() as loader:
+        it = iter(loader)
+        head = [next(it) for _ in range(7)]
+        state = loader.state_dict()
+    with opened() as loader:
+        loader.load_state_dict(state)
+        tail = list(loader)
+    assert [b.equals(f) for b, f in zip(head + tail, full, strict=True)] == [True] * 20
+
+
+def test_stages_must_be_stage_objects(floats_file):
+    with pytest.raises(zenith.InvalidArgumentError, match="stages must be"):
+        zenith.Loader(floats_file, stages=[lambda b: b])
+    stage = zenith.NativeStage(lambda b: b)
+    stage.close()
+    with pytest.raises(zenith.InvalidArgumentError, match="closed"):
+        zenith.Loader(floats_file, stages=[stage])

@@ -467,6 +467,7 @@ SIGNATURES = {
     "zenith_loader_options_set_csv_delimiter": ([OptionsPtr, c_uint8, _Err], c_int32),
     "zenith_loader_options_set_csv_header": ([OptionsPtr, c_bool, _Err], c_int32),
     "zenith_loader_options_set_schema": ([OptionsPtr, POINTER(ArrowSchema), _Err], c_int32),
+    "zenith_loader_options_add_stage": ([OptionsPtr, StagePtr, _Err], c_int32),
     # loader
     "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),
     "zenith_loader_open_paths": ([POINTER(c_char_p), c_size_t, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),

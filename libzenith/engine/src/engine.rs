@@ -18,7 +18,7 @@ use zenith_core::{Error, Result};
 use crate::event::{EventFailure, FailureKind};
 use crate::metrics::{StageMetrics, queue_changed};
 use crate::options::EngineOptions;
-use crate::stage::Stage;
+use crate::stage::{Stage, StageError};
 
 /// Why [`Engine::publish`] did not take an event.
 #[derive(Debug)]
@@ -359,35 +359,40 @@ fn worker_loop(shared: &Shared) {
 /// Runs every stage in order on one event; the first failure ends the chain.
 fn run_chain(shared: &Shared, sequence: u64, mut batch: RecordBatch) -> Finished {
     for (index, (stage, metrics)) in shared.stages.iter().zip(&shared.stage_metrics).enumerate() {
-        let started = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch)));
-        metrics.record(
-            started.elapsed(),
-            match &outcome {
-                Ok(Ok(_)) => None,
-                Ok(Err(error)) => Some(error.kind),
-                Err(_) => Some(FailureKind::Panic),
-            },
-        );
-        let failure = |kind, message| EventFailure {
+        batch = run_stage(stage.as_ref(), metrics, batch).map_err(|error| EventFailure {
             sequence,
             stage_index: index,
             stage: stage.name().to_string(),
-            kind,
-            message,
-        };
-        batch = match outcome {
-            Ok(Ok(output)) => output,
-            Ok(Err(error)) => return Err(failure(error.kind, error.message)),
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic payload".to_string());
-                return Err(failure(FailureKind::Panic, message));
-            }
-        };
+            kind: error.kind,
+            message: error.message,
+        })?;
     }
     Ok(batch)
+}
+
+/// Runs one stage on one batch, recorded in its series; a panic is caught and becomes a
+/// [`FailureKind::Panic`] error with the panic's message.
+pub(crate) fn run_stage(
+    stage: &dyn Stage,
+    metrics: &StageMetrics,
+    batch: RecordBatch,
+) -> std::result::Result<RecordBatch, StageError> {
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch)));
+    metrics.record(
+        started.elapsed(),
+        match &outcome {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(error.kind),
+            Err(_) => Some(FailureKind::Panic),
+        },
+    );
+    outcome.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic payload".to_string());
+        Err(StageError::new(FailureKind::Panic, message))
+    })
 }

@@ -38,6 +38,13 @@ pub struct zenith_stage {
     inner: Arc<dyn Stage>,
 }
 
+impl zenith_stage {
+    /// The same stage object, run by a loader's workers (`zenith_loader_options_add_stage`).
+    pub(crate) fn loader_stage(&self) -> Arc<dyn zenith_core::loader::BatchStage> {
+        Arc::new(zenith_engine::stage::loader::LoaderStage::new(Arc::clone(&self.inner)))
+    }
+}
+
 /// A native stage's transform, called for each event, possibly from several threads at once.
 ///
 /// `in_array`/`in_schema` hold the event (a struct array: one child per column). The callback may

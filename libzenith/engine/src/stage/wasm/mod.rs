@@ -6,8 +6,10 @@
 //! that failed (trap, timeout, out of memory, malformed result) is dropped, the others go on.
 //! Modules may import nothing: no WASI, no files, no network, no clock.
 
-pub mod abi;
 pub mod cache;
+
+/// The plugin ABI's descriptors (they need no wasmtime: [`crate::stage::abi`]).
+pub use super::abi;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
