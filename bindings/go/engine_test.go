@@ -1,6 +1,7 @@
 package zenith_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -315,5 +316,29 @@ func TestLoaderStageDoublesEveryBatchInOrder(t *testing.T) {
 	}
 	if _, err := zenith.Open(zenithtest.Path(t, "basic.arrow"), zenith.Options{Stages: []*zenith.Stage{nil}}); err == nil {
 		t.Fatal("a nil stage was accepted")
+	}
+}
+
+// Configuration bytes reach the plugin: normalize with a fixed mean 2 and std 4.
+func TestWasmStageConfig(t *testing.T) {
+	config := make([]byte, 16)
+	binary.LittleEndian.PutUint64(config[0:], math.Float64bits(2))
+	binary.LittleEndian.PutUint64(config[8:], math.Float64bits(4))
+	stage, err := zenith.NewWasmStageConfig(pluginPath("normalize.wasm"), 0, time.Second, config)
+	if err != nil {
+		t.Fatalf("NewWasmStageConfig (run `make plugins`): %v", err)
+	}
+	defer stage.Close()
+	g, err := zenith.NewEngine(zenith.EngineOptions{Stages: []*zenith.Stage{stage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	publish(t, g, 2, 6, 10)
+	if _, got := pollValues(t, g); got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Fatalf("normalize with mean 2, std 4: %v", got)
+	}
+	if _, err := zenith.NewWasmStageConfig(pluginPath("normalize.wasm"), 0, 0, []byte{1}); !errors.Is(err, zenith.ErrInvalidArgument) {
+		t.Fatalf("a 1-byte configuration: %v", err)
 	}
 }

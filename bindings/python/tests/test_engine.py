@@ -392,8 +392,42 @@ def test_resume_with_stages_continues_exactly(plugins, floats_file):
 
 def test_stages_must_be_stage_objects(floats_file):
     with pytest.raises(zenith.InvalidArgumentError, match="stages must be"):
-        zenith.Loader(floats_file, stages=[lambda b: b])
+        zenith.Loader(floats_file, stages=["normalize.wasm"])
+    with zenith.Loader(floats_file, batch_size=1000, shuffle=False, stages=[lambda b: b.slice(0, 3)]) as loader:
+        assert [b.num_rows for b in loader] == [3, 3]
     stage = zenith.NativeStage(lambda b: b)
     stage.close()
     with pytest.raises(zenith.InvalidArgumentError, match="closed"):
         zenith.Loader(floats_file, stages=[stage])
+
+
+def test_plugin_config_gives_normalize_a_fixed_mean_and_std(plugins):
+    config = np.array([2.0, 4.0], dtype="<f8").tobytes()
+    stage = zenith.Plugin(plugins / "normalize.wasm", config=config)
+    with zenith.Engine(buffer_size=8, workers=2, stages=[stage]) as engine:
+        out = engine.process(batch_of(np.arange(10.0), 7))
+    np.testing.assert_array_equal(out.column("x").to_numpy(), (np.arange(10.0) - 2.0) / 4.0)
+    assert out.column("id").to_pylist() == [7] * 10
+    with pytest.raises(zenith.InvalidArgumentError, match=r"refused the configuration \(3 bytes\) with status 1"):
+        zenith.Plugin(plugins / "normalize.wasm", config=b"abc")
+    with pytest.raises(zenith.InvalidArgumentError, match="does not export `zn_configure`"):
+        zenith.Plugin(plugins / "image_resize.wasm", config=b"x")
+    with pytest.raises(zenith.InvalidArgumentError, match="config must be bytes-like"):
+        zenith.Plugin(plugins / "normalize.wasm", config="2.0,4.0")
+
+
+def test_pinned_engine_workers_run_on_their_cpus():
+    last = max(os.sched_getaffinity(0))
+
+    def affinity(batch):  # on the worker thread: its own affinity
+        return pa.record_batch({"cpu": sorted(os.sched_getaffinity(0))})
+
+    with zenith.Engine(buffer_size=8, workers=2, cpus=[last], stages=[affinity]) as engine:
+        outs = [engine.process(batch_of([1.0])) for _ in range(6)]
+    assert all(out.column("cpu").to_pylist() == [last] for out in outs)
+    with zenith.Engine(workers=1, numa_node=0, stages=[affinity]) as engine:
+        assert engine.process(batch_of([1.0])).num_rows >= 1
+    with pytest.raises(zenith.InvalidArgumentError, match="NUMA node 999"):
+        zenith.Engine(numa_node=999).process(batch_of([1.0]))
+    with pytest.raises(zenith.InvalidArgumentError, match="not both"):
+        zenith.Engine(cpus=[0], numa_node=0)

@@ -250,8 +250,9 @@ class Loader:
             Values may be str, int, float or bool. None: credentials from the environment.
         stages: per-batch preprocessing run on the worker threads right after each batch is
             gathered, before delivery, in the order given: :class:`zenith.Plugin` (a sandboxed
-            WASM plugin) and :class:`zenith.NativeStage` objects, the stages ``zenith.Engine``
-            runs. Order, sharding and resume are unchanged. A batch a stage fails raises
+            WASM plugin) and :class:`zenith.NativeStage` objects (a plain function
+            ``fn(pyarrow.RecordBatch) -> RecordBatch`` is made a NativeStage), the stages
+            ``zenith.Engine`` runs. Order, sharding and resume are unchanged. A batch a stage fails raises
             :class:`zenith.EventFailedError` naming the stage, the batch and the reason; the
             next iteration builds that batch again.
 
@@ -372,11 +373,13 @@ class Loader:
             if "\0" in key or "\0" in value:
                 raise _errors.invalid(f"storage_options[{key!r}] must not contain a NUL character")
             storage.append((key, value))
-        stages = list(stages or ())
+        from .engine import NativeStage, _Stage
+
+        stages = [s if isinstance(s, _Stage) or not callable(s) else NativeStage(s) for s in stages or ()]
         for stage in stages:
-            if not hasattr(stage, "_live") or not hasattr(stage, "_adopt"):
+            if not isinstance(stage, _Stage):
                 raise _errors.invalid(
-                    f"stages must be zenith.Plugin or zenith.NativeStage objects, not {type(stage).__name__}"
+                    f"stages must be zenith.Plugin or zenith.NativeStage objects (or functions), not {type(stage).__name__}"
                 )
             stage._live()  # a closed stage is an error here, not at the first batch
         self._options = {

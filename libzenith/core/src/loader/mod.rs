@@ -29,8 +29,8 @@ pub use options::{
     DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget, ShardSource, default_memory_budget,
 };
 pub use plan::ShuffleMode;
-pub use stage::{BatchStage, Stages};
 use plan::{EpochPlan, PlanParams};
+pub use stage::{BatchStage, Stages};
 pub use state::{RESUME_STATE_SIZE, ResumeState};
 use stats::{Counters, Snapshot};
 use workers::{EpochJob, Pipeline};

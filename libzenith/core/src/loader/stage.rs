@@ -76,8 +76,7 @@ impl Stages {
 
 impl PartialEq for Stages {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
     }
 }
 
@@ -150,6 +149,9 @@ mod tests {
         assert_eq!(a, b);
         b.push(Arc::new(AddOne));
         assert_ne!(a, b);
-        assert_eq!(a.output_schema(&batch(vec![]).schema()), batch(vec![]).schema());
+        assert_eq!(
+            a.output_schema(&batch(vec![]).schema()),
+            batch(vec![]).schema()
+        );
     }
 }
