@@ -1080,6 +1080,15 @@ zenith_status zenith_engine_options_set_workers(struct zenith_engine_options *op
                                                 size_t workers,
                                                 struct zenith_error **err);
 
+zenith_status zenith_engine_options_set_cpus(struct zenith_engine_options *opts,
+                                            const uint32_t *cpus,
+                                            size_t count,
+                                            struct zenith_error **err);
+
+zenith_status zenith_engine_options_set_numa_node(struct zenith_engine_options *opts,
+                                                 int32_t node,
+                                                 struct zenith_error **err);
+
 // Appends a stage to the chain every event runs through, in the order added.
 //
 // Ownership: the options share the stage; the caller still frees its `stage` handle (the stage
@@ -1223,6 +1232,14 @@ zenith_status zenith_stage_new_wasm(const char *path,
                                     uint64_t time_limit_ms,
                                     struct zenith_stage **out,
                                     struct zenith_error **err);
+
+zenith_status zenith_stage_new_wasm_config(const char *path,
+                                           uint64_t memory_limit,
+                                           uint64_t time_limit_ms,
+                                           const uint8_t *config,
+                                           size_t config_len,
+                                           struct zenith_stage **out,
+                                           struct zenith_error **err);
 
 // Frees a stage handle. Options and engines the stage was added to keep it alive; the stage
 // (and a native stage's `free_user_data`) goes when the last of them is freed.
@@ -2098,6 +2115,10 @@ zenith_status zenith_loader_options_set_csv_header(struct zenith_loader_options 
 zenith_status zenith_loader_options_set_schema(struct zenith_loader_options *opts,
                                                const struct ArrowSchema *schema,
                                                struct zenith_error **err);
+
+zenith_status zenith_loader_options_add_stage(struct zenith_loader_options *opts,
+                                              const struct zenith_stage *stage,
+                                              struct zenith_error **err);
 
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //

@@ -342,3 +342,20 @@ func TestWasmStageConfig(t *testing.T) {
 		t.Fatalf("a 1-byte configuration: %v", err)
 	}
 }
+
+// Pinned workers: pinned to CPU 0 the engine works (a worker the cpuset does not let pin runs
+// unpinned); a NUMA node the machine lacks is refused.
+func TestEnginePinning(t *testing.T) {
+	g, err := zenith.NewEngine(zenith.EngineOptions{Workers: 2, CPUs: []uint32{0}, Stages: []*zenith.Stage{doubling(t)}})
+	if err != nil {
+		t.Fatalf("NewEngine pinned to CPU 0: %v", err)
+	}
+	defer g.Close()
+	publish(t, g, 21)
+	if _, x := pollValues(t, g); x[0] != 42 {
+		t.Fatalf("pinned engine: %v", x)
+	}
+	if _, err := zenith.NewEngine(zenith.EngineOptions{NUMANode: zenith.IntPtr(999)}); !errors.Is(err, zenith.ErrInvalidArgument) {
+		t.Fatalf("NUMA node 999: %v", err)
+	}
+}

@@ -260,7 +260,9 @@ class Engine:
     size (None: 1 GiB): ``publish`` waits for room up to its timeout, then raises
     :class:`zenith.EngineTimeoutError` and leaves the batch with the caller. ``workers``: None for
     the library's default (2). ``stages``: :class:`Plugin` / :class:`NativeStage` objects (more
-    can be added with ``load_plugin`` / ``add_stage`` until the engine starts).
+    can be added with ``load_plugin`` / ``add_stage`` until the engine starts). ``cpus`` (a list of
+    CPU numbers) or ``numa_node`` (a node's online CPUs) pins every worker there; a node the
+    machine lacks raises :class:`zenith.InvalidArgumentError` when the engine starts.
 
     Thread safety: any number of threads may publish and poll at once; ``close`` waits for the calls
     in progress (a waiting call notices it within 100 ms and raises).
