@@ -41,9 +41,9 @@ pub struct zenith_stage {
 impl zenith_stage {
     /// The same stage object, run by a loader's workers (`zenith_loader_options_add_stage`).
     pub(crate) fn loader_stage(&self) -> Arc<dyn zenith_core::loader::BatchStage> {
-        Arc::new(zenith_engine::stage::loader::LoaderStage::new(Arc::clone(
-            &self.inner,
-        )))
+        Arc::new(::zenith_engine::stage::loader::LoaderStage::new(
+            Arc::clone(&self.inner),
+        ))
     }
 }
 

@@ -587,7 +587,10 @@ mod tests {
                 }
             }
         }
-        assert!(accepted > 0 && refused > 0, "{accepted} accepted, {refused} refused");
+        assert!(
+            accepted > 0 && refused > 0,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 
     #[test]
