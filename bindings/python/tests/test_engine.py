@@ -335,7 +335,7 @@ def test_normalize_plugin_through_the_dataloader_equals_numpy(plugins, floats_fi
 def test_python_stage_in_the_loader_runs_on_workers_and_can_change_the_schema(floats_file):
     def tag(batch):
         on_worker = threading.current_thread().name != "MainThread"
-        return batch.append_column("on_worker", pa.array([on_worker] * batch.num_rows))
+        return batch.append_column("on_worker", pa.array([on_worker] * batch.num_rows, type=pa.bool_()))
 
     with zenith.Loader(floats_file, batch_size=100, shuffle=False, num_workers=2,
                        stages=[zenith.NativeStage(tag)]) as loader:

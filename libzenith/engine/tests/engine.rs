@@ -386,14 +386,28 @@ fn pinned_workers_run_only_on_their_cpus() {
     assert_eq!(engine.pinned_workers(), 3);
 
     // Node 0's CPUs (every Linux machine has node 0; sysfs lists its CPUs).
+    let node0 = Pinning::NumaNode(0).cpus().unwrap();
     let engine = Engine::new(EngineOptions {
         workers: 1,
+        stages: vec![affinity_stage()],
         pinning: Some(Pinning::NumaNode(0)),
         ..EngineOptions::default()
     })
     .unwrap();
     engine.publish(event(0, 0), FOREVER).unwrap();
-    assert!(matches!(engine.poll(FOREVER), PollOutcome::Event { .. }));
+    let PollOutcome::Event { batch, .. } = engine.poll(FOREVER) else {
+        panic!("the affinity stage failed");
+    };
+    let cpus = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let node0: Vec<i64> = node0.iter().map(|&c| i64::from(c)).collect();
+    assert!(
+        cpus.values().iter().all(|c| node0.contains(c)),
+        "{cpus:?} outside node 0 {node0:?}"
+    );
     assert_eq!(engine.pinned_workers(), 1);
 
     for (pinning, message) in [
