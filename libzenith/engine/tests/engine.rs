@@ -383,6 +383,11 @@ fn pinned_workers_run_only_on_their_cpus() {
             .unwrap();
         assert_eq!(cpus.values().to_vec(), vec![i64::from(last)]);
     }
+    // Workers pin as they start; one that has not run an event yet may still be starting.
+    let started = std::time::Instant::now();
+    while engine.pinned_workers() < 3 && started.elapsed() < FOREVER {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(engine.pinned_workers(), 3);
 
     // Node 0's CPUs (every Linux machine has node 0; sysfs lists its CPUs).
