@@ -252,7 +252,9 @@ class Loader:
             gathered, before delivery, in the order given: :class:`zenith.Plugin` (a sandboxed
             WASM plugin) and :class:`zenith.NativeStage` objects (a plain function
             ``fn(pyarrow.RecordBatch) -> RecordBatch`` is made a NativeStage), the stages
-            ``zenith.Engine`` runs. Order, sharding and resume are unchanged. A batch a stage fails raises
+            ``zenith.Engine`` runs. Order, sharding and resume are unchanged. The loader's
+            schema is what the stages make of an empty batch, so a stage must return the same
+            schema for every batch (give new columns an explicit type). A batch a stage fails raises
             :class:`zenith.EventFailedError` naming the stage, the batch and the reason; the
             next iteration builds that batch again.
 

@@ -358,6 +358,15 @@ fn affinity_stage() -> Arc<dyn Stage> {
     }))
 }
 
+/// The next event's CPUs, as the affinity stage saw them.
+fn polled_cpus(engine: &Engine) -> Vec<i64> {
+    let PollOutcome::Event { batch, .. } = engine.poll(FOREVER) else {
+        panic!("the affinity stage failed");
+    };
+    let cpus = batch.column(0).as_any().downcast_ref::<Int64Array>();
+    cpus.unwrap().values().to_vec()
+}
+
 #[test]
 fn pinned_workers_run_only_on_their_cpus() {
     let allowed = zenith_core::runtime::affinity::current_thread_affinity().unwrap();
@@ -373,15 +382,7 @@ fn pinned_workers_run_only_on_their_cpus() {
         engine.publish(event(0, index), FOREVER).unwrap();
     }
     for _ in 0..12 {
-        let PollOutcome::Event { batch, .. } = engine.poll(FOREVER) else {
-            panic!("the affinity stage failed");
-        };
-        let cpus = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(cpus.values().to_vec(), vec![i64::from(last)]);
+        assert_eq!(polled_cpus(&engine), vec![i64::from(last)]);
     }
     // Workers pin as they start; one that has not run an event yet may still be starting.
     let started = std::time::Instant::now();
@@ -400,17 +401,10 @@ fn pinned_workers_run_only_on_their_cpus() {
     })
     .unwrap();
     engine.publish(event(0, 0), FOREVER).unwrap();
-    let PollOutcome::Event { batch, .. } = engine.poll(FOREVER) else {
-        panic!("the affinity stage failed");
-    };
-    let cpus = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap();
+    let cpus = polled_cpus(&engine);
     let node0: Vec<i64> = node0.iter().map(|&c| i64::from(c)).collect();
     assert!(
-        cpus.values().iter().all(|c| node0.contains(c)),
+        cpus.iter().all(|c| node0.contains(c)),
         "{cpus:?} outside node 0 {node0:?}"
     );
     assert_eq!(engine.pinned_workers(), 1);
