@@ -936,7 +936,9 @@ typedef struct zenith_pci_device_info {
 // An engine event failed in one of its stages (a native stage's error, a WASM plugin's trap,
 // timeout, out-of-memory or malformed result): `zenith_engine_poll` reports it in the event's
 // place, with the event's sequence number, and the message names the stage and the reason. The
-// engine goes on.
+// engine goes on. A loader batch that fails in a loader stage (`zenith_loader_options_add_stage`)
+// is reported with this status too, by the call that would have delivered it; the message names
+// the stage, the batch and the reason.
 #define ZENITH_ERR_EVENT_FAILED -15
 
 #ifdef __cplusplus
@@ -1079,6 +1081,40 @@ zenith_status zenith_engine_options_set_capacity(struct zenith_engine_options *o
 zenith_status zenith_engine_options_set_workers(struct zenith_engine_options *opts,
                                                 size_t workers,
                                                 struct zenith_error **err);
+
+// Pins the engine's workers to CPUs: each worker restricts itself, when it starts, to the
+// `count` CPUs at `cpus` (the kernel's numbers, as `zenith_topology` lists them); `count == 0`
+// removes the pinning (`cpus` may then be NULL). A worker the kernel does not let pin (a cpuset
+// without those CPUs) runs unpinned. Replaces a node set with
+// `zenith_engine_options_set_numa_node`.
+//
+// On failure: a CPU number of 1024 or more returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+// are unchanged.
+// NULL policy: `opts` must not be NULL; `cpus` must not be NULL when `count > 0`; `err` may be
+// NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `cpus` is NULL or points to `count` readable values; `err`
+// is NULL or writable.
+zenith_status zenith_engine_options_set_cpus(struct zenith_engine_options *opts,
+                                             const uint32_t *cpus,
+                                             size_t count,
+                                             struct zenith_error **err);
+
+// Pins the engine's workers to the online CPUs of NUMA node `node` (`-1`: no pinning).
+// Replaces CPUs set with `zenith_engine_options_set_cpus`.
+//
+// On failure: a node this machine does not have (or without online CPUs) returns
+// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `err` is NULL or writable.
+zenith_status zenith_engine_options_set_numa_node(struct zenith_engine_options *opts,
+                                                  int32_t node,
+                                                  struct zenith_error **err);
 
 // Appends a stage to the chain every event runs through, in the order added.
 //
@@ -1223,6 +1259,27 @@ zenith_status zenith_stage_new_wasm(const char *path,
                                     uint64_t time_limit_ms,
                                     struct zenith_stage **out,
                                     struct zenith_error **err);
+
+// `zenith_stage_new_wasm` with configuration bytes for the plugin: each instance is handed
+// `config` (`config_len` bytes, opaque to Zenith; at most 16 MiB) once, through the plugin's
+// optional `zn_configure(ptr, len)` export, before its first event (docs/plugins.md). A plugin
+// whose `zn_configure` returns nonzero, or that has no `zn_configure` while `config_len > 0`, is
+// refused here with `ZENITH_ERR_INVALID_ARGUMENT` and the reason.
+//
+// Ownership: `config` is copied; the caller keeps it. The rest as `zenith_stage_new_wasm`.
+// NULL policy: `path` and `out` must not be NULL; `config` may be NULL when `config_len` is 0;
+// `err` may be NULL.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `config` is NULL or points to `config_len` readable bytes;
+// `out` is NULL or writable; `err` is NULL or writable.
+zenith_status zenith_stage_new_wasm_config(const char *path,
+                                           uint64_t memory_limit,
+                                           uint64_t time_limit_ms,
+                                           const uint8_t *config,
+                                           size_t config_len,
+                                           struct zenith_stage **out,
+                                           struct zenith_error **err);
 
 // Frees a stage handle. Options and engines the stage was added to keep it alive; the stage
 // (and a native stage's `free_user_data`) goes when the last of them is freed.
@@ -2098,6 +2155,30 @@ zenith_status zenith_loader_options_set_csv_header(struct zenith_loader_options 
 zenith_status zenith_loader_options_set_schema(struct zenith_loader_options *opts,
                                                const struct ArrowSchema *schema,
                                                struct zenith_error **err);
+
+// Appends `stage` (a native or WASM stage, as the engine runs them) to the stages the loader's
+// workers run on each batch right after gathering it, before delivery: preprocessing in
+// parallel on native threads. Stages run in the order added, each on the previous one's output.
+// The rows of each batch, the order, sharding and resume tokens do not change (a resumed loader
+// needs the same stages added again). The loader's schema is what the stages make of an empty
+// batch (the dataset's when they refuse one).
+//
+// A batch a stage fails is reported by the call that would have delivered it with
+// `ZENITH_ERR_EVENT_FAILED`, the message naming the stage, the batch and the reason (a plugin's
+// trap, timeout, out-of-memory or malformed result, a callback's error); the position stays at
+// that batch, and the next call builds it again.
+//
+// Ownership: the options (and loaders opened with them) share the stage; the caller still frees
+// `stage` with `zenith_stage_free`, at any time.
+// NULL policy: `opts` and `stage` must not be NULL; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`. A native stage's
+// callback is called from several worker threads at once.
+//
+// # Safety
+// `opts` is NULL or live options; `stage` is NULL or a live stage; `err` is NULL or writable.
+zenith_status zenith_loader_options_add_stage(struct zenith_loader_options *opts,
+                                              const struct zenith_stage *stage,
+                                              struct zenith_error **err);
 
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //

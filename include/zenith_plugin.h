@@ -13,6 +13,15 @@
  *                                            fails the event with that status
  *   void zn_reset(void)                      optional: called after each successful event, so a
  *                                            bump allocator can start over
+ *   int32_t zn_configure(const uint8_t *config, uint32_t length)
+ *                                            optional: called once per instance, before its
+ *                                            first event, with the stage's configuration bytes
+ *                                            (opaque to the host; NULL and 0 when none was
+ *                                            given); 0 accepts them, any other value refuses
+ *                                            them and the stage fails to load. The bytes live in
+ *                                            a block from zn_alloc that zn_reset frees right
+ *                                            after the call: copy what you keep. A plugin
+ *                                            without it cannot be given a configuration.
  *
  * Per event the host calls zn_alloc once for one block holding the input descriptors, the
  * zn_output struct, each input buffer (copied once, 64-byte aligned) and each column name; then

@@ -86,15 +86,30 @@ func newStage(h *C.zenith_stage) *Stage {
 // caps the CPU time per event (0: 1 s). A missing file is [ErrNotFound], a bad module
 // [ErrInvalidArgument].
 func NewWasmStage(path string, memoryLimit uint64, timeLimit time.Duration) (*Stage, error) {
+	return NewWasmStageConfig(path, memoryLimit, timeLimit, nil)
+}
+
+// NewWasmStageConfig is [NewWasmStage] with configuration bytes that each instance of the plugin
+// reads once through its zn_configure export (e.g. normalize's fixed mean and standard deviation
+// as two little-endian float64). A plugin that refuses them, or cannot read them, is
+// [ErrInvalidArgument].
+func NewWasmStageConfig(path string, memoryLimit uint64, timeLimit time.Duration, config []byte) (*Stage, error) {
 	if timeLimit < 0 {
 		return nil, invalid("zenith: NewWasmStage: negative time limit")
 	}
 	ms := uint64((timeLimit + time.Millisecond - 1) / time.Millisecond)
 	p := cstr(path)
 	defer free(p)
+	// Copied into C memory: the library reads it during the call only, but cgo forbids passing
+	// a Go pointer that C could keep.
+	var cfg *C.uint8_t
+	if len(config) > 0 {
+		cfg = (*C.uint8_t)(C.CBytes(config))
+		defer C.free(unsafe.Pointer(cfg))
+	}
 	var h *C.zenith_stage
 	if _, err := call(func(e **C.zenith_error) C.zenith_status {
-		return C.zenith_stage_new_wasm(p, C.uint64_t(memoryLimit), C.uint64_t(ms), &h, e)
+		return C.zenith_stage_new_wasm_config(p, C.uint64_t(memoryLimit), C.uint64_t(ms), cfg, C.size_t(len(config)), &h, e)
 	}); err != nil {
 		return nil, err
 	}
@@ -128,6 +143,30 @@ func NewGoStage(name string, fn StageFunc) (*Stage, error) {
 	return newStage(h), nil
 }
 
+// addStages hands each stage's handle to add (an engine's or a loader's options, which then
+// share the stage), in order; a nil or closed stage is an error naming caller.
+func addStages(caller string, stages []*Stage, add func(*C.zenith_stage, **C.zenith_error) C.zenith_status) error {
+	for i, s := range stages {
+		if s == nil {
+			return invalid(fmt.Sprintf("zenith: %s: stage %d is nil", caller, i))
+		}
+		s.mu.Lock()
+		h := s.h
+		var err error
+		if h == nil {
+			err = ErrEngineClosed
+		} else {
+			_, err = call(func(e **C.zenith_error) C.zenith_status { return add(h, e) })
+		}
+		s.mu.Unlock()
+		runtime.KeepAlive(s)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close frees this handle. Idempotent.
 func (s *Stage) Close() error {
 	s.mu.Lock()
@@ -147,6 +186,11 @@ type EngineOptions struct {
 	MaxBytes uint64 // bytes in flight
 	Workers  int
 	Stages   []*Stage // run in this order
+	// CPUs pins each worker to these CPUs (the kernel's numbers); nil: no pinning.
+	CPUs []uint32
+	// NUMANode pins each worker to the online CPUs of this NUMA node; nil: no pinning. A node
+	// the machine does not have is ErrInvalidArgument. Cannot be combined with CPUs.
+	NUMANode *int
 }
 
 // Event is one event out of [Engine.Poll]: its sequence number and its transformed batch (the
@@ -202,23 +246,37 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 			return nil, err
 		}
 	}
-	for i, s := range opts.Stages {
-		if s == nil {
-			return nil, invalid(fmt.Sprintf("zenith: NewEngine: stage %d is nil", i))
+	if len(opts.CPUs) > 0 && opts.NUMANode != nil {
+		return nil, invalid("zenith: NewEngine: CPUs and NUMANode cannot be combined")
+	}
+	if len(opts.CPUs) > 0 {
+		// Copied into C memory: cgo forbids passing Go memory C might keep.
+		cpus := (*C.uint32_t)(C.malloc(C.size_t(len(opts.CPUs)) * C.sizeof_uint32_t))
+		defer C.free(unsafe.Pointer(cpus))
+		dst := unsafe.Slice(cpus, len(opts.CPUs))
+		for i, cpu := range opts.CPUs {
+			dst[i] = C.uint32_t(cpu)
 		}
-		s.mu.Lock()
-		h := s.h
-		var err error
-		if h == nil {
-			err = ErrEngineClosed
-		} else {
-			_, err = call(func(e **C.zenith_error) C.zenith_status { return C.zenith_engine_options_add_stage(o, h, e) })
-		}
-		s.mu.Unlock()
-		runtime.KeepAlive(s)
-		if err != nil {
+		if _, err := call(func(e **C.zenith_error) C.zenith_status {
+			return C.zenith_engine_options_set_cpus(o, cpus, C.size_t(len(opts.CPUs)), e)
+		}); err != nil {
 			return nil, err
 		}
+	}
+	if opts.NUMANode != nil {
+		if *opts.NUMANode < 0 || *opts.NUMANode > math.MaxInt32 {
+			return nil, invalid(fmt.Sprintf("zenith: NewEngine: NUMA node %d is out of range", *opts.NUMANode))
+		}
+		if _, err := call(func(e **C.zenith_error) C.zenith_status {
+			return C.zenith_engine_options_set_numa_node(o, C.int32_t(*opts.NUMANode), e)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if err := addStages("NewEngine", opts.Stages, func(h *C.zenith_stage, e **C.zenith_error) C.zenith_status {
+		return C.zenith_engine_options_add_stage(o, h, e)
+	}); err != nil {
+		return nil, err
 	}
 	eng := &Engine{}
 	if _, err := call(func(e **C.zenith_error) C.zenith_status { return C.zenith_engine_new(o, &eng.h, e) }); err != nil {

@@ -1,7 +1,9 @@
 package zenith_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 
 	zenith "github.com/zenith-data/libzenith/bindings/go"
+	"github.com/zenith-data/libzenith/bindings/go/internal/zenithtest"
 )
 
 // Batches are built in C memory (mallocator): the engine keeps them after Publish returns.
@@ -277,5 +280,82 @@ func TestEngineErrors(t *testing.T) {
 	closed.Close()
 	if _, err := zenith.NewEngine(zenith.EngineOptions{Stages: []*zenith.Stage{closed}}); !errors.Is(err, zenith.ErrEngineClosed) {
 		t.Fatalf("closed stage: %v", err)
+	}
+}
+
+// A Go stage as a loader stage: run on the loader's workers before delivery, in order.
+func TestLoaderStageDoublesEveryBatchInOrder(t *testing.T) {
+	l := open(t, "basic.arrow", zenith.Options{
+		BatchSize: 1000, Shuffle: zenith.ShuffleNone, NumWorkers: zenith.IntPtr(3), ShardNone: true,
+		Columns: []string{"value"}, Stages: []*zenith.Stage{doubling(t)},
+	})
+	next := 0.0
+	for {
+		b, err := l.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		a, s, err := b.ExportArrow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		// value = row / 2, doubled by the stage: the row ids, in dataset order.
+		for _, x := range valuesOf(t, a, s) {
+			if x != next {
+				t.Fatalf("got %v, want %v", x, next)
+			}
+			next++
+		}
+	}
+	if next != rows {
+		t.Fatalf("%v rows, want %d", next, rows)
+	}
+	if _, err := zenith.Open(zenithtest.Path(t, "basic.arrow"), zenith.Options{Stages: []*zenith.Stage{nil}}); err == nil {
+		t.Fatal("a nil stage was accepted")
+	}
+}
+
+// Configuration bytes reach the plugin: normalize with a fixed mean 2 and std 4.
+func TestWasmStageConfig(t *testing.T) {
+	config := make([]byte, 16)
+	binary.LittleEndian.PutUint64(config[0:], math.Float64bits(2))
+	binary.LittleEndian.PutUint64(config[8:], math.Float64bits(4))
+	stage, err := zenith.NewWasmStageConfig(pluginPath("normalize.wasm"), 0, time.Second, config)
+	if err != nil {
+		t.Fatalf("NewWasmStageConfig (run `make plugins`): %v", err)
+	}
+	defer stage.Close()
+	g, err := zenith.NewEngine(zenith.EngineOptions{Stages: []*zenith.Stage{stage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	publish(t, g, 2, 6, 10)
+	if _, got := pollValues(t, g); got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Fatalf("normalize with mean 2, std 4: %v", got)
+	}
+	if _, err := zenith.NewWasmStageConfig(pluginPath("normalize.wasm"), 0, 0, []byte{1}); !errors.Is(err, zenith.ErrInvalidArgument) {
+		t.Fatalf("a 1-byte configuration: %v", err)
+	}
+}
+
+// Pinned workers: pinned to CPU 0 the engine works (a worker the cpuset does not let pin runs
+// unpinned); a NUMA node the machine lacks is refused.
+func TestEnginePinning(t *testing.T) {
+	g, err := zenith.NewEngine(zenith.EngineOptions{Workers: 2, CPUs: []uint32{0}, Stages: []*zenith.Stage{doubling(t)}})
+	if err != nil {
+		t.Fatalf("NewEngine pinned to CPU 0: %v", err)
+	}
+	defer g.Close()
+	publish(t, g, 21)
+	if _, x := pollValues(t, g); x[0] != 42 {
+		t.Fatalf("pinned engine: %v", x)
+	}
+	if _, err := zenith.NewEngine(zenith.EngineOptions{NUMANode: zenith.IntPtr(999)}); !errors.Is(err, zenith.ErrInvalidArgument) {
+		t.Fatalf("NUMA node 999: %v", err)
 	}
 }

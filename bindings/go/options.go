@@ -120,6 +120,12 @@ type Options struct {
 	// Schema, when not nil, is the schema CSV and JSON lines files are parsed with instead of
 	// an inferred one (a struct schema, e.g. another loader's Schema()); it is only read.
 	Schema *ArrowSchema
+	// Stages run on each batch on the loader's worker threads right after it is gathered,
+	// before delivery, in this order ([NewWasmStage], [NewGoStage]: the stages an [Engine]
+	// runs; the options share them, Close on a Stage frees only its handle). Order, sharding and
+	// resume are unchanged. A batch a stage fails is an [ErrEventFailed] from the Next that would
+	// have delivered it, naming the stage, the batch and the reason; the next call builds it again.
+	Stages []*Stage
 
 	// Placement and I/O: where and how bytes are read, never which rows in which order.
 
@@ -349,6 +355,11 @@ func (o *Options) apply(opts *C.zenith_loader_options) error {
 		if err := call(st); err != nil {
 			return err
 		}
+	}
+	if err := addStages("Options.Stages", o.Stages, func(h *C.zenith_stage, e **C.zenith_error) C.zenith_status {
+		return C.zenith_loader_options_add_stage(opts, h, e)
+	}); err != nil {
+		return err
 	}
 	return o.applyPlacement(opts, call, &cerr)
 }

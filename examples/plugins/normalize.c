@@ -2,6 +2,10 @@
  * normalize: (x - mean) / std on every float32 and float64 column, in place; other columns pass
  * through. Mean and (population) standard deviation are over the valid values; nulls stay null.
  * A column whose values are all equal becomes NaN (0 / 0), as numpy's formula gives.
+ *
+ * Configuration (optional, zn_configure): two little-endian float64, a fixed mean and standard
+ * deviation used for every batch instead of each batch's own (dataset statistics computed once).
+ * Any other length, or a standard deviation that is not positive, is refused.
  */
 #include "zenith_plugin.h"
 #include "zn_alloc.h"
@@ -12,9 +16,29 @@ static int valid(const zn_column *c, uint64_t row) {
     return (bits[row >> 3] >> (row & 7)) & 1;
 }
 
+static int fixed;               /* configured: use fixed_mean and fixed_std */
+static double fixed_mean, fixed_std;
+
+ZN_EXPORT(zn_configure) int32_t zn_configure(const uint8_t *config, uint32_t length) {
+    if (length == 0) return 0; /* no configuration: each batch's own statistics */
+    if (length != 2 * sizeof(double)) return 1;
+    double values[2];
+    __builtin_memcpy(values, config, sizeof values);
+    if (!(values[1] > 0)) return 2; /* also refuses NaN */
+    fixed = 1;
+    fixed_mean = values[0];
+    fixed_std = values[1];
+    return 0;
+}
+
 #define NORMALIZE(T)                                                              \
     do {                                                                          \
         T *x = ZN_PTR(T, c->data);                                                \
+        if (fixed) {                                                              \
+            for (uint64_t i = 0; i < c->rows; i++)                                \
+                if (valid(c, i)) x[i] = (T)((x[i] - fixed_mean) / fixed_std);     \
+            break;                                                                \
+        }                                                                         \
         double sum = 0, count = 0;                                                \
         for (uint64_t i = 0; i < c->rows; i++)                                    \
             if (valid(c, i)) { sum += x[i]; count += 1; }                         \

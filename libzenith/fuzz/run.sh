@@ -15,7 +15,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 cd "$HERE"
-TARGETS=(ipc_file ipc_stream parquet csv csv_gz jsonl tar resume_state)
+TARGETS=(ipc_file ipc_stream parquet csv csv_gz jsonl tar resume_state descriptors)
 # Its own target directory: the fuzz build's flags differ from the main build's.
 export CARGO_TARGET_DIR="$HERE/target"
 

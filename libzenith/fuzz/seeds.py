@@ -221,6 +221,38 @@ def write_streamed_formats(out: str) -> None:
         write(directory, name, sink.getvalue())
 
 
+def write_descriptors(out: str) -> None:
+    """Guest-memory images for the `descriptors` target (plugin ABI v1, docs/plugins.md): the
+    `zn_output` struct at 0 (n_columns at 8, columns at 12), 56-byte `zn_column` descriptors
+    (type, width, rows, null_count, then (offset, length) of validity, offsets, data and name),
+    and the buffers they point at: valid outputs of each layout, for the fuzzer to break."""
+    import struct
+
+    def image(columns):
+        memory = bytearray(4096)
+        struct.pack_into("<II", memory, 8, len(columns), 64)
+        at = 1024
+        for index, (code, width, rows, nulls, validity, offsets, data, name) in enumerate(columns):
+            pieces = []
+            for blob in (validity, offsets, data, name):
+                memory[at : at + len(blob)] = blob
+                pieces += [at if blob else 0, len(blob)]
+                at = (at + len(blob) + 63) // 64 * 64
+            struct.pack_into("<IIQQ8I", memory, 64 + index * 56, code, width, rows, nulls, *pieces)
+        return bytes(memory)
+
+    doubles = struct.pack("<4d", 1.5, -2.0, 0.0, 8.25)
+    strings = struct.pack("<4i", 0, 1, 1, 4)
+    directory = os.path.join(out, "descriptors")
+    write(directory, "float64.bin", image([(10, 0, 4, 0, b"", b"", doubles, b"x")]))
+    write(directory, "nulls_and_utf8.bin", image([
+        (10, 0, 3, 1, bytes([0b101]), b"", doubles[:24], b"x"),
+        (11, 0, 3, 1, bytes([0b011]), strings, b"abcd", b"name"),
+    ]))
+    write(directory, "fixed_size_binary.bin", image([(13, 3, 2, 0, b"", b"", b"abcdef", b"img")]))
+    write(directory, "empty.bin", image([]))
+
+
 def write_tokens() -> None:
     """Resume tokens encoded by the library (a unit test writes them when asked)."""
     root = os.path.dirname(os.path.dirname(HERE))
@@ -241,6 +273,7 @@ def main() -> None:
     write_parquet(args.out)
     write_csv(args.out)
     write_streamed_formats(args.out)
+    write_descriptors(args.out)
     if args.tokens:
         write_tokens()
     for target in sorted(os.listdir(args.out)):

@@ -2,8 +2,10 @@
  * arrays, published from several threads through a native C stage and the normalize WASM
  * plugin; output in publish order, every event exactly once, a failing callback reported in its
  * event's place, back-pressure (ZENITH_WOULD_BLOCK gives the event back), events in flight
- * released at shutdown, and argument errors. The plugin comes from `make plugins`
- * (build/plugins/normalize.wasm, or $ZENITH_TEST_PLUGINS/normalize.wasm). */
+ * released at shutdown, and argument errors. The same stages as loader stages
+ * (zenith_loader_options_add_stage) on basic.arrow: run on the loader's workers, in order, every
+ * row once, a failing stage failing only its batch (then delivered by the retry). The plugin comes
+ * from `make plugins` (build/plugins/normalize.wasm, or $ZENITH_TEST_PLUGINS/normalize.wasm). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
@@ -305,6 +307,146 @@ static void test_wasm_normalize(void) {
     zenith_engine_free(engine);
 }
 
+/* ---- Loader stages ---- */
+
+#define BASIC_ROWS 10000
+
+/* A pass-through stage that fails a batch holding `*rejected` the first time it sees it. */
+typedef struct {
+    double rejected;
+    int failures;
+} reject_data;
+
+static int32_t reject_once(void *user_data, struct ArrowArray *in_array,
+                           struct ArrowSchema *in_schema, struct ArrowArray *out_array,
+                           struct ArrowSchema *out_schema, char *error, size_t error_capacity) {
+    reject_data *data = user_data;
+    const double *in = values_of(in_array);
+    for (int64_t i = 0; i < in_array->length; i++) {
+        /* Only one worker sees the batch holding the value: no race on `failures`. */
+        if (in[i] == data->rejected && data->failures++ == 0) {
+            snprintf(error, error_capacity, "value %g rejected", data->rejected);
+            return 5;
+        }
+    }
+    *out_array = *in_array;
+    in_array->release = NULL;
+    *out_schema = *in_schema;
+    in_schema->release = NULL;
+    return 0;
+}
+
+/* basic.arrow's "value" column (row * 0.5), `workers` workers, batches of 1000, seed 3. */
+static zenith_loader *open_values(const zenith_stage *const *stages, int n_stages, int shuffle,
+                                  size_t workers) {
+    const char *dir = getenv("ZENITH_TEST_DATA");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/basic.arrow", dir && *dir ? dir : "tests/data/generated");
+    const char *columns[1] = {"value"};
+    zenith_loader_options *opts = NULL;
+    CHECK_EQ_INT(zenith_loader_options_new(&opts), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_batch_size(opts, 1000, NULL), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_shuffle(opts, shuffle, NULL), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_seed(opts, 3, NULL), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_num_workers(opts, workers, NULL), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_shard_none(opts, NULL), ZENITH_OK);
+    CHECK_EQ_INT(zenith_loader_options_set_columns(opts, columns, 1, NULL), ZENITH_OK);
+    for (int i = 0; i < n_stages; i++)
+        CHECK_EQ_INT(zenith_loader_options_add_stage(opts, stages[i], NULL), ZENITH_OK);
+    zenith_loader *loader = NULL;
+    zenith_error *err = NULL;
+    zenith_status status = zenith_loader_open(path, opts, &loader, &err);
+    CHECK_EQ_INT(status, ZENITH_OK);
+    if (status != ZENITH_OK) fprintf(stderr, "open %s: %s\n", path, zenith_error_message(err));
+    zenith_error_free(err);
+    zenith_loader_options_free(opts);
+    return loader;
+}
+
+static void test_loader_stages_native(void) {
+    scale_data triple = {3.0, 0};
+    reject_data reject = {7500.0, 0}; /* row 5000, tripled */
+    zenith_stage *stages[2] = {NULL, NULL};
+    CHECK_EQ_INT(zenith_stage_new_native("triple", scale, &triple, free_scale, &stages[0], NULL),
+                 ZENITH_OK);
+    CHECK_EQ_INT(zenith_stage_new_native("reject_once", reject_once, &reject, NULL, &stages[1], NULL),
+                 ZENITH_OK);
+    zenith_loader *loader = open_values((const zenith_stage *const *)stages, 2, ZENITH_SHUFFLE_NONE, 4);
+    /* The options and the loader share the stages: freeing the handles now changes nothing. */
+    zenith_stage_free(stages[0]);
+    zenith_stage_free(stages[1]);
+    CHECK_EQ_INT(triple.freed, 0);
+    int64_t next_row = 0, failures = 0;
+    for (;;) {
+        struct ArrowArray array;
+        struct ArrowSchema schema;
+        zenith_error *err = NULL;
+        zenith_status status = zenith_loader_next(loader, &array, &schema, &err);
+        if (status == ZENITH_DONE) break;
+        if (status == ZENITH_ERR_EVENT_FAILED) {
+            failures++;
+            CHECK_STR_CONTAINS(zenith_error_message(err), "stage `reject_once` failed on batch 5");
+            CHECK_STR_CONTAINS(zenith_error_message(err), "value 7500 rejected");
+            zenith_error_free(err);
+            continue;
+        }
+        CHECK_EQ_INT(status, ZENITH_OK);
+        if (status != ZENITH_OK) {
+            zenith_error_free(err);
+            break;
+        }
+        CHECK_EQ_INT(array.length, 1000);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < array.length; i++)
+            bad += values_of(&array)[i] != (double)(next_row + i) * 0.5 * 3.0;
+        CHECK_EQ_INT(bad, 0);
+        next_row += array.length;
+        array.release(&array);
+        schema.release(&schema);
+    }
+    CHECK_EQ_INT(failures, 1);
+    CHECK_EQ_INT(next_row, BASIC_ROWS);
+    zenith_loader_free(loader);
+    CHECK_EQ_INT(triple.freed, 1);
+}
+
+static void test_loader_stages_wasm_normalize(void) {
+    const char *dir = getenv("ZENITH_TEST_PLUGINS");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/normalize.wasm", dir && *dir ? dir : "build/plugins");
+    zenith_stage *stage = NULL;
+    CHECK_EQ_INT(zenith_stage_new_wasm(path, 0, 0, &stage, NULL), ZENITH_OK);
+    if (stage == NULL) return;
+    zenith_loader *plain = open_values(NULL, 0, ZENITH_SHUFFLE_GLOBAL, 2);
+    zenith_loader *loader = open_values((const zenith_stage *const *)&stage, 1, ZENITH_SHUFFLE_GLOBAL, 3);
+    zenith_stage_free(stage);
+    int64_t batches = 0;
+    for (;;) {
+        struct ArrowArray a, b;
+        struct ArrowSchema sa, sb;
+        zenith_status status = zenith_loader_next(plain, &a, &sa, NULL);
+        CHECK_EQ_INT(zenith_loader_next(loader, &b, &sb, NULL), status);
+        if (status != ZENITH_OK) break;
+        const double *x = values_of(&a), *y = values_of(&b);
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < a.length; i++) mean += x[i];
+        mean /= (double)a.length;
+        for (int64_t i = 0; i < a.length; i++) var += (x[i] - mean) * (x[i] - mean);
+        double std = square_root(var / (double)a.length);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < a.length; i++) bad += absolute(y[i] - (x[i] - mean) / std) > 1e-12;
+        CHECK_EQ_INT(bad, 0);
+        batches++;
+        a.release(&a);
+        sa.release(&sa);
+        b.release(&b);
+        sb.release(&sb);
+    }
+    CHECK_EQ_INT(batches, BASIC_ROWS / 1000);
+    zenith_loader_free(plain);
+    zenith_loader_free(loader);
+}
+
 static void test_arguments(void) {
     zenith_error *err = NULL;
     zenith_stage *stage = NULL;
@@ -342,12 +484,21 @@ static void test_arguments(void) {
     zenith_engine_free(NULL);
     zenith_stage_free(NULL);
     zenith_engine_options_free(NULL);
+    zenith_loader_options *loader_opts = NULL;
+    CHECK_EQ_INT(zenith_loader_options_new(&loader_opts), ZENITH_OK);
+    err = NULL;
+    CHECK_EQ_INT(zenith_loader_options_add_stage(loader_opts, NULL, &err), ZENITH_ERR_NULL_ARGUMENT);
+    CHECK_STR_CONTAINS(zenith_error_message(err), "stage");
+    zenith_error_free(err);
+    zenith_loader_options_free(loader_opts);
 }
 
 int main(void) {
     test_native_stage_order_failures_and_threads();
     test_back_pressure_and_release_at_shutdown();
     test_wasm_normalize();
+    test_loader_stages_native();
+    test_loader_stages_wasm_normalize();
     test_arguments();
     return check_summary("test_engine");
 }

@@ -5,6 +5,7 @@
 // $ZENITH_TEST_PLUGINS).
 #include "common.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <thread>
 
@@ -157,6 +158,52 @@ TEST(Engine, FailedEventIsThrownInItsPlace) {
         EXPECT_TRUE(zenith_test::contains(e.what(), "negative first value")) << e.what();
     }
     EXPECT_EQ(values_of(engine.poll()->batch), std::vector<double>{6.0});
+}
+
+// The same stage objects as loader stages: run on the loader's workers, in order, a failing
+// batch thrown with ZENITH_ERR_EVENT_FAILED and delivered by the retry.
+TEST(Engine, LoaderStagesTransformEveryBatchInOrder) {
+    zenith::Stage stage = doubling();
+    std::atomic<int> failures{0};
+    zenith::Stage fail_once = zenith::Stage::native("fail_once", [&failures](zenith::ArrowBatch&& in) {
+        std::vector<double> x = values_of(in);
+        // Batch 3 (rows 3000.., value row / 2, doubled) fails the first time.
+        if (!x.empty() && x[0] == 3000.0 && failures.fetch_add(1) == 0) {
+            throw std::runtime_error("not this time");
+        }
+        return make_batch(std::move(x));
+    });
+    zenith::Loader loader(zenith_test::data_path("basic.arrow"),
+                          zenith::LoaderOptions()
+                              .batch_size(1000)
+                              .shuffle(zenith::Shuffle::None)
+                              .num_workers(3)
+                              .shard_none()
+                              .columns({"value"})
+                              .stage(stage)
+                              .stage(fail_once));
+    double next = 0;
+    int thrown = 0;
+    for (;;) {
+        std::optional<zenith::Batch> batch;
+        try {
+            batch = loader.next();
+        } catch (const zenith::Error& e) {
+            thrown++;
+            EXPECT_EQ(e.code(), ZENITH_ERR_EVENT_FAILED);
+            EXPECT_TRUE(zenith_test::contains(e.what(), "stage `fail_once` failed on batch 3"))
+                << e.what();
+            EXPECT_TRUE(zenith_test::contains(e.what(), "not this time")) << e.what();
+            continue;
+        }
+        if (!batch) break;
+        for (double v : values_of(batch->export_arrow())) {
+            ASSERT_EQ(v, next);
+            next++;
+        }
+    }
+    EXPECT_EQ(thrown, 1);
+    EXPECT_EQ(next, 10000.0);
 }
 
 TEST(Engine, BackPressureGivesTheBatchBack) {

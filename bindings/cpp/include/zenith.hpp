@@ -236,6 +236,8 @@ enum class IoBackend : zenith_io_backend {
     Pread = ZENITH_IO_PREAD,
 };
 
+class Stage;
+
 struct LoaderOptionsDeleter {
     void operator()(zenith_loader_options* opts) const noexcept {
         zenith_loader_options_free(opts);
@@ -451,6 +453,14 @@ public:
     LoaderOptions&& near_gpu(const std::string& pci_address) && {
         return std::move(near_gpu(pci_address));
     }
+
+    /// Appends a stage (a Stage::wasm plugin or a Stage::native callable, as an Engine runs
+    /// them) that the loader's workers run on each batch before delivery, in the order added;
+    /// the options share it. Order, sharding and resume are unchanged. A batch a stage fails
+    /// throws zenith::Error with ZENITH_ERR_EVENT_FAILED (the message names the stage, the batch
+    /// and the reason) from the call that would have delivered it; the next call builds it again.
+    LoaderOptions& stage(const Stage& s) &;
+    LoaderOptions&& stage(const Stage& s) && { return std::move(stage(s)); }
 
     /// The C handle (NULL when moved from), still owned by this object.
     const zenith_loader_options* get() const noexcept { return handle_.get(); }
@@ -1221,12 +1231,17 @@ public:
     /// A WASM stage from a plugin file (plugin ABI v1, docs/plugins.md). `memory_limit` in bytes
     /// per instance (0: 256 MiB), `time_limit_ms` of CPU time per event (0: 1000 ms). Throws
     /// ZENITH_ERR_NOT_FOUND for a missing file, ZENITH_ERR_INVALID_ARGUMENT for a bad module.
+    /// `config`: opaque bytes each instance reads once through the plugin's zn_configure export
+    /// (e.g. normalize's fixed mean and std as two little-endian doubles); a plugin that refuses
+    /// them or cannot read them throws ZENITH_ERR_INVALID_ARGUMENT.
     static Stage wasm(const std::string& path, std::uint64_t memory_limit = 0,
-                      std::uint64_t time_limit_ms = 0) {
+                      std::uint64_t time_limit_ms = 0,
+                      const std::vector<std::uint8_t>& config = {}) {
         zenith_stage* raw = nullptr;
         zenith_error* err = nullptr;
-        check(zenith_stage_new_wasm(detail::c_str(path, "path"), memory_limit, time_limit_ms, &raw,
-                                    &err),
+        check(zenith_stage_new_wasm_config(detail::c_str(path, "path"), memory_limit,
+                                           time_limit_ms, config.data(), config.size(), &raw,
+                                           &err),
               err);
         return Stage(raw);
     }
@@ -1307,6 +1322,12 @@ private:
     std::unique_ptr<zenith_stage, StageDeleter> handle_;
 };
 
+inline LoaderOptions& LoaderOptions::stage(const Stage& s) & {
+    zenith_error* err = nullptr;
+    check(zenith_loader_options_add_stage(raw("stage"), s.get(), &err), err);
+    return *this;
+}
+
 /// Options for an Engine: queue bounds, workers and stages (zenith_engine_options_*). Setters
 /// chain and throw zenith::Error on a bad value. Move-only; the engine copies them.
 class EngineOptions {
@@ -1327,6 +1348,19 @@ public:
     EngineOptions& workers(std::size_t n) {
         zenith_error* err = nullptr;
         check(zenith_engine_options_set_workers(get(), n, &err), err);
+        return *this;
+    }
+    /// Pins each worker to these CPUs (the kernel's numbers; empty: no pinning).
+    EngineOptions& cpus(const std::vector<std::uint32_t>& cpus) {
+        zenith_error* err = nullptr;
+        check(zenith_engine_options_set_cpus(get(), cpus.data(), cpus.size(), &err), err);
+        return *this;
+    }
+    /// Pins each worker to the online CPUs of NUMA node `node` (-1: no pinning); throws
+    /// ZENITH_ERR_INVALID_ARGUMENT for a node the machine does not have.
+    EngineOptions& numa_node(std::int32_t node) {
+        zenith_error* err = nullptr;
+        check(zenith_engine_options_set_numa_node(get(), node, &err), err);
         return *this;
     }
     /// Appends a stage to the chain (the options share it).

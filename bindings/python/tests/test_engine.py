@@ -302,3 +302,132 @@ def test_close_wakes_a_waiting_poll(timeout):
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert len(errors) == 1 and "closed" in str(errors[0])
+
+
+# ---- stages in the loader (zenith.Loader / zenith.DataLoader stages=[...]) ----------------------
+
+
+@pytest.fixture(scope="module")
+def floats_file(tmp_path_factory) -> pathlib.Path:
+    """2,000 rows: ``x`` (float64) and ``id`` (int64), in IPC batches of 500."""
+    rng = np.random.default_rng(5)
+    table = pa.table({"x": rng.normal(3.0, 2.0, 2000), "id": np.arange(2000, dtype=np.int64)})
+    path = tmp_path_factory.mktemp("loader_stages") / "floats.arrow"
+    with pa.ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table, max_chunksize=500)
+    return path
+
+
+def test_normalize_plugin_through_the_dataloader_equals_numpy(plugins, floats_file):
+    plain = zenith.DataLoader(floats_file, batch_size=128, shuffle=True, seed=4, num_workers=2)
+    staged = zenith.DataLoader(
+        floats_file, batch_size=128, shuffle=True, seed=4, num_workers=3,
+        stages=[zenith.Plugin(plugins / "normalize.wasm")],
+    )
+    pairs = list(zip(plain, staged, strict=True))
+    assert len(pairs) == 16
+    for p, s in pairs:
+        np.testing.assert_array_equal(p["id"], s["id"])  # the same rows, in the same order
+        np.testing.assert_allclose(s["x"], normalized(p["x"]), rtol=0, atol=1e-12)
+    assert sorted(np.concatenate([s["id"] for _, s in pairs]).tolist()) == list(range(2000))
+
+
+def test_python_stage_in_the_loader_runs_on_workers_and_can_change_the_schema(floats_file):
+    def tag(batch):
+        on_worker = threading.current_thread().name != "MainThread"
+        return batch.append_column("on_worker", pa.array([on_worker] * batch.num_rows, type=pa.bool_()))
+
+    with zenith.Loader(floats_file, batch_size=100, shuffle=False, num_workers=2,
+                       stages=[zenith.NativeStage(tag)]) as loader:
+        assert loader.column_names == ["x", "id", "on_worker"]
+        batches = list(loader)
+    assert [b.column("id")[0].as_py() for b in batches] == list(range(0, 2000, 100))
+    assert all(all(b.column("on_worker").to_pylist()) for b in batches)
+
+
+def test_a_failing_stage_fails_its_batch_and_the_retry_delivers_it(floats_file):
+    failed = []
+
+    def reject_row_700_once(batch):
+        if 700 in batch.column("id").to_pylist() and not failed:
+            failed.append(True)
+            raise ValueError("row 700 is not welcome")
+        return batch
+
+    loader = zenith.Loader(floats_file, batch_size=100, shuffle=True, seed=1, num_workers=3,
+                           stages=[zenith.NativeStage(reject_row_700_once, name="picky")])
+    ids, errors = [], []
+    while True:
+        try:
+            batch = loader.next_batch()
+        except zenith.EventFailedError as exc:
+            errors.append(exc)
+            continue
+        if batch is None:
+            break
+        ids.extend(pa.record_batch(batch).column("id").to_pylist())
+    loader.close()
+    assert len(errors) == 1
+    assert "stage `picky` failed on batch" in str(errors[0])
+    assert "ValueError: row 700 is not welcome" in str(errors[0])
+    assert sorted(ids) == list(range(2000))
+
+
+def test_resume_with_stages_continues_exactly(plugins, floats_file):
+    def opened(**kw):
+        return zenith.Loader(floats_file, batch_size=100, seed=9, num_workers=2,
+                             stages=[zenith.Plugin(plugins / "normalize.wasm")], **kw)
+
+    with opened() as loader:
+        full = list(loader)
+    with opened() as loader:
+        it = iter(loader)
+        head = [next(it) for _ in range(7)]
+        state = loader.state_dict()
+    with opened() as loader:
+        loader.load_state_dict(state)
+        tail = list(loader)
+    assert [b.equals(f) for b, f in zip(head + tail, full, strict=True)] == [True] * 20
+
+
+def test_stages_must_be_stage_objects(floats_file):
+    with pytest.raises(zenith.InvalidArgumentError, match="stages must be"):
+        zenith.Loader(floats_file, stages=["normalize.wasm"])
+    with zenith.Loader(floats_file, batch_size=1000, shuffle=False, stages=[lambda b: b.slice(0, 3)]) as loader:
+        assert [b.num_rows for b in loader] == [3, 3]
+    stage = zenith.NativeStage(lambda b: b)
+    stage.close()
+    with pytest.raises(zenith.InvalidArgumentError, match="closed"):
+        zenith.Loader(floats_file, stages=[stage])
+
+
+def test_plugin_config_gives_normalize_a_fixed_mean_and_std(plugins):
+    config = np.array([2.0, 4.0], dtype="<f8").tobytes()
+    stage = zenith.Plugin(plugins / "normalize.wasm", config=config)
+    with zenith.Engine(buffer_size=8, workers=2, stages=[stage]) as engine:
+        out = engine.process(batch_of(np.arange(10.0), 7))
+    np.testing.assert_array_equal(out.column("x").to_numpy(), (np.arange(10.0) - 2.0) / 4.0)
+    assert out.column("id").to_pylist() == [7] * 10
+    with pytest.raises(zenith.InvalidArgumentError, match=r"refused the configuration \(3 bytes\) with status 1"):
+        zenith.Plugin(plugins / "normalize.wasm", config=b"abc")
+    with pytest.raises(zenith.InvalidArgumentError, match="does not export `zn_configure`"):
+        zenith.Plugin(plugins / "image_resize.wasm", config=b"x")
+    with pytest.raises(zenith.InvalidArgumentError, match="config must be bytes-like"):
+        zenith.Plugin(plugins / "normalize.wasm", config="2.0,4.0")
+
+
+def test_pinned_engine_workers_run_on_their_cpus():
+    last = max(os.sched_getaffinity(0))
+
+    def affinity(batch):  # on the worker thread: its own affinity
+        return pa.record_batch({"cpu": sorted(os.sched_getaffinity(0))})
+
+    with zenith.Engine(buffer_size=8, workers=2, cpus=[last], stages=[affinity]) as engine:
+        outs = [engine.process(batch_of([1.0])) for _ in range(6)]
+    assert all(out.column("cpu").to_pylist() == [last] for out in outs)
+    with zenith.Engine(workers=1, numa_node=0, stages=[affinity]) as engine:
+        assert engine.process(batch_of([1.0])).num_rows >= 1
+    with pytest.raises(zenith.InvalidArgumentError, match="NUMA node 999"):
+        zenith.Engine(numa_node=999).process(batch_of([1.0]))
+    with pytest.raises(zenith.InvalidArgumentError, match="not both"):
+        zenith.Engine(cpus=[0], numa_node=0)

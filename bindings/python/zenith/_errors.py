@@ -119,11 +119,13 @@ class ShuffleDowngradeWarning(ZenithWarning):
 
 
 class EventFailedError(ZenithError):
-    """One engine event failed in a stage (a plugin's trap, timeout, out-of-memory or malformed
-    result, or a native stage's error); the engine goes on with the following events.
+    """One engine event, or one loader batch, failed in a stage (a plugin's trap, timeout,
+    out-of-memory or malformed result, or a native stage's error); the engine goes on with the
+    following events, and the loader builds the batch again on the next call.
 
-    ``sequence`` is the failed event's sequence number (the one ``Engine.publish`` returned) and
-    ``message`` names the stage and the reason.
+    ``sequence`` is the failed event's sequence number (the one ``Engine.publish`` returned; None
+    for a loader batch) and ``message`` names the stage (for a loader, also the batch) and the
+    reason.
     """
 
     def __init__(self, code: int, message: str, sequence: int | None = None):

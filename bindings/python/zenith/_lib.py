@@ -467,6 +467,7 @@ SIGNATURES = {
     "zenith_loader_options_set_csv_delimiter": ([OptionsPtr, c_uint8, _Err], c_int32),
     "zenith_loader_options_set_csv_header": ([OptionsPtr, c_bool, _Err], c_int32),
     "zenith_loader_options_set_schema": ([OptionsPtr, POINTER(ArrowSchema), _Err], c_int32),
+    "zenith_loader_options_add_stage": ([OptionsPtr, StagePtr, _Err], c_int32),
     # loader
     "zenith_loader_open": ([c_char_p, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),
     "zenith_loader_open_paths": ([POINTER(c_char_p), c_size_t, OptionsPtr, POINTER(LoaderPtr), _Err], c_int32),
@@ -545,6 +546,8 @@ SIGNATURES = {
     "zenith_engine_options_free": ([EngineOptionsPtr], None),
     "zenith_engine_options_set_capacity": ([EngineOptionsPtr, c_size_t, c_uint64, _Err], c_int32),
     "zenith_engine_options_set_workers": ([EngineOptionsPtr, c_size_t, _Err], c_int32),
+    "zenith_engine_options_set_cpus": ([EngineOptionsPtr, POINTER(c_uint32), c_size_t, _Err], c_int32),
+    "zenith_engine_options_set_numa_node": ([EngineOptionsPtr, c_int32, _Err], c_int32),
     "zenith_engine_options_add_stage": ([EngineOptionsPtr, StagePtr, _Err], c_int32),
     "zenith_engine_new": ([EngineOptionsPtr, POINTER(EnginePtr), _Err], c_int32),
     "zenith_engine_free": ([EnginePtr], None),
@@ -559,6 +562,10 @@ SIGNATURES = {
     ),
     "zenith_stage_new_native": ([c_char_p, c_void_p, c_void_p, c_void_p, POINTER(StagePtr), _Err], c_int32),
     "zenith_stage_new_wasm": ([c_char_p, c_uint64, c_uint64, POINTER(StagePtr), _Err], c_int32),
+    "zenith_stage_new_wasm_config": (
+        [c_char_p, c_uint64, c_uint64, c_char_p, c_size_t, POINTER(StagePtr), _Err],
+        c_int32,
+    ),
     "zenith_stage_free": ([StagePtr], None),
 }
 

@@ -248,6 +248,15 @@ class Loader:
             ``session_token``, ``request_timeout``, ``retries``, ``retry_timeout``,
             ``cache_dir``, ``cache_max_bytes``, ... (see ``zenith_loader_options_set_storage_option``).
             Values may be str, int, float or bool. None: credentials from the environment.
+        stages: per-batch preprocessing run on the worker threads right after each batch is
+            gathered, before delivery, in the order given: :class:`zenith.Plugin` (a sandboxed
+            WASM plugin) and :class:`zenith.NativeStage` objects (a plain function
+            ``fn(pyarrow.RecordBatch) -> RecordBatch`` is made a NativeStage), the stages
+            ``zenith.Engine`` runs. Order, sharding and resume are unchanged. The loader's
+            schema is what the stages make of an empty batch, so a stage must return the same
+            schema for every batch (give new columns an explicit type). A batch a stage fails raises
+            :class:`zenith.EventFailedError` naming the stage, the batch and the reason; the
+            next iteration builds that batch again.
 
     Shuffles: ``shuffle=True`` (or "auto") is a global shuffle, which runs as a block shuffle
     when the decoded data (Parquet) exceeds the memory budget; the loader then warns once with a
@@ -292,6 +301,7 @@ class Loader:
         numa_node: int | None = None,
         near_gpu=None,
         storage_options: dict | None = None,
+        stages=(),
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         # A list of paths is one dataset (files in the order given).
@@ -365,7 +375,17 @@ class Loader:
             if "\0" in key or "\0" in value:
                 raise _errors.invalid(f"storage_options[{key!r}] must not contain a NUL character")
             storage.append((key, value))
+        from .engine import NativeStage, _Stage
+
+        stages = [s if isinstance(s, _Stage) or not callable(s) else NativeStage(s) for s in stages or ()]
+        for stage in stages:
+            if not isinstance(stage, _Stage):
+                raise _errors.invalid(
+                    f"stages must be zenith.Plugin or zenith.NativeStage objects (or functions), not {type(stage).__name__}"
+                )
+            stage._live()  # a closed stage is an error here, not at the first batch
         self._options = {
+            "stages": stages,  # held: the options share their native stages at each open
             "storage": storage,
             "batch_size": _int("batch_size", batch_size, 1, _U64),
             "shuffle": _SHUFFLE[shuffle],
@@ -441,6 +461,8 @@ class Loader:
             _apply_placement_options(lib, opts, o)
             for key, value in o["storage"]:
                 _call(lib.zenith_loader_options_set_storage_option, opts, key.encode(), value.encode())
+            for stage in o["stages"]:
+                _call(lib.zenith_loader_options_add_stage, opts, stage._live())
             if resume is not None:
                 buf = (ctypes.c_uint8 * max(len(resume), 1)).from_buffer_copy(resume.ljust(1, b"\0"))
                 _call(lib.zenith_loader_options_set_resume_state, opts, buf, len(resume))

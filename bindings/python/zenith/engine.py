@@ -111,21 +111,34 @@ class Plugin(_Stage):
     (:class:`zenith.EventFailedError` from ``Engine.poll``). A missing file raises
     :class:`zenith.NotFoundError`; a module that is not a valid plugin
     :class:`zenith.InvalidArgumentError` with the reason.
+
+    ``config`` (bytes-like) is handed to each instance of the plugin once, before its first
+    event, through the plugin's ``zn_configure`` export (e.g. normalize's fixed mean and standard
+    deviation as two little-endian float64). A plugin that refuses it, or has no ``zn_configure``,
+    raises :class:`zenith.InvalidArgumentError` here.
     """
 
-    def __init__(self, path, memory: int | None = None, time_limit: float | None = None):
+    def __init__(self, path, memory: int | None = None, time_limit: float | None = None, config=None):
         self.path = os.fspath(path)
         if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory <= 0):
             raise _errors.invalid(f"memory must be None or a positive number of bytes, got {memory!r}")
         millis = _millis(time_limit, "time_limit")
         if millis == 0:
             raise _errors.invalid("time_limit must be positive")
+        try:
+            if isinstance(config, (str, int)):
+                raise TypeError
+            config = b"" if config is None else bytes(config)
+        except TypeError:
+            raise _errors.invalid(f"config must be bytes-like, not {type(config).__name__}") from None
         handle = _lib.StagePtr()
         _call(
-            _lib.lib().zenith_stage_new_wasm,
+            _lib.lib().zenith_stage_new_wasm_config,
             os.fsencode(self.path),
             memory or 0,
             millis or 0,
+            config,
+            len(config),
             ctypes.byref(handle),
         )
         self._adopt(handle)
@@ -247,18 +260,38 @@ class Engine:
     size (None: 1 GiB): ``publish`` waits for room up to its timeout, then raises
     :class:`zenith.EngineTimeoutError` and leaves the batch with the caller. ``workers``: None for
     the library's default (2). ``stages``: :class:`Plugin` / :class:`NativeStage` objects (more
-    can be added with ``load_plugin`` / ``add_stage`` until the engine starts).
+    can be added with ``load_plugin`` / ``add_stage`` until the engine starts). ``cpus`` (a list of
+    CPU numbers) or ``numa_node`` (a node's online CPUs) pins every worker there; a node the
+    machine lacks raises :class:`zenith.InvalidArgumentError` when the engine starts.
 
     Thread safety: any number of threads may publish and poll at once; ``close`` waits for the calls
     in progress (a waiting call notices it within 100 ms and raises).
     """
 
-    def __init__(self, buffer_size: int = 4096, workers: int | None = None, max_bytes: int | None = None, stages=()):
+    def __init__(
+        self,
+        buffer_size: int = 4096,
+        workers: int | None = None,
+        max_bytes: int | None = None,
+        stages=(),
+        cpus=None,
+        numa_node: int | None = None,
+    ):
         for name, value in (("buffer_size", buffer_size), ("workers", workers), ("max_bytes", max_bytes)):
             if value is None and name != "buffer_size":
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise _errors.invalid(f"{name} must be a positive integer, got {value!r}")
+        if cpus is not None and numa_node is not None:
+            raise _errors.invalid("give cpus or numa_node, not both")
+        if cpus is not None:
+            cpus = list(cpus)
+            if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**32 for c in cpus):
+                raise _errors.invalid(f"cpus must be a non-empty list of CPU numbers, got {cpus!r}")
+        if numa_node is not None and (not isinstance(numa_node, int) or isinstance(numa_node, bool) or numa_node < 0):
+            raise _errors.invalid(f"numa_node must be None or a node number >= 0, got {numa_node!r}")
+        self.cpus = cpus
+        self.numa_node = numa_node
         self.buffer_size = buffer_size
         self.workers = workers
         self.max_bytes = max_bytes
@@ -297,9 +330,9 @@ class Engine:
             self._stages.append(stage)
         return self
 
-    def load_plugin(self, path, memory: int | None = None, time_limit: float | None = None) -> Plugin:
+    def load_plugin(self, path, memory: int | None = None, time_limit: float | None = None, config=None) -> Plugin:
         """Adds a WASM plugin stage (see :class:`Plugin`) and returns it."""
-        plugin = Plugin(path, memory=memory, time_limit=time_limit)
+        plugin = Plugin(path, memory=memory, time_limit=time_limit, config=config)
         self.add_stage(plugin)
         return plugin
 
@@ -316,6 +349,11 @@ class Engine:
             _call(lib.zenith_engine_options_set_capacity, options, self.buffer_size, self.max_bytes or (1 << 30))
             if self.workers is not None:
                 _call(lib.zenith_engine_options_set_workers, options, self.workers)
+            if self.cpus is not None:
+                array = (ctypes.c_uint32 * len(self.cpus))(*self.cpus)
+                _call(lib.zenith_engine_options_set_cpus, options, array, len(self.cpus))
+            if self.numa_node is not None:
+                _call(lib.zenith_engine_options_set_numa_node, options, self.numa_node)
             for stage in self._stages:
                 _call(lib.zenith_engine_options_add_stage, options, stage._live())
             handle = _lib.EnginePtr()

@@ -84,6 +84,7 @@ pub fn status_of(kind: ErrorKind) -> i32 {
         ErrorKind::BufferTooSmall => -10,
         ErrorKind::OutOfMemory => -11,
         ErrorKind::NoDevice => -14,
+        ErrorKind::Stage => -15,
         _ => -8,
     }
 }
@@ -124,6 +125,7 @@ mod tests {
             (ErrorKind::BufferTooSmall, "ZENITH_ERR_BUFFER_TOO_SMALL"),
             (ErrorKind::OutOfMemory, "ZENITH_ERR_OUT_OF_MEMORY"),
             (ErrorKind::NoDevice, "ZENITH_ERR_NO_DEVICE"),
+            (ErrorKind::Stage, "ZENITH_ERR_EVENT_FAILED"),
         ] {
             assert_eq!(status_of(kind), define(name), "{name}");
             assert_eq!(i32::from(exit_code_of(kind)), 2 - define(name), "{name}");

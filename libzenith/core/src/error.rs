@@ -41,6 +41,8 @@ pub enum ErrorKind {
     Internal,
     /// No usable device: no GPU driver, no device, or the ordinal does not exist.
     NoDevice,
+    /// A loader stage failed on a batch.
+    Stage,
 }
 
 /// Everything that can go wrong in Zenith, grouped by what the caller can do about it.
@@ -134,6 +136,17 @@ pub enum Error {
     /// no device is visible, or the requested ordinal does not exist.
     #[error("no device: {0}")]
     NoDevice(String),
+
+    /// A loader stage (see [`crate::loader::stage`]) failed on a batch; that batch only.
+    #[error("stage `{stage}` failed on batch {batch}: {reason}")]
+    Stage {
+        /// The stage's name.
+        stage: String,
+        /// The batch's index in its epoch.
+        batch: u64,
+        /// What the stage said.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -152,6 +165,7 @@ impl Error {
             Error::Panic(_) => ErrorKind::Panic,
             Error::Internal(_) => ErrorKind::Internal,
             Error::NoDevice(_) => ErrorKind::NoDevice,
+            Error::Stage { .. } => ErrorKind::Stage,
         }
     }
 
@@ -234,6 +248,15 @@ impl Error {
             Error::Panic(m) => Error::Panic(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
             Error::NoDevice(m) => Error::NoDevice(m.clone()),
+            Error::Stage {
+                stage,
+                batch,
+                reason,
+            } => Error::Stage {
+                stage: stage.clone(),
+                batch: *batch,
+                reason: reason.clone(),
+            },
         }
     }
 

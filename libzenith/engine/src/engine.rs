@@ -8,17 +8,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
+use zenith_core::runtime::affinity;
 use zenith_core::{Error, Result};
 
 use crate::event::{EventFailure, FailureKind};
 use crate::metrics::{StageMetrics, queue_changed};
-use crate::options::EngineOptions;
-use crate::stage::Stage;
+use crate::options::{EngineOptions, Pinning};
+use crate::stage::{Stage, StageError};
 
 /// Why [`Engine::publish`] did not take an event.
 #[derive(Debug)]
@@ -117,6 +119,8 @@ impl Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    /// Workers that pinned themselves to the options' CPUs.
+    pinned_workers: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -142,6 +146,7 @@ impl Engine {
     /// Starts an engine: checks the options and spawns the workers.
     pub fn new(options: EngineOptions) -> Result<Self> {
         options.validate()?;
+        let cpus = options.pinning.as_ref().map(Pinning::cpus).transpose()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -168,16 +173,30 @@ impl Engine {
         let mut engine = Engine {
             shared,
             workers: Vec::with_capacity(options.workers),
+            pinned_workers: Arc::new(AtomicUsize::new(0)),
         };
         for index in 0..options.workers {
             let shared = Arc::clone(&engine.shared);
+            let (cpus, pinned) = (cpus.clone(), Arc::clone(&engine.pinned_workers));
             let handle = std::thread::Builder::new()
                 .name(format!("zenith-engine-{index}"))
-                .spawn(move || worker_loop(&shared))
+                .spawn(move || {
+                    // A worker that cannot pin (a cpuset without those CPUs) runs unpinned;
+                    // `pinned_workers` shows it.
+                    if cpus.is_some_and(|cpus| affinity::pin_current_thread(&cpus).is_ok()) {
+                        pinned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    worker_loop(&shared)
+                })
                 .map_err(|e| Error::Internal(format!("spawn engine worker: {e}")))?;
             engine.workers.push(handle);
         }
         Ok(engine)
+    }
+
+    /// Workers that pinned themselves to the CPUs of [`EngineOptions::pinning`] so far.
+    pub fn pinned_workers(&self) -> usize {
+        self.pinned_workers.load(Ordering::Relaxed)
     }
 
     /// Publishes one event; returns its sequence number. Waits up to `timeout` for room in the
@@ -359,35 +378,40 @@ fn worker_loop(shared: &Shared) {
 /// Runs every stage in order on one event; the first failure ends the chain.
 fn run_chain(shared: &Shared, sequence: u64, mut batch: RecordBatch) -> Finished {
     for (index, (stage, metrics)) in shared.stages.iter().zip(&shared.stage_metrics).enumerate() {
-        let started = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch)));
-        metrics.record(
-            started.elapsed(),
-            match &outcome {
-                Ok(Ok(_)) => None,
-                Ok(Err(error)) => Some(error.kind),
-                Err(_) => Some(FailureKind::Panic),
-            },
-        );
-        let failure = |kind, message| EventFailure {
+        batch = run_stage(stage.as_ref(), metrics, batch).map_err(|error| EventFailure {
             sequence,
             stage_index: index,
             stage: stage.name().to_string(),
-            kind,
-            message,
-        };
-        batch = match outcome {
-            Ok(Ok(output)) => output,
-            Ok(Err(error)) => return Err(failure(error.kind, error.message)),
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic payload".to_string());
-                return Err(failure(FailureKind::Panic, message));
-            }
-        };
+            kind: error.kind,
+            message: error.message,
+        })?;
     }
     Ok(batch)
+}
+
+/// Runs one stage on one batch, recorded in its series; a panic is caught and becomes a
+/// [`FailureKind::Panic`] error with the panic's message.
+pub(crate) fn run_stage(
+    stage: &dyn Stage,
+    metrics: &StageMetrics,
+    batch: RecordBatch,
+) -> std::result::Result<RecordBatch, StageError> {
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| stage.process(batch)));
+    metrics.record(
+        started.elapsed(),
+        match &outcome {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(error.kind),
+            Err(_) => Some(FailureKind::Panic),
+        },
+    );
+    outcome.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic payload".to_string());
+        Err(StageError::new(FailureKind::Panic, message))
+    })
 }

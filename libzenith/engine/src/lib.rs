@@ -18,5 +18,5 @@ pub mod stage;
 
 pub use engine::{Engine, EngineStats, PollOutcome, PublishError};
 pub use event::{EventFailure, FailureKind};
-pub use options::EngineOptions;
+pub use options::{EngineOptions, Pinning};
 pub use stage::{Stage, StageError};

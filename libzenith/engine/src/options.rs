@@ -1,7 +1,11 @@
-//! What an [`Engine`](crate::Engine) is built from: queue bounds, workers and its stages.
+//! What an [`Engine`](crate::Engine) is built from: queue bounds, workers (and where they run)
+//! and its stages.
 
 use std::sync::Arc;
 
+use zenith_core::loader::NumaTarget;
+use zenith_core::loader::numa::NumaPlacement;
+use zenith_core::runtime::affinity;
 use zenith_core::{Error, Result};
 
 use crate::stage::Stage;
@@ -19,6 +23,47 @@ pub struct EngineOptions {
     pub workers: usize,
     /// The stages every event runs through, in order.
     pub stages: Vec<Arc<dyn Stage>>,
+    /// Where the workers run: each pins itself to these CPUs when it starts (`None`: anywhere).
+    pub pinning: Option<Pinning>,
+}
+
+/// CPUs an engine's workers are pinned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pinning {
+    /// These CPUs (the kernel's numbers).
+    Cpus(Vec<u32>),
+    /// The online CPUs of this NUMA node (a node the machine lacks fails the engine's start).
+    NumaNode(u32),
+}
+
+impl Pinning {
+    /// The CPUs this pinning names, resolved through the machine's topology for a node.
+    pub fn cpus(&self) -> Result<Arc<[u32]>> {
+        match self {
+            Pinning::Cpus(cpus) => {
+                if cpus.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "engine CPU pinning needs at least one CPU".into(),
+                    ));
+                }
+                if let Some(cpu) = cpus.iter().find(|&&c| c >= affinity::MAX_CPUS) {
+                    return Err(Error::InvalidArgument(format!(
+                        "CPU {cpu} is out of range (at most {} CPUs can be named)",
+                        affinity::MAX_CPUS
+                    )));
+                }
+                Ok(cpus.as_slice().into())
+            }
+            Pinning::NumaNode(node) => {
+                let placement = NumaPlacement::resolve(Some(&NumaTarget::Node(*node)), None)?;
+                placement.worker_cpus().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "NUMA node {node}: this machine has no such node with online CPUs"
+                    ))
+                })
+            }
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -28,6 +73,7 @@ impl Default for EngineOptions {
             capacity_bytes: 1 << 30,
             workers: 2,
             stages: Vec::new(),
+            pinning: None,
         }
     }
 }
@@ -40,6 +86,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("capacity_bytes", &self.capacity_bytes)
             .field("workers", &self.workers)
             .field("stages", &names)
+            .field("pinning", &self.pinning)
             .finish()
     }
 }

@@ -53,11 +53,17 @@ fn built() -> &'static Path {
 }
 
 fn load(name: &str) -> Arc<WasmStage> {
+    Arc::new(load_configured(name, Vec::new()).unwrap())
+}
+
+fn load_configured(name: &str, config: Vec<u8>) -> zenith_core::Result<WasmStage> {
     let options = WasmOptions {
         cache_dir: None,
+        pool_size: 2,
+        config,
         ..WasmOptions::default()
     };
-    Arc::new(WasmStage::load(&built().join(format!("{name}.wasm")), options).unwrap())
+    WasmStage::load(&built().join(format!("{name}.wasm")), options)
 }
 
 fn f64s(path: &Path) -> Vec<f64> {
@@ -68,15 +74,43 @@ fn f64s(path: &Path) -> Vec<f64> {
         .collect()
 }
 
+/// `batch` published `count` times through an engine of `workers` workers running `stage`: the
+/// outputs, in publish order.
+fn through_engine(
+    stage: Arc<WasmStage>,
+    workers: usize,
+    batch: &RecordBatch,
+    count: usize,
+) -> Vec<RecordBatch> {
+    let engine = Engine::new(EngineOptions {
+        stages: vec![stage],
+        workers,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    for _ in 0..count {
+        engine
+            .publish(batch.clone(), Duration::from_secs(60))
+            .unwrap();
+    }
+    (0..count)
+        .map(|_| match engine.poll(Duration::from_secs(60)) {
+            PollOutcome::Event { batch, .. } => batch,
+            other => panic!("the plugin failed: {other:?}"),
+        })
+        .collect()
+}
+
+/// Column 0 as float64 values.
+fn first_f64s(batch: &RecordBatch) -> Vec<f64> {
+    let x = batch.column(0).as_any().downcast_ref::<Float64Array>();
+    x.unwrap().values().to_vec()
+}
+
 #[test]
 fn normalize_c_plugin_equals_numpy_through_an_engine() {
     let input = f64s(&built().join("normalize_in.f64"));
     let expected = f64s(&built().join("normalize_out.f64"));
-    let engine = Engine::new(EngineOptions {
-        stages: vec![load("normalize")],
-        ..EngineOptions::default()
-    })
-    .unwrap();
     let batch = RecordBatch::try_from_iter([
         ("x", Arc::new(Float64Array::from(input.clone())) as ArrayRef),
         (
@@ -85,21 +119,9 @@ fn normalize_c_plugin_equals_numpy_through_an_engine() {
         ),
     ])
     .unwrap();
-    for _ in 0..3 {
-        engine
-            .publish(batch.clone(), Duration::from_secs(60))
-            .unwrap();
-    }
-    for _ in 0..3 {
-        let PollOutcome::Event { batch: out, .. } = engine.poll(Duration::from_secs(60)) else {
-            panic!("normalize failed");
-        };
-        let got = out
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        for (g, e) in got.values().iter().zip(&expected) {
+    for out in through_engine(load("normalize"), 2, &batch, 3) {
+        let got = first_f64s(&out);
+        for (g, e) in got.iter().zip(&expected) {
             assert!((g - e).abs() <= 1e-12 * e.abs().max(1.0), "{g} != {e}");
         }
         // Columns it does not normalize pass through.
@@ -137,4 +159,44 @@ fn image_resize_refuses_images_that_are_not_square_rgb() {
     let batch = RecordBatch::try_from_iter([("image", Arc::new(images) as ArrayRef)]).unwrap();
     let error = load("image_resize").process(batch).unwrap_err();
     assert!(error.message.contains("status 2"), "{error}");
+}
+
+/// Two little-endian float64: normalize's configuration.
+fn mean_std(mean: f64, std: f64) -> Vec<u8> {
+    [mean.to_le_bytes(), std.to_le_bytes()].concat()
+}
+
+#[test]
+fn normalize_reads_a_fixed_mean_and_std_from_its_configuration() {
+    let stage = Arc::new(load_configured("normalize", mean_std(2.0, 4.0)).unwrap());
+    let x: Vec<f64> = (0..64).map(f64::from).collect();
+    let batch =
+        RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(x.clone())) as ArrayRef)])
+            .unwrap();
+    let expected: Vec<f64> = x.iter().map(|v| (v - 2.0) / 4.0).collect();
+    // More events at once than the pool holds: instances created under load are configured too.
+    for out in through_engine(stage, 4, &batch, 16) {
+        assert_eq!(first_f64s(&out), expected);
+    }
+}
+
+#[test]
+fn a_refused_or_unreadable_configuration_fails_the_load() {
+    let wrong_length = load_configured("normalize", vec![1, 2, 3]).unwrap_err();
+    assert_eq!(wrong_length.kind(), zenith_core::ErrorKind::InvalidArgument);
+    assert!(
+        wrong_length
+            .to_string()
+            .contains("zn_configure refused the configuration (3 bytes) with status 1"),
+        "{wrong_length}"
+    );
+    let zero_std = load_configured("normalize", mean_std(0.0, 0.0)).unwrap_err();
+    assert!(zero_std.to_string().contains("status 2"), "{zero_std}");
+    let unreadable = load_configured("image_resize", vec![1]).unwrap_err();
+    assert!(
+        unreadable
+            .to_string()
+            .contains("does not export `zn_configure`"),
+        "{unreadable}"
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use zenith_engine::stage::native::FnStage;
 use zenith_engine::{
-    Engine, EngineOptions, FailureKind, PollOutcome, PublishError, Stage, StageError,
+    Engine, EngineOptions, FailureKind, Pinning, PollOutcome, PublishError, Stage, StageError,
 };
 
 const FOREVER: Duration = Duration::from_secs(60);
@@ -342,5 +342,83 @@ fn stages_report_events_failures_and_time_to_telemetry() {
         "# TYPE zenith_engine_in_flight_events gauge",
     ] {
         assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+}
+
+/// The CPUs the calling thread may run on, as one column of the event (a stage's view).
+fn affinity_stage() -> Arc<dyn Stage> {
+    Arc::new(FnStage::new("affinity", |_batch: RecordBatch| {
+        let cpus = zenith_core::runtime::affinity::current_thread_affinity()
+            .map_err(|e| StageError::stage(e.to_string()))?;
+        let cpus: Vec<i64> = cpus.into_iter().map(i64::from).collect();
+        Ok(
+            RecordBatch::try_from_iter([("cpu", Arc::new(Int64Array::from(cpus)) as ArrayRef)])
+                .unwrap(),
+        )
+    }))
+}
+
+/// The next event's CPUs, as the affinity stage saw them.
+fn polled_cpus(engine: &Engine) -> Vec<i64> {
+    let PollOutcome::Event { batch, .. } = engine.poll(FOREVER) else {
+        panic!("the affinity stage failed");
+    };
+    let cpus = batch.column(0).as_any().downcast_ref::<Int64Array>();
+    cpus.unwrap().values().to_vec()
+}
+
+#[test]
+fn pinned_workers_run_only_on_their_cpus() {
+    let allowed = zenith_core::runtime::affinity::current_thread_affinity().unwrap();
+    let last = *allowed.last().unwrap();
+    let engine = Engine::new(EngineOptions {
+        workers: 3,
+        stages: vec![affinity_stage()],
+        pinning: Some(Pinning::Cpus(vec![last])),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    for index in 0..12 {
+        engine.publish(event(0, index), FOREVER).unwrap();
+    }
+    for _ in 0..12 {
+        assert_eq!(polled_cpus(&engine), vec![i64::from(last)]);
+    }
+    // Workers pin as they start; one that has not run an event yet may still be starting.
+    let started = std::time::Instant::now();
+    while engine.pinned_workers() < 3 && started.elapsed() < FOREVER {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(engine.pinned_workers(), 3);
+
+    // Node 0's CPUs (every Linux machine has node 0; sysfs lists its CPUs).
+    let node0 = Pinning::NumaNode(0).cpus().unwrap();
+    let engine = Engine::new(EngineOptions {
+        workers: 1,
+        stages: vec![affinity_stage()],
+        pinning: Some(Pinning::NumaNode(0)),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    engine.publish(event(0, 0), FOREVER).unwrap();
+    let cpus = polled_cpus(&engine);
+    let node0: Vec<i64> = node0.iter().map(|&c| i64::from(c)).collect();
+    assert!(
+        cpus.iter().all(|c| node0.contains(c)),
+        "{cpus:?} outside node 0 {node0:?}"
+    );
+    assert_eq!(engine.pinned_workers(), 1);
+
+    for (pinning, message) in [
+        (Pinning::Cpus(vec![]), "at least one CPU"),
+        (Pinning::Cpus(vec![5000]), "CPU 5000 is out of range"),
+        (Pinning::NumaNode(999), "NUMA node 999"),
+    ] {
+        let error = Engine::new(EngineOptions {
+            pinning: Some(pinning),
+            ..EngineOptions::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains(message), "{error}");
     }
 }

@@ -30,6 +30,7 @@ fn options() -> WasmOptions {
         time_limit: Duration::from_millis(200),
         cache_dir: None,
         pool_size: 4,
+        config: Vec::new(),
     }
 }
 

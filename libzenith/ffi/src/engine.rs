@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::zenith_engine::stage::native::{CallbackStage, schema_is_released};
-use ::zenith_engine::{Engine, EngineOptions, PollOutcome, PublishError, Stage};
+use ::zenith_engine::{Engine, EngineOptions, Pinning, PollOutcome, PublishError, Stage};
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_data::ffi::FFI_ArrowArray;
 use arrow_schema::ffi::FFI_ArrowSchema;
@@ -36,6 +36,15 @@ pub struct zenith_engine {
 /// `zenith_stage_new_native` or `zenith_stage_new_wasm`, freed by `zenith_stage_free`.
 pub struct zenith_stage {
     inner: Arc<dyn Stage>,
+}
+
+impl zenith_stage {
+    /// The same stage object, run by a loader's workers (`zenith_loader_options_add_stage`).
+    pub(crate) fn loader_stage(&self) -> Arc<dyn zenith_core::loader::BatchStage> {
+        Arc::new(::zenith_engine::stage::loader::LoaderStage::new(
+            Arc::clone(&self.inner),
+        ))
+    }
 }
 
 /// A native stage's transform, called for each event, possibly from several threads at once.
@@ -171,6 +180,88 @@ pub unsafe extern "C" fn zenith_engine_options_set_workers(
             })
         }
     })
+}
+
+/// Pins the engine's workers to CPUs: each worker restricts itself, when it starts, to the
+/// `count` CPUs at `cpus` (the kernel's numbers, as `zenith_topology` lists them); `count == 0`
+/// removes the pinning (`cpus` may then be NULL). A worker the kernel does not let pin (a cpuset
+/// without those CPUs) runs unpinned. Replaces a node set with
+/// `zenith_engine_options_set_numa_node`.
+///
+/// On failure: a CPU number of 1024 or more returns `ZENITH_ERR_INVALID_ARGUMENT`; the options
+/// are unchanged.
+/// NULL policy: `opts` must not be NULL; `cpus` must not be NULL when `count > 0`; `err` may be
+/// NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`.
+///
+/// # Safety
+/// `opts` is NULL or live options; `cpus` is NULL or points to `count` readable values; `err`
+/// is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_engine_options_set_cpus(
+    opts: *mut zenith_engine_options,
+    cpus: *const u32,
+    count: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let pinning = match (count, cpus.is_null()) {
+            (0, _) => None,
+            (_, true) => return Err(Error::NullArgument("cpus")),
+            // SAFETY: non-NULL and `count` values long per the contract.
+            (_, false) => Some(Pinning::Cpus(unsafe { std::slice::from_raw_parts(cpus, count) }.to_vec())),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_pinning(opts, pinning) }
+    })
+}
+
+/// Pins the engine's workers to the online CPUs of NUMA node `node` (`-1`: no pinning).
+/// Replaces CPUs set with `zenith_engine_options_set_cpus`.
+///
+/// On failure: a node this machine does not have (or without online CPUs) returns
+/// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`.
+///
+/// # Safety
+/// `opts` is NULL or live options; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_engine_options_set_numa_node(
+    opts: *mut zenith_engine_options,
+    node: i32,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let pinning = match node {
+            -1 => None,
+            node => Some(Pinning::NumaNode(u32::try_from(node).map_err(|_| {
+                Error::InvalidArgument(format!("numa node {node} is negative (-1: no pinning)"))
+            })?)),
+        };
+        // SAFETY: per the contract above.
+        unsafe { with_pinning(opts, pinning) }
+    })
+}
+
+/// Sets the workers' pinning after checking it resolves to CPUs.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+unsafe fn with_pinning(
+    opts: *mut zenith_engine_options,
+    pinning: Option<Pinning>,
+) -> zenith_core::Result<zenith_status> {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        with_options(opts, |o| {
+            if let Some(pinning) = &pinning {
+                pinning.cpus()?;
+            }
+            o.pinning = pinning;
+            Ok(())
+        })
+    }
 }
 
 /// Appends a stage to the chain every event runs through, in the order added.
@@ -527,13 +618,63 @@ pub unsafe extern "C" fn zenith_stage_new_wasm(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         // SAFETY: per the contract above.
-        let path = unsafe { args::path(path, "path") }?;
-        let out = args::out(out, "out")?;
-        let stage = wasm_stage(&path, memory_limit, time_limit_ms)?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_stage { inner: stage })) };
-        Ok(ZENITH_OK)
+        unsafe { new_wasm(path, memory_limit, time_limit_ms, &[], out) }
     })
+}
+
+/// `zenith_stage_new_wasm` with configuration bytes for the plugin: each instance is handed
+/// `config` (`config_len` bytes, opaque to Zenith; at most 16 MiB) once, through the plugin's
+/// optional `zn_configure(ptr, len)` export, before its first event (docs/plugins.md). A plugin
+/// whose `zn_configure` returns nonzero, or that has no `zn_configure` while `config_len > 0`, is
+/// refused here with `ZENITH_ERR_INVALID_ARGUMENT` and the reason.
+///
+/// Ownership: `config` is copied; the caller keeps it. The rest as `zenith_stage_new_wasm`.
+/// NULL policy: `path` and `out` must not be NULL; `config` may be NULL when `config_len` is 0;
+/// `err` may be NULL.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated; `config` is NULL or points to `config_len` readable bytes;
+/// `out` is NULL or writable; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_stage_new_wasm_config(
+    path: *const c_char,
+    memory_limit: u64,
+    time_limit_ms: u64,
+    config: *const u8,
+    config_len: usize,
+    out: *mut *mut zenith_stage,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        let config: &[u8] = match (config.is_null(), config_len) {
+            (_, 0) => &[],
+            (true, _) => return Err(Error::NullArgument("config")),
+            // SAFETY: non-NULL and `config_len` bytes long per the contract.
+            (false, len) => unsafe { std::slice::from_raw_parts(config, len) },
+        };
+        // SAFETY: per the contract above.
+        unsafe { new_wasm(path, memory_limit, time_limit_ms, config, out) }
+    })
+}
+
+/// The WASM stage of both `zenith_stage_new_wasm*` calls, written to `*out`.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated; `out` is NULL or writable.
+unsafe fn new_wasm(
+    path: *const c_char,
+    memory_limit: u64,
+    time_limit_ms: u64,
+    config: &[u8],
+    out: *mut *mut zenith_stage,
+) -> zenith_core::Result<zenith_status> {
+    // SAFETY: forwarded to the caller.
+    let path = unsafe { args::path(path, "path") }?;
+    let out = args::out(out, "out")?;
+    let stage = wasm_stage(&path, memory_limit, time_limit_ms, config)?;
+    // SAFETY: `out` is non-NULL and writable per the contract.
+    unsafe { out.write(args::into_handle(zenith_stage { inner: stage })) };
+    Ok(ZENITH_OK)
 }
 
 #[cfg(feature = "wasm")]
@@ -541,6 +682,7 @@ fn wasm_stage(
     path: &std::path::Path,
     memory_limit: u64,
     time_limit_ms: u64,
+    config: &[u8],
 ) -> zenith_core::Result<Arc<dyn Stage>> {
     use ::zenith_engine::stage::wasm::{WasmOptions, WasmStage};
     let defaults = WasmOptions::default();
@@ -556,6 +698,7 @@ fn wasm_stage(
     let options = WasmOptions {
         memory_limit,
         time_limit,
+        config: config.to_vec(),
         ..defaults
     };
     Ok(Arc::new(WasmStage::load(path, options)?))
@@ -566,6 +709,7 @@ fn wasm_stage(
     _path: &std::path::Path,
     _memory_limit: u64,
     _time_limit_ms: u64,
+    _config: &[u8],
 ) -> zenith_core::Result<Arc<dyn Stage>> {
     Err(Error::Unsupported(
         "this libzenith was built without WASM stages (cargo feature `wasm`)".into(),

@@ -9,6 +9,7 @@ use arrow_schema::Schema;
 use arrow_schema::ffi::FFI_ArrowSchema;
 
 use crate::args;
+use crate::engine::zenith_stage;
 use crate::error::zenith_error;
 use crate::status::{ZENITH_OK, zenith_status};
 use zenith_core::Error;
@@ -765,5 +766,44 @@ pub unsafe extern "C" fn zenith_loader_options_set_schema(
             };
             o.set_schema(schema)
         }) }
+    })
+}
+
+/// Appends `stage` (a native or WASM stage, as the engine runs them) to the stages the loader's
+/// workers run on each batch right after gathering it, before delivery: preprocessing in
+/// parallel on native threads. Stages run in the order added, each on the previous one's output.
+/// The rows of each batch, the order, sharding and resume tokens do not change (a resumed loader
+/// needs the same stages added again). The loader's schema is what the stages make of an empty
+/// batch (the dataset's when they refuse one).
+///
+/// A batch a stage fails is reported by the call that would have delivered it with
+/// `ZENITH_ERR_EVENT_FAILED`, the message naming the stage, the batch and the reason (a plugin's
+/// trap, timeout, out-of-memory or malformed result, a callback's error); the position stays at
+/// that batch, and the next call builds it again.
+///
+/// Ownership: the options (and loaders opened with them) share the stage; the caller still frees
+/// `stage` with `zenith_stage_free`, at any time.
+/// NULL policy: `opts` and `stage` must not be NULL; `err` may be NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`. A native stage's
+/// callback is called from several worker threads at once.
+///
+/// # Safety
+/// `opts` is NULL or live options; `stage` is NULL or a live stage; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_add_stage(
+    opts: *mut zenith_loader_options,
+    stage: *const zenith_stage,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let stage = unsafe { args::borrow(stage, "stage") }?.loader_stage();
+        // SAFETY: per the contract above.
+        unsafe {
+            with_options(opts, |o| {
+                o.add_stage(stage);
+                Ok(())
+            })
+        }
     })
 }

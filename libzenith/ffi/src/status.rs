@@ -62,7 +62,9 @@ pub const ZENITH_ERR_NO_DEVICE: zenith_status = -14;
 /// An engine event failed in one of its stages (a native stage's error, a WASM plugin's trap,
 /// timeout, out-of-memory or malformed result): `zenith_engine_poll` reports it in the event's
 /// place, with the event's sequence number, and the message names the stage and the reason. The
-/// engine goes on.
+/// engine goes on. A loader batch that fails in a loader stage (`zenith_loader_options_add_stage`)
+/// is reported with this status too, by the call that would have delivered it; the message names
+/// the stage, the batch and the reason.
 pub const ZENITH_ERR_EVENT_FAILED: zenith_status = -15;
 
 /// The fixed, static description of a status code, for messages and logs.
@@ -87,7 +89,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
         ZENITH_ERR_ALREADY_EXISTS => c"already exists",
         ZENITH_ERR_INVALID_STATE => c"not allowed in the current state",
         ZENITH_ERR_NO_DEVICE => c"no device (no GPU driver, no device, or no such ordinal)",
-        ZENITH_ERR_EVENT_FAILED => c"an engine event failed in a stage",
+        ZENITH_ERR_EVENT_FAILED => c"an engine event or a loader batch failed in a stage",
         _ => c"unknown status code",
     }
 }
@@ -106,6 +108,7 @@ pub fn status_of(error: &Error) -> zenith_status {
         ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
         ErrorKind::Panic => ZENITH_ERR_PANIC,
         ErrorKind::NoDevice => ZENITH_ERR_NO_DEVICE,
+        ErrorKind::Stage => ZENITH_ERR_EVENT_FAILED,
         // Kinds added to the core after this ABI version: reported as internal errors until the
         // C ABI gives them a status of their own.
         _ => ZENITH_ERR_INTERNAL,

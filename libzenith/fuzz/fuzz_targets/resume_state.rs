@@ -15,7 +15,7 @@ use zenith_core::LoaderOptions;
 use zenith_core::dataset::source::HeldBatches;
 use zenith_core::dataset::{Dataset, Fnv64, Format};
 use zenith_core::loader::plan::EpochPlan;
-use zenith_core::loader::{ResumeState, ShuffleMode, RESUME_STATE_SIZE};
+use zenith_core::loader::{RESUME_STATE_SIZE, ResumeState, ShuffleMode};
 
 /// 100 rows (ids 0..100) in chunks of 30, 45 and 25 rows.
 fn dataset() -> &'static Arc<Dataset> {

@@ -12,6 +12,7 @@ pub mod numa;
 mod options;
 pub mod plan;
 pub mod shuffle;
+pub mod stage;
 pub mod state;
 pub mod stats;
 mod workers;
@@ -29,6 +30,7 @@ pub use options::{
 };
 pub use plan::ShuffleMode;
 use plan::{EpochPlan, PlanParams};
+pub use stage::{BatchStage, Stages};
 pub use state::{RESUME_STATE_SIZE, ResumeState};
 use stats::{Counters, Snapshot};
 use workers::{EpochJob, Pipeline};
@@ -58,6 +60,9 @@ struct Core {
     /// Estimated decoded bytes of the dataset (0 when it is served without decoding).
     decoded_bytes: u64,
     columns_hash: u64,
+    /// The stages run on each batch, and the schema of the batches they deliver.
+    stages: Stages,
+    schema: SchemaRef,
     num_workers: usize,
     prefetch: usize,
     numa: NumaPlacement,
@@ -170,14 +175,16 @@ impl Loader {
         }
         let counters = Arc::new(Counters::new(opened));
         dataset.check_unchanged()?;
+        let stages = options.stages.clone();
+        let schema = stages.output_schema(dataset.schema());
         let pipeline = start_epoch(
             &dataset,
             &params,
             first_batch,
-            num_workers,
-            prefetch,
+            (num_workers, prefetch),
             &numa,
             &counters,
+            &stages,
         )?;
         let core = Core {
             dataset,
@@ -187,6 +194,8 @@ impl Loader {
             memory_budget,
             decoded_bytes,
             columns_hash,
+            stages,
+            schema,
             num_workers,
             prefetch,
             numa,
@@ -204,9 +213,10 @@ impl Loader {
         lock(&self.core)
     }
 
-    /// The schema of every batch.
+    /// The schema of every batch (after the stages, when they accept an empty batch; see
+    /// [`Stages`]).
     pub fn schema(&self) -> SchemaRef {
-        self.core().dataset.schema().clone()
+        self.core().schema.clone()
     }
 
     /// Batches this rank receives per epoch.
@@ -250,10 +260,10 @@ impl Loader {
             &core.dataset,
             &params,
             0,
-            core.num_workers,
-            core.prefetch,
+            (core.num_workers, core.prefetch),
             &core.numa,
             &core.counters,
+            &core.stages,
         )?;
         core.params = params;
         Ok(())
@@ -370,10 +380,10 @@ fn start_epoch(
     dataset: &Arc<Dataset>,
     params: &PlanParams,
     first_batch: u64,
-    num_workers: usize,
-    prefetch: usize,
+    (num_workers, prefetch): (usize, usize),
     numa: &NumaPlacement,
     counters: &Arc<Counters>,
+    stages: &Stages,
 ) -> Result<Pipeline> {
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
@@ -385,7 +395,8 @@ fn start_epoch(
         num_workers + 1,
         counters.clone(),
         numa.batch_node(),
-    );
+    )
+    .with_stages(stages.clone());
     Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
 }
 

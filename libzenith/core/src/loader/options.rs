@@ -1,10 +1,12 @@
 //! What a user can ask of a loader, validated at the setter so errors point at the argument.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 
 use super::plan::ShuffleMode;
+use super::stage::{BatchStage, Stages};
 use super::state::ResumeState;
 use crate::dataset::csv::CsvOptions;
 use crate::error::{Error, Result};
@@ -45,6 +47,8 @@ pub struct LoaderOptions {
     pub(crate) csv: CsvOptions,
     /// The schema CSV and JSON lines files are parsed with (`None`: inferred).
     pub(crate) schema: Option<SchemaRef>,
+    /// Transforms the workers run on each batch before delivery.
+    pub(crate) stages: Stages,
 }
 
 /// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
@@ -82,6 +86,7 @@ impl Default for LoaderOptions {
             csv: CsvOptions::default(),
             schema: None,
             storage: StorageOptions::default(),
+            stages: Stages::default(),
         }
     }
 }
@@ -301,6 +306,14 @@ impl LoaderOptions {
         }
         self.schema = schema;
         Ok(())
+    }
+
+    /// Appends a stage to the chain the workers run on each batch right after gathering it,
+    /// before delivery (see [`crate::loader::stage`]). Stages change what a batch holds, never
+    /// which rows it has, the order or the resume tokens; a stage that fails on a batch fails
+    /// that batch with an [`Error::Stage`] (a later call builds it again).
+    pub fn add_stage(&mut self, stage: Arc<dyn BatchStage>) {
+        self.stages.push(stage);
     }
 
     /// Resumes from a token saved by [`crate::Loader::save_state`]: the loader delivers exactly the

@@ -26,6 +26,7 @@ use super::cache::ChunkCache;
 use super::gather::{ChunkSource, FileChecks, gather_range, gather_rows};
 use super::numa;
 use super::plan::{BatchRows, EpochPlan};
+use super::stage::Stages;
 use super::stats::Counters;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -77,6 +78,8 @@ pub struct EpochJob {
     counters: Arc<Counters>,
     /// The NUMA node gathered batches are copied to (see [`numa`]).
     numa_node: Option<u32>,
+    /// Run on each batch after gathering (and placement), before publication.
+    stages: Stages,
 }
 
 impl EpochJob {
@@ -101,7 +104,14 @@ impl EpochJob {
             cache,
             counters,
             numa_node,
+            stages: Stages::default(),
         }
+    }
+
+    /// Runs `stages` on each batch before it is published.
+    pub fn with_stages(mut self, stages: Stages) -> Self {
+        self.stages = stages;
+        self
     }
 
     /// The plan.
@@ -148,6 +158,7 @@ impl EpochJob {
             }
             _ => batch,
         };
+        let data = self.stages.apply(data, index)?;
         let sources = self.dataset.sources();
         let mapped_files = checks
             .files()

@@ -4,7 +4,14 @@
 //! - [`native`]: a Rust closure, or a C callback taking and returning Arrow C Data structs.
 //! - [`wasm`] (cargo feature `wasm`): a sandboxed WebAssembly plugin (plugin ABI v1,
 //!   `docs/plugins.md`).
+//!
+//! [`abi`] is plugin ABI v1's descriptor layout and the validation of a plugin's output, plain
+//! byte-slice code (also built without the `wasm` feature, for the fuzz target).
+//!
+//! [`loader::LoaderStage`] runs any of them as a loader stage, on the loader's workers.
 
+pub mod abi;
+pub mod loader;
 pub mod native;
 #[cfg(feature = "wasm")]
 pub mod wasm;

@@ -6,8 +6,10 @@
 //! that failed (trap, timeout, out of memory, malformed result) is dropped, the others go on.
 //! Modules may import nothing: no WASI, no files, no network, no clock.
 
-pub mod abi;
 pub mod cache;
+
+/// The plugin ABI's descriptors (they need no wasmtime: [`crate::stage::abi`]).
+pub use super::abi;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +35,8 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(1);
 /// Largest module file read.
 pub const MAX_MODULE_BYTES: u64 = 256 << 20;
+/// Largest configuration a stage is given.
+pub const MAX_CONFIG_BYTES: usize = 16 << 20;
 
 /// The process's wasmtime engine, and the ticker thread that advances its epoch.
 fn engine() -> Result<&'static Engine> {
@@ -71,6 +75,10 @@ pub struct WasmOptions {
     pub cache_dir: Option<PathBuf>,
     /// Most instances kept in the pool (more are created under load, then dropped).
     pub pool_size: usize,
+    /// Opaque bytes each instance reads once through its `zn_configure` export before its first
+    /// event (plugin ABI v1, optional export). Empty: `zn_configure`, when exported, is called
+    /// with no bytes; non-empty for a plugin without `zn_configure` is an error at load.
+    pub config: Vec<u8>,
 }
 
 impl Default for WasmOptions {
@@ -80,6 +88,7 @@ impl Default for WasmOptions {
             time_limit: DEFAULT_TIME_LIMIT,
             cache_dir: cache::default_cache_dir(),
             pool_size: 16,
+            config: Vec::new(),
         }
     }
 }
@@ -184,10 +193,19 @@ impl WasmStage {
         if options.time_limit.is_zero() {
             return Err(invalid(name, "the time limit must be positive"));
         }
+        if options.config.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(
+                name,
+                format!(
+                    "a configuration of {} bytes, more than {MAX_CONFIG_BYTES}",
+                    options.config.len()
+                ),
+            ));
+        }
         let engine = engine()?;
         let (module, origin) = cache::module(engine, bytes, options.cache_dir.as_deref())
             .map_err(|e| invalid(name, format!("not a valid module: {e:#}")))?;
-        check_interface(&module).map_err(|e| invalid(name, e))?;
+        check_interface(&module, !options.config.is_empty()).map_err(|e| invalid(name, e))?;
         let stage = WasmStage {
             name: name.to_string(),
             module,
@@ -236,14 +254,66 @@ impl WasmStage {
             .get_typed_func(&mut store, "zn_transform")
             .map_err(failed)?;
         let reset = instance.get_typed_func(&mut store, "zn_reset").ok();
-        Ok(Plugin {
+        let configure = instance.get_typed_func(&mut store, "zn_configure").ok();
+        let mut plugin = Plugin {
             store,
             memory,
             alloc,
             transform,
             reset,
             memory_refused,
-        })
+        };
+        if let Some(configure) = configure {
+            self.configure(&mut plugin, &configure)?;
+        }
+        Ok(plugin)
+    }
+
+    /// Hands the stage's configuration to a new instance: copied into a block from `zn_alloc`
+    /// (nothing allocated when empty: pointer 0, length 0), `zn_configure(ptr, len)` called once,
+    /// then `zn_reset` (when exported) frees the block. A nonzero status fails the instance.
+    fn configure(
+        &self,
+        plugin: &mut Plugin,
+        configure: &TypedFunc<(u32, u32), i32>,
+    ) -> std::result::Result<(), StageError> {
+        let refused = Arc::clone(&plugin.memory_refused);
+        let fail = |e: wasmtime::Error, what: &str| classify(&e, &refused, &self.options, what);
+        let config = &self.options.config;
+        let len = config.len() as u32; // at most MAX_CONFIG_BYTES
+        let mut at = 0;
+        if !config.is_empty() {
+            at = plugin
+                .alloc
+                .call(&mut plugin.store, (len, 1))
+                .map_err(|e| fail(e, "zn_alloc"))?;
+            let memory = plugin.memory.data_mut(&mut plugin.store);
+            let end = at as usize + config.len();
+            if at == 0 || end > memory.len() {
+                return Err(StageError::new(
+                    FailureKind::OutOfMemory,
+                    format!(
+                        "zn_alloc({len}, 1) for the configuration returned {at}, not a block inside guest memory of {} bytes",
+                        memory.len()
+                    ),
+                ));
+            }
+            memory[at as usize..end].copy_from_slice(config);
+        }
+        let status = configure
+            .call(&mut plugin.store, (at, len))
+            .map_err(|e| fail(e, "zn_configure"))?;
+        if status != 0 {
+            return Err(StageError::stage(format!(
+                "zn_configure refused the configuration ({len} bytes) with status {status}"
+            )));
+        }
+        if let Some(reset) = &plugin.reset {
+            reset
+                .call(&mut plugin.store, ())
+                .map_err(|e| fail(e, "zn_reset"))?;
+        }
+        Ok(())
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -401,8 +471,9 @@ fn classify(
     StageError::new(kind, format!("{what}: {error:#}"))
 }
 
-/// Checks the module's imports (none) and exports (ABI v1) before any instance exists.
-fn check_interface(module: &Module) -> std::result::Result<(), String> {
+/// Checks the module's imports (none) and exports (ABI v1) before any instance exists; a
+/// configuration needs a `zn_configure` export to read it.
+fn check_interface(module: &Module, configured: bool) -> std::result::Result<(), String> {
     if let Some(import) = module.imports().next() {
         return Err(format!(
             "imports {}::{}, but plugins may import nothing (no WASI)",
@@ -442,6 +513,18 @@ fn check_interface(module: &Module) -> std::result::Result<(), String> {
     )?;
     if module.get_export("zn_reset").is_some() {
         func("zn_reset", &[], &[])?;
+    }
+    if module.get_export("zn_configure").is_some() {
+        func(
+            "zn_configure",
+            &[ValType::I32, ValType::I32],
+            &[ValType::I32],
+        )?;
+    } else if configured {
+        return Err(
+            "a configuration was given, but the plugin does not export `zn_configure` to read it"
+                .into(),
+        );
     }
     Ok(())
 }

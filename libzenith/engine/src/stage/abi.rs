@@ -534,6 +534,65 @@ mod tests {
         );
     }
 
+    /// What the `descriptors` fuzz target checks, over deterministic mutations of a valid output
+    /// (a few bytes of the descriptors and the output struct overwritten): no panic, every
+    /// refusal `Malformed`, every acceptance a valid batch.
+    #[test]
+    fn mutated_descriptors_are_refused_or_valid() {
+        let floats = Float64Array::from(vec![Some(1.0), None, Some(3.0)]);
+        let names = StringArray::from(vec![Some("a"), None, Some("ccc")]);
+        let batch = RecordBatch::try_from_iter([
+            ("x", Arc::new(floats) as ArrayRef),
+            ("s", Arc::new(names) as ArrayRef),
+        ])
+        .unwrap();
+        let columns = input_columns(&batch).unwrap();
+        let layout = layout(&columns).unwrap();
+        let mut image = vec![0u8; 16 + layout.total];
+        write_input(&mut image[16..], 16, &layout, &columns, 0);
+        put_u32(&mut image, 8, columns.len() as u32);
+        put_u32(&mut image, 12, 16 + layout.columns_at as u32);
+        assert!(read_output(&image, 0).is_ok());
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let descriptors = 16 + layout.columns_at;
+        let hot = descriptors..descriptors + columns.len() * COLUMN_SIZE;
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut memory = image.clone();
+            for _ in 0..1 + next() % 3 {
+                // Mostly the descriptors and the output struct, sometimes anywhere.
+                let at = match next() % 4 {
+                    0 => next() as usize % memory.len(),
+                    1 => 8 + next() as usize % 8,
+                    _ => hot.start + next() as usize % hot.len(),
+                };
+                memory[at] = next() as u8;
+            }
+            match read_output(&memory, 0) {
+                Ok(out) => {
+                    accepted += 1;
+                    for column in out.columns() {
+                        column.to_data().validate_full().unwrap();
+                    }
+                }
+                Err(error) => {
+                    refused += 1;
+                    assert_eq!(error.kind, FailureKind::Malformed, "{error}");
+                }
+            }
+        }
+        assert!(
+            accepted > 0 && refused > 0,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     #[test]
     fn descriptors_outside_memory_or_overlapping_are_refused() {
         let batch = RecordBatch::try_from_iter([(
