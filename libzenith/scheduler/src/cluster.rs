@@ -414,12 +414,12 @@ impl Cluster {
 
 /// The most one member could get on any eligible node (each field maximised separately). While
 /// resources are only taken, these stay upper bounds, so a request above them cannot fit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bounds {
-    cpu: u64,
-    mem: u64,
-    whole: u16,
-    gpu: u16,
+    pub cpu: u64,
+    pub mem: u64,
+    pub whole: u16,
+    pub gpu: u16,
 }
 
 impl Bounds {

@@ -32,6 +32,7 @@ pub mod fgd;
 pub mod invariants;
 pub mod journal;
 pub mod model;
+mod node_index;
 pub mod placement;
 pub mod priority;
 pub mod quota;

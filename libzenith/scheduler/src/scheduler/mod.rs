@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::fgd::ProfileLearner;
 use crate::journal::{Journal, Op};
 use crate::model::{JobId, JobSpec, Locality, NodeId, NodeSpec, NodeState, QueueSpec};
+use crate::node_index::NodeIndex;
 use crate::placement;
 use crate::priority::FairShare;
 use crate::quota::QuotaBook;
@@ -168,6 +169,8 @@ pub struct Scheduler {
     pub(crate) now: u64,
     pub(crate) cluster: Cluster,
     pub(crate) free: Free,
+    /// The eligible nodes by free state (`free` and eligibility), for placement searches.
+    pub(crate) index: NodeIndex,
     pub(crate) jobs: Vec<JobEntry>,
     pub(crate) job_index: FxHashMap<JobId, u32>,
     pub(crate) sets: [Vec<u32>; 4],
@@ -232,6 +235,7 @@ impl Scheduler {
             now: 0,
             cluster: Cluster::default(),
             free: Free::empty(),
+            index: NodeIndex::default(),
             jobs: Vec::new(),
             job_index: FxHashMap::default(),
             sets: Default::default(),
@@ -446,6 +450,7 @@ impl Scheduler {
                 }
                 self.advance(*now);
                 let id = self.cluster.add(spec.clone(), *now, &mut self.free)?;
+                self.touch(id.0 as usize);
                 self.grown_flag.push(false);
                 self.mark_grown(id.0 as usize);
                 self.order.dirty = true;
@@ -466,6 +471,7 @@ impl Scheduler {
                 self.free.cpu[n] = 0;
                 self.free.mem[n] = 0;
                 self.cluster.refresh_eligible(n);
+                self.touch(n);
                 Ok(Outcome::Unit)
             }
             Op::Heartbeat { name, now } => {
@@ -476,6 +482,7 @@ impl Scheduler {
                 let back = info.health != Health::Up;
                 info.health = Health::Up;
                 self.cluster.refresh_eligible(id.0 as usize);
+                self.touch(id.0 as usize);
                 if back {
                     self.mark_grown(id.0 as usize);
                 }
@@ -486,6 +493,7 @@ impl Scheduler {
                 self.advance(*now);
                 self.cluster.nodes[id.0 as usize].draining = *on;
                 self.cluster.refresh_eligible(id.0 as usize);
+                self.touch(id.0 as usize);
                 if !*on {
                     self.mark_grown(id.0 as usize);
                 }
@@ -775,6 +783,7 @@ impl Scheduler {
         let req = self.jobs[i].req;
         for m in &members {
             self.free.take(&self.cluster, m, &req);
+            self.touch(m.node.0 as usize);
         }
         let e = &mut self.jobs[i];
         e.members = members;
@@ -813,6 +822,7 @@ impl Scheduler {
             let n = m.node.0 as usize;
             if !self.cluster.nodes[n].removed {
                 self.free.give(&self.cluster, m, &req);
+                self.touch(n);
                 self.mark_grown(n);
             }
         }
@@ -843,6 +853,12 @@ impl Scheduler {
             self.ends.insert((t, i as u32));
             self.jobs[i].end_key = Some(t);
         }
+    }
+
+    /// Brings node `n`'s place in the node index up to date after its free state or its
+    /// eligibility changed.
+    pub(crate) fn touch(&mut self, n: usize) {
+        self.index.touch(&self.cluster, &self.free, n);
     }
 
     fn mark_grown(&mut self, n: usize) {
@@ -1036,6 +1052,7 @@ impl Scheduler {
             &req,
             self.cfg.policy.placement,
             None,
+            Some(&self.index),
         ))
     }
 
@@ -1133,7 +1150,7 @@ impl Scheduler {
         // The earliest time (>= sim.t) `r` fits, releasing ends as time advances.
         let fit = |sim: &mut Sim, planned: &[Planned], r: &Req| -> Option<Vec<MemberPlacement>> {
             loop {
-                if let Some(p) = placement::place(&self.cluster, &sim.free, r, pol, None) {
+                if let Some(p) = placement::place(&self.cluster, &sim.free, r, pol, None, None) {
                     return Some(p);
                 }
                 let Reverse((t, _)) = *sim.events.peek()?;
@@ -1226,7 +1243,9 @@ impl Scheduler {
         now: u64,
     ) -> Option<(u64, Vec<MemberPlacement>)> {
         let pol = self.cfg.policy.placement;
-        if let Some(p) = placement::place(&self.cluster, &self.free, req, pol, None) {
+        if let Some(p) =
+            placement::place(&self.cluster, &self.free, req, pol, None, Some(&self.index))
+        {
             return Some((now, p));
         }
         // Already in end order; a job past its limit counts as ending now.
@@ -1272,7 +1291,7 @@ impl Scheduler {
                 sum >= req.gang as u64
             };
             if possible {
-                if let Some(p) = placement::place(&self.cluster, &f, req, pol, None) {
+                if let Some(p) = placement::place(&self.cluster, &f, req, pol, None, None) {
                     return Some((ends[k].0, p));
                 }
             }
