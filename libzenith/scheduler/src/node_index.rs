@@ -232,7 +232,18 @@ impl NodeIndex {
             .iter()
             .rposition(|&c| c > 0)
             .map_or(0, |k| k + 1);
-        let gpu = self.slot_hist.iter().rposition(|&c| c > 0).unwrap_or(0);
+        // The highest share level holding a node bounds the search of the histogram.
+        let top = self
+            .share
+            .iter()
+            .rposition(|s| s.words.iter().any(|&w| w != 0))
+            .map_or(0, |b| {
+                ((b + 1) * SHARE_STEP as usize).min(WHOLE as usize + 1)
+            });
+        let gpu = self.slot_hist[..top]
+            .iter()
+            .rposition(|&c| c > 0)
+            .unwrap_or(0);
         Bounds {
             cpu: self.cpu.last_key_value().map_or(0, |x| *x.0),
             mem: self.mem.last_key_value().map_or(0, |x| *x.0),

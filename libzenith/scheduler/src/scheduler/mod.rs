@@ -1261,12 +1261,16 @@ impl Scheduler {
         let spread = req.locality == Locality::Spread && req.gang > 1;
         let mut f = self.free.clone();
         let nn = self.cluster.nodes.len();
-        let mut caps: Vec<u32> = (0..nn)
-            .map(|n| member_cap(&self.cluster, &f, n, req, req.gang))
-            .collect();
-        let mut sum: u64 = caps.iter().map(|&c| c as u64).sum();
-        let mut max = caps.iter().copied().max().unwrap_or(0);
-        let mut nonzero = caps.iter().filter(|&&c| c > 0).count() as u64;
+        // Nodes outside the index's candidates hold no member now.
+        let mut caps: Vec<u32> = vec![0; nn];
+        let (mut sum, mut max, mut nonzero) = (0u64, 0u32, 0u64);
+        for n in self.index.candidates(req).iter() {
+            let c = member_cap(&self.cluster, &f, n, req, req.gang);
+            caps[n] = c;
+            sum += c as u64;
+            max = max.max(c);
+            nonzero += (c > 0) as u64;
+        }
         for k in 0..ends.len() {
             let e = &self.jobs[ends[k].1 as usize];
             for m in &e.members {
