@@ -477,6 +477,28 @@ pub(crate) struct MinReq {
 }
 
 impl MinReq {
+    /// The fields as numbers (cpu, mem, cpu_only, whole, share), for snapshots.
+    pub fn to_array(self) -> [u64; 5] {
+        [
+            self.cpu,
+            self.mem,
+            self.cpu_only as u64,
+            self.whole as u64,
+            self.share as u64,
+        ]
+    }
+
+    /// The inverse of [`MinReq::to_array`].
+    pub fn from_array(a: [u64; 5]) -> MinReq {
+        MinReq {
+            cpu: a[0],
+            mem: a[1],
+            cpu_only: a[2] != 0,
+            whole: a[3] as u32,
+            share: a[4] as u32,
+        }
+    }
+
     pub fn new() -> MinReq {
         MinReq {
             cpu: u64::MAX,

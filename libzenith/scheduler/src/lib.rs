@@ -45,7 +45,7 @@ mod util;
 pub use config::{Policy, SchedulerConfig};
 pub use decision::{Decision, FailReason, GpuGrant, MemberPlacement, RequeueReason};
 pub use error::{Error, ErrorKind, Problem, Result};
-pub use journal::RestoreReport;
+pub use journal::{CompactReport, RestoreReport};
 pub use model::{
     Command, GpuSpec, JobId, JobSpec, Locality, NodeId, NodeLabels, NodeSpec, NodeState,
     Quantities, QueueSpec, Resources,

@@ -6,6 +6,7 @@
 
 mod order;
 mod pass;
+pub(crate) mod snapshot;
 
 /// The order slot of a job filed in group `group` under `key` (for the invariant checks).
 pub(crate) fn order_slot(group: u32, key: order::OrderKey) -> order::Slot {
@@ -114,6 +115,24 @@ pub(crate) const QUEUED: u8 = 1;
 pub(crate) const ACTIVE: u8 = 2;
 pub(crate) const SUSPENDED: u8 = 3;
 const NO_SET: u8 = u8::MAX;
+
+/// A job's quota demand (GPU milli, CPU milli, memory MiB of the whole gang) and its
+/// fair-share consumption while running (one GPU-equivalent per GPU; CPU-only work at 1/32 GPU
+/// per CPU).
+fn demand_of(spec: &JobSpec) -> ([u64; 3], u64) {
+    let gang = spec.gang_size as u64;
+    let demand = [
+        spec.gpu_demand_milli(),
+        spec.member.cpu_milli * gang,
+        spec.member.memory_mib * gang,
+    ];
+    let billing_milli = if demand[0] > 0 {
+        demand[0]
+    } else {
+        demand[1] / 32
+    };
+    (demand, billing_milli)
+}
 
 fn set_of(s: JobState) -> u8 {
     match s {
@@ -663,18 +682,7 @@ impl Scheduler {
         let qweight = self.quotas.queues[queue].spec.weight as f64;
         let user_acct = self.users.account(&spec.user, 1.0);
         let queue_acct = self.queue_fs.account(&spec.queue, qweight);
-        let gang = spec.gang_size as u64;
-        let demand = [
-            spec.gpu_demand_milli(),
-            spec.member.cpu_milli * gang,
-            spec.member.memory_mib * gang,
-        ];
-        // One GPU-equivalent per GPU; CPU-only work at 1/32 GPU per CPU.
-        let billing_milli = if demand[0] > 0 {
-            demand[0]
-        } else {
-            demand[1] / 32
-        };
+        let (demand, billing_milli) = demand_of(spec);
         self.learner.observe(&req, spec.gang_size);
         let idx = self.jobs.len();
         self.jobs.push(JobEntry {
