@@ -176,6 +176,38 @@ pub(crate) struct JobEntry {
     pub end_key: Option<u64>,
 }
 
+impl JobEntry {
+    /// A PENDING job submitted at `now`, in no set, charged to `[queue, user account, queue
+    /// account]`.
+    fn new(spec: JobSpec, req: Req, now: u64, accounts: [usize; 3]) -> JobEntry {
+        let (demand, billing_milli) = demand_of(&spec);
+        JobEntry {
+            spec,
+            req,
+            state: JobState::Pending,
+            set: NO_SET,
+            pos: 0,
+            submit_ms: now,
+            start_ms: None,
+            run_start_ms: None,
+            last_progress_ms: now,
+            end_ms: None,
+            members: Vec::new(),
+            auto_requeue: false,
+            fail_reason: None,
+            starts: 0,
+            preemptions: 0,
+            queue: accounts[0],
+            user_acct: accounts[1],
+            queue_acct: accounts[2],
+            billing_milli,
+            demand,
+            order_key: None,
+            end_key: None,
+        }
+    }
+}
+
 /// The gang scheduler: a deterministic decision core.
 ///
 /// Build one with [`Scheduler::new`] (or [`Scheduler::create_journal`] /
@@ -682,33 +714,14 @@ impl Scheduler {
         let qweight = self.quotas.queues[queue].spec.weight as f64;
         let user_acct = self.users.account(&spec.user, 1.0);
         let queue_acct = self.queue_fs.account(&spec.queue, qweight);
-        let (demand, billing_milli) = demand_of(spec);
         self.learner.observe(&req, spec.gang_size);
         let idx = self.jobs.len();
-        self.jobs.push(JobEntry {
-            spec: spec.clone(),
+        self.jobs.push(JobEntry::new(
+            spec.clone(),
             req,
-            state: JobState::Pending,
-            set: NO_SET,
-            pos: 0,
-            submit_ms: now,
-            start_ms: None,
-            run_start_ms: None,
-            last_progress_ms: now,
-            end_ms: None,
-            members: Vec::new(),
-            auto_requeue: false,
-            fail_reason: None,
-            starts: 0,
-            preemptions: 0,
-            queue,
-            user_acct,
-            queue_acct,
-            billing_milli,
-            demand,
-            order_key: None,
-            end_key: None,
-        });
+            now,
+            [queue, user_acct, queue_acct],
+        ));
         self.job_index.insert(spec.id, idx as u32);
         self.set_insert(idx, PENDING);
         Ok(())

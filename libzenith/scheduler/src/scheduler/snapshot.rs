@@ -646,7 +646,6 @@ impl Scheduler {
                     let req = s
                         .cluster
                         .compile(&spec.member, spec.gang_size, spec.locality)?;
-                    let (demand, billing_milli) = super::demand_of(&spec);
                     let i = s.jobs.len();
                     if let Some(slot) = slot {
                         slots.push((i, slot));
@@ -654,30 +653,18 @@ impl Scheduler {
                     if s.job_index.insert(spec.id, i as u32).is_some() {
                         return Err(t.err(format!("job {} twice", spec.id)));
                     }
-                    s.jobs.push(JobEntry {
-                        spec: *spec,
-                        req,
-                        state,
-                        set: NO_SET,
-                        pos: 0,
-                        submit_ms: now,
-                        start_ms,
-                        run_start_ms,
-                        last_progress_ms,
-                        end_ms,
-                        members,
-                        auto_requeue,
-                        fail_reason,
-                        starts,
-                        preemptions,
-                        queue,
-                        user_acct,
-                        queue_acct,
-                        billing_milli,
-                        demand,
-                        order_key: None,
-                        end_key: None,
-                    });
+                    let mut e = JobEntry::new(*spec, req, now, [queue, user_acct, queue_acct]);
+                    e.state = state;
+                    e.start_ms = start_ms;
+                    e.run_start_ms = run_start_ms;
+                    e.last_progress_ms = last_progress_ms;
+                    e.end_ms = end_ms;
+                    e.members = members;
+                    e.auto_requeue = auto_requeue;
+                    e.fail_reason = fail_reason;
+                    e.starts = starts;
+                    e.preemptions = preemptions;
+                    s.jobs.push(e);
                 }
                 "set" => {
                     let k = t.u()? as usize;
