@@ -622,7 +622,8 @@ typedef struct zenith_scheduler_stats {
     uint64_t gpus_total;
     // Free milli-GPUs on nodes that take work.
     uint64_t gpu_free_milli;
-    // Journal records replayed when the scheduler was restored (0 for a new one).
+    // The journal's last record number when the scheduler was restored (the records replayed;
+    // after a compaction, the snapshot's record plus those after it); 0 for a new one.
     uint64_t restored_records;
     // The latest `now_ms` the scheduler saw.
     uint64_t now_ms;
@@ -2421,6 +2422,24 @@ zenith_status zenith_scheduler_schedule(struct zenith_scheduler *s,
 zenith_status zenith_scheduler_next_wakeup(const struct zenith_scheduler *s,
                                            uint64_t *out_ms,
                                            struct zenith_error **err);
+
+// Compacts the scheduler's journal file: the whole state is written to `<journal>.snapshot`
+// (a temporary file, `fsync`ed, renamed over the old snapshot), then the journal is replaced
+// the same way by a short one that starts from that snapshot, and later calls append there. A
+// crash at any point leaves a journal that `zenith_scheduler_new` restores to the same state,
+// no job lost. Call it now and then on a long-running scheduler (e.g. every few thousand
+// calls) so restoring stays fast and the journal does not grow without bound.
+//
+// On failure: a scheduler without a journal file `ZENITH_ERR_INVALID_STATE`; an I/O failure
+// `ZENITH_ERR_IO` (before the journal was replaced the old one stays in use; if the new one
+// cannot be reopened the scheduler refuses further changes: restore it from its journal).
+// NULL policy: `s` must not be NULL; `err` may be NULL.
+// Thread safety: any thread.
+//
+// # Safety
+// `s` is NULL or a live scheduler; `err` is NULL or writable.
+zenith_status zenith_scheduler_compact_journal(struct zenith_scheduler *s,
+                                               struct zenith_error **err);
 
 // Writes the scheduler's counters and gauges into `*out`.
 //

@@ -138,6 +138,8 @@ static void test_argument_errors(void) {
     zenith_scheduler *s = NULL;
     OK(zenith_scheduler_new(opts, &s, E)); /* no journal: in memory */
     zenith_scheduler_options_free(opts);
+    EXPECT_ERROR(zenith_scheduler_compact_journal(s, &err), ZENITH_ERR_INVALID_STATE,
+                 "no journal file");
 
     zenith_job_spec *spec = NULL;
     EXPECT_ERROR(zenith_job_spec_new(1, "\xff", &spec, &err), ZENITH_ERR_INVALID_ARGUMENT,
@@ -303,6 +305,17 @@ static void test_cluster_and_restore(void) {
     EXPECT_ERROR(zenith_scheduler_cancel(s, 2, 2300, &err), ZENITH_ERR_INVALID_STATE,
                  "already finished");
 
+    /* Compaction: the journal restarts from a snapshot; nothing changes. */
+    OK(zenith_scheduler_get_stats(s, &stats, E));
+    uint64_t started_before = stats.allocation_success_total;
+    OK(zenith_scheduler_compact_journal(s, E));
+    OK(zenith_scheduler_get_stats(s, &stats, E));
+    CHECK_EQ_INT(stats.allocation_success_total, started_before);
+    CHECK_EQ_INT(stats.now_ms, 2200);
+    OK(zenith_scheduler_job_progress(s, 3, 2200, E)); /* journaled after the snapshot */
+    EXPECT_ERROR(zenith_scheduler_compact_journal(NULL, &err), ZENITH_ERR_NULL_ARGUMENT,
+                 "scheduler");
+
     /* "Crash": free the scheduler, restore it from the journal. */
     zenith_scheduler_free(s);
     s = NULL;
@@ -337,6 +350,9 @@ static void test_cluster_and_restore(void) {
     CHECK_EQ_INT(state_of(s, 3), ZENITH_JOB_COMPLETED);
     zenith_scheduler_free(s);
     unlink(journal);
+    char snapshot[256];
+    snprintf(snapshot, sizeof snapshot, "%s.snapshot", journal);
+    unlink(snapshot);
 }
 
 int main(void) {

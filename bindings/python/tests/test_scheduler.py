@@ -118,6 +118,12 @@ def test_errors_are_pythonic():
     s.close()  # idempotent
 
 
+def test_compacting_without_a_journal_is_a_state_error():
+    with Scheduler() as s:
+        with pytest.raises(InvalidStateError, match="no journal file"):
+            s.compact_journal()
+
+
 def test_restore_from_the_journal(tmp_path):
     journal = tmp_path / "sched.journal"
     s = Scheduler(journal=journal)
@@ -128,6 +134,11 @@ def test_restore_from_the_journal(tmp_path):
     s.job_started(start.job, 20)
     waiting = 3 - start.job
     before = {j: s.job_state(j) for j in (1, 2)}
+    # Compaction: the journal restarts from a snapshot; later calls append after it.
+    s.compact_journal()
+    assert (tmp_path / "sched.journal.snapshot").exists()
+    assert journal.read_text().splitlines()[1].split(" ")[2] == "snapshot"
+    s.job_progress(start.job, 20)
     s.close()  # as if the process died here: the journal holds every call
 
     with Scheduler(journal=journal) as restored:

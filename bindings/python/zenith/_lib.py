@@ -741,6 +741,7 @@ SIGNATURES.update(
         "zenith_scheduler_free": ([SchedulerPtr], None),
         "zenith_scheduler_schedule": ([SchedulerPtr, c_uint64, POINTER(DecisionsPtr), _Err], c_int32),
         "zenith_scheduler_next_wakeup": ([SchedulerPtr, POINTER(c_uint64), _Err], c_int32),
+        "zenith_scheduler_compact_journal": ([SchedulerPtr, _Err], c_int32),
         "zenith_scheduler_get_stats": ([SchedulerPtr, POINTER(zenith_scheduler_stats), _Err], c_int32),
         "zenith_scheduler_node_add": ([SchedulerPtr, NodeSpecPtr, c_uint64, POINTER(c_uint32), _Err], c_int32),
         "zenith_scheduler_node_remove": ([SchedulerPtr, c_char_p, c_uint64, _Err], c_int32),

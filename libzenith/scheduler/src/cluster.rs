@@ -414,12 +414,12 @@ impl Cluster {
 
 /// The most one member could get on any eligible node (each field maximised separately). While
 /// resources are only taken, these stay upper bounds, so a request above them cannot fit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bounds {
-    cpu: u64,
-    mem: u64,
-    whole: u16,
-    gpu: u16,
+    pub cpu: u64,
+    pub mem: u64,
+    pub whole: u16,
+    pub gpu: u16,
 }
 
 impl Bounds {
@@ -477,6 +477,28 @@ pub(crate) struct MinReq {
 }
 
 impl MinReq {
+    /// The fields as numbers (cpu, mem, cpu_only, whole, share), for snapshots.
+    pub fn to_array(self) -> [u64; 5] {
+        [
+            self.cpu,
+            self.mem,
+            self.cpu_only as u64,
+            self.whole as u64,
+            self.share as u64,
+        ]
+    }
+
+    /// The inverse of [`MinReq::to_array`].
+    pub fn from_array(a: [u64; 5]) -> MinReq {
+        MinReq {
+            cpu: a[0],
+            mem: a[1],
+            cpu_only: a[2] != 0,
+            whole: a[3] as u32,
+            share: a[4] as u32,
+        }
+    }
+
     pub fn new() -> MinReq {
         MinReq {
             cpu: u64::MAX,

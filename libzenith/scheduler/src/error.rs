@@ -155,6 +155,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A snapshot line is corrupt, or the snapshot does not restore to the state it recorded.
+    Snapshot {
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading a file failed.
     Io {
         /// What was being read.
@@ -171,6 +178,8 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Compaction needs a journal file (see [`crate::Scheduler::open_journal`]).
+    NoJournalFile,
     /// A broken internal invariant (a bug in the scheduler; please report it).
     Internal(String),
 }
@@ -190,9 +199,10 @@ impl Error {
             | Error::JobFinished { .. }
             | Error::ClockWentBackwards { .. }
             | Error::QuotaBelowUsage(_)
-            | Error::Poisoned => ErrorKind::InvalidState,
+            | Error::Poisoned
+            | Error::NoJournalFile => ErrorKind::InvalidState,
             Error::JournalWrite { .. } | Error::Io { .. } => ErrorKind::Io,
-            Error::Journal { .. } => ErrorKind::Format,
+            Error::Journal { .. } | Error::Snapshot { .. } => ErrorKind::Format,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -242,6 +252,11 @@ impl fmt::Display for Error {
                 f.write_str("the scheduler's journal failed earlier; restore it from the journal")
             }
             Error::Journal { line, reason } => write!(f, "journal line {line}: {reason}"),
+            Error::Snapshot { line, reason } => write!(f, "snapshot line {line}: {reason}"),
+            Error::NoJournalFile => write!(
+                f,
+                "this scheduler has no journal file to compact (create_journal / open_journal)"
+            ),
             Error::Io { what, message, .. } => write!(f, "{what}: {message}"),
             Error::Data { at, reason } => write!(f, "{at}: {reason}"),
             Error::Internal(what) => write!(f, "internal error (a bug): {what}"),

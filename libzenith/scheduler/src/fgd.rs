@@ -105,6 +105,19 @@ impl ProfileLearner {
         }
     }
 
+    /// The tracked classes with their weights, and the next observation's weight (for
+    /// snapshots; the profile is rebuilt from them).
+    pub fn dump(&self) -> (&[(TaskClass, f64)], f64) {
+        (&self.counts, self.inc)
+    }
+
+    /// The inverse of [`ProfileLearner::dump`] on a new learner.
+    pub fn load(&mut self, counts: Vec<(TaskClass, f64)>, inc: f64) {
+        self.counts = counts;
+        self.inc = inc;
+        self.dirty = true;
+    }
+
     /// Records `members` tasks of shape `req`.
     pub fn observe(&mut self, req: &Req, members: u32) {
         if req.gpus == 0 {

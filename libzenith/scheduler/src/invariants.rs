@@ -11,6 +11,7 @@
 //! 3. Quotas: every queue's usage equals the sum over its admitted jobs, and is within its limits
 //!    and its cohort's pool.
 //! 4. Bookkeeping: each job is in the set of its state; fair-share rates match the running jobs.
+//! 5. The node index (free state by node) equals one rebuilt from scratch.
 
 use crate::cluster::{Health, NO_RACK, WHOLE};
 use crate::model::Locality;
@@ -19,6 +20,8 @@ use crate::state::JobState;
 
 pub(crate) fn check(s: &Scheduler) -> Result<(), String> {
     let cl = &s.cluster;
+    // 5. The node index describes the free state and eligibility.
+    s.index.check(cl, &s.free)?;
     let ngpu_flat = s.free.gpu.len();
     let mut used_gpu = vec![0u32; ngpu_flat];
     let nn = cl.nodes.len();

@@ -25,7 +25,7 @@
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::SchedulerConfig;
 use crate::decision::Decision;
@@ -161,7 +161,7 @@ impl Fields {
     }
 }
 
-fn encode(op: &Op, digest: Option<u32>) -> String {
+pub(crate) fn encode(op: &Op, digest: Option<u32>) -> String {
     let mut f = Fields(String::new());
     let name = match op {
         Op::SetQueue { spec } => {
@@ -280,8 +280,8 @@ fn encode(op: &Op, digest: Option<u32>) -> String {
 }
 
 /// A parsed record's fields.
-struct Rec<'a> {
-    kv: Vec<(&'a str, &'a str)>,
+pub(crate) struct Rec<'a> {
+    pub kv: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Rec<'a> {
@@ -334,7 +334,7 @@ impl<'a> Rec<'a> {
     }
 }
 
-fn decode(op: &str, r: &Rec<'_>) -> std::result::Result<Op, String> {
+pub(crate) fn decode(op: &str, r: &Rec<'_>) -> std::result::Result<Op, String> {
     let now = || r.req_num::<u64>("now");
     let job = || r.req_num::<u64>("job").map(JobId);
     Ok(match op {
@@ -497,6 +497,8 @@ enum Sink {
 /// Where a scheduler appends its records.
 pub(crate) struct Journal {
     sink: Sink,
+    /// The journal's file, when it is one (compaction rewrites it).
+    path: Option<PathBuf>,
     seq: u64,
     sync: bool,
     line: String,
@@ -531,6 +533,7 @@ impl Journal {
     fn start(sink: Sink, cfg: &SchedulerConfig) -> io::Result<Journal> {
         let mut j = Journal {
             sink,
+            path: None,
             seq: 0,
             sync: false,
             line: String::new(),
@@ -553,7 +556,8 @@ impl Journal {
 /// What [`Scheduler::restore`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreReport {
-    /// Records replayed (the config record included).
+    /// The last record's sequence number: the records replayed (the config record included),
+    /// or, for a compacted journal, the snapshot's record plus the records after it.
     pub records: u64,
     /// Whether a torn last line was dropped.
     pub torn_tail: bool,
@@ -586,10 +590,10 @@ impl Scheduler {
             .open(path)
             .map_err(|e| Error::io(path.display().to_string(), &e))?;
         let mut s = Scheduler::new(cfg)?;
-        s.journal = Some(
-            Journal::start(Sink::File(f), &s.cfg)
-                .map_err(|e| Error::io(path.display().to_string(), &e))?,
-        );
+        let mut j = Journal::start(Sink::File(f), &s.cfg)
+            .map_err(|e| Error::io(path.display().to_string(), &e))?;
+        j.path = Some(path.to_path_buf());
+        s.journal = Some(j);
         Ok(s)
     }
 
@@ -608,10 +612,10 @@ impl Scheduler {
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("journal", &e))?;
-        Self::restore_bytes(&bytes)
+        Self::restore_bytes(&bytes, None)
     }
 
-    fn restore_bytes(bytes: &[u8]) -> Result<(Scheduler, RestoreReport)> {
+    fn restore_bytes(bytes: &[u8], snapshot: Option<&Path>) -> Result<(Scheduler, RestoreReport)> {
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         // The piece after the last newline: empty, or a torn line.
         let tail = lines.pop().unwrap_or(&[]);
@@ -648,7 +652,8 @@ impl Scheduler {
                 .next()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| jerr(lineno, "bad sequence number"))?;
-            if seq != records + 1 {
+            // A compacted journal starts at its snapshot's sequence number + 1.
+            if sched.is_some() && seq != records + 1 {
                 return Err(jerr(
                     lineno,
                     format!("sequence {seq}, expected {}", records + 1),
@@ -664,12 +669,63 @@ impl Scheduler {
             let rec = Rec { kv };
             match (&mut sched, op) {
                 (None, "config") => {
+                    if seq != 1 {
+                        return Err(jerr(lineno, format!("sequence {seq}, expected 1")));
+                    }
                     let get = |k: &str| rec.raw(k).map(|v| v.to_string());
                     let cfg = SchedulerConfig::from_fields(&get).map_err(|e| jerr(lineno, e))?;
                     sched = Some(Scheduler::new(cfg).map_err(|e| jerr(lineno, e.to_string()))?);
                 }
-                (None, _) => return Err(jerr(lineno, "the first record must be `config`")),
-                (Some(_), "config") => return Err(jerr(lineno, "a second `config` record")),
+                (None, "snapshot") => {
+                    let base: u64 = rec.req_num("seq").map_err(|e| jerr(lineno, e))?;
+                    let crc = rec
+                        .raw("crc")
+                        .and_then(|c| u32::from_str_radix(c, 16).ok())
+                        .ok_or_else(|| jerr(lineno, "bad `crc`"))?;
+                    if seq != base + 1 {
+                        return Err(jerr(
+                            lineno,
+                            format!("sequence {seq}, expected {}", base + 1),
+                        ));
+                    }
+                    let Some(snap) = snapshot else {
+                        return Err(jerr(
+                            lineno,
+                            "the journal starts from a snapshot: open it with open_journal",
+                        ));
+                    };
+                    let text = std::fs::read(snap)
+                        .map_err(|e| Error::io(snap.display().to_string(), &e))?;
+                    if crc32(&text) != crc {
+                        return Err(jerr(
+                            lineno,
+                            format!(
+                                "{} is not the snapshot this journal starts from",
+                                snap.display()
+                            ),
+                        ));
+                    }
+                    let text = std::str::from_utf8(&text)
+                        .map_err(|_| jerr(lineno, "the snapshot is not UTF-8"))?;
+                    let (s, at) = Scheduler::from_snapshot_text(text)?;
+                    if at != base {
+                        return Err(jerr(
+                            lineno,
+                            format!("the snapshot is as of record {at}, not {base}"),
+                        ));
+                    }
+                    sched = Some(s);
+                    records = base;
+                }
+                (None, _) => {
+                    return Err(jerr(
+                        lineno,
+                        "the first record must be `config` or `snapshot`",
+                    ));
+                }
+                (Some(_), "config" | "snapshot") => {
+                    return Err(jerr(lineno, format!("a `{op}` record after the first")));
+                }
                 (Some(s), _) => {
                     let op = decode(op, &rec).map_err(|e| jerr(lineno, e))?;
                     let out = s
@@ -717,18 +773,141 @@ impl Scheduler {
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes)
             .map_err(|e| Error::io(what(), &e))?;
-        let (mut s, report) = Self::restore_bytes(&bytes)?;
+        let (mut s, report) = Self::restore_bytes(&bytes, Some(&snapshot_path(path)))?;
         f.set_len(report.valid_len)
             .map_err(|e| Error::io(what(), &e))?;
         f.seek(io::SeekFrom::Start(report.valid_len))
             .map_err(|e| Error::io(what(), &e))?;
         s.journal = Some(Journal {
             sink: Sink::File(f),
+            path: Some(path.to_path_buf()),
             seq: report.records,
             sync: false,
             line: String::new(),
         });
         Ok((s, report))
+    }
+}
+
+/// The snapshot file of the journal at `path`: `<path>.snapshot`.
+pub fn snapshot_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".snapshot");
+    PathBuf::from(p)
+}
+
+/// Replaces `path` with `bytes` atomically: written to `<path>.tmp`, `fsync`ed, renamed over
+/// `path`, and the directory `fsync`ed, so a crash leaves the old file or the new one, whole.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// What [`Scheduler::compact_journal`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    /// The journal record the snapshot is as of (the new journal continues after it).
+    pub seq: u64,
+    /// The snapshot's size in bytes.
+    pub snapshot_bytes: u64,
+    /// The journal's size before compaction, in bytes.
+    pub journal_bytes_before: u64,
+}
+
+impl Scheduler {
+    /// The whole state as a snapshot (see [`crate::journal`]'s compaction): a scheduler
+    /// restored from it with [`Scheduler::load_snapshot`] has the same state and makes the same
+    /// decisions for the same calls.
+    pub fn save_snapshot(&self, mut w: impl Write) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let seq = self.journal.as_ref().map_or(0, |j| j.seq);
+        w.write_all(self.snapshot_text(seq).as_bytes())
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io("snapshot", &e))
+    }
+
+    /// Rebuilds a scheduler from a snapshot written by [`Scheduler::save_snapshot`] (no journal
+    /// attached). A truncated or corrupt snapshot is [`Error::Snapshot`] naming the line.
+    pub fn load_snapshot(mut r: impl Read) -> Result<Scheduler> {
+        let mut text = String::new();
+        r.read_to_string(&mut text)
+            .map_err(|e| Error::io("snapshot", &e))?;
+        Ok(Self::from_snapshot_text(&text)?.0)
+    }
+
+    /// Compacts the journal file: the whole state goes to `<journal>.snapshot` (written to a
+    /// temporary file, `fsync`ed and renamed), then the journal is replaced the same way by one
+    /// that starts from that snapshot, and journaling continues in it. A crash at any point
+    /// leaves a journal that restores to the same state: the old full journal (the new
+    /// snapshot unused) or the new one with its snapshot. [`Scheduler::open_journal`] reads
+    /// both forms. Fails with [`Error::NoJournalFile`] without a journal file.
+    pub fn compact_journal(&mut self) -> Result<CompactReport> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let (path, seq) = match &self.journal {
+            Some(Journal {
+                path: Some(p), seq, ..
+            }) => (p.clone(), *seq),
+            _ => return Err(Error::NoJournalFile),
+        };
+        let what = || path.display().to_string();
+        let before = std::fs::metadata(&path)
+            .map_err(|e| Error::io(what(), &e))?
+            .len();
+        let text = self.snapshot_text(seq);
+        let snap = snapshot_path(&path);
+        write_atomic(&snap, text.as_bytes())
+            .map_err(|e| Error::io(snap.display().to_string(), &e))?;
+        let body = format!(
+            "{} snapshot seq={seq} crc={:08x}",
+            seq + 1,
+            crc32(text.as_bytes())
+        );
+        let fresh = format!("{HEADER}\n{:08x} {body}\n", crc32(body.as_bytes()));
+        write_atomic(&path, fresh.as_bytes()).map_err(|e| Error::io(what(), &e))?;
+        // The old file handle now points at the replaced journal: appending continues in the
+        // new one, or nothing is appended at all.
+        let reopened = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.seek(io::SeekFrom::End(0)).map(|_| f));
+        match (reopened, self.journal.as_mut()) {
+            (Ok(f), Some(j)) => {
+                j.sink = Sink::File(f);
+                j.seq = seq + 1;
+            }
+            (Err(e), _) => {
+                self.poisoned = true;
+                return Err(Error::JournalWrite {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            }
+            (Ok(_), None) => return Err(Error::NoJournalFile),
+        }
+        Ok(CompactReport {
+            seq,
+            snapshot_bytes: text.len() as u64,
+            journal_bytes_before: before,
+        })
     }
 }
 

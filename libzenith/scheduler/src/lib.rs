@@ -32,6 +32,7 @@ pub mod fgd;
 pub mod invariants;
 pub mod journal;
 pub mod model;
+mod node_index;
 pub mod placement;
 pub mod priority;
 pub mod quota;
@@ -44,7 +45,7 @@ mod util;
 pub use config::{Policy, SchedulerConfig};
 pub use decision::{Decision, FailReason, GpuGrant, MemberPlacement, RequeueReason};
 pub use error::{Error, ErrorKind, Problem, Result};
-pub use journal::RestoreReport;
+pub use journal::{CompactReport, RestoreReport};
 pub use model::{
     Command, GpuSpec, JobId, JobSpec, Locality, NodeId, NodeLabels, NodeSpec, NodeState,
     Quantities, QueueSpec, Resources,

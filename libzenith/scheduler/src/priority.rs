@@ -138,6 +138,30 @@ impl FairShare {
         }
     }
 
+    /// The accounts in index order as (name, weight, decayed usage), and the time usage is
+    /// decayed to (for snapshots; rates come back as jobs are bound again).
+    pub fn dump(&self) -> (Vec<(String, f64, f64)>, u64) {
+        let mut names = vec![String::new(); self.accounts.len()];
+        for (k, &i) in &self.index {
+            names[i] = k.clone();
+        }
+        let v = names
+            .into_iter()
+            .zip(&self.accounts)
+            .map(|(n, a)| (n, a.weight, a.usage))
+            .collect();
+        (v, self.last_ms)
+    }
+
+    /// The inverse of [`FairShare::dump`] on a new instance (rates 0).
+    pub fn load(&mut self, accounts: Vec<(String, f64, f64)>, last_ms: u64) {
+        for (name, weight, usage) in accounts {
+            let i = self.account(&name, weight);
+            self.accounts[i].usage = usage;
+        }
+        self.last_ms = last_ms;
+    }
+
     /// `F(a)` for every account.
     pub fn factors(&self) -> Vec<f64> {
         let total_usage: f64 = self.accounts.iter().map(|a| a.usage).sum();

@@ -1,5 +1,7 @@
 //! The journal: restore rebuilds the identical state; a process killed mid-stream (SIGKILL)
-//! loses no job it acknowledged; a torn last line is tolerated; corruption elsewhere is an error.
+//! loses no job it acknowledged, also while it compacts its journal; a torn last line is
+//! tolerated; corruption elsewhere is an error. Snapshots and compaction restore the identical
+//! state, which then makes the same decisions.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -226,6 +228,8 @@ fn a_torn_last_line_is_dropped_and_corruption_elsewhere_is_an_error() {
 }
 
 const CHILD_ENV: &str = "ZENITH_JOURNAL_CHILD";
+/// When set, the child compacts its journal every that many steps.
+const COMPACT_ENV: &str = "ZENITH_JOURNAL_COMPACT_EVERY";
 
 /// Not a test on its own: when the parent test re-executes this binary with `CHILD_ENV` set,
 /// this writes a journal and acknowledges each submitted job on stdout until it is killed.
@@ -236,9 +240,13 @@ fn journal_writer_child() {
     };
     let mut s = Scheduler::create_journal(SchedulerConfig::default(), path.as_ref()).unwrap();
     fresh(&mut s);
+    let compact_every: Option<u64> = std::env::var(COMPACT_ENV).ok().and_then(|v| v.parse().ok());
     let mut out = std::io::stdout().lock();
     for i in 1..=2_000_000u64 {
         step(&mut s, i).unwrap();
+        if compact_every.is_some_and(|k| i % k == 0) {
+            s.compact_journal().unwrap();
+        }
         // The submit returned: it is journaled. Only now is it acknowledged.
         writeln!(out, "ack {i}").unwrap();
         out.flush().unwrap();
@@ -247,16 +255,31 @@ fn journal_writer_child() {
 
 #[test]
 fn a_writer_killed_mid_stream_loses_no_acknowledged_job() {
+    killed_writer(None);
+}
+
+#[test]
+fn a_writer_killed_while_it_compacts_loses_no_acknowledged_job() {
+    // Compacting every 7 steps: the kill lands in a compaction or just after one more often
+    // than not, and the restore goes through the snapshot.
+    killed_writer(Some(7));
+}
+
+fn killed_writer(compact_every: Option<u64>) {
     let path = temp_path("killed");
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "journal_writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "journal_writer_child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, &path);
+    if let Some(k) = compact_every {
+        cmd.env(COMPACT_ENV, k.to_string());
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -314,5 +337,157 @@ fn a_writer_killed_mid_stream_loses_no_acknowledged_job() {
     assert!(!report2.torn_tail);
     assert_eq!(report2.records, report.records + 1);
     assert!(s2.job(JobId(next)).is_some());
+    if compact_every.is_some() {
+        // The journal was compacted: it starts from a snapshot and holds only a tail.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines().nth(1).unwrap().contains(" snapshot seq="),
+            "{text}"
+        );
+        assert!(text.lines().count() < 40, "{} lines", text.lines().count());
+    }
+    for p in [path.clone(), journal::snapshot_path(&path)] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
+fn compaction_restores_the_same_state_and_keeps_the_journal_short() {
+    let path = temp_path("compact");
+    let cfg = SchedulerConfig::default();
+    let mut twin = Scheduler::new(cfg.clone()).unwrap();
+    let mut s = Scheduler::create_journal(cfg.clone(), &path).unwrap();
+    fresh(&mut s);
+    fresh(&mut twin);
+    let mut largest = 0;
+    for i in 1..=400 {
+        step(&mut s, i).unwrap();
+        step(&mut twin, i).unwrap();
+        largest = largest.max(std::fs::metadata(&path).unwrap().len());
+        if i % 50 == 0 {
+            let r = s.compact_journal().unwrap();
+            assert!(r.journal_bytes_before > 0 && r.snapshot_bytes > 0);
+            // Compaction changes nothing of the state.
+            assert_eq!(s.state_digest(), twin.state_digest());
+        }
+    }
+    // The journal holds at most ~50 steps' records, whatever ran before.
+    let full = {
+        let p = temp_path("uncompacted");
+        let mut u = Scheduler::create_journal(cfg.clone(), &p).unwrap();
+        fresh(&mut u);
+        for i in 1..=400 {
+            step(&mut u, i).unwrap();
+        }
+        let n = std::fs::metadata(&p).unwrap().len();
+        let _ = std::fs::remove_file(p);
+        n
+    };
+    assert!(largest * 4 < full, "{largest} vs {full}");
+    drop(s);
+    let (mut r, report) = Scheduler::open_journal(&path).unwrap();
+    assert!(!report.torn_tail);
+    assert_eq!(r.state_digest(), twin.state_digest());
+    r.check_invariants().unwrap();
+    // The restored scheduler decides exactly as the one that never stopped, compacts again,
+    // and restores again.
+    for i in 401..=480 {
+        step(&mut r, i).unwrap();
+        step(&mut twin, i).unwrap();
+        assert_eq!(r.state_digest(), twin.state_digest(), "step {i}");
+        if i == 440 {
+            r.compact_journal().unwrap();
+        }
+    }
+    drop(r);
+    let (r2, _) = Scheduler::open_journal(&path).unwrap();
+    assert_eq!(r2.state_digest(), twin.state_digest());
+    // A scheduler without a journal file cannot compact.
+    let mut plain = Scheduler::new(cfg).unwrap();
+    assert!(matches!(plain.compact_journal(), Err(Error::NoJournalFile)));
+    for p in [path.clone(), journal::snapshot_path(&path)] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
+fn a_snapshot_restores_a_scheduler_that_decides_the_same() {
+    // Multifactor order with fair share, preemption, backfill, GPU shares: every few steps the
+    // state goes through a snapshot, and the restored copy must then stay identical to the
+    // original through the following steps.
+    let snap = |s: &Scheduler| {
+        let mut b = Vec::new();
+        s.save_snapshot(&mut b).unwrap();
+        b
+    };
+    let mut s = Scheduler::new(SchedulerConfig::default()).unwrap();
+    fresh(&mut s);
+    let mut follower: Option<Scheduler> = None;
+    for i in 1..=300u64 {
+        step(&mut s, i).unwrap();
+        if let Some(f) = follower.as_mut() {
+            step(f, i).unwrap();
+            assert_eq!(f.state_digest(), s.state_digest(), "step {i}");
+            // Everything a snapshot holds (queue order, caches, fair share) is equal too.
+            assert!(snap(f) == snap(&s), "step {i}");
+        }
+        if i % 23 == 0 {
+            let r = Scheduler::load_snapshot(snap(&s).as_slice()).unwrap();
+            assert_eq!(r.state_digest(), s.state_digest(), "step {i}");
+            r.check_invariants().unwrap();
+            follower = Some(r);
+        }
+    }
+}
+
+#[test]
+fn a_damaged_snapshot_is_a_clear_error_and_a_stale_one_is_ignored() {
+    let mut s = Scheduler::new(SchedulerConfig::default()).unwrap();
+    fresh(&mut s);
+    for i in 1..=40 {
+        step(&mut s, i).unwrap();
+    }
+    let mut bytes = Vec::new();
+    s.save_snapshot(&mut bytes).unwrap();
+    // Truncated at a line boundary: no `end` line.
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let cut: String = text.lines().take(20).map(|l| format!("{l}\n")).collect();
+    let e = Scheduler::load_snapshot(cut.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Format);
+    // Cut mid-line: that line fails its checksum.
+    let e = Scheduler::load_snapshot(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(matches!(e, Error::Snapshot { .. }), "{e}");
+    // A flipped byte.
+    let mut bad = bytes.clone();
+    let k = bad.len() / 3;
+    bad[k] ^= 0x01;
+    let e = Scheduler::load_snapshot(bad.as_slice()).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
+    // Not a snapshot at all.
+    assert!(Scheduler::load_snapshot(&b"hello\n"[..]).is_err());
+
+    // A crash after the snapshot was written but before the journal was replaced leaves the
+    // full journal and a snapshot it does not name: the full journal restores.
+    let path = temp_path("stale");
+    let mut j = Scheduler::create_journal(SchedulerConfig::default(), &path).unwrap();
+    fresh(&mut j);
+    for i in 1..=40 {
+        step(&mut j, i).unwrap();
+    }
+    std::fs::write(journal::snapshot_path(&path), &bytes).unwrap();
+    drop(j);
+    let (r, _) = Scheduler::open_journal(&path).unwrap();
+    assert_eq!(r.state_digest(), s.state_digest());
+    // A compacted journal whose snapshot was replaced or lost: a clear error.
+    let (mut r, _) = Scheduler::open_journal(&path).unwrap();
+    r.compact_journal().unwrap();
+    drop(r);
+    std::fs::write(journal::snapshot_path(&path), &bytes[..bytes.len() - 1]).unwrap();
+    let e = Scheduler::open_journal(&path).unwrap_err();
+    assert!(e.to_string().contains("is not the snapshot"), "{e}");
+    std::fs::remove_file(journal::snapshot_path(&path)).unwrap();
+    let e = Scheduler::open_journal(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     let _ = std::fs::remove_file(&path);
 }

@@ -497,6 +497,12 @@ class Scheduler:
         status = _call("zenith_scheduler_next_wakeup", self._h(), ctypes.byref(at))
         return at.value if status == Status.OK else None
 
+    def compact_journal(self) -> None:
+        """Compacts the journal: the state goes to ``<journal>.snapshot`` and the journal
+        restarts from it (both replaced atomically), so restoring stays fast and the journal
+        stays short. Raises for a scheduler without a journal."""
+        _call("zenith_scheduler_compact_journal", self._h())
+
     def job_state(self, job: int) -> JobState:
         """A job's state."""
         state = ctypes.c_int32()

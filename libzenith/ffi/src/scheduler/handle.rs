@@ -195,6 +195,33 @@ pub unsafe extern "C" fn zenith_scheduler_next_wakeup(
     })
 }
 
+/// Compacts the scheduler's journal file: the whole state is written to `<journal>.snapshot`
+/// (a temporary file, `fsync`ed, renamed over the old snapshot), then the journal is replaced
+/// the same way by a short one that starts from that snapshot, and later calls append there. A
+/// crash at any point leaves a journal that `zenith_scheduler_new` restores to the same state,
+/// no job lost. Call it now and then on a long-running scheduler (e.g. every few thousand
+/// calls) so restoring stays fast and the journal does not grow without bound.
+///
+/// On failure: a scheduler without a journal file `ZENITH_ERR_INVALID_STATE`; an I/O failure
+/// `ZENITH_ERR_IO` (before the journal was replaced the old one stays in use; if the new one
+/// cannot be reopened the scheduler refuses further changes: restore it from its journal).
+/// NULL policy: `s` must not be NULL; `err` may be NULL.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `s` is NULL or a live scheduler; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_scheduler_compact_journal(
+    s: *mut zenith_scheduler,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, error_type = Failure, {
+        // SAFETY: per the contract above.
+        unsafe { apply(s, |core| core.compact_journal()) }?;
+        Ok(ZENITH_OK)
+    })
+}
+
 /// Counters and gauges of one scheduler (`zenith_scheduler_stats`).
 ///
 /// Versioned: the caller sets `struct_size = sizeof(zenith_scheduler_stats)`; fields appended in
@@ -220,7 +247,8 @@ pub struct zenith_scheduler_stats {
     pub gpus_total: u64,
     /// Free milli-GPUs on nodes that take work.
     pub gpu_free_milli: u64,
-    /// Journal records replayed when the scheduler was restored (0 for a new one).
+    /// The journal's last record number when the scheduler was restored (the records replayed;
+    /// after a compaction, the snapshot's record plus those after it); 0 for a new one.
     pub restored_records: u64,
     /// The latest `now_ms` the scheduler saw.
     pub now_ms: u64,

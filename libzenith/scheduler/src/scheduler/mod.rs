@@ -6,6 +6,7 @@
 
 mod order;
 mod pass;
+pub(crate) mod snapshot;
 
 /// The order slot of a job filed in group `group` under `key` (for the invariant checks).
 pub(crate) fn order_slot(group: u32, key: order::OrderKey) -> order::Slot {
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::fgd::ProfileLearner;
 use crate::journal::{Journal, Op};
 use crate::model::{JobId, JobSpec, Locality, NodeId, NodeSpec, NodeState, QueueSpec};
+use crate::node_index::NodeIndex;
 use crate::placement;
 use crate::priority::FairShare;
 use crate::quota::QuotaBook;
@@ -114,6 +116,24 @@ pub(crate) const ACTIVE: u8 = 2;
 pub(crate) const SUSPENDED: u8 = 3;
 const NO_SET: u8 = u8::MAX;
 
+/// A job's quota demand (GPU milli, CPU milli, memory MiB of the whole gang) and its
+/// fair-share consumption while running (one GPU-equivalent per GPU; CPU-only work at 1/32 GPU
+/// per CPU).
+fn demand_of(spec: &JobSpec) -> ([u64; 3], u64) {
+    let gang = spec.gang_size as u64;
+    let demand = [
+        spec.gpu_demand_milli(),
+        spec.member.cpu_milli * gang,
+        spec.member.memory_mib * gang,
+    ];
+    let billing_milli = if demand[0] > 0 {
+        demand[0]
+    } else {
+        demand[1] / 32
+    };
+    (demand, billing_milli)
+}
+
 fn set_of(s: JobState) -> u8 {
     match s {
         JobState::Pending => PENDING,
@@ -156,6 +176,38 @@ pub(crate) struct JobEntry {
     pub end_key: Option<u64>,
 }
 
+impl JobEntry {
+    /// A PENDING job submitted at `now`, in no set, charged to `[queue, user account, queue
+    /// account]`.
+    fn new(spec: JobSpec, req: Req, now: u64, accounts: [usize; 3]) -> JobEntry {
+        let (demand, billing_milli) = demand_of(&spec);
+        JobEntry {
+            spec,
+            req,
+            state: JobState::Pending,
+            set: NO_SET,
+            pos: 0,
+            submit_ms: now,
+            start_ms: None,
+            run_start_ms: None,
+            last_progress_ms: now,
+            end_ms: None,
+            members: Vec::new(),
+            auto_requeue: false,
+            fail_reason: None,
+            starts: 0,
+            preemptions: 0,
+            queue: accounts[0],
+            user_acct: accounts[1],
+            queue_acct: accounts[2],
+            billing_milli,
+            demand,
+            order_key: None,
+            end_key: None,
+        }
+    }
+}
+
 /// The gang scheduler: a deterministic decision core.
 ///
 /// Build one with [`Scheduler::new`] (or [`Scheduler::create_journal`] /
@@ -168,6 +220,8 @@ pub struct Scheduler {
     pub(crate) now: u64,
     pub(crate) cluster: Cluster,
     pub(crate) free: Free,
+    /// The eligible nodes by free state (`free` and eligibility), for placement searches.
+    pub(crate) index: NodeIndex,
     pub(crate) jobs: Vec<JobEntry>,
     pub(crate) job_index: FxHashMap<JobId, u32>,
     pub(crate) sets: [Vec<u32>; 4],
@@ -232,6 +286,7 @@ impl Scheduler {
             now: 0,
             cluster: Cluster::default(),
             free: Free::empty(),
+            index: NodeIndex::default(),
             jobs: Vec::new(),
             job_index: FxHashMap::default(),
             sets: Default::default(),
@@ -446,6 +501,7 @@ impl Scheduler {
                 }
                 self.advance(*now);
                 let id = self.cluster.add(spec.clone(), *now, &mut self.free)?;
+                self.touch(id.0 as usize);
                 self.grown_flag.push(false);
                 self.mark_grown(id.0 as usize);
                 self.order.dirty = true;
@@ -466,6 +522,7 @@ impl Scheduler {
                 self.free.cpu[n] = 0;
                 self.free.mem[n] = 0;
                 self.cluster.refresh_eligible(n);
+                self.touch(n);
                 Ok(Outcome::Unit)
             }
             Op::Heartbeat { name, now } => {
@@ -476,6 +533,7 @@ impl Scheduler {
                 let back = info.health != Health::Up;
                 info.health = Health::Up;
                 self.cluster.refresh_eligible(id.0 as usize);
+                self.touch(id.0 as usize);
                 if back {
                     self.mark_grown(id.0 as usize);
                 }
@@ -486,6 +544,7 @@ impl Scheduler {
                 self.advance(*now);
                 self.cluster.nodes[id.0 as usize].draining = *on;
                 self.cluster.refresh_eligible(id.0 as usize);
+                self.touch(id.0 as usize);
                 if !*on {
                     self.mark_grown(id.0 as usize);
                 }
@@ -655,44 +714,14 @@ impl Scheduler {
         let qweight = self.quotas.queues[queue].spec.weight as f64;
         let user_acct = self.users.account(&spec.user, 1.0);
         let queue_acct = self.queue_fs.account(&spec.queue, qweight);
-        let gang = spec.gang_size as u64;
-        let demand = [
-            spec.gpu_demand_milli(),
-            spec.member.cpu_milli * gang,
-            spec.member.memory_mib * gang,
-        ];
-        // One GPU-equivalent per GPU; CPU-only work at 1/32 GPU per CPU.
-        let billing_milli = if demand[0] > 0 {
-            demand[0]
-        } else {
-            demand[1] / 32
-        };
         self.learner.observe(&req, spec.gang_size);
         let idx = self.jobs.len();
-        self.jobs.push(JobEntry {
-            spec: spec.clone(),
+        self.jobs.push(JobEntry::new(
+            spec.clone(),
             req,
-            state: JobState::Pending,
-            set: NO_SET,
-            pos: 0,
-            submit_ms: now,
-            start_ms: None,
-            run_start_ms: None,
-            last_progress_ms: now,
-            end_ms: None,
-            members: Vec::new(),
-            auto_requeue: false,
-            fail_reason: None,
-            starts: 0,
-            preemptions: 0,
-            queue,
-            user_acct,
-            queue_acct,
-            billing_milli,
-            demand,
-            order_key: None,
-            end_key: None,
-        });
+            now,
+            [queue, user_acct, queue_acct],
+        ));
         self.job_index.insert(spec.id, idx as u32);
         self.set_insert(idx, PENDING);
         Ok(())
@@ -775,6 +804,7 @@ impl Scheduler {
         let req = self.jobs[i].req;
         for m in &members {
             self.free.take(&self.cluster, m, &req);
+            self.touch(m.node.0 as usize);
         }
         let e = &mut self.jobs[i];
         e.members = members;
@@ -813,6 +843,7 @@ impl Scheduler {
             let n = m.node.0 as usize;
             if !self.cluster.nodes[n].removed {
                 self.free.give(&self.cluster, m, &req);
+                self.touch(n);
                 self.mark_grown(n);
             }
         }
@@ -843,6 +874,12 @@ impl Scheduler {
             self.ends.insert((t, i as u32));
             self.jobs[i].end_key = Some(t);
         }
+    }
+
+    /// Brings node `n`'s place in the node index up to date after its free state or its
+    /// eligibility changed.
+    pub(crate) fn touch(&mut self, n: usize) {
+        self.index.touch(&self.cluster, &self.free, n);
     }
 
     fn mark_grown(&mut self, n: usize) {
@@ -1036,6 +1073,7 @@ impl Scheduler {
             &req,
             self.cfg.policy.placement,
             None,
+            Some(&self.index),
         ))
     }
 
@@ -1133,7 +1171,7 @@ impl Scheduler {
         // The earliest time (>= sim.t) `r` fits, releasing ends as time advances.
         let fit = |sim: &mut Sim, planned: &[Planned], r: &Req| -> Option<Vec<MemberPlacement>> {
             loop {
-                if let Some(p) = placement::place(&self.cluster, &sim.free, r, pol, None) {
+                if let Some(p) = placement::place(&self.cluster, &sim.free, r, pol, None, None) {
                     return Some(p);
                 }
                 let Reverse((t, _)) = *sim.events.peek()?;
@@ -1226,7 +1264,9 @@ impl Scheduler {
         now: u64,
     ) -> Option<(u64, Vec<MemberPlacement>)> {
         let pol = self.cfg.policy.placement;
-        if let Some(p) = placement::place(&self.cluster, &self.free, req, pol, None) {
+        if let Some(p) =
+            placement::place(&self.cluster, &self.free, req, pol, None, Some(&self.index))
+        {
             return Some((now, p));
         }
         // Already in end order; a job past its limit counts as ending now.
@@ -1242,12 +1282,16 @@ impl Scheduler {
         let spread = req.locality == Locality::Spread && req.gang > 1;
         let mut f = self.free.clone();
         let nn = self.cluster.nodes.len();
-        let mut caps: Vec<u32> = (0..nn)
-            .map(|n| member_cap(&self.cluster, &f, n, req, req.gang))
-            .collect();
-        let mut sum: u64 = caps.iter().map(|&c| c as u64).sum();
-        let mut max = caps.iter().copied().max().unwrap_or(0);
-        let mut nonzero = caps.iter().filter(|&&c| c > 0).count() as u64;
+        // Nodes outside the index's candidates hold no member now.
+        let mut caps: Vec<u32> = vec![0; nn];
+        let (mut sum, mut max, mut nonzero) = (0u64, 0u32, 0u64);
+        for n in self.index.candidates(req).iter() {
+            let c = member_cap(&self.cluster, &f, n, req, req.gang);
+            caps[n] = c;
+            sum += c as u64;
+            max = max.max(c);
+            nonzero += (c > 0) as u64;
+        }
         for k in 0..ends.len() {
             let e = &self.jobs[ends[k].1 as usize];
             for m in &e.members {
@@ -1272,7 +1316,7 @@ impl Scheduler {
                 sum >= req.gang as u64
             };
             if possible {
-                if let Some(p) = placement::place(&self.cluster, &f, req, pol, None) {
+                if let Some(p) = placement::place(&self.cluster, &f, req, pol, None, None) {
                     return Some((ends[k].0, p));
                 }
             }

@@ -3,7 +3,7 @@
 
 use super::order::{GroupId, OrderKey, Slot};
 use super::{ACTIVE, PENDING, QUEUED, SUSPENDED, Scheduler};
-use crate::cluster::{Bounds, Free, Health, MinReq, Req, member_cap};
+use crate::cluster::{Free, Health, MinReq, Req, member_cap};
 use crate::decision::{Decision, FailReason, MemberPlacement, RequeueReason};
 use crate::fgd::Profile;
 use crate::model::{JobId, Locality};
@@ -72,10 +72,12 @@ impl Scheduler {
             if down.is_some_and(|d| age > d) {
                 self.cluster.nodes[n].health = Health::Down;
                 self.cluster.refresh_eligible(n);
+                self.touch(n);
                 self.lose_node(n);
             } else if age > suspect && info.health == Health::Up {
                 self.cluster.nodes[n].health = Health::Suspect;
                 self.cluster.refresh_eligible(n);
+                self.touch(n);
             }
         }
     }
@@ -292,7 +294,7 @@ impl Scheduler {
         let profile: Option<Profile> =
             (policy.placement == PlacementPolicy::Topology).then(|| self.learner.profile().clone());
         self.recheck_no_fit();
-        let mut bounds = Bounds::of(&self.cluster, &self.free);
+        let mut bounds = self.index.bounds();
         let smallest = self.order.smallest;
         let blocked_now = |s: &Scheduler| -> FxHashSet<Req> {
             s.queued_shapes
@@ -379,6 +381,7 @@ impl Scheduler {
                     &req,
                     policy.placement,
                     profile.as_ref(),
+                    Some(&self.index),
                 );
                 if p.is_none() {
                     self.no_fit.insert(req);
@@ -401,12 +404,15 @@ impl Scheduler {
                         if ends_before {
                             self.start(i, p, now, out, Some(r));
                         } else if !masked_no_fit.contains(&req) {
+                            // The masked state only lost resources: the index's candidates
+                            // still cover it.
                             match placement::place(
                                 &self.cluster,
                                 &r.masked,
                                 &req,
                                 policy.placement,
                                 profile.as_ref(),
+                                Some(&self.index),
                             ) {
                                 Some(p2) => self.start(i, p2, now, out, Some(r)),
                                 None => {
@@ -422,7 +428,7 @@ impl Scheduler {
                     }
                 }
                 if out.len() > before {
-                    bounds = Bounds::of(&self.cluster, &self.free);
+                    bounds = self.index.bounds();
                 }
                 continue;
             }
@@ -448,7 +454,7 @@ impl Scheduler {
                     self.recheck_no_fit();
                     blocked = blocked_now(self);
                     masked_no_fit.clear();
-                    bounds = Bounds::of(&self.cluster, &self.free);
+                    bounds = self.index.bounds();
                     self.start(i, p, now, out, None);
                     continue;
                 }
@@ -693,7 +699,8 @@ impl Scheduler {
             };
             let ok = |k: usize| {
                 quota_ok(&cands[..k])
-                    && placement::place(&self.cluster, &after(k), &req, pol, profile).is_some()
+                    && placement::place(&self.cluster, &after(k), &req, pol, profile, None)
+                        .is_some()
             };
             if !ok(cands.len()) {
                 return None;
@@ -715,7 +722,7 @@ impl Scheduler {
                 let mut without = set.clone();
                 without.remove(pos);
                 if quota_ok(&without)
-                    && placement::place(&self.cluster, &scratch, &req, pol, profile).is_some()
+                    && placement::place(&self.cluster, &scratch, &req, pol, profile, None).is_some()
                 {
                     set = without;
                 } else {
@@ -731,7 +738,7 @@ impl Scheduler {
         if !quota_ok(&chosen) {
             return None;
         }
-        let p = placement::place(&self.cluster, &f, &req, pol, profile)?;
+        let p = placement::place(&self.cluster, &f, &req, pol, profile, None)?;
         let mut chosen = chosen;
         chosen.sort_unstable_by_key(|&v| self.jobs[v].spec.id);
         Some((chosen, p))
