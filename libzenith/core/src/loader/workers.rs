@@ -92,8 +92,7 @@ impl EpochJob {
         numa_node: Option<u32>,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
-            let usage = plan.chunk_usage(dataset.chunks(), first_batch);
-            ChunkCache::new(dataset.clone(), counters.clone(), usage, read_ahead)
+            ChunkCache::new(dataset.clone(), counters.clone(), &plan, first_batch, read_ahead)
         });
         EpochJob {
             dataset,
@@ -132,6 +131,13 @@ impl EpochJob {
             Some(cache) => cache,
             None => self.dataset.as_ref(),
         };
+        // The chunks this batch reads that no other worker is decoding are decoded first, so
+        // that workers whose batches share many chunks decode them side by side.
+        let touched = self.cache.as_ref().map(|cache| {
+            let touched = chunks_touched(&self.dataset, &rows);
+            cache.decode_unclaimed(&touched);
+            touched
+        });
         let mut checks = FileChecks::default();
         let batch = match &rows {
             BatchRows::Range { start, len } => {
@@ -139,8 +145,8 @@ impl EpochJob {
             }
             BatchRows::Rows(rows) => gather_rows(&self.dataset, source, &mut checks, rows)?,
         };
-        if let Some(cache) = &self.cache {
-            cache.release(&chunks_touched(&self.dataset, &rows));
+        if let (Some(cache), Some(touched)) = (&self.cache, &touched) {
+            cache.release(touched);
         }
         let data = match self.numa_node {
             Some(node) if numa::is_gathered(&self.dataset, &rows) => {
