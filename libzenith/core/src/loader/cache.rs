@@ -131,15 +131,16 @@ impl ChunkCache {
     }
 
     /// Decodes, one after another, those of `chunks` that no worker has started, and skips those
-    /// being decoded by others (the caller waits for them when it takes them). Failures are not
-    /// reported here: the chunk is decoded again, and its error reported, when the batch takes it.
-    pub fn decode_unclaimed(&self, chunks: &[usize]) {
+    /// being decoded by others (the caller waits for them when it takes them). Stops at the first
+    /// failure, which is the batch's: the chunk forgets it, and a retry decodes it again.
+    pub fn decode_unclaimed(&self, chunks: &[usize]) -> Result<()> {
         for &chunk in chunks {
             let (cell, claimed) = self.state.cell(chunk);
             if claimed {
-                let _ = self.state.decode(chunk, &cell);
+                self.state.decode(chunk, &cell)?;
             }
         }
+        Ok(())
     }
 
     /// Decodes the next chunk the epoch will need that nobody has started, if fewer than the

@@ -133,11 +133,14 @@ impl EpochJob {
         };
         // The chunks this batch reads that no other worker is decoding are decoded first, so
         // that workers whose batches share many chunks decode them side by side.
-        let touched = self.cache.as_ref().map(|cache| {
-            let touched = chunks_touched(&self.dataset, &rows);
-            cache.decode_unclaimed(&touched);
-            touched
-        });
+        let touched = match &self.cache {
+            Some(cache) => {
+                let touched = chunks_touched(&self.dataset, &rows);
+                cache.decode_unclaimed(&touched)?;
+                Some(touched)
+            }
+            None => None,
+        };
         let mut checks = FileChecks::default();
         let batch = match &rows {
             BatchRows::Range { start, len } => {
