@@ -72,7 +72,11 @@ impl CountingSource {
             if now >= deadline {
                 break;
             }
-            threads = self.arrived.wait_timeout(threads, deadline - now).unwrap().0;
+            threads = self
+                .arrived
+                .wait_timeout(threads, deadline - now)
+                .unwrap()
+                .0;
         }
     }
 
@@ -206,7 +210,11 @@ fn workers_share_the_decoding_of_the_chunks_shuffled_batches_need() {
     let source = CountingSource::holding_first();
     let loader = loader(&source, Some(ShuffleMode::Global), 2, None);
     let mut ids = drain(&loader);
-    assert_eq!(source.threads.lock().unwrap().len(), 2, "one worker decoded alone");
+    assert_eq!(
+        source.threads.lock().unwrap().len(),
+        2,
+        "one worker decoded alone"
+    );
     assert_eq!(source.decodes(), vec![1; CHUNKS]);
     ids.sort();
     assert_eq!(ids, all_ids());

@@ -647,7 +647,13 @@ fn a_parquet_column_left_out_by_the_loader_is_never_decoded() {
     while let Some(batch) = loader.next_batch().unwrap() {
         assert_eq!(batch.data.num_columns(), 1);
         let column = batch.data.column(0);
-        b.extend_from_slice(column.as_any().downcast_ref::<Int64Array>().unwrap().values());
+        b.extend_from_slice(
+            column
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values(),
+        );
     }
     b.sort_unstable();
     assert_eq!(b, (1000..1100).collect::<Vec<i64>>());

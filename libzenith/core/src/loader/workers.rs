@@ -92,7 +92,13 @@ impl EpochJob {
         numa_node: Option<u32>,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
-            ChunkCache::new(dataset.clone(), counters.clone(), &plan, first_batch, read_ahead)
+            ChunkCache::new(
+                dataset.clone(),
+                counters.clone(),
+                &plan,
+                first_batch,
+                read_ahead,
+            )
         });
         EpochJob {
             dataset,
