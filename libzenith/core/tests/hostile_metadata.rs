@@ -137,7 +137,12 @@ fn int64_schema() -> SchemaRef {
 fn honest_parquet() -> Vec<u8> {
     let schema = int64_schema();
     let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..10));
-    let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+    plain_parquet(RecordBatch::try_new(schema, vec![column]).unwrap())
+}
+
+/// `batch` as a Parquet file of one row group, uncompressed, plain-encoded, without statistics.
+fn plain_parquet(batch: RecordBatch) -> Vec<u8> {
+    let schema = batch.schema();
     let props = WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::None)
@@ -624,16 +629,7 @@ fn a_parquet_column_left_out_by_the_loader_is_never_decoded() {
         Arc::new(Int64Array::from_iter_values(0..100)),
         Arc::new(Int64Array::from_iter_values(1000..1100)),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_dictionary_enabled(false)
-        .build();
-    let mut file = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut file, schema, Some(props)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let mut file = plain_parquet(RecordBatch::try_new(schema, columns).unwrap());
     // Column a's chunk (its page header and values) overwritten with garbage.
     let (start, len) = footer_of(&file).row_group(0).column(0).byte_range();
     file[start as usize..(start + len) as usize].fill(0xff);
