@@ -82,6 +82,14 @@ bench: setup build
 bench-rings:
 	$(CARGO) bench -p zenith-core --bench rings -- $(BENCH_ARGS)
 
+## Parquet decode benchmark (not a test): per row group cost and loader epochs; see bench/README.md
+##   make bench-parquet BENCH_PARQUET_ARGS="--repeat 7 --columns id,emb"
+.PHONY: bench-parquet
+bench-parquet: setup
+	$(PYTHON) bench/generate.py
+	$(CARGO) bench -p zenith-core --bench parquet_decode -- \
+	    --file $(CURDIR)/bench/data/data.parquet $(BENCH_PARQUET_ARGS)
+
 ## I/O benchmark (not a test): raw reads of a 1 GB file and the Parquet loader per I/O backend
 ## (mmap, pread, io_uring; buffered and O_DIRECT), cold (page cache evicted) and warm.
 ##   make bench-io BENCH_IO_ARGS="--repeat 5 --drop-caches"   (--only raw|parquet, --block-mib B)

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -28,6 +30,11 @@ struct CountingSource {
     decodes: Vec<AtomicUsize>,
     /// Chunk that fails this many more times.
     failing: Mutex<Option<(usize, usize)>>,
+    /// When set, the first thread to decode waits (up to 10 s) until a second thread decodes too.
+    hold_first: bool,
+    /// The threads that have decoded, and their arrivals.
+    threads: Mutex<Vec<ThreadId>>,
+    arrived: Condvar,
 }
 
 impl CountingSource {
@@ -38,7 +45,39 @@ impl CountingSource {
             rows: vec![CHUNK_ROWS; CHUNKS],
             decodes: (0..CHUNKS).map(|_| AtomicUsize::new(0)).collect(),
             failing: Mutex::new(None),
+            hold_first: false,
+            threads: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
         })
+    }
+
+    /// A source whose first decoding thread waits for a second one (see `hold_first`).
+    fn holding_first() -> Arc<Self> {
+        let mut source = Arc::into_inner(Self::new()).unwrap();
+        source.hold_first = true;
+        Arc::new(source)
+    }
+
+    /// Records the calling thread; with `hold_first`, waits until two threads have decoded.
+    fn arrive(&self) {
+        let mut threads = self.threads.lock().unwrap();
+        let me = std::thread::current().id();
+        if !threads.contains(&me) {
+            threads.push(me);
+            self.arrived.notify_all();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.hold_first && threads.len() < 2 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            threads = self
+                .arrived
+                .wait_timeout(threads, deadline - now)
+                .unwrap()
+                .0;
+        }
     }
 
     fn decodes(&self) -> Vec<usize> {
@@ -69,6 +108,7 @@ impl Source for CountingSource {
         CHUNK_ROWS * 8
     }
     fn fetch_chunk(&self, index: usize, _projection: Option<&[usize]>) -> Result<RecordBatch> {
+        self.arrive();
         {
             let mut failing = self.failing.lock().unwrap();
             if let Some((chunk, times)) = *failing {
@@ -159,6 +199,25 @@ fn each_chunk_is_decoded_once_per_epoch() {
             assert_eq!(source.decodes(), vec![1; CHUNKS], "again in epoch 1");
         }
     }
+}
+
+#[test]
+fn workers_share_the_decoding_of_the_chunks_shuffled_batches_need() {
+    // Every shuffled batch of 100 rows reads from (nearly) every chunk. The worker building
+    // batch 0 decodes one chunk and then waits in it until another thread decodes too: the
+    // worker building batch 1 must decode the chunks nobody has started instead of waiting
+    // behind the first (which would leave the first waiting its 10 s out alone).
+    let source = CountingSource::holding_first();
+    let loader = loader(&source, Some(ShuffleMode::Global), 2, None);
+    let mut ids = drain(&loader);
+    assert_eq!(
+        source.threads.lock().unwrap().len(),
+        2,
+        "one worker decoded alone"
+    );
+    assert_eq!(source.decodes(), vec![1; CHUNKS]);
+    ids.sort();
+    assert_eq!(ids, all_ids());
 }
 
 #[test]

@@ -137,7 +137,12 @@ fn int64_schema() -> SchemaRef {
 fn honest_parquet() -> Vec<u8> {
     let schema = int64_schema();
     let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..10));
-    let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+    plain_parquet(RecordBatch::try_new(schema, vec![column]).unwrap())
+}
+
+/// `batch` as a Parquet file of one row group, uncompressed, plain-encoded, without statistics.
+fn plain_parquet(batch: RecordBatch) -> Vec<u8> {
+    let schema = batch.schema();
     let props = WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::None)
@@ -610,4 +615,47 @@ fn replay_resume_token(data: &[u8]) {
     if let Ok(state) = ResumeState::decode(&token) {
         assert_eq!(state.encode(), token);
     }
+}
+
+/// Only the columns a loader asks for are decoded: a column chunk whose pages are garbage fails
+/// the batches that read it, and no batch of a loader that leaves it out.
+#[test]
+fn a_parquet_column_left_out_by_the_loader_is_never_decoded() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..100)),
+        Arc::new(Int64Array::from_iter_values(1000..1100)),
+    ];
+    let mut file = plain_parquet(RecordBatch::try_new(schema, columns).unwrap());
+    // Column a's chunk (its page header and values) overwritten with garbage.
+    let (start, len) = footer_of(&file).row_group(0).column(0).byte_range();
+    file[start as usize..(start + len) as usize].fill(0xff);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "garbage_a.parquet", &file);
+
+    let mut options = LoaderOptions::default();
+    options.set_columns(Some(vec!["b".into()])).unwrap();
+    let loader = Loader::open(&path, &options).unwrap();
+    let mut b = Vec::new();
+    while let Some(batch) = loader.next_batch().unwrap() {
+        assert_eq!(batch.data.num_columns(), 1);
+        let column = batch.data.column(0);
+        b.extend_from_slice(
+            column
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values(),
+        );
+    }
+    b.sort_unstable();
+    assert_eq!(b, (1000..1100).collect::<Vec<i64>>());
+
+    let everything = Loader::open(&path, &LoaderOptions::default()).unwrap();
+    let err = everything.next_batch().unwrap_err();
+    assert!(matches!(err, Error::Format { .. }), "{err:?}");
+    assert!(err.to_string().contains("garbage_a.parquet"), "{err}");
 }

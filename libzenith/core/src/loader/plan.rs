@@ -254,6 +254,18 @@ impl EpochPlan {
     /// which those batches first need the chunks. A chunk cache uses the counts to decode each
     /// chunk at most once and free it after its last use, and the order to decode ahead.
     pub fn chunk_usage(&self, chunks: &[ChunkInfo], from: u64) -> ChunkUsage {
+        self.chunk_usage_until(chunks, from, &|| false)
+            .expect("a walk that is never stopped finishes")
+    }
+
+    /// [`Self::chunk_usage`], given up (`None`) as soon as `stop` says so (asked once per batch:
+    /// a shuffled epoch's walk visits every row, and its loader may be dropped meanwhile).
+    pub fn chunk_usage_until(
+        &self,
+        chunks: &[ChunkInfo],
+        from: u64,
+        stop: &dyn Fn() -> bool,
+    ) -> Option<ChunkUsage> {
         let mut uses = vec![0u64; chunks.len()];
         let mut first_use_order = Vec::new();
         let mut last_batch = vec![u64::MAX; chunks.len()];
@@ -268,6 +280,9 @@ impl EpochPlan {
             }
         };
         for index in from..self.num_batches {
+            if stop() {
+                return None;
+            }
             match self.batch(index).expect("index < num_batches") {
                 BatchRows::Range { start, len } => {
                     if len > 0 {
@@ -278,10 +293,10 @@ impl EpochPlan {
                 BatchRows::Rows(rows) => rows.iter().for_each(|&row| touch(chunk_of(row), index)),
             }
         }
-        ChunkUsage {
+        Some(ChunkUsage {
             uses,
             first_use_order,
-        }
+        })
     }
 }
 

@@ -95,8 +95,13 @@ impl EpochJob {
         numa_node: Option<u32>,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
-            let usage = plan.chunk_usage(dataset.chunks(), first_batch);
-            ChunkCache::new(dataset.clone(), counters.clone(), usage, read_ahead)
+            ChunkCache::new(
+                dataset.clone(),
+                counters.clone(),
+                &plan,
+                first_batch,
+                read_ahead,
+            )
         });
         EpochJob {
             dataset,
@@ -142,6 +147,16 @@ impl EpochJob {
             Some(cache) => cache,
             None => self.dataset.as_ref(),
         };
+        // The chunks this batch reads that no other worker is decoding are decoded first, so
+        // that workers whose batches share many chunks decode them side by side.
+        let touched = match &self.cache {
+            Some(cache) => {
+                let touched = chunks_touched(&self.dataset, &rows);
+                cache.decode_unclaimed(&touched)?;
+                Some(touched)
+            }
+            None => None,
+        };
         let mut checks = FileChecks::default();
         let batch = match &rows {
             BatchRows::Range { start, len } => {
@@ -149,8 +164,8 @@ impl EpochJob {
             }
             BatchRows::Rows(rows) => gather_rows(&self.dataset, source, &mut checks, rows)?,
         };
-        if let Some(cache) = &self.cache {
-            cache.release(&chunks_touched(&self.dataset, &rows));
+        if let (Some(cache), Some(touched)) = (&self.cache, &touched) {
+            cache.release(touched);
         }
         let data = match self.numa_node {
             Some(node) if numa::is_gathered(&self.dataset, &rows) => {
