@@ -223,7 +223,10 @@ fn run_one(
     );
     let bar = progress_bar(progress, prefix);
     // Checked before the dataset opens: no device is the clearer failure.
-    let mut device = args.device.map(crate::bench_device::open_path).transpose()?;
+    let mut device = args
+        .device
+        .map(crate::bench_device::open_path)
+        .transpose()?;
     let start = Instant::now();
     let loader = Loader::open(&args.path, &options)?;
     let opened = start.elapsed();

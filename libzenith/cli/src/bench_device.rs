@@ -110,7 +110,10 @@ pub fn run_h2d(ordinal: u32, json_out: bool) -> Result<(), Failure> {
             r.bytes.to_string(),
             format!("{:.2}", r.pageable_bytes_per_s / 1e9),
             format!("{:.2}", r.pinned_bytes_per_s / 1e9),
-            format!("{:.2}", r.pinned_bytes_per_s / r.pageable_bytes_per_s.max(1.0)),
+            format!(
+                "{:.2}",
+                r.pinned_bytes_per_s / r.pageable_bytes_per_s.max(1.0)
+            ),
         ]);
     }
     output::print(&table.render(0, output::color_stdout()))

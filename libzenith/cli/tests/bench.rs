@@ -276,7 +276,10 @@ fn bench_on_a_cuda_device_without_one_fails_with_no_device() {
 #[test]
 fn bench_h2d_without_a_device_fails_with_no_device() {
     let stderr = without_devices(&["bench", "h2d"], NO_DEVICE_EXIT);
-    assert!(stderr.contains("zenith bench h2d needs a CUDA device"), "{stderr}");
+    assert!(
+        stderr.contains("zenith bench h2d needs a CUDA device"),
+        "{stderr}"
+    );
     assert!(says_why(&stderr), "{stderr}");
     // A device that is not cuda[:N] is a usage error.
     let stderr = fails_with(&["bench", "h2d", "--device", "gpu0"], 2);

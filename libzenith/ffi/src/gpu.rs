@@ -8,11 +8,11 @@
 use std::ffi::c_char;
 
 use arrow_schema::ffi::FFI_ArrowSchema;
+use std::time::Duration;
 use zenith_core::batch::export_schema;
 use zenith_core::{Error, Result};
 use zenith_gpu::device_array::export_cpu;
 pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
-use std::time::Duration;
 
 use zenith_core::batch::dlpack::DLManagedTensorVersioned;
 use zenith_core::loader::Loader;
@@ -114,7 +114,10 @@ impl DeviceChoice {
 /// The next batch of a loader on the device path: keeps the ring's slots busy with the batches
 /// ahead (their copies overlap the consumer's work) and hands out the oldest; `None` at the end
 /// of the epoch.
-pub(crate) fn next_device_batch(loader: &Loader, path: &mut CudaPath) -> Result<Option<zenith_batch>> {
+pub(crate) fn next_device_batch(
+    loader: &Loader,
+    path: &mut CudaPath,
+) -> Result<Option<zenith_batch>> {
     while path.in_flight() < path.depth() {
         match loader.next_batch()? {
             Some(batch) => path.push(batch)?,

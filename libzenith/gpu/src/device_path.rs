@@ -63,7 +63,13 @@ fn align_up(n: usize) -> Option<usize> {
 /// The bytes a slot needs for `batch`'s tensor columns, aligned as [`stage_batch`] places them.
 pub fn staged_size(batch: &Batch) -> Result<usize> {
     let mut size = 0usize;
-    for (field, column) in batch.data.schema().fields().iter().zip(batch.data.columns()) {
+    for (field, column) in batch
+        .data
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.data.columns())
+    {
         if let Ok(tensor) = export_column(field.name(), column.as_ref()) {
             size = align_up(size)
                 .and_then(|s| s.checked_add(tensor.bytes().len()))
@@ -82,7 +88,13 @@ pub fn staged_size(batch: &Batch) -> Result<usize> {
 pub fn stage_batch(batch: &Batch, slot: &mut [u8]) -> Result<(Vec<StagedColumn>, usize)> {
     let mut columns = Vec::with_capacity(batch.data.num_columns());
     let mut end = 0usize;
-    for (field, column) in batch.data.schema().fields().iter().zip(batch.data.columns()) {
+    for (field, column) in batch
+        .data
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.data.columns())
+    {
         let name = field.name().clone();
         let tensor = match export_column(&name, column.as_ref()) {
             Ok(tensor) => tensor,
@@ -240,7 +252,11 @@ struct HeldMemory<E: CopyEngine> {
 
 impl<E: CopyEngine> Drop for HeldMemory<E> {
     fn drop(&mut self) {
-        let batch = self.batch.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let batch = self
+            .batch
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let markers = std::mem::take(self.markers.get_mut().unwrap_or_else(|p| p.into_inner()));
         if let Some(batch) = batch {
             batch.release_after(markers);

@@ -26,14 +26,7 @@ pub struct H2dRow {
 }
 
 /// The sizes `zenith bench h2d` measures unless told otherwise: 64 KiB to 256 MiB.
-pub const DEFAULT_SIZES: [usize; 6] = [
-    64 << 10,
-    1 << 20,
-    8 << 20,
-    32 << 20,
-    128 << 20,
-    256 << 20,
-];
+pub const DEFAULT_SIZES: [usize; 6] = [64 << 10, 1 << 20, 8 << 20, 32 << 20, 128 << 20, 256 << 20];
 
 /// Frees what [`measure`] allocated, however it returns.
 struct Buffers {
@@ -93,8 +86,8 @@ pub fn measure(ordinal: u32, sizes: &[usize], repeats: u32) -> Result<Vec<H2dRow
         };
         // SAFETY: plain allocations owned by `buffers`.
         unsafe {
-            buffers.pinned = result::malloc_host(largest, 0)
-                .map_err(|e| driver_failure("cuMemHostAlloc", e))?;
+            buffers.pinned =
+                result::malloc_host(largest, 0).map_err(|e| driver_failure("cuMemHostAlloc", e))?;
             buffers.device =
                 result::malloc_sync(largest).map_err(|e| driver_failure("cuMemAlloc", e))?;
         }
@@ -113,8 +106,7 @@ pub fn measure(ordinal: u32, sizes: &[usize], repeats: u32) -> Result<Vec<H2dRow
                     .map_err(|e| driver_failure("cuMemcpyHtoD (pageable)", e))
             })?;
             // SAFETY: `pinned` holds `largest >= bytes` initialised bytes, owned by `buffers`.
-            let pinned =
-                unsafe { std::slice::from_raw_parts(buffers.pinned as *const u8, bytes) };
+            let pinned = unsafe { std::slice::from_raw_parts(buffers.pinned as *const u8, bytes) };
             let pinned_rate = best_rate(bytes, repeats, || {
                 // SAFETY: as above.
                 unsafe { result::memcpy_htod_sync(buffers.device, pinned) }

@@ -23,8 +23,8 @@ fn batch(index: u64, rows: usize) -> Batch {
     let ids = Int64Array::from_iter_values((0..rows as i64).map(|i| base + i));
     let xs = Float32Array::from_iter_values((0..rows).map(|i| i as f32 * 0.5));
     let names = StringArray::from_iter_values((0..rows).map(|i| format!("r{i}")));
-    let data = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(xs), Arc::new(names)])
-        .unwrap();
+    let data =
+        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(xs), Arc::new(names)]).unwrap();
     Batch {
         data,
         epoch: 0,
@@ -33,7 +33,13 @@ fn batch(index: u64, rows: usize) -> Batch {
 }
 
 fn path(slots: usize) -> DevicePath<HostCopyEngine> {
-    DevicePath::new(HostCopyEngine::new().unwrap(), 0, slots, Duration::from_secs(10)).unwrap()
+    DevicePath::new(
+        HostCopyEngine::new().unwrap(),
+        0,
+        slots,
+        Duration::from_secs(10),
+    )
+    .unwrap()
 }
 
 fn ids(tensor: &zenith_core::batch::DlpackTensor) -> Vec<i64> {
@@ -54,10 +60,15 @@ fn batches_land_in_order_with_their_columns_at_aligned_offsets() {
     for index in 0..2u64 {
         let delivered = path.pop().unwrap().unwrap();
         assert_eq!(delivered.host().index, index);
-        let id = delivered.column_dlpack("id", ConsumerStream::NoSync).unwrap();
+        let id = delivered
+            .column_dlpack("id", ConsumerStream::NoSync)
+            .unwrap();
         assert_eq!(id.device().device_type, DEVICE_TYPE_CPU);
         assert_eq!(id.shape(), &[10]);
-        assert_eq!(ids(&id), (0..10).map(|i| index as i64 * 1000 + i).collect::<Vec<_>>());
+        assert_eq!(
+            ids(&id),
+            (0..10).map(|i| index as i64 * 1000 + i).collect::<Vec<_>>()
+        );
         let x = delivered
             .column_dlpack("x", ConsumerStream::LegacyDefault)
             .unwrap();
@@ -101,7 +112,9 @@ fn a_tensor_keeps_its_device_memory_after_the_batch_is_gone() {
     for index in 1..6 {
         path.push(batch(index, 8)).unwrap();
         let delivered = path.pop().unwrap().unwrap();
-        let id = delivered.column_dlpack("id", ConsumerStream::NoSync).unwrap();
+        let id = delivered
+            .column_dlpack("id", ConsumerStream::NoSync)
+            .unwrap();
         assert_eq!(ids(&id)[0], index as i64 * 1000);
     }
     assert_eq!(ids(&tensor), (0..8).collect::<Vec<_>>());

@@ -13,8 +13,8 @@ use cudarc::driver::{result, sys};
 use zenith_core::{Error, Result};
 
 use super::engine::CopyEngine;
-use crate::dlpack_stream::ConsumerStream;
 use crate::discovery::device_handle;
+use crate::dlpack_stream::ConsumerStream;
 use crate::driver::driver_failure;
 
 /// How long [`CopyEngine::wait`] sleeps between polls of an event (the driver's blocking wait
@@ -272,8 +272,14 @@ impl CopyEngine for CudaCopyEngine {
         // SAFETY: the event lives as long as its slot; `stream` is the consumer's stream handle
         // (or CU_STREAM_LEGACY / CU_STREAM_PER_THREAD), which the consumer keeps alive per the
         // DLPack protocol.
-        unsafe { result::stream::wait_event(stream as sys::CUstream, event.0, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT) }
-            .map_err(|e| driver_failure("cuStreamWaitEvent", e))
+        unsafe {
+            result::stream::wait_event(
+                stream as sys::CUstream,
+                event.0,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        }
+        .map_err(|e| driver_failure("cuStreamWaitEvent", e))
     }
 
     fn record_release(&self, stream: ConsumerStream) -> Result<Option<CudaEvent>> {

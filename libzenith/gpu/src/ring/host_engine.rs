@@ -271,7 +271,9 @@ impl CopyEngine for HostCopyEngine {
         if self.wait(event, deadline)? {
             Ok(())
         } else {
-            Err(Error::Internal("a host copy did not finish within 60 s".into()))
+            Err(Error::Internal(
+                "a host copy did not finish within 60 s".into(),
+            ))
         }
     }
 
