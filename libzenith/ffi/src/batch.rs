@@ -29,6 +29,19 @@ impl zenith_batch {
         }
     }
 
+    /// The column `column` as a tensor: in device memory for a consumer on `stream` when the
+    /// batch is on a device, else the host export (`stream` was checked by the caller).
+    pub(crate) fn column_tensor(
+        &self,
+        column: &str,
+        stream: zenith_gpu::dlpack_stream::ConsumerStream,
+    ) -> zenith_core::Result<zenith_core::batch::DlpackTensor> {
+        match &self.device {
+            Some(device) => device.column_dlpack(column, stream),
+            None => self.inner.column_dlpack(column),
+        }
+    }
+
     /// A batch delivered on a CUDA device (its host form stays readable).
     pub(crate) fn on_device(device: crate::gpu::CudaColumns) -> Self {
         zenith_batch {
@@ -136,13 +149,11 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack(
         // SAFETY: per the contract above.
         let column = unsafe { args::utf8(column, "column") }?;
         let out = args::out(out, "out")?;
-        let tensor = match &batch.device {
-            // Without a stream: the legacy default stream waits for the copy (DLPack's `None`).
-            Some(device) => {
-                device.column_dlpack(column, zenith_gpu::dlpack_stream::ConsumerStream::LegacyDefault)?
-            }
-            None => batch.inner.column_dlpack(column)?,
-        };
+        // Without a stream: the legacy default stream waits for a device copy (DLPack's `None`).
+        let tensor = batch.column_tensor(
+            column,
+            zenith_gpu::dlpack_stream::ConsumerStream::LegacyDefault,
+        )?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(tensor.into_raw()) };
         Ok(ZENITH_OK)

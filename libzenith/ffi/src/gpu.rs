@@ -17,7 +17,7 @@ pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
 use zenith_core::batch::dlpack::DLManagedTensorVersioned;
 use zenith_core::loader::Loader;
 use zenith_gpu::device_path::{DeviceColumns, DevicePath};
-use zenith_gpu::dlpack_stream::{TensorDevice, consumer_stream};
+use zenith_gpu::dlpack_stream::{self, TensorDevice};
 use zenith_gpu::ring::cuda_engine::CudaCopyEngine;
 use zenith_gpu::{DeviceInfo, LinkKind};
 
@@ -455,16 +455,15 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack_stream(
         // SAFETY: per the contract above.
         let column = unsafe { args::utf8(column, "column") }?;
         let out = args::out(out, "out")?;
-        let tensor = match &batch.device {
-            Some(device) => {
-                let stream = consumer_stream(TensorDevice::Cuda, Some(consumer_stream))?;
-                device.column_dlpack(column, stream)?
-            }
-            None => {
-                consumer_stream(TensorDevice::Cpu, Some(consumer_stream))?;
-                batch.inner.column_dlpack(column)?
-            }
+        let device = if batch.device.is_some() {
+            TensorDevice::Cuda
+        } else {
+            TensorDevice::Cpu
         };
+        let tensor = batch.column_tensor(
+            column,
+            dlpack_stream::consumer_stream(device, Some(consumer_stream))?,
+        )?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(tensor.into_raw()) };
         Ok(ZENITH_OK)

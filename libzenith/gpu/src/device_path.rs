@@ -60,17 +60,21 @@ fn align_up(n: usize) -> Option<usize> {
         .map(|n| n / COLUMN_ALIGN * COLUMN_ALIGN)
 }
 
+/// Each column of `batch` with its host tensor, or why it has none.
+fn host_tensors(batch: &Batch) -> impl Iterator<Item = (String, Result<DlpackTensor>)> + '_ {
+    let schema = batch.data.schema();
+    (0..batch.data.num_columns()).map(move |i| {
+        let name = schema.field(i).name().clone();
+        let tensor = export_column(&name, batch.data.column(i).as_ref());
+        (name, tensor)
+    })
+}
+
 /// The bytes a slot needs for `batch`'s tensor columns, aligned as [`stage_batch`] places them.
 pub fn staged_size(batch: &Batch) -> Result<usize> {
     let mut size = 0usize;
-    for (field, column) in batch
-        .data
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.data.columns())
-    {
-        if let Ok(tensor) = export_column(field.name(), column.as_ref()) {
+    for (_, tensor) in host_tensors(batch) {
+        if let Ok(tensor) = tensor {
             size = align_up(size)
                 .and_then(|s| s.checked_add(tensor.bytes().len()))
                 .ok_or_else(|| Error::InvalidArgument("a batch too large to stage".into()))?;
@@ -88,15 +92,8 @@ pub fn staged_size(batch: &Batch) -> Result<usize> {
 pub fn stage_batch(batch: &Batch, slot: &mut [u8]) -> Result<(Vec<StagedColumn>, usize)> {
     let mut columns = Vec::with_capacity(batch.data.num_columns());
     let mut end = 0usize;
-    for (field, column) in batch
-        .data
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.data.columns())
-    {
-        let name = field.name().clone();
-        let tensor = match export_column(&name, column.as_ref()) {
+    for (name, tensor) in host_tensors(batch) {
+        let tensor = match tensor {
             Ok(tensor) => tensor,
             Err(error) => {
                 columns.push(StagedColumn::NotATensor {
