@@ -477,7 +477,8 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack_stream(
 /// Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
 /// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
 /// them alive after `zenith_batch_free`.
-/// On failure: nothing is written.
+/// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory (a loader on a CUDA device:
+/// export its columns with `zenith_batch_column_dlpack_stream`); nothing is written.
 /// NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
 /// Thread safety: may be called concurrently on the same batch.
 ///
