@@ -691,6 +691,10 @@ typedef struct zenith_pci_device_info {
 // A CUDA device: batches are delivered in its memory.
 #define ZENITH_DEVICE_CUDA 2
 
+// Staging slots of a device path unless `zenith_loader_options_set_device_slots` says otherwise:
+// one being filled, one copying, one held by the consumer, one spare.
+#define ZENITH_DEVICE_DEFAULT_SLOTS 4
+
 // The same device (`X`).
 #define ZENITH_GPU_LINK_SAME_DEVICE 0
 
@@ -1391,8 +1395,12 @@ zenith_status zenith_gpu_link(uint32_t a,
 //
 // The choice is only recorded here; `zenith_loader_open` checks it first: a CUDA device that
 // does not exist (no driver, no device, ordinal out of range) fails the open with
-// `ZENITH_ERR_NO_DEVICE`. Delivery into device memory is not built yet in this version: an
-// existing CUDA device fails the open with `ZENITH_ERR_UNSUPPORTED`.
+// `ZENITH_ERR_NO_DEVICE`, worded "the loader was asked to deliver batches to CUDA device N,
+// which is not available: ...". On a CUDA device, `zenith_loader_next_batch` delivers batches
+// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`), copied
+// through a ring of `ZENITH_DEVICE_DEFAULT_SLOTS` pinned staging slots
+// (`zenith_loader_options_set_device_slots`); the other ways of taking batches
+// (`zenith_loader_next`, streams) stay on the host.
 //
 // On failure: an unknown `device` value or a CPU ordinal other than 0 returns
 // `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
@@ -1406,6 +1414,51 @@ zenith_status zenith_loader_options_set_device(struct zenith_loader_options *opt
                                                uint32_t ordinal,
                                                struct zenith_error **err);
 
+// Sets how many pinned staging slots (and device buffers, of the first batch's size each) the
+// device path of a loader opened with `opts` uses: at least 3 (one being filled, one copying,
+// one held by the consumer); more let more copies run ahead of the consumer.
+//
+// On failure: `ZENITH_ERR_INVALID_ARGUMENT` when `slots < 3` or no CUDA device was chosen with
+// `zenith_loader_options_set_device` first; the options are unchanged.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_device_slots(struct zenith_loader_options *opts,
+                                                     size_t slots,
+                                                     struct zenith_error **err);
+
+// Exports the column `column` of `batch` as a DLPack tensor for a consumer working on
+// `consumer_stream`, following the array-API DLPack stream rules.
+//
+// For a batch in CUDA memory (a loader on a CUDA device) the tensor is `kDLCUDA` and the
+// consumer's stream is made to wait on the batch's copy (`cuStreamWaitEvent`; the call does not
+// block): `-1` = no synchronisation (the consumer synchronises itself), `1` = the legacy default
+// stream, `2` = the per-thread default stream, any value above 2 = a `CUstream` /
+// `cudaStream_t`; `0` is ambiguous and refused. When the consumer calls the tensor's deleter,
+// an event is recorded on that stream, and the device memory is reused only after it (not
+// while the consumer's kernels may still read it). For a batch in host memory only `-1` is
+// valid and the call is `zenith_batch_column_dlpack`.
+//
+// Ownership: on success the caller owns `*out` and calls its deleter exactly once; the tensor
+// stays valid after `zenith_batch_free` and `zenith_loader_free`.
+// On failure: `ZENITH_ERR_INVALID_ARGUMENT` for a stream value the rules refuse, an unknown
+// column or one without a tensor form (the message says why); `ZENITH_ERR_INTERNAL` when the
+// driver refuses the wait. `*out` is left untouched.
+// NULL policy: `batch`, `column` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+//
+// # Safety
+// `batch` is NULL or live; `column` is NULL or NUL-terminated; `consumer_stream` is one of the
+// values above and a live stream of the batch's device when it is a handle; `out` and `err` are
+// NULL or writable.
+zenith_status zenith_batch_column_dlpack_stream(const struct zenith_batch *batch,
+                                                const char *column,
+                                                int64_t consumer_stream,
+                                                DLManagedTensorVersioned **out,
+                                                struct zenith_error **err);
+
 // Exports `batch` through the Arrow C Device Data Interface: a struct array (one child per
 // column) on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL) and, when `out_schema` is not
 // NULL, its schema. The batch is unchanged and may be exported again.
@@ -1413,7 +1466,8 @@ zenith_status zenith_loader_options_set_device(struct zenith_loader_options *opt
 // Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
 // `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
 // them alive after `zenith_batch_free`.
-// On failure: nothing is written.
+// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory (a loader on a CUDA device:
+// export its columns with `zenith_batch_column_dlpack_stream`); nothing is written.
 // NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
 // Thread safety: may be called concurrently on the same batch.
 //

@@ -6,8 +6,10 @@
 #   bench/gpu/run.sh [OUT_DIR]        (default: target/bench-gpu; results in OUT_DIR/results.json)
 #
 # Fails at once, with the reason, where no CUDA device is usable (no libcuda.so, no device).
-# Not measured yet: the training-shaped loop against torch's DataLoader needs the loader's device
-# path (zenith_loader_options_set_device with ZENITH_DEVICE_CUDA), which is not wired in yet.
+# Then: the CLI's device commands (zenith bench h2d, zenith bench --device), the Python device
+# tests, and the training-shaped loop (zenith's device path vs torch's DataLoader with pin_memory
+# and .to("cuda", non_blocking=True)). Python with torch: $ZENITH_PYTHON, else .venv-binding.
+# Budget: about 8 minutes on a 16-core machine (most of it the release build).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -35,7 +37,9 @@ if ! has_libcuda; then
 fi
 
 # 2. Build (release profile only, as everywhere in this repo).
-log "building zenith-gpu (tests and the h2d_bandwidth example)"
+log "building libzenith, the CLI and zenith-gpu (tests and the h2d_bandwidth example)"
+cargo build --release -p libzenith -p zenith-cli
+ln -sf libzenith.so target/release/libzenith.so.0
 cargo build --release -p zenith-gpu --tests --examples
 
 # 3. GPU tests with a device required: a missing device fails instead of skipping.
@@ -70,4 +74,28 @@ for r in rows:
           f'zenith ring {r["zenith_ring_gbps"]} GB/s = {r["zenith_vs_pinned"]:.0%} of pinned '
           f'({verdict} the 85% goal)')
 PY
+# 6. The CLI's device commands.
+log "zenith bench h2d and zenith bench --device cuda:0"
+target/release/zenith bench h2d --device cuda:0 --json | tee "$OUT/bench_h2d.json"
+data=tests/data/generated/parquet/basic.snappy.parquet
+[ -f "$data" ] || make data
+target/release/zenith bench "$data" --device cuda:0 --epochs 3 --json | tee "$OUT/bench_device.json"
+
+# 7. Python: the device tests and the training-shaped loop, with a Python that has torch.
+PY="${ZENITH_PYTHON:-}"
+[ -n "$PY" ] || for candidate in .venv-binding/bin/python /work/main/.venv-binding/bin/python python3; do
+    if [ -x "$(command -v "$candidate" || true)" ] && "$candidate" -c 'import torch, pyarrow, pytest' 2>/dev/null; then
+        PY="$candidate"; break
+    fi
+done
+if [ -z "$PY" ]; then
+    log "FAIL: no Python with torch, pyarrow and pytest (set ZENITH_PYTHON)"
+    exit 3
+fi
+export PYTHONPATH="$PWD/bindings/python" ZENITH_LIBRARY="$PWD/target/release/libzenith.so"
+log "Python device tests with $PY"
+"$PY" -m pytest -q bindings/python/tests/test_device.py 2>&1 | tee "$OUT/python_device_tests.log"
+log "training-shaped loop: zenith device path vs torch DataLoader (pin_memory, non_blocking)"
+timeout 240 "$PY" bench/gpu/train_loop.py "$OUT/train" | tee "$OUT/train_loop.json"
+
 log "done: results in $OUT"

@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -144,6 +145,12 @@ type Options struct {
 	// NearGPUPCI places the loader on the NUMA node of the GPU at this PCI address
 	// ("0000:3b:00.0"); empty means none.
 	NearGPUPCI string
+	// Device delivers batches into the memory of a CUDA device: "" or "cpu" (host memory, the
+	// default), "cuda" or "cuda:N". Open fails with ErrNoDevice when there is no such device.
+	Device string
+	// DeviceSlots is the number of staging slots of the device ring (at least 3); 0 means the
+	// library's default.
+	DeviceSlots int
 }
 
 // IOBackend is how a loader reads files. The zero value, IODefault, leaves the library's
@@ -214,6 +221,9 @@ func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zeni
 			return err
 		}
 	}
+	if err := o.applyDevice(opts, cerr); err != nil {
+		return err
+	}
 	if o.NearGPUPCI != "" {
 		if strings.IndexByte(o.NearGPUPCI, 0) >= 0 {
 			return invalid(fmt.Sprintf("PCI address %q contains a NUL byte", o.NearGPUPCI))
@@ -221,6 +231,37 @@ func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zeni
 		address := C.CString(o.NearGPUPCI)
 		defer C.free(unsafe.Pointer(address))
 		if err := call(C.zenith_loader_options_set_near_gpu_pci(opts, address, cerr)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyDevice sets Device and DeviceSlots on opts.
+func (o *Options) applyDevice(opts *C.zenith_loader_options, cerr **C.zenith_error) error {
+	if o.Device == "" || o.Device == "cpu" {
+		if o.DeviceSlots != 0 {
+			return invalid("DeviceSlots applies to Device \"cuda[:N]\"")
+		}
+		return nil
+	}
+	ordinal := uint64(0)
+	if o.Device != "cuda" {
+		text, found := strings.CutPrefix(o.Device, "cuda:")
+		n, err := strconv.ParseUint(text, 10, 32)
+		if !found || err != nil {
+			return invalid(fmt.Sprintf("Device must be \"cpu\", \"cuda\" or \"cuda:N\", not %q", o.Device))
+		}
+		ordinal = n
+	}
+	if err := call(C.zenith_loader_options_set_device(opts, C.ZENITH_DEVICE_CUDA, C.uint32_t(ordinal), cerr)); err != nil {
+		return err
+	}
+	if o.DeviceSlots != 0 {
+		if o.DeviceSlots < 0 {
+			return invalid(fmt.Sprintf("DeviceSlots %d is negative", o.DeviceSlots))
+		}
+		if err := call(C.zenith_loader_options_set_device_slots(opts, C.size_t(o.DeviceSlots), cerr)); err != nil {
 			return err
 		}
 	}

@@ -118,3 +118,31 @@ func seq(n int) []int64 {
 	}
 	return out
 }
+
+// Device reaches the library: without a CUDA device Open fails with ErrNoDevice and says why;
+// bad values are ErrInvalidArgument before anything is opened.
+func TestDeviceOption(t *testing.T) {
+	path := zenithtest.Path(t, "basic.arrow")
+	l, err := zenith.Open(path, zenith.Options{BatchSize: 10, Device: "cuda:0"})
+	if err == nil {
+		t.Log("a CUDA device is present: the device path opened")
+		l.Close()
+	} else {
+		if !errors.Is(err, zenith.ErrNoDevice) {
+			t.Fatalf("want ErrNoDevice, got %v", err)
+		}
+		if !strings.Contains(err.Error(), "deliver batches to CUDA device 0, which is not available") {
+			t.Fatalf("the message says what was asked: %v", err)
+		}
+	}
+	for _, opts := range []zenith.Options{
+		{Device: "gpu0"},
+		{Device: "cuda:x"},
+		{Device: "cpu", DeviceSlots: 4},
+		{Device: "cuda:0", DeviceSlots: 2},
+	} {
+		if _, err := zenith.Open(path, opts); !errors.Is(err, zenith.ErrInvalidArgument) {
+			t.Errorf("%+v: want ErrInvalidArgument, got %v", opts, err)
+		}
+	}
+}

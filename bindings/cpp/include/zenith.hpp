@@ -462,6 +462,24 @@ public:
     LoaderOptions& stage(const Stage& s) &;
     LoaderOptions&& stage(const Stage& s) && { return std::move(stage(s)); }
 
+    /// Delivers batches into the memory of CUDA device `ordinal` (tensor columns through the
+    /// loader's pinned slot ring; export them with zenith_batch_column_dlpack_stream). Opening
+    /// throws zenith::Error with ZENITH_ERR_NO_DEVICE when there is no such device (no driver,
+    /// no device, no such ordinal).
+    LoaderOptions& device_cuda(std::uint32_t ordinal) & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_device(raw("device_cuda"), ZENITH_DEVICE_CUDA, ordinal, &err),
+              err);
+        return *this;
+    }
+    LoaderOptions&& device_cuda(std::uint32_t ordinal) && { return std::move(device_cuda(ordinal)); }
+
+    /// Staging slots of the device ring (at least 3; after device_cuda()).
+    LoaderOptions& device_slots(std::size_t slots) & {
+        return set("device_slots", zenith_loader_options_set_device_slots, slots);
+    }
+    LoaderOptions&& device_slots(std::size_t slots) && { return std::move(device_slots(slots)); }
+
     /// The C handle (NULL when moved from), still owned by this object.
     const zenith_loader_options* get() const noexcept { return handle_.get(); }
     zenith_loader_options* get() noexcept { return handle_.get(); }

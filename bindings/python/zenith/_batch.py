@@ -50,6 +50,17 @@ def _export_column(handle: _BatchHandle, index: int):
     return out
 
 
+def _export_column_for_stream(handle: _BatchHandle, name: str, stream: int):
+    """The column as a tensor for a consumer on `stream` (DLPack's stream values: -1, 1, 2 or a
+    stream handle); on a device batch the consumer's stream waits for the copy."""
+    out, err = _lib.TensorPtr(), _errors.new_err()
+    status = _lib.lib().zenith_batch_column_dlpack_stream(
+        handle.get(), name.encode("utf-8"), stream, ctypes.byref(out), ctypes.byref(err)
+    )
+    _errors.check(status, err)
+    return out
+
+
 class Tensor:
     """One column of a batch as a DLPack tensor on the CPU (``kDLCPU``, device 0).
 
@@ -61,7 +72,7 @@ class Tensor:
     of it lives, also after the loader is closed.
     """
 
-    __slots__ = ("_handle", "_index", "_first", "name", "shape", "strides", "dtype", "readonly", "copied")
+    __slots__ = ("_handle", "_index", "_first", "name", "shape", "strides", "dtype", "readonly", "copied", "device")
 
     def __init__(self, handle: _BatchHandle, index: int, name: str):
         self._handle = handle
@@ -78,6 +89,12 @@ class Tensor:
         flags = managed.flags
         self.readonly = bool(flags & _lib.DLPACK_FLAG_BITMASK_READ_ONLY)
         self.copied = bool(flags & _lib.DLPACK_FLAG_BITMASK_IS_COPIED)
+        # (kDLCPU, 0), or (kDLCUDA, ordinal) for a loader opened with device="cuda:N".
+        self.device = (t.device.device_type, t.device.device_id)
+        if self.device[0] != _lib.kDLCPU:
+            # A device tensor is exported per consumer stream in __dlpack__; the one made here
+            # (on the legacy default stream) is not handed out.
+            self.close()
 
     def __repr__(self) -> str:
         return f"zenith.Tensor(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
@@ -86,9 +103,11 @@ class Tensor:
         return self.shape[0] if self.shape else 0
 
     def __dlpack_device__(self) -> tuple:
-        return (_lib.kDLCPU, 0)
+        return self.device
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if self.device[0] != _lib.kDLCPU:
+            return self._dlpack_on_device(stream, max_version, dl_device, copy)
         if stream is not None and stream != -1:
             raise BufferError("a CPU tensor takes no stream (pass stream=None)")
         if dl_device is not None and tuple(dl_device) != (_lib.kDLCPU, 0):
@@ -102,6 +121,22 @@ class Tensor:
         if copy is False and tensor.contents.flags & _lib.DLPACK_FLAG_BITMASK_IS_COPIED:
             tensor.contents.deleter(tensor)
             raise BufferError(f"column {self.name!r} ({self.dtype}) cannot be exported without a copy")
+        try:
+            if max_version is None or max_version[0] < 1:
+                return _capsule.legacy_capsule(tensor)
+            return _capsule.versioned_capsule(tensor)
+        except BaseException:
+            tensor.contents.deleter(tensor)
+            raise
+
+    def _dlpack_on_device(self, stream, max_version, dl_device, copy):
+        if dl_device is not None and tuple(dl_device) != self.device:
+            raise BufferError(f"the tensor is on {self.device}, not on {tuple(dl_device)}")
+        if copy:
+            raise BufferError("zenith exports without copying; import with copy=None or False")
+        # The array API's None means the legacy default stream (1) for CUDA.
+        value = 1 if stream is None else int(stream)
+        tensor = _export_column_for_stream(self._handle, self.name, value)
         try:
             if max_version is None or max_version[0] < 1:
                 return _capsule.legacy_capsule(tensor)

@@ -11,7 +11,7 @@ two machines, so it does not.
 
 from __future__ import annotations
 
-from . import _adapt, _errors
+from . import _adapt, _errors, _lib
 from ._batch import Tensor
 from ._loader import Loader, pyarrow
 
@@ -107,6 +107,8 @@ class DataLoader(_adapt.LoaderMethods):
     def _convert(self, value):
         np = self._numpy
         if isinstance(value, Tensor):
+            if value.device[0] != _lib.kDLCPU:  # device="cuda:N": a framework imports it
+                return value
             return np.from_dlpack(value)
         if isinstance(value, np.ndarray):  # padded lists and their lengths
             return value

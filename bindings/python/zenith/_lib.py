@@ -86,6 +86,7 @@ ZENITH_IO_PREAD = 2
 
 ZENITH_DEVICE_CPU = 1
 ZENITH_DEVICE_CUDA = 2
+ZENITH_DEVICE_DEFAULT_SLOTS = 4
 
 ZENITH_GPU_LINK_SAME_DEVICE = 0
 ZENITH_GPU_LINK_NVLINK = 1
@@ -118,6 +119,7 @@ ZENITH_ERR_EVENT_FAILED = -15
 
 # DLPack (the header's DLDeviceType, DLDataTypeCode and flag bits that the binding reads).
 kDLCPU = 1
+kDLCUDA = 2
 kDLInt = 0
 kDLUInt = 1
 kDLFloat = 2
@@ -537,6 +539,8 @@ SIGNATURES = {
     "zenith_gpu_cpu_affinity": ([c_uint32, _Cpus, c_size_t, _Len, _Err], c_int32),
     "zenith_gpu_link": ([c_uint32, c_uint32, POINTER(c_int32), POINTER(c_uint32), _Err], c_int32),
     "zenith_loader_options_set_device": ([OptionsPtr, c_int32, c_uint32, _Err], c_int32),
+    "zenith_loader_options_set_device_slots": ([OptionsPtr, c_size_t, _Err], c_int32),
+    "zenith_batch_column_dlpack_stream": ([BatchPtr, c_char_p, c_int64, POINTER(TensorPtr), _Err], c_int32),
     "zenith_batch_export_device_array": (
         [BatchPtr, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],
         c_int32,

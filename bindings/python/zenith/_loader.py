@@ -147,6 +147,33 @@ def _apply_placement_options(lib, opts, o: dict) -> None:
         _call(lib.zenith_loader_options_set_near_gpu_index, opts, o["near_gpu"])
 
 
+def _device_option(device, device_slots) -> tuple | None:
+    """``device=`` ("cpu", "cuda", "cuda:N", or None) and ``device_slots=`` as the C call's
+    (device type, ordinal, slots); None for host delivery."""
+    if device is None or device == "cpu":
+        if device_slots is not None:
+            raise _errors.invalid('device_slots applies to device="cuda[:N]"')
+        return None
+    if not isinstance(device, str) or not (device == "cuda" or device.startswith("cuda:")):
+        raise _errors.invalid(f'device must be "cpu", "cuda" or "cuda:N", got {device!r}')
+    ordinal_text = device[len("cuda:"):] if device.startswith("cuda:") else "0"
+    if not ordinal_text.isdigit():
+        raise _errors.invalid(f'device must be "cuda:N" with N a device ordinal, got {device!r}')
+    ordinal = _int("device ordinal", int(ordinal_text), 0, _U32)
+    slots = None if device_slots is None else _int("device_slots", device_slots, 0, _U32)
+    return (_lib.ZENITH_DEVICE_CUDA, ordinal, slots)
+
+
+def _apply_device_option(lib, opts, device) -> None:
+    """Sets the device choice `device` (from :func:`_device_option`) on `opts`."""
+    if device is None:
+        return
+    kind, ordinal, slots = device
+    _call(lib.zenith_loader_options_set_device, opts, kind, ordinal)
+    if slots is not None:
+        _call(lib.zenith_loader_options_set_device_slots, opts, slots)
+
+
 class Schema:
     """The loader's schema when pyarrow is not installed: implements ``__arrow_c_schema__``
     (exported from the loader on each call, so it needs the loader open) and ``names``."""
@@ -241,6 +268,14 @@ class Loader:
             placement).
         near_gpu: like ``numa_node``, the node of a GPU: its index on the PCI bus (int) or its
             PCI address ("0000:3b:00.0"). A GPU that does not exist fails the open.
+        device: where batches land: None or "cpu" (host memory), "cuda" or "cuda:N" (CUDA
+            device N; needs ``output="dlpack"``): tensor columns are copied through a ring of
+            pinned staging slots into device memory, and each :class:`zenith.Tensor` is a
+            ``kDLCUDA`` tensor whose ``__dlpack__(stream=...)`` makes the consumer's stream wait
+            for the copy (``torch.from_dlpack(t)`` is correct on torch's current stream). Without
+            a CUDA driver or device, opening raises :class:`zenith.ZenithError` with code
+            ``NO_DEVICE``.
+        device_slots: staging slots of the device ring (at least 3; default 4).
         storage_options: for a dataset at a URL (``s3://bucket/prefix/``,
             ``s3://bucket/prefix/*.parquet``, ``gs://``, ``az://``, ``abfss://``, ``http(s)://``),
             ``{key: value}`` as fsspec and pyarrow take them: ``endpoint``, ``region``,
@@ -302,6 +337,9 @@ class Loader:
         near_gpu=None,
         storage_options: dict | None = None,
         stages=(),
+        # -- delivery on a GPU --
+        device: str | None = None,
+        device_slots: int | None = None,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         # A list of paths is one dataset (files in the order given).
@@ -404,6 +442,9 @@ class Loader:
             "schema": schema,
         }
         self._options.update(_placement_options(io_backend, io_direct, numa_node, near_gpu))
+        self._options["device"] = _device_option(device, device_slots)
+        if self._options["device"] is not None and output != "dlpack":
+            raise _errors.invalid('device="cuda..." delivers tensors: use output="dlpack"')
         self._output = output
         self._pad = dict(pad) if isinstance(pad, dict) else pad  # checked by _columns.ColumnPlan
         self._lock = threading.RLock()
@@ -459,6 +500,7 @@ class Loader:
                 _call(lib.zenith_loader_options_set_schema, opts, pointer)
                 del capsule  # copied by the library: the capsule releases its schema
             _apply_placement_options(lib, opts, o)
+            _apply_device_option(lib, opts, o["device"])
             for key, value in o["storage"]:
                 _call(lib.zenith_loader_options_set_storage_option, opts, key.encode(), value.encode())
             for stage in o["stages"]:

@@ -99,7 +99,8 @@ class DataLoader(torch.utils.data.IterableDataset):
 
     Takes the arguments of :class:`zenith.Loader` (except ``output``; the placement and I/O ones,
     ``io_backend``, ``io_direct``, ``numa_node``, ``near_gpu``, ``drop_remainder``, as keywords),
-    plus ``device`` (move each tensor there, ``non_blocking``) and ``copy`` (clone each tensor
+    plus ``device`` (a CUDA device: batches land there through zenith's device path, see
+    ``zenith.Loader(device=...)``; another device: each tensor moves there, ``non_blocking``) and ``copy`` (clone each tensor
     zero-copied from the batch: writable memory of its own), and the names torch users type:
 
     - ``source=``: the dataset, as ``path`` (give one of them);
@@ -187,6 +188,11 @@ class DataLoader(torch.utils.data.IterableDataset):
         )
         self.path = path
         self.device = None if device is None else torch.device(device)
+        if self.device is not None and self.device.type == "cuda":
+            # The native device path: batches land in device memory through zenith's pinned
+            # slot ring and copy stream (no pin_memory, no .to()); torch.from_dlpack makes
+            # torch's current stream wait for each copy.
+            self._kwargs["device"] = f"cuda:{self.device.index or 0}"
         self.copy = bool(copy)
         self._rank, self._world_size = rank, world_size
         self._epoch = None  # the epoch asked for with set_epoch, replayed when the loader opens
@@ -267,9 +273,9 @@ class DataLoader(torch.utils.data.IterableDataset):
                 else:  # no tensor form: a pyarrow.Array or a list
                     batch[name] = value
                     continue
-                if pin:
+                if pin and t.device.type == "cpu":
                     t = t.pin_memory()
-                if device is not None:
+                if device is not None and t.device != device:
                     t = t.to(device, non_blocking=True)
                 batch[name] = t
             yield _adapt.finish(batch, keys, transform)

@@ -22,6 +22,8 @@ Examples:
   zenith bench data.parquet --workers 1,2,4 --io mmap,pread,io_uring
   zenith bench shards/ --shuffle block --memory-budget 1G --json > bench.json
   zenith bench data/ --epochs 100 --metrics-addr 127.0.0.1:9100    scrape it meanwhile
+  zenith bench data/ --device cuda:0    batches through the device path into GPU memory
+  zenith bench h2d --device cuda:0      pageable vs pinned host-to-device GB/s per size
 
 Each combination of --workers and --io opens a fresh loader and runs --epochs epochs.
 Rows/s and GB/s count the whole run, opening included; GB are Arrow buffer bytes delivered
@@ -91,6 +93,11 @@ pub struct Args {
     /// goes to stderr).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// Deliver into this CUDA device's memory through the loader's device path (cuda or
+    /// cuda:N); with PATH `h2d`, the device to measure. Without a CUDA device: exit code 16
+    /// (ZENITH_ERR_NO_DEVICE).
+    #[arg(long, value_parser = crate::bench_device::parse_device, value_name = "cuda[:N]")]
+    pub device: Option<u32>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +117,10 @@ fn parse_io(text: &str) -> Result<IoBackend, String> {
 
 /// Runs `zenith bench`.
 pub fn run(args: &Args) -> Result<(), Failure> {
+    // `zenith bench h2d`: a dataset of that name is reachable as ./h2d.
+    if args.path.as_os_str() == "h2d" {
+        return crate::bench_device::run_h2d(args.device.unwrap_or(0), args.json);
+    }
     let ios: Vec<Option<IoBackend>> = if args.io.is_empty() {
         vec![None]
     } else {
@@ -211,6 +222,11 @@ fn run_one(
         workers.map_or("default".into(), |w| w.to_string())
     );
     let bar = progress_bar(progress, prefix);
+    // Checked before the dataset opens: no device is the clearer failure.
+    let mut device = args
+        .device
+        .map(crate::bench_device::open_path)
+        .transpose()?;
     let start = Instant::now();
     let loader = Loader::open(&args.path, &options)?;
     let opened = start.elapsed();
@@ -223,9 +239,14 @@ fn run_one(
             loader.set_epoch(epoch)?;
         }
         bar.set_message(format!("epoch {}/{}", epoch + 1, args.epochs));
-        while let Some(batch) = loader.next_batch()? {
-            drop(batch);
-            bar.inc(1);
+        match device.as_mut() {
+            Some(path) => crate::bench_device::drain_epoch(&loader, path, &bar)?,
+            None => {
+                while let Some(batch) = loader.next_batch()? {
+                    drop(batch);
+                    bar.inc(1);
+                }
+            }
         }
         epoch_seconds.push(epoch_start.elapsed().as_secs_f64());
     }
@@ -235,7 +256,11 @@ fn run_one(
     let stats = loader.stats();
     let ns = |n: u64| n as f64 / 1e9;
     let threads = f64::from(stats.num_workers.max(1));
-    Ok(json!({
+    let device_report = match (&device, args.device) {
+        (Some(path), Some(ordinal)) => crate::bench_device::report(ordinal, path, seconds),
+        _ => json!({ "device": "cpu" }),
+    };
+    let mut report = json!({
         "io_requested": io.map(IoBackend::name),
         "io_backend": stats.io_backend.name(),
         "io_note": loader.io_fallback_reason(),
@@ -262,7 +287,11 @@ fn run_one(
         "io_read_seconds": ns(stats.io_read_ns),
         "numa_node": stats.numa_node,
         "pinned_workers": stats.pinned_workers,
-    }))
+    });
+    if let (Some(report), Some(extra)) = (report.as_object_mut(), device_report.as_object()) {
+        report.extend(extra.clone());
+    }
+    Ok(report)
 }
 
 /// The human table: one row per run.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_device;
 mod exit;
 mod inspect;
 mod metrics;

@@ -239,3 +239,49 @@ fn metrics_addr_serves_the_run_and_keeps_stdout_clean() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON alone");
     assert_eq!(runs(&report)[0]["rows"], BASIC_ROWS);
 }
+
+/// The exit code of `ZENITH_ERR_NO_DEVICE` (2 - status).
+const NO_DEVICE_EXIT: i32 = 16;
+
+/// Runs `zenith ARGS` with every CUDA device hidden (`CUDA_VISIBLE_DEVICES=""`), so the test
+/// means the same on machines with and without a GPU; expects `code` and returns stderr.
+fn without_devices(args: &[&str], code: i32) -> String {
+    let out = common::zenith()
+        .env("CUDA_VISIBLE_DEVICES", "")
+        .args(args)
+        .output()
+        .expect("zenith runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "zenith {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "a failure prints nothing on stdout");
+    stderr
+}
+
+/// Whether a NO_DEVICE message says why: no driver library, or a driver that sees no device.
+fn says_why(stderr: &str) -> bool {
+    stderr.contains("CUDA driver library was not found") || stderr.contains("CUDA_ERROR_NO_DEVICE")
+}
+
+#[test]
+fn bench_on_a_cuda_device_without_one_fails_with_no_device() {
+    let path = data_file("parquet/basic.snappy.parquet");
+    let stderr = without_devices(
+        &["bench", arg(&path), "--device", "cuda:0", "--json"],
+        NO_DEVICE_EXIT,
+    );
+    assert!(stderr.contains("--device cuda:0"), "{stderr}");
+    assert!(says_why(&stderr), "{stderr}");
+}
+
+#[test]
+fn bench_h2d_without_a_device_fails_with_no_device() {
+    let stderr = without_devices(&["bench", "h2d"], NO_DEVICE_EXIT);
+    assert!(
+        stderr.contains("zenith bench h2d needs a CUDA device"),
+        "{stderr}"
+    );
+    assert!(says_why(&stderr), "{stderr}");
+    // A device that is not cuda[:N] is a usage error.
+    let stderr = fails_with(&["bench", "h2d", "--device", "gpu0"], 2);
+    assert!(stderr.contains("is not a CUDA device"), "{stderr}");
+}

@@ -16,6 +16,39 @@ use zenith_core::batch::{Batch, export_array, export_schema};
 /// Freed by `zenith_batch_free`; it stays valid after its loader is freed.
 pub struct zenith_batch {
     pub(crate) inner: Batch,
+    /// Its tensor columns in device memory, when its loader delivers on a CUDA device (gpu.rs).
+    pub(crate) device: Option<crate::gpu::CudaColumns>,
+}
+
+impl zenith_batch {
+    /// A batch in host memory.
+    pub(crate) fn on_host(inner: Batch) -> Self {
+        zenith_batch {
+            inner,
+            device: None,
+        }
+    }
+
+    /// The column `column` as a tensor: in device memory for a consumer on `stream` when the
+    /// batch is on a device, else the host export (`stream` was checked by the caller).
+    pub(crate) fn column_tensor(
+        &self,
+        column: &str,
+        stream: zenith_gpu::dlpack_stream::ConsumerStream,
+    ) -> zenith_core::Result<zenith_core::batch::DlpackTensor> {
+        match &self.device {
+            Some(device) => device.column_dlpack(column, stream),
+            None => self.inner.column_dlpack(column),
+        }
+    }
+
+    /// A batch delivered on a CUDA device (its host form stays readable).
+    pub(crate) fn on_device(device: crate::gpu::CudaColumns) -> Self {
+        zenith_batch {
+            inner: device.host().clone(),
+            device: Some(device),
+        }
+    }
 }
 
 /// Returns the number of rows in `batch` (0 when `batch` is NULL).
@@ -116,7 +149,11 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack(
         // SAFETY: per the contract above.
         let column = unsafe { args::utf8(column, "column") }?;
         let out = args::out(out, "out")?;
-        let tensor = batch.inner.column_dlpack(column)?;
+        // Without a stream: the legacy default stream waits for a device copy (DLPack's `None`).
+        let tensor = batch.column_tensor(
+            column,
+            zenith_gpu::dlpack_stream::ConsumerStream::LegacyDefault,
+        )?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(tensor.into_raw()) };
         Ok(ZENITH_OK)
@@ -148,7 +185,19 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack_by_index(
         // SAFETY: per the contract above.
         let batch = unsafe { args::borrow(batch, "batch") }?;
         let out = args::out(out, "out")?;
-        let tensor = batch.inner.column_dlpack_by_index(index)?;
+        let tensor = match &batch.device {
+            Some(device) => {
+                let schema = batch.inner.data.schema();
+                let field = schema.fields().get(index).ok_or_else(|| {
+                    zenith_core::Error::InvalidArgument(format!(
+                        "column index {index} is out of range: the batch has {} columns",
+                        schema.fields().len()
+                    ))
+                })?;
+                device.column_dlpack(field.name(), zenith_gpu::dlpack_stream::ConsumerStream::LegacyDefault)?
+            }
+            None => batch.inner.column_dlpack_by_index(index)?,
+        };
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(tensor.into_raw()) };
         Ok(ZENITH_OK)

@@ -8,10 +8,17 @@
 use std::ffi::c_char;
 
 use arrow_schema::ffi::FFI_ArrowSchema;
+use std::time::Duration;
 use zenith_core::batch::export_schema;
 use zenith_core::{Error, Result};
 use zenith_gpu::device_array::export_cpu;
 pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
+
+use zenith_core::batch::dlpack::DLManagedTensorVersioned;
+use zenith_core::loader::Loader;
+use zenith_gpu::device_path::{DeviceColumns, DevicePath};
+use zenith_gpu::dlpack_stream::{self, TensorDevice};
+use zenith_gpu::ring::cuda_engine::CudaCopyEngine;
 use zenith_gpu::{DeviceInfo, LinkKind};
 
 use crate::args;
@@ -56,24 +63,68 @@ pub(crate) enum DeviceChoice {
     /// Host memory.
     #[default]
     Cpu,
-    /// A CUDA device, by ordinal.
-    Cuda(u32),
+    /// A CUDA device, by ordinal, with the slots of its ring.
+    Cuda {
+        /// The CUDA ordinal.
+        ordinal: u32,
+        /// Staging slots (and device buffers) of the ring.
+        slots: usize,
+    },
 }
 
+/// Staging slots of a device path unless `zenith_loader_options_set_device_slots` says otherwise:
+/// one being filled, one copying, one held by the consumer, one spare.
+pub const ZENITH_DEVICE_DEFAULT_SLOTS: usize = 4;
+
+/// How long the device path waits for a slot, a copy or released device memory before it fails.
+const DEVICE_PATH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The device path of a loader opened on a CUDA device.
+pub(crate) type CudaPath = DevicePath<CudaCopyEngine>;
+
+/// A batch delivered in CUDA device memory.
+pub(crate) type CudaColumns = DeviceColumns<CudaCopyEngine>;
+
 impl DeviceChoice {
-    /// Checks that the chosen device exists (what `zenith_loader_open` does first).
-    pub(crate) fn check(&self) -> Result<()> {
-        match self {
-            DeviceChoice::Cpu => Ok(()),
-            DeviceChoice::Cuda(ordinal) => {
-                zenith_gpu::discovery::device_info(*ordinal)?;
-                Err(Error::Unsupported(format!(
-                    "CUDA device {ordinal} exists, but delivering batches to a device is not \
-                     built yet in this version (deliver on the CPU)"
-                )))
+    /// Opens the chosen device's path (what `zenith_loader_open` does first): `None` for the
+    /// CPU; [`Error::NoDevice`] when the CUDA device does not exist (no driver, no device, no
+    /// such ordinal).
+    pub(crate) fn open(&self) -> Result<Option<CudaPath>> {
+        match *self {
+            DeviceChoice::Cpu => Ok(None),
+            DeviceChoice::Cuda { ordinal, slots } => {
+                let engine = CudaCopyEngine::new(ordinal).map_err(|error| match error {
+                    Error::NoDevice(reason) => Error::NoDevice(format!(
+                        "the loader was asked to deliver batches to CUDA device {ordinal}, \
+                         which is not available: {reason}"
+                    )),
+                    other => other,
+                })?;
+                Ok(Some(DevicePath::new(
+                    engine,
+                    ordinal,
+                    slots,
+                    DEVICE_PATH_DEADLINE,
+                )?))
             }
         }
     }
+}
+
+/// The next batch of a loader on the device path: keeps the ring's slots busy with the batches
+/// ahead (their copies overlap the consumer's work) and hands out the oldest; `None` at the end
+/// of the epoch.
+pub(crate) fn next_device_batch(
+    loader: &Loader,
+    path: &mut CudaPath,
+) -> Result<Option<zenith_batch>> {
+    while path.in_flight() < path.depth() {
+        match loader.next_batch()? {
+            Some(batch) => path.push(batch)?,
+            None => break,
+        }
+    }
+    Ok(path.pop()?.map(zenith_batch::on_device))
 }
 
 /// Facts about one CUDA device, filled by `zenith_gpu_info`.
@@ -281,8 +332,12 @@ pub unsafe extern "C" fn zenith_gpu_link(
 ///
 /// The choice is only recorded here; `zenith_loader_open` checks it first: a CUDA device that
 /// does not exist (no driver, no device, ordinal out of range) fails the open with
-/// `ZENITH_ERR_NO_DEVICE`. Delivery into device memory is not built yet in this version: an
-/// existing CUDA device fails the open with `ZENITH_ERR_UNSUPPORTED`.
+/// `ZENITH_ERR_NO_DEVICE`, worded "the loader was asked to deliver batches to CUDA device N,
+/// which is not available: ...". On a CUDA device, `zenith_loader_next_batch` delivers batches
+/// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`), copied
+/// through a ring of `ZENITH_DEVICE_DEFAULT_SLOTS` pinned staging slots
+/// (`zenith_loader_options_set_device_slots`); the other ways of taking batches
+/// (`zenith_loader_next`, streams) stay on the host.
 ///
 /// On failure: an unknown `device` value or a CPU ordinal other than 0 returns
 /// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
@@ -308,13 +363,109 @@ pub unsafe extern "C" fn zenith_loader_options_set_device(
                     "ZENITH_DEVICE_CPU takes ordinal 0, not {other}"
                 )));
             }
-            (ZENITH_DEVICE_CUDA, ordinal) => DeviceChoice::Cuda(ordinal),
+            (ZENITH_DEVICE_CUDA, ordinal) => DeviceChoice::Cuda {
+                ordinal,
+                slots: match opts.device {
+                    DeviceChoice::Cuda { slots, .. } => slots,
+                    DeviceChoice::Cpu => ZENITH_DEVICE_DEFAULT_SLOTS,
+                },
+            },
             (other, _) => {
                 return Err(Error::InvalidArgument(format!(
                     "{other} is not a ZENITH_DEVICE_* value"
                 )));
             }
         };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Sets how many pinned staging slots (and device buffers, of the first batch's size each) the
+/// device path of a loader opened with `opts` uses: at least 3 (one being filled, one copying,
+/// one held by the consumer); more let more copies run ahead of the consumer.
+///
+/// On failure: `ZENITH_ERR_INVALID_ARGUMENT` when `slots < 3` or no CUDA device was chosen with
+/// `zenith_loader_options_set_device` first; the options are unchanged.
+/// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+/// Thread safety: do not call concurrently with other uses of the same `opts`.
+///
+/// # Safety
+/// `opts` is NULL or live; `err` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_loader_options_set_device_slots(
+    opts: *mut zenith_loader_options,
+    slots: usize,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let opts = unsafe { args::borrow_mut(opts, "opts") }?;
+        let DeviceChoice::Cuda { ordinal, .. } = opts.device else {
+            return Err(Error::InvalidArgument(
+                "device slots need a CUDA device: call zenith_loader_options_set_device first"
+                    .into(),
+            ));
+        };
+        if slots < zenith_gpu::ring::MIN_SLOTS {
+            return Err(Error::InvalidArgument(format!(
+                "the device path needs at least {} slots, not {slots}",
+                zenith_gpu::ring::MIN_SLOTS
+            )));
+        }
+        opts.device = DeviceChoice::Cuda { ordinal, slots };
+        Ok(ZENITH_OK)
+    })
+}
+
+/// Exports the column `column` of `batch` as a DLPack tensor for a consumer working on
+/// `consumer_stream`, following the array-API DLPack stream rules.
+///
+/// For a batch in CUDA memory (a loader on a CUDA device) the tensor is `kDLCUDA` and the
+/// consumer's stream is made to wait on the batch's copy (`cuStreamWaitEvent`; the call does not
+/// block): `-1` = no synchronisation (the consumer synchronises itself), `1` = the legacy default
+/// stream, `2` = the per-thread default stream, any value above 2 = a `CUstream` /
+/// `cudaStream_t`; `0` is ambiguous and refused. When the consumer calls the tensor's deleter,
+/// an event is recorded on that stream, and the device memory is reused only after it (not
+/// while the consumer's kernels may still read it). For a batch in host memory only `-1` is
+/// valid and the call is `zenith_batch_column_dlpack`.
+///
+/// Ownership: on success the caller owns `*out` and calls its deleter exactly once; the tensor
+/// stays valid after `zenith_batch_free` and `zenith_loader_free`.
+/// On failure: `ZENITH_ERR_INVALID_ARGUMENT` for a stream value the rules refuse, an unknown
+/// column or one without a tensor form (the message says why); `ZENITH_ERR_INTERNAL` when the
+/// driver refuses the wait. `*out` is left untouched.
+/// NULL policy: `batch`, `column` and `out` must not be NULL; `err` may be NULL.
+/// Thread safety: may be called concurrently on the same batch.
+///
+/// # Safety
+/// `batch` is NULL or live; `column` is NULL or NUL-terminated; `consumer_stream` is one of the
+/// values above and a live stream of the batch's device when it is a handle; `out` and `err` are
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_batch_column_dlpack_stream(
+    batch: *const zenith_batch,
+    column: *const c_char,
+    consumer_stream: i64,
+    out: *mut *mut DLManagedTensorVersioned,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let batch = unsafe { args::borrow(batch, "batch") }?;
+        // SAFETY: per the contract above.
+        let column = unsafe { args::utf8(column, "column") }?;
+        let out = args::out(out, "out")?;
+        let device = if batch.device.is_some() {
+            TensorDevice::Cuda
+        } else {
+            TensorDevice::Cpu
+        };
+        let tensor = batch.column_tensor(
+            column,
+            dlpack_stream::consumer_stream(device, Some(consumer_stream))?,
+        )?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(tensor.into_raw()) };
         Ok(ZENITH_OK)
     })
 }
@@ -326,7 +477,8 @@ pub unsafe extern "C" fn zenith_loader_options_set_device(
 /// Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
 /// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
 /// them alive after `zenith_batch_free`.
-/// On failure: nothing is written.
+/// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory (a loader on a CUDA device:
+/// export its columns with `zenith_batch_column_dlpack_stream`); nothing is written.
 /// NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
 /// Thread safety: may be called concurrently on the same batch.
 ///
@@ -343,6 +495,15 @@ pub unsafe extern "C" fn zenith_batch_export_device_array(
         // SAFETY: per the contract above.
         let batch = unsafe { args::borrow(batch, "batch") }?;
         let out = args::out(out, "out")?;
+        if let Some(device) = &batch.device {
+            return Err(Error::Unsupported(format!(
+                "batch {} is in CUDA device {} memory: export its columns with \
+                 zenith_batch_column_dlpack_stream (the Arrow C Device export of device batches \
+                 is not built yet)",
+                batch.inner.index,
+                device.ordinal()
+            )));
+        }
         let schema = if out_schema.is_null() {
             None
         } else {

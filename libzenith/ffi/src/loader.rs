@@ -27,6 +27,8 @@ const _: () = assert!(ZENITH_RESUME_STATE_SIZE == zenith_core::loader::RESUME_ST
 /// Created by `zenith_loader_open`, freed by `zenith_loader_free`.
 pub struct zenith_loader {
     inner: Loader,
+    /// The device path when batches are delivered on a CUDA device (gpu.rs).
+    device: Option<crate::gpu::CudaPath>,
 }
 
 /// Opens the dataset at `path` and prepares its first epoch.
@@ -96,14 +98,12 @@ pub unsafe extern "C" fn zenith_loader_open(
         let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
-        if let Some(opts) = opts {
-            // A device set with zenith_loader_options_set_device must exist (gpu.rs).
-            opts.device.check()?;
-        }
+        // A device set with zenith_loader_options_set_device must exist (gpu.rs).
+        let device = opts.map_or(Ok(None), |o| o.device.open())?;
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open(&path, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_loader { inner: loader })) };
+        unsafe { out.write(args::into_handle(zenith_loader { inner: loader, device })) };
         Ok(ZENITH_OK)
     })
 }
@@ -152,10 +152,12 @@ pub unsafe extern "C" fn zenith_loader_open_paths(
         }
         let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
-        let options = unsafe { opts.as_ref() }.map_or(&default_options, |o| &o.inner);
+        let opts = unsafe { opts.as_ref() };
+        let device = opts.map_or(Ok(None), |o| o.device.open())?;
+        let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open_list(&list, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_loader { inner: loader })) };
+        unsafe { out.write(args::into_handle(zenith_loader { inner: loader, device })) };
         Ok(ZENITH_OK)
     })
 }
@@ -256,11 +258,15 @@ pub unsafe extern "C" fn zenith_loader_next_batch(
         // SAFETY: per the contract above.
         let loader = unsafe { args::borrow_mut(loader, "loader") }?;
         let out = args::out(out, "out")?;
-        let Some(batch) = loader.inner.next_batch()? else {
+        let batch = match loader.device.as_mut() {
+            Some(path) => crate::gpu::next_device_batch(&loader.inner, path)?,
+            None => loader.inner.next_batch()?.map(zenith_batch::on_host),
+        };
+        let Some(batch) = batch else {
             return Ok(ZENITH_DONE);
         };
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_batch { inner: batch })) };
+        unsafe { out.write(args::into_handle(batch)) };
         Ok(ZENITH_OK)
     })
 }
@@ -333,12 +339,21 @@ pub unsafe extern "C" fn zenith_loader_next_batch_timeout(
         // SAFETY: per the contract above.
         let loader = unsafe { args::borrow_mut(loader, "loader") }?;
         let out = args::out(out, "out")?;
+        if let Some(path) = loader.device.as_mut() {
+            // The device path waits on its own deadlines (slots, copies), not `timeout_ms`.
+            let Some(batch) = crate::gpu::next_device_batch(&loader.inner, path)? else {
+                return Ok(ZENITH_DONE);
+            };
+            // SAFETY: `out` is non-NULL and writable per the contract.
+            unsafe { out.write(args::into_handle(batch)) };
+            return Ok(ZENITH_OK);
+        }
         let batch = match fetch(&loader.inner, timeout_ms)? {
             Ok(batch) => batch,
             Err(status) => return Ok(status),
         };
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_batch { inner: batch })) };
+        unsafe { out.write(args::into_handle(zenith_batch::on_host(batch))) };
         Ok(ZENITH_OK)
     })
 }

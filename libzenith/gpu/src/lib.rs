@@ -9,9 +9,11 @@
 //! rules everywhere.
 
 pub mod device_array;
+pub mod device_path;
 pub mod discovery;
 pub mod dlpack_stream;
 pub mod driver;
+pub mod h2d;
 pub mod pinned;
 pub mod ring;
 

@@ -104,3 +104,88 @@ fn pinned_pool_and_registration_work_on_the_device() {
     assert_eq!(registration.len(), 1 << 20);
     drop(registration);
 }
+
+/// A host batch of `rows` rows: `id` = index * 1000 + row (int64), `x` = row / 2 (float32).
+fn host_batch(index: u64, rows: usize) -> zenith_core::batch::Batch {
+    use std::sync::Arc;
+
+    use arrow_array::{Float32Array, Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("x", DataType::Float32, false),
+    ]));
+    let base = index as i64 * 1000;
+    let ids = Int64Array::from_iter_values((0..rows as i64).map(|i| base + i));
+    let xs = Float32Array::from_iter_values((0..rows).map(|i| i as f32 * 0.5));
+    zenith_core::batch::Batch {
+        data: RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(xs)]).unwrap(),
+        epoch: 0,
+        index,
+    }
+}
+
+#[test]
+fn the_device_path_hands_out_kdlcuda_tensors_with_the_right_bytes() {
+    use zenith_gpu::device_path::DevicePath;
+    use zenith_gpu::dlpack_stream::ConsumerStream;
+    if skip_reason("the_device_path_hands_out_kdlcuda_tensors_with_the_right_bytes").is_some() {
+        return;
+    }
+    let engine = CudaCopyEngine::new(0).unwrap();
+    let mut path = DevicePath::new(engine, 0, 3, Duration::from_secs(30)).unwrap();
+    let mut pushed = 0u64;
+    for index in 0..12u64 {
+        while path.in_flight() < path.depth() {
+            path.push(host_batch(pushed, 4096)).unwrap();
+            pushed += 1;
+        }
+        let batch = path.pop().unwrap().unwrap();
+        assert_eq!(batch.host().index, index);
+        // The legacy default stream waits for the copy; a synchronous read-back follows it.
+        let tensor = batch
+            .column_dlpack("id", ConsumerStream::LegacyDefault)
+            .unwrap();
+        assert_eq!(tensor.device().device_type, 2, "kDLCUDA");
+        let mut back = vec![0i64; 4096];
+        // SAFETY: the tensor holds 4096 int64 in device memory, alive while `tensor` lives.
+        unsafe { result::memcpy_dtoh_sync(&mut back, tensor.as_dl_tensor().data as u64).unwrap() };
+        assert_eq!(back[0], index as i64 * 1000);
+        assert_eq!(back[4095], index as i64 * 1000 + 4095);
+        // Release with a marker on the legacy stream: the memory returns after it.
+        drop(tensor);
+        drop(batch);
+    }
+    let stats = path.stats();
+    println!("device path: {stats:?}");
+    assert!(stats.device_buffers_allocated <= 3);
+}
+
+#[test]
+fn a_consumer_stream_handle_waits_on_the_copy() {
+    use zenith_gpu::device_path::DevicePath;
+    use zenith_gpu::dlpack_stream::ConsumerStream;
+    if skip_reason("a_consumer_stream_handle_waits_on_the_copy").is_some() {
+        return;
+    }
+    let engine = CudaCopyEngine::new(0).unwrap();
+    // The consumer's own non-blocking stream, in the engine's (primary) context.
+    let stream = result::stream::create(result::stream::StreamKind::NonBlocking).unwrap();
+    let mut path = DevicePath::new(engine, 0, 3, Duration::from_secs(30)).unwrap();
+    path.push(host_batch(7, 1 << 16)).unwrap();
+    let batch = path.pop().unwrap().unwrap();
+    let tensor = batch
+        .column_dlpack("x", ConsumerStream::Handle(stream as u64))
+        .unwrap();
+    let mut back = vec![0f32; 1 << 16];
+    // SAFETY: a live stream and device memory of 65536 float32 held by `tensor`.
+    unsafe {
+        result::memcpy_dtoh_async(&mut back, tensor.as_dl_tensor().data as u64, stream).unwrap();
+        result::stream::synchronize(stream).unwrap();
+    }
+    assert_eq!(back[3], 1.5);
+    drop(tensor);
+    drop(batch);
+    // SAFETY: nothing uses the stream any more (the release marker was recorded on it).
+    unsafe { result::stream::synchronize(stream).unwrap() };
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use zenith_gpu::ring::{HostCopyEngine, RingConfig, RingError, SlotRing, WaitingFor};
+use zenith_gpu::ring::{HostCopyEngine, HostEvent, RingConfig, RingError, SlotRing, WaitingFor};
 
 const SLOT: usize = 64;
 
@@ -203,4 +203,26 @@ fn rings_refuse_too_few_slots_and_oversized_batches() {
     // The refused slot went back: all three can be taken.
     let slots: Vec<_> = (0..3).map(|_| ring.acquire(soon()).unwrap()).collect();
     assert_eq!(slots.len(), 3);
+}
+
+#[test]
+fn released_device_memory_waits_for_the_consumers_release_marker() {
+    let ring = ring(3, 1);
+    push(&ring, 1, SLOT);
+    let held = ring.next(soon()).unwrap();
+    // The consumer released the batch, but its kernels (marker not complete) may still read it.
+    let marker = HostEvent::pending();
+    held.release_after(vec![marker.clone()]);
+    let mut slot = ring.acquire(soon()).unwrap();
+    slot.bytes().fill(2);
+    match ring.submit(slot, SLOT, past()) {
+        Err(RingError::Deadline(WaitingFor::DeviceMemory)) => {}
+        other => panic!("expected a device-memory deadline, got {other:?}"),
+    }
+    // Once the consumer's stream passed the marker, the buffer is reused.
+    marker.complete();
+    push(&ring, 2, SLOT);
+    let next = ring.next(soon()).unwrap();
+    assert!(next.device().bytes().iter().all(|b| *b == 2));
+    assert_eq!(ring.stats().device_buffers_allocated, 1);
 }

@@ -144,6 +144,10 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         ("ZENITH_DEVICE_CPU", gpu::ZENITH_DEVICE_CPU.into()),
         ("ZENITH_DEVICE_CUDA", gpu::ZENITH_DEVICE_CUDA.into()),
         (
+            "ZENITH_DEVICE_DEFAULT_SLOTS",
+            i64::try_from(gpu::ZENITH_DEVICE_DEFAULT_SLOTS).unwrap(),
+        ),
+        (
             "ZENITH_GPU_LINK_SAME_DEVICE",
             gpu::ZENITH_GPU_LINK_SAME_DEVICE.into(),
         ),

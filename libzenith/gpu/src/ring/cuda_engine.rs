@@ -14,6 +14,7 @@ use zenith_core::{Error, Result};
 
 use super::engine::CopyEngine;
 use crate::discovery::device_handle;
+use crate::dlpack_stream::ConsumerStream;
 use crate::driver::driver_failure;
 
 /// How long [`CopyEngine::wait`] sleeps between polls of an event (the driver's blocking wait
@@ -255,5 +256,64 @@ impl CopyEngine for CudaCopyEngine {
             }
             std::thread::sleep(EVENT_POLL);
         }
+    }
+
+    const DEVICE_TYPE: i32 = zenith_core::batch::dlpack::DEVICE_TYPE_CUDA;
+
+    fn device_address(device: &CudaDevice) -> u64 {
+        device.ptr
+    }
+
+    fn consumer_wait(&self, event: &CudaEvent, stream: ConsumerStream) -> Result<()> {
+        let Some(stream) = stream.cu_stream_value() else {
+            return Ok(());
+        };
+        self.stream.make_current()?;
+        // SAFETY: the event lives as long as its slot; `stream` is the consumer's stream handle
+        // (or CU_STREAM_LEGACY / CU_STREAM_PER_THREAD), which the consumer keeps alive per the
+        // DLPack protocol.
+        unsafe {
+            result::stream::wait_event(
+                stream as sys::CUstream,
+                event.0,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        }
+        .map_err(|e| driver_failure("cuStreamWaitEvent", e))
+    }
+
+    fn record_release(&self, stream: ConsumerStream) -> Result<Option<CudaEvent>> {
+        let Some(stream) = stream.cu_stream_value() else {
+            return Ok(None);
+        };
+        self.stream.make_current()?;
+        let event = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| driver_failure("cuEventCreate", e))?;
+        // SAFETY: a fresh event; the consumer's stream is live while it releases its tensor.
+        if let Err(e) = unsafe { result::event::record(event, stream as sys::CUstream) } {
+            // SAFETY: created above, used nowhere else.
+            unsafe {
+                let _ = result::event::destroy(event);
+            }
+            return Err(driver_failure("cuEventRecord", e));
+        }
+        Ok(Some(CudaEvent(event)))
+    }
+
+    fn reuse_after(&self, event: &CudaEvent, _deadline: Instant) -> Result<bool> {
+        self.stream.make_current()?;
+        // The copy stream waits on the device, the host does not block. The marker is destroyed
+        // right after: the driver frees it once the wait no longer needs it.
+        // SAFETY: `event` came from `record_release` and is used up here.
+        unsafe {
+            let waited = result::stream::wait_event(
+                self.stream.stream,
+                event.0,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            );
+            let _ = result::event::destroy(event.0);
+            waited.map_err(|e| driver_failure("cuStreamWaitEvent", e))?;
+        }
+        Ok(true)
     }
 }

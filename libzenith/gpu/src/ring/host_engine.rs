@@ -10,6 +10,7 @@ use std::time::Instant;
 use zenith_core::{Error, Result};
 
 use super::engine::CopyEngine;
+use crate::dlpack_stream::ConsumerStream;
 
 /// Heap memory the copy thread reads or writes through a raw pointer while the ring owns it.
 pub struct HostBuffer {
@@ -62,7 +63,18 @@ impl HostEvent {
         self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn complete(&self) {
+    /// An event that has not completed (tests use it as a consumer's release marker).
+    pub fn pending() -> Self {
+        HostEvent::default()
+    }
+
+    /// Whether it completed.
+    pub fn is_complete(&self) -> bool {
+        *self.lock()
+    }
+
+    /// Completes the event and wakes its waiters.
+    pub fn complete(&self) {
         *self.lock() = true;
         self.inner.1.notify_all();
     }
@@ -241,5 +253,36 @@ impl CopyEngine for HostCopyEngine {
                 .0;
         }
         Ok(true)
+    }
+
+    const DEVICE_TYPE: i32 = zenith_core::batch::dlpack::DEVICE_TYPE_CPU;
+
+    fn device_address(device: &HostBuffer) -> u64 {
+        device.ptr as u64
+    }
+
+    fn consumer_wait(&self, event: &HostEvent, stream: ConsumerStream) -> Result<()> {
+        if stream == ConsumerStream::NoSync {
+            return Ok(());
+        }
+        // The host consumer's "stream" is its own thread: it waits for the copy here. The ring
+        // hands out only batches whose copy finished, so this returns at once.
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        if self.wait(event, deadline)? {
+            Ok(())
+        } else {
+            Err(Error::Internal(
+                "a host copy did not finish within 60 s".into(),
+            ))
+        }
+    }
+
+    fn record_release(&self, _stream: ConsumerStream) -> Result<Option<HostEvent>> {
+        // A host consumer has finished reading when it releases the batch.
+        Ok(None)
+    }
+
+    fn reuse_after(&self, event: &HostEvent, deadline: Instant) -> Result<bool> {
+        self.wait(event, deadline)
     }
 }

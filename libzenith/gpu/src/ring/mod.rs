@@ -6,7 +6,7 @@ pub mod host_engine;
 pub mod slot_ring;
 
 pub use engine::CopyEngine;
-pub use host_engine::{GateHandle, HostCopyEngine};
+pub use host_engine::{GateHandle, HostCopyEngine, HostEvent};
 pub use slot_ring::{
     DeviceBatch, MIN_SLOTS, RingConfig, RingError, RingStats, SlotRing, StagingSlot, WaitingFor,
 };

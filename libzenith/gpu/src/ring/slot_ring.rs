@@ -141,7 +141,9 @@ struct InFlight<E: CopyEngine> {
 struct State<E: CopyEngine> {
     free_staging: Vec<E::Staging>,
     in_flight: VecDeque<InFlight<E>>,
-    free_device: Vec<E::Device>,
+    /// Released device buffers, each with the consumer's release markers (events on the
+    /// consumer's streams after its last use) the next copy into it must be ordered after.
+    free_device: Vec<(E::Device, Vec<E::Event>)>,
     next_seq: u64,
     stats: RingStats,
 }
@@ -172,6 +174,16 @@ impl<E: CopyEngine> Shared<E> {
             }
         }
         Ok(())
+    }
+
+    /// Orders reuse of a device buffer after every release marker; false on the deadline.
+    fn order_after_release(&self, markers: &[E::Event], deadline: Instant) -> Result<bool> {
+        for marker in markers {
+            if !self.engine.reuse_after(marker, deadline)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Waits on `freed` until `deadline`; false when it passed.
@@ -315,8 +327,19 @@ impl<E: CopyEngine> SlotRing<E> {
         let mut state = shared.lock();
         let mut counted = false;
         let device = loop {
-            if let Some(device) = state.free_device.pop() {
-                break device;
+            if let Some((device, markers)) = state.free_device.pop() {
+                // Not reused while the consumer's kernels may still read it.
+                match shared.order_after_release(&markers, deadline) {
+                    Ok(true) => break device,
+                    Ok(false) => {
+                        state.free_device.push((device, markers));
+                        return Err(RingError::Deadline(WaitingFor::DeviceMemory));
+                    }
+                    Err(error) => {
+                        state.free_device.push((device, markers));
+                        return Err(error.into());
+                    }
+                }
             }
             let allocated = state.stats.device_buffers_allocated;
             if allocated < shared.config.device_buffers as u64 {
@@ -343,7 +366,7 @@ impl<E: CopyEngine> SlotRing<E> {
             Ok(event) => event,
             Err(error) => {
                 state.free_staging.push(staging);
-                state.free_device.push(device);
+                state.free_device.push((device, Vec::new()));
                 drop(state);
                 shared.freed.notify_all();
                 return Err(error.into());
@@ -464,13 +487,29 @@ impl<E: CopyEngine> DeviceBatch<E> {
     pub fn event(&self) -> &E::Event {
         &self.event
     }
+
+    /// The engine that copied it (for stream waits and release markers).
+    pub fn engine(&self) -> &E {
+        &self.shared.engine
+    }
+
+    /// Releases the batch like dropping it, but the next copy into its device memory is ordered
+    /// after `markers` (events recorded on the consumer's streams after their last use of it):
+    /// the memory is not overwritten while the consumer's kernels may still read it.
+    pub fn release_after(mut self, markers: Vec<E::Event>) {
+        self.give_back(markers);
+    }
+
+    fn give_back(&mut self, markers: Vec<E::Event>) {
+        if let Some(device) = self.device.take() {
+            self.shared.lock().free_device.push((device, markers));
+            self.shared.freed.notify_all();
+        }
+    }
 }
 
 impl<E: CopyEngine> Drop for DeviceBatch<E> {
     fn drop(&mut self) {
-        if let Some(device) = self.device.take() {
-            self.shared.lock().free_device.push(device);
-            self.shared.freed.notify_all();
-        }
+        self.give_back(Vec::new());
     }
 }
