@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod gather;
+pub mod gather_kernel;
 pub mod metrics;
 pub mod numa;
 mod options;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+use gather_kernel::HostPool;
 use numa::NumaPlacement;
 pub use options::{
     DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget, ShardSource, default_memory_budget,
@@ -36,6 +38,7 @@ use workers::{EpochJob, Pipeline};
 use crate::batch::Batch;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::error::{Error, Result};
+use crate::runtime::pool::{BlockPool, HeapAllocator, HostAllocator, NumaAllocator, SharedAllocator};
 use crate::runtime::io::{IoBackend, IoContext};
 
 /// Streams the batches of a dataset, epoch after epoch.
@@ -66,6 +69,8 @@ struct Core {
     io: IoContext,
     /// The I/O backend the options asked for.
     io_requested: IoBackend,
+    /// Where gathered batches' buffers come from, across epochs.
+    pool: HostPool,
     pipeline: Pipeline,
 }
 
@@ -141,6 +146,7 @@ impl Loader {
         let prefetch = options.prefetch.unwrap_or(2 * num_workers.max(1));
         let columns_hash = state::columns_hash(options.columns.as_deref());
         let numa = NumaPlacement::resolve(options.numa.as_ref(), options.sysfs_root.as_deref())?;
+        let pool = batch_pool(options.host_allocator.as_ref(), numa.batch_node());
 
         let requested = PlanParams {
             shuffle: options.shuffle,
@@ -178,6 +184,7 @@ impl Loader {
             prefetch,
             &numa,
             &counters,
+            &pool,
         )?;
         let core = Core {
             dataset,
@@ -193,6 +200,7 @@ impl Loader {
             counters,
             io,
             io_requested: options.io.backend,
+            pool,
             pipeline,
         };
         Ok(Loader {
@@ -254,6 +262,7 @@ impl Loader {
             core.prefetch,
             &core.numa,
             &core.counters,
+            &core.pool,
         )?;
         core.params = params;
         Ok(())
@@ -374,6 +383,7 @@ fn start_epoch(
     prefetch: usize,
     numa: &NumaPlacement,
     counters: &Arc<Counters>,
+    pool: &HostPool,
 ) -> Result<Pipeline> {
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
@@ -385,8 +395,20 @@ fn start_epoch(
         num_workers + 1,
         counters.clone(),
         numa.batch_node(),
+        pool.clone(),
     );
     Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
+}
+
+/// The pool of gathered batches' buffers: over the allocator the options give, else on the node
+/// the loader is placed on, else on the heap.
+fn batch_pool(allocator: Option<&SharedAllocator>, node: Option<u32>) -> HostPool {
+    let allocator: Arc<dyn HostAllocator> = match (allocator, node) {
+        (Some(allocator), _) => allocator.0.clone(),
+        (None, Some(node)) => Arc::new(NumaAllocator::new(Some(node), 0)),
+        (None, None) => Arc::new(HeapAllocator),
+    };
+    BlockPool::new(allocator)
 }
 
 /// Workers by default: one per core, at most 4 (decoding saturates memory bandwidth early and

@@ -1,6 +1,7 @@
 //! What a user can ask of a loader, validated at the setter so errors point at the argument.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::remote::StorageOptions;
 use crate::runtime::io::{IoBackend, IoOptions};
+use crate::runtime::pool::{HostAllocator, SharedAllocator};
 pub use crate::runtime::memory_budget::default_memory_budget;
 use crate::runtime::topology::PciAddress;
 
@@ -45,6 +47,9 @@ pub struct LoaderOptions {
     pub(crate) csv: CsvOptions,
     /// The schema CSV and JSON lines files are parsed with (`None`: inferred).
     pub(crate) schema: Option<SchemaRef>,
+    /// Where gathered batches' buffers are allocated (`None`: the heap, or the NUMA node the
+    /// loader is placed on).
+    pub(crate) host_allocator: Option<SharedAllocator>,
 }
 
 /// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
@@ -82,6 +87,7 @@ impl Default for LoaderOptions {
             csv: CsvOptions::default(),
             schema: None,
             storage: StorageOptions::default(),
+            host_allocator: None,
         }
     }
 }
@@ -243,6 +249,13 @@ impl LoaderOptions {
     /// know means no placement.
     pub fn set_near_gpu(&mut self, gpu: NumaTarget) {
         self.numa = Some(gpu);
+    }
+
+    /// Allocates gathered batches' buffers with `allocator` (pinned host memory for a GPU, for
+    /// one), pooled and reused once the consumer releases a batch; `None` restores the default:
+    /// the heap, or the node the loader is placed on (hugepage-backed where available).
+    pub fn set_host_allocator(&mut self, allocator: Option<Arc<dyn HostAllocator>>) {
+        self.host_allocator = allocator.map(SharedAllocator);
     }
 
     /// Reads the machine's topology from `root` instead of `/sys` (a host's sysfs mounted

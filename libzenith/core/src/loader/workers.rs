@@ -24,6 +24,7 @@ use crossbeam_utils::CachePadded;
 
 use super::cache::ChunkCache;
 use super::gather::{ChunkSource, FileChecks, gather_range, gather_rows};
+use super::gather_kernel::HostPool;
 use super::numa;
 use super::plan::{BatchRows, EpochPlan};
 use super::stats::Counters;
@@ -77,12 +78,14 @@ pub struct EpochJob {
     counters: Arc<Counters>,
     /// The NUMA node gathered batches are copied to (see [`numa`]).
     numa_node: Option<u32>,
+    /// Where the gather kernel writes batches (on `numa_node` when there is one).
+    pool: HostPool,
 }
 
 impl EpochJob {
     /// Prepares the epoch `plan` over `dataset`, to be delivered from batch `first_batch` on;
     /// idle workers decode up to `read_ahead` chunks ahead of need; gathered batches are
-    /// allocated on `numa_node` when given.
+    /// allocated on `numa_node` when given, in buffers from `pool`.
     pub fn new(
         dataset: Arc<Dataset>,
         plan: EpochPlan,
@@ -90,6 +93,7 @@ impl EpochJob {
         read_ahead: usize,
         counters: Arc<Counters>,
         numa_node: Option<u32>,
+        pool: HostPool,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
             let usage = plan.chunk_usage(dataset.chunks(), first_batch);
@@ -101,6 +105,7 @@ impl EpochJob {
             cache,
             counters,
             numa_node,
+            pool,
         }
     }
 
@@ -133,17 +138,22 @@ impl EpochJob {
             None => self.dataset.as_ref(),
         };
         let mut checks = FileChecks::default();
-        let batch = match &rows {
-            BatchRows::Range { start, len } => {
-                gather_range(&self.dataset, source, &mut checks, *start, *len)?
+        // `placed`: written by the kernel into the pool, which allocates on `numa_node`.
+        let (batch, placed) = match &rows {
+            BatchRows::Range { start, len } => (
+                gather_range(&self.dataset, source, &mut checks, *start, *len)?,
+                false,
+            ),
+            BatchRows::Rows(rows) => {
+                let gathered = gather_rows(&self.dataset, source, &mut checks, rows, &self.pool)?;
+                (gathered.batch, gathered.pooled)
             }
-            BatchRows::Rows(rows) => gather_rows(&self.dataset, source, &mut checks, rows)?,
         };
         if let Some(cache) = &self.cache {
             cache.release(&chunks_touched(&self.dataset, &rows));
         }
         let data = match self.numa_node {
-            Some(node) if numa::is_gathered(&self.dataset, &rows) => {
+            Some(node) if !placed && numa::is_gathered(&self.dataset, &rows) => {
                 crate::batch::placement::copy_to_node(&batch, node)?
             }
             _ => batch,
