@@ -100,11 +100,18 @@ fn chunks(rows: usize) -> Vec<RecordBatch> {
             let labels = Int32Array::from_iter_values((0..n).map(|_| (rng.next() % 1000) as i32));
             let values = Float64Array::from_iter_values((0..n).map(|_| rng.next() as f64));
             let emb = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
-                (0..n).map(|_| Some((0..EMB_WIDTH).map(|_| Some(rng.next() as f32)))),
+                (0..n).map(|_| {
+                    Some(
+                        (0..EMB_WIDTH)
+                            .map(|_| Some(rng.next() as f32))
+                            .collect::<Vec<_>>(),
+                    )
+                }),
                 EMB_WIDTH,
             );
-            let text =
-                StringArray::from_iter_values((0..n).map(|_| format!("tok-{}", rng.next() % 100_000)));
+            let text = StringArray::from_iter_values(
+                (0..n).map(|_| format!("tok-{}", rng.next() % 100_000)),
+            );
             RecordBatch::try_new(
                 schema.clone(),
                 vec![
@@ -122,7 +129,11 @@ fn chunks(rows: usize) -> Vec<RecordBatch> {
 
 /// Batches of `(chunk, row)` pairs: a shuffled epoch over the chunks, each batch's indices
 /// sorted by chunk as the loader's plan gives them.
-fn shuffled_batches(chunks: &[RecordBatch], rows: usize, gather_rows: usize) -> Vec<Vec<(usize, usize)>> {
+fn shuffled_batches(
+    chunks: &[RecordBatch],
+    rows: usize,
+    gather_rows: usize,
+) -> Vec<Vec<(usize, usize)>> {
     let mut order: Vec<usize> = (0..rows).collect();
     let mut rng = Rng(11);
     for i in (1..order.len()).rev() {
@@ -148,8 +159,14 @@ fn batch_bytes(batch: &RecordBatch) -> usize {
     batch
         .columns()
         .iter()
-        .map(|c| c.to_data().buffers().iter().map(|b| b.len()).sum::<usize>()
-            + c.to_data().child_data().iter().map(|d| d.buffers().iter().map(|b| b.len()).sum::<usize>()).sum::<usize>())
+        .map(|c| {
+            c.to_data().buffers().iter().map(|b| b.len()).sum::<usize>()
+                + c.to_data()
+                    .child_data()
+                    .iter()
+                    .map(|d| d.buffers().iter().map(|b| b.len()).sum::<usize>())
+                    .sum::<usize>()
+        })
         .sum()
 }
 
@@ -206,7 +223,9 @@ fn main() {
     let batches = shuffled_batches(&chunks, args.rows, args.gather_rows.min(args.rows));
     let pool: HostPool = BlockPool::new(Arc::new(HeapAllocator) as Arc<dyn HostAllocator>);
     // The bytes one full batch holds, measured on a gathered batch.
-    let sample = gather_batch(&chunks, &batches[0], &pool).expect("gather").batch;
+    let sample = gather_batch(&chunks, &batches[0], &pool)
+        .expect("gather")
+        .batch;
     let per_batch = batch_bytes(&sample) * BATCH_ROWS / sample.num_rows().max(1);
     drop(sample);
     let mut scratch = vec![0u8; per_batch];
@@ -240,7 +259,9 @@ fn main() {
         pool.stats().allocations
     );
     // Sanity: every column is there with the gathered rows.
-    let check = gather_batch(&chunks, &batches[0], &pool).expect("gather").batch;
+    let check = gather_batch(&chunks, &batches[0], &pool)
+        .expect("gather")
+        .batch;
     assert_eq!(check.num_columns(), 5);
     assert!(check.column(4).len() == batches[0].len());
 }

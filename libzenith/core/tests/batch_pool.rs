@@ -13,9 +13,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use common::{BASIC_ROWS, data_file};
+use zenith_core::batch::Batch;
 use zenith_core::loader::ShuffleMode;
 use zenith_core::runtime::pool::{HeapAllocator, HostAllocator};
-use zenith_core::batch::Batch;
 use zenith_core::{Loader, LoaderOptions};
 
 /// The heap, counting the blocks it has handed out and not been given back.
@@ -28,7 +28,11 @@ struct CountingAllocator {
 impl HostAllocator for CountingAllocator {
     fn allocate(&self, bytes: usize) -> zenith_core::Result<NonNull<u8>> {
         let ptr = HeapAllocator.allocate(bytes)?;
-        let previous = self.live.lock().unwrap().insert(ptr.as_ptr() as usize, bytes);
+        let previous = self
+            .live
+            .lock()
+            .unwrap()
+            .insert(ptr.as_ptr() as usize, bytes);
         assert!(previous.is_none(), "a live block was allocated twice");
         self.allocations.fetch_add(1, SeqCst);
         Ok(ptr)
@@ -64,7 +68,10 @@ fn buffer_ranges(batch: &RecordBatch, out: &mut Vec<(usize, usize)>) {
     fn walk(data: &arrow_data::ArrayData, out: &mut Vec<(usize, usize)>) {
         for buffer in data.buffers() {
             if !buffer.is_empty() {
-                out.push((buffer.as_ptr() as usize, buffer.as_ptr() as usize + buffer.len()));
+                out.push((
+                    buffer.as_ptr() as usize,
+                    buffer.as_ptr() as usize + buffer.len(),
+                ));
             }
         }
         if let Some(nulls) = data.nulls() {
@@ -81,7 +88,8 @@ fn buffer_ranges(batch: &RecordBatch, out: &mut Vec<(usize, usize)>) {
 /// No two held batches share memory (the pool handed no block out twice).
 fn assert_disjoint(held: &[Batch]) {
     let mut ranges = Vec::new();
-    held.iter().for_each(|b| buffer_ranges(&b.data, &mut ranges));
+    held.iter()
+        .for_each(|b| buffer_ranges(&b.data, &mut ranges));
     ranges.sort_unstable();
     ranges.dedup(); // one batch may hold one buffer twice (a cloned array); not across batches
     for pair in ranges.windows(2) {

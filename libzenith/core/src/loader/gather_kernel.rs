@@ -144,7 +144,10 @@ fn gather_fixed_size_list(
     size: i32,
 ) -> Result<Option<ArrayData>> {
     let size = usize::try_from(size).unwrap_or(0);
-    let children: Vec<&ArrayData> = sources.iter().filter_map(|d| d.child_data().first()).collect();
+    let children: Vec<&ArrayData> = sources
+        .iter()
+        .filter_map(|d| d.child_data().first())
+        .collect();
     let Some(child_type) = children.first().map(|c| c.data_type().clone()) else {
         return Ok(None);
     };
@@ -153,7 +156,9 @@ fn gather_fixed_size_list(
     };
     if size == 0
         || children.len() != sources.len()
-        || children.iter().any(|c| c.null_count() != 0 || c.buffers().is_empty())
+        || children
+            .iter()
+            .any(|c| c.null_count() != 0 || c.buffers().is_empty())
     {
         return Ok(None);
     }
@@ -163,7 +168,9 @@ fn gather_fixed_size_list(
         .zip(&children)
         .map(|(d, c)| {
             let first_value = c.offset() + d.offset() * size;
-            c.buffers()[0].as_ptr().wrapping_add(first_value * child_width)
+            c.buffers()[0]
+                .as_ptr()
+                .wrapping_add(first_value * child_width)
         })
         .collect();
     let values = gather_rows_bytes(&bases, indices, pool, width)?;
@@ -220,8 +227,16 @@ fn gather_var_width<O: OffsetSizeTrait>(
     let out_offsets = pooled::<O>(pool, indices.len() + 1, |out| {
         out[0] = O::usize_as(0);
         for (i, &(slot, row)) in indices.iter().enumerate() {
+            if let Some(&(ahead_slot, ahead_row)) = indices.get(i + PREFETCH_AHEAD) {
+                prefetch(
+                    offsets[ahead_slot]
+                        .as_ptr()
+                        .wrapping_add(ahead_row)
+                        .cast::<u8>(),
+                );
+            }
             let source = offsets[slot];
-            total += (source[row + 1] - source[row]).as_usize();
+            total += source[row + 1].as_usize() - source[row].as_usize();
             match O::from_usize(total) {
                 Some(end) => out[i + 1] = end,
                 None => {
@@ -329,7 +344,7 @@ fn gather_bits(
                         let at = offset + row;
                         // SAFETY: a valid array's bitmap covers bit `offset + row` for each of
                         // its rows, and `row` is in bounds.
-                        u64::from(unsafe { *bitmap.add(at >> 3) } >> (at & 7) & 1)
+                        u64::from((unsafe { *bitmap.add(at >> 3) } >> (at & 7)) & 1)
                     }
                 };
                 word |= value << bit;
@@ -444,8 +459,8 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
     use arrow_array::{
-        BooleanArray, DictionaryArray, FixedSizeListArray, Int64Array, LargeStringArray,
-        ListArray, StringArray,
+        BooleanArray, DictionaryArray, FixedSizeListArray, Int64Array, LargeStringArray, ListArray,
+        StringArray,
     };
     use arrow_schema::{Field, Schema};
     use arrow_select::interleave::interleave_record_batch;
@@ -459,9 +474,9 @@ mod tests {
     fn chunk(base: i64, len: usize, offset: usize) -> RecordBatch {
         let n = len + offset;
         let ints = Int64Array::from_iter((0..n).map(|i| (i % 3 != 0).then_some(base + i as i64)));
-        let strings = StringArray::from_iter((0..n).map(|i| {
-            (i % 5 != 1).then(|| format!("s{}", base as usize + i).repeat(i % 4))
-        }));
+        let strings = StringArray::from_iter(
+            (0..n).map(|i| (i % 5 != 1).then(|| format!("s{}", base as usize + i).repeat(i % 4))),
+        );
         let large = LargeStringArray::from_iter_values((0..n).map(|i| format!("L{i}")));
         let bools = BooleanArray::from_iter((0..n).map(|i| (i % 7 != 2).then_some(i % 2 == 0)));
         let fsl = FixedSizeListArray::from_iter_primitive::<arrow_array::types::Float32Type, _, _>(
@@ -506,7 +521,9 @@ mod tests {
         let mut indices = Vec::new();
         let mut state = 12345u64;
         for _ in 0..1000 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let slot = (state >> 33) as usize % 3;
             let row = (state >> 40) as usize % batches[slot].num_rows();
             indices.push((slot, row));
@@ -528,8 +545,9 @@ mod tests {
 
     #[test]
     fn a_shared_dictionary_is_kept_and_its_keys_gathered() {
-        let dict: DictionaryArray<Int32Type> =
-            vec![Some("x"), None, Some("y"), Some("x")].into_iter().collect();
+        let dict: DictionaryArray<Int32Type> = vec![Some("x"), None, Some("y"), Some("x")]
+            .into_iter()
+            .collect();
         let schema = Arc::new(Schema::new(vec![Field::new(
             "d",
             dict.data_type().clone(),

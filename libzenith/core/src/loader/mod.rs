@@ -38,8 +38,10 @@ use workers::{EpochJob, Pipeline};
 use crate::batch::Batch;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::error::{Error, Result};
-use crate::runtime::pool::{BlockPool, HeapAllocator, HostAllocator, NumaAllocator, SharedAllocator};
 use crate::runtime::io::{IoBackend, IoContext};
+use crate::runtime::pool::{
+    BlockPool, HeapAllocator, HostAllocator, NumaAllocator, SharedAllocator,
+};
 
 /// Streams the batches of a dataset, epoch after epoch.
 #[derive(Debug)]

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::remote::StorageOptions;
 use crate::runtime::io::{IoBackend, IoOptions};
-use crate::runtime::pool::{HostAllocator, SharedAllocator};
 pub use crate::runtime::memory_budget::default_memory_budget;
+use crate::runtime::pool::{HostAllocator, SharedAllocator};
 use crate::runtime::topology::PciAddress;
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.

@@ -93,6 +93,14 @@ impl<A: HostAllocator> Clone for BlockPool<A> {
     }
 }
 
+impl<A: HostAllocator> std::fmt::Debug for BlockPool<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockPool")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// The block size a request of `bytes` gets.
 pub fn block_size(bytes: usize) -> Option<usize> {
     bytes.max(MIN_BLOCK_BYTES).checked_next_power_of_two()
