@@ -184,9 +184,11 @@ impl Loader {
             first_batch,
             num_workers,
             prefetch,
-            &numa,
+            BatchHome {
+                numa: &numa,
+                pool: &pool,
+            },
             &counters,
-            &pool,
         )?;
         let core = Core {
             dataset,
@@ -262,9 +264,11 @@ impl Loader {
             0,
             core.num_workers,
             core.prefetch,
-            &core.numa,
+            BatchHome {
+                numa: &core.numa,
+                pool: &core.pool,
+            },
             &core.counters,
-            &core.pool,
         )?;
         core.params = params;
         Ok(())
@@ -377,16 +381,22 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where an epoch's batches are built and live: the workers' node, and the pool of their buffers.
+struct BatchHome<'a> {
+    numa: &'a NumaPlacement,
+    pool: &'a HostPool,
+}
+
 fn start_epoch(
     dataset: &Arc<Dataset>,
     params: &PlanParams,
     first_batch: u64,
     num_workers: usize,
     prefetch: usize,
-    numa: &NumaPlacement,
+    home: BatchHome<'_>,
     counters: &Arc<Counters>,
-    pool: &HostPool,
 ) -> Result<Pipeline> {
+    let BatchHome { numa, pool } = home;
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
     // Decoding ahead by one chunk per worker (plus one) overlaps decoding with consumption.
