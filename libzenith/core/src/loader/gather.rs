@@ -1,8 +1,9 @@
 //! Building a batch from the rows the plan assigns to it.
 //!
 //! Contiguous rows inside one chunk are a zero-copy slice; rows spread over chunks are gathered
-//! with one `interleave` pass over the chunks they come from (coalesced: each chunk is fetched
-//! once per batch, whatever the number of rows taken from it).
+//! by the gather kernel ([`super::gather_kernel`]) into pooled buffers, in one pass over the
+//! chunks they come from (coalesced: each chunk is fetched once per batch, whatever the number of
+//! rows taken from it).
 //!
 //! Each file a batch reads is checked once, before its first chunk is fetched ([`FileChecks`]):
 //! a file that changed since it was opened fails the batch instead of serving stale or faulting
@@ -12,8 +13,8 @@ use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
-use arrow_select::interleave::interleave_record_batch;
 
+use super::gather_kernel::{Gathered, HostPool, gather_batch};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
@@ -95,15 +96,20 @@ pub fn gather_range(
     Ok(concat_batches(dataset.schema(), &pieces)?)
 }
 
-/// The rows `rows` (global row numbers), in that order (their files checked through `checks`).
+/// The rows `rows` (global row numbers), in that order (their files checked through `checks`),
+/// written into buffers from `pool`.
 pub fn gather_rows(
     dataset: &Dataset,
     chunks: &dyn ChunkSource,
     checks: &mut FileChecks,
     rows: &[u64],
-) -> Result<RecordBatch> {
+    pool: &HostPool,
+) -> Result<Gathered> {
     if rows.is_empty() {
-        return Ok(RecordBatch::new_empty(dataset.schema().clone()));
+        return Ok(Gathered {
+            batch: RecordBatch::new_empty(dataset.schema().clone()),
+            pooled: false,
+        });
     }
     // Map each distinct chunk touched to a slot in `batches`; each chunk is fetched once.
     let mut slot_of_chunk: HashMap<usize, usize> = HashMap::new();
@@ -140,6 +146,5 @@ pub fn gather_rows(
         last = Some((chunk, slot));
         indices.push((slot, (row - dataset.chunks()[chunk].start) as usize));
     }
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    Ok(interleave_record_batch(&refs, &indices)?)
+    gather_batch(&batches, &indices, pool)
 }

@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod gather;
+pub mod gather_kernel;
 pub mod metrics;
 pub mod numa;
 mod options;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+use gather_kernel::HostPool;
 use numa::NumaPlacement;
 pub use options::{
     DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget, ShardSource, default_memory_budget,
@@ -39,6 +41,9 @@ use crate::batch::Batch;
 use crate::dataset::{Dataset, DatasetOptions};
 use crate::error::{Error, Result};
 use crate::runtime::io::{IoBackend, IoContext};
+use crate::runtime::pool::{
+    BlockPool, HeapAllocator, HostAllocator, NumaAllocator, SharedAllocator,
+};
 
 /// Streams the batches of a dataset, epoch after epoch.
 #[derive(Debug)]
@@ -71,6 +76,8 @@ struct Core {
     io: IoContext,
     /// The I/O backend the options asked for.
     io_requested: IoBackend,
+    /// Where gathered batches' buffers come from, across epochs.
+    pool: HostPool,
     pipeline: Pipeline,
 }
 
@@ -146,6 +153,7 @@ impl Loader {
         let prefetch = options.prefetch.unwrap_or(2 * num_workers.max(1));
         let columns_hash = state::columns_hash(options.columns.as_deref());
         let numa = NumaPlacement::resolve(options.numa.as_ref(), options.sysfs_root.as_deref())?;
+        let pool = batch_pool(options.host_allocator.as_ref(), numa.batch_node());
 
         let requested = PlanParams {
             shuffle: options.shuffle,
@@ -182,7 +190,10 @@ impl Loader {
             &params,
             first_batch,
             (num_workers, prefetch),
-            &numa,
+            BatchHome {
+                numa: &numa,
+                pool: &pool,
+            },
             &counters,
             &stages,
         )?;
@@ -202,6 +213,7 @@ impl Loader {
             counters,
             io,
             io_requested: options.io.backend,
+            pool,
             pipeline,
         };
         Ok(Loader {
@@ -261,7 +273,10 @@ impl Loader {
             &params,
             0,
             (core.num_workers, core.prefetch),
-            &core.numa,
+            BatchHome {
+                numa: &core.numa,
+                pool: &core.pool,
+            },
             &core.counters,
             &core.stages,
         )?;
@@ -376,15 +391,22 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where an epoch's batches are built and live: the workers' node, and the pool of their buffers.
+struct BatchHome<'a> {
+    numa: &'a NumaPlacement,
+    pool: &'a HostPool,
+}
+
 fn start_epoch(
     dataset: &Arc<Dataset>,
     params: &PlanParams,
     first_batch: u64,
     (num_workers, prefetch): (usize, usize),
-    numa: &NumaPlacement,
+    home: BatchHome<'_>,
     counters: &Arc<Counters>,
     stages: &Stages,
 ) -> Result<Pipeline> {
+    let BatchHome { numa, pool } = home;
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
     // Decoding ahead by one chunk per worker (plus one) overlaps decoding with consumption.
@@ -395,9 +417,21 @@ fn start_epoch(
         num_workers + 1,
         counters.clone(),
         numa.batch_node(),
+        pool.clone(),
     )
     .with_stages(stages.clone());
     Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
+}
+
+/// The pool of gathered batches' buffers: over the allocator the options give, else on the node
+/// the loader is placed on, else on the heap.
+fn batch_pool(allocator: Option<&SharedAllocator>, node: Option<u32>) -> HostPool {
+    let allocator: Arc<dyn HostAllocator> = match (allocator, node) {
+        (Some(allocator), _) => allocator.0.clone(),
+        (None, Some(node)) => Arc::new(NumaAllocator::new(Some(node), 0)),
+        (None, None) => Arc::new(HeapAllocator),
+    };
+    BlockPool::new(allocator)
 }
 
 /// Workers by default: one per core, at most 4 (decoding saturates memory bandwidth early and

@@ -14,6 +14,7 @@ use crate::runtime::alloc::MAX_NUMA_NODE;
 use crate::runtime::io::remote::StorageOptions;
 use crate::runtime::io::{IoBackend, IoOptions};
 pub use crate::runtime::memory_budget::default_memory_budget;
+use crate::runtime::pool::{HostAllocator, SharedAllocator};
 use crate::runtime::topology::PciAddress;
 
 /// The batch size a loader uses unless `zenith_loader_options_set_batch_size` says otherwise.
@@ -49,6 +50,9 @@ pub struct LoaderOptions {
     pub(crate) schema: Option<SchemaRef>,
     /// Transforms the workers run on each batch before delivery.
     pub(crate) stages: Stages,
+    /// Where gathered batches' buffers are allocated (`None`: the heap, or the NUMA node the
+    /// loader is placed on).
+    pub(crate) host_allocator: Option<SharedAllocator>,
 }
 
 /// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
@@ -87,6 +91,7 @@ impl Default for LoaderOptions {
             schema: None,
             storage: StorageOptions::default(),
             stages: Stages::default(),
+            host_allocator: None,
         }
     }
 }
@@ -248,6 +253,13 @@ impl LoaderOptions {
     /// know means no placement.
     pub fn set_near_gpu(&mut self, gpu: NumaTarget) {
         self.numa = Some(gpu);
+    }
+
+    /// Allocates gathered batches' buffers with `allocator` (pinned host memory for a GPU, for
+    /// one), pooled and reused once the consumer releases a batch; `None` restores the default:
+    /// the heap, or the node the loader is placed on (hugepage-backed where available).
+    pub fn set_host_allocator(&mut self, allocator: Option<Arc<dyn HostAllocator>>) {
+        self.host_allocator = allocator.map(SharedAllocator);
     }
 
     /// Reads the machine's topology from `root` instead of `/sys` (a host's sysfs mounted

@@ -24,6 +24,7 @@ use crossbeam_utils::CachePadded;
 
 use super::cache::ChunkCache;
 use super::gather::{ChunkSource, FileChecks, gather_range, gather_rows};
+use super::gather_kernel::HostPool;
 use super::numa;
 use super::plan::{BatchRows, EpochPlan};
 use super::stage::Stages;
@@ -80,12 +81,14 @@ pub struct EpochJob {
     numa_node: Option<u32>,
     /// Run on each batch after gathering (and placement), before publication.
     stages: Stages,
+    /// Where the gather kernel writes batches (on `numa_node` when there is one).
+    pool: HostPool,
 }
 
 impl EpochJob {
     /// Prepares the epoch `plan` over `dataset`, to be delivered from batch `first_batch` on;
     /// idle workers decode up to `read_ahead` chunks ahead of need; gathered batches are
-    /// allocated on `numa_node` when given.
+    /// allocated on `numa_node` when given, in buffers from `pool`.
     pub fn new(
         dataset: Arc<Dataset>,
         plan: EpochPlan,
@@ -93,6 +96,7 @@ impl EpochJob {
         read_ahead: usize,
         counters: Arc<Counters>,
         numa_node: Option<u32>,
+        pool: HostPool,
     ) -> Self {
         let cache = (!dataset.in_memory()).then(|| {
             ChunkCache::new(
@@ -110,6 +114,7 @@ impl EpochJob {
             counters,
             numa_node,
             stages: Stages::default(),
+            pool,
         }
     }
 
@@ -158,17 +163,22 @@ impl EpochJob {
             None => None,
         };
         let mut checks = FileChecks::default();
-        let batch = match &rows {
-            BatchRows::Range { start, len } => {
-                gather_range(&self.dataset, source, &mut checks, *start, *len)?
+        // `placed`: written by the kernel into the pool, which allocates on `numa_node`.
+        let (batch, placed) = match &rows {
+            BatchRows::Range { start, len } => (
+                gather_range(&self.dataset, source, &mut checks, *start, *len)?,
+                false,
+            ),
+            BatchRows::Rows(rows) => {
+                let gathered = gather_rows(&self.dataset, source, &mut checks, rows, &self.pool)?;
+                (gathered.batch, gathered.pooled)
             }
-            BatchRows::Rows(rows) => gather_rows(&self.dataset, source, &mut checks, rows)?,
         };
         if let (Some(cache), Some(touched)) = (&self.cache, &touched) {
             cache.release(touched);
         }
         let data = match self.numa_node {
-            Some(node) if numa::is_gathered(&self.dataset, &rows) => {
+            Some(node) if !placed && numa::is_gathered(&self.dataset, &rows) => {
                 crate::batch::placement::copy_to_node(&batch, node)?
             }
             _ => batch,

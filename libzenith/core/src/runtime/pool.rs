@@ -7,7 +7,7 @@
 //! The pool is generic over a [`HostAllocator`]: the heap ([`HeapAllocator`]), or another kind of
 //! memory another crate provides (the GPU runtime's pinned `cuMemHostAlloc` memory).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::RefUnwindSafe;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow_buffer::Buffer;
 
 use crate::error::{Error, Result};
+use crate::runtime::alloc::NumaAllocation;
 
 /// The smallest block the pool hands out; requests are rounded up to a power of two above it, so
 /// freed blocks fit later requests of similar size.
@@ -89,6 +90,14 @@ impl<A: HostAllocator> Clone for BlockPool<A> {
         BlockPool {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<A: HostAllocator> std::fmt::Debug for BlockPool<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockPool")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -233,6 +242,67 @@ impl<A: HostAllocator> PoolBlock<A> {
     }
 }
 
+/// A shared allocator as an option value: compared by identity (the same allocator object).
+#[derive(Clone)]
+pub struct SharedAllocator(pub Arc<dyn HostAllocator>);
+
+impl std::fmt::Debug for SharedAllocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedAllocator({:p})", Arc::as_ptr(&self.0))
+    }
+}
+
+impl PartialEq for SharedAllocator {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedAllocator {}
+
+/// Blocks placed on a NUMA node, on hugepages where they can be ([`NumaAllocation`]: each block
+/// its own zero-filled mapping, page-aligned). The pool keeps blocks, so the mappings are made
+/// once per steady state, not per batch.
+#[derive(Debug)]
+pub struct NumaAllocator {
+    node: Option<u32>,
+    flags: u32,
+    /// The live blocks by address: freeing one unmaps it.
+    live: Mutex<HashMap<usize, NumaAllocation>>,
+}
+
+impl NumaAllocator {
+    /// Blocks on `node` (`None`: not placed) with the [`NumaAllocation::new`] `flags`.
+    pub fn new(node: Option<u32>, flags: u32) -> Self {
+        NumaAllocator {
+            node,
+            flags,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl HostAllocator for NumaAllocator {
+    fn allocate(&self, bytes: usize) -> Result<NonNull<u8>> {
+        let allocation = NumaAllocation::new(bytes, self.node, self.flags)?;
+        let ptr = NonNull::new(allocation.as_ptr())
+            .ok_or_else(|| Error::alloc_failed("a NUMA block", bytes as u64))?;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ptr.as_ptr() as usize, allocation);
+        Ok(ptr)
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, _bytes: usize) {
+        // Dropping the allocation unmaps it.
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(ptr.as_ptr() as usize));
+    }
+}
+
 /// Zeroed heap memory aligned to its block size: the default allocator, and the stand-in for
 /// pinned memory in tests on machines without a GPU.
 #[derive(Debug, Default, Clone, Copy)]
@@ -312,6 +382,18 @@ mod tests {
         assert_eq!(pool.stats().in_use_bytes, 0);
         let _again = pool.acquire(1000).unwrap();
         assert_eq!(pool.stats().reuses, 1);
+    }
+
+    #[test]
+    fn numa_blocks_are_page_aligned_zeroed_and_unmapped_on_trim() {
+        let pool = BlockPool::new(NumaAllocator::new(None, 0));
+        let mut block = pool.acquire(10_000).unwrap();
+        assert_eq!(block.bytes_mut().as_ptr() as usize % 4096, 0);
+        assert!(block.bytes().iter().all(|&b| b == 0));
+        block.bytes_mut().fill(3);
+        drop(block);
+        assert_eq!(pool.trim(), 16384);
+        assert!(pool.shared.allocator.live.lock().unwrap().is_empty());
     }
 
     #[test]
