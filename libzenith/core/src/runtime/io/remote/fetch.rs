@@ -115,6 +115,7 @@ fn http_reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
         412 => "Precondition Failed",
@@ -192,6 +193,8 @@ fn give_up(
     let kind = match failure.status {
         Some(404) => io::ErrorKind::NotFound,
         Some(401 | 403) => io::ErrorKind::PermissionDenied,
+        // Only pinned reads send preconditions (`If-Match`): the object is not the one opened.
+        Some(412) => io::ErrorKind::StaleNetworkFileHandle,
         _ => io::ErrorKind::Other,
     };
     io::Error::new(
