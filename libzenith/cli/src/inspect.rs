@@ -353,7 +353,9 @@ fn file_format(path: &Path, reader: &dyn RangeRead) -> Result<Format, Failure> {
     } else {
         Format::detect(path)?
     };
-    Ok(format.ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?)
+    let format =
+        format.ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?;
+    Ok(format)
 }
 
 /// What a file's metadata says about its columns; `None` when it cannot be read (the dataset

@@ -41,7 +41,7 @@ pub(super) struct Failure {
     /// The HTTP status the store answered with; `None` when no response came (connection
     /// refused or reset, a timeout).
     pub status: Option<u16>,
-    /// Whether another attempt may succeed (5xx, 408, 429, no response).
+    /// Whether another attempt may succeed (5xx but 501, 408, 429, no response).
     pub retryable: bool,
     /// The store's error, in words.
     pub message: String,
@@ -62,7 +62,8 @@ pub(super) fn classify(error: &object_store::Error) -> Failure {
     };
     let retryable = match error {
         E::Generic { .. } | E::JoinError { .. } => match status {
-            Some(code) => code >= 500 || code == 408 || code == 429,
+            // 501: the server does not implement the method (a PROPFIND to a plain web server).
+            Some(code) => (code >= 500 && code != 501) || code == 408 || code == 429,
             None => true,
         },
         _ => false,
