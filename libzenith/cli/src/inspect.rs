@@ -347,14 +347,16 @@ fn file_format(path: &Path, reader: &dyn RangeRead) -> Result<Format, Failure> {
     let format = if is_remote(path) {
         match Format::from_extension(path) {
             Some(format) => Some(format),
-            None => Format::from_magic(&read_at(reader, 0, reader.len().min(8) as usize)
-                .ok_or_else(|| zenith_core::Error::format(path, "cannot read its first bytes"))?),
+            None => Format::from_magic(
+                &read_at(reader, 0, reader.len().min(8) as usize).ok_or_else(|| {
+                    zenith_core::Error::format(path, "cannot read its first bytes")
+                })?,
+            ),
         }
     } else {
         Format::detect(path)?
     };
-    let format =
-        format.ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?;
+    let format = format.ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?;
     Ok(format)
 }
 
@@ -453,7 +455,10 @@ fn batch_header(message: &arrow_ipc::Message<'_>) -> Option<BatchHeader> {
 /// Reads `len` bytes at `offset`; `None` past the end.
 fn read_at(reader: &dyn RangeRead, offset: u64, len: usize) -> Option<Vec<u8>> {
     let end = offset.checked_add(len as u64)?;
-    reader.read_range(offset..end).ok().map(|bytes| bytes.to_vec())
+    reader
+        .read_range(offset..end)
+        .ok()
+        .map(|bytes| bytes.to_vec())
 }
 
 /// The flatbuffer of an encapsulated message (`0xFFFFFFFF`, length, flatbuffer; or the legacy

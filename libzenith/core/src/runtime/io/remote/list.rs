@@ -55,7 +55,7 @@ pub fn list_objects(
                 .any(|w| text.contains(w)) =>
         {
             Error::Unsupported(format!(
-            "{}: the HTTP server did not answer a WebDAV listing (PROPFIND); give the URL of \
+                "{}: the HTTP server did not answer a WebDAV listing (PROPFIND); give the URL of \
              each file, or serve the files over WebDAV ({text})",
                 url.display()
             ))

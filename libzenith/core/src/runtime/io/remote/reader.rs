@@ -156,9 +156,7 @@ impl Pinned {
     /// Whether an answer whose metadata says `meta` is of another version than the pinned one.
     /// A field the store left out of either says nothing.
     fn differs(&self, meta: &object_store::ObjectMeta) -> bool {
-        let differ = |pinned: &Option<String>, now: &Option<String>| {
-            matches!((pinned, now), (Some(a), Some(b)) if a != b)
-        };
+        let differ = |pinned: &Option<String>, now: &Option<String>| matches!((pinned, now), (Some(a), Some(b)) if a != b);
         differ(&self.e_tag, &meta.e_tag) || differ(&self.version, &meta.version)
     }
 

@@ -205,7 +205,12 @@ fn azure_emulator_endpoint(pairs: &mut Vec<(String, String)>) {
     let emulator = pairs
         .iter()
         .find(|(k, _)| key_of(k) == Some(AzureConfigKey::UseEmulator))
-        .map(|(_, v)| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
+        .map(|(_, v)| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on"
+            )
+        });
     let endpoint = pairs
         .iter()
         .find(|(k, _)| key_of(k) == Some(AzureConfigKey::Endpoint))
@@ -226,10 +231,17 @@ fn azure_emulator_endpoint(pairs: &mut Vec<(String, String)>) {
     pairs.retain(|(k, _)| {
         !matches!(
             key_of(k),
-            Some(AzureConfigKey::UseEmulator | AzureConfigKey::Endpoint | AzureConfigKey::AccountName)
+            Some(
+                AzureConfigKey::UseEmulator
+                    | AzureConfigKey::Endpoint
+                    | AzureConfigKey::AccountName
+            )
         )
     });
-    pairs.push(("azure_storage_endpoint".into(), format!("{endpoint}/{account}")));
+    pairs.push((
+        "azure_storage_endpoint".into(),
+        format!("{endpoint}/{account}"),
+    ));
     pairs.push(("azure_storage_account_name".into(), account));
     if !has_credential {
         pairs.push(("azure_storage_account_key".into(), AZURITE_KEY.into()));
