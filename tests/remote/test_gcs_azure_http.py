@@ -46,6 +46,8 @@ class Store:
         self.local = None  # a local copy of pq/, for comparisons
 
     def write(self, key, table, **kw):
+        if self.name == "http":  # a directory of the WebDAV server: parents first
+            self.fs.create_dir(f"{self.root}/{key}".rsplit("/", 1)[0], recursive=True)
         pq.write_table(table, f"{self.root}/{key}", filesystem=self.fs, **kw)
 
     def read(self, key):
@@ -82,7 +84,8 @@ def gcs_store(tmp_path_factory):
 def azure_store(tmp_path_factory):
     server = running("azurite", fresh=True)
     fs = pafs.AzureFileSystem(account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY,
-                              blob_storage_authority=f"127.0.0.1:{server.port}", blob_storage_scheme="http")
+                              blob_storage_authority=f"127.0.0.1:{server.port}", blob_storage_scheme="http",
+                              dfs_storage_authority=f"127.0.0.1:{server.port}", dfs_storage_scheme="http")
     fs.create_dir(BUCKET)
     # The emulator flag with the emulator's address: its well-known account and key by default.
     options = {"use_emulator": True, "endpoint": server.endpoint, "retries": 2, "retry_timeout": 5}

@@ -302,7 +302,20 @@ impl RemoteReader {
                             range: Some(GetRange::Suffix(tail_bytes)),
                             ..GetOptions::default()
                         };
-                        let got = store.get_opts(&location, options).await?;
+                        let got = match store.get_opts(&location, options).await {
+                            // Azure takes no suffix range: its size first, then the last bytes.
+                            Err(object_store::Error::NotSupported { .. }) => {
+                                let size = store.head(&location).await?.size;
+                                let options = GetOptions {
+                                    range: Some(GetRange::Bounded(
+                                        size.saturating_sub(tail_bytes)..size,
+                                    )),
+                                    ..GetOptions::default()
+                                };
+                                store.get_opts(&location, options).await?
+                            }
+                            other => other?,
+                        };
                         let meta = got.meta.clone();
                         let range = got.range.clone();
                         Ok((meta, range, got.bytes().await?))
