@@ -143,12 +143,13 @@ test-python: build data
 test-install: build data
 	tests/install/run.sh
 
-# Remote datasets (s3://) against a real S3 server: scripts/s3_server.sh builds versitygw into
-# .tools/bin (go install from the Go module proxy, once) and the tests start, stop and restart it
-# on a free port of 127.0.0.1 with its data under target/s3/.
+# Remote datasets against real local servers (scripts/object_servers.sh, installed into .tools
+# once): versitygw for s3:// and fake-gcs-server for gs:// (go install from the Go module proxy),
+# Azurite for az:// (npm), WsgiDAV for http:// (.venv). The tests start, stop and restart them on
+# free ports of 127.0.0.1 with their data under target/NAME/.
 .PHONY: test-remote
 test-remote: setup build
-	scripts/s3_server.sh install
+	scripts/object_servers.sh install
 	$(PYTHON) -m pytest -q tests/remote
 
 # The C++ bindings: installs to build/tests/cpp/prefix, builds tests/cpp (GoogleTest) and

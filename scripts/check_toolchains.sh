@@ -79,6 +79,9 @@ if has pkg-config; then ok "pkg-config" "$(pkg-config --version)"
 else missing "pkg-config" "apt-get install pkg-config (make setup)"; fi
 if has valgrind; then ok "valgrind" "$(valgrind --version)"
 else missing "valgrind" "apt-get install valgrind (make setup)"; fi
+# Azurite (the Azure Blob emulator of make test-remote) installs with npm and runs on Node.js.
+if has node && has npm; then ok "node, npm" "node $(node --version 2>/dev/null | first_version), npm $(npm --version 2>/dev/null)"
+else missing "node, npm" "apt-get install nodejs npm (make setup)"; fi
 # The example WASM plugins (make plugins): clang with the wasm32 target, and wasm-ld.
 if has clang && clang --print-targets 2>/dev/null | grep -q wasm32; then
     ok "clang (wasm32)" "$(clang --version | head -n 1)"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing libzenith needs on a fresh Debian/Ubuntu machine, skipping
 # whatever is already there: system packages (apt: compilers, cmake, pkg-config, valgrind,
-# GoogleTest, libclang, python3-venv, and Go when apt has 1.25 or newer), the nightly Rust
-# toolchain (rustup; the fuzz targets build with it) and the Python venv (.venv) with the test
-# clients (pyarrow, numpy, pytest). Safe to run repeatedly.
+# GoogleTest, libclang, python3-venv, Node.js and npm, and Go when apt has 1.25 or newer), the
+# nightly Rust toolchain (rustup; the fuzz targets build with it) and the Python venv (.venv)
+# with the test clients (pyarrow, numpy, pytest, wsgidav). Safe to run repeatedly.
 #
 # Not installed here: Rust itself (https://rustup.rs) and Go where apt has none new enough (Debian
 # 12 has 1.19): the script says how. `scripts/check_toolchains.sh` (the first step of `make test`)
@@ -38,6 +38,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || want python3-venv
 # The example WASM plugins (examples/plugins/build.sh): clang --target=wasm32 and wasm-ld.
 command -v clang >/dev/null || want clang
 command -v wasm-ld >/dev/null || want lld
+# Node.js and npm for Azurite, the Azure Blob emulator of the remote-dataset tests.
+command -v node >/dev/null || want nodejs
+command -v npm >/dev/null || want npm
 # GoogleTest for tests/cpp (find_package(GTest)); libgtest-dev ships the built libraries.
 { [ -e /usr/include/gtest/gtest.h ] && any_exists /usr/lib/*-linux-gnu/libgtest.* /usr/lib/libgtest.*; } \
   || want libgtest-dev

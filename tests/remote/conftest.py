@@ -1,5 +1,7 @@
-"""A real S3 server for the remote-dataset tests: versitygw (SigV4 checked, a POSIX backend
-directory under target/s3/), started by scripts/s3_server.sh on a free port of 127.0.0.1.
+"""Real object-store servers for the remote-dataset tests, started by scripts/object_servers.sh
+on free ports of 127.0.0.1, each over a backend directory under target/NAME/: versitygw (S3,
+SigV4 checked), Azurite (Azure Blob, shared-key checked), fake-gcs-server (GCS) and WsgiDAV
+(HTTP with Range and WebDAV listings).
 
 Files are written with pyarrow (``pyarrow.fs.S3FileSystem`` writes to the server), so nothing
 of Zenith writes what it reads. The fixtures expose the server (stop and restart on the same
@@ -9,6 +11,7 @@ port and directory, for the outage tests), a pyarrow filesystem on it and Zenith
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -18,42 +21,49 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bindings" / "python"))
 os.environ.setdefault("ZENITH_LIBRARY", str(pathlib.Path(os.environ.get("ZENITH_LIB_DIR") or REPO / "target" / "release") / "libzenith.so"))
 
-SCRIPT = REPO / "scripts" / "s3_server.sh"
+SCRIPT = REPO / "scripts" / "object_servers.sh"
 ACCESS = "zenith"
 SECRET = "zenith-secret-key"
 BUCKET = "zenith-test"
 
 
 class Server:
-    """The versitygw process: its port, and stop/start on the same port and data."""
+    """One server of scripts/object_servers.sh (``s3``, ``azurite``, ``gcs``, ``webdav``): its
+    port, and stop/start on the same port and data directory."""
 
-    def __init__(self):
-        self.data = REPO / "target" / "s3" / "data"
+    def __init__(self, name):
+        self.name = name
+        self.data = REPO / "target" / name / "data"
         self.port = None
 
     def start(self):
-        env = dict(os.environ, ZENITH_S3_ACCESS_KEY=ACCESS, ZENITH_S3_SECRET_KEY=SECRET)
-        args = [str(SCRIPT), "start"]
-        if self.port is not None:
-            args += [str(self.port), str(self.data)]
-        else:
-            args += ["", str(self.data)]
+        env = dict(os.environ, ZENITH_S3_ACCESS_KEY=ACCESS, ZENITH_S3_SECRET_KEY=SECRET,
+                   PYTHON=sys.executable)
+        args = [str(SCRIPT), "start", self.name, str(self.port or ""), str(self.data)]
         out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, timeout=600)
         self.port = int(out.stdout.strip().splitlines()[-1])
 
     def stop(self):
-        subprocess.run([str(SCRIPT), "stop"], check=True, timeout=60)
+        subprocess.run([str(SCRIPT), "stop", self.name], check=True, timeout=60)
 
     @property
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
 
+def running(name, fresh=False):
+    """A started server (a leftover of a killed run stopped first); ``fresh`` empties its data."""
+    s = Server(name)
+    subprocess.run([str(SCRIPT), "stop", name], check=True, timeout=60)
+    if fresh and s.data.exists():
+        shutil.rmtree(s.data)
+    s.start()
+    return s
+
+
 @pytest.fixture(scope="session")
 def server():
-    s = Server()
-    subprocess.run([str(SCRIPT), "stop"], check=True, timeout=60)  # a leftover from a killed run
-    s.start()
+    s = running("s3")
     yield s
     s.stop()
 

@@ -233,3 +233,55 @@ def test_a_server_back_within_the_deadline_loses_nothing(dataset, server, option
     finally:
         restart.join()
     assert sorted(seen) == list(range(40_000))
+
+
+def test_an_object_overwritten_mid_epoch_is_an_error_naming_it(dataset, s3fs, options):
+    """The footer's ETag is pinned at open; later ranged GETs send If-Match, so a version
+    written mid-epoch is a clear error, never its row groups decoded with the old footer."""
+    key = f"{BUCKET}/overwrite/o.parquet"
+    pq.write_table(make_table(0, 40_000), key, filesystem=s3fs, row_group_size=500)
+    url = f"s3://{key}"
+    loader = zenith.Loader(url, batch_size=500, shuffle=False, num_workers=1, prefetch=1, storage_options=options)
+    it = iter(loader)
+    assert next(it).column("id").to_pylist() == list(range(500))
+    next(it)
+    pq.write_table(make_table(1_000_000, 40_000), key, filesystem=s3fs, row_group_size=500)
+    with pytest.raises(zenith.ZenithError) as e:
+        for batch in it:
+            assert batch.column("id").to_pylist()[0] < 1_000_000, "bytes of the new version were read"
+    assert e.value.code == zenith.Status.ERR_IO, e.value
+    assert url in str(e.value), e.value
+    assert "changed since it was opened" in str(e.value) and "412" in str(e.value), e.value
+    # Opened again, the new version reads whole.
+    again = [i for b in zenith.Loader(url, batch_size=4000, shuffle=False, storage_options=options)
+             for i in b.column("id").to_pylist()]
+    assert again == list(range(1_000_000, 1_040_000))
+
+
+def test_inspect_reads_a_remote_dataset_from_its_footers(dataset, s3fs, server, options):
+    import json
+    import os
+    import pathlib
+    import subprocess
+
+    zenith_bin = pathlib.Path(os.environ["ZENITH_LIBRARY"]).parent / "zenith"
+    words = [f"--storage-option={k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()]
+    out = subprocess.run([str(zenith_bin), "inspect", f"s3://{BUCKET}/pq/", "--json", *words],
+                         check=True, capture_output=True, text=True, timeout=120)
+    report = json.loads(out.stdout)
+    assert report["format"] == "parquet"
+    assert report["rows"] == FILES * ROWS_PER_FILE
+    assert report["chunks"]["count"] == FILES * ROWS_PER_FILE // 10_000
+    sizes = {i.path.rsplit("/", 1)[1]: i.size for i in
+             s3fs.get_file_info(pa.fs.FileSelector(f"{BUCKET}/pq")) if i.path.endswith(".parquet")}
+    listed = {f["relative_path"]: f["bytes"] for f in report["files"]["list"]}
+    assert listed == sizes
+    columns = {c["name"]: c for c in report["schema"]}
+    assert columns["id"]["nulls"] == 0 and columns["id"]["compression"] == ["snappy"]
+    assert columns["id"]["dlpack"]["exportable"]
+    # A wrong secret: the command fails naming the status.
+    bad = [w for w in words if "secret_access_key" not in w] + ["-o", "secret_access_key=wrong"]
+    failed = subprocess.run([str(zenith_bin), "inspect", f"s3://{BUCKET}/pq/", *bad],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode != 0
+    assert "403" in failed.stderr, failed.stderr

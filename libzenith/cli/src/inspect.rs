@@ -4,23 +4,27 @@
 //! counts, decoded-size estimates), Parquet footers (codecs, sizes, null counts from the column
 //! statistics) and Arrow IPC message headers (body compression, null counts of each record
 //! batch). No row group is decoded; CSV files are parsed, as the loader parses them at open.
+//!
+//! Remote datasets (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`) are inspected as the
+//! loader opens them: listed, footers fetched by ranged GETs through the same readers, with the
+//! storage options given by `--storage-option KEY=VALUE`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::{DataType, Field};
 use parquet::basic::Compression;
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde_json::{Value, json};
 use zenith_core::batch::dlpack::{
     DLDataType, TYPE_CODE_BOOL, TYPE_CODE_FLOAT, TYPE_CODE_INT, TYPE_CODE_UINT, export_column,
 };
-use zenith_core::dataset::{Dataset, DatasetOptions, Format, Source};
+use zenith_core::dataset::{Dataset, DatasetOptions, Format, Source, SourceOptions};
 use zenith_core::loader::{ShuffleMode, ShufflePlan, shuffle_plan};
+use zenith_core::runtime::io::remote::{StorageOptions, is_remote};
+use zenith_core::runtime::io::{IoContext, RangeRead};
 
 use crate::exit::Failure;
 use crate::output::{self, Table};
@@ -29,12 +33,14 @@ pub const EXAMPLES: &str = "\
 Examples:
   zenith inspect data/train.parquet
   zenith inspect shards/ --columns features,label
-  zenith inspect 'shards/*.arrow' --memory-budget 2G --json";
+  zenith inspect 'shards/*.arrow' --memory-budget 2G --json
+  zenith inspect s3://bucket/train/ -o endpoint=http://127.0.0.1:9000 -o region=us-east-1";
 
 /// Arguments of `zenith inspect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A file, a directory of shards, or a glob (quote it: 'data/*.parquet').
+    /// A file, a directory of shards, or a glob (quote it: 'data/*.parquet'); or an object-store
+    /// URL (s3://bucket/prefix/, gs://, az://, http(s)://).
     pub path: PathBuf,
     /// Only these columns, in this order (comma-separated), as the loader's `columns` option.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -48,6 +54,24 @@ pub struct Args {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// A storage option for remote paths (endpoint, region, access_key_id, ...; repeatable),
+    /// as the loader's `storage_options`; credentials default to the environment's.
+    #[arg(long = "storage-option", short = 'o', value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
+}
+
+/// The storage options given as `KEY=VALUE` words, each checked as the loader checks it.
+fn storage_options(words: &[String]) -> Result<StorageOptions, Failure> {
+    let mut options = StorageOptions::new();
+    for word in words {
+        let (key, value) = word.split_once('=').ok_or_else(|| {
+            zenith_core::Error::InvalidArgument(format!(
+                "--storage-option {word:?}: expected KEY=VALUE"
+            ))
+        })?;
+        options.set(key, value)?;
+    }
+    Ok(options)
 }
 
 /// Runs `zenith inspect`.
@@ -92,9 +116,13 @@ impl ColumnFacts {
 type FileColumns = BTreeMap<String, ColumnFacts>;
 
 fn inspect(args: &Args) -> Result<Value, Failure> {
+    let io = IoContext::default().with_storage(storage_options(&args.storage_options)?);
     let options = DatasetOptions {
         columns: args.columns.clone(),
-        ..DatasetOptions::default()
+        source: SourceOptions {
+            io: io.clone(),
+            ..SourceOptions::default()
+        },
     };
     let dataset = Dataset::open(&args.path, &options)?;
     let schema = dataset.schema().clone();
@@ -110,16 +138,16 @@ fn inspect(args: &Args) -> Result<Value, Failure> {
     let mut total_chunks = 0u64;
     for source in dataset.sources() {
         let path = source.path();
-        let format = Format::detect(path)?
-            .ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?;
+        // The file's bytes through the loader's readers: a local file, or a remote object whose
+        // footer was fetched when it opened.
+        let reader = io.open(path).map_err(|e| zenith_core::Error::io(path, e))?;
+        let format = file_format(path, reader.as_ref())?;
         formats.insert(format.name());
-        let bytes = std::fs::metadata(path)
-            .map_err(|e| zenith_core::Error::io(path, e))?
-            .len();
+        let bytes = reader.len();
         total_bytes += bytes;
         let chunk_rows = source.chunk_rows();
         total_chunks += chunk_rows.len() as u64;
-        let facts = file_columns(source, format);
+        let facts = file_columns(source, format, reader.as_ref());
         let mut file_codecs = BTreeSet::new();
         for (name, column) in columns.iter_mut() {
             match facts.as_ref().and_then(|f| f.get(name)) {
@@ -313,15 +341,40 @@ fn dtype_name(dtype: DLDataType) -> String {
     format!("{kind}{}", dtype.bits)
 }
 
+/// A file's format: by its content for a local file; for a remote object by its extension, as
+/// a listing knows it, else by its first bytes.
+fn file_format(path: &Path, reader: &dyn RangeRead) -> Result<Format, Failure> {
+    let format = if is_remote(path) {
+        match Format::from_extension(path) {
+            Some(format) => Some(format),
+            None => Format::from_magic(
+                &read_at(reader, 0, reader.len().min(8) as usize).ok_or_else(|| {
+                    zenith_core::Error::format(path, "cannot read its first bytes")
+                })?,
+            ),
+        }
+    } else {
+        Format::detect(path)?
+    };
+    let format = format.ok_or_else(|| zenith_core::Error::format(path, "format not recognised"))?;
+    Ok(format)
+}
+
 /// What a file's metadata says about its columns; `None` when it cannot be read (the dataset
 /// opened, so the loader can read it: this only leaves fields unknown).
-fn file_columns(source: &Arc<dyn Source>, format: Format) -> Option<FileColumns> {
-    let path = source.path();
+fn file_columns(
+    source: &Arc<dyn Source>,
+    format: Format,
+    reader: &dyn RangeRead,
+) -> Option<FileColumns> {
     match format {
-        Format::Parquet => parquet_columns(path),
-        Format::ArrowIpcFile => ipc_columns(source, ipc_file_batches(path)?),
-        Format::ArrowIpcStream => ipc_columns(source, ipc_stream_batches(path)?),
-        Format::Csv | Format::JsonLines | Format::Tar => held_columns(source),
+        Format::Parquet => parquet_columns(reader),
+        Format::ArrowIpcFile => ipc_columns(source, ipc_file_batches(reader)?),
+        // A stream's headers lie between its bodies: one small read each, a request each on a
+        // remote object, so only local streams are walked.
+        Format::ArrowIpcStream if is_remote(source.path()) => None,
+        Format::ArrowIpcStream => ipc_columns(source, ipc_stream_batches(reader)?),
+        Format::Csv | Format::JsonLines | Format::Tar => held_columns(source, reader),
     }
 }
 
@@ -340,10 +393,18 @@ fn codec_name(compression: Compression) -> String {
     }
 }
 
-/// Codecs, sizes and null counts (from statistics) of each root column over every row group.
-fn parquet_columns(path: &Path) -> Option<FileColumns> {
-    let reader = SerializedFileReader::new(File::open(path).ok()?).ok()?;
-    let metadata = reader.metadata();
+/// Codecs, sizes and null counts (from statistics) of each root column over every row group,
+/// from the footer (the file's last bytes: its length, then `PAR1`).
+fn parquet_columns(reader: &dyn RangeRead) -> Option<FileColumns> {
+    let len = reader.len();
+    let tail = read_at(reader, len.checked_sub(8)?, 8)?;
+    if tail[4..] != *b"PAR1" {
+        return None;
+    }
+    let footer_len = u64::from(u32::from_le_bytes(tail[..4].try_into().ok()?));
+    let footer_start = len.checked_sub(8)?.checked_sub(footer_len)?;
+    let footer = read_at(reader, footer_start, usize::try_from(footer_len).ok()?)?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&footer).ok()?;
     let schema = metadata.file_metadata().schema_descr();
     let roots = schema.root_schema().get_fields();
     let mut columns = FileColumns::new();
@@ -391,12 +452,13 @@ fn batch_header(message: &arrow_ipc::Message<'_>) -> Option<BatchHeader> {
     Some(BatchHeader { codec, nulls })
 }
 
-/// Reads `len` bytes at `offset`.
-fn read_at(file: &mut File, offset: u64, len: usize) -> Option<Vec<u8>> {
-    file.seek(SeekFrom::Start(offset)).ok()?;
-    let mut buf = vec![0u8; len];
-    file.read_exact(&mut buf).ok()?;
-    Some(buf)
+/// Reads `len` bytes at `offset`; `None` past the end.
+fn read_at(reader: &dyn RangeRead, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let end = offset.checked_add(len as u64)?;
+    reader
+        .read_range(offset..end)
+        .ok()
+        .map(|bytes| bytes.to_vec())
 }
 
 /// The flatbuffer of an encapsulated message (`0xFFFFFFFF`, length, flatbuffer; or the legacy
@@ -415,19 +477,18 @@ fn message_bytes(prefixed: &[u8]) -> Option<&[u8]> {
 }
 
 /// The record batch headers of an Arrow IPC file, through its footer's blocks.
-fn ipc_file_batches(path: &Path) -> Option<Vec<BatchHeader>> {
-    let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let trailer = read_at(&mut file, len.checked_sub(10)?, 10)?;
+fn ipc_file_batches(file: &dyn RangeRead) -> Option<Vec<BatchHeader>> {
+    let len = file.len();
+    let trailer = read_at(file, len.checked_sub(10)?, 10)?;
     let footer_len = u64::try_from(i32::from_le_bytes(trailer[..4].try_into().ok()?)).ok()?;
     let footer_start = len.checked_sub(10)?.checked_sub(footer_len)?;
-    let footer_bytes = read_at(&mut file, footer_start, usize::try_from(footer_len).ok()?)?;
+    let footer_bytes = read_at(file, footer_start, usize::try_from(footer_len).ok()?)?;
     let footer = arrow_ipc::root_as_footer(&footer_bytes).ok()?;
     let mut headers = Vec::new();
     for block in footer.recordBatches()?.iter() {
         let offset = u64::try_from(block.offset()).ok()?;
         let meta_len = usize::try_from(block.metaDataLength()).ok()?;
-        let prefixed = read_at(&mut file, offset, meta_len)?;
+        let prefixed = read_at(file, offset, meta_len)?;
         let message = arrow_ipc::root_as_message(message_bytes(&prefixed)?).ok()?;
         headers.push(batch_header(&message)?);
     }
@@ -435,24 +496,23 @@ fn ipc_file_batches(path: &Path) -> Option<Vec<BatchHeader>> {
 }
 
 /// The record batch headers of an Arrow IPC stream, message by message, skipping the bodies.
-fn ipc_stream_batches(path: &Path) -> Option<Vec<BatchHeader>> {
-    let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
+fn ipc_stream_batches(file: &dyn RangeRead) -> Option<Vec<BatchHeader>> {
+    let len = file.len();
     let mut offset = 0u64;
     let mut headers = Vec::new();
     while offset + 4 <= len {
-        let first = read_at(&mut file, offset, 4)?;
+        let first = read_at(file, offset, 4)?;
         let (prefix, meta_len) = if first == [0xff; 4] {
-            let word = read_at(&mut file, offset + 4, 4)?;
-            (8, i32::from_le_bytes(word.try_into().ok()?))
+            let word = read_at(file, offset + 4, 4)?;
+            (8, i32::from_le_bytes(word[..].try_into().ok()?))
         } else {
-            (4, i32::from_le_bytes(first.try_into().ok()?))
+            (4, i32::from_le_bytes(first[..].try_into().ok()?))
         };
         if meta_len == 0 {
             break; // end of stream
         }
         let meta_len = usize::try_from(meta_len).ok()?;
-        let meta = read_at(&mut file, offset + prefix, meta_len)?;
+        let meta = read_at(file, offset + prefix, meta_len)?;
         let message = arrow_ipc::root_as_message(&meta).ok()?;
         if let Some(header) = batch_header(&message) {
             headers.push(header);
@@ -513,15 +573,10 @@ fn ipc_columns(source: &Arc<dyn Source>, batches: Vec<BatchHeader>) -> Option<Fi
 }
 
 /// CSV files are parsed at open (the loader holds their blocks): null counts from the arrays.
-fn held_columns(source: &Arc<dyn Source>) -> Option<FileColumns> {
+fn held_columns(source: &Arc<dyn Source>, reader: &dyn RangeRead) -> Option<FileColumns> {
     let schema = source.schema();
     // Text and tar files compressed whole name their codec (gzip, zstd) for every column.
-    let mut head = Vec::with_capacity(4);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(File::open(source.path()).ok()?, 4),
-        &mut head,
-    )
-    .ok()?;
+    let head = read_at(reader, 0, reader.len().min(4) as usize)?;
     let codec = zenith_core::dataset::compression::Compression::from_magic(&head).name();
     let mut columns = FileColumns::new();
     for field in schema.fields() {

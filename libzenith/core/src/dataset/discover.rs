@@ -81,13 +81,19 @@ pub fn discover_all(path: &Path) -> Result<Discovery> {
     discover_with(&local_path(path)?, Limits::default())
 }
 
-/// The data files of several paths (each a file, a directory or a glob, as in [`discover`]),
-/// in the order the paths are given (each path's own files sorted). A file named twice is an
-/// [`Error::InvalidArgument`]; an empty list is [`Error::NotFound`].
-pub fn discover_list(paths: &[PathBuf]) -> Result<Discovery> {
+/// The data files of several paths (each a file, a directory or a glob, as in [`discover`], or
+/// an object-store URL, as in [`discover_remote`], read through `io`'s storage options; local
+/// and remote paths may be mixed), in the order the paths are given (each path's own files
+/// sorted). A file named twice is an [`Error::InvalidArgument`]; an empty list is
+/// [`Error::NotFound`].
+pub fn discover_list(paths: &[PathBuf], io: &crate::runtime::io::IoContext) -> Result<Discovery> {
     let mut all = Discovery::default();
     for path in paths {
-        let found = discover_all(path)?;
+        let found = if crate::runtime::io::remote::is_remote(path) {
+            discover_remote(path, io)?
+        } else {
+            discover_all(path)?
+        };
         for file in found.files {
             if all.files.iter().any(|f| f.path == file.path) {
                 return Err(Error::InvalidArgument(format!(
@@ -127,9 +133,8 @@ pub fn local_path(path: &Path) -> Result<PathBuf> {
             return Ok(PathBuf::from(local));
         }
         return Err(Error::Unsupported(format!(
-            "{}: the URL scheme {scheme:?} is not supported here: this takes local paths and \
-             file:// URLs (an object-store URL such as s3:// is a dataset path on its own, not \
-             in a list of paths)",
+            "{}: the URL scheme {scheme:?} is not a local path (local paths and file:// URLs \
+             are; object-store URLs are read through the remote readers)",
             path.display()
         )));
     }
@@ -238,7 +243,10 @@ fn discover_with(path: &Path, limits: Limits) -> Result<Discovery> {
 /// * A key ending in `/` (or none: the whole bucket) lists the prefix recursively.
 /// * Another key is one object when its extension names a format; else the prefix it names is
 ///   listed, and when that holds nothing, the object itself is read (its first bytes say the
-///   format).
+///   format). On `http(s)://` such a key is read as one object, not listed.
+///
+/// `http(s)://` listings (globs, keys ending in `/`) are WebDAV `PROPFIND`s: a plain web server
+/// that does not answer them is an [`Error::Unsupported`] saying so.
 ///
 /// Objects whose name starts with `.` or `_` are skipped, as are those of no known format (by
 /// extension) in a listing. Formats are known by extension in listings (a GET per object would
@@ -276,7 +284,7 @@ pub fn discover_remote(path: &Path, io: &crate::runtime::io::IoContext) -> Resul
                 })
                 .collect::<Vec<_>>()
         };
-        if !http && is_glob(Path::new(&key)) {
+        if is_glob(Path::new(&key)) {
             let first = key.find(['*', '?', '[']).expect("a glob character");
             let dir = key[..first].rfind('/').map_or("", |at| &key[..at]);
             let rest = if dir.is_empty() {
@@ -292,7 +300,7 @@ pub fn discover_remote(path: &Path, io: &crate::runtime::io::IoContext) -> Resul
                 MAX_ENTRIES,
             )?;
             files = listed_kept(objects, Some(&pattern));
-        } else if !http && (key.is_empty() || key.ends_with('/')) {
+        } else if key.is_empty() || key.ends_with('/') {
             let objects = remote::list_objects(path, &io.storage, MAX_ENTRIES)?;
             files = listed_kept(objects, None);
         } else if let Some(format) = Format::from_extension(path) {

@@ -78,10 +78,11 @@ impl Dataset {
         Self::open_discovered(path, discovery, options)
     }
 
-    /// Opens the files of several local paths as one dataset (see [`discover::discover_list`]):
-    /// each path a file, a directory or a glob, the files in the order of the paths.
+    /// Opens the files of several paths as one dataset (see [`discover::discover_list`]): each
+    /// path a file, a directory, a glob or an object-store URL, the files in the order of the
+    /// paths.
     pub fn open_list(paths: &[PathBuf], options: &DatasetOptions) -> Result<Self> {
-        let discovery = discover::discover_list(paths)?;
+        let discovery = discover::discover_list(paths, &options.source.io)?;
         Self::open_discovered(Path::new(""), discovery, options)
     }
 

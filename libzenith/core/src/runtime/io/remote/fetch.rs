@@ -41,7 +41,7 @@ pub(super) struct Failure {
     /// The HTTP status the store answered with; `None` when no response came (connection
     /// refused or reset, a timeout).
     pub status: Option<u16>,
-    /// Whether another attempt may succeed (5xx, 408, 429, no response).
+    /// Whether another attempt may succeed (5xx but 501, 408, 429, no response).
     pub retryable: bool,
     /// The store's error, in words.
     pub message: String,
@@ -62,7 +62,8 @@ pub(super) fn classify(error: &object_store::Error) -> Failure {
     };
     let retryable = match error {
         E::Generic { .. } | E::JoinError { .. } => match status {
-            Some(code) => code >= 500 || code == 408 || code == 429,
+            // 501: the server does not implement the method (a PROPFIND to a plain web server).
+            Some(code) => (code >= 500 && code != 501) || code == 408 || code == 429,
             None => true,
         },
         _ => false,
@@ -115,6 +116,7 @@ fn http_reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
         412 => "Precondition Failed",
@@ -192,6 +194,8 @@ fn give_up(
     let kind = match failure.status {
         Some(404) => io::ErrorKind::NotFound,
         Some(401 | 403) => io::ErrorKind::PermissionDenied,
+        // Only pinned reads send preconditions (`If-Match`): the object is not the one opened.
+        Some(412) => io::ErrorKind::StaleNetworkFileHandle,
         _ => io::ErrorKind::Other,
     };
     io::Error::new(

@@ -1,5 +1,6 @@
 //! Listing the objects under a prefix (recursively, one request per "directory" level), with
-//! retries, bounded in the number of objects.
+//! retries, bounded in the number of objects. An `http(s)://` "directory" is listed with
+//! WebDAV's `PROPFIND` (object_store's HTTP store), which plain web servers do not answer.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,12 +36,6 @@ pub fn list_objects(
     max_objects: usize,
 ) -> Result<Vec<RemoteObject>> {
     let parsed = ObjectUrl::parse(url)?;
-    if matches!(parsed.scheme.as_str(), "http" | "https") {
-        return Err(Error::Unsupported(format!(
-            "{}: an HTTP server cannot be listed; give the URL of each file",
-            url.display()
-        )));
-    }
     let store = store_of(&parsed, options)?;
     let config = RemoteConfig::from_options(options)?;
     let prefix = parsed.key.trim_end_matches('/').to_string();
@@ -51,7 +46,22 @@ pub fn list_objects(
         &what,
     )
     .map_err(|e| Error::io(url, e))?
-    .map_err(|e| Error::io(url, e))?;
+    .map_err(|e| match e.to_string() {
+        // A plain web server lists nothing: HTTP "directories" are read by WebDAV's PROPFIND,
+        // which it refuses (405, 501), or answers with a page that is no WebDAV listing.
+        text if parsed.is_http()
+            && ["status 405", "status 501", "PROPFIND"]
+                .iter()
+                .any(|w| text.contains(w)) =>
+        {
+            Error::Unsupported(format!(
+                "{}: the HTTP server did not answer a WebDAV listing (PROPFIND); give the URL of \
+             each file, or serve the files over WebDAV ({text})",
+                url.display()
+            ))
+        }
+        _ => Error::io(url, e),
+    })?;
     let Some(mut objects) = listed else {
         return Err(Error::InvalidArgument(format!(
             "{}: more than {max_objects} objects under the prefix; give a narrower prefix or glob",

@@ -1,8 +1,13 @@
 //! [`RemoteReader`]: one remote object as a [`RangeRead`].
 //!
 //! * Opening sends one request: a GET of the object's last [`RemoteConfig::tail_bytes`], which
-//!   also says its size. Parquet and Arrow IPC footers lie there, so they cost no further
-//!   request.
+//!   also says its size, ETag and version. Parquet and Arrow IPC footers lie there, so they cost
+//!   no further request.
+//! * Every later ranged GET is pinned to the object as opened: it sends `If-Match` with the
+//!   ETag from the open, and the answer's ETag and version are compared with it too (for a
+//!   server that ignores `If-Match`). An object replaced mid-epoch is then an error naming it
+//!   ([`io::ErrorKind::StaleNetworkFileHandle`]), never bytes of the new version decoded with
+//!   the old version's footer.
 //! * A read coalesces its ranges (gaps up to [`RemoteConfig::coalesce_gap`] are fetched rather
 //!   than asked for separately), splits them into parts of at most
 //!   [`RemoteConfig::part_size`], and fetches up to [`RemoteConfig::concurrency`] parts at once,
@@ -138,6 +143,33 @@ struct Sequential {
     ahead: Option<ReadAhead>,
 }
 
+/// The version of an object a reader opened: what its ranged GETs are pinned to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pinned {
+    /// The ETag the store gave at open (sent as `If-Match`).
+    e_tag: Option<String>,
+    /// The store's version id (S3 version, GCS generation), when it gave one.
+    version: Option<String>,
+}
+
+impl Pinned {
+    /// Whether an answer whose metadata says `meta` is of another version than the pinned one.
+    /// A field the store left out of either says nothing.
+    fn differs(&self, meta: &object_store::ObjectMeta) -> bool {
+        let differ = |pinned: &Option<String>, now: &Option<String>| matches!((pinned, now), (Some(a), Some(b)) if a != b);
+        differ(&self.e_tag, &meta.e_tag) || differ(&self.version, &meta.version)
+    }
+
+    /// The words for the version opened: `ETag "abc"`.
+    fn describe(&self) -> String {
+        match (&self.e_tag, &self.version) {
+            (Some(tag), _) => format!("ETag {tag}"),
+            (None, Some(version)) => format!("version {version}"),
+            (None, None) => "no ETag".into(),
+        }
+    }
+}
+
 /// What a fetch needs, cheap to move into a task.
 #[derive(Clone)]
 struct Target {
@@ -145,6 +177,8 @@ struct Target {
     store: Arc<dyn ObjectStore>,
     location: ObjectPath,
     policy: RetryPolicy,
+    /// The version opened; every ranged GET asks for it.
+    pinned: Arc<Pinned>,
 }
 
 impl Target {
@@ -157,19 +191,47 @@ impl Target {
             self.url
         );
         let want = range.end - range.start;
-        let bytes = with_retries(self.policy, &what, || {
+        let result = with_retries(self.policy, &what, || {
             let store = self.store.clone();
             let location = self.location.clone();
             let range = range.clone();
+            let pinned = self.pinned.clone();
             async move {
                 let options = GetOptions {
                     range: Some(GetRange::Bounded(range)),
+                    if_match: pinned.e_tag.clone(),
                     ..GetOptions::default()
                 };
-                store.get_opts(&location, options).await?.bytes().await
+                let got = store.get_opts(&location, options).await?;
+                if pinned.differs(&got.meta) {
+                    return Err(object_store::Error::Precondition {
+                        path: location.to_string(),
+                        source: format!(
+                            "the store answered with ETag {:?}, version {:?}",
+                            got.meta.e_tag, got.meta.version
+                        )
+                        .into(),
+                    });
+                }
+                got.bytes().await
             }
         })
-        .await?;
+        .await;
+        let bytes = match result {
+            Err(e) if e.kind() == io::ErrorKind::StaleNetworkFileHandle => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: the object changed since it was opened ({} then; replaced or \
+                         rewritten during the epoch), so its bytes are not mixed with the new \
+                         version's; open the dataset again to read the new version ({e})",
+                        self.url,
+                        self.pinned.describe()
+                    ),
+                ));
+            }
+            other => other?,
+        };
         metrics().bytes_fetched.inc_by(bytes.len() as u64);
         if bytes.len() as u64 != want {
             return Err(io::Error::new(
@@ -189,7 +251,6 @@ impl Target {
 pub struct RemoteReader {
     target: Target,
     len: u64,
-    e_tag: Option<String>,
     /// The object's last bytes, from `len - tail.len()`.
     tail: Bytes,
     config: RemoteConfig,
@@ -203,7 +264,7 @@ impl fmt::Debug for RemoteReader {
         f.debug_struct("RemoteReader")
             .field("url", &self.target.url)
             .field("len", &self.len)
-            .field("e_tag", &self.e_tag)
+            .field("pinned", &self.target.pinned)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +285,7 @@ impl RemoteReader {
             store,
             location,
             policy: config.retry,
+            pinned: Arc::default(),
         };
         let started = Instant::now();
         let opening = target.clone();
@@ -240,7 +302,20 @@ impl RemoteReader {
                             range: Some(GetRange::Suffix(tail_bytes)),
                             ..GetOptions::default()
                         };
-                        let got = store.get_opts(&location, options).await?;
+                        let got = match store.get_opts(&location, options).await {
+                            // Azure takes no suffix range: its size first, then the last bytes.
+                            Err(object_store::Error::NotSupported { .. }) => {
+                                let size = store.head(&location).await?.size;
+                                let options = GetOptions {
+                                    range: Some(GetRange::Bounded(
+                                        size.saturating_sub(tail_bytes)..size,
+                                    )),
+                                    ..GetOptions::default()
+                                };
+                                store.get_opts(&location, options).await?
+                            }
+                            other => other?,
+                        };
                         let meta = got.meta.clone();
                         let range = got.range.clone();
                         Ok((meta, range, got.bytes().await?))
@@ -278,10 +353,16 @@ impl RemoteReader {
             bytes.len() as u64,
             Some(started.elapsed()),
         );
+        let target = Target {
+            pinned: Arc::new(Pinned {
+                e_tag: meta.e_tag.clone(),
+                version: meta.version.clone(),
+            }),
+            ..target
+        };
         Ok(RemoteReader {
             target,
             len: meta.size,
-            e_tag: meta.e_tag,
             tail: bytes,
             config,
             cache,
@@ -304,7 +385,7 @@ impl RemoteReader {
         let mut hash = Fnv64::default();
         hash.write(self.target.url.as_bytes());
         hash.write_u64(self.len);
-        hash.write(self.e_tag.as_deref().unwrap_or("").as_bytes());
+        hash.write(self.target.pinned.e_tag.as_deref().unwrap_or("").as_bytes());
         hash.write_u64(range.start);
         hash.write_u64(range.end);
         format!("{:016x}", hash.finish())

@@ -84,8 +84,20 @@ impl ObjectUrl {
         }
     }
 
-    fn is_http(&self) -> bool {
+    /// An `http://` or `https://` URL: a plain web server.
+    pub fn is_http(&self) -> bool {
         matches!(self.scheme.as_str(), "http" | "https")
+    }
+
+    fn is_gcs(&self) -> bool {
+        matches!(self.scheme.as_str(), "gs" | "gcs")
+    }
+
+    fn is_azure(&self) -> bool {
+        matches!(
+            self.scheme.as_str(),
+            "az" | "azure" | "abfs" | "abfss" | "adl"
+        )
     }
 }
 
@@ -164,7 +176,76 @@ fn builder_pairs(url: &ObjectUrl, options: &StorageOptions) -> Result<Vec<(Strin
     if (plain_endpoint || url.scheme == "http") && options.get("allow_http").is_none() {
         pairs.push(("allow_http".into(), "true".into()));
     }
+    if url.is_gcs() {
+        // Google's builder calls the endpoint its base URL (a local fake-gcs-server's address).
+        for (key, _) in &mut pairs {
+            if key == "endpoint" {
+                *key = "google_base_url".into();
+            }
+        }
+    }
+    if url.is_azure() {
+        azure_emulator_endpoint(&mut pairs);
+    }
     Ok(pairs)
+}
+
+/// The development account of Azure's storage emulator (Azurite), and its key, published with
+/// the emulator: a local emulator checks requests signed with it.
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// `use_emulator=true` with an `endpoint` (Azurite at `http://127.0.0.1:PORT`): object_store's
+/// emulator mode takes its address from the environment only, so the pair becomes what that
+/// mode does, an account path under the endpoint (`http://127.0.0.1:PORT/devstoreaccount1`),
+/// with the emulator's account and key unless others are given.
+fn azure_emulator_endpoint(pairs: &mut Vec<(String, String)>) {
+    let key_of = |k: &str| AzureConfigKey::from_str(k).ok();
+    let emulator = pairs
+        .iter()
+        .find(|(k, _)| key_of(k) == Some(AzureConfigKey::UseEmulator))
+        .map(|(_, v)| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on"
+            )
+        });
+    let endpoint = pairs
+        .iter()
+        .find(|(k, _)| key_of(k) == Some(AzureConfigKey::Endpoint))
+        .map(|(_, v)| v.trim_end_matches('/').to_string());
+    let (Some(true), Some(endpoint)) = (emulator, endpoint) else {
+        return;
+    };
+    let account = pairs
+        .iter()
+        .find(|(k, _)| key_of(k) == Some(AzureConfigKey::AccountName))
+        .map_or(AZURITE_ACCOUNT.to_string(), |(_, v)| v.clone());
+    let has_credential = pairs.iter().any(|(k, _)| {
+        matches!(
+            key_of(k),
+            Some(AzureConfigKey::AccessKey | AzureConfigKey::SasKey | AzureConfigKey::Token)
+        )
+    });
+    pairs.retain(|(k, _)| {
+        !matches!(
+            key_of(k),
+            Some(
+                AzureConfigKey::UseEmulator
+                    | AzureConfigKey::Endpoint
+                    | AzureConfigKey::AccountName
+            )
+        )
+    });
+    pairs.push((
+        "azure_storage_endpoint".into(),
+        format!("{endpoint}/{account}"),
+    ));
+    pairs.push(("azure_storage_account_name".into(), account));
+    if !has_credential {
+        pairs.push(("azure_storage_account_key".into(), AZURITE_KEY.into()));
+    }
 }
 
 fn unknown(url: &ObjectUrl, key: &str) -> Error {
@@ -210,7 +291,7 @@ fn build(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStor
             }
             Arc::new(builder.build().map_err(|e| store_error(url, e))?)
         }
-        "gs" | "gcs" => {
+        _ if url.is_gcs() => {
             let mut builder = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(&url.authority)
                 .with_retry(retry);
@@ -223,7 +304,7 @@ fn build(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStor
             }
             Arc::new(builder.build().map_err(|e| store_error(url, e))?)
         }
-        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+        _ if url.is_azure() => {
             let mut builder = MicrosoftAzureBuilder::from_env()
                 .with_url(format!("{}://{}", url.scheme, url.authority))
                 .with_retry(retry);
@@ -236,7 +317,7 @@ fn build(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStor
             }
             Arc::new(builder.build().map_err(|e| store_error(url, e))?)
         }
-        "http" | "https" => {
+        _ if url.is_http() => {
             let mut builder = HttpBuilder::new()
                 .with_url(format!("{}://{}", url.scheme, url.authority))
                 .with_retry(retry);

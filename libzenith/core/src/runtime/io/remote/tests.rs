@@ -274,3 +274,35 @@ fn failures_are_retried_with_back_off_until_the_deadline() {
     .unwrap_err();
     assert!(err.to_string().contains("no HTTP response"), "{err}");
 }
+
+#[test]
+fn an_object_replaced_after_open_is_an_error_not_a_mix_of_versions() {
+    let data = sample(200_000);
+    let store = store_with("obj", &data, Duration::ZERO);
+    let config = RemoteConfig {
+        tail_bytes: 1024,
+        ..RemoteConfig::default()
+    };
+    let reader = open(store.clone(), config, None);
+    assert_eq!(&reader.read_range(0..1000).unwrap()[..], &data[..1000]);
+    // The same length, other bytes: only the ETag tells the versions apart.
+    let replacement = PutPayload::from(sample(200_001)[1..].to_vec());
+    block_on(
+        async move { store.put(&ObjectPath::from("obj"), replacement).await },
+        soon(),
+        "put",
+    )
+    .unwrap()
+    .unwrap();
+    let err = reader.read_range(5000..6000).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StaleNetworkFileHandle);
+    let text = err.to_string();
+    assert!(text.contains("mem://bucket/obj"), "{text}");
+    assert!(text.contains("changed since it was opened"), "{text}");
+    assert!(text.contains("412 Precondition Failed"), "{text}");
+    // The tail read at open is still the version opened.
+    assert_eq!(
+        &reader.read_range(199_000..200_000).unwrap()[..],
+        &data[199_000..]
+    );
+}
