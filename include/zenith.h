@@ -279,6 +279,10 @@ typedef struct DLManagedTensorVersioned {
 #endif /* DLPACK_DLPACK_H_ */
 
 
+// Staging slots of a device path unless `zenith_loader_options_set_device_slots` says otherwise:
+// one being filled, one copying, one held by the consumer, one spare.
+#define ZENITH_DEVICE_DEFAULT_SLOTS 4
+
 // Size in bytes of an encoded token (the largest a caller's buffer needs to be).
 #define ZENITH_RESUME_STATE_SIZE 96
 
@@ -690,10 +694,6 @@ typedef struct zenith_pci_device_info {
 
 // A CUDA device: batches are delivered in its memory.
 #define ZENITH_DEVICE_CUDA 2
-
-// Staging slots of a device path unless `zenith_loader_options_set_device_slots` says otherwise:
-// one being filled, one copying, one held by the consumer, one spare.
-#define ZENITH_DEVICE_DEFAULT_SLOTS 4
 
 // The same device (`X`).
 #define ZENITH_GPU_LINK_SAME_DEVICE 0
