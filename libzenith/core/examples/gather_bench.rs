@@ -21,7 +21,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema};
 use arrow_select::interleave::interleave_record_batch;
-use zenith_core::loader::gather_kernel::{HostPool, gather_batch};
+use zenith_core::batch::gather_kernel::{HostPool, gather_batch};
 use zenith_core::runtime::pool::{BlockPool, HeapAllocator, HostAllocator};
 
 const CHUNK_ROWS: usize = 65_536;

@@ -247,19 +247,23 @@ fn gathered_batches_live_in_numa_allocations_freed_with_the_batches() {
             held.push(batch);
         }
         assert_eq!(held.len() as u64, BASIC_ROWS.div_ceil(100));
-        // One allocation per gathered batch (plus any prefetched ones still queued: none at
-        // the end of an epoch).
+        // Gathered batches live in the loader's pool of node allocations (one per pool block,
+        // so at least one per batch: a block per column buffer).
         let (live, bytes) = live_allocations();
-        assert_eq!(live - baseline, held.len(), "{workers} workers");
+        assert!(
+            live - baseline >= held.len(),
+            "{workers} workers: {live} live"
+        );
         assert!(bytes > 0);
         drop(loader);
-        // Exported arrays keep their allocation; releasing them frees it.
+        // Exported arrays keep their blocks, and so the pool's allocations, alive; releasing
+        // the last one frees them all.
         let exported: Vec<_> = held
             .iter()
             .map(|b| zenith_core::batch::export_array(&b.data))
             .collect();
         drop(held);
-        assert_eq!(live_allocations().0 - baseline, exported.len());
+        assert!(live_allocations().0 > baseline, "{workers} workers");
         drop(exported);
         assert_eq!(live_allocations().0, baseline, "{workers} workers");
     }

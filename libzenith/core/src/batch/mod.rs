@@ -1,8 +1,10 @@
 //! A batch the loader delivered, and its exports: the Arrow C Data Interface ([`arrow`]) and
-//! DLPack tensors of single columns ([`dlpack`]).
+//! DLPack tensors of single columns ([`dlpack`]); the kernel that writes a shuffled batch's
+//! columns into pooled buffers ([`gather_kernel`]).
 
 pub mod arrow;
 pub mod dlpack;
+pub mod gather_kernel;
 pub mod placement;
 
 use arrow_array::RecordBatch;

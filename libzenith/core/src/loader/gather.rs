@@ -1,7 +1,7 @@
 //! Building a batch from the rows the plan assigns to it.
 //!
 //! Contiguous rows inside one chunk are a zero-copy slice; rows spread over chunks are gathered
-//! by the gather kernel ([`super::gather_kernel`]) into pooled buffers, in one pass over the
+//! by the gather kernel ([`crate::batch::gather_kernel`]) into pooled buffers, in one pass over the
 //! chunks they come from (coalesced: each chunk is fetched once per batch, whatever the number of
 //! rows taken from it).
 //!
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 
-use super::gather_kernel::{Gathered, HostPool, gather_batch};
+use crate::batch::gather_kernel::{Gathered, HostPool, gather_batch};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 

@@ -7,7 +7,6 @@
 
 mod cache;
 pub mod gather;
-pub mod gather_kernel;
 pub mod metrics;
 pub mod numa;
 mod options;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use gather_kernel::HostPool;
+use crate::batch::gather_kernel::HostPool;
 use numa::NumaPlacement;
 pub use options::{
     DEFAULT_BATCH_SIZE, LoaderOptions, MAX_WORKERS, NumaTarget, ShardSource, default_memory_budget,

@@ -24,11 +24,11 @@ use crossbeam_utils::CachePadded;
 
 use super::cache::ChunkCache;
 use super::gather::{ChunkSource, FileChecks, gather_range, gather_rows};
-use super::gather_kernel::HostPool;
 use super::numa;
 use super::plan::{BatchRows, EpochPlan};
 use super::stage::Stages;
 use super::stats::Counters;
+use crate::batch::gather_kernel::HostPool;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::runtime::affinity;
