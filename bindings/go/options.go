@@ -221,7 +221,7 @@ func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zeni
 			return err
 		}
 	}
-	if err := o.applyDevice(opts, cerr); err != nil {
+	if err := o.applyDevice(opts, call, cerr); err != nil {
 		return err
 	}
 	if o.NearGPUPCI != "" {
@@ -238,7 +238,7 @@ func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zeni
 }
 
 // applyDevice sets Device and DeviceSlots on opts.
-func (o *Options) applyDevice(opts *C.zenith_loader_options, cerr **C.zenith_error) error {
+func (o *Options) applyDevice(opts *C.zenith_loader_options, call func(C.zenith_status) error, cerr **C.zenith_error) error {
 	if o.Device == "" || o.Device == "cpu" {
 		if o.DeviceSlots != 0 {
 			return invalid("DeviceSlots applies to Device \"cuda[:N]\"")
