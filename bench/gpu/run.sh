@@ -9,7 +9,9 @@
 # Then: the CLI's device commands (zenith bench h2d, zenith bench --device), the Python device
 # tests, and the training-shaped loop (zenith's device path vs torch's DataLoader with pin_memory
 # and .to("cuda", non_blocking=True)). Python with torch: $ZENITH_PYTHON, else .venv-binding.
-# Budget: about 8 minutes on a 16-core machine (most of it the release build).
+# Budget: about 8 minutes on a 16-core machine (most of it the release build). A machine without
+# cargo or network (this workplace's device machines) runs what bench/gpu/pack.sh packed into
+# gpu-pack/ here: carry gpu-pack and the script unpacks it instead of building.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -36,19 +38,40 @@ if ! has_libcuda; then
     exit 2
 fi
 
-# 2. Build (release profile only, as everywhere in this repo).
-log "building libzenith, the CLI and zenith-gpu (tests and the h2d_bandwidth example)"
-cargo build --release -p libzenith -p zenith-cli
+# 2. Build (release profile only, as everywhere in this repo), or, on a machine without cargo,
+# unpack what bench/gpu/pack.sh packed here (gpu-pack/, carried with the working tree).
+if command -v cargo >/dev/null 2>&1; then
+    log "building libzenith, the CLI and zenith-gpu (tests and the h2d_bandwidth example)"
+    cargo build --release -p libzenith -p zenith-cli
+    cargo build --release -p zenith-gpu --tests --examples
+    gpu_tests() { ZENITH_REQUIRE_GPU=1 cargo test --release -p zenith-gpu -- --nocapture; }
+    test_binary=$(ls -t target/release/deps/cuda_device-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
+elif [ -d gpu-pack ]; then
+    log "no cargo here: unpacking gpu-pack/ (bench/gpu/pack.sh)"
+    mkdir -p target/release/examples target/gpu-tests
+    for f in gpu-pack/*.xz; do xz -dc "$f" > "target/gpu-tests/$(basename "$f" .xz)"; done
+    chmod +x target/gpu-tests/*
+    mv target/gpu-tests/libzenith.so target/gpu-tests/zenith target/release/
+    mv target/gpu-tests/h2d_bandwidth target/release/examples/
+    gpu_tests() {
+        local t
+        for t in target/gpu-tests/test_*; do
+            ZENITH_REQUIRE_GPU=1 "$t" --nocapture || return 1
+        done
+    }
+    test_binary=target/gpu-tests/test_cuda_device
+else
+    log "FAIL: neither cargo nor gpu-pack/ (run bench/gpu/pack.sh where cargo is and carry gpu-pack)"
+    exit 2
+fi
 ln -sf libzenith.so target/release/libzenith.so.0
-cargo build --release -p zenith-gpu --tests --examples
 
 # 3. GPU tests with a device required: a missing device fails instead of skipping.
 log "running the GPU tests (ZENITH_REQUIRE_GPU=1)"
-ZENITH_REQUIRE_GPU=1 cargo test --release -p zenith-gpu -- --nocapture 2>&1 | tee "$OUT/tests.log"
+gpu_tests 2>&1 | tee "$OUT/tests.log"
 
 # 4. compute-sanitizer (memcheck) on the CUDA tests, when installed.
 if command -v compute-sanitizer >/dev/null 2>&1; then
-    test_binary=$(ls -t target/release/deps/cuda_device-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
     if [ -n "$test_binary" ]; then
         log "compute-sanitizer on $test_binary"
         ZENITH_REQUIRE_GPU=1 compute-sanitizer --error-exitcode 1 "$test_binary" --test-threads=1 \
@@ -78,7 +101,10 @@ PY
 log "zenith bench h2d and zenith bench --device cuda:0"
 target/release/zenith bench h2d --device cuda:0 --json | tee "$OUT/bench_h2d.json"
 data=tests/data/generated/parquet/basic.snappy.parquet
-[ -f "$data" ] || make data
+if [ ! -f "$data" ]; then
+    # The generator needs only pyarrow and numpy: the machine's own python3 has both.
+    if command -v cargo >/dev/null 2>&1; then make data; else python3 tests/data/generate.py tests/data/generated; fi
+fi
 target/release/zenith bench "$data" --device cuda:0 --epochs 3 --json | tee "$OUT/bench_device.json"
 
 # 7. Python: the device tests and the training-shaped loop, with a Python that has torch.
