@@ -94,7 +94,7 @@ def _env_shard():
     return 0, 1
 
 
-class DataLoader(torch.utils.data.IterableDataset):
+class DataLoader(_adapt.LoaderMethods, torch.utils.data.IterableDataset):
     """Iterates dicts of column name -> ``torch.Tensor``, one dict per Zenith batch.
 
     Takes the arguments of :class:`zenith.Loader` (except ``output``; the placement and I/O ones,
@@ -296,9 +296,6 @@ class DataLoader(torch.utils.data.IterableDataset):
         )
         return False
 
-    def __len__(self) -> int:
-        return len(self.loader)
-
     def set_epoch(self, epoch: int) -> None:
         """The next pass (in this process, or in torch workers) runs `epoch`."""
         if self._loader is not None and self._pid == os.getpid():
@@ -323,23 +320,11 @@ class DataLoader(torch.utils.data.IterableDataset):
         self._epoch = None  # the state says where to go on
         self._epochs.request(loader.epoch, midway=loader.state_dict()["batches_delivered"] > 0)
 
-    def stats(self) -> dict:
-        return self.loader.stats()
-
-    @property
-    def schema(self):
-        return self.loader.schema
-
     def close(self) -> None:
+        """Closes the loader of this process, if it opened one (the next use opens it again)."""
         if self._loader is not None:
             self._loader.close()
             self._loader = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __getstate__(self):
         state = self.__dict__.copy()
