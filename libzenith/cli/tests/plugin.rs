@@ -2,12 +2,14 @@
 //! wasm32) and on modules that break the plugin ABI.
 
 mod common;
+#[path = "../../engine/tests/support/example_plugins.rs"]
+mod example_plugins;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{data_file, run, stdout_ok};
+use example_plugins::build_example_plugins;
 use serde_json::Value;
 
 /// The shipped plugins, built once per test binary into a fresh directory.
@@ -15,17 +17,7 @@ fn plugins() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/build.sh");
-        let build = Command::new(&script)
-            .arg(dir.path())
-            .output()
-            .expect("run examples/plugins/build.sh");
-        assert!(
-            build.status.success(),
-            "examples/plugins/build.sh failed (needs clang and lld: make setup):\n{}{}",
-            String::from_utf8_lossy(&build.stdout),
-            String::from_utf8_lossy(&build.stderr)
-        );
+        build_example_plugins(dir.path());
         dir
     })
     .path()

@@ -4,12 +4,16 @@
 
 #![cfg(feature = "wasm")]
 
+#[path = "support/example_plugins.rs"]
+mod example_plugins;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Float64Array, Int32Array, RecordBatch};
+use example_plugins::build_example_plugins;
 use zenith_engine::stage::wasm::{WasmOptions, WasmStage};
 use zenith_engine::{Engine, EngineOptions, PollOutcome, Stage};
 
@@ -25,16 +29,7 @@ fn built() -> &'static Path {
             .join("target/tmp")
             .join(format!("engine-plugins-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let build = Command::new(root().join("examples/plugins/build.sh"))
-            .arg(&dir)
-            .output()
-            .expect("run examples/plugins/build.sh");
-        assert!(
-            build.status.success(),
-            "examples/plugins/build.sh failed (needs clang and lld: make setup):\n{}{}",
-            String::from_utf8_lossy(&build.stdout),
-            String::from_utf8_lossy(&build.stderr)
-        );
+        build_example_plugins(&dir);
         let python = std::env::var_os("PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join(".venv/bin/python"));
