@@ -68,30 +68,9 @@ impl From<Error> for Failure {
     }
 }
 
-/// The `zenith_status` the C ABI returns for `kind` (as `libzenith/ffi/src/status.rs` maps it;
-/// kinds newer than this table are internal errors there too).
-pub fn status_of(kind: ErrorKind) -> i32 {
-    match kind {
-        ErrorKind::NullArgument => -1,
-        ErrorKind::InvalidArgument => -2,
-        ErrorKind::Io => -3,
-        ErrorKind::NotFound => -4,
-        ErrorKind::Format => -5,
-        ErrorKind::Unsupported => -6,
-        ErrorKind::Panic => -7,
-        ErrorKind::Internal => -8,
-        ErrorKind::SchemaMismatch => -9,
-        ErrorKind::BufferTooSmall => -10,
-        ErrorKind::OutOfMemory => -11,
-        ErrorKind::NoDevice => -14,
-        ErrorKind::Stage => -15,
-        _ => -8,
-    }
-}
-
 /// The exit code for a library error of `kind`: `2 - zenith_status`.
 pub fn exit_code_of(kind: ErrorKind) -> u8 {
-    u8::try_from(2 - status_of(kind)).unwrap_or(FAILURE)
+    u8::try_from(2 - kind.abi_status()).unwrap_or(FAILURE)
 }
 
 #[cfg(test)]
@@ -127,7 +106,7 @@ mod tests {
             (ErrorKind::NoDevice, "ZENITH_ERR_NO_DEVICE"),
             (ErrorKind::Stage, "ZENITH_ERR_EVENT_FAILED"),
         ] {
-            assert_eq!(status_of(kind), define(name), "{name}");
+            assert_eq!(kind.abi_status(), define(name), "{name}");
             assert_eq!(i32::from(exit_code_of(kind)), 2 - define(name), "{name}");
         }
     }

@@ -45,6 +45,29 @@ pub enum ErrorKind {
     Stage,
 }
 
+impl ErrorKind {
+    /// The `zenith_status` the C ABI reports this kind as (`ZENITH_ERR_*` in `zenith.h`), which the
+    /// CLI's exit codes follow too. Statuses are appended and never reused; a kind newer than the
+    /// C ABI is reported as an internal error (-8) until the ABI gives it a status of its own.
+    pub const fn abi_status(self) -> i32 {
+        match self {
+            ErrorKind::NullArgument => -1,
+            ErrorKind::InvalidArgument => -2,
+            ErrorKind::Io => -3,
+            ErrorKind::NotFound => -4,
+            ErrorKind::Format => -5,
+            ErrorKind::Unsupported => -6,
+            ErrorKind::Panic => -7,
+            ErrorKind::Internal => -8,
+            ErrorKind::SchemaMismatch => -9,
+            ErrorKind::BufferTooSmall => -10,
+            ErrorKind::OutOfMemory => -11,
+            ErrorKind::NoDevice => -14,
+            ErrorKind::Stage => -15,
+        }
+    }
+}
+
 /// Everything that can go wrong in Zenith, grouped by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -94,23 +94,34 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
     }
 }
 
-/// The status an [`Error`] of the core is reported as.
+/// The status an [`Error`] of the core is reported as (the core's [`ErrorKind::abi_status`]; a
+/// test below checks it against the constants above).
 pub fn status_of(error: &Error) -> zenith_status {
-    match error.kind() {
-        ErrorKind::NullArgument => ZENITH_ERR_NULL_ARGUMENT,
-        ErrorKind::InvalidArgument => ZENITH_ERR_INVALID_ARGUMENT,
-        ErrorKind::NotFound => ZENITH_ERR_NOT_FOUND,
-        ErrorKind::SchemaMismatch => ZENITH_ERR_SCHEMA_MISMATCH,
-        ErrorKind::Io => ZENITH_ERR_IO,
-        ErrorKind::Format => ZENITH_ERR_FORMAT,
-        ErrorKind::BufferTooSmall => ZENITH_ERR_BUFFER_TOO_SMALL,
-        ErrorKind::OutOfMemory => ZENITH_ERR_OUT_OF_MEMORY,
-        ErrorKind::Unsupported => ZENITH_ERR_UNSUPPORTED,
-        ErrorKind::Panic => ZENITH_ERR_PANIC,
-        ErrorKind::NoDevice => ZENITH_ERR_NO_DEVICE,
-        ErrorKind::Stage => ZENITH_ERR_EVENT_FAILED,
-        // Kinds added to the core after this ABI version: reported as internal errors until the
-        // C ABI gives them a status of their own.
-        _ => ZENITH_ERR_INTERNAL,
+    error.kind().abi_status()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_kind_reports_its_named_status() {
+        for (kind, status) in [
+            (ErrorKind::NullArgument, ZENITH_ERR_NULL_ARGUMENT),
+            (ErrorKind::InvalidArgument, ZENITH_ERR_INVALID_ARGUMENT),
+            (ErrorKind::Io, ZENITH_ERR_IO),
+            (ErrorKind::NotFound, ZENITH_ERR_NOT_FOUND),
+            (ErrorKind::Format, ZENITH_ERR_FORMAT),
+            (ErrorKind::Unsupported, ZENITH_ERR_UNSUPPORTED),
+            (ErrorKind::Panic, ZENITH_ERR_PANIC),
+            (ErrorKind::Internal, ZENITH_ERR_INTERNAL),
+            (ErrorKind::SchemaMismatch, ZENITH_ERR_SCHEMA_MISMATCH),
+            (ErrorKind::BufferTooSmall, ZENITH_ERR_BUFFER_TOO_SMALL),
+            (ErrorKind::OutOfMemory, ZENITH_ERR_OUT_OF_MEMORY),
+            (ErrorKind::NoDevice, ZENITH_ERR_NO_DEVICE),
+            (ErrorKind::Stage, ZENITH_ERR_EVENT_FAILED),
+        ] {
+            assert_eq!(kind.abi_status(), status, "{kind:?}");
+        }
     }
 }
