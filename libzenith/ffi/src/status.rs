@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 
-use zenith_core::{Error, ErrorKind};
+use zenith_core::Error;
 
 /// The status every fallible function returns: `ZENITH_OK`, another non-negative outcome
 /// (`ZENITH_DONE`, `ZENITH_WOULD_BLOCK`), or a negative error.
@@ -94,7 +94,7 @@ pub fn status_description(status: zenith_status) -> &'static CStr {
     }
 }
 
-/// The status an [`Error`] of the core is reported as (the core's [`ErrorKind::abi_status`]; a
+/// The status an [`Error`] of the core is reported as (the core's [`zenith_core::ErrorKind::abi_status`]; a
 /// test below checks it against the constants above).
 pub fn status_of(error: &Error) -> zenith_status {
     error.kind().abi_status()
@@ -103,6 +103,7 @@ pub fn status_of(error: &Error) -> zenith_status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zenith_core::ErrorKind;
 
     #[test]
     fn each_error_kind_reports_its_named_status() {
