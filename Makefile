@@ -31,6 +31,8 @@ export ZENITH_TEST_DATA := $(DATA_DIR)
 # Scratch files of the tests (install prefixes, pytest's tmp_path, Go and CMake builds) live under
 # target/, on the disk the build already uses: /tmp is a small tmpfs on some machines.
 export TMPDIR := $(CURDIR)/target/tmp
+# Compiled WASM plugins of the test runs go to scratch space, not the user's ~/.cache.
+export ZENITH_WASM_CACHE := $(TMPDIR)/wasm-cache
 $(shell mkdir -p $(TMPDIR))
 
 .PHONY: all build header setup data demo test lint test-rust test-symbols test-c test-python \

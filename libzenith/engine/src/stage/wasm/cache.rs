@@ -35,9 +35,13 @@ fn engine_key(engine: &Engine) -> u64 {
     hasher.finish()
 }
 
-/// The user cache directory for compiled modules: `$XDG_CACHE_HOME/zenith/wasm`, else
-/// `$HOME/.cache/zenith/wasm`; None when neither is set.
+/// The user cache directory for compiled modules: `$ZENITH_WASM_CACHE` when set (a test run or a
+/// container points it at scratch space), else `$XDG_CACHE_HOME/zenith/wasm`, else
+/// `$HOME/.cache/zenith/wasm`; None when none is set.
 pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ZENITH_WASM_CACHE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
