@@ -1835,6 +1835,30 @@ zenith_placement zenith_allocation_placement(const struct zenith_allocation *a);
 // `a` is NULL or a live allocation, not used afterwards (nor its memory).
 void zenith_allocation_free(struct zenith_allocation *a);
 
+// Returns the bytes of freed large blocks the library holds for reuse now.
+//
+// The library's allocator keeps freed blocks of 128 KiB and more (the decode buffers of Parquet
+// row groups and CSV/JSON chunks, read buffers) up to a limit (512 MiB unless
+// `zenith_block_cache_set_limit` changed it), so the next chunk reuses resident pages instead of
+// faulting in new ones. This memory stays in the process after the loaders are gone until
+// `zenith_block_cache_trim`.
+//
+// Thread safety: may be called from any thread.
+size_t zenith_block_cache_bytes(void);
+
+// Hands every freed block the library holds for reuse back to the system (for example after
+// the last loader closed, or before a memory-hungry phase of the program); returns the bytes
+// released.
+//
+// Thread safety: may be called from any thread.
+size_t zenith_block_cache_trim(void);
+
+// Sets how many bytes of freed large blocks the library may hold for reuse (default 512 MiB);
+// lowering it releases what is above the new limit at once; 0 turns the reuse off.
+//
+// Thread safety: may be called from any thread.
+void zenith_block_cache_set_limit(size_t bytes);
+
 // Creates loader options with the defaults: batches of `ZENITH_DEFAULT_BATCH_SIZE` rows,
 // `ZENITH_SHUFFLE_AUTO` (global, or block over the memory budget) with seed 0, last batch kept,
 // one worker per core (at most 4), prefetch of twice the workers, rank and world size from

@@ -3,6 +3,7 @@
  * consumer releases the exported Arrow array. Holding arrays across epochs and releasing them out
  * of order must never let the pool hand a buffer still in use to a new batch: every held array
  * keeps the values of its rows, and valgrind (tests/c/run.sh) sees no invalid access or leak.
+ * Freed large decode buffers are kept by the library's block cache until trimmed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,7 +95,45 @@ static void test_held_arrays_survive_epochs_and_out_of_order_releases(void) {
     CHECK_EQ_INT(broken, 0);
 }
 
+static const char *large_csv_path(void) {
+    static char buffer[4096];
+    const char *dir = getenv("ZENITH_TEST_DATA");
+    snprintf(buffer, sizeof buffer, "%s/large.csv", dir ? dir : "tests/data/generated");
+    return buffer;
+}
+
+/* Streams large.csv (chunks decode into buffers of 128 KiB and more) and frees everything. */
+static void stream_large_csv(void) {
+    zenith_loader *loader = NULL;
+    zenith_error *err = NULL;
+    CHECK_EQ_INT(zenith_loader_open(large_csv_path(), NULL, &loader, &err), ZENITH_OK);
+    struct ArrowArray array;
+    int64_t rows = 0;
+    while (zenith_loader_next(loader, &array, NULL, &err) == ZENITH_OK) {
+        rows += array.length;
+        array.release(&array);
+    }
+    CHECK(rows > 0);
+    zenith_loader_free(loader);
+}
+
+static void test_freed_decode_buffers_are_kept_until_trimmed(void) {
+    zenith_block_cache_trim();
+    CHECK_EQ_INT(zenith_block_cache_bytes(), 0);
+    stream_large_csv();
+    size_t kept = zenith_block_cache_bytes();
+    CHECK(kept >= 128 * 1024);
+    CHECK_EQ_INT(zenith_block_cache_trim(), kept);
+    CHECK_EQ_INT(zenith_block_cache_bytes(), 0);
+    /* Limit 0: nothing is kept. */
+    zenith_block_cache_set_limit(0);
+    stream_large_csv();
+    CHECK_EQ_INT(zenith_block_cache_bytes(), 0);
+    zenith_block_cache_set_limit((size_t)512 << 20);
+}
+
 int main(void) {
     test_held_arrays_survive_epochs_and_out_of_order_releases();
+    test_freed_decode_buffers_are_kept_until_trimmed();
     return check_summary("test_batch_pool");
 }

@@ -57,3 +57,31 @@ def test_metrics_count_what_loaders_delivered_and_are_served(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
             body = response.read().decode()
     assert "zenith_loader_rows_total" in body
+
+
+def test_freed_decode_buffers_are_kept_for_reuse_until_trimmed(tmp_path):
+    # A CSV of ~4 MiB in one chunk: its decoded columns are large blocks the allocator keeps.
+    path = tmp_path / "wide.csv"
+    path.write_text("a,b,c\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(200_000)))
+    zenith.trim_memory()
+    assert zenith.block_cache_bytes() == 0
+
+    def one_pass():
+        with zenith.Loader(str(path), batch_size=1000) as loader:
+            assert sum(b.num_rows for b in loader) == 200_000
+
+    one_pass()
+    kept = zenith.block_cache_bytes()
+    assert kept >= 128 * 1024, "the chunk's freed column buffers are kept"
+    one_pass()  # reuses them: the cache does not grow by another chunk's worth
+    assert zenith.block_cache_bytes() <= kept * 2
+    assert zenith.trim_memory() >= kept
+    assert zenith.block_cache_bytes() == 0
+    try:
+        zenith.trim_memory(limit=0)  # reuse off: nothing is kept
+        one_pass()
+        assert zenith.block_cache_bytes() == 0
+    finally:
+        zenith.trim_memory(limit=512 << 20)
+    with pytest.raises(ValueError):
+        zenith.trim_memory(limit=-1)

@@ -32,7 +32,7 @@ from ._errors import (
 )
 from ._lib import library_path
 from ._loader import Loader, Schema
-from ._runtime import MetricsServer, metrics_text, topology
+from ._runtime import MetricsServer, block_cache_bytes, metrics_text, topology, trim_memory
 
 # ---- gang scheduler (issue 11): the seeds' API, jobs on this machine -----------------------------
 from .scheduler import job, submit  # noqa: E402  (zenith.scheduler holds the rest)
@@ -86,6 +86,7 @@ __all__ = [
     "ZenithError",
     "ZenithIOError",
     "ZenithWarning",
+    "block_cache_bytes",
     "library_path",
     "load",
     "metrics_text",
@@ -93,6 +94,7 @@ __all__ = [
     "job",
     "submit",
     "topology",
+    "trim_memory",
     "version",
     # event engine
     "Engine",

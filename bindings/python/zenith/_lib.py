@@ -502,6 +502,9 @@ SIGNATURES = {
     "zenith_allocation_numa_node": ([AllocationPtr], c_int32),
     "zenith_allocation_placement": ([AllocationPtr], c_int32),
     "zenith_allocation_free": ([AllocationPtr], None),
+    "zenith_block_cache_bytes": ([], c_size_t),
+    "zenith_block_cache_trim": ([], c_size_t),
+    "zenith_block_cache_set_limit": ([c_size_t], None),
     "zenith_pin_current_thread": ([_Cpus, c_size_t, _Err], c_int32),
     "zenith_current_thread_affinity": ([_Cpus, c_size_t, _Len, _Err], c_int32),
     # rings

@@ -58,6 +58,24 @@ def metrics_text() -> str:
     return _read_text(lambda buf, cap, n, e: render(buf, cap, n, e))
 
 
+def block_cache_bytes() -> int:
+    """Bytes of freed large blocks (decode and read buffers of 128 KiB and more) the library
+    keeps for reuse, so the next chunk does not fault in fresh pages; see :func:`trim_memory`."""
+    return _fn("zenith_block_cache_bytes")()
+
+
+def trim_memory(limit: int | None = None) -> int:
+    """Hands the freed large blocks the library keeps for reuse back to the system and returns
+    the bytes released; with ``limit`` (bytes), also sets how much it may keep from now on
+    (default 512 MiB; 0 turns the reuse off)."""
+    released = _fn("zenith_block_cache_trim")()
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0 bytes, not {limit}")
+        _fn("zenith_block_cache_set_limit")(limit)
+    return released
+
+
 class MetricsServer:
     """Serves :func:`metrics_text` at ``GET /metrics`` on a background thread until closed."""
 

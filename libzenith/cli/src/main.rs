@@ -20,6 +20,12 @@ mod topology;
 
 use std::process::ExitCode;
 
+/// The library's allocator: large freed blocks are kept for reuse (see
+/// `zenith_core::runtime::block_cache`), so `zenith bench` measures what the library does.
+#[global_allocator]
+static ALLOCATOR: zenith_core::runtime::block_cache::BlockCacheAllocator =
+    zenith_core::runtime::block_cache::BlockCacheAllocator::new();
+
 use clap::{Parser, Subcommand};
 
 use crate::exit::Failure;

@@ -59,3 +59,9 @@ pub mod status;
 pub mod telemetry;
 pub mod topology;
 pub mod version;
+
+/// Large freed blocks (decode buffers) are kept for reuse rather than faulting in fresh pages
+/// chunk after chunk (see `zenith_core::runtime::block_cache`).
+#[global_allocator]
+static ALLOCATOR: zenith_core::runtime::block_cache::BlockCacheAllocator =
+    zenith_core::runtime::block_cache::BlockCacheAllocator::new();

@@ -1,4 +1,5 @@
-//! `zenith_allocation`: memory placed on a NUMA node, on hugepages where it can be.
+//! `zenith_allocation`: memory placed on a NUMA node, on hugepages where it can be; and the
+//! library allocator's cache of freed large blocks (`zenith_block_cache_*`).
 
 use std::ffi::c_void;
 
@@ -7,6 +8,7 @@ use crate::error::zenith_error;
 use crate::status::{ZENITH_OK, zenith_status};
 use zenith_core::Error;
 use zenith_core::runtime::alloc::{self, HugePages, NumaAllocation, Placement};
+use zenith_core::runtime::block_cache;
 
 /// Which pages back an allocation (one of the `ZENITH_HUGEPAGES_*` values).
 pub type zenith_hugepages = i32;
@@ -203,4 +205,37 @@ pub unsafe extern "C" fn zenith_allocation_free(a: *mut zenith_allocation) {
         // SAFETY: per the contract above.
         unsafe { args::free_handle(a) }
     })
+}
+
+/// Returns the bytes of freed large blocks the library holds for reuse now.
+///
+/// The library's allocator keeps freed blocks of 128 KiB and more (the decode buffers of Parquet
+/// row groups and CSV/JSON chunks, read buffers) up to a limit (512 MiB unless
+/// `zenith_block_cache_set_limit` changed it), so the next chunk reuses resident pages instead of
+/// faulting in new ones. This memory stays in the process after the loaders are gone until
+/// `zenith_block_cache_trim`.
+///
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn zenith_block_cache_bytes() -> usize {
+    ffi_boundary!(default: 0, { block_cache::stats().cached_bytes })
+}
+
+/// Hands every freed block the library holds for reuse back to the system (for example after
+/// the last loader closed, or before a memory-hungry phase of the program); returns the bytes
+/// released.
+///
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn zenith_block_cache_trim() -> usize {
+    ffi_boundary!(default: 0, { block_cache::trim() })
+}
+
+/// Sets how many bytes of freed large blocks the library may hold for reuse (default 512 MiB);
+/// lowering it releases what is above the new limit at once; 0 turns the reuse off.
+///
+/// Thread safety: may be called from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn zenith_block_cache_set_limit(bytes: usize) {
+    ffi_boundary!(default: (), { block_cache::set_cache_limit(bytes) })
 }

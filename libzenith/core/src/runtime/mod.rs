@@ -5,6 +5,8 @@
 //! * [`affinity`] — pinning the calling thread to CPUs and reading its affinity back.
 //! * [`alloc`] — memory placed on a NUMA node, on hugepages where it can be, usable as the
 //!   backing store of Arrow buffers.
+//! * [`block_cache`] — the global allocator of the library and the CLI: large freed blocks
+//!   (decode buffers) are kept for reuse instead of faulting in fresh pages chunk after chunk.
 //! * [`pool`] — a pool of host memory blocks (heap, or pinned memory from the GPU runtime) that
 //!   back batch buffers and staging slots and return when released.
 //! * [`memory_budget`] — the default budget of memory a loader and its reads work within.
@@ -16,6 +18,7 @@
 
 pub mod affinity;
 pub mod alloc;
+pub mod block_cache;
 pub mod io;
 pub mod memory_budget;
 pub mod pool;
