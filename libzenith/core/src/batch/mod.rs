@@ -1,11 +1,13 @@
 //! A batch the loader delivered, and its exports: the Arrow C Data Interface ([`arrow`]) and
 //! DLPack tensors of single columns ([`dlpack`]); the kernel that writes a shuffled batch's
-//! columns into pooled buffers ([`gather_kernel`]).
+//! columns into pooled buffers ([`gather_kernel`]); the validation of decoded IPC batches
+//! ([`validate`]).
 
 pub mod arrow;
 pub mod dlpack;
 pub mod gather_kernel;
 pub mod placement;
+pub mod validate;
 
 use arrow_array::RecordBatch;
 

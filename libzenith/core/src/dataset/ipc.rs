@@ -23,6 +23,7 @@ use arrow_ipc::{Block, root_as_footer};
 use arrow_schema::SchemaRef;
 
 use super::source::{Source, project_batch};
+use crate::batch::validate::ValidatingIpcDecoder;
 use crate::error::{Error, Result};
 use crate::runtime::io::file::open_regular;
 use crate::runtime::io::mmap::{into_buffer, map_file};
@@ -45,7 +46,7 @@ pub struct IpcFile {
     data: Data,
     /// `None` for a remote object (read by range, never mapped).
     identity: Option<FileIdentity>,
-    decoder: FileDecoder,
+    decoder: ValidatingIpcDecoder,
     blocks: Vec<Block>,
     rows: Vec<u64>,
     /// Decoded batches of a mapped file: views of the mapping, validated once, served again
@@ -270,6 +271,9 @@ fn decode(path: &Path, data: Data, identity: Option<FileIdentity>) -> Result<Ipc
             .map_err(|e| Error::arrow_format(path, e))?;
     }
     // Only each batch's metadata is needed for its row count (one batched read when reading).
+    // Batches are validated by the core's checks (same rules, faster offsets walk) once the
+    // dictionaries, validated by arrow, are in.
+    let decoder = ValidatingIpcDecoder::new(decoder, &schema);
     let blocks: Vec<Block> = footer.recordBatches().iter().flatten().copied().collect();
     let metadata = blocks
         .iter()
