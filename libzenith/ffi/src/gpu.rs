@@ -110,6 +110,15 @@ impl DeviceChoice {
     }
 }
 
+/// Lets the machine topology (`zenith_topology_discover`, the loader's `near_gpu_*`) see GPUs
+/// through NVML: installs the NVML facts source once per process (a no-op after the first call;
+/// without NVML the source reports nothing and the topology is sysfs alone).
+pub(crate) fn install_topology_facts() {
+    zenith_core::runtime::topology::install_gpu_facts_source(
+        zenith_gpu::topology_facts::gpu_facts,
+    );
+}
+
 /// The next batch of a loader on the device path: keeps the ring's slots busy with the batches
 /// ahead (their copies overlap the consumer's work) and hands out the oldest; `None` at the end
 /// of the epoch.

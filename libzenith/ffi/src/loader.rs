@@ -112,6 +112,8 @@ pub unsafe extern "C" fn zenith_loader_open(
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
         // A device set with zenith_loader_options_set_device must exist (gpu.rs).
+        // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
+        crate::gpu::install_topology_facts();
         let device = opts.map_or(Ok(None), |o| o.device.open())?;
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open(&path, options)?;
@@ -166,6 +168,8 @@ pub unsafe extern "C" fn zenith_loader_open_paths(
         let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
+        // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
+        crate::gpu::install_topology_facts();
         let device = opts.map_or(Ok(None), |o| o.device.open())?;
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open_list(&list, options)?;

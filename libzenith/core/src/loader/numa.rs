@@ -47,6 +47,14 @@ impl NumaPlacement {
             Some(root) => Topology::discover_at(root)?,
             None => Topology::discover()?,
         };
+        Self::resolve_in(target, &topology)
+    }
+
+    /// Resolves `target` through `topology` (for tests: a fake sysfs tree merged with injected
+    /// GPU facts), as [`NumaPlacement::resolve`] does through this machine's.
+    ///
+    /// On failure: [`Error::InvalidArgument`] for a GPU the topology does not have.
+    pub fn resolve_in(target: &NumaTarget, topology: &Topology) -> Result<Self> {
         let known_gpus = || {
             let list: Vec<String> = topology
                 .gpus()
