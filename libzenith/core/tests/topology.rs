@@ -364,7 +364,12 @@ fn gpu_driver_facts_merge_into_the_sysfs_view_and_steer_near_gpu() {
     };
     // Without facts: the sysfs view, unchanged.
     assert_eq!(sysfs.clone().with_gpu_facts(&[]), sysfs);
-    assert!(sysfs.gpus().iter().all(|g| !g.from_driver && g.name.is_empty()));
+    assert!(
+        sysfs
+            .gpus()
+            .iter()
+            .all(|g| !g.from_driver && g.name.is_empty())
+    );
     let before = NumaPlacement::resolve_in(&NumaTarget::GpuIndex(1), &sysfs).unwrap();
     assert_eq!(before.node, None, "sysfs alone: no node for the second GPU");
 
@@ -399,7 +404,10 @@ fn gpu_driver_facts_merge_into_the_sysfs_view_and_steer_near_gpu() {
     assert_eq!(merged.gpus()[1].device, 0x2330, "sysfs facts stay");
     let v = json(&merged);
     assert_eq!(v["gpus"][1]["name"], "GPU at 00000000:AF:00.0");
-    assert_eq!(v["gpus"][1]["cpu_affinity"], serde_json::json!([4, 5, 6, 7]));
+    assert_eq!(
+        v["gpus"][1]["cpu_affinity"],
+        serde_json::json!([4, 5, 6, 7])
+    );
     assert_eq!(v["gpus"][1]["from_driver"], true);
     assert_eq!(json(&sysfs)["gpus"][0]["from_driver"], false);
 
@@ -408,5 +416,10 @@ fn gpu_driver_facts_merge_into_the_sysfs_view_and_steer_near_gpu() {
     assert_eq!(after.node, Some(1));
     assert_eq!(after.worker_cpus().unwrap().to_vec(), vec![4, 5, 6, 7]);
     let by_address = NumaTarget::GpuAddress(PciAddress::parse("db:00.0").unwrap());
-    assert_eq!(NumaPlacement::resolve_in(&by_address, &merged).unwrap().node, Some(1));
+    assert_eq!(
+        NumaPlacement::resolve_in(&by_address, &merged)
+            .unwrap()
+            .node,
+        Some(1)
+    );
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use zenith_core::batch::export_schema;
 use zenith_core::{Error, Result};
 use zenith_gpu::device_array::export_cpu;
-use zenith_gpu::device_export::{export_device_array, selected_columns};
 pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
+use zenith_gpu::device_export::{export_device_array, selected_columns};
 
 use zenith_core::batch::dlpack::DLManagedTensorVersioned;
 use zenith_core::loader::Loader;
@@ -114,9 +114,7 @@ impl DeviceChoice {
 /// through NVML: installs the NVML facts source once per process (a no-op after the first call;
 /// without NVML the source reports nothing and the topology is sysfs alone).
 pub(crate) fn install_topology_facts() {
-    zenith_core::runtime::topology::install_gpu_facts_source(
-        zenith_gpu::topology_facts::gpu_facts,
-    );
+    zenith_core::runtime::topology::install_gpu_facts_source(zenith_gpu::topology_facts::gpu_facts);
 }
 
 /// The next batch of a loader on the device path: keeps the ring's slots busy with the batches
@@ -126,7 +124,9 @@ pub(crate) fn next_device_batch(
     loader: &Loader,
     path: &mut CudaPath,
 ) -> Result<Option<zenith_batch>> {
-    Ok(path.next(|| loader.next_batch())?.map(zenith_batch::on_device))
+    Ok(path
+        .next(|| loader.next_batch())?
+        .map(zenith_batch::on_device))
 }
 
 /// Facts about one CUDA device, filled by `zenith_gpu_info`.
@@ -553,8 +553,7 @@ unsafe fn write_device_array(
     let out = args::out(out, "out")?;
     let (array, schema) = match &batch.device {
         Some(device) => {
-            let stream =
-                dlpack_stream::consumer_stream(TensorDevice::Cuda, Some(consumer_stream))?;
+            let stream = dlpack_stream::consumer_stream(TensorDevice::Cuda, Some(consumer_stream))?;
             export_device_array(device, columns, stream)?
         }
         None => {

@@ -113,9 +113,8 @@ fn device_child(
             let bytes = row_width(data_type)
                 .map_err(Error::Unsupported)?
                 .saturating_mul(len);
-            let ptr = NonNull::new(address as usize as *mut u8).ok_or_else(|| {
-                Error::Internal("a device batch at address 0".into())
-            })?;
+            let ptr = NonNull::new(address as usize as *mut u8)
+                .ok_or_else(|| Error::Internal("a device batch at address 0".into()))?;
             let owner: Arc<dyn arrow_buffer::alloc::Allocation> = owner.clone();
             // SAFETY: `bytes` bytes at `ptr` are the column's placement in the batch's device
             // memory (checked against the placement's length by the caller), kept alive by
@@ -205,7 +204,11 @@ pub fn export_device_array<E: ArrowSyncEvent>(
             refused.join(", ")
         )));
     }
-    let fields: Fields = placed.iter().map(|(f, _)| f.clone()).collect::<Vec<Field>>().into();
+    let fields: Fields = placed
+        .iter()
+        .map(|(f, _)| f.clone())
+        .collect::<Vec<Field>>()
+        .into();
     let schema = export_schema(&Schema::new(fields.clone()))?;
     let (base, sync, hold) = batch.export_hold(stream, |engine, event| engine.sync_event(event))?;
     let owner = Arc::new(DeviceOwner {

@@ -30,8 +30,7 @@ fn batch(index: u64, rows: usize) -> Batch {
         vectors.append(true);
     }
     let vectors = vectors.finish();
-    let keys =
-        FixedSizeBinaryArray::try_from_iter((0..rows).map(|i| [i as u8, 0xab])).unwrap();
+    let keys = FixedSizeBinaryArray::try_from_iter((0..rows).map(|i| [i as u8, 0xab])).unwrap();
     let names = StringArray::from_iter_values((0..rows).map(|i| format!("r{i}")));
     let flags = BooleanArray::from_iter((0..rows).map(|i| Some(i % 2 == 0)));
     let data = RecordBatch::try_from_iter([

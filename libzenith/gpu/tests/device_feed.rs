@@ -59,13 +59,20 @@ fn copies_are_counted_per_device_in_totals_and_prometheus() {
         sample(&text, &format!("zenith_device_copied_bytes_total{device}")),
         4000.0
     );
-    assert_eq!(sample(&text, &format!("zenith_device_copies_total{device}")), 5.0);
     assert_eq!(
-        sample(&text, &format!("zenith_device_consumer_waits_total{device}")),
+        sample(&text, &format!("zenith_device_copies_total{device}")),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("zenith_device_consumer_waits_total{device}")
+        ),
         totals.consumer_waits as f64
     );
     for slot in ["staging", "device"] {
-        let line = format!("zenith_device_slot_waits_total{{device=\"host:feed-test\",slot=\"{slot}\"}}");
+        let line =
+            format!("zenith_device_slot_waits_total{{device=\"host:feed-test\",slot=\"{slot}\"}}");
         let expected = if slot == "staging" {
             totals.staging_waits
         } else {
@@ -73,7 +80,10 @@ fn copies_are_counted_per_device_in_totals_and_prometheus() {
         };
         assert_eq!(sample(&text, &line), expected as f64);
     }
-    let wait = sample(&text, &format!("zenith_device_consumer_wait_seconds_total{device}"));
+    let wait = sample(
+        &text,
+        &format!("zenith_device_consumer_wait_seconds_total{device}"),
+    );
     assert!(wait >= 0.0);
     assert!(sample(&text, &format!("zenith_device_copy_seconds_total{device}")) >= 0.0);
     for family in [
