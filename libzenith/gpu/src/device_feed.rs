@@ -104,6 +104,12 @@ impl<E: CopyEngine> DeviceFeed<E> {
         &self.path
     }
 
+    /// The device path, to configure before the first batch (its ring's shape, its pinned
+    /// pool); batches go through [`DeviceFeed::next`], which counts them.
+    pub fn path_mut(&mut self) -> &mut DevicePath<E> {
+        &mut self.path
+    }
+
     /// The counters so far.
     pub fn totals(&self) -> DeviceTotals {
         self.totals.snapshot()
