@@ -552,6 +552,23 @@ typedef struct zenith_stats {
     // Estimated bytes of the dataset decoded, which a global shuffle holds (0 when the data is
     // served without decoding: memory-mapped Arrow IPC, CSV).
     uint64_t decoded_bytes;
+    // Bytes the device path copied to the device (`zenith_loader_options_set_device`; all the
+    // `device_*` fields are 0 for a loader delivering in host memory).
+    uint64_t device_bytes_copied;
+    // Batches the device path copied.
+    uint64_t device_copies;
+    // Nanoseconds from each copy's submission until the loader saw it finished (exact when the
+    // consumer waited for it, else an upper bound).
+    uint64_t device_copy_ns;
+    // Nanoseconds the consumer spent waiting for batches to land on the device (GPU
+    // starvation; the wait for workers is `consumer_wait_ns`).
+    uint64_t device_consumer_wait_ns;
+    // Batches whose copy had not finished when the consumer asked for them.
+    uint64_t device_consumer_waits;
+    // Times a worker waited for a pinned staging slot whose copy had not finished.
+    uint64_t device_staging_waits;
+    // Times a copy waited for device memory the consumer still held.
+    uint64_t device_memory_waits;
 } zenith_stats;
 
 // Which pages back an allocation (one of the `ZENITH_HUGEPAGES_*` values).
@@ -1460,14 +1477,25 @@ zenith_status zenith_batch_column_dlpack_stream(const struct zenith_batch *batch
                                                 struct zenith_error **err);
 
 // Exports `batch` through the Arrow C Device Data Interface: a struct array (one child per
-// column) on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL) and, when `out_schema` is not
-// NULL, its schema. The batch is unchanged and may be exported again.
+// column) and, when `out_schema` is not NULL, its schema. The batch is unchanged and may be
+// exported again.
+//
+// A batch in host memory exports on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL),
+// sharing the batch's buffers. A batch in CUDA memory (a loader on a CUDA device) exports on
+// `ARROW_DEVICE_CUDA` with the CUDA ordinal as device id: each child's data buffer points into
+// the batch's device memory at the column's offset, its validity buffer is NULL (columns with
+// nulls never reach the device), and `sync_event` points to a `CUevent` recorded after the copy:
+// the consumer makes its stream wait on it (`cuStreamWaitEvent`) before reading, and releases
+// the array only once its work on the data finished. This is
+// `zenith_batch_export_device_array_columns(batch, NULL, 0, -1, out, out_schema, err)`.
 //
 // Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
-// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
-// them alive after `zenith_batch_free`.
-// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory (a loader on a CUDA device:
-// export its columns with `zenith_batch_column_dlpack_stream`); nothing is written.
+// `out->array.release(&out->array)`; the export keeps the buffers (host or device) alive after
+// `zenith_batch_free`, and device memory is reused for later batches only after the release.
+// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory with columns that are not on
+// the device (strings, columns with nulls, ...) or bools (one byte per value on the device):
+// the message names each of them; export the others with
+// `zenith_batch_export_device_array_columns`. Nothing is written.
 // NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
 // Thread safety: may be called concurrently on the same batch.
 //
@@ -1477,6 +1505,38 @@ zenith_status zenith_batch_export_device_array(const struct zenith_batch *batch,
                                                struct ArrowDeviceArray *out,
                                                struct ArrowSchema *out_schema,
                                                struct zenith_error **err);
+
+// Exports the columns `columns[0..num_columns]` of `batch`, in that order (`(NULL, 0)`: every
+// column), as `zenith_batch_export_device_array` does, for a consumer on `consumer_stream`.
+//
+// This is how a batch in CUDA memory with columns that are not on the device is exported: name
+// the device columns. `consumer_stream` follows the DLPack stream rules of
+// `zenith_batch_column_dlpack_stream`: `-1` leaves synchronisation to the consumer (through
+// `sync_event`, releasing the array only after its work on the data finished); `1`, `2` or a
+// `CUstream` makes that stream wait on the copy now, and the device memory is reused only after
+// the point on that stream where the array is released. A batch in host memory takes only `-1`.
+//
+// Ownership: as `zenith_batch_export_device_array`.
+// On failure: `ZENITH_ERR_INVALID_ARGUMENT` for an unknown column name (the message lists the
+// batch's columns), a NULL or non-UTF-8 name, or a stream value the rules refuse;
+// `ZENITH_ERR_UNSUPPORTED` as `zenith_batch_export_device_array` for the selected columns.
+// Nothing is written.
+// NULL policy: `batch` and `out` must not be NULL; `columns` may be NULL only with
+// `num_columns == 0`; `out_schema` and `err` may be NULL.
+// Thread safety: may be called concurrently on the same batch.
+// Lifetime: the names are only read during the call.
+//
+// # Safety
+// `batch` is NULL or live; `columns` is NULL or points to `num_columns` pointers, each NULL or
+// NUL-terminated; `consumer_stream` is a live stream of the batch's device when it is a handle;
+// the outputs are NULL or point to writable storage.
+zenith_status zenith_batch_export_device_array_columns(const struct zenith_batch *batch,
+                                                       const char *const *columns,
+                                                       size_t num_columns,
+                                                       int64_t consumer_stream,
+                                                       struct ArrowDeviceArray *out,
+                                                       struct ArrowSchema *out_schema,
+                                                       struct zenith_error **err);
 
 // Opens the dataset at `path` and prepares its first epoch.
 //
@@ -3334,6 +3394,12 @@ void zenith_telemetry_server_free(struct zenith_telemetry_server *server);
 //
 // Missing sysfs files give defaults (no CPUs, 0 bytes, unknown node), not errors. A kernel
 // without NUMA support yields one node 0 holding every online CPU.
+//
+// Where NVML (`libnvidia-ml.so.1`) is present, its GPUs are merged in: a GPU sysfs lists takes
+// NVML's name and ideal CPU affinity (in `zenith_topology_to_json`: `"name"`,
+// `"cpu_affinity"`, `"from_driver": true`) and NVML's NUMA node where sysfs has none; a GPU only
+// NVML sees (a container without the PCI tree) is added. Without NVML the view is sysfs alone.
+// The loader's `near_gpu_*` options resolve through the same merged view.
 // Ownership: on success `*out` receives a new topology the caller frees with
 // `zenith_topology_free`.
 // On failure: `ZENITH_ERR_NOT_FOUND` (no `/sys`), `ZENITH_ERR_FORMAT` (a file with text the

@@ -13,7 +13,7 @@ rm -rf gpu-pack
 mkdir -p gpu-pack
 cp target/release/libzenith.so target/release/zenith target/release/examples/h2d_bandwidth gpu-pack/
 # The newest build of each zenith-gpu test binary (cargo names them NAME-HASH).
-for test in cuda_device device_path slot_ring no_device; do
+for test in cuda_device device_path device_export device_feed slot_ring no_device; do
     binary=$(ls -t target/release/deps/"$test"-* | grep -v '\.d$' | head -n1)
     cp "$binary" "gpu-pack/test_$test"
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared device check for a machine with an NVIDIA GPU (issue 10): builds, runs the GPU
-# tests with a device required, runs compute-sanitizer on them when installed, and measures
+# tests with a device required (the Arrow device export of CUDA batches included), runs
+# compute-sanitizer on them when installed, and measures
 # host-to-device bandwidth (pageable vs pinned cuMemcpy vs zenith's slot ring) in one run.
 #
 #   bench/gpu/run.sh [OUT_DIR]        (default: target/bench-gpu; results in OUT_DIR/results.json)

@@ -247,6 +247,14 @@ type Stats struct {
 	IOBackendRequested IOBackend     // the backend asked for
 	IOReadBytes        uint64        // bytes read by pread or io_uring (0 with IOMmap)
 	IORead             time.Duration // time spent in those reads
+	// The device path (Options.Device): all zero for a loader delivering in host memory.
+	DeviceBytesCopied   uint64        // bytes copied to the device
+	DeviceCopies        uint64        // batches copied to the device
+	DeviceCopy          time.Duration // submit until each copy was seen finished (an upper bound unless the consumer waited)
+	DeviceConsumerWait  time.Duration // time the consumer waited for batches to land on the device (GPU starvation)
+	DeviceConsumerWaits uint64        // batches whose copy had not finished when asked for
+	DeviceStagingWaits  uint64        // waits for a pinned staging slot
+	DeviceMemoryWaits   uint64        // waits for device memory the consumer still held
 }
 
 // ShardSource says where a loader's rank and world size came from.
@@ -316,6 +324,14 @@ func (l *Loader) Stats() (Stats, error) {
 		IOBackendRequested: ioBackendFromC(s.io_backend_requested),
 		IOReadBytes:        uint64(s.io_read_bytes),
 		IORead:             time.Duration(s.io_read_ns),
+
+		DeviceBytesCopied:   uint64(s.device_bytes_copied),
+		DeviceCopies:        uint64(s.device_copies),
+		DeviceCopy:          time.Duration(s.device_copy_ns),
+		DeviceConsumerWait:  time.Duration(s.device_consumer_wait_ns),
+		DeviceConsumerWaits: uint64(s.device_consumer_waits),
+		DeviceStagingWaits:  uint64(s.device_staging_waits),
+		DeviceMemoryWaits:   uint64(s.device_memory_waits),
 	}, nil
 }
 

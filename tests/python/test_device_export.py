@@ -3,6 +3,8 @@
 * `zenith_batch_export_device_array` exports a CPU batch as an `ArrowDeviceArray` on
   `ARROW_DEVICE_CPU`, which pyarrow imports with `RecordBatch._import_from_c_device`: the struct
   layout and the release protocol are tested by a real consumer on every machine.
+* `zenith_batch_export_device_array_columns` exports a subset of columns, in the order asked
+  (how device batches with non-device columns are exported); bad names and streams are refused.
 * `zenith_gpu_count` / `zenith_gpu_info` and a CUDA device set on loader options: on a machine
   without a CUDA driver they fail with ZENITH_ERR_NO_DEVICE and a message naming what was searched
   (on a machine with one, they describe its devices).
@@ -58,6 +60,69 @@ def test_the_schema_is_optional_and_release_without_import_is_clean(zenith, data
     array.array.release(byref(array.array))
     assert not array.array.release
     batch.free()
+
+
+def export_columns(zenith, batch, names, stream=-1):
+    """(status, ArrowDeviceArray, ArrowSchema, message) of zenith_batch_export_device_array_columns."""
+    array, schema, err = _lib.ArrowDeviceArray(), _lib.ArrowSchema(), ErrorPtr()
+    if names is None:
+        pointers, count = None, 0
+    else:
+        pointers, count = (ctypes.c_char_p * len(names))(*[n.encode() for n in names]), len(names)
+    status = zenith.lib.zenith_batch_export_device_array_columns(
+        batch.handle, pointers, count, stream, byref(array), byref(schema), byref(err)
+    )
+    message = zenith.take_error(err)[1] if status < 0 else ""
+    return status, array, schema, message
+
+
+def test_a_subset_of_columns_imports_into_pyarrow_in_the_order_asked(zenith, data_dir):
+    path = data_dir / "basic.arrow"
+    expected = pa.ipc.open_file(path).read_all()
+    names = list(reversed(expected.schema.names))[:2]
+    loader = zenith.open(path, batch_size=50)
+    batch = loader.next_batch()
+    status, array, schema, message = export_columns(zenith, batch, names)
+    assert status == ZENITH_OK, message
+    assert array.device_type == _lib.ARROW_DEVICE_CPU and array.sync_event is None
+    batch.free()
+    record_batch = pa.RecordBatch._import_from_c_device(ctypes.addressof(array), ctypes.addressof(schema))
+    assert record_batch.schema.names == names
+    assert record_batch.equals(expected.slice(0, 50).select(names).to_batches()[0])
+    # (NULL, 0): every column, as zenith_batch_export_device_array.
+    batch = loader.next_batch()
+    status, array, schema, message = export_columns(zenith, batch, None)
+    assert status == ZENITH_OK, message
+    record_batch = pa.RecordBatch._import_from_c_device(ctypes.addressof(array), ctypes.addressof(schema))
+    assert record_batch.schema.names == expected.schema.names
+    batch.free()
+
+
+def test_unknown_columns_and_streams_on_host_batches_are_refused(zenith, data_dir):
+    loader = zenith.open(data_dir / "basic.arrow", batch_size=10)
+    batch = loader.next_batch()
+    status, array, _, message = export_columns(zenith, batch, ["no_such_column"])
+    assert status == _lib.ZENITH_ERR_INVALID_ARGUMENT
+    assert "`no_such_column`" in message and "its columns:" in message, message
+    assert not array.array.release, "nothing written on failure"
+    status, array, _, message = export_columns(zenith, batch, None, stream=1)
+    assert status == _lib.ZENITH_ERR_INVALID_ARGUMENT
+    assert "takes no stream" in message, message
+    array, err = _lib.ArrowDeviceArray(), ErrorPtr()
+    status = zenith.lib.zenith_batch_export_device_array_columns(batch.handle, None, 2, -1, byref(array), None, byref(err))
+    assert status == _lib.ZENITH_ERR_NULL_ARGUMENT
+    assert "columns" in zenith.take_error(err)[1]
+    batch.free()
+
+
+def test_host_loaders_report_zero_device_counters(zenith, data_dir):
+    loader = zenith.open(data_dir / "basic.arrow", batch_size=10)
+    loader.next_batch().free()
+    stats, err = _lib.zenith_stats(), ErrorPtr()
+    stats.struct_size = ctypes.sizeof(stats)
+    assert zenith.check(zenith.lib.zenith_loader_stats(loader.handle, byref(stats), byref(err)), err) == ZENITH_OK
+    assert stats.batches == 1
+    assert (stats.device_bytes_copied, stats.device_copies, stats.device_consumer_wait_ns) == (0, 0, 0)
 
 
 def test_null_arguments_are_refused(zenith):

@@ -292,6 +292,13 @@ class zenith_stats(ctypes.Structure):
         ("shuffle_requested", c_int32),
         ("memory_budget", c_uint64),
         ("decoded_bytes", c_uint64),
+        ("device_bytes_copied", c_uint64),
+        ("device_copies", c_uint64),
+        ("device_copy_ns", c_uint64),
+        ("device_consumer_wait_ns", c_uint64),
+        ("device_consumer_waits", c_uint64),
+        ("device_staging_waits", c_uint64),
+        ("device_memory_waits", c_uint64),
     ]
 
 
@@ -546,6 +553,10 @@ SIGNATURES = {
     "zenith_batch_column_dlpack_stream": ([BatchPtr, c_char_p, c_int64, POINTER(TensorPtr), _Err], c_int32),
     "zenith_batch_export_device_array": (
         [BatchPtr, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],
+        c_int32,
+    ),
+    "zenith_batch_export_device_array_columns": (
+        [BatchPtr, POINTER(c_char_p), c_size_t, c_int64, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],
         c_int32,
     ),
     # the event engine and its stages (callbacks as plain pointers: wrap a CFUNCTYPE to pass one)

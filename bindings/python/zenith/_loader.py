@@ -682,8 +682,10 @@ class Loader:
         "slurm" for SLURM_PROCID/SLURM_NTASKS, or "none"); shuffle_requested ("auto", "global",
         "block" or "none") and shuffle_downgraded (the automatic shuffle runs as block);
         memory_budget (bytes) and decoded_bytes (the decoded size of the data, 0 when it needs no
-        decoding); io_fallback_reason (see :meth:`io_fallback_reason`). Every field of the C
-        ``zenith_stats`` is here."""
+        decoding); the device path's device_bytes_copied, device_copies, device_copy_ns,
+        device_consumer_wait_ns (GPU starvation), device_consumer_waits, device_staging_waits and
+        device_memory_waits (all 0 on the host); io_fallback_reason (see
+        :meth:`io_fallback_reason`). Every field of the C ``zenith_stats`` is here."""
         with self._lock:
             s = self._stats_of(self._live())
         out = {name: getattr(s, name) for name, _ in _lib.zenith_stats._fields_[1:]}

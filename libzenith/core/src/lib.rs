@@ -27,6 +27,7 @@ pub use loader::{Loader, LoaderOptions};
 /// series, in a fixed order, even before any loader has run.
 pub fn register_metrics() {
     loader::metrics::metrics();
+    loader::device_metrics::register();
     runtime::io::metrics::metrics();
     #[cfg(feature = "remote")]
     runtime::io::remote::metrics::metrics();
@@ -47,6 +48,8 @@ mod tests {
             "zenith_loader_time_to_first_batch_seconds",
             "zenith_io_read_seconds",
             "zenith_ring_occupancy",
+            "zenith_device_copied_bytes_total",
+            "zenith_device_slot_waits_total",
             "zenith_build_info",
         ] {
             assert_eq!(

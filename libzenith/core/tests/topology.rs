@@ -341,3 +341,85 @@ fn this_machines_sysfs_parses() {
     }
     eprintln!("this machine: {}", t.to_json());
 }
+
+#[test]
+fn gpu_driver_facts_merge_into_the_sysfs_view_and_steer_near_gpu() {
+    use zenith_core::loader::NumaTarget;
+    use zenith_core::loader::numa::NumaPlacement;
+    use zenith_core::runtime::topology::GpuFacts;
+
+    let fake = FakeSysfs::new();
+    fake.online("0-7")
+        .node(0, "0-3", 1 << 20, 1 << 20, "10 21")
+        .node(1, "4-7", 1 << 20, 1 << 20, "21 10")
+        .pci("0000:3b:00.0", NVIDIA, 0x2330, 0x030200, Some(0))
+        // sysfs does not know this GPU's node (a VM): the driver does.
+        .pci("0000:af:00.0", NVIDIA, 0x2330, 0x030200, Some(-1));
+    let sysfs = Topology::discover_at(fake.root()).unwrap();
+    let fact = |address: &str, node: Option<u32>, cpus: Vec<u32>| GpuFacts {
+        pci_address: PciAddress::parse(address).unwrap(),
+        name: format!("GPU at {address}"),
+        numa_node: node,
+        cpu_affinity: cpus,
+    };
+    // Without facts: the sysfs view, unchanged.
+    assert_eq!(sysfs.clone().with_gpu_facts(&[]), sysfs);
+    assert!(
+        sysfs
+            .gpus()
+            .iter()
+            .all(|g| !g.from_driver && g.name.is_empty())
+    );
+    let before = NumaPlacement::resolve_in(&NumaTarget::GpuIndex(1), &sysfs).unwrap();
+    assert_eq!(before.node, None, "sysfs alone: no node for the second GPU");
+
+    let merged = sysfs.clone().with_gpu_facts(&[
+        fact("00000000:AF:00.0", Some(1), vec![4, 5, 6, 7]),
+        // sysfs knows this node: it wins over the driver's.
+        fact("00000000:3B:00.0", Some(1), vec![0, 1, 2, 3]),
+        // Only the driver sees this one (a container without its PCI directory).
+        fact("00000000:DB:00.0", Some(1), vec![]),
+    ]);
+    let gpus: Vec<(String, Option<u32>, Vec<u32>, bool)> = merged
+        .gpus()
+        .iter()
+        .map(|g| {
+            (
+                g.address.to_string(),
+                g.numa_node,
+                g.cpu_affinity.clone(),
+                g.from_driver,
+            )
+        })
+        .collect();
+    assert_eq!(
+        gpus,
+        [
+            ("0000:3b:00.0".to_string(), Some(0), vec![0, 1, 2, 3], true),
+            ("0000:af:00.0".to_string(), Some(1), vec![4, 5, 6, 7], true),
+            ("0000:db:00.0".to_string(), Some(1), vec![], true),
+        ]
+    );
+    assert_eq!(merged.gpus()[2].vendor, NVIDIA);
+    assert_eq!(merged.gpus()[1].device, 0x2330, "sysfs facts stay");
+    let v = json(&merged);
+    assert_eq!(v["gpus"][1]["name"], "GPU at 00000000:AF:00.0");
+    assert_eq!(
+        v["gpus"][1]["cpu_affinity"],
+        serde_json::json!([4, 5, 6, 7])
+    );
+    assert_eq!(v["gpus"][1]["from_driver"], true);
+    assert_eq!(json(&sysfs)["gpus"][0]["from_driver"], false);
+
+    // near_gpu resolves through the merged view: the second GPU is now near node 1.
+    let after = NumaPlacement::resolve_in(&NumaTarget::GpuIndex(1), &merged).unwrap();
+    assert_eq!(after.node, Some(1));
+    assert_eq!(after.worker_cpus().unwrap().to_vec(), vec![4, 5, 6, 7]);
+    let by_address = NumaTarget::GpuAddress(PciAddress::parse("db:00.0").unwrap());
+    assert_eq!(
+        NumaPlacement::resolve_in(&by_address, &merged)
+            .unwrap()
+            .node,
+        Some(1)
+    );
+}

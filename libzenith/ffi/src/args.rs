@@ -173,3 +173,37 @@ pub unsafe fn write_text(
     }
     Ok(())
 }
+
+/// A caller's list of `count` NUL-terminated UTF-8 strings (column names, ...), borrowed;
+/// `(NULL, 0)` is `None` (no list). A NULL entry or bad UTF-8 is `ZENITH_ERR_INVALID_ARGUMENT`
+/// naming the entry (`name[i]`), `NULL` with `count > 0` is `ZENITH_ERR_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `list` is NULL or points to `count` pointers, each NULL or NUL-terminated, all outliving
+/// `'a` unchanged.
+pub unsafe fn utf8_list<'a>(
+    list: *const *const c_char,
+    count: usize,
+    name: &'static str,
+) -> Result<Option<Vec<&'a str>>> {
+    if count == 0 && list.is_null() {
+        return Ok(None);
+    }
+    if list.is_null() {
+        return Err(Error::NullArgument(name));
+    }
+    // SAFETY: non-NULL and `count` long per the contract.
+    let pointers = unsafe { std::slice::from_raw_parts(list, count) };
+    let mut items = Vec::with_capacity(count);
+    for (i, &pointer) in pointers.iter().enumerate() {
+        if pointer.is_null() {
+            return Err(Error::InvalidArgument(format!("{name}[{i}] is NULL")));
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let item = unsafe { CStr::from_ptr(pointer) }
+            .to_str()
+            .map_err(|_| Error::InvalidArgument(format!("{name}[{i}] is not valid UTF-8")))?;
+        items.push(item);
+    }
+    Ok(Some(items))
+}

@@ -144,20 +144,40 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack(
     err: *mut *mut zenith_error,
 ) -> zenith_status {
     ffi_boundary!(err: err, {
-        // SAFETY: per the contract above.
-        let batch = unsafe { args::borrow(batch, "batch") }?;
-        // SAFETY: per the contract above.
-        let column = unsafe { args::utf8(column, "column") }?;
-        let out = args::out(out, "out")?;
         // Without a stream: the legacy default stream waits for a device copy (DLPack's `None`).
-        let tensor = batch.column_tensor(
-            column,
-            zenith_gpu::dlpack_stream::ConsumerStream::LegacyDefault,
-        )?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(tensor.into_raw()) };
-        Ok(ZENITH_OK)
+        // SAFETY: per the contract above.
+        unsafe { write_column_tensor(batch, column, None, out) }
     })
+}
+
+/// The body of `zenith_batch_column_dlpack` and `zenith_batch_column_dlpack_stream`: checks the
+/// arguments and writes the named column of `batch` to `*out` as a tensor for a consumer on
+/// `stream` (DLPack's `stream` argument of `__dlpack__`, interpreted for the batch's device).
+///
+/// # Safety
+/// As the two functions: `batch` NULL or live, `column` NULL or NUL-terminated, `out` NULL or
+/// writable.
+pub(crate) unsafe fn write_column_tensor(
+    batch: *const zenith_batch,
+    column: *const c_char,
+    stream: Option<i64>,
+    out: *mut *mut DLManagedTensorVersioned,
+) -> zenith_core::Result<zenith_status> {
+    // SAFETY: per the contract above.
+    let batch = unsafe { args::borrow(batch, "batch") }?;
+    // SAFETY: per the contract above.
+    let column = unsafe { args::utf8(column, "column") }?;
+    let out = args::out(out, "out")?;
+    let device = if batch.device.is_some() {
+        zenith_gpu::dlpack_stream::TensorDevice::Cuda
+    } else {
+        zenith_gpu::dlpack_stream::TensorDevice::Cpu
+    };
+    let stream = zenith_gpu::dlpack_stream::consumer_stream(device, stream)?;
+    let tensor = batch.column_tensor(column, stream)?;
+    // SAFETY: `out` is non-NULL and writable per the contract.
+    unsafe { out.write(tensor.into_raw()) };
+    Ok(ZENITH_OK)
 }
 
 /// Exports the column at position `index` (0-based, in schema order) of `batch` as a DLPack

@@ -13,16 +13,18 @@ use zenith_core::batch::export_schema;
 use zenith_core::{Error, Result};
 use zenith_gpu::device_array::export_cpu;
 pub use zenith_gpu::device_array::{ArrowDeviceArray, ArrowDeviceArrayStream};
+use zenith_gpu::device_export::{export_device_array, selected_columns};
 
 use zenith_core::batch::dlpack::DLManagedTensorVersioned;
 use zenith_core::loader::Loader;
+use zenith_gpu::device_feed::DeviceFeed;
 use zenith_gpu::device_path::{DeviceColumns, DevicePath};
 use zenith_gpu::dlpack_stream::{self, TensorDevice};
 use zenith_gpu::ring::cuda_engine::CudaCopyEngine;
 use zenith_gpu::{DeviceInfo, LinkKind};
 
 use crate::args;
-use crate::batch::zenith_batch;
+use crate::batch::{write_column_tensor, zenith_batch};
 use crate::error::zenith_error;
 use crate::options::zenith_loader_options;
 use crate::status::{ZENITH_OK, zenith_status};
@@ -79,8 +81,9 @@ pub const ZENITH_DEVICE_DEFAULT_SLOTS: usize = 4;
 /// How long the device path waits for a slot, a copy or released device memory before it fails.
 const DEVICE_PATH_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The device path of a loader opened on a CUDA device.
-pub(crate) type CudaPath = DevicePath<CudaCopyEngine>;
+/// The device path of a loader opened on a CUDA device, with its telemetry (Prometheus series
+/// labelled `device="cuda:N"`, counters in `zenith_stats`).
+pub(crate) type CudaPath = DeviceFeed<CudaCopyEngine>;
 
 /// A batch delivered in CUDA device memory.
 pub(crate) type CudaColumns = DeviceColumns<CudaCopyEngine>;
@@ -100,15 +103,18 @@ impl DeviceChoice {
                     )),
                     other => other,
                 })?;
-                Ok(Some(DevicePath::new(
-                    engine,
-                    ordinal,
-                    slots,
-                    DEVICE_PATH_DEADLINE,
-                )?))
+                let path = DevicePath::new(engine, ordinal, slots, DEVICE_PATH_DEADLINE)?;
+                Ok(Some(DeviceFeed::new(path, &format!("cuda:{ordinal}"))))
             }
         }
     }
+}
+
+/// Lets the machine topology (`zenith_topology_discover`, the loader's `near_gpu_*`) see GPUs
+/// through NVML: installs the NVML facts source once per process (a no-op after the first call;
+/// without NVML the source reports nothing and the topology is sysfs alone).
+pub(crate) fn install_topology_facts() {
+    zenith_core::runtime::topology::install_gpu_facts_source(zenith_gpu::topology_facts::gpu_facts);
 }
 
 /// The next batch of a loader on the device path: keeps the ring's slots busy with the batches
@@ -118,13 +124,9 @@ pub(crate) fn next_device_batch(
     loader: &Loader,
     path: &mut CudaPath,
 ) -> Result<Option<zenith_batch>> {
-    while path.in_flight() < path.depth() {
-        match loader.next_batch()? {
-            Some(batch) => path.push(batch)?,
-            None => break,
-        }
-    }
-    Ok(path.pop()?.map(zenith_batch::on_device))
+    Ok(path
+        .next(|| loader.next_batch())?
+        .map(zenith_batch::on_device))
 }
 
 /// Facts about one CUDA device, filled by `zenith_gpu_info`.
@@ -451,34 +453,30 @@ pub unsafe extern "C" fn zenith_batch_column_dlpack_stream(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         // SAFETY: per the contract above.
-        let batch = unsafe { args::borrow(batch, "batch") }?;
-        // SAFETY: per the contract above.
-        let column = unsafe { args::utf8(column, "column") }?;
-        let out = args::out(out, "out")?;
-        let device = if batch.device.is_some() {
-            TensorDevice::Cuda
-        } else {
-            TensorDevice::Cpu
-        };
-        let tensor = batch.column_tensor(
-            column,
-            dlpack_stream::consumer_stream(device, Some(consumer_stream))?,
-        )?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(tensor.into_raw()) };
-        Ok(ZENITH_OK)
+        unsafe { write_column_tensor(batch, column, Some(consumer_stream), out) }
     })
 }
 
 /// Exports `batch` through the Arrow C Device Data Interface: a struct array (one child per
-/// column) on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL) and, when `out_schema` is not
-/// NULL, its schema. The batch is unchanged and may be exported again.
+/// column) and, when `out_schema` is not NULL, its schema. The batch is unchanged and may be
+/// exported again.
+///
+/// A batch in host memory exports on `ARROW_DEVICE_CPU` (device id -1, `sync_event` NULL),
+/// sharing the batch's buffers. A batch in CUDA memory (a loader on a CUDA device) exports on
+/// `ARROW_DEVICE_CUDA` with the CUDA ordinal as device id: each child's data buffer points into
+/// the batch's device memory at the column's offset, its validity buffer is NULL (columns with
+/// nulls never reach the device), and `sync_event` points to a `CUevent` recorded after the copy:
+/// the consumer makes its stream wait on it (`cuStreamWaitEvent`) before reading, and releases
+/// the array only once its work on the data finished. This is
+/// `zenith_batch_export_device_array_columns(batch, NULL, 0, -1, out, out_schema, err)`.
 ///
 /// Ownership: on success the caller owns `*out` (and `*out_schema`) and calls
-/// `out->array.release(&out->array)`; the export shares the batch's buffers (no copy) and keeps
-/// them alive after `zenith_batch_free`.
-/// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory (a loader on a CUDA device:
-/// export its columns with `zenith_batch_column_dlpack_stream`); nothing is written.
+/// `out->array.release(&out->array)`; the export keeps the buffers (host or device) alive after
+/// `zenith_batch_free`, and device memory is reused for later batches only after the release.
+/// On failure: `ZENITH_ERR_UNSUPPORTED` for a batch in CUDA memory with columns that are not on
+/// the device (strings, columns with nulls, ...) or bools (one byte per value on the device):
+/// the message names each of them; export the others with
+/// `zenith_batch_export_device_array_columns`. Nothing is written.
 /// NULL policy: `batch` and `out` must not be NULL; `out_schema` and `err` may be NULL.
 /// Thread safety: may be called concurrently on the same batch.
 ///
@@ -493,31 +491,91 @@ pub unsafe extern "C" fn zenith_batch_export_device_array(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         // SAFETY: per the contract above.
-        let batch = unsafe { args::borrow(batch, "batch") }?;
-        let out = args::out(out, "out")?;
-        if let Some(device) = &batch.device {
-            return Err(Error::Unsupported(format!(
-                "batch {} is in CUDA device {} memory: export its columns with \
-                 zenith_batch_column_dlpack_stream (the Arrow C Device export of device batches \
-                 is not built yet)",
-                batch.inner.index,
-                device.ordinal()
-            )));
-        }
-        let schema = if out_schema.is_null() {
-            None
-        } else {
-            Some(export_schema(&batch.inner.data.schema())?)
-        };
-        // SAFETY: the outputs are non-NULL where written and writable per the contract.
-        unsafe {
-            out.write(export_cpu(&batch.inner.data));
-            if let Some(schema) = schema {
-                out_schema.write(schema);
-            }
-        }
-        Ok(ZENITH_OK)
+        unsafe { write_device_array(batch, None, -1, out, out_schema) }
     })
+}
+
+/// Exports the columns `columns[0..num_columns]` of `batch`, in that order (`(NULL, 0)`: every
+/// column), as `zenith_batch_export_device_array` does, for a consumer on `consumer_stream`.
+///
+/// This is how a batch in CUDA memory with columns that are not on the device is exported: name
+/// the device columns. `consumer_stream` follows the DLPack stream rules of
+/// `zenith_batch_column_dlpack_stream`: `-1` leaves synchronisation to the consumer (through
+/// `sync_event`, releasing the array only after its work on the data finished); `1`, `2` or a
+/// `CUstream` makes that stream wait on the copy now, and the device memory is reused only after
+/// the point on that stream where the array is released. A batch in host memory takes only `-1`.
+///
+/// Ownership: as `zenith_batch_export_device_array`.
+/// On failure: `ZENITH_ERR_INVALID_ARGUMENT` for an unknown column name (the message lists the
+/// batch's columns), a NULL or non-UTF-8 name, or a stream value the rules refuse;
+/// `ZENITH_ERR_UNSUPPORTED` as `zenith_batch_export_device_array` for the selected columns.
+/// Nothing is written.
+/// NULL policy: `batch` and `out` must not be NULL; `columns` may be NULL only with
+/// `num_columns == 0`; `out_schema` and `err` may be NULL.
+/// Thread safety: may be called concurrently on the same batch.
+/// Lifetime: the names are only read during the call.
+///
+/// # Safety
+/// `batch` is NULL or live; `columns` is NULL or points to `num_columns` pointers, each NULL or
+/// NUL-terminated; `consumer_stream` is a live stream of the batch's device when it is a handle;
+/// the outputs are NULL or point to writable storage.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zenith_batch_export_device_array_columns(
+    batch: *const zenith_batch,
+    columns: *const *const c_char,
+    num_columns: usize,
+    consumer_stream: i64,
+    out: *mut ArrowDeviceArray,
+    out_schema: *mut FFI_ArrowSchema,
+    err: *mut *mut zenith_error,
+) -> zenith_status {
+    ffi_boundary!(err: err, {
+        // SAFETY: per the contract above.
+        let columns = unsafe { args::utf8_list(columns, num_columns, "columns") }?;
+        // SAFETY: per the contract above.
+        unsafe { write_device_array(batch, columns.as_deref(), consumer_stream, out, out_schema) }
+    })
+}
+
+/// The body of the two Arrow device exports.
+///
+/// # Safety
+/// `batch` is NULL or live; `out` and `out_schema` are NULL or writable.
+unsafe fn write_device_array(
+    batch: *const zenith_batch,
+    columns: Option<&[&str]>,
+    consumer_stream: i64,
+    out: *mut ArrowDeviceArray,
+    out_schema: *mut FFI_ArrowSchema,
+) -> Result<zenith_status> {
+    // SAFETY: per the contract above.
+    let batch = unsafe { args::borrow(batch, "batch") }?;
+    let out = args::out(out, "out")?;
+    let (array, schema) = match &batch.device {
+        Some(device) => {
+            let stream = dlpack_stream::consumer_stream(TensorDevice::Cuda, Some(consumer_stream))?;
+            export_device_array(device, columns, stream)?
+        }
+        None => {
+            dlpack_stream::consumer_stream(TensorDevice::Cpu, Some(consumer_stream))?;
+            let data = &batch.inner.data;
+            let data = match columns {
+                None => data.clone(),
+                Some(names) => data
+                    .project(&selected_columns(&data.schema(), Some(names))?)
+                    .map_err(|e| Error::Internal(format!("projecting the batch: {e}")))?,
+            };
+            (export_cpu(&data), export_schema(&data.schema())?)
+        }
+    };
+    // SAFETY: the outputs are non-NULL where written and writable per the contract.
+    unsafe {
+        out.write(array);
+        if !out_schema.is_null() {
+            out_schema.write(schema);
+        }
+    }
+    Ok(ZENITH_OK)
 }
 
 #[cfg(test)]

@@ -29,6 +29,19 @@ pub struct zenith_loader {
     inner: Loader,
     /// The device path when batches are delivered on a CUDA device (gpu.rs).
     device: Option<crate::gpu::CudaPath>,
+    /// The device path's counters, read by `zenith_loader_stats` from any thread.
+    device_totals: Option<zenith_gpu::device_feed::SharedTotals>,
+}
+
+impl zenith_loader {
+    fn new(inner: Loader, device: Option<crate::gpu::CudaPath>) -> Self {
+        let device_totals = device.as_ref().map(|d| d.shared_totals());
+        zenith_loader {
+            inner,
+            device,
+            device_totals,
+        }
+    }
 }
 
 /// Opens the dataset at `path` and prepares its first epoch.
@@ -99,11 +112,13 @@ pub unsafe extern "C" fn zenith_loader_open(
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
         // A device set with zenith_loader_options_set_device must exist (gpu.rs).
+        // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
+        crate::gpu::install_topology_facts();
         let device = opts.map_or(Ok(None), |o| o.device.open())?;
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open(&path, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_loader { inner: loader, device })) };
+        unsafe { out.write(args::into_handle(zenith_loader::new(loader, device))) };
         Ok(ZENITH_OK)
     })
 }
@@ -153,11 +168,13 @@ pub unsafe extern "C" fn zenith_loader_open_paths(
         let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
+        // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
+        crate::gpu::install_topology_facts();
         let device = opts.map_or(Ok(None), |o| o.device.open())?;
         let options = opts.map_or(&default_options, |o| &o.inner);
         let loader = Loader::open_list(&list, options)?;
         // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(args::into_handle(zenith_loader { inner: loader, device })) };
+        unsafe { out.write(args::into_handle(zenith_loader::new(loader, device))) };
         Ok(ZENITH_OK)
     })
 }
@@ -473,6 +490,23 @@ pub struct zenith_stats {
     /// Estimated bytes of the dataset decoded, which a global shuffle holds (0 when the data is
     /// served without decoding: memory-mapped Arrow IPC, CSV).
     pub decoded_bytes: u64,
+    /// Bytes the device path copied to the device (`zenith_loader_options_set_device`; all the
+    /// `device_*` fields are 0 for a loader delivering in host memory).
+    pub device_bytes_copied: u64,
+    /// Batches the device path copied.
+    pub device_copies: u64,
+    /// Nanoseconds from each copy's submission until the loader saw it finished (exact when the
+    /// consumer waited for it, else an upper bound).
+    pub device_copy_ns: u64,
+    /// Nanoseconds the consumer spent waiting for batches to land on the device (GPU
+    /// starvation; the wait for workers is `consumer_wait_ns`).
+    pub device_consumer_wait_ns: u64,
+    /// Batches whose copy had not finished when the consumer asked for them.
+    pub device_consumer_waits: u64,
+    /// Times a worker waited for a pinned staging slot whose copy had not finished.
+    pub device_staging_waits: u64,
+    /// Times a copy waited for device memory the consumer still held.
+    pub device_memory_waits: u64,
 }
 
 /// Fills `*out` with the loader's counters and configuration.
@@ -502,6 +536,11 @@ pub unsafe extern "C" fn zenith_loader_stats(
             )));
         }
         let s = loader.inner.stats();
+        let d = loader
+            .device_totals
+            .as_ref()
+            .map(|t| t.snapshot())
+            .unwrap_or_default();
         let stats = zenith_stats {
             struct_size: caller_size,
             rows: s.rows,
@@ -529,6 +568,13 @@ pub unsafe extern "C" fn zenith_loader_stats(
             shuffle_requested: s.shuffle_requested.map_or(ZENITH_SHUFFLE_AUTO, shuffle_to_c),
             memory_budget: s.memory_budget,
             decoded_bytes: s.decoded_bytes,
+            device_bytes_copied: d.bytes_copied,
+            device_copies: d.copies,
+            device_copy_ns: d.copy_ns,
+            device_consumer_wait_ns: d.consumer_wait_ns,
+            device_consumer_waits: d.consumer_waits,
+            device_staging_waits: d.staging_waits,
+            device_memory_waits: d.device_waits,
         };
         let len = caller_size.min(std::mem::size_of::<zenith_stats>());
         // SAFETY: `len` bytes fit both the local struct and the caller's (per the contract).

@@ -2,7 +2,7 @@
 //!
 //! Every setter validates its argument and leaves the options unchanged on failure.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::c_char;
 use std::sync::Arc;
 
 use arrow_schema::Schema;
@@ -347,31 +347,25 @@ pub unsafe extern "C" fn zenith_loader_options_set_columns(
     err: *mut *mut zenith_error,
 ) -> zenith_status {
     ffi_boundary!(err: err, {
-        let names = if count == 0 && columns.is_null() {
-            None
-        } else if count == 0 {
+        if count == 0 && !columns.is_null() {
             return Err(Error::InvalidArgument("columns must not be empty".into()));
-        } else {
-            if columns.is_null() {
-                return Err(Error::NullArgument("columns"));
-            }
-            // SAFETY: non-NULL and `count` long per the contract.
-            let pointers = unsafe { std::slice::from_raw_parts(columns, count) };
-            let mut names = Vec::with_capacity(count);
-            for (i, &pointer) in pointers.iter().enumerate() {
-                if pointer.is_null() {
-                    return Err(Error::InvalidArgument(format!("columns[{i}] is NULL")));
+        }
+        // SAFETY: per the contract above.
+        let listed = unsafe { args::utf8_list(columns, count, "columns") }?;
+        let names = match listed {
+            None => None,
+            Some(listed) => {
+                let mut names: Vec<String> = Vec::with_capacity(listed.len());
+                for name in listed {
+                    if names.iter().any(|n| n == name) {
+                        return Err(Error::InvalidArgument(format!(
+                            "columns: {name:?} is listed twice"
+                        )));
+                    }
+                    names.push(name.to_owned());
                 }
-                // SAFETY: non-NULL and NUL-terminated per the contract.
-                let name = unsafe { CStr::from_ptr(pointer) }.to_str().map_err(|_| {
-                    Error::InvalidArgument(format!("columns[{i}] is not valid UTF-8"))
-                })?;
-                if names.iter().any(|n: &String| n == name) {
-                    return Err(Error::InvalidArgument(format!("columns: {name:?} is listed twice")));
-                }
-                names.push(name.to_owned());
+                Some(names)
             }
-            Some(names)
         };
         // SAFETY: per the contract above.
         unsafe { with_options(opts, |o| o.set_columns(names)) }

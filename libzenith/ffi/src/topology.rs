@@ -100,6 +100,12 @@ fn write_topology(out: *mut *mut zenith_topology, topology: Topology) {
 ///
 /// Missing sysfs files give defaults (no CPUs, 0 bytes, unknown node), not errors. A kernel
 /// without NUMA support yields one node 0 holding every online CPU.
+///
+/// Where NVML (`libnvidia-ml.so.1`) is present, its GPUs are merged in: a GPU sysfs lists takes
+/// NVML's name and ideal CPU affinity (in `zenith_topology_to_json`: `"name"`,
+/// `"cpu_affinity"`, `"from_driver": true`) and NVML's NUMA node where sysfs has none; a GPU only
+/// NVML sees (a container without the PCI tree) is added. Without NVML the view is sysfs alone.
+/// The loader's `near_gpu_*` options resolve through the same merged view.
 /// Ownership: on success `*out` receives a new topology the caller frees with
 /// `zenith_topology_free`.
 /// On failure: `ZENITH_ERR_NOT_FOUND` (no `/sys`), `ZENITH_ERR_FORMAT` (a file with text the
@@ -118,6 +124,7 @@ pub unsafe extern "C" fn zenith_topology_discover(
 ) -> zenith_status {
     ffi_boundary!(err: err, {
         let out = args::out(out, "out")?;
+        crate::gpu::install_topology_facts();
         write_topology(out, Topology::discover()?);
         Ok(ZENITH_OK)
     })

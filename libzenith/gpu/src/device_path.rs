@@ -298,6 +298,33 @@ pub struct DeviceColumns<E: CopyEngine> {
 }
 
 impl<E: CopyEngine> DeviceColumns<E> {
+    /// What every export of the batch (a DLPack tensor, an Arrow device array) starts with:
+    /// makes work the consumer queues on `stream` wait for the copy, runs `with_event` on the
+    /// engine and the copy's event (the Arrow export takes its `sync_event` there), and returns
+    /// the device address of the batch's first byte, `with_event`'s result, and the hold that
+    /// keeps the device memory from reuse until dropped (then marking `stream`, like a DLPack
+    /// tensor's deleter).
+    pub fn export_hold<T>(
+        &self,
+        stream: ConsumerStream,
+        with_event: impl FnOnce(&E, &E::Event) -> Result<T>,
+    ) -> Result<(u64, T, Box<dyn Send + Sync>)> {
+        let (base, value) = {
+            let guard = self.memory.batch.lock().unwrap_or_else(|p| p.into_inner());
+            let batch = guard
+                .as_ref()
+                .ok_or_else(|| Error::Internal("device batch already released".into()))?;
+            batch.engine().consumer_wait(batch.event(), stream)?;
+            let value = with_event(batch.engine(), batch.event())?;
+            (E::device_address(batch.device()), value)
+        };
+        let hold: Box<dyn Send + Sync> = Box::new(Mutex::new(TensorHold {
+            memory: Arc::clone(&self.memory),
+            stream,
+        }));
+        Ok((base, value, hold))
+    }
+
     /// The batch as delivered on the host.
     pub fn host(&self) -> &Batch {
         &self.host
@@ -349,18 +376,8 @@ impl<E: CopyEngine> DeviceColumns<E> {
                 )));
             }
         };
-        let address = {
-            let guard = self.memory.batch.lock().unwrap_or_else(|p| p.into_inner());
-            let batch = guard
-                .as_ref()
-                .ok_or_else(|| Error::Internal("device batch already released".into()))?;
-            batch.engine().consumer_wait(batch.event(), stream)?;
-            E::device_address(batch.device()) + placement.offset as u64
-        };
-        let hold: Box<dyn Send + Sync> = Box::new(Mutex::new(TensorHold {
-            memory: Arc::clone(&self.memory),
-            stream,
-        }));
+        let (base, (), hold) = self.export_hold(stream, |_, _| Ok(()))?;
+        let address = base + placement.offset as u64;
         DlpackTensor::from_parts(
             DLDevice {
                 device_type: E::DEVICE_TYPE,

@@ -9,6 +9,8 @@
 //! rules everywhere.
 
 pub mod device_array;
+pub mod device_export;
+pub mod device_feed;
 pub mod device_path;
 pub mod discovery;
 pub mod dlpack_stream;
@@ -16,6 +18,7 @@ pub mod driver;
 pub mod h2d;
 pub mod pinned;
 pub mod ring;
+pub mod topology_facts;
 
 pub use discovery::{DeviceInfo, LinkKind, device_count, device_info, link_matrix};
 pub use driver::driver;

@@ -189,3 +189,46 @@ fn a_consumer_stream_handle_waits_on_the_copy() {
     // SAFETY: nothing uses the stream any more (the release marker was recorded on it).
     unsafe { result::stream::synchronize(stream).unwrap() };
 }
+
+#[test]
+fn device_batches_export_as_arrow_device_arrays_on_cuda() {
+    use zenith_gpu::device_array::ARROW_DEVICE_CUDA;
+    use zenith_gpu::device_export::export_device_array;
+    use zenith_gpu::device_path::DevicePath;
+    use zenith_gpu::dlpack_stream::ConsumerStream;
+    if skip_reason("device_batches_export_as_arrow_device_arrays_on_cuda").is_some() {
+        return;
+    }
+    let engine = CudaCopyEngine::new(0).unwrap();
+    let stream = result::stream::create(result::stream::StreamKind::NonBlocking).unwrap();
+    let mut path = DevicePath::new(engine, 0, 3, Duration::from_secs(30)).unwrap();
+    path.push(host_batch(3, 1 << 12)).unwrap();
+    let batch = path.pop().unwrap().unwrap();
+    let (array, _schema) = export_device_array(&batch, None, ConsumerStream::NoSync).unwrap();
+    assert_eq!(array.device_type, ARROW_DEVICE_CUDA);
+    assert_eq!(array.device_id, 0);
+    assert!(!array.sync_event.is_null(), "a CUevent to wait on");
+    // The consumer's side of the protocol: its stream waits on *sync_event, then reads.
+    // SAFETY: sync_event points to a live CUevent while the array is not released.
+    let event = unsafe { *(array.sync_event as *const cudarc::driver::sys::CUevent) };
+    let id = array.array.child(0).buffer(1) as u64;
+    let mut back = vec![0i64; 1 << 12];
+    // SAFETY: a live stream and event; the id child holds 4096 int64 on the device.
+    unsafe {
+        result::stream::wait_event(
+            stream,
+            event,
+            cudarc::driver::sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+        )
+        .unwrap();
+        result::memcpy_dtoh_async(&mut back, id, stream).unwrap();
+        result::stream::synchronize(stream).unwrap();
+    }
+    assert_eq!(back[0], 3000);
+    assert_eq!(back[4095], 3000 + 4095);
+    drop(batch);
+    // Dropping the FFI array calls its release: the device memory goes back to the ring.
+    drop(array);
+    // SAFETY: nothing uses the stream any more.
+    unsafe { result::stream::synchronize(stream).unwrap() };
+}

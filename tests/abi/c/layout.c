@@ -87,6 +87,13 @@ static const struct abi_layout_row ROWS[] = {
     FIELD(zenith_stats, shuffle_requested),
     FIELD(zenith_stats, memory_budget),
     FIELD(zenith_stats, decoded_bytes),
+    FIELD(zenith_stats, device_bytes_copied),
+    FIELD(zenith_stats, device_copies),
+    FIELD(zenith_stats, device_copy_ns),
+    FIELD(zenith_stats, device_consumer_wait_ns),
+    FIELD(zenith_stats, device_consumer_waits),
+    FIELD(zenith_stats, device_staging_waits),
+    FIELD(zenith_stats, device_memory_waits),
 
     SIZE_ALIGN(zenith_numa_node_info),
     FIELD(zenith_numa_node_info, struct_size),

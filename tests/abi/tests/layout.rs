@@ -184,7 +184,14 @@ fn zenith_structs_match_libzenith_field_by_field() {
         shard_source,
         shuffle_requested,
         memory_budget,
-        decoded_bytes
+        decoded_bytes,
+        device_bytes_copied,
+        device_copies,
+        device_copy_ns,
+        device_consumer_wait_ns,
+        device_consumer_waits,
+        device_staging_waits,
+        device_memory_waits
     );
 }
 

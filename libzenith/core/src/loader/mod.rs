@@ -6,6 +6,7 @@
 //! is dropped.
 
 mod cache;
+pub mod device_metrics;
 pub mod gather;
 pub mod metrics;
 pub mod numa;

@@ -17,7 +17,7 @@ use super::options::NumaTarget;
 use super::plan::BatchRows;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::runtime::topology::{DEFAULT_SYSFS_ROOT, Topology, format_cpu_list};
+use crate::runtime::topology::{Topology, format_cpu_list};
 
 /// Where a loader runs: the node, and the CPUs its workers pin to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +41,20 @@ impl NumaPlacement {
         let Some(target) = target else {
             return Ok(NumaPlacement::default());
         };
-        let topology = Topology::discover_at(sysfs_root.unwrap_or(Path::new(DEFAULT_SYSFS_ROOT)))?;
+        // This machine's topology merges what a GPU driver reports (NVML through the C
+        // library); a given sysfs root is read as it is.
+        let topology = match sysfs_root {
+            Some(root) => Topology::discover_at(root)?,
+            None => Topology::discover()?,
+        };
+        Self::resolve_in(target, &topology)
+    }
+
+    /// Resolves `target` through `topology` (for tests: a fake sysfs tree merged with injected
+    /// GPU facts), as [`NumaPlacement::resolve`] does through this machine's.
+    ///
+    /// On failure: [`Error::InvalidArgument`] for a GPU the topology does not have.
+    pub fn resolve_in(target: &NumaTarget, topology: &Topology) -> Result<Self> {
         let known_gpus = || {
             let list: Vec<String> = topology
                 .gpus()

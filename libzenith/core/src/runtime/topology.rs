@@ -25,6 +25,7 @@
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::runtime::io::file::{not_regular, read_small_file, special_kind};
@@ -164,6 +165,38 @@ pub struct PciDevice {
     pub numa_node: Option<u32>,
     /// Network interfaces of a NIC (`net/`), sorted; empty for GPUs.
     pub interfaces: Vec<String>,
+    /// For a GPU the driver (NVML) reported: its product name; empty otherwise.
+    pub name: String,
+    /// For a GPU the driver reported: the CPUs close to it (NVML's ideal CPU affinity),
+    /// ascending; empty when no driver said.
+    pub cpu_affinity: Vec<u32>,
+    /// Whether a GPU driver (NVML) reported this GPU ([`Topology::with_gpu_facts`]); false for
+    /// what sysfs alone shows.
+    pub from_driver: bool,
+}
+
+/// What a GPU driver (NVML) knows about one GPU, merged into the sysfs view by
+/// [`Topology::with_gpu_facts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuFacts {
+    /// Its PCI address.
+    pub pci_address: PciAddress,
+    /// Its product name.
+    pub name: String,
+    /// The NUMA node the driver places it on, if it says.
+    pub numa_node: Option<u32>,
+    /// The CPUs close to it, ascending (empty when the driver does not say).
+    pub cpu_affinity: Vec<u32>,
+}
+
+/// Where [`Topology::discover`] gets GPU facts from: installed once by the layer that can ask a
+/// driver (the C library installs NVML); none means the sysfs view alone.
+static GPU_FACTS_SOURCE: OnceLock<fn() -> Vec<GpuFacts>> = OnceLock::new();
+
+/// Installs the source of GPU facts [`Topology::discover`] merges into the sysfs view (the first
+/// installation wins). The source returns nothing when no driver is present.
+pub fn install_gpu_facts_source(source: fn() -> Vec<GpuFacts>) {
+    let _ = GPU_FACTS_SOURCE.set(source);
 }
 
 impl PciDevice {
@@ -193,9 +226,48 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Reads the topology of this machine from `/sys`.
+    /// Reads the topology of this machine from `/sys`, merged with what the installed GPU
+    /// driver source ([`install_gpu_facts_source`]) reports; the sysfs view alone without one.
     pub fn discover() -> Result<Topology> {
-        Self::discover_at(DEFAULT_SYSFS_ROOT)
+        let topology = Self::discover_at(DEFAULT_SYSFS_ROOT)?;
+        Ok(match GPU_FACTS_SOURCE.get() {
+            Some(source) => topology.with_gpu_facts(&source()),
+            None => topology,
+        })
+    }
+
+    /// The topology with a GPU driver's facts merged in: a GPU sysfs lists at the same PCI
+    /// address takes the driver's name and CPU affinity, and its NUMA node when sysfs does not
+    /// know it (sysfs wins otherwise: it is what the kernel allocates by); a GPU only the driver
+    /// reports (a container without the PCI tree) is added with the NVIDIA vendor id and class
+    /// `0x030200`. GPUs stay in PCI address order.
+    pub fn with_gpu_facts(mut self, facts: &[GpuFacts]) -> Topology {
+        for fact in facts {
+            match self.gpus.iter_mut().find(|g| g.address == fact.pci_address) {
+                Some(gpu) => {
+                    gpu.numa_node = gpu.numa_node.or(fact.numa_node);
+                    gpu.name = fact.name.clone();
+                    if !fact.cpu_affinity.is_empty() {
+                        gpu.cpu_affinity = fact.cpu_affinity.clone();
+                    }
+                    gpu.from_driver = true;
+                }
+                None => self.gpus.push(PciDevice {
+                    address: fact.pci_address,
+                    kind: PciKind::Gpu,
+                    vendor: PCI_VENDOR_NVIDIA,
+                    device: 0,
+                    class: 0x030200,
+                    numa_node: fact.numa_node,
+                    interfaces: Vec::new(),
+                    name: fact.name.clone(),
+                    cpu_affinity: fact.cpu_affinity.clone(),
+                    from_driver: true,
+                }),
+            }
+        }
+        self.gpus.sort_by_key(|d| d.address);
+        self
     }
 
     /// Reads the topology from the sysfs tree at `root` (a real `/sys`, a host's sysfs mounted
@@ -295,7 +367,8 @@ impl Topology {
     ///                  "hugepages": [{"page_size_bytes": 2097152, "total": 0, "free": 0}, ...]}],
     ///  "cpus_online": [0, 1],
     ///  "gpus": [{"index": 0, "pci_address": "0000:3b:00.0", "vendor": 4318,
-    ///            "vendor_name": "nvidia", "device": 8896, "class": 197120, "numa_node": 0}],
+    ///            "vendor_name": "nvidia", "device": 8896, "class": 197120, "numa_node": 0,
+    ///            "name": "NVIDIA H100", "cpu_affinity": [0, 1], "from_driver": true}],
     ///  "nics": [{..., "interfaces": ["eth0"]}]}
     /// ```
     ///
@@ -351,6 +424,13 @@ impl Topology {
                 match d.numa_node {
                     Some(node) => out.push_str(&node.to_string()),
                     None => out.push_str("null"),
+                }
+                if d.kind == PciKind::Gpu {
+                    out.push_str(",\"name\":");
+                    json_string(&mut out, &d.name);
+                    out.push_str(",\"cpu_affinity\":");
+                    json_numbers(&mut out, &d.cpu_affinity);
+                    out.push_str(&format!(",\"from_driver\":{}", d.from_driver));
                 }
                 if d.kind == PciKind::Nic {
                     out.push_str(",\"interfaces\":[");
@@ -662,6 +742,9 @@ fn read_pci_devices(dir: &Path) -> Result<(Vec<PciDevice>, Vec<PciDevice>)> {
             class,
             numa_node,
             interfaces,
+            name: String::new(),
+            cpu_affinity: Vec::new(),
+            from_driver: false,
         };
         match kind {
             PciKind::Gpu => gpus.push(device),

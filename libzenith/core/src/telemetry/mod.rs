@@ -22,6 +22,10 @@
 //! | `zenith_io_read_bytes_total{backend}` | counter | bytes read per I/O backend (`io_uring`, `pread`, `mmap`) |
 //! | `zenith_io_read_seconds{backend}` | histogram | latency of one batched read (all ranges of one row group) |
 //! | `zenith_io_fallbacks_total{reason}` | counter | io_uring requested, `pread` used |
+//! | `zenith_device_copied_bytes_total{device}`, `zenith_device_copies_total{device}` | counter | copied by the loader's device path (`loader::device_metrics`, filled by the GPU crate) |
+//! | `zenith_device_copy_seconds_total{device}` | counter | submit until the copy was seen finished |
+//! | `zenith_device_consumer_wait_seconds_total{device}`, `zenith_device_consumer_waits_total{device}` | counter | consumer waiting for copies (GPU starvation) |
+//! | `zenith_device_slot_waits_total{device,slot}` | counter | waits for a `staging` slot or `device` memory |
 //! | `zenith_ring_occupancy{ring}`, `zenith_ring_capacity{ring}` | gauge | fed by the rings |
 //! | `zenith_build_info{version}` | gauge | always 1 |
 
