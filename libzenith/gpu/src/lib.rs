@@ -15,6 +15,7 @@ pub mod dlpack_stream;
 pub mod driver;
 pub mod h2d;
 pub mod pinned;
+pub mod pinned_ranges;
 pub mod ring;
 
 pub use discovery::{DeviceInfo, LinkKind, device_count, device_info, link_matrix};

@@ -12,8 +12,11 @@ pub use zenith_core::runtime::pool::{
 };
 use zenith_core::{Error, Result};
 
+use std::sync::Arc;
+
 use crate::discovery::device_handle;
 use crate::driver::driver_failure;
+use crate::pinned_ranges::{PinnedRanges, TrackedAllocator};
 
 /// Pinned memory from `cuMemHostAlloc` (portable: usable from every context), in the primary
 /// context of one device.
@@ -73,6 +76,18 @@ impl HostAllocator for CudaHostAllocator {
             }
         }
     }
+}
+
+/// Pinned memory of device `ordinal` for a loader's batch buffers
+/// (`LoaderOptions::set_host_allocator`), with the list of its live blocks: batches gathered
+/// into it can be copied to the device asynchronously, and the device path copies them straight
+/// from there ([`crate::device_path::DevicePath::set_pinned_ranges`]).
+///
+/// On failure: [`Error::NoDevice`] without a driver or device.
+pub fn pinned_batch_allocator(ordinal: u32) -> Result<(Arc<dyn HostAllocator>, Arc<PinnedRanges>)> {
+    let allocator = TrackedAllocator::new(CudaHostAllocator::new(ordinal)?);
+    let ranges = allocator.ranges();
+    Ok((Arc::new(allocator), ranges))
 }
 
 /// A caller's buffer page-locked with `cuMemHostRegister` (portable) until this value drops.
