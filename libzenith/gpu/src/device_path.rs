@@ -223,6 +223,11 @@ impl<E: CopyEngine> DevicePath<E> {
         Ok(())
     }
 
+    /// The device's ordinal.
+    pub fn ordinal(&self) -> u32 {
+        self.ordinal
+    }
+
     /// How many batches to keep submitted ahead of the consumer: every slot but the one the
     /// consumer holds.
     pub fn depth(&self) -> usize {

@@ -90,6 +90,23 @@ pub fn pinned_batch_allocator(ordinal: u32) -> Result<(Arc<dyn HostAllocator>, A
     Ok((Arc::new(allocator), ranges))
 }
 
+/// Makes a loader opened with `options` gather its batches into the pinned memory of `path`'s
+/// device ([`pinned_batch_allocator`]; batches the gather kernel does not write, such as
+/// zero-copy views of mapped files, are copied there on the worker threads), and `path` copy
+/// those columns straight from there.
+///
+/// On failure: [`Error::NoDevice`] without a driver or device; nothing changed.
+pub fn gather_into_pinned<E: crate::ring::CopyEngine>(
+    path: &mut crate::device_path::DevicePath<E>,
+    options: &mut zenith_core::LoaderOptions,
+) -> Result<()> {
+    let (allocator, ranges) = pinned_batch_allocator(path.ordinal())?;
+    options.set_host_allocator(Some(allocator));
+    options.set_pool_every_batch(true);
+    path.set_pinned_ranges(ranges);
+    Ok(())
+}
+
 /// A caller's buffer page-locked with `cuMemHostRegister` (portable) until this value drops.
 pub struct HostRegistration {
     ptr: *mut c_void,

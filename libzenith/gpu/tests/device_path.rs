@@ -337,12 +337,17 @@ fn drain(loader: &Loader, path: &mut DevicePath<HostCopyEngine>) -> Vec<i64> {
 }
 
 #[test]
-fn a_loader_on_a_pinned_pool_delivers_shuffled_batches_without_staging_and_sequential_ones_staged()
-{
-    for (shuffle, direct) in [(ShuffleMode::Global, true), (ShuffleMode::None, false)] {
+fn a_loader_on_a_pinned_pool_delivers_its_batches_without_staging_and_views_staged() {
+    // (order, every batch copied into the pool by the workers, copied straight to the device)
+    for (shuffle, every_batch, direct) in [
+        (ShuffleMode::Global, false, true),
+        (ShuffleMode::None, false, false),
+        (ShuffleMode::None, true, true),
+    ] {
         let allocator = TrackedAllocator::new(HeapAllocator);
         let ranges = allocator.ranges();
         let mut options = LoaderOptions::default();
+        options.set_pool_every_batch(every_batch);
         options.set_batch_size(48).unwrap();
         options.set_shuffle(shuffle);
         options.set_num_workers(2).unwrap();
@@ -363,11 +368,11 @@ fn a_loader_on_a_pinned_pool_delivers_shuffled_batches_without_staging_and_seque
         // 256 rows of id (8 bytes) and x (4 bytes).
         assert_eq!(stats.bytes, 256 * 12, "{shuffle:?}");
         if direct {
-            // Gathered into the pinned pool: nothing staged.
+            // Gathered (or copied by the workers) into the pinned pool: nothing staged.
             assert_eq!((stats.direct_bytes, stats.staged_bytes), (256 * 12, 0));
             assert_eq!(stats.staging_grown, 0);
         } else {
-            // Zero-copy views of the held (heap) chunks: every byte staged.
+            // Zero-copy views of the held (heap) chunks: every byte staged on the way.
             assert_eq!((stats.direct_bytes, stats.staged_bytes), (0, 256 * 12));
         }
         assert_eq!(stats.device_buffers_grown, 0, "{shuffle:?}");
