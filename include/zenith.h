@@ -2235,6 +2235,39 @@ zenith_status zenith_loader_options_add_stage(struct zenith_loader_options *opts
                                               const struct zenith_stage *stage,
                                               struct zenith_error **err);
 
+// Makes the batches of a loader opened with `opts` land in pinned (page-locked) host memory of
+// CUDA device `ordinal` (`enable == true`), or in ordinary memory again (`enable == false`, the
+// default).
+//
+// Pinned memory is what lets a consumer's own host-to-device copy run asynchronously (torch's
+// `tensor.to("cuda", non_blocking=True)`); copies from pageable memory are staged by the driver
+// and block. The memory comes from a pool of `cuMemHostAlloc` blocks (portable: usable from
+// every context), reused as the consumer releases batches: keep a batch (its arrays or
+// tensors) until your asynchronous copy out of it finished (e.g. a CUDA event recorded after
+// the copy completed), or the loader may write the next batch into it.
+//
+// Which batches land there: every batch the workers build. Gathered (shuffled) batches are
+// written there by the gather kernel; the others (zero-copy views of memory-mapped files with
+// `ZENITH_SHUFFLE_NONE`, batches spanning chunks) are copied there by the worker threads, so
+// they are no longer views of the file. Loader stages run after that: a stage that builds new
+// buffers delivers them where it allocated them. Pinned memory replaces a NUMA placement of
+// the batch pool (`zenith_loader_options_set_numa_node`); a loader on a CUDA device
+// (`zenith_loader_options_set_device`) uses its device's pinned memory for its batches whatever
+// this option says.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` when `enable` is true and CUDA device `ordinal` is not
+// available (no driver: the message names the libraries searched; no device; no such ordinal);
+// the options are unchanged. Disabling needs no driver.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_pin_memory(struct zenith_loader_options *opts,
+                                                   uint32_t ordinal,
+                                                   bool enable,
+                                                   struct zenith_error **err);
+
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //
 // The capacity is rounded up to a power of two, at least 2 (`zenith_ring_capacity` reports it).
