@@ -181,10 +181,8 @@ def _pin_memory_option(pin_memory) -> int | None:
         return None
     if pin_memory is True:
         return 0
-    if isinstance(pin_memory, str):
-        choice = _device_option(pin_memory, None)
-        if choice is not None:
-            return choice[1]
+    if isinstance(pin_memory, str) and (pin_memory == "cuda" or pin_memory.startswith("cuda:")):
+        return _device_option(pin_memory, None)[1]
     raise _errors.invalid(f'pin_memory must be a bool, "cuda" or "cuda:N", got {pin_memory!r}')
 
 
