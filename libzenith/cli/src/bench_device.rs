@@ -59,12 +59,7 @@ pub fn drain_epoch(
     bar: &ProgressBar,
 ) -> Result<(), Failure> {
     loop {
-        while path.in_flight() < path.depth() {
-            match loader.next_batch()? {
-                Some(batch) => path.push(batch)?,
-                None => break,
-            }
-        }
+        path.fill(|| loader.next_batch())?;
         match path.pop()? {
             Some(batch) => {
                 drop(batch);

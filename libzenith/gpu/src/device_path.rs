@@ -322,6 +322,19 @@ impl<E: CopyEngine> DevicePath<E> {
         Ok(())
     }
 
+    /// Submits batches from `next` (a loader's `next_batch`) until [`DevicePath::depth`] copies
+    /// are in flight or `next` has no more: the copies of the batches ahead overlap the
+    /// consumer's work.
+    pub fn fill(&mut self, mut next: impl FnMut() -> Result<Option<Batch>>) -> Result<()> {
+        while self.in_flight() < self.depth() {
+            match next()? {
+                Some(batch) => self.push(batch)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// The oldest submitted batch once its copy finished; `None` when nothing is in flight.
     pub fn pop(&mut self) -> Result<Option<DeviceColumns<E>>> {
         let Some(ring) = self.ring.as_ref() else {

@@ -227,12 +227,7 @@ fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
         path.set_batch_shape(&loader.schema(), 4096).unwrap();
         let mut rows = 0usize;
         loop {
-            while path.in_flight() < path.depth() {
-                match loader.next_batch().unwrap() {
-                    Some(batch) => path.push(batch).unwrap(),
-                    None => break,
-                }
-            }
+            path.fill(|| loader.next_batch()).unwrap();
             let Some(batch) = path.pop().unwrap() else {
                 break;
             };

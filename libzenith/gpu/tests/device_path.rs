@@ -312,12 +312,7 @@ fn held_loader(options: &LoaderOptions) -> Loader {
 fn drain(loader: &Loader, path: &mut DevicePath<HostCopyEngine>) -> Vec<i64> {
     let mut delivered = Vec::new();
     loop {
-        while path.in_flight() < path.depth() {
-            match loader.next_batch().unwrap() {
-                Some(batch) => path.push(batch).unwrap(),
-                None => break,
-            }
-        }
+        path.fill(|| loader.next_batch()).unwrap();
         let Some(batch) = path.pop().unwrap() else {
             return delivered;
         };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cudarc::driver::{result, sys};
 use zenith_core::Result;
 
-use super::engine::{CopyEngine, CopyRange, CopySource, check_ranges};
+use super::engine::{CopyEngine, CopyRange, resolve_ranges};
 use crate::discovery::device_handle;
 use crate::dlpack_stream::ConsumerStream;
 use crate::driver::driver_failure;
@@ -260,28 +260,23 @@ impl CopyEngine for CudaCopyEngine {
         dst: &CudaDevice,
         ranges: &[CopyRange],
     ) -> Result<CudaEvent> {
-        check_ranges(src.len, dst.len, ranges)?;
+        // Host sources are pinned memory of a batch the ring keeps alive until the event
+        // completed (the device path sends pageable buffers through the staging memory instead,
+        // so no asynchronous copy ever reads memory that could be freed or paged out).
+        let copies = resolve_ranges(src.ptr, src.len, dst.len, ranges)?;
         self.stream.make_current()?;
         let stream = self.stream.stream;
         let mut issued = false;
         let mut outcome = Ok(());
-        for range in ranges.iter().filter(|range| range.len > 0) {
-            let from = match range.source {
-                // SAFETY: checked above to lie inside the slot's memory (non-NULL: len > 0).
-                CopySource::Staging { offset } => unsafe { src.ptr.add(offset) }.cast_const(),
-                // Pinned memory of a batch the ring keeps alive until the event completed (the
-                // device path sends pageable buffers through the staging memory instead, so no
-                // asynchronous copy ever reads memory that could be freed or paged out).
-                CopySource::Host(ptr) => ptr,
-            };
+        for (from, len, device_offset) in copies {
             // SAFETY: source and destination are valid for `len` bytes (checked above; host
             // sources per the ring's contract) and untouched until the event recorded below
             // completes.
             let copied = unsafe {
                 sys::cuMemcpyHtoDAsync_v2(
-                    dst.ptr + range.device_offset as u64,
+                    dst.ptr + device_offset as u64,
                     from as *const c_void,
-                    range.len,
+                    len,
                     stream,
                 )
             }

@@ -104,27 +104,49 @@ pub trait CopyEngine: Send + Sync + 'static {
     fn reuse_after(&self, event: &Self::Event, deadline: Instant) -> Result<bool>;
 }
 
+/// One range of a submission resolved to addresses: the source's first byte, the bytes, and
+/// the offset in the device buffer.
+pub type ResolvedRange = (*const u8, usize, usize);
+
 /// Checks that every range of a submission stays inside the staging memory (`staging_len`
-/// bytes) and the device buffer (`device_len` bytes): what every engine does before it copies.
+/// bytes at `staging`) and the device buffer (`device_len` bytes), and resolves each non-empty
+/// range's source to an address: what every engine does before it copies.
 ///
 /// On failure: [`zenith_core::Error::InvalidArgument`] naming the range.
-pub fn check_ranges(staging_len: usize, device_len: usize, ranges: &[CopyRange]) -> Result<()> {
+pub fn resolve_ranges(
+    staging: *const u8,
+    staging_len: usize,
+    device_len: usize,
+    ranges: &[CopyRange],
+) -> Result<Vec<ResolvedRange>> {
+    let mut resolved = Vec::with_capacity(ranges.len());
     for range in ranges {
-        let fits =
-            |start: usize, limit: usize| start.checked_add(range.len).is_some_and(|e| e <= limit);
-        let source_fits = match range.source {
-            CopySource::Staging { offset } => fits(offset, staging_len),
-            CopySource::Host(ptr) => !ptr.is_null() || range.len == 0,
+        let fits = |start: usize, limit: usize| {
+            start.checked_add(range.len).is_some_and(|end| end <= limit)
         };
-        if !source_fits || !fits(range.device_offset, device_len) {
-            return Err(zenith_core::Error::InvalidArgument(format!(
-                "a copy range of {} bytes from {:?} to device offset {} does not fit its buffers \
-                 ({staging_len} staging and {device_len} device bytes)",
-                range.len, range.source, range.device_offset
-            )));
+        let source = match range.source {
+            CopySource::Staging { offset } if fits(offset, staging_len) => {
+                Some(staging.wrapping_add(offset))
+            }
+            CopySource::Host(ptr) if !ptr.is_null() || range.len == 0 => Some(ptr),
+            _ => None,
+        };
+        match source {
+            Some(source) if fits(range.device_offset, device_len) => {
+                if range.len > 0 {
+                    resolved.push((source, range.len, range.device_offset));
+                }
+            }
+            _ => {
+                return Err(zenith_core::Error::InvalidArgument(format!(
+                    "a copy range of {} bytes from {:?} to device offset {} does not fit its \
+                     buffers ({staging_len} staging and {device_len} device bytes)",
+                    range.len, range.source, range.device_offset
+                )));
+            }
         }
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// Merges staged ranges that sit at the same distance in staging and device memory (columns

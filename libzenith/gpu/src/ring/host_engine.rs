@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use zenith_core::{Error, Result};
 
-use super::engine::{CopyEngine, CopyRange, CopySource, check_ranges};
+use super::engine::{CopyEngine, CopyRange, resolve_ranges};
 use crate::dlpack_stream::ConsumerStream;
 
 /// Heap memory the copy thread reads or writes through a raw pointer while the ring owns it.
@@ -229,19 +229,9 @@ impl CopyEngine for HostCopyEngine {
         dst: &HostBuffer,
         ranges: &[CopyRange],
     ) -> Result<HostEvent> {
-        check_ranges(src.len, dst.len, ranges)?;
-        let copies = ranges
-            .iter()
-            .filter(|range| range.len > 0)
-            .map(|range| {
-                let from = match range.source {
-                    // SAFETY: checked above to lie inside `src`.
-                    CopySource::Staging { offset } => unsafe { src.ptr.add(offset) }.cast_const(),
-                    CopySource::Host(ptr) => ptr,
-                };
-                // SAFETY: checked above to lie inside `dst`.
-                (from, unsafe { dst.ptr.add(range.device_offset) }, range.len)
-            })
+        let copies = resolve_ranges(src.ptr, src.len, dst.len, ranges)?
+            .into_iter()
+            .map(|(from, len, offset)| (from, dst.ptr.wrapping_add(offset), len))
             .collect();
         let event = HostEvent::default();
         let job = Job {
