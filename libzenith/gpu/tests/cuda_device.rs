@@ -4,6 +4,8 @@
 //! Without a device each test prints why it is skipped (`SKIPPED: ...`) and passes, unless
 //! `ZENITH_REQUIRE_GPU=1` is set (bench/gpu/run.sh sets it): then a missing device fails.
 
+mod common;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -192,13 +194,7 @@ fn a_consumer_stream_handle_waits_on_the_copy() {
 
 #[test]
 fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
-    use std::path::Path;
-    use std::sync::Arc;
-
-    use arrow_array::{Array, Int64Array, RecordBatch};
-    use zenith_core::dataset::source::HeldBatches;
-    use zenith_core::dataset::{Dataset, Format, Source};
-    use zenith_core::loader::{Loader, LoaderOptions, ShuffleMode};
+    use zenith_core::loader::{LoaderOptions, ShuffleMode};
     use zenith_gpu::device_path::DevicePath;
     use zenith_gpu::dlpack_stream::ConsumerStream;
     if skip_reason("a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging").is_some()
@@ -206,12 +202,6 @@ fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
         return;
     }
     for shuffle in [ShuffleMode::Global, ShuffleMode::None] {
-        let chunks: Vec<RecordBatch> = (0..4).map(|i| host_batch(i, 5000).data).collect();
-        let schema = chunks[0].schema();
-        let held: Arc<dyn Source> = Arc::new(HeldBatches::new(Path::new("held"), schema, chunks));
-        let dataset =
-            Dataset::from_sources(Path::new("held"), vec![held], &[Format::ArrowIpcFile], None)
-                .unwrap();
         let mut options = LoaderOptions::default();
         options.set_batch_size(4096).unwrap();
         options.set_shuffle(shuffle);
@@ -223,7 +213,8 @@ fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
         )
         .unwrap();
         zenith_gpu::pinned::gather_into_pinned(&mut path, &mut options).unwrap();
-        let loader = Loader::from_dataset(Arc::new(dataset), &options).unwrap();
+        let chunks = (0..4).map(|i| host_batch(i, 5000).data).collect();
+        let loader = common::held_loader(chunks, &options);
         path.set_batch_shape(&loader.schema(), 4096).unwrap();
         let mut rows = 0usize;
         loop {
@@ -231,15 +222,7 @@ fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
             let Some(batch) = path.pop().unwrap() else {
                 break;
             };
-            let expected = batch
-                .host()
-                .data
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .to_vec();
+            let expected = common::host_ids(&batch);
             let tensor = batch
                 .column_dlpack("id", ConsumerStream::LegacyDefault)
                 .unwrap();

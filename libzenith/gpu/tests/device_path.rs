@@ -3,7 +3,8 @@
 //! until released; columns in pinned blocks are copied straight from the batch, the others
 //! staged; buffers are sized from the schema, or grow for a larger batch.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,6 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use zenith_core::batch::Batch;
 use zenith_core::batch::dlpack::{DEVICE_TYPE_CPU, tensor_row_bytes};
-use zenith_core::dataset::source::HeldBatches;
-use zenith_core::dataset::{Dataset, Format, Source};
 use zenith_core::loader::{Loader, LoaderOptions, ShuffleMode};
 use zenith_core::runtime::pool::{BlockPool, HeapAllocator, HostAllocator};
 use zenith_gpu::device_path::{COLUMN_ALIGN, DevicePath, StagedColumn, batch_bound, staged_size};
@@ -293,21 +292,6 @@ fn pinned_columns_are_copied_straight_and_the_others_staged() {
     assert_eq!(stats.bytes, stats.direct_bytes + stats.staged_bytes);
 }
 
-/// A loader over `batches` held in memory (heap buffers, like a mapped file's zero-copy views).
-fn held_loader(options: &LoaderOptions) -> Loader {
-    let chunks: Vec<RecordBatch> = (0..4).map(|i| batch(i, 64).data).collect();
-    let held: Arc<dyn Source> =
-        Arc::new(HeldBatches::new(Path::new("held.arrow"), schema(), chunks));
-    let dataset = Dataset::from_sources(
-        Path::new("held.arrow"),
-        vec![held],
-        &[Format::ArrowIpcFile],
-        None,
-    )
-    .unwrap();
-    Loader::from_dataset(Arc::new(dataset), options).unwrap()
-}
-
 /// Every batch of one epoch through `path`; the ids delivered, in order.
 fn drain(loader: &Loader, path: &mut DevicePath<HostCopyEngine>) -> Vec<i64> {
     let mut delivered = Vec::new();
@@ -316,15 +300,7 @@ fn drain(loader: &Loader, path: &mut DevicePath<HostCopyEngine>) -> Vec<i64> {
         let Some(batch) = path.pop().unwrap() else {
             return delivered;
         };
-        let expected: Vec<i64> = batch
-            .host()
-            .data
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .values()
-            .to_vec();
+        let expected = common::host_ids(&batch);
         let id = batch.column_dlpack("id", ConsumerStream::NoSync).unwrap();
         assert_eq!(ids(&id), expected);
         delivered.extend(expected);
@@ -347,7 +323,8 @@ fn a_loader_on_a_pinned_pool_delivers_its_batches_without_staging_and_views_stag
         options.set_shuffle(shuffle);
         options.set_num_workers(2).unwrap();
         options.set_host_allocator(Some(Arc::new(allocator) as Arc<dyn HostAllocator>));
-        let loader = held_loader(&options);
+        let chunks = (0..4).map(|i| batch(i, 64).data).collect();
+        let loader = common::held_loader(chunks, &options);
         let mut path = path(3);
         path.set_pinned_ranges(ranges);
         path.set_batch_shape(&loader.schema(), 48).unwrap();
