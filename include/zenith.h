@@ -1414,10 +1414,11 @@ zenith_status zenith_gpu_link(uint32_t a,
 // does not exist (no driver, no device, ordinal out of range) fails the open with
 // `ZENITH_ERR_NO_DEVICE`, worded "the loader was asked to deliver batches to CUDA device N,
 // which is not available: ...". On a CUDA device, `zenith_loader_next_batch` delivers batches
-// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`), copied
-// through a ring of `ZENITH_DEVICE_DEFAULT_SLOTS` pinned staging slots
-// (`zenith_loader_options_set_device_slots`); the other ways of taking batches
-// (`zenith_loader_next`, streams) stay on the host.
+// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`): the
+// workers build each batch in the device's pinned memory and a ring of
+// `ZENITH_DEVICE_DEFAULT_SLOTS` slots (`zenith_loader_options_set_device_slots`) copies its
+// columns from there (a stage's output is staged in a pinned slot first); the other ways of
+// taking batches (`zenith_loader_next`, streams) stay on the host.
 //
 // On failure: an unknown `device` value or a CPU ordinal other than 0 returns
 // `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
@@ -1431,7 +1432,7 @@ zenith_status zenith_loader_options_set_device(struct zenith_loader_options *opt
                                                uint32_t ordinal,
                                                struct zenith_error **err);
 
-// Sets how many pinned staging slots (and device buffers, of the first batch's size each) the
+// Sets how many slots (and device buffers, sized from the schema and batch size) the
 // device path of a loader opened with `opts` uses: at least 3 (one being filled, one copying,
 // one held by the consumer); more let more copies run ahead of the consumer.
 //
@@ -2318,6 +2319,39 @@ zenith_status zenith_loader_options_set_schema(struct zenith_loader_options *opt
 zenith_status zenith_loader_options_add_stage(struct zenith_loader_options *opts,
                                               const struct zenith_stage *stage,
                                               struct zenith_error **err);
+
+// Makes the batches of a loader opened with `opts` land in pinned (page-locked) host memory of
+// CUDA device `ordinal` (`enable == true`), or in ordinary memory again (`enable == false`, the
+// default).
+//
+// Pinned memory is what lets a consumer's own host-to-device copy run asynchronously (torch's
+// `tensor.to("cuda", non_blocking=True)`); copies from pageable memory are staged by the driver
+// and block. The memory comes from a pool of `cuMemHostAlloc` blocks (portable: usable from
+// every context), reused as the consumer releases batches: keep a batch (its arrays or
+// tensors) until your asynchronous copy out of it finished (e.g. a CUDA event recorded after
+// the copy completed), or the loader may write the next batch into it.
+//
+// Which batches land there: every batch the workers build. Gathered (shuffled) batches are
+// written there by the gather kernel; the others (zero-copy views of memory-mapped files with
+// `ZENITH_SHUFFLE_NONE`, batches spanning chunks) are copied there by the worker threads, so
+// they are no longer views of the file. Loader stages run after that: a stage that builds new
+// buffers delivers them where it allocated them. Pinned memory replaces a NUMA placement of
+// the batch pool (`zenith_loader_options_set_numa_node`); a loader on a CUDA device
+// (`zenith_loader_options_set_device`) uses its device's pinned memory for its batches whatever
+// this option says.
+//
+// On failure: `ZENITH_ERR_NO_DEVICE` when `enable` is true and CUDA device `ordinal` is not
+// available (no driver: the message names the libraries searched; no device; no such ordinal);
+// the options are unchanged. Disabling needs no driver.
+// NULL policy: `opts == NULL` returns `ZENITH_ERR_NULL_ARGUMENT`; `err` may be NULL.
+// Thread safety: do not call concurrently with other uses of the same `opts`.
+//
+// # Safety
+// `opts` is NULL or live; `err` is NULL or writable.
+zenith_status zenith_loader_options_set_pin_memory(struct zenith_loader_options *opts,
+                                                   uint32_t ordinal,
+                                                   bool enable,
+                                                   struct zenith_error **err);
 
 // Creates a ring of at least `capacity` elements of `element_size` bytes each.
 //

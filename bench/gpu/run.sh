@@ -9,7 +9,9 @@
 # Fails at once, with the reason, where no CUDA device is usable (no libcuda.so, no device).
 # Then: the CLI's device commands (zenith bench h2d, zenith bench --device), the Python device
 # tests, and the training-shaped loop (zenith's device path vs torch's DataLoader with pin_memory
-# and .to("cuda", non_blocking=True)). Python with torch: $ZENITH_PYTHON, else .venv-binding.
+# and .to("cuda", non_blocking=True), and zenith's pin_memory host batches copied by the loop
+# itself). `zenith bench --device` reports the bytes copied straight from pinned batches vs
+# staged (device_bytes_direct / device_bytes_staged). Python with torch: $ZENITH_PYTHON, else .venv-binding.
 # Budget: about 8 minutes on a 16-core machine (most of it the release build). A machine without
 # cargo or network (this workplace's device machines) runs what bench/gpu/pack.sh packed into
 # gpu-pack/ here: carry gpu-pack and the script unpacks it instead of building.
@@ -92,11 +94,13 @@ python3 - "$OUT/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 for r in rows:
-    verdict = "meets" if r["zenith_vs_pinned"] >= 0.85 else "BELOW"
+    # The loader's workers build batches in pinned memory: the direct ring is what it delivers;
+    # the staged ring is the fallback for batches outside it (stage outputs).
+    verdict = "meets" if r["zenith_direct_vs_pinned"] >= 0.85 else "BELOW"
     print(f'{r["device"]} {r["batch_bytes"] >> 20} MiB x{r["batches"]}, {r["slots"]} slots: '
           f'pageable {r["pageable_gbps"]} GB/s, pinned {r["pinned_gbps"]} GB/s, '
-          f'zenith ring {r["zenith_ring_gbps"]} GB/s = {r["zenith_vs_pinned"]:.0%} of pinned '
-          f'({verdict} the 85% goal)')
+          f'zenith direct {r["zenith_direct_gbps"]} GB/s = {r["zenith_direct_vs_pinned"]:.0%} of pinned '
+          f'({verdict} the 85% goal), staged {r["zenith_ring_gbps"]} GB/s = {r["zenith_vs_pinned"]:.0%}')
 PY
 # 6. The CLI's device commands.
 log "zenith bench h2d and zenith bench --device cuda:0"

@@ -151,6 +151,12 @@ type Options struct {
 	// DeviceSlots is the number of staging slots of the device ring (at least 3); 0 means the
 	// library's default.
 	DeviceSlots int
+	// PinMemory makes the batches land in pinned (page-locked) host memory of a CUDA device:
+	// "" (off, the default), "cuda" (device 0) or "cuda:N", so a consumer's own asynchronous
+	// host-to-device copies are truly asynchronous. Every batch the workers build lands there
+	// (zero-copy views of mapped files are copied in); stage outputs stay where the stage built
+	// them. Open fails with ErrNoDevice when there is no such device.
+	PinMemory string
 }
 
 // IOBackend is how a loader reads files. The zero value, IODefault, leaves the library's
@@ -224,6 +230,9 @@ func (o *Options) applyPlacement(opts *C.zenith_loader_options, call func(C.zeni
 	if err := o.applyDevice(opts, call, cerr); err != nil {
 		return err
 	}
+	if err := o.applyPinMemory(opts, call, cerr); err != nil {
+		return err
+	}
 	if o.NearGPUPCI != "" {
 		if strings.IndexByte(o.NearGPUPCI, 0) >= 0 {
 			return invalid(fmt.Sprintf("PCI address %q contains a NUL byte", o.NearGPUPCI))
@@ -245,14 +254,9 @@ func (o *Options) applyDevice(opts *C.zenith_loader_options, call func(C.zenith_
 		}
 		return nil
 	}
-	ordinal := uint64(0)
-	if o.Device != "cuda" {
-		text, found := strings.CutPrefix(o.Device, "cuda:")
-		n, err := strconv.ParseUint(text, 10, 32)
-		if !found || err != nil {
-			return invalid(fmt.Sprintf("Device must be \"cpu\", \"cuda\" or \"cuda:N\", not %q", o.Device))
-		}
-		ordinal = n
+	ordinal, err := cudaOrdinal("Device", `"cpu", "cuda" or "cuda:N"`, o.Device)
+	if err != nil {
+		return err
 	}
 	if err := call(C.zenith_loader_options_set_device(opts, C.ZENITH_DEVICE_CUDA, C.uint32_t(ordinal), cerr)); err != nil {
 		return err
@@ -266,6 +270,32 @@ func (o *Options) applyDevice(opts *C.zenith_loader_options, call func(C.zenith_
 		}
 	}
 	return nil
+}
+
+// applyPinMemory sets PinMemory on opts.
+func (o *Options) applyPinMemory(opts *C.zenith_loader_options, call func(C.zenith_status) error, cerr **C.zenith_error) error {
+	if o.PinMemory == "" {
+		return nil
+	}
+	ordinal, err := cudaOrdinal("PinMemory", `"", "cuda" or "cuda:N"`, o.PinMemory)
+	if err != nil {
+		return err
+	}
+	return call(C.zenith_loader_options_set_pin_memory(opts, C.uint32_t(ordinal), C.bool(true), cerr))
+}
+
+// cudaOrdinal parses "cuda" (device 0) or "cuda:N" given for the option named field, whose
+// valid values are choices.
+func cudaOrdinal(field, choices, text string) (uint64, error) {
+	if text == "cuda" {
+		return 0, nil
+	}
+	number, found := strings.CutPrefix(text, "cuda:")
+	n, err := strconv.ParseUint(number, 10, 32)
+	if !found || err != nil {
+		return 0, invalid(fmt.Sprintf("%s must be %s, not %q", field, choices, text))
+	}
+	return n, nil
 }
 
 // IntPtr returns a pointer to n, for Options.NumWorkers: zenith.Options{NumWorkers: zenith.IntPtr(0)}.

@@ -146,3 +146,24 @@ func TestDeviceOption(t *testing.T) {
 		}
 	}
 }
+
+// PinMemory reaches the library: without a CUDA device Open fails with ErrNoDevice naming the
+// option; with one, the batches are those of a loader without it.
+func TestPinMemoryOption(t *testing.T) {
+	path := zenithtest.Path(t, "basic.arrow")
+	l, err := zenith.Open(path, zenith.Options{BatchSize: 10, PinMemory: "cuda"})
+	if err == nil {
+		t.Log("a CUDA device is present: batches land in pinned memory")
+		l.Close()
+	} else {
+		if !errors.Is(err, zenith.ErrNoDevice) {
+			t.Fatalf("want ErrNoDevice, got %v", err)
+		}
+		if !strings.Contains(err.Error(), "pin_memory needs CUDA device 0, which is not available") {
+			t.Fatalf("the message says what was asked: %v", err)
+		}
+	}
+	if _, err := zenith.Open(path, zenith.Options{PinMemory: "gpu0"}); !errors.Is(err, zenith.ErrInvalidArgument) {
+		t.Errorf("want ErrInvalidArgument, got %v", err)
+	}
+}

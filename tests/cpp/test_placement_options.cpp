@@ -3,6 +3,7 @@
 // stats(); io_fallback_reason() explains a fallback.
 #include "common.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -100,4 +101,22 @@ TEST(Placement, NearGpu) {
     });
     EXPECT_EQ(missing.code(), ZENITH_ERR_INVALID_ARGUMENT) << missing.what();
     EXPECT_TRUE(zenith_test::contains(missing.what(), "GPU")) << missing.what();
+}
+
+TEST(Placement, PinMemory) {
+    std::uint32_t gpus = 0;
+    const bool has_gpu = zenith_gpu_count(&gpus, nullptr) == ZENITH_OK && gpus > 0;
+    if (!has_gpu) {
+        // Without a driver or device, enabling is a clear NO_DEVICE; disabling needs no driver.
+        const zenith::Error e = error_from([] { (void)zenith::LoaderOptions().pin_memory(0); });
+        EXPECT_EQ(e.code(), ZENITH_ERR_NO_DEVICE) << e.what();
+        EXPECT_TRUE(zenith_test::contains(e.what(), "pin_memory needs CUDA device 0")) << e.what();
+        (void)zenith::LoaderOptions().pin_memory(0, false);
+        return;
+    }
+    // Shuffled batches land in pinned memory; the rows are those of a plain loader.
+    zenith::Loader pinned(data_path("basic.arrow"), zenith::LoaderOptions().batch_size(1000).pin_memory(0));
+    std::vector<std::int64_t> ids = all_ids(pinned);
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(ids, iota(kBasicRows));
 }

@@ -480,6 +480,20 @@ public:
     }
     LoaderOptions&& device_slots(std::size_t slots) && { return std::move(device_slots(slots)); }
 
+    /// Batches land in pinned (page-locked) host memory of CUDA device `ordinal` (`enable`), so
+    /// the caller's own cudaMemcpyAsync from them is truly asynchronous: every batch the workers
+    /// build lands there (zero-copy views of mapped files are copied in); stage outputs stay
+    /// where the stage built them. Throws zenith::Error with ZENITH_ERR_NO_DEVICE when enabling
+    /// without such a device.
+    LoaderOptions& pin_memory(std::uint32_t ordinal = 0, bool enable = true) & {
+        zenith_error* err = nullptr;
+        check(zenith_loader_options_set_pin_memory(raw("pin_memory"), ordinal, enable, &err), err);
+        return *this;
+    }
+    LoaderOptions&& pin_memory(std::uint32_t ordinal = 0, bool enable = true) && {
+        return std::move(pin_memory(ordinal, enable));
+    }
+
     /// The C handle (NULL when moved from), still owned by this object.
     const zenith_loader_options* get() const noexcept { return handle_.get(); }
     zenith_loader_options* get() noexcept { return handle_.get(); }

@@ -79,3 +79,41 @@ def test_the_stream_rules_apply_to_host_tensors_too(data):
         tensor = next(iter(loader))["id"]
         with pytest.raises(BufferError):
             tensor.__dlpack__(stream=1)
+
+
+def test_pin_memory_lands_batches_in_pinned_memory_or_fails_with_no_device(data):
+    if _gpus() == 0:
+        with pytest.raises(zenith.ZenithError) as caught:
+            zenith.Loader(data["parquet"], batch_size=100, pin_memory=True)
+        error = caught.value
+        assert error.code == zenith.Status.ERR_NO_DEVICE, error
+        assert "pin_memory needs CUDA device 0, which is not available" in str(error), error
+        with pytest.raises(zenith.ZenithError) as caught:
+            zenith.Loader(data["parquet"], batch_size=100, pin_memory="cuda:1")
+        assert "pin_memory needs CUDA device 1" in str(caught.value)
+        return
+    # Shuffled (the default): gathered into the pinned pool; the rows are those of a plain loader.
+    with zenith.Loader(data["parquet"], batch_size=100, seed=3, pin_memory=True) as pinned:
+        with zenith.Loader(data["parquet"], batch_size=100, seed=3) as plain:
+            for a, b in zip(pinned, plain, strict=True):
+                assert a.column("id").to_pylist() == b.column("id").to_pylist()
+
+
+def test_pin_memory_c_call_without_a_device_and_its_argument_checks(data):
+    lib = _lib.lib()
+    opts = _lib.OptionsPtr()
+    assert lib.zenith_loader_options_new(ctypes.byref(opts)) == _lib.ZENITH_OK
+    try:
+        # Disabling needs no driver.
+        assert lib.zenith_loader_options_set_pin_memory(opts, 0, False, None) == _lib.ZENITH_OK
+        status = lib.zenith_loader_options_set_pin_memory(opts, 0, True, None)
+        if _gpus() == 0:
+            assert status == zenith.Status.ERR_NO_DEVICE
+        else:
+            assert status == _lib.ZENITH_OK
+        assert lib.zenith_loader_options_set_pin_memory(None, 0, True, None) == zenith.Status.ERR_NULL_ARGUMENT
+    finally:
+        lib.zenith_loader_options_free(opts)
+    with pytest.raises(zenith.InvalidArgumentError) as caught:
+        zenith.Loader(data["parquet"], batch_size=100, pin_memory="gpu0")
+    assert "pin_memory must be" in str(caught.value)

@@ -550,6 +550,7 @@ SIGNATURES = {
     "zenith_gpu_link": ([c_uint32, c_uint32, POINTER(c_int32), POINTER(c_uint32), _Err], c_int32),
     "zenith_loader_options_set_device": ([OptionsPtr, c_int32, c_uint32, _Err], c_int32),
     "zenith_loader_options_set_device_slots": ([OptionsPtr, c_size_t, _Err], c_int32),
+    "zenith_loader_options_set_pin_memory": ([OptionsPtr, c_uint32, c_bool, _Err], c_int32),
     "zenith_batch_column_dlpack_stream": ([BatchPtr, c_char_p, c_int64, POINTER(TensorPtr), _Err], c_int32),
     "zenith_batch_export_device_array": (
         [BatchPtr, POINTER(ArrowDeviceArray), POINTER(ArrowSchema), _Err],

@@ -174,6 +174,24 @@ def _apply_device_option(lib, opts, device) -> None:
         _call(lib.zenith_loader_options_set_device_slots, opts, slots)
 
 
+def _pin_memory_option(pin_memory) -> int | None:
+    """``pin_memory=`` (False/None, True for CUDA device 0, or "cuda"/"cuda:N") as the CUDA
+    ordinal whose pinned memory the batches land in; None: ordinary memory."""
+    if pin_memory is None or pin_memory is False:
+        return None
+    if pin_memory is True:
+        return 0
+    if isinstance(pin_memory, str) and (pin_memory == "cuda" or pin_memory.startswith("cuda:")):
+        return _device_option(pin_memory, None)[1]
+    raise _errors.invalid(f'pin_memory must be a bool, "cuda" or "cuda:N", got {pin_memory!r}')
+
+
+def _apply_pin_memory(lib, opts, ordinal) -> None:
+    """Makes the batches land in CUDA device `ordinal`'s pinned memory (None: nothing to set)."""
+    if ordinal is not None:
+        _call(lib.zenith_loader_options_set_pin_memory, opts, ordinal, True)
+
+
 class Schema:
     """The loader's schema when pyarrow is not installed: implements ``__arrow_c_schema__``
     (exported from the loader on each call, so it needs the loader open) and ``names``."""
@@ -276,6 +294,13 @@ class Loader:
             a CUDA driver or device, opening raises :class:`zenith.ZenithError` with code
             ``NO_DEVICE``.
         device_slots: staging slots of the device ring (at least 3; default 4).
+        pin_memory: True (CUDA device 0) or "cuda:N": batches land in pinned (page-locked) host
+            memory, so your own ``tensor.to("cuda", non_blocking=True)`` copies are truly
+            asynchronous. Every batch the workers build lands there (zero-copy views of
+            memory-mapped files with ``shuffle=False`` are copied there); the output of
+            ``stages`` stays where the stage built it. Without a CUDA driver or device, opening raises
+            :class:`zenith.ZenithError` with code ``NO_DEVICE``. With ``device="cuda..."`` the
+            loader uses pinned memory anyway.
         storage_options: for a dataset at a URL (``s3://bucket/prefix/``,
             ``s3://bucket/prefix/*.parquet``, ``gs://``, ``az://``, ``abfss://``, ``http(s)://``),
             ``{key: value}`` as fsspec and pyarrow take them: ``endpoint``, ``region``,
@@ -340,6 +365,7 @@ class Loader:
         # -- delivery on a GPU --
         device: str | None = None,
         device_slots: int | None = None,
+        pin_memory: bool | str = False,
     ):
         self._handle = None  # set last: __del__ and close() see None until the open succeeds
         # A list of paths is one dataset (files in the order given).
@@ -443,6 +469,7 @@ class Loader:
         }
         self._options.update(_placement_options(io_backend, io_direct, numa_node, near_gpu))
         self._options["device"] = _device_option(device, device_slots)
+        self._options["pin_memory"] = _pin_memory_option(pin_memory)
         if self._options["device"] is not None and output != "dlpack":
             raise _errors.invalid('device="cuda..." delivers tensors: use output="dlpack"')
         self._output = output
@@ -501,6 +528,7 @@ class Loader:
                 del capsule  # copied by the library: the capsule releases its schema
             _apply_placement_options(lib, opts, o)
             _apply_device_option(lib, opts, o["device"])
+            _apply_pin_memory(lib, opts, o["pin_memory"])
             for key, value in o["storage"]:
                 _call(lib.zenith_loader_options_set_storage_option, opts, key.encode(), value.encode())
             for stage in o["stages"]:

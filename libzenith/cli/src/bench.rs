@@ -225,10 +225,13 @@ fn run_one(
     // Checked before the dataset opens: no device is the clearer failure.
     let mut device = args
         .device
-        .map(crate::bench_device::open_path)
+        .map(|ordinal| crate::bench_device::open_path(ordinal, &mut options))
         .transpose()?;
     let start = Instant::now();
     let loader = Loader::open(&args.path, &options)?;
+    if let Some(path) = device.as_mut() {
+        path.set_batch_shape(&loader.schema(), options.batch_size())?;
+    }
     let opened = start.elapsed();
     let per_epoch = loader.num_batches();
     bar.set_length(per_epoch * args.epochs);

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
-use zenith_core::{Error, Loader};
+use zenith_core::{Error, Loader, LoaderOptions};
 use zenith_gpu::device_path::DevicePath;
 use zenith_gpu::h2d;
+use zenith_gpu::pinned::gather_into_pinned;
 use zenith_gpu::ring::cuda_engine::CudaCopyEngine;
 
 use crate::exit::Failure;
@@ -32,15 +33,22 @@ pub fn parse_device(text: &str) -> Result<u32, String> {
     }
 }
 
-/// The device path of CUDA device `ordinal`, or the NO_DEVICE failure naming it.
-pub fn open_path(ordinal: u32) -> Result<DevicePath<CudaCopyEngine>, Failure> {
+/// The device path of CUDA device `ordinal`, or the NO_DEVICE failure naming it; `options` are
+/// changed so the loader gathers its batches into the device's pinned memory, from which the
+/// path copies them without staging.
+pub fn open_path(
+    ordinal: u32,
+    options: &mut LoaderOptions,
+) -> Result<DevicePath<CudaCopyEngine>, Failure> {
     let engine = CudaCopyEngine::new(ordinal).map_err(|error| match error {
         Error::NoDevice(reason) => Error::NoDevice(format!(
             "--device cuda:{ordinal}: no such CUDA device here: {reason}"
         )),
         other => other,
     })?;
-    Ok(DevicePath::new(engine, ordinal, SLOTS, DEADLINE)?)
+    let mut path = DevicePath::new(engine, ordinal, SLOTS, DEADLINE)?;
+    gather_into_pinned(&mut path, options)?;
+    Ok(path)
 }
 
 /// One epoch of `loader` through `path`: keeps the ring full and drops each device batch once
@@ -51,12 +59,7 @@ pub fn drain_epoch(
     bar: &ProgressBar,
 ) -> Result<(), Failure> {
     loop {
-        while path.in_flight() < path.depth() {
-            match loader.next_batch()? {
-                Some(batch) => path.push(batch)?,
-                None => break,
-            }
-        }
+        path.fill(|| loader.next_batch())?;
         match path.pop()? {
             Some(batch) => {
                 drop(batch);
@@ -74,6 +77,9 @@ pub fn report(ordinal: u32, path: &DevicePath<CudaCopyEngine>, seconds: f64) -> 
         "device": format!("cuda:{ordinal}"),
         "device_copies": stats.copies,
         "device_bytes_copied": stats.bytes,
+        "device_bytes_direct": stats.direct_bytes,
+        "device_bytes_staged": stats.staged_bytes,
+        "device_buffers_grown": stats.device_buffers_grown,
         "device_gb_per_second": stats.bytes as f64 / seconds.max(1e-9) / 1e9,
         "device_staging_waits": stats.staging_waits,
         "device_memory_waits": stats.device_waits,

@@ -336,10 +336,11 @@ pub unsafe extern "C" fn zenith_gpu_link(
 /// does not exist (no driver, no device, ordinal out of range) fails the open with
 /// `ZENITH_ERR_NO_DEVICE`, worded "the loader was asked to deliver batches to CUDA device N,
 /// which is not available: ...". On a CUDA device, `zenith_loader_next_batch` delivers batches
-/// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`), copied
-/// through a ring of `ZENITH_DEVICE_DEFAULT_SLOTS` pinned staging slots
-/// (`zenith_loader_options_set_device_slots`); the other ways of taking batches
-/// (`zenith_loader_next`, streams) stay on the host.
+/// whose tensor columns are in device memory (`zenith_batch_column_dlpack_stream`): the
+/// workers build each batch in the device's pinned memory and a ring of
+/// `ZENITH_DEVICE_DEFAULT_SLOTS` slots (`zenith_loader_options_set_device_slots`) copies its
+/// columns from there (a stage's output is staged in a pinned slot first); the other ways of
+/// taking batches (`zenith_loader_next`, streams) stay on the host.
 ///
 /// On failure: an unknown `device` value or a CPU ordinal other than 0 returns
 /// `ZENITH_ERR_INVALID_ARGUMENT`; the options are unchanged.
@@ -382,7 +383,7 @@ pub unsafe extern "C" fn zenith_loader_options_set_device(
     })
 }
 
-/// Sets how many pinned staging slots (and device buffers, of the first batch's size each) the
+/// Sets how many slots (and device buffers, sized from the schema and batch size) the
 /// device path of a loader opened with `opts` uses: at least 3 (one being filled, one copying,
 /// one held by the consumer); more let more copies run ahead of the consumer.
 ///

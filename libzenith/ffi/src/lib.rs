@@ -53,6 +53,7 @@ pub mod gpu;
 pub mod loader;
 pub mod memory;
 pub mod options;
+pub mod pinned;
 pub mod ring;
 pub mod scheduler;
 pub mod status;

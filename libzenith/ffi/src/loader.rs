@@ -16,7 +16,7 @@ use crate::options::{
 use crate::status::{ZENITH_DONE, ZENITH_OK, ZENITH_WOULD_BLOCK, zenith_status};
 use zenith_core::Error;
 use zenith_core::batch::{Batch, export_array, export_schema};
-use zenith_core::loader::{Fetched, Loader, LoaderOptions};
+use zenith_core::loader::{Fetched, Loader};
 
 /// Size in bytes of an encoded token (the largest a caller's buffer needs to be).
 pub const ZENITH_RESUME_STATE_SIZE: usize = 96;
@@ -108,15 +108,12 @@ pub unsafe extern "C" fn zenith_loader_open(
         // SAFETY: per the contract above.
         let path = unsafe { args::path(path, "path") }?;
         let out = args::out(out, "out")?;
-        let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
-        // A device set with zenith_loader_options_set_device must exist (gpu.rs).
         // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
         crate::gpu::install_topology_facts();
-        let device = opts.map_or(Ok(None), |o| o.device.open())?;
-        let options = opts.map_or(&default_options, |o| &o.inner);
-        let loader = Loader::open(&path, options)?;
+        // A device set with zenith_loader_options_set_device must exist (pinned.rs).
+        let (loader, device) = crate::pinned::open_loader(opts, |o| Loader::open(&path, o))?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_loader::new(loader, device))) };
         Ok(ZENITH_OK)
@@ -165,14 +162,11 @@ pub unsafe extern "C" fn zenith_loader_open_paths(
             // SAFETY: non-NULL and NUL-terminated per the contract.
             list.push(unsafe { args::path(pointer, "paths[i]") }?);
         }
-        let default_options = LoaderOptions::default();
         // SAFETY: per the contract above.
         let opts = unsafe { opts.as_ref() };
         // `near_gpu` resolves through the topology merged with NVML's GPUs (gpu.rs).
         crate::gpu::install_topology_facts();
-        let device = opts.map_or(Ok(None), |o| o.device.open())?;
-        let options = opts.map_or(&default_options, |o| &o.inner);
-        let loader = Loader::open_list(&list, options)?;
+        let (loader, device) = crate::pinned::open_loader(opts, |o| Loader::open_list(&list, o))?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.write(args::into_handle(zenith_loader::new(loader, device))) };
         Ok(ZENITH_OK)

@@ -6,9 +6,18 @@
 //! Generic over the [`CopyEngine`]: the CUDA engine in production, the host engine in CI, so
 //! staging, ordering, placement and the release rules are tested everywhere.
 //!
-//! Staging is one place, [`stage_batch`]: today it copies each delivered host batch's tensor
-//! columns into the pinned slot (one extra host copy). Once the gather kernel gathers straight
-//! into a caller-given buffer, that function is the only one to change.
+//! No extra host copy where the batch is already pinned: with [`DevicePath::set_pinned_ranges`]
+//! (the loader's batch pool over pinned memory, [`crate::pinned::pinned_batch_allocator`]), a
+//! tensor column whose bytes lie in a pinned block is copied straight from the batch's buffer
+//! into its place in device memory, and the ring keeps the buffer alive until the copy finished.
+//! Other columns (zero-copy slices of mapped files, the heap, booleans the export converts) are
+//! staged: copied into the slot's pinned memory first, so no asynchronous copy ever reads
+//! pageable memory. [`crate::ring::RingStats`] counts both (`direct_bytes`, `staged_bytes`).
+//!
+//! Device buffers are sized before the first batch when the loader's schema and batch size are
+//! known ([`DevicePath::set_batch_shape`]: every tensor form is fixed-width, so the largest batch
+//! is known exactly); a batch larger than that (a stage that adds rows), or than the first batch
+//! without a shape, grows the buffer it lands in.
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
@@ -19,8 +28,14 @@ use zenith_core::batch::dlpack::{DLDataType, DLDevice, DlpackTensor, TensorMemor
 use zenith_core::batch::{Batch, export_column};
 use zenith_core::{Error, Result};
 
+use arrow_schema::Schema;
+use zenith_core::batch::dlpack::tensor_row_bytes;
+
 use crate::dlpack_stream::ConsumerStream;
-use crate::ring::{CopyEngine, DeviceBatch, RingConfig, RingError, SlotRing};
+use crate::pinned_ranges::PinnedRanges;
+use crate::ring::{
+    CopyEngine, DeviceBatch, HostSource, RingConfig, RingError, RingStats, SlotRing, SubmitRange,
+};
 
 /// Columns start at multiples of this many bytes in a slot (and so in device memory): what
 /// CUDA kernels and cuBLAS expect of tensor bases.
@@ -70,27 +85,19 @@ fn host_tensors(batch: &Batch) -> impl Iterator<Item = (String, Result<DlpackTen
     })
 }
 
-/// The bytes a slot needs for `batch`'s tensor columns, aligned as [`stage_batch`] places them.
-pub fn staged_size(batch: &Batch) -> Result<usize> {
-    let mut size = 0usize;
-    for (_, tensor) in host_tensors(batch) {
-        if let Ok(tensor) = tensor {
-            size = align_up(size)
-                .and_then(|s| s.checked_add(tensor.bytes().len()))
-                .ok_or_else(|| Error::InvalidArgument("a batch too large to stage".into()))?;
-        }
-    }
-    Ok(align_up(size.max(1)).unwrap_or(usize::MAX))
+/// A column's place in device memory, with its host tensor to copy from.
+struct PlacedColumn {
+    placement: ColumnPlacement,
+    tensor: DlpackTensor,
 }
 
-/// Copies `batch`'s tensor columns into `slot`, each at the next [`COLUMN_ALIGN`] boundary, and
-/// says where each column went. The one place that stages: gathering straight into the slot
-/// replaces its copy.
-///
-/// On failure: [`Error::InvalidArgument`] when the columns do not fit the slot (a batch larger
-/// than the first one, which sized the ring).
-pub fn stage_batch(batch: &Batch, slot: &mut [u8]) -> Result<(Vec<StagedColumn>, usize)> {
+/// Where `batch`'s columns go in device memory (each tensor column at the next
+/// [`COLUMN_ALIGN`] boundary), their host tensors, and the bytes the batch needs.
+fn place_columns(batch: &Batch) -> Result<(Vec<StagedColumn>, Vec<PlacedColumn>, usize)> {
+    let too_large =
+        || Error::InvalidArgument(format!("batch {} is too large to stage", batch.index));
     let mut columns = Vec::with_capacity(batch.data.num_columns());
+    let mut placed = Vec::with_capacity(batch.data.num_columns());
     let mut end = 0usize;
     for (name, tensor) in host_tensors(batch) {
         let tensor = match tensor {
@@ -103,30 +110,41 @@ pub fn stage_batch(batch: &Batch, slot: &mut [u8]) -> Result<(Vec<StagedColumn>,
                 continue;
             }
         };
-        let bytes = tensor.bytes();
-        let offset = align_up(end).unwrap_or(usize::MAX);
-        let Some(target) = offset
-            .checked_add(bytes.len())
-            .and_then(|stop| slot.get_mut(offset..stop))
-        else {
-            return Err(Error::InvalidArgument(format!(
-                "batch {} does not fit its device slot of {} bytes (column `{name}` ends past \
-                 it); batches after the first may not be larger than the first",
-                batch.index,
-                slot.len()
-            )));
-        };
-        target.copy_from_slice(bytes);
-        end = offset + bytes.len();
-        columns.push(StagedColumn::Placed(ColumnPlacement {
+        let len = tensor.bytes().len();
+        let offset = align_up(end).ok_or_else(too_large)?;
+        end = offset.checked_add(len).ok_or_else(too_large)?;
+        let placement = ColumnPlacement {
             name,
             offset,
-            len: bytes.len(),
+            len,
             shape: tensor.shape().to_vec(),
             dtype: tensor.dtype(),
-        }));
+        };
+        columns.push(StagedColumn::Placed(placement.clone()));
+        placed.push(PlacedColumn { placement, tensor });
     }
-    Ok((columns, end))
+    Ok((columns, placed, end))
+}
+
+/// The bytes a device buffer needs for `batch`'s tensor columns, aligned as the device path
+/// places them.
+pub fn staged_size(batch: &Batch) -> Result<usize> {
+    let (_, _, end) = place_columns(batch)?;
+    align_up(end.max(1)).ok_or_else(|| Error::InvalidArgument("a batch too large to stage".into()))
+}
+
+/// The most bytes a batch of at most `rows` rows of `schema` needs in device memory: every
+/// tensor form is fixed-width ([`tensor_row_bytes`]), so this is exact for a batch of `rows`
+/// rows whose columns all export (a column with nulls is not copied and needs less). `None` on
+/// overflow.
+pub fn batch_bound(schema: &Schema, rows: usize) -> Option<usize> {
+    let mut end = 0usize;
+    for field in schema.fields() {
+        if let Some(row_bytes) = tensor_row_bytes(field.data_type()) {
+            end = align_up(end)?.checked_add(rows.checked_mul(row_bytes)?)?;
+        }
+    }
+    align_up(end.max(1))
 }
 
 fn ring_error(error: RingError) -> Error {
@@ -139,15 +157,20 @@ fn ring_error(error: RingError) -> Error {
     }
 }
 
-/// The device path of one loader: it stages batches, keeps up to `depth` copies in flight and
-/// hands out the oldest.
+/// The device path of one loader: it places batches in device memory (straight from pinned
+/// buffers, or through a staging slot), keeps up to `depth` copies in flight and hands out the
+/// oldest.
 pub struct DevicePath<E: CopyEngine> {
-    /// The engine until the first batch sizes the ring; then the ring owns it.
+    /// The engine until the first batch creates the ring; then the ring owns it.
     engine: Option<E>,
     ring: Option<SlotRing<E>>,
     slots: usize,
     ordinal: u32,
     deadline: Duration,
+    /// Host memory columns may be copied from directly (the loader's pinned batch pool).
+    pinned: Option<Arc<PinnedRanges>>,
+    /// The bytes of the largest batch, known from the schema and batch size.
+    bound: Option<usize>,
     /// Host batches submitted and not yet handed out, with where their columns went.
     pending: VecDeque<(Batch, Vec<StagedColumn>)>,
 }
@@ -168,8 +191,41 @@ impl<E: CopyEngine> DevicePath<E> {
             slots,
             ordinal,
             deadline,
+            pinned: None,
+            bound: None,
             pending: VecDeque::new(),
         })
+    }
+
+    /// Columns whose bytes lie in `ranges` (pinned blocks the batches were gathered into) are
+    /// copied straight from the batch, not staged. Takes effect for the next batch.
+    pub fn set_pinned_ranges(&mut self, ranges: Arc<PinnedRanges>) {
+        self.pinned = Some(ranges);
+    }
+
+    /// Sizes the device buffers for batches of at most `batch_size` rows of `schema`
+    /// ([`batch_bound`]) instead of by the first batch. Call before the first batch.
+    ///
+    /// On failure: [`Error::InvalidArgument`] after the first batch (the ring exists) or when the
+    /// size overflows.
+    pub fn set_batch_shape(&mut self, schema: &Schema, batch_size: usize) -> Result<()> {
+        if self.ring.is_some() {
+            return Err(Error::InvalidArgument(
+                "the device path's buffers are sized before its first batch".into(),
+            ));
+        }
+        let bound = batch_bound(schema, batch_size).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "batches of {batch_size} rows of this schema are too large for a device buffer"
+            ))
+        })?;
+        self.bound = Some(bound);
+        Ok(())
+    }
+
+    /// The device's ordinal.
+    pub fn ordinal(&self) -> u32 {
+        self.ordinal
     }
 
     /// How many batches to keep submitted ahead of the consumer: every slot but the one the
@@ -184,17 +240,33 @@ impl<E: CopyEngine> DevicePath<E> {
     }
 
     /// The ring's counters (zero before the first batch).
-    pub fn stats(&self) -> crate::ring::RingStats {
+    pub fn stats(&self) -> RingStats {
         self.ring.as_ref().map(|r| r.stats()).unwrap_or_default()
     }
 
-    fn ring_for(&mut self, batch: &Batch) -> Result<&SlotRing<E>> {
+    /// The ring's shape (`None` before the first batch).
+    pub fn ring_config(&self) -> Option<RingConfig> {
+        self.ring.as_ref().map(|r| r.config())
+    }
+
+    /// The ring, created for a first batch of `len` bytes: device buffers of the schema's bound
+    /// when known, else of that batch; staging memory up front unless columns are expected to
+    /// be copied from pinned batches (then each slot grows to what it stages).
+    fn ring_for(&mut self, len: usize) -> Result<&SlotRing<E>> {
         if self.ring.is_none() {
             let engine = self
                 .engine
                 .take()
                 .ok_or_else(|| Error::Internal("device path without an engine".into()))?;
-            let config = RingConfig::new(self.slots, staged_size(batch)?);
+            let device_bytes = self
+                .bound
+                .unwrap_or(0)
+                .max(align_up(len).unwrap_or(len))
+                .max(COLUMN_ALIGN);
+            let mut config = RingConfig::new(self.slots, device_bytes);
+            if self.pinned.is_some() {
+                config.staging_bytes = 0;
+            }
             self.ring = Some(SlotRing::new(engine, config)?);
         }
         self.ring
@@ -202,14 +274,64 @@ impl<E: CopyEngine> DevicePath<E> {
             .ok_or_else(|| Error::Internal("device path without a ring".into()))
     }
 
-    /// Stages `batch` and starts its copy to the device.
+    /// Starts copying `batch`'s tensor columns to the device: pinned columns straight from the
+    /// batch, the others through a staging slot.
     pub fn push(&mut self, batch: Batch) -> Result<()> {
         let deadline = Instant::now() + self.deadline;
-        let ring = self.ring_for(&batch)?;
+        let (columns, placed, len) = place_columns(&batch)?;
+        let pinned = self.pinned.clone();
+        let is_pinned = |bytes: &[u8]| {
+            pinned
+                .as_ref()
+                .is_some_and(|p| p.contains(bytes.as_ptr(), bytes.len()))
+        };
+        let ring = self.ring_for(len)?;
         let mut slot = ring.acquire(deadline).map_err(ring_error)?;
-        let (columns, len) = stage_batch(&batch, slot.bytes())?;
-        ring.submit(slot, len, deadline).map_err(ring_error)?;
+        // Staged columns sit at their device offsets in the slot: the copies of neighbouring
+        // staged columns merge into one.
+        let staged_end = placed
+            .iter()
+            .filter(|c| !is_pinned(c.tensor.bytes()))
+            .map(|c| c.placement.offset + c.placement.len)
+            .max()
+            .unwrap_or(0);
+        slot.reserve(staged_end)?;
+        let mut ranges = Vec::with_capacity(placed.len());
+        for PlacedColumn { placement, tensor } in placed {
+            let bytes = tensor.bytes();
+            let (ptr, len, offset) = (bytes.as_ptr(), bytes.len(), placement.offset);
+            if len == 0 {
+                continue;
+            }
+            if is_pinned(bytes) {
+                // SAFETY: the bytes are the tensor's view of a buffer the tensor keeps alive
+                // (Arrow buffers are immutable while shared), in a pinned block.
+                let source = unsafe { HostSource::new(ptr, len, Box::new(tensor)) };
+                ranges.push(SubmitRange::host(source, offset));
+            } else {
+                let target = slot.bytes().get_mut(offset..offset + len).ok_or_else(|| {
+                    Error::Internal(format!("column `{}` past its staging slot", placement.name))
+                })?;
+                target.copy_from_slice(bytes);
+                ranges.push(SubmitRange::staged(offset, len, offset));
+            }
+        }
+        ring.submit_ranges(slot, ranges, deadline)
+            .map_err(ring_error)?;
         self.pending.push_back((batch, columns));
+        Ok(())
+    }
+
+    /// Submits batches from `next` (a loader's `next_batch`) until [`DevicePath::depth`] copies
+    /// are in flight or `next` has no more: the copies of the batches ahead overlap the
+    /// consumer's work.
+    pub fn fill(&mut self, mut next: impl FnMut() -> Result<Option<Batch>>) -> Result<()> {
+        while self.in_flight() < self.depth() {
+            match next()? {
+                Some(batch) => self.push(batch)?,
+                None => break,
+            }
+        }
         Ok(())
     }
 

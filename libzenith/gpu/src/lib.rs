@@ -17,6 +17,7 @@ pub mod dlpack_stream;
 pub mod driver;
 pub mod h2d;
 pub mod pinned;
+pub mod pinned_ranges;
 pub mod ring;
 pub mod topology_facts;
 

@@ -12,8 +12,11 @@ pub use zenith_core::runtime::pool::{
 };
 use zenith_core::{Error, Result};
 
+use std::sync::Arc;
+
 use crate::discovery::device_handle;
 use crate::driver::driver_failure;
+use crate::pinned_ranges::{PinnedRanges, TrackedAllocator};
 
 /// Pinned memory from `cuMemHostAlloc` (portable: usable from every context), in the primary
 /// context of one device.
@@ -73,6 +76,35 @@ impl HostAllocator for CudaHostAllocator {
             }
         }
     }
+}
+
+/// Pinned memory of device `ordinal` for a loader's batch buffers
+/// (`LoaderOptions::set_host_allocator`), with the list of its live blocks: batches gathered
+/// into it can be copied to the device asynchronously, and the device path copies them straight
+/// from there ([`crate::device_path::DevicePath::set_pinned_ranges`]).
+///
+/// On failure: [`Error::NoDevice`] without a driver or device.
+pub fn pinned_batch_allocator(ordinal: u32) -> Result<(Arc<dyn HostAllocator>, Arc<PinnedRanges>)> {
+    let allocator = TrackedAllocator::new(CudaHostAllocator::new(ordinal)?);
+    let ranges = allocator.ranges();
+    Ok((Arc::new(allocator), ranges))
+}
+
+/// Makes a loader opened with `options` gather its batches into the pinned memory of `path`'s
+/// device ([`pinned_batch_allocator`]; batches the gather kernel does not write, such as
+/// zero-copy views of mapped files, are copied there on the worker threads), and `path` copy
+/// those columns straight from there.
+///
+/// On failure: [`Error::NoDevice`] without a driver or device; nothing changed.
+pub fn gather_into_pinned<E: crate::ring::CopyEngine>(
+    path: &mut crate::device_path::DevicePath<E>,
+    options: &mut zenith_core::LoaderOptions,
+) -> Result<()> {
+    let (allocator, ranges) = pinned_batch_allocator(path.ordinal())?;
+    options.set_host_allocator(Some(allocator));
+    options.set_pool_every_batch(true);
+    path.set_pinned_ranges(ranges);
+    Ok(())
 }
 
 /// A caller's buffer page-locked with `cuMemHostRegister` (portable) until this value drops.

@@ -4,6 +4,8 @@
 //! Without a device each test prints why it is skipped (`SKIPPED: ...`) and passes, unless
 //! `ZENITH_REQUIRE_GPU=1` is set (bench/gpu/run.sh sets it): then a missing device fails.
 
+mod common;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -231,4 +233,82 @@ fn device_batches_export_as_arrow_device_arrays_on_cuda() {
     drop(array);
     // SAFETY: nothing uses the stream any more.
     unsafe { result::stream::synchronize(stream).unwrap() };
+}
+
+#[test]
+fn a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging() {
+    use zenith_core::loader::{LoaderOptions, ShuffleMode};
+    use zenith_gpu::device_path::DevicePath;
+    use zenith_gpu::dlpack_stream::ConsumerStream;
+    if skip_reason("a_loader_on_the_pinned_pool_is_copied_to_the_device_without_staging").is_some()
+    {
+        return;
+    }
+    for shuffle in [ShuffleMode::Global, ShuffleMode::None] {
+        let mut options = LoaderOptions::default();
+        options.set_batch_size(4096).unwrap();
+        options.set_shuffle(shuffle);
+        let mut path = DevicePath::new(
+            CudaCopyEngine::new(0).unwrap(),
+            0,
+            4,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        zenith_gpu::pinned::gather_into_pinned(&mut path, &mut options).unwrap();
+        let chunks = (0..4).map(|i| host_batch(i, 5000).data).collect();
+        let loader = common::held_loader(chunks, &options);
+        path.set_batch_shape(&loader.schema(), 4096).unwrap();
+        let mut rows = 0usize;
+        loop {
+            path.fill(|| loader.next_batch()).unwrap();
+            let Some(batch) = path.pop().unwrap() else {
+                break;
+            };
+            let expected = common::host_ids(&batch);
+            let tensor = batch
+                .column_dlpack("id", ConsumerStream::LegacyDefault)
+                .unwrap();
+            let mut back = vec![0i64; expected.len()];
+            // SAFETY: the tensor holds that many int64 in device memory while it lives.
+            unsafe {
+                result::memcpy_dtoh_sync(&mut back, tensor.as_dl_tensor().data as u64).unwrap()
+            };
+            assert_eq!(back, expected, "{shuffle:?}");
+            rows += expected.len();
+        }
+        assert_eq!(rows, 20_000);
+        let stats = path.stats();
+        println!("{shuffle:?}: {stats:?}");
+        // Every batch was built in pinned memory (gathered, or copied there by the workers).
+        assert_eq!(stats.staged_bytes, 0, "{shuffle:?}");
+        assert_eq!(stats.direct_bytes, 20_000 * 12, "{shuffle:?}");
+        assert_eq!(stats.device_buffers_grown, 0, "{shuffle:?}");
+    }
+}
+
+#[test]
+fn device_buffers_grow_for_a_later_larger_batch_on_the_device() {
+    use zenith_gpu::device_path::DevicePath;
+    use zenith_gpu::dlpack_stream::ConsumerStream;
+    if skip_reason("device_buffers_grow_for_a_later_larger_batch_on_the_device").is_some() {
+        return;
+    }
+    let engine = CudaCopyEngine::new(0).unwrap();
+    let mut path = DevicePath::new(engine, 0, 3, Duration::from_secs(30)).unwrap();
+    for (index, rows) in [1000usize, 300, 8000, 10, 8000].into_iter().enumerate() {
+        path.push(host_batch(index as u64, rows)).unwrap();
+        let batch = path.pop().unwrap().unwrap();
+        let tensor = batch
+            .column_dlpack("id", ConsumerStream::LegacyDefault)
+            .unwrap();
+        let mut back = vec![0i64; rows];
+        // SAFETY: the tensor holds `rows` int64 in device memory while it lives.
+        unsafe { result::memcpy_dtoh_sync(&mut back, tensor.as_dl_tensor().data as u64).unwrap() };
+        assert_eq!(back[rows - 1], index as i64 * 1000 + rows as i64 - 1);
+    }
+    let stats = path.stats();
+    println!("growth: {stats:?}");
+    assert!(stats.device_buffers_grown >= 1);
+    assert_eq!(stats.direct_bytes, 0);
 }

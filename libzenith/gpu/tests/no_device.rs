@@ -38,6 +38,7 @@ fn every_device_entry_point_reports_no_device() {
         zenith_gpu::link_matrix().map(|_| ()),
         CudaCopyEngine::new(0).map(|_| ()),
         CudaHostAllocator::new(0).map(|_| ()),
+        zenith_gpu::pinned::pinned_batch_allocator(0).map(|_| ()),
     ] {
         let error = result.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::NoDevice, "{error}");
@@ -48,6 +49,18 @@ fn every_device_entry_point_reports_no_device() {
         .err()
         .unwrap();
     assert_eq!(error.kind(), ErrorKind::NoDevice, "{error}");
+    // pin_memory's allocator and the device path's pinned batches: NoDevice, nothing changed.
+    let mut options = zenith_core::LoaderOptions::default();
+    let mut path = zenith_gpu::device_path::DevicePath::new(
+        zenith_gpu::ring::HostCopyEngine::new().unwrap(),
+        0,
+        3,
+        std::time::Duration::from_secs(1),
+    )
+    .unwrap();
+    let error = zenith_gpu::pinned::gather_into_pinned(&mut path, &mut options).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NoDevice, "{error}");
+    assert_eq!(options, zenith_core::LoaderOptions::default());
     // The answer is stable: the second call does not retry into a panic.
     assert_eq!(
         zenith_gpu::device_count().unwrap_err().kind(),

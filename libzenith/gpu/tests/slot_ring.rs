@@ -1,10 +1,14 @@
 //! The slot ring's rules on the host copy engine: ordering, reuse of staging slots only after
 //! their copy finished, reuse of device memory only after the consumer released it,
-//! back-pressure and deadlines.
+//! back-pressure and deadlines; submissions of staged and direct host ranges, the owners of
+//! direct ranges kept until their copy finished, and buffers that grow for larger batches.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zenith_gpu::ring::{HostCopyEngine, HostEvent, RingConfig, RingError, SlotRing, WaitingFor};
+use zenith_gpu::ring::{
+    HostCopyEngine, HostEvent, HostSource, RingConfig, RingError, SlotRing, SubmitRange, WaitingFor,
+};
 
 const SLOT: usize = 64;
 
@@ -12,6 +16,7 @@ fn ring(slots: usize, device_buffers: usize) -> SlotRing<HostCopyEngine> {
     let config = RingConfig {
         slots,
         slot_bytes: SLOT,
+        staging_bytes: SLOT,
         device_buffers,
     };
     SlotRing::new(HostCopyEngine::new().unwrap(), config).unwrap()
@@ -191,15 +196,21 @@ fn workers_and_a_consumer_on_threads_deliver_every_batch_once_in_order() {
 }
 
 #[test]
-fn rings_refuse_too_few_slots_and_oversized_batches() {
+fn rings_refuse_too_few_slots_and_ranges_past_the_staging_memory() {
     let engine = HostCopyEngine::new().unwrap();
     assert!(SlotRing::new(engine, RingConfig::new(2, SLOT)).is_err());
     let ring = ring(3, 3);
     let slot = ring.acquire(soon()).unwrap();
-    assert!(matches!(
-        ring.submit(slot, SLOT + 1, soon()),
-        Err(RingError::Failed(_))
-    ));
+    // The device buffer could grow, but the slot holds only SLOT staged bytes.
+    match ring.submit(slot, SLOT + 1, soon()) {
+        Err(RingError::Failed(error)) => {
+            assert!(
+                error.to_string().contains("does not fit its buffers"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a refused range, got {other:?}"),
+    }
     // The refused slot went back: all three can be taken.
     let slots: Vec<_> = (0..3).map(|_| ring.acquire(soon()).unwrap()).collect();
     assert_eq!(slots.len(), 3);
@@ -225,4 +236,101 @@ fn released_device_memory_waits_for_the_consumers_release_marker() {
     let next = ring.next(soon()).unwrap();
     assert!(next.device().bytes().iter().all(|b| *b == 2));
     assert_eq!(ring.stats().device_buffers_allocated, 1);
+}
+
+/// `bytes` as a direct host source whose owner is an `Arc` the test can count.
+fn host_source(bytes: &Arc<Vec<u8>>) -> HostSource {
+    let owner = Arc::clone(bytes);
+    // SAFETY: the vector is kept alive (and unchanged) by `owner`, which the source holds.
+    unsafe { HostSource::new(owner.as_ptr(), owner.len(), Box::new(owner)) }
+}
+
+#[test]
+fn direct_and_staged_ranges_land_together_and_direct_owners_live_until_the_copy_finished() {
+    let ring = ring(3, 3);
+    let gate = ring.engine().gate();
+    gate.close();
+    let direct = Arc::new(vec![7u8; 40]);
+    let mut slot = ring.acquire(soon()).unwrap();
+    slot.bytes()[..16].fill(9);
+    let ranges = vec![
+        SubmitRange::staged(0, 16, 0),
+        SubmitRange::host(host_source(&direct), 256),
+    ];
+    ring.submit_ranges(slot, ranges, soon()).unwrap();
+    // The copy has not run: the ring holds the direct range's owner.
+    assert_eq!(Arc::strong_count(&direct), 2);
+    gate.open();
+    let batch = ring.next(soon()).unwrap();
+    // Copied, and the owner went back once the copy finished.
+    assert_eq!(Arc::strong_count(&direct), 1);
+    assert_eq!(batch.len(), 296);
+    let landed = batch.device().bytes();
+    assert!(landed[..16].iter().all(|b| *b == 9));
+    assert!(landed[256..296].iter().all(|b| *b == 7));
+    let stats = ring.stats();
+    assert_eq!((stats.direct_bytes, stats.staged_bytes), (40, 16));
+    assert_eq!(stats.bytes, 56);
+    // The batch was larger than the ring's buffers (SLOT bytes): its buffer was allocated at
+    // its size.
+    assert!(batch.device().bytes().len() >= 296);
+}
+
+#[test]
+fn a_failed_submit_drops_the_direct_owners_and_frees_its_slot() {
+    let ring = ring(3, 3);
+    let direct = Arc::new(vec![1u8; 8]);
+    let slot = ring.acquire(soon()).unwrap();
+    let ranges = vec![
+        SubmitRange::host(host_source(&direct), 0),
+        // Past the slot's staging memory: refused by the engine before any copy.
+        SubmitRange::staged(SLOT - 4, 8, 64),
+    ];
+    assert!(matches!(
+        ring.submit_ranges(slot, ranges, soon()),
+        Err(RingError::Failed(_))
+    ));
+    assert_eq!(Arc::strong_count(&direct), 1);
+    let slots: Vec<_> = (0..3).map(|_| ring.acquire(soon()).unwrap()).collect();
+    assert_eq!(slots.len(), 3);
+    assert_eq!(ring.stats().copies, 0);
+}
+
+#[test]
+fn device_buffers_grow_after_release_and_held_batches_keep_their_bytes() {
+    let ring = ring(3, 2);
+    push(&ring, 1, SLOT);
+    let small = ring.next(soon()).unwrap();
+    // A larger batch: the slot's staging memory grows, then a device buffer of its size.
+    let mut slot = ring.acquire(soon()).unwrap();
+    slot.reserve(3 * SLOT).unwrap();
+    assert!(slot.bytes().len() >= 3 * SLOT);
+    slot.bytes()[..3 * SLOT].fill(2);
+    ring.submit(slot, 3 * SLOT, soon()).unwrap();
+    let large = ring.next(soon()).unwrap();
+    assert_eq!(large.len(), 3 * SLOT);
+    assert!(large.device().bytes()[..3 * SLOT].iter().all(|b| *b == 2));
+    assert!(small.device().bytes().iter().all(|b| *b == 1));
+    let stats = ring.stats();
+    assert_eq!(stats.staging_grown, 1);
+    assert_eq!(stats.device_buffers_allocated, 2);
+    // Both buffers held; release the small one: the next larger batch reuses it by growing it
+    // (the held one is untouched), and the ring never holds more than two buffers.
+    drop(small);
+    let mut slot = ring.acquire(soon()).unwrap();
+    slot.reserve(2 * SLOT).unwrap();
+    slot.bytes()[..2 * SLOT].fill(3);
+    ring.submit(slot, 2 * SLOT, soon()).unwrap();
+    let grown = ring.next(soon()).unwrap();
+    assert!(grown.device().bytes()[..2 * SLOT].iter().all(|b| *b == 3));
+    assert!(large.device().bytes()[..3 * SLOT].iter().all(|b| *b == 2));
+    let stats = ring.stats();
+    assert_eq!(stats.device_buffers_grown, 1);
+    assert_eq!(stats.device_buffers_allocated, 2);
+    // A smaller batch after them fits the grown buffers without growing again.
+    drop(grown);
+    push(&ring, 4, 8);
+    let last = ring.next(soon()).unwrap();
+    assert_eq!(&last.device().bytes()[..8], &[4; 8]);
+    assert_eq!(ring.stats().device_buffers_grown, 1);
 }

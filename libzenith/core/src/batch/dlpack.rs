@@ -564,6 +564,21 @@ fn plan(name: &str, data: &ArrayData) -> Result<(Vec<i64>, DLDataType, Elements)
 }
 
 /// Fails with [`Error::Unsupported`] unless `column_type` has a tensor form.
+/// The bytes one row of a column of `data_type` takes in its tensor form ([`export_column`]),
+/// or `None` for a type without one. Every type with a tensor form is fixed-width, so a batch of
+/// `rows` rows needs exactly `rows * tensor_row_bytes` bytes per tensor column: what sizes device
+/// buffers before the first batch arrives. Booleans take a byte per element (the export's copy).
+pub fn tensor_row_bytes(data_type: &DataType) -> Option<usize> {
+    match data_type {
+        DataType::FixedSizeList(field, n) => usize::try_from(*n)
+            .ok()?
+            .checked_mul(tensor_row_bytes(field.data_type())?),
+        DataType::FixedSizeBinary(width) => usize::try_from(*width).ok(),
+        DataType::Boolean => Some(1),
+        other => primitive_dtype(other).map(|d| usize::from(d.bits / 8)),
+    }
+}
+
 fn check_supported(name: &str, column_type: &DataType) -> Result<()> {
     let mut element = column_type;
     while let DataType::FixedSizeList(field, _) = element {

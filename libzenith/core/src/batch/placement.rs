@@ -1,5 +1,6 @@
 //! Placing a delivered batch's memory: a copy of a batch whose buffers all live in one
-//! allocation on a NUMA node (the loader's workers place gathered batches this way).
+//! allocation on a NUMA node (the loader's workers place gathered batches this way), or in one
+//! block of the loader's batch pool (pinned memory: batches the gather kernel did not write).
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use arrow_array::{RecordBatch, RecordBatchOptions, make_array};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 
+use crate::batch::gather_kernel::HostPool;
 use crate::error::{Error, Result};
 use crate::runtime::alloc::NumaAllocation;
 
@@ -15,6 +17,31 @@ const ALIGNMENT: usize = 64;
 
 /// A copy of `batch` whose buffers all live in one allocation on `node`.
 pub fn copy_to_node(batch: &RecordBatch, node: u32) -> Result<RecordBatch> {
+    copy_into(batch, &format!("NUMA node {node}"), |total, fill| {
+        let mut allocation = NumaAllocation::new(total, Some(node), 0)?;
+        fill(allocation.as_mut_slice());
+        Ok(NumaAllocation::buffer(&Arc::new(allocation), 0, total))
+    })
+}
+
+/// A copy of `batch` whose buffers all live in one block of `pool` (returned to the pool when
+/// the last of them drops).
+pub fn copy_to_pool(batch: &RecordBatch, pool: &HostPool) -> Result<RecordBatch> {
+    copy_into(batch, "the batch pool", |total, fill| {
+        let mut block = pool.acquire(total)?;
+        fill(block.bytes_mut());
+        Ok(block.into_buffer())
+    })
+}
+
+/// A copy of `batch` in one piece of memory (`place` names it for errors): `allocate(total,
+/// fill)` gets `total` bytes, lets `fill` write the buffers into them and returns a buffer over
+/// all of them, which the copy's buffers are slices of.
+fn copy_into(
+    batch: &RecordBatch,
+    place: &str,
+    allocate: impl FnOnce(usize, &mut dyn FnMut(&mut [u8])) -> Result<Buffer>,
+) -> Result<RecordBatch> {
     let columns: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
     let mut pieces: Vec<&[u8]> = Vec::new();
     for data in &columns {
@@ -27,20 +54,19 @@ pub fn copy_to_node(batch: &RecordBatch, node: u32) -> Result<RecordBatch> {
     if total == 0 {
         return Ok(batch.clone());
     }
-    let mut allocation = NumaAllocation::new(total, Some(node), 0)?;
     let mut spans = Vec::with_capacity(pieces.len());
-    let mut offset = 0;
-    let memory = allocation.as_mut_slice();
-    for piece in &pieces {
-        memory[offset..offset + piece.len()].copy_from_slice(piece);
-        spans.push((offset, piece.len()));
-        offset += piece.len().next_multiple_of(ALIGNMENT);
-    }
-    let allocation = Arc::new(allocation);
+    let whole = allocate(total, &mut |memory: &mut [u8]| {
+        let mut offset = 0;
+        for piece in &pieces {
+            memory[offset..offset + piece.len()].copy_from_slice(piece);
+            spans.push((offset, piece.len()));
+            offset += piece.len().next_multiple_of(ALIGNMENT);
+        }
+    })?;
     let mut spans = spans.into_iter();
     let mut next_buffer = || {
         let (offset, len) = spans.next().expect("one span per buffer collected");
-        NumaAllocation::buffer(&allocation, offset, len)
+        whole.slice_with_length(offset, len)
     };
     let arrays = columns
         .iter()
@@ -48,7 +74,7 @@ pub fn copy_to_node(batch: &RecordBatch, node: u32) -> Result<RecordBatch> {
         .collect();
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(batch.schema(), arrays, &options)
-        .map_err(|e| Error::Internal(format!("rebuilding a batch on NUMA node {node}: {e}")))
+        .map_err(|e| Error::Internal(format!("rebuilding a batch in {place}: {e}")))
 }
 
 /// The bytes of every buffer of `data` and its children, in the order [`rebuild`] takes them:
@@ -128,6 +154,26 @@ mod tests {
         copy.columns()
             .iter()
             .for_each(|c| c.to_data().validate_full().unwrap());
+    }
+
+    #[test]
+    fn a_batch_copied_into_the_pool_lives_in_one_block_until_released() {
+        use crate::runtime::pool::{BlockPool, HeapAllocator, HostAllocator};
+        let pool: HostPool = BlockPool::new(Arc::new(HeapAllocator) as Arc<dyn HostAllocator>);
+        let ids: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(3), Some(4)]));
+        let names: ArrayRef = Arc::new(StringArray::from(vec!["a", "bc", "", "d"]));
+        let batch = RecordBatch::try_from_iter([("id", ids), ("name", names)])
+            .unwrap()
+            .slice(1, 3);
+        let copy = copy_to_pool(&batch, &pool).unwrap();
+        assert_eq!(copy, batch);
+        copy.columns()
+            .iter()
+            .for_each(|c| c.to_data().validate_full().unwrap());
+        let stats = pool.stats();
+        assert_eq!((stats.allocations, stats.in_use_bytes), (1, 4096));
+        drop(copy);
+        assert_eq!(pool.stats().in_use_bytes, 0);
     }
 
     #[test]

@@ -78,6 +78,8 @@ struct Core {
     io_requested: IoBackend,
     /// Where gathered batches' buffers come from, across epochs.
     pool: HostPool,
+    /// Every batch is copied into `pool` (`LoaderOptions::set_pool_every_batch`).
+    pool_every_batch: bool,
     pipeline: Pipeline,
 }
 
@@ -193,6 +195,7 @@ impl Loader {
             BatchHome {
                 numa: &numa,
                 pool: &pool,
+                every_batch: options.pool_every_batch,
             },
             &counters,
             &stages,
@@ -214,6 +217,7 @@ impl Loader {
             io,
             io_requested: options.io.backend,
             pool,
+            pool_every_batch: options.pool_every_batch,
             pipeline,
         };
         Ok(Loader {
@@ -276,6 +280,7 @@ impl Loader {
             BatchHome {
                 numa: &core.numa,
                 pool: &core.pool,
+                every_batch: core.pool_every_batch,
             },
             &core.counters,
             &core.stages,
@@ -395,6 +400,8 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 struct BatchHome<'a> {
     numa: &'a NumaPlacement,
     pool: &'a HostPool,
+    /// Every batch lives in `pool`, not only gathered ones.
+    every_batch: bool,
 }
 
 fn start_epoch(
@@ -406,7 +413,11 @@ fn start_epoch(
     counters: &Arc<Counters>,
     stages: &Stages,
 ) -> Result<Pipeline> {
-    let BatchHome { numa, pool } = home;
+    let BatchHome {
+        numa,
+        pool,
+        every_batch,
+    } = home;
     let plan = EpochPlan::new(dataset.chunks(), params.clone());
     let first_batch = first_batch.min(plan.num_batches());
     // Decoding ahead by one chunk per worker (plus one) overlaps decoding with consumption.
@@ -419,7 +430,8 @@ fn start_epoch(
         numa.batch_node(),
         pool.clone(),
     )
-    .with_stages(stages.clone());
+    .with_stages(stages.clone())
+    .with_pool_every_batch(every_batch);
     Pipeline::start(job, first_batch, num_workers, prefetch, numa.worker_cpus())
 }
 

@@ -53,6 +53,8 @@ pub struct LoaderOptions {
     /// Where gathered batches' buffers are allocated (`None`: the heap, or the NUMA node the
     /// loader is placed on).
     pub(crate) host_allocator: Option<SharedAllocator>,
+    /// Every batch lives in the batch pool: those the gather kernel did not write are copied in.
+    pub(crate) pool_every_batch: bool,
 }
 
 /// Where a loader's workers run and its batches live: a NUMA node, or the node of a GPU.
@@ -92,6 +94,7 @@ impl Default for LoaderOptions {
             storage: StorageOptions::default(),
             stages: Stages::default(),
             host_allocator: None,
+            pool_every_batch: false,
         }
     }
 }
@@ -260,6 +263,15 @@ impl LoaderOptions {
     /// the heap, or the node the loader is placed on (hugepage-backed where available).
     pub fn set_host_allocator(&mut self, allocator: Option<Arc<dyn HostAllocator>>) {
         self.host_allocator = allocator.map(SharedAllocator);
+    }
+
+    /// Makes every delivered batch live in the batch pool ([`Self::set_host_allocator`]), not
+    /// only the batches the gather kernel writes there: zero-copy views of mapped files,
+    /// concatenations and the kernel's fallbacks are copied into a pool block on the worker
+    /// thread (what pinned host output needs: each batch in page-locked memory). Stage outputs
+    /// stay where the stage built them.
+    pub fn set_pool_every_batch(&mut self, every_batch: bool) {
+        self.pool_every_batch = every_batch;
     }
 
     /// Reads the machine's topology from `root` instead of `/sys` (a host's sysfs mounted

@@ -83,6 +83,8 @@ pub struct EpochJob {
     stages: Stages,
     /// Where the gather kernel writes batches (on `numa_node` when there is one).
     pool: HostPool,
+    /// Batches the kernel did not write are copied into `pool` too.
+    pool_every_batch: bool,
 }
 
 impl EpochJob {
@@ -115,7 +117,15 @@ impl EpochJob {
             numa_node,
             stages: Stages::default(),
             pool,
+            pool_every_batch: false,
         }
+    }
+
+    /// Copies every batch the gather kernel did not write into the pool (see
+    /// [`crate::loader::LoaderOptions::set_pool_every_batch`]).
+    pub fn with_pool_every_batch(mut self, every_batch: bool) -> Self {
+        self.pool_every_batch = every_batch;
+        self
     }
 
     /// Runs `stages` on each batch before it is published.
@@ -178,6 +188,9 @@ impl EpochJob {
             cache.release(touched);
         }
         let data = match self.numa_node {
+            _ if self.pool_every_batch && !placed => {
+                crate::batch::placement::copy_to_pool(&batch, &self.pool)?
+            }
             Some(node) if !placed && numa::is_gathered(&self.dataset, &rows) => {
                 crate::batch::placement::copy_to_node(&batch, node)?
             }

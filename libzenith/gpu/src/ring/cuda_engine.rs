@@ -1,18 +1,19 @@
 //! The CUDA copy engine: pinned staging slots (`cuMemHostAlloc`), one event per slot, copies with
 //! `cuMemcpyHtoDAsync` on a per-device copy stream into device memory from the stream-ordered
-//! pool (`cuMemAllocAsync`).
+//! pool (`cuMemAllocAsync`). One submission is several ranges: columns straight from a batch's
+//! own pinned buffers, and columns staged in the slot.
 //!
 //! Compiled everywhere, exercised only where a device exists: [`CudaCopyEngine::new`] returns
-//! [`Error::NoDevice`] without a driver before any other driver call.
+//! [`zenith_core::Error::NoDevice`] without a driver before any other driver call.
 
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::{result, sys};
-use zenith_core::{Error, Result};
+use zenith_core::Result;
 
-use super::engine::CopyEngine;
+use super::engine::{CopyEngine, CopyRange, resolve_ranges};
 use crate::discovery::device_handle;
 use crate::dlpack_stream::ConsumerStream;
 use crate::driver::driver_failure;
@@ -57,8 +58,9 @@ impl Drop for CopyStream {
     }
 }
 
-/// A pinned staging slot and its event.
+/// A pinned staging slot (NULL until it first needs memory) and its event.
 pub struct CudaStaging {
+    /// Pinned memory of `len` bytes from `cuMemHostAlloc`, or NULL when `len` is 0.
     ptr: *mut u8,
     len: usize,
     event: sys::CUevent,
@@ -75,9 +77,33 @@ impl Drop for CudaStaging {
             // drops a slot only after its copy finished.
             unsafe {
                 let _ = result::event::destroy(self.event);
-                let _ = result::free_host(self.ptr as *mut c_void);
+                free_pinned(self.ptr);
             }
         }
+    }
+}
+
+/// `bytes` bytes of pinned host memory (portable: usable from every context; not write-combined:
+/// workers may read back what they gathered), or NULL for 0 bytes. The context must be current.
+fn alloc_pinned(bytes: usize) -> Result<*mut u8> {
+    if bytes == 0 {
+        return Ok(std::ptr::null_mut());
+    }
+    // SAFETY: a plain allocation; the pointer is owned by the caller.
+    let ptr = unsafe { result::malloc_host(bytes, sys::CU_MEMHOSTALLOC_PORTABLE) }
+        .map_err(|e| driver_failure("cuMemHostAlloc", e))?;
+    Ok(ptr as *mut u8)
+}
+
+/// Frees memory from [`alloc_pinned`] (NULL does nothing).
+///
+/// # Safety
+/// `ptr` is NULL or came from `alloc_pinned`, no copy reads it any more, and it is not used
+/// afterwards; the context is current.
+unsafe fn free_pinned(ptr: *mut u8) {
+    if !ptr.is_null() {
+        // SAFETY: per the contract above.
+        let _ = unsafe { result::free_host(ptr as *mut c_void) };
     }
 }
 
@@ -142,8 +168,8 @@ pub struct CudaCopyEngine {
 impl CudaCopyEngine {
     /// The engine of CUDA device `ordinal`, with a non-blocking copy stream of its own.
     ///
-    /// On failure: [`Error::NoDevice`] without a driver or device (before any other driver
-    /// call), [`Error::Internal`] when the driver refuses the context or the stream.
+    /// On failure: [`zenith_core::Error::NoDevice`] without a driver or device (before any other driver
+    /// call), [`zenith_core::Error::Internal`] when the driver refuses the context or the stream.
     pub fn new(ordinal: u32) -> Result<Self> {
         let device = device_handle(ordinal)?;
         // SAFETY: `device` came from cuDeviceGet.
@@ -176,17 +202,11 @@ impl CopyEngine for CudaCopyEngine {
 
     fn alloc_staging(&self, bytes: usize) -> Result<CudaStaging> {
         self.stream.make_current()?;
-        // Portable (usable from every context); not write-combined: workers may read back what
-        // they gathered.
-        // SAFETY: a plain allocation; the pointer is owned by the returned value.
-        let ptr = unsafe { result::malloc_host(bytes, sys::CU_MEMHOSTALLOC_PORTABLE) }
-            .map_err(|e| driver_failure("cuMemHostAlloc", e))? as *mut u8;
+        let ptr = alloc_pinned(bytes)?;
         let event =
             result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(|e| {
                 // SAFETY: allocated just above, not used anywhere else.
-                unsafe {
-                    let _ = result::free_host(ptr as *mut c_void);
-                }
+                unsafe { free_pinned(ptr) };
                 driver_failure("cuEventCreate", e)
             })?;
         Ok(CudaStaging {
@@ -197,7 +217,21 @@ impl CopyEngine for CudaCopyEngine {
         })
     }
 
+    fn grow_staging(&self, staging: &mut CudaStaging, bytes: usize) -> Result<()> {
+        self.stream.make_current()?;
+        let ptr = alloc_pinned(bytes)?;
+        // SAFETY: the ring grows a slot only while no copy out of it is in flight; the old
+        // memory is not used after this.
+        unsafe { free_pinned(staging.ptr) };
+        staging.ptr = ptr;
+        staging.len = bytes;
+        Ok(())
+    }
+
     fn staging_bytes(staging: &mut CudaStaging) -> &mut [u8] {
+        if staging.ptr.is_null() {
+            return &mut [];
+        }
         // SAFETY: `ptr` is pinned host memory of `len` bytes owned by `staging`; the ring hands
         // out `&mut` only while no copy reads it.
         unsafe { std::slice::from_raw_parts_mut(staging.ptr, staging.len) }
@@ -216,24 +250,63 @@ impl CopyEngine for CudaCopyEngine {
         })
     }
 
-    fn submit(&self, src: &CudaStaging, dst: &CudaDevice, len: usize) -> Result<CudaEvent> {
-        if len > src.len || len > dst.len {
-            return Err(Error::InvalidArgument(format!(
-                "a copy of {len} bytes does not fit its buffers ({} and {} bytes)",
-                src.len, dst.len
-            )));
-        }
+    fn device_len(device: &CudaDevice) -> usize {
+        device.len
+    }
+
+    fn submit(
+        &self,
+        src: &CudaStaging,
+        dst: &CudaDevice,
+        ranges: &[CopyRange],
+    ) -> Result<CudaEvent> {
+        // Host sources are pinned memory of a batch the ring keeps alive until the event
+        // completed (the device path sends pageable buffers through the staging memory instead,
+        // so no asynchronous copy ever reads memory that could be freed or paged out).
+        let copies = resolve_ranges(src.ptr, src.len, dst.len, ranges)?;
         self.stream.make_current()?;
-        // SAFETY: both ranges are valid for `len` bytes and, per the ring's contract, untouched
-        // until the event recorded below completes.
-        unsafe {
-            sys::cuMemcpyHtoDAsync_v2(dst.ptr, src.ptr as *const c_void, len, self.stream.stream)
-                .result()
-                .map_err(|e| driver_failure("cuMemcpyHtoDAsync", e))?;
-            result::event::record(src.event, self.stream.stream)
-                .map_err(|e| driver_failure("cuEventRecord", e))?;
+        let stream = self.stream.stream;
+        let mut issued = false;
+        let mut outcome = Ok(());
+        for (from, len, device_offset) in copies {
+            // SAFETY: source and destination are valid for `len` bytes (checked above; host
+            // sources per the ring's contract) and untouched until the event recorded below
+            // completes.
+            let copied = unsafe {
+                sys::cuMemcpyHtoDAsync_v2(
+                    dst.ptr + device_offset as u64,
+                    from as *const c_void,
+                    len,
+                    stream,
+                )
+            }
+            .result();
+            if let Err(e) = copied {
+                outcome = Err(driver_failure("cuMemcpyHtoDAsync", e));
+                break;
+            }
+            issued = true;
         }
-        Ok(CudaEvent(src.event))
+        let recorded = outcome.and_then(|()| {
+            // SAFETY: the slot's event, live as long as the slot; the stream is live.
+            unsafe { result::event::record(src.event, stream) }
+                .map_err(|e| driver_failure("cuEventRecord", e))
+        });
+        match recorded {
+            Ok(()) => Ok(CudaEvent(src.event)),
+            Err(error) => {
+                if issued {
+                    // Part of the submission is queued and its memory goes back to the ring
+                    // with the error: wait until it finished, so nothing reads or writes it
+                    // afterwards.
+                    // SAFETY: the engine's live stream.
+                    unsafe {
+                        let _ = result::stream::synchronize(stream);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     fn query(&self, event: &CudaEvent) -> Result<bool> {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use zenith_core::{Error, Result};
 
-use super::engine::CopyEngine;
+use super::engine::{CopyEngine, CopyRange, resolve_ranges};
 use crate::dlpack_stream::ConsumerStream;
 
 /// Heap memory the copy thread reads or writes through a raw pointer while the ring owns it.
@@ -121,10 +121,9 @@ impl GateHandle {
     }
 }
 
+/// One submission: its ranges as (source, destination, bytes), copied in order.
 struct Job {
-    src: *const u8,
-    dst: *mut u8,
-    len: usize,
+    copies: Vec<(*const u8, *mut u8, usize)>,
     event: HostEvent,
 }
 
@@ -159,9 +158,11 @@ impl HostCopyEngine {
                     let shutdown = state.shutdown;
                     drop(state);
                     if !shutdown {
-                        // SAFETY: per `Job`'s contract both ranges are valid for `len` bytes and
-                        // distinct allocations.
-                        unsafe { std::ptr::copy_nonoverlapping(job.src, job.dst, job.len) };
+                        for &(src, dst, len) in &job.copies {
+                            // SAFETY: per `Job`'s contract both ranges are valid for `len` bytes
+                            // and distinct allocations.
+                            unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+                        }
                     }
                     job.event.complete();
                 }
@@ -205,6 +206,11 @@ impl CopyEngine for HostCopyEngine {
         HostBuffer::new(bytes)
     }
 
+    fn grow_staging(&self, staging: &mut HostBuffer, bytes: usize) -> Result<()> {
+        *staging = HostBuffer::new(bytes)?;
+        Ok(())
+    }
+
     fn staging_bytes(staging: &mut HostBuffer) -> &mut [u8] {
         staging.bytes_mut()
     }
@@ -213,18 +219,23 @@ impl CopyEngine for HostCopyEngine {
         HostBuffer::new(bytes)
     }
 
-    fn submit(&self, src: &HostBuffer, dst: &HostBuffer, len: usize) -> Result<HostEvent> {
-        if len > src.len || len > dst.len {
-            return Err(Error::InvalidArgument(format!(
-                "a copy of {len} bytes does not fit its buffers ({} and {} bytes)",
-                src.len, dst.len
-            )));
-        }
+    fn device_len(device: &HostBuffer) -> usize {
+        device.len
+    }
+
+    fn submit(
+        &self,
+        src: &HostBuffer,
+        dst: &HostBuffer,
+        ranges: &[CopyRange],
+    ) -> Result<HostEvent> {
+        let copies = resolve_ranges(src.ptr, src.len, dst.len, ranges)?
+            .into_iter()
+            .map(|(from, len, offset)| (from, dst.ptr.wrapping_add(offset), len))
+            .collect();
         let event = HostEvent::default();
         let job = Job {
-            src: src.ptr,
-            dst: dst.ptr,
-            len,
+            copies,
             event: event.clone(),
         };
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());

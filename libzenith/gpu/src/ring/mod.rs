@@ -5,8 +5,9 @@ pub mod engine;
 pub mod host_engine;
 pub mod slot_ring;
 
-pub use engine::CopyEngine;
+pub use engine::{CopyEngine, CopyRange, CopySource};
 pub use host_engine::{GateHandle, HostCopyEngine, HostEvent};
 pub use slot_ring::{
-    DeviceBatch, MIN_SLOTS, RingConfig, RingError, RingStats, SlotRing, StagingSlot, WaitingFor,
+    DeviceBatch, HostSource, MIN_SLOTS, RingConfig, RingError, RingStats, SlotRing, StagingSlot,
+    SubmitRange, WaitingFor,
 };

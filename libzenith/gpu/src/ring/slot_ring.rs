@@ -7,6 +7,13 @@
 //! - device memory is reused only after the consumer released the batch that holds it
 //!   ([`DeviceBatch`] dropped).
 //!
+//! A submission is a list of ranges into one device buffer: ranges staged in the slot, and ranges
+//! copied straight from host memory the caller owns ([`HostSource`]: a batch's pinned buffers),
+//! whose owners the ring keeps alive until the copy finished. Device buffers and staging memory
+//! grow when a batch needs more than they have: a device buffer is reallocated only once the
+//! consumer released it (and after the consumer's release markers), staging memory only while no
+//! copy reads it.
+//!
 //! Everything that can wait takes a deadline: a worker waits for a free staging slot, a submit
 //! waits for device memory (back-pressure from a slow consumer), the consumer waits for the next
 //! copy to finish. A deadline that passes is [`RingError::Deadline`], and nothing changed.
@@ -18,7 +25,7 @@ use std::time::Instant;
 
 use zenith_core::{Error, Result};
 
-use super::engine::CopyEngine;
+use super::engine::{CopyEngine, CopyRange, CopySource, coalesce};
 
 /// The fewest slots a ring has: one being filled, one copying, one held by the consumer.
 pub const MIN_SLOTS: usize = 3;
@@ -28,8 +35,12 @@ pub const MIN_SLOTS: usize = 3;
 pub struct RingConfig {
     /// Staging slots (at least [`MIN_SLOTS`]).
     pub slots: usize,
-    /// Bytes per staging slot and per device buffer: the largest batch.
+    /// Bytes per device buffer when allocated (the largest batch expected); a larger batch grows
+    /// the buffer it lands in.
     pub slot_bytes: usize,
+    /// Bytes of staging memory per slot allocated up front (0: allocated when a batch first
+    /// stages bytes, with [`StagingSlot::reserve`]).
+    pub staging_bytes: usize,
     /// Device buffers: batches copied or held by the consumer at once (at least 1).
     pub device_buffers: usize,
 }
@@ -40,6 +51,7 @@ impl RingConfig {
         RingConfig {
             slots,
             slot_bytes,
+            staging_bytes: slot_bytes,
             device_buffers: slots,
         }
     }
@@ -117,8 +129,12 @@ impl From<Error> for RingError {
 pub struct RingStats {
     /// Copies submitted.
     pub copies: u64,
-    /// Bytes submitted for copying.
+    /// Bytes submitted for copying (direct and staged).
     pub bytes: u64,
+    /// Bytes copied straight from the caller's host memory ([`HostSource`]).
+    pub direct_bytes: u64,
+    /// Bytes copied out of staging slots.
+    pub staged_bytes: u64,
     /// Times a worker had to wait for a staging slot.
     pub staging_waits: u64,
     /// Times a submit had to wait for the consumer to release device memory.
@@ -127,12 +143,94 @@ pub struct RingStats {
     pub copy_waits: u64,
     /// Device buffers allocated so far (they are reused, never freed before the ring).
     pub device_buffers_allocated: u64,
+    /// Device buffers reallocated larger for a batch that did not fit.
+    pub device_buffers_grown: u64,
+    /// Staging slots reallocated larger for a batch that did not fit.
+    pub staging_grown: u64,
+}
+
+/// Host memory a submission copies from directly, with what keeps it alive: the ring holds the
+/// owner until the copy out of it finished.
+pub struct HostSource {
+    ptr: *const u8,
+    len: usize,
+    _owner: Box<dyn Send>,
+}
+
+// SAFETY: the pointer is into memory `_owner` keeps alive and nobody writes (the contract of
+// `HostSource::new`); the owner itself is `Send`.
+unsafe impl Send for HostSource {}
+
+impl HostSource {
+    /// `len` bytes at `ptr`, kept alive by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` is valid for reads of `len` bytes for as long as `owner` lives, and nothing writes
+    /// them meanwhile. For the CUDA engine the memory is pinned (page-locked), so the
+    /// asynchronous copy never reads memory the kernel could move.
+    pub unsafe fn new(ptr: *const u8, len: usize, owner: Box<dyn Send>) -> Self {
+        HostSource {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+
+    /// Bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One range of a submission: bytes staged in the slot, or straight from host memory, landing at
+/// `device_offset` in the device buffer.
+pub struct SubmitRange {
+    source: SubmitSource,
+    len: usize,
+    device_offset: usize,
+}
+
+enum SubmitSource {
+    Staged { offset: usize },
+    Host(HostSource),
+}
+
+impl SubmitRange {
+    /// `len` bytes from `offset` in the slot's staging memory.
+    pub fn staged(offset: usize, len: usize, device_offset: usize) -> Self {
+        SubmitRange {
+            source: SubmitSource::Staged { offset },
+            len,
+            device_offset,
+        }
+    }
+
+    /// The bytes of `source`, copied without staging.
+    pub fn host(source: HostSource, device_offset: usize) -> Self {
+        SubmitRange {
+            len: source.len,
+            source: SubmitSource::Host(source),
+            device_offset,
+        }
+    }
+
+    /// The end of the range in the device buffer.
+    fn device_end(&self) -> Option<usize> {
+        self.device_offset.checked_add(self.len)
+    }
 }
 
 struct InFlight<E: CopyEngine> {
     seq: u64,
     /// The staging slot, until the copy finished and the slot went back to the free list.
     staging: Option<E::Staging>,
+    /// The owners of the host memory copied directly, dropped with the staging slot.
+    sources: Vec<HostSource>,
     device: E::Device,
     len: usize,
     event: E::Event,
@@ -171,6 +269,7 @@ impl<E: CopyEngine> Shared<E> {
             if entry.staging.is_some() && self.engine.query(&entry.event)? {
                 let staging = entry.staging.take().expect("checked above");
                 state.free_staging.push(staging);
+                entry.sources.clear();
             }
         }
         Ok(())
@@ -218,7 +317,7 @@ impl<E: CopyEngine> SlotRing<E> {
         config.validate()?;
         let mut free_staging = Vec::with_capacity(config.slots);
         for _ in 0..config.slots {
-            free_staging.push(engine.alloc_staging(config.slot_bytes)?);
+            free_staging.push(engine.alloc_staging(config.staging_bytes)?);
         }
         Ok(SlotRing {
             shared: Arc::new(Shared {
@@ -306,31 +405,49 @@ impl<E: CopyEngine> SlotRing<E> {
         }
     }
 
-    /// Starts copying the first `len` bytes of `slot` to device memory, waiting until `deadline`
-    /// for a device buffer the consumer released. Batches are delivered in the order of their
-    /// submits. Returns the batch's sequence number.
-    ///
-    /// On a deadline the slot goes back to the free slots and nothing was submitted.
+    /// Starts copying the first `len` bytes of `slot` to the start of a device buffer: a
+    /// submission of one staged range ([`SlotRing::submit_ranges`]).
     pub fn submit(
         &self,
-        mut slot: StagingSlot<E>,
+        slot: StagingSlot<E>,
         len: usize,
         deadline: Instant,
     ) -> Result<u64, RingError> {
+        self.submit_ranges(slot, vec![SubmitRange::staged(0, len, 0)], deadline)
+    }
+
+    /// Starts copying `ranges` (staged in `slot`, or straight from host memory) into one device
+    /// buffer, waiting until `deadline` for a device buffer the consumer released; the batch is
+    /// as long as the end of its last range. Batches are delivered in the order of their
+    /// submits. Returns the batch's sequence number.
+    ///
+    /// A batch larger than the device buffer it gets grows that buffer (after the consumer's
+    /// release markers, so its kernels finished reading it). The owners of host ranges are kept
+    /// until the copy finished.
+    ///
+    /// On a deadline the slot goes back to the free slots and nothing was submitted. A staged
+    /// range past the slot's memory is [`RingError::Failed`] with [`Error::InvalidArgument`].
+    pub fn submit_ranges(
+        &self,
+        mut slot: StagingSlot<E>,
+        ranges: Vec<SubmitRange>,
+        deadline: Instant,
+    ) -> Result<u64, RingError> {
         let shared = &self.shared;
-        if len > shared.config.slot_bytes {
-            return Err(RingError::Failed(Error::InvalidArgument(format!(
-                "a batch of {len} bytes does not fit a slot of {} bytes",
-                shared.config.slot_bytes
-            ))));
+        let mut len = 0usize;
+        for range in &ranges {
+            let end = range.device_end().ok_or_else(|| {
+                RingError::Failed(Error::InvalidArgument("a copy range overflows".into()))
+            })?;
+            len = len.max(end);
         }
         let mut state = shared.lock();
         let mut counted = false;
         let device = loop {
             if let Some((device, markers)) = state.free_device.pop() {
-                // Not reused while the consumer's kernels may still read it.
+                // Not reused (nor freed to grow) while the consumer's kernels may still read it.
                 match shared.order_after_release(&markers, deadline) {
-                    Ok(true) => break device,
+                    Ok(true) => {}
                     Ok(false) => {
                         state.free_device.push((device, markers));
                         return Err(RingError::Deadline(WaitingFor::DeviceMemory));
@@ -340,10 +457,29 @@ impl<E: CopyEngine> SlotRing<E> {
                         return Err(error.into());
                     }
                 }
+                if E::device_len(&device) >= len {
+                    break device;
+                }
+                // Too small for this batch: freed (ordered after its last use) and replaced.
+                drop(device);
+                let device = shared
+                    .engine
+                    .alloc_device(len.max(shared.config.slot_bytes));
+                let device = match device {
+                    Ok(device) => device,
+                    Err(error) => {
+                        state.stats.device_buffers_allocated -= 1;
+                        return Err(error.into());
+                    }
+                };
+                state.stats.device_buffers_grown += 1;
+                break device;
             }
             let allocated = state.stats.device_buffers_allocated;
             if allocated < shared.config.device_buffers as u64 {
-                let device = shared.engine.alloc_device(shared.config.slot_bytes)?;
+                let device = shared
+                    .engine
+                    .alloc_device(len.max(shared.config.slot_bytes))?;
                 state.stats.device_buffers_allocated += 1;
                 break device;
             }
@@ -362,12 +498,37 @@ impl<E: CopyEngine> SlotRing<E> {
             .staging
             .take()
             .expect("a slot holds its staging memory until used");
-        let event = match shared.engine.submit(&staging, &device, len) {
+        let (mut direct, mut staged) = (0u64, 0u64);
+        let mut copies = Vec::with_capacity(ranges.len());
+        let mut sources = Vec::new();
+        for range in ranges {
+            let source = match range.source {
+                SubmitSource::Staged { offset } => {
+                    staged += range.len as u64;
+                    CopySource::Staging { offset }
+                }
+                SubmitSource::Host(host) => {
+                    direct += range.len as u64;
+                    let ptr = host.ptr;
+                    sources.push(host);
+                    CopySource::Host(ptr)
+                }
+            };
+            copies.push(CopyRange {
+                source,
+                len: range.len,
+                device_offset: range.device_offset,
+            });
+        }
+        let event = match shared.engine.submit(&staging, &device, &coalesce(&copies)) {
             Ok(event) => event,
             Err(error) => {
+                // The engine left nothing in flight: the slot, the buffer and the sources are
+                // free again.
                 state.free_staging.push(staging);
                 state.free_device.push((device, Vec::new()));
                 drop(state);
+                drop(sources);
                 shared.freed.notify_all();
                 return Err(error.into());
             }
@@ -375,10 +536,13 @@ impl<E: CopyEngine> SlotRing<E> {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.stats.copies += 1;
-        state.stats.bytes += len as u64;
+        state.stats.bytes += direct + staged;
+        state.stats.direct_bytes += direct;
+        state.stats.staged_bytes += staged;
         state.in_flight.push_back(InFlight {
             seq,
             staging: Some(staging),
+            sources,
             device,
             len,
             event,
@@ -420,6 +584,8 @@ impl<E: CopyEngine> SlotRing<E> {
             state.free_staging.push(staging);
         }
         drop(state);
+        // The copy finished: the host memory it read may go.
+        drop(entry.sources);
         shared.freed.notify_all();
         Ok(DeviceBatch {
             device: Some(entry.device),
@@ -438,9 +604,22 @@ pub struct StagingSlot<E: CopyEngine> {
 }
 
 impl<E: CopyEngine> StagingSlot<E> {
-    /// The slot's memory, to gather a batch into (`RingConfig::slot_bytes` long).
+    /// The slot's memory, to gather a batch into (at least [`RingConfig::staging_bytes`], or
+    /// what [`StagingSlot::reserve`] made it).
     pub fn bytes(&mut self) -> &mut [u8] {
         E::staging_bytes(self.staging.as_mut().expect("held until submitted"))
+    }
+
+    /// Makes the slot's memory at least `bytes` long, reallocating it (contents not kept) when
+    /// it is shorter: no copy reads a slot a worker holds.
+    pub fn reserve(&mut self, bytes: usize) -> Result<()> {
+        let staging = self.staging.as_mut().expect("held until submitted");
+        if E::staging_bytes(staging).len() >= bytes {
+            return Ok(());
+        }
+        self.shared.engine.grow_staging(staging, bytes)?;
+        self.shared.lock().stats.staging_grown += 1;
+        Ok(())
     }
 }
 
