@@ -439,10 +439,11 @@ fn gather_bits(
             |i| {
                 let value = match bit_at(i) {
                     None => 1,
-                    // SAFETY: a valid array's bitmap covers bit `offset + row` of each of its
-                    // rows.
                     Some((bitmap, at)) => {
-                        u64::from((unsafe { *bitmap.add(at >> 3) } >> (at & 7)) & 1)
+                        // SAFETY: a valid array's bitmap covers bit `offset + row` of each of
+                        // its rows.
+                        let byte = unsafe { *bitmap.add(at >> 3) };
+                        u64::from((byte >> (at & 7)) & 1)
                     }
                 };
                 word |= value << (i & 63);
