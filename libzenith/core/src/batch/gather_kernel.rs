@@ -497,21 +497,43 @@ fn gather_rows_bytes(
 /// [`gather_rows_bytes`] for a width known at compile time: constant-size moves.
 ///
 /// # Safety
-/// Every `(slot, row)` of `indices` has `slot < bases.len()` and `W` readable bytes at
-/// `bases[slot] + row * W`; `out` is writable for `indices.len() * W` bytes.
+/// As [`copy_rows_with`], with `W` for `width`.
 #[inline(always)]
 unsafe fn copy_rows<const W: usize>(bases: &[*const u8], indices: &[(usize, usize)], out: *mut u8) {
+    // SAFETY: the caller's contract; `copy_rows_with` hands `copy_const` `W` readable and `W`
+    // writable bytes.
+    unsafe {
+        copy_rows_with(bases, indices, out, W, |from, to| copy_const::<W>(from, to));
+    }
+}
+
+/// The copy loop of [`gather_rows_bytes`]: each row `i`'s `width` bytes, from
+/// `bases[slot] + row * width`, moved by `copy` to `out + i * width`, every line of a row
+/// prefetched [`PREFETCH_LINES`] lines ahead.
+///
+/// # Safety
+/// Every `(slot, row)` of `indices` has `slot < bases.len()` and `width` readable bytes at
+/// `bases[slot] + row * width`; `out` is writable for `indices.len() * width` bytes; `copy`
+/// moves at most `width` bytes.
+#[inline(always)]
+unsafe fn copy_rows_with(
+    bases: &[*const u8],
+    indices: &[(usize, usize)],
+    out: *mut u8,
+    width: usize,
+    copy: impl Fn(*const u8, *mut u8),
+) {
     // SAFETY: the caller's contract, for `i < indices.len()`.
     let source = |i: usize| unsafe {
         let (slot, row) = *indices.get_unchecked(i);
-        bases.get_unchecked(slot).add(row * W)
+        bases.get_unchecked(slot).add(row * width)
     };
     pipelined(
         indices.len(),
-        rows_ahead(W),
-        |i| prefetch_span(source(i), W),
+        rows_ahead(width),
+        |i| prefetch_span(source(i), width),
         // SAFETY: as above; row `i` of `out` is in bounds.
-        |i| unsafe { copy_const::<W>(source(i), out.add(i * W)) },
+        |i| copy(source(i), unsafe { out.add(i * width) }),
     );
 }
 
@@ -519,7 +541,7 @@ unsafe fn copy_rows<const W: usize>(bases: &[*const u8], indices: &[(usize, usiz
 /// (half the instructions of the 16-byte moves x86-64 guarantees).
 ///
 /// # Safety
-/// As [`copy_rows`].
+/// As [`copy_rows_with`], with `W` for `width`.
 #[inline(always)]
 unsafe fn copy_wide_rows<const W: usize>(
     bases: &[*const u8],
@@ -538,7 +560,7 @@ unsafe fn copy_wide_rows<const W: usize>(
 /// [`copy_rows`] compiled for AVX2.
 ///
 /// # Safety
-/// As [`copy_rows`], on a CPU with AVX2.
+/// As [`copy_rows_with`], with `W` for `width`, on a CPU with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn copy_rows_avx2<const W: usize>(
@@ -553,25 +575,20 @@ unsafe fn copy_rows_avx2<const W: usize>(
 /// [`gather_rows_bytes`] for any width: `memcpy` per row.
 ///
 /// # Safety
-/// As [`copy_rows`], with `width` for `W`.
+/// As [`copy_rows_with`].
 unsafe fn copy_rows_of(
     bases: &[*const u8],
     indices: &[(usize, usize)],
     out: *mut u8,
     width: usize,
 ) {
-    // SAFETY: the caller's contract, for `i < indices.len()`.
-    let source = |i: usize| unsafe {
-        let (slot, row) = *indices.get_unchecked(i);
-        bases.get_unchecked(slot).add(row * width)
-    };
-    pipelined(
-        indices.len(),
-        rows_ahead(width),
-        |i| prefetch_span(source(i), width),
-        // SAFETY: as above; row `i` of `out` is in bounds.
-        |i| unsafe { std::ptr::copy_nonoverlapping(source(i), out.add(i * width), width) },
-    );
+    // SAFETY: the caller's contract; `copy_rows_with` hands the copy `width` readable and
+    // `width` writable bytes.
+    unsafe {
+        copy_rows_with(bases, indices, out, width, |from, to| {
+            std::ptr::copy_nonoverlapping(from, to, width)
+        });
+    }
 }
 
 /// Copies `W` bytes; past 32 bytes as unrolled 32-byte moves (a constant `copy_nonoverlapping`
