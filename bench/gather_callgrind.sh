@@ -11,12 +11,13 @@
 #    outstanding misses allow), and the kernel as a share of it.
 #
 # Environment: ROWS (dataset rows for the timing, default 1048576), CG_ROWS (dataset rows under
-# callgrind, default 262144), CG_GATHER (rows gathered under callgrind, default 65536), REPEAT
+# callgrind, default 1048576: 16 chunks, as in the loader benchmark, so the per-chunk work of a
+# batch counts as there; 262144 gives 4 chunks and a faster run), CG_GATHER (rows gathered under callgrind, default 65536), REPEAT
 # (timed passes, default 5; the median is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1048576}
-CG_ROWS=${CG_ROWS:-262144}
+CG_ROWS=${CG_ROWS:-1048576}
 CG_GATHER=${CG_GATHER:-65536}
 REPEAT=${REPEAT:-5}
 command -v valgrind >/dev/null || { echo "valgrind is missing (scripts/setup.sh installs it)" >&2; exit 1; }
