@@ -30,7 +30,11 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, OffsetSizeTrait, RecordBatch, RecordBatchOptions, make_array};
+use arrow_array::cast::AsArray;
+use arrow_array::{
+    Array, ArrayRef, GenericBinaryArray, GenericStringArray, OffsetSizeTrait, RecordBatch,
+    RecordBatchOptions, downcast_primitive_array, make_array,
+};
 use arrow_buffer::{ArrowNativeType, BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::DataType;
@@ -107,21 +111,25 @@ fn gather_column(
     if arrays.iter().any(|a| a.data_type() != data_type) {
         return Ok((interleave(arrays, indices)?, false));
     }
-    let sources: Vec<ArrayData> = arrays.iter().map(|a| a.to_data()).collect();
+    // The sources are read through their typed arrays, not `to_data()`: an `ArrayData` clone
+    // per chunk and column is most of a batch's fixed cost when it reads many chunks.
+    let sources = arrays;
     let built = match data_type {
-        DataType::Utf8 | DataType::Binary => gather_var_width::<i32>(&sources, indices, pool)?,
+        DataType::Utf8 | DataType::Binary => gather_var_width::<i32>(sources, indices, pool)?,
         DataType::LargeUtf8 | DataType::LargeBinary => {
-            gather_var_width::<i64>(&sources, indices, pool)?
+            gather_var_width::<i64>(sources, indices, pool)?
         }
-        DataType::Boolean => gather_boolean(&sources, indices, pool)?,
+        DataType::Boolean => gather_boolean(sources, indices, pool)?,
         DataType::FixedSizeBinary(width) => {
             let width = usize::try_from(*width).unwrap_or(0);
-            gather_fixed_width(&sources, indices, pool, width, Vec::new())?
+            gather_fixed_width(sources, indices, pool, width, data_type, Vec::new())?
         }
-        DataType::FixedSizeList(_, size) => gather_fixed_size_list(&sources, indices, pool, *size)?,
-        DataType::Dictionary(key, _) => gather_dictionary(&sources, indices, pool, key)?,
+        DataType::FixedSizeList(_, size) => gather_fixed_size_list(sources, indices, pool, *size)?,
+        DataType::Dictionary(key, _) => gather_dictionary(sources, indices, pool, key)?,
         other => match other.primitive_width() {
-            Some(width) => gather_fixed_width(&sources, indices, pool, width, Vec::new())?,
+            Some(width) => {
+                gather_fixed_width(sources, indices, pool, width, data_type, Vec::new())?
+            }
             None => None,
         },
     };
@@ -131,64 +139,74 @@ fn gather_column(
     })
 }
 
-/// Fixed-width rows: `width` bytes each, starting `offset * width` bytes into the first buffer.
+/// Fixed-width rows (primitive arrays, fixed-size binary): `width` bytes each; the output is of
+/// `data_type` with `child_data` (a dictionary's values).
 fn gather_fixed_width(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
     width: usize,
+    data_type: &DataType,
     child_data: Vec<ArrayData>,
 ) -> Result<Option<ArrayData>> {
-    if width == 0 || sources.iter().any(|d| d.buffers().is_empty()) {
+    let Some(bases) = sources
+        .iter()
+        .map(|a| fixed_row_zero(*a))
+        .collect::<Option<Vec<*const u8>>>()
+    else {
+        return Ok(None);
+    };
+    if width == 0 {
         return Ok(None);
     }
-    let bases: Vec<*const u8> = sources
-        .iter()
-        .map(|d| d.buffers()[0].as_ptr().wrapping_add(d.offset() * width))
-        .collect();
     let values = gather_rows_bytes(&bases, indices, pool, width)?;
     let nulls = gather_nulls(sources, indices, pool)?;
-    build(sources, indices.len(), vec![values], child_data, nulls)
+    build(data_type, indices.len(), vec![values], child_data, nulls)
+}
+
+/// Where row 0 of a primitive or fixed-size binary array's values is (its slice offset
+/// applied); `None` for other arrays.
+fn fixed_row_zero(array: &dyn Array) -> Option<*const u8> {
+    if let Some(binary) = array.as_fixed_size_binary_opt() {
+        return Some(binary.value_data().as_ptr());
+    }
+    downcast_primitive_array!(
+        array => Some(array.values().as_ptr().cast::<u8>()),
+        _ => None
+    )
 }
 
 /// Fixed-size lists of fixed-width values without child nulls: rows `size` values wide.
 fn gather_fixed_size_list(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
     size: i32,
 ) -> Result<Option<ArrayData>> {
     let size = usize::try_from(size).unwrap_or(0);
-    let children: Vec<&ArrayData> = sources
+    let Some(lists) = sources
         .iter()
-        .filter_map(|d| d.child_data().first())
-        .collect();
-    let Some(child_type) = children.first().map(|c| c.data_type().clone()) else {
+        .map(|a| a.as_fixed_size_list_opt())
+        .collect::<Option<Vec<_>>>()
+    else {
         return Ok(None);
     };
+    let child_type = lists[0].value_type();
     let Some(child_width) = child_type.primitive_width() else {
         return Ok(None);
     };
-    if size == 0
-        || children.len() != sources.len()
-        || children
-            .iter()
-            .any(|c| c.null_count() != 0 || c.buffers().is_empty())
-    {
+    if size == 0 || lists.iter().any(|l| l.values().null_count() != 0) {
         return Ok(None);
     }
-    let width = child_width * size;
-    let bases: Vec<*const u8> = sources
+    // A list's values are sliced with it: row 0's values are the child's row 0.
+    let Some(bases) = lists
         .iter()
-        .zip(&children)
-        .map(|(d, c)| {
-            let first_value = c.offset() + d.offset() * size;
-            c.buffers()[0]
-                .as_ptr()
-                .wrapping_add(first_value * child_width)
-        })
-        .collect();
-    let values = gather_rows_bytes(&bases, indices, pool, width)?;
+        .map(|l| fixed_row_zero(l.values().as_ref()))
+        .collect::<Option<Vec<*const u8>>>()
+    else {
+        return Ok(None);
+    };
+    let values = gather_rows_bytes(&bases, indices, pool, child_width * size)?;
     // SAFETY: `values` holds `len * size` values of the child's type, no nulls.
     let child = unsafe {
         ArrayData::builder(child_type)
@@ -197,26 +215,43 @@ fn gather_fixed_size_list(
             .build_unchecked()
     };
     let nulls = gather_nulls(sources, indices, pool)?;
-    build(sources, indices.len(), Vec::new(), vec![child], nulls)
+    build(
+        sources[0].data_type(),
+        indices.len(),
+        Vec::new(),
+        vec![child],
+        nulls,
+    )
 }
 
 /// Dictionary keys, when every source shares one dictionary (the output keeps it).
 fn gather_dictionary(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
     key: &DataType,
 ) -> Result<Option<ArrayData>> {
-    let Some(values) = sources[0].child_data().first() else {
+    let Some(dictionaries) = sources
+        .iter()
+        .map(|a| a.as_any_dictionary_opt())
+        .collect::<Option<Vec<_>>>()
+    else {
         return Ok(None);
     };
-    let shared = sources
+    let values = dictionaries[0].values().to_data();
+    let shared = dictionaries
         .iter()
-        .all(|d| d.child_data().first().is_some_and(|v| v.ptr_eq(values)));
+        .all(|d| d.values().to_data().ptr_eq(&values));
+    let keys: Vec<&dyn Array> = dictionaries.iter().map(|d| d.keys()).collect();
     match key.primitive_width() {
-        Some(width) if shared => {
-            gather_fixed_width(sources, indices, pool, width, vec![values.clone()])
-        }
+        Some(width) if shared => gather_fixed_width(
+            &keys,
+            indices,
+            pool,
+            width,
+            sources[0].data_type(),
+            vec![values],
+        ),
         _ => Ok(None),
     }
 }
@@ -224,19 +259,19 @@ fn gather_dictionary(
 /// Utf8/binary rows with offsets of type `O`: the lengths into offsets, then the bytes. `None`
 /// when the bytes overflow `O` (the fallback reports it).
 fn gather_var_width<O: OffsetSizeTrait>(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
 ) -> Result<Option<ArrayData>> {
-    if sources.iter().any(|d| d.buffers().len() < 2) {
-        return Ok(None);
-    }
     // Each source's offsets from its first row, and its values buffer.
-    let offsets: Vec<*const O> = sources
+    let Some(parts) = sources
         .iter()
-        .map(|d| d.buffers()[0].typed_data::<O>()[d.offset()..].as_ptr())
-        .collect();
-    let values: Vec<&[u8]> = sources.iter().map(|d| d.buffers()[1].as_slice()).collect();
+        .map(|a| byte_parts::<O>(*a))
+        .collect::<Option<Vec<(*const O, &[u8])>>>()
+    else {
+        return Ok(None);
+    };
+    let (offsets, values): (Vec<*const O>, Vec<&[u8]>) = parts.into_iter().unzip();
     let n = indices.len();
     // Pass 1: lengths into offsets, and each row's move for pass 2.
     let mut moves: Vec<ValueMove> = Vec::with_capacity(n);
@@ -313,12 +348,26 @@ fn gather_var_width<O: OffsetSizeTrait>(
     let out_bytes = out_bytes.slice_with_length(0, total);
     let nulls = gather_nulls(sources, indices, pool)?;
     build(
-        sources,
+        sources[0].data_type(),
         indices.len(),
         vec![out_offsets, out_bytes],
         Vec::new(),
         nulls,
     )
+}
+
+/// A utf8 or binary array's offsets (from its first row) and values buffer; `None` for other
+/// arrays.
+fn byte_parts<O: OffsetSizeTrait>(array: &dyn Array) -> Option<(*const O, &[u8])> {
+    let any = array.as_any();
+    if let Some(strings) = any.downcast_ref::<GenericStringArray<O>>() {
+        return Some((
+            strings.value_offsets().as_ptr(),
+            strings.values().as_slice(),
+        ));
+    }
+    any.downcast_ref::<GenericBinaryArray<O>>()
+        .map(|binary| (binary.value_offsets().as_ptr(), binary.values().as_slice()))
 }
 
 /// One variable-width value's bytes to move (pass 2 of [`gather_var_width`]).
@@ -355,29 +404,38 @@ unsafe fn copy_16(src: *const u8, dst: *mut u8) {
 
 /// Boolean values: the value bits gathered like a validity bitmap.
 fn gather_boolean(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
 ) -> Result<Option<ArrayData>> {
-    if sources.iter().any(|d| d.buffers().is_empty()) {
-        return Ok(None);
-    }
-    let bits: Vec<BitSource> = sources
+    let Some(bits) = sources
         .iter()
-        .map(|d| BitSource::Bitmap(d.buffers()[0].as_ptr(), d.offset()))
-        .collect();
+        .map(|a| {
+            a.as_boolean_opt()
+                .map(|b| BitSource::Bitmap(b.values().values().as_ptr(), b.values().offset()))
+        })
+        .collect::<Option<Vec<BitSource>>>()
+    else {
+        return Ok(None);
+    };
     let (values, _) = gather_bits(&bits, indices, pool)?;
     let nulls = gather_nulls(sources, indices, pool)?;
-    build(sources, indices.len(), vec![values], Vec::new(), nulls)
+    build(
+        sources[0].data_type(),
+        indices.len(),
+        vec![values],
+        Vec::new(),
+        nulls,
+    )
 }
 
 /// The output validity: `None` when no source has a null (as `interleave` does).
 fn gather_nulls(
-    sources: &[ArrayData],
+    sources: &[&dyn Array],
     indices: &[(usize, usize)],
     pool: &HostPool,
 ) -> Result<Option<NullBuffer>> {
-    if sources.iter().all(|d| d.null_count() == 0) {
+    if sources.iter().all(|a| a.null_count() == 0) {
         return Ok(None);
     }
     let bits: Vec<BitSource> = sources
@@ -693,15 +751,15 @@ fn pooled<T: ArrowNativeType>(
     Ok(block.into_buffer())
 }
 
-/// The gathered array of the sources' type.
+/// The gathered array of `data_type`.
 fn build(
-    sources: &[ArrayData],
+    data_type: &DataType,
     len: usize,
     buffers: Vec<Buffer>,
     child_data: Vec<ArrayData>,
     nulls: Option<NullBuffer>,
 ) -> Result<Option<ArrayData>> {
-    let builder = ArrayData::builder(sources[0].data_type().clone())
+    let builder = ArrayData::builder(data_type.clone())
         .len(len)
         .buffers(buffers)
         .child_data(child_data)
