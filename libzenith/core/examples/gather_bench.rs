@@ -7,7 +7,12 @@
 //! - `kernel`: the gather kernel into pooled buffers (batches dropped as they are made, so the
 //!   pool recycles them, as with a consumer that releases each batch);
 //! - `interleave`: arrow's `interleave_record_batch` (what the loader did before the kernel);
-//! - `memcpy`: one contiguous copy of the same bytes per column per batch (the ceiling).
+//! - `memcpy`: one contiguous copy of the same bytes per column per batch (the bandwidth
+//!   ceiling);
+//! - `lines`: one 8-byte load from each of the cache lines a batch's rows occupy
+//!   ([`LINES_PER_ROW`] per row), at random over a buffer as large as the data set, prefetched
+//!   [`LINES_AHEAD`] lines ahead, nothing stored (the latency ceiling of a gather of random rows:
+//!   how many scattered lines one core can bring in).
 //!
 //! Usage: `gather_bench METHOD [--rows N] [--gather-rows M] [--repeat R]`. Prints the rows and
 //! bytes gathered and the thread's CPU time; `gather_epoch` is the function callgrind counts.
@@ -27,6 +32,11 @@ use zenith_core::runtime::pool::{BlockPool, HeapAllocator, HostAllocator};
 const CHUNK_ROWS: usize = 65_536;
 const BATCH_ROWS: usize = 1024;
 const EMB_WIDTH: i32 = 64;
+/// The cache lines one row of these columns occupies: `id`, `label`, `value` one each, `emb`
+/// four (256 bytes), `text` one for its offsets and one for its bytes.
+const LINES_PER_ROW: usize = 9;
+/// How far ahead `lines` prefetches, as the kernel does.
+const LINES_AHEAD: usize = 32;
 
 struct Args {
     method: String,
@@ -61,7 +71,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: gather_bench kernel|interleave|memcpy [--rows N] [--gather-rows M] [--repeat R]"
+        "usage: gather_bench kernel|interleave|memcpy|lines [--rows N] [--gather-rows M] [--repeat R]"
     );
     std::process::exit(2)
 }
@@ -201,10 +211,40 @@ fn gather_epoch(
                 black_box(&scratch);
                 count += 1;
             }
+            "lines" => {
+                // Random line numbers from a generator seeded by the batch: independent loads.
+                let lines = flat.len() / 64;
+                let mut rng = Rng(n as u64 + 1);
+                let mut ahead = Rng(n as u64 + 1);
+                let wanted = indices.len() * LINES_PER_ROW;
+                let mut sum = 0u64;
+                for i in 0..wanted + LINES_AHEAD {
+                    if i < wanted {
+                        let at = (ahead.next() as usize % lines) * 64;
+                        prefetch(flat[at..].as_ptr());
+                    }
+                    if i >= LINES_AHEAD {
+                        let at = (rng.next() as usize % lines) * 64;
+                        sum = sum.wrapping_add(u64::from(flat[at]));
+                    }
+                }
+                count += black_box(sum) as usize & 1;
+            }
             _ => usage(),
         }
     }
     count
+}
+
+/// A hint to load the cache line at `at` (as the kernel prefetches).
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
 }
 
 fn thread_cpu_seconds() -> f64 {
@@ -229,7 +269,7 @@ fn main() {
     let per_batch = batch_bytes(&sample) * BATCH_ROWS / sample.num_rows().max(1);
     drop(sample);
     let mut scratch = vec![0u8; per_batch];
-    let flat = if args.method == "memcpy" {
+    let flat = if args.method == "memcpy" || args.method == "lines" {
         vec![1u8; per_batch * args.rows / BATCH_ROWS + per_batch + 1]
     } else {
         Vec::new()
