@@ -2,8 +2,10 @@
 //! children point into the "device" memory at the columns' offsets, non-device columns are
 //! refused by name, and the memory stays untouched until the array is released.
 
+mod common;
+use common::host_path;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
 use arrow_array::{
@@ -14,9 +16,7 @@ use zenith_core::Error;
 use zenith_core::batch::Batch;
 use zenith_gpu::device_array::{ARROW_DEVICE_CPU, ArrowDeviceArray};
 use zenith_gpu::device_export::export_device_array;
-use zenith_gpu::device_path::DevicePath;
 use zenith_gpu::dlpack_stream::ConsumerStream;
-use zenith_gpu::ring::HostCopyEngine;
 
 fn batch(index: u64, rows: usize) -> Batch {
     let base = index as i64 * 1000;
@@ -49,16 +49,6 @@ fn batch(index: u64, rows: usize) -> Batch {
     }
 }
 
-fn path(slots: usize) -> DevicePath<HostCopyEngine> {
-    DevicePath::new(
-        HostCopyEngine::new().unwrap(),
-        0,
-        slots,
-        Duration::from_secs(10),
-    )
-    .unwrap()
-}
-
 /// Imports the exported array the way a C Data Interface consumer does.
 fn import(exported: ArrowDeviceArray, schema: &arrow_schema::ffi::FFI_ArrowSchema) -> StructArray {
     // SAFETY: an array and its schema just exported; `from_ffi` takes the array.
@@ -70,7 +60,7 @@ const TENSOR_COLUMNS: [&str; 4] = ["id", "x", "vec", "key"];
 
 #[test]
 fn tensor_columns_export_as_children_pointing_into_device_memory() {
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.push(batch(0, 10)).unwrap();
     let delivered = path.pop().unwrap().unwrap();
     let (exported, schema) =
@@ -103,7 +93,7 @@ fn tensor_columns_export_as_children_pointing_into_device_memory() {
 
 #[test]
 fn columns_not_on_the_device_are_refused_by_name() {
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.push(batch(0, 4)).unwrap();
     let delivered = path.pop().unwrap().unwrap();
     let error = export_device_array(&delivered, None, ConsumerStream::NoSync).unwrap_err();
@@ -128,7 +118,7 @@ fn columns_not_on_the_device_are_refused_by_name() {
 
 #[test]
 fn device_memory_is_reused_only_after_the_array_is_released() {
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.push(batch(0, 64)).unwrap();
     let delivered = path.pop().unwrap().unwrap();
     let (exported, schema) =

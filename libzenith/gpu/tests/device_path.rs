@@ -4,6 +4,7 @@
 //! staged; buffers are sized from the schema, or grow for a larger batch.
 
 mod common;
+use common::host_path;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,16 +44,6 @@ fn batch(index: u64, rows: usize) -> Batch {
     }
 }
 
-fn path(slots: usize) -> DevicePath<HostCopyEngine> {
-    DevicePath::new(
-        HostCopyEngine::new().unwrap(),
-        0,
-        slots,
-        Duration::from_secs(10),
-    )
-    .unwrap()
-}
-
 fn ids(tensor: &zenith_core::batch::DlpackTensor) -> Vec<i64> {
     tensor
         .bytes()
@@ -63,7 +54,7 @@ fn ids(tensor: &zenith_core::batch::DlpackTensor) -> Vec<i64> {
 
 #[test]
 fn batches_land_in_order_with_their_columns_at_aligned_offsets() {
-    let mut path = path(3);
+    let mut path = host_path(3);
     for index in 0..2 {
         path.push(batch(index, 10)).unwrap();
     }
@@ -115,7 +106,7 @@ fn batches_land_in_order_with_their_columns_at_aligned_offsets() {
 fn a_tensor_keeps_its_device_memory_after_the_batch_is_gone() {
     // Three slots, three device buffers: the consumer holds the first batch's tensor while more
     // batches stream through; its bytes are not overwritten.
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.push(batch(0, 8)).unwrap();
     let first = path.pop().unwrap().unwrap();
     let tensor = first.column_dlpack("id", ConsumerStream::NoSync).unwrap();
@@ -158,7 +149,7 @@ fn a_consumer_holding_every_buffer_gets_a_clear_error_not_a_hang() {
 fn a_last_smaller_then_later_larger_batch_grows_the_buffers_in_order() {
     // No shape given: the first batch sizes the ring; a smaller one fits, a larger one grows
     // the buffer it lands in (released ones only), and every batch's bytes are right.
-    let mut path = path(3);
+    let mut path = host_path(3);
     let sizes = [4usize, 4, 2, 400, 3, 1000, 400];
     let mut held = Vec::new();
     for (index, &rows) in sizes.iter().enumerate() {
@@ -195,7 +186,7 @@ fn a_shape_sizes_the_buffers_exactly_so_full_and_last_batches_never_grow() {
     assert_eq!(bound, 1024 + 512);
     assert_eq!(staged_size(&batch(0, 100)).unwrap(), bound);
     assert_eq!(tensor_row_bytes(&DataType::Utf8), None);
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.set_batch_shape(&schema, 100).unwrap();
     for (index, rows) in [100usize, 100, 37].into_iter().enumerate() {
         path.push(batch(index as u64, rows)).unwrap();
@@ -255,7 +246,7 @@ fn pinned_columns_are_copied_straight_and_the_others_staged() {
     let allocator = TrackedAllocator::new(HeapAllocator);
     let ranges = allocator.ranges();
     let pool = BlockPool::new(allocator);
-    let mut path = path(3);
+    let mut path = host_path(3);
     path.set_pinned_ranges(ranges);
     // A batch on the heap is staged.
     path.push(batch(0, 1)).unwrap();
@@ -325,7 +316,7 @@ fn a_loader_on_a_pinned_pool_delivers_its_batches_without_staging_and_views_stag
         options.set_host_allocator(Some(Arc::new(allocator) as Arc<dyn HostAllocator>));
         let chunks = (0..4).map(|i| batch(i, 64).data).collect();
         let loader = common::held_loader(chunks, &options);
-        let mut path = path(3);
+        let mut path = host_path(3);
         path.set_pinned_ranges(ranges);
         path.set_batch_shape(&loader.schema(), 48).unwrap();
         let mut ids = drain(&loader, &mut path);

@@ -1,5 +1,8 @@
-//! What the device path's test binaries share: a loader over batches held in memory, and the
-//! ids a delivered batch holds on the host.
+//! What the device path's test binaries share: a loader over batches held in memory, the ids a
+//! delivered batch holds on the host, and a device path on the host copy engine.
+
+// Each test binary that includes this module uses only some of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +12,9 @@ use zenith_core::dataset::source::HeldBatches;
 use zenith_core::dataset::{Dataset, Format, Source};
 use zenith_core::loader::{Loader, LoaderOptions};
 use zenith_gpu::device_path::DeviceColumns;
+use zenith_gpu::device_path::DevicePath;
 use zenith_gpu::ring::CopyEngine;
+use zenith_gpu::ring::host_engine::HostCopyEngine;
 
 /// A loader over `chunks` (same schema) held in memory: heap buffers, which the loader serves as
 /// zero-copy views like a mapped file's.
@@ -37,4 +42,15 @@ pub fn host_ids<E: CopyEngine>(batch: &DeviceColumns<E>) -> Vec<i64> {
         .unwrap()
         .values()
         .to_vec()
+}
+
+/// A device path of `slots` slots on the host copy engine (device 0, 10 s deadlines).
+pub fn host_path(slots: usize) -> DevicePath<HostCopyEngine> {
+    DevicePath::new(
+        HostCopyEngine::new().unwrap(),
+        0,
+        slots,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap()
 }
