@@ -26,7 +26,8 @@ fn families() -> &'static DeviceFamilies {
         DeviceFamilies {
             bytes: r.add(counter_family(
                 "zenith_device_copied_bytes_total",
-                "Bytes the loader's device path copied from host staging slots to the device.",
+                "Bytes the loader's device path copied to the device (straight from pinned batch \
+                 buffers or through pinned staging slots).",
                 &["device"],
             )),
             copies: r.add(counter_family(
