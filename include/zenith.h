@@ -1056,6 +1056,37 @@ zenith_status zenith_batch_column_dlpack_by_index(const struct zenith_batch *bat
 // `batch` is NULL or a live batch, not used afterwards.
 void zenith_batch_free(struct zenith_batch *batch);
 
+// Exports the loader's batches from here to the end of the epoch as an `ArrowDeviceArrayStream`
+// (the Arrow C Device Stream Interface).
+//
+// A loader delivering in host memory streams `ARROW_DEVICE_CPU` arrays (device id -1, no
+// event): the same batches as `zenith_loader_export_stream`. A loader on a CUDA device
+// (`zenith_loader_options_set_device`) streams `ARROW_DEVICE_CUDA` arrays of its device
+// batches: each array's `sync_event` points to the `CUevent` of its copy, which the consumer
+// makes its stream wait on before reading; the device memory is reused only after the array is
+// released. Such a stream takes the loader's device path over: `zenith_loader_next_batch` and
+// `_next_batch_timeout` on the loader are refused afterwards (`ZENITH_ERR_INVALID_ARGUMENT`), so
+// every batch is delivered once. Every column of a device stream must be on the device (numbers
+// and fixed-size lists without nulls); `get_next` fails with `EINVAL` and a message naming the
+// others (select columns with `zenith_loader_options_set_columns`).
+//
+// The stream's callbacks may be called from any one thread at a time; `get_last_error`'s
+// message lives until the next call on the stream. The stream keeps the loader's state alive:
+// `zenith_loader_free` may come before the stream's release.
+//
+// Ownership: `*out` receives a stream the caller releases with its `release` callback.
+// On failure: a schema without an Arrow C form returns `ZENITH_ERR_UNSUPPORTED`; a second
+// device stream of one loader `ZENITH_ERR_INVALID_ARGUMENT`. `*out` is left untouched.
+// NULL policy: `loader` and `out` must not be NULL; `err` may be NULL.
+// Thread safety: not concurrently with other calls on the same loader.
+//
+// # Safety
+// `loader` is NULL or live; `out` is NULL or points to writable `struct ArrowDeviceArrayStream`
+// storage; `err` is NULL or writable.
+zenith_status zenith_loader_export_device_stream(struct zenith_loader *loader,
+                                                 struct ArrowDeviceArrayStream *out,
+                                                 struct zenith_error **err);
+
 // Creates engine options with the defaults: 4096 events, 1 GiB, 2 workers, no stages.
 //
 // Ownership: on success the caller owns `*out` and frees it with `zenith_engine_options_free`.

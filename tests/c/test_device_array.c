@@ -2,7 +2,8 @@
  * test_device_array.c — the Arrow C Device Data Interface export through the C ABI:
  * zenith_batch_export_device_array and zenith_batch_export_device_array_columns on host batches
  * (ARROW_DEVICE_CPU; device batches need a GPU and are checked by bench/gpu/run.sh), against
- * basic.arrow (tests/data/generate.py: id = row, embedding[j] = row + j / 4). Run under valgrind
+ * basic.arrow (tests/data/generate.py: id = row, embedding[j] = row + j / 4), and
+ * zenith_loader_export_device_stream (an ArrowDeviceArrayStream). Run under valgrind
  * by tests/c/run.sh: the releases free everything the exports allocated.
  */
 #include <stdint.h>
@@ -117,8 +118,48 @@ static void test_errors(void) {
     zenith_loader_free(loader);
 }
 
+/* The device stream of a host loader: ARROW_DEVICE_CPU arrays of the batches not yet delivered,
+ * ids in order, a released array at the end; the loader may be freed first. */
+static void test_device_stream(void) {
+    zenith_loader *loader = NULL;
+    zenith_error *err = NULL;
+    zenith_batch *first = first_batch(&loader, 100);
+    if (first == NULL) return;
+    zenith_batch_free(first);
+    struct ArrowDeviceArrayStream stream;
+    CHECK_EQ_INT(zenith_loader_export_device_stream(loader, &stream, &err), ZENITH_OK);
+    CHECK_EQ_INT(stream.device_type, ARROW_DEVICE_CPU);
+    zenith_loader_free(loader);
+    struct ArrowSchema schema;
+    CHECK_EQ_INT(stream.get_schema(&stream, &schema), 0);
+    CHECK(schema.n_children >= 2);
+    schema.release(&schema);
+    int64_t next_id = 100, arrays = 0;
+    bool in_order = true;
+    for (;;) {
+        struct ArrowDeviceArray array;
+        int rc = stream.get_next(&stream, &array);
+        CHECK_EQ_INT(rc, 0);
+        if (rc != 0 || array.array.release == NULL) break;
+        CHECK_EQ_INT(array.device_type, ARROW_DEVICE_CPU);
+        CHECK(array.sync_event == NULL);
+        const struct ArrowArray *id = array.array.children[0];
+        const int64_t *ids = (const int64_t *)id->buffers[1] + id->offset;
+        for (int64_t i = 0; i < id->length; i++) in_order &= ids[i] == next_id++;
+        arrays++;
+        array.array.release(&array.array);
+    }
+    CHECK(in_order);
+    CHECK_EQ_INT(next_id, 10000);
+    CHECK_EQ_INT(arrays, 99);
+    CHECK(stream.get_last_error(&stream) == NULL);
+    stream.release(&stream);
+    CHECK(stream.release == NULL);
+}
+
 int main(void) {
     test_columns_subset();
     test_errors();
+    test_device_stream();
     return check_summary("test_device_array");
 }

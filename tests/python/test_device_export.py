@@ -195,3 +195,55 @@ def test_a_cuda_device_that_does_not_exist_fails_loader_open_with_no_device(zeni
 
 def test_status_string_of_no_device(zenith):
     assert b"no device" in zenith.lib.zenith_status_str(_lib.ZENITH_ERR_NO_DEVICE)
+
+
+def test_a_host_loader_streams_cpu_device_arrays_that_pyarrow_imports(zenith, data_dir):
+    """zenith_loader_export_device_stream: the ArrowDeviceArrayStream protocol driven by hand
+    (pyarrow has no reader import for device streams), each array imported by pyarrow."""
+    path = data_dir / "basic.arrow"
+    expected = pa.ipc.open_file(path).read_all()
+    loader = zenith.open(path, batch_size=64)
+    first = loader.next_batch()  # batches already delivered are not in the stream
+    first.free()
+    stream, err = _lib.ArrowDeviceArrayStream(), ErrorPtr()
+    status = zenith.lib.zenith_loader_export_device_stream(loader.handle, byref(stream), byref(err))
+    assert zenith.check(status, err) == ZENITH_OK
+    assert stream.device_type == _lib.ARROW_DEVICE_CPU
+    # The loader may go first: the stream keeps what it needs.
+    loader.free()
+    got = []
+    while True:
+        schema, array = _lib.ArrowSchema(), _lib.ArrowDeviceArray()
+        assert stream.get_schema(byref(stream), byref(schema)) == 0
+        assert stream.get_next(byref(stream), byref(array)) == 0, stream.get_last_error(byref(stream))
+        if not array.array.release:
+            schema.release(byref(schema))
+            break  # the end of the epoch
+        assert array.device_type == _lib.ARROW_DEVICE_CPU and array.sync_event is None
+        got.append(pa.RecordBatch._import_from_c_device(ctypes.addressof(array), ctypes.addressof(schema)))
+    stream.release(byref(stream))
+    assert not stream.release, "released streams mark themselves"
+    table = pa.Table.from_batches(got)
+    assert table.schema.equals(expected.schema)
+    assert table.equals(expected.slice(64))
+    assert got[0].num_rows == 64
+
+
+def test_device_stream_arguments_are_checked(zenith, data_dir):
+    loader = zenith.open(data_dir / "basic.arrow", batch_size=10)
+    stream, err = _lib.ArrowDeviceArrayStream(), ErrorPtr()
+    status = zenith.lib.zenith_loader_export_device_stream(None, byref(stream), byref(err))
+    assert status == _lib.ZENITH_ERR_NULL_ARGUMENT
+    assert "loader" in zenith.take_error(err)[1]
+    status = zenith.lib.zenith_loader_export_device_stream(loader.handle, None, byref(err))
+    assert status == _lib.ZENITH_ERR_NULL_ARGUMENT
+    assert "out" in zenith.take_error(err)[1]
+    assert not stream.release, "nothing written on failure"
+    # A host loader keeps delivering on its own after a device stream was taken of it.
+    err = ErrorPtr()
+    status = zenith.lib.zenith_loader_export_device_stream(loader.handle, byref(stream), byref(err))
+    assert zenith.check(status, err) == ZENITH_OK
+    stream.release(byref(stream))
+    batch = loader.next_batch()
+    assert batch is not None and batch.num_rows() == 10
+    batch.free()

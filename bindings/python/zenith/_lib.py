@@ -489,6 +489,7 @@ SIGNATURES = {
     ),
     "zenith_loader_next_batch_timeout": ([LoaderPtr, c_uint64, POINTER(BatchPtr), _Err], c_int32),
     "zenith_loader_export_stream": ([LoaderPtr, POINTER(ArrowArrayStream), _Err], c_int32),
+    "zenith_loader_export_device_stream": ([LoaderPtr, POINTER(ArrowDeviceArrayStream), _Err], c_int32),
     "zenith_loader_stats": ([LoaderPtr, POINTER(zenith_stats), _Err], c_int32),
     "zenith_loader_io_fallback_reason": ([LoaderPtr, _Text, c_size_t, _Len, _Err], c_int32),
     "zenith_loader_num_batches": ([LoaderPtr], c_uint64),

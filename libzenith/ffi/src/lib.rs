@@ -47,6 +47,7 @@ macro_rules! ffi_boundary {
 pub mod args;
 pub mod batch;
 pub mod boundary;
+pub mod device_stream;
 pub mod engine;
 pub mod error;
 pub mod gpu;

@@ -31,6 +31,8 @@ pub struct zenith_loader {
     device: Option<crate::gpu::CudaPath>,
     /// The device path's counters, read by `zenith_loader_stats` from any thread.
     device_totals: Option<zenith_gpu::device_feed::SharedTotals>,
+    /// Whether `zenith_loader_export_device_stream` took the device path over.
+    device_streamed: bool,
 }
 
 impl zenith_loader {
@@ -40,7 +42,47 @@ impl zenith_loader {
             inner,
             device,
             device_totals,
+            device_streamed: false,
         }
+    }
+
+    /// The batches' schema.
+    pub(crate) fn schema(&self) -> arrow_schema::SchemaRef {
+        self.inner.schema()
+    }
+
+    /// A reader of the loader's batches (shares its state).
+    pub(crate) fn reader(&self) -> zenith_core::loader::EpochReader {
+        self.inner.reader()
+    }
+
+    /// Hands the device path (if any) to a device stream; the loader's own device deliveries
+    /// are refused from then on. A second device stream of a loader on a device is refused.
+    pub(crate) fn take_device_path_for_stream(
+        &mut self,
+    ) -> zenith_core::Result<Option<crate::gpu::CudaPath>> {
+        if self.device_streamed {
+            return Err(Error::InvalidArgument(
+                "the loader's device batches already go to an ArrowDeviceArrayStream exported \
+                 from it"
+                    .into(),
+            ));
+        }
+        let path = self.device.take();
+        self.device_streamed = path.is_some();
+        Ok(path)
+    }
+
+    /// Refuses deliveries of a loader whose device path went to a device stream.
+    fn check_not_streamed(&self) -> zenith_core::Result<()> {
+        if self.device_streamed {
+            return Err(Error::InvalidArgument(
+                "the loader's device batches go to the ArrowDeviceArrayStream exported from it \
+                 (zenith_loader_export_device_stream): read them there"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -269,6 +311,7 @@ pub unsafe extern "C" fn zenith_loader_next_batch(
         // SAFETY: per the contract above.
         let loader = unsafe { args::borrow_mut(loader, "loader") }?;
         let out = args::out(out, "out")?;
+        loader.check_not_streamed()?;
         let batch = match loader.device.as_mut() {
             Some(path) => crate::gpu::next_device_batch(&loader.inner, path)?,
             None => loader.inner.next_batch()?.map(zenith_batch::on_host),
@@ -350,6 +393,7 @@ pub unsafe extern "C" fn zenith_loader_next_batch_timeout(
         // SAFETY: per the contract above.
         let loader = unsafe { args::borrow_mut(loader, "loader") }?;
         let out = args::out(out, "out")?;
+        loader.check_not_streamed()?;
         if let Some(path) = loader.device.as_mut() {
             // The device path waits on its own deadlines (slots, copies), not `timeout_ms`.
             let Some(batch) = crate::gpu::next_device_batch(&loader.inner, path)? else {

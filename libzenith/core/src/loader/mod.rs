@@ -657,6 +657,14 @@ pub struct EpochReader {
     core: Arc<Mutex<Core>>,
 }
 
+impl EpochReader {
+    /// The loader's next batch with its epoch and position (what the iterator yields, with
+    /// the batch's place in the epoch): `None` at the end of the epoch.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        lock(&self.core).next_batch()
+    }
+}
+
 impl Iterator for EpochReader {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
