@@ -68,10 +68,10 @@ def trim_memory(limit: int | None = None) -> int:
     """Hands the freed large blocks the library keeps for reuse back to the system and returns
     the bytes released; with ``limit`` (bytes), also sets how much it may keep from now on
     (default 512 MiB; 0 turns the reuse off)."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 bytes, not {limit}")
     released = _fn("zenith_block_cache_trim")()
     if limit is not None:
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0 bytes, not {limit}")
         _fn("zenith_block_cache_set_limit")(limit)
     return released
 

@@ -63,13 +63,27 @@ impl StreamState {
     }
 }
 
-/// The stream's state behind `private_data`.
+/// Runs a stream callback on the stream's state and the consumer's `out` storage: `EINVAL` for a
+/// released stream or a NULL `out`.
 ///
 /// # Safety
-/// `stream` is a live stream made by `zenith_loader_export_device_stream`, not yet released.
-unsafe fn state<'a>(stream: *mut ArrowDeviceArrayStream) -> Option<&'a mut StreamState> {
-    // SAFETY: per the contract; `private_data` is the Box made at export.
-    unsafe { stream.as_mut()?.private_data.cast::<StreamState>().as_mut() }
+/// `stream` is NULL or a live stream made by `zenith_loader_export_device_stream`, not yet
+/// released (the interface's rule for callbacks).
+unsafe fn with_state<T>(
+    stream: *mut ArrowDeviceArrayStream,
+    out: *mut T,
+    body: impl FnOnce(&mut StreamState, *mut T) -> c_int,
+) -> c_int {
+    // SAFETY: per the contract; `private_data` is the Box made at export, or NULL once released.
+    let state = unsafe {
+        stream
+            .as_mut()
+            .and_then(|s| s.private_data.cast::<StreamState>().as_mut())
+    };
+    match state {
+        Some(state) if !out.is_null() => body(state, out),
+        _ => EINVAL,
+    }
 }
 
 unsafe extern "C" fn get_schema(
@@ -77,21 +91,19 @@ unsafe extern "C" fn get_schema(
     out: *mut arrow_schema::ffi::FFI_ArrowSchema,
 ) -> c_int {
     ffi_boundary!(default: EIO, {
-        // SAFETY: the consumer passes the stream it was given, live.
-        let Some(state) = (unsafe { state(stream) }) else {
-            return EINVAL;
-        };
-        if out.is_null() {
-            return EINVAL;
-        }
-        match export_schema(&arrow_array::RecordBatchReader::schema(&state.reader)) {
-            Ok(schema) => {
-                // SAFETY: `out` is writable storage for one ArrowSchema (the interface's rule).
-                unsafe { out.write(schema) };
-                0
+        let write_schema = |state: &mut StreamState, out: *mut arrow_schema::ffi::FFI_ArrowSchema| {
+            match export_schema(&arrow_array::RecordBatchReader::schema(&state.reader)) {
+                Ok(schema) => {
+                    // SAFETY: `out` is non-NULL (checked by `with_state`) writable storage for
+                    // one ArrowSchema (the interface's rule).
+                    unsafe { out.write(schema) };
+                    0
+                }
+                Err(error) => state.fail(&error),
             }
-            Err(error) => state.fail(&error),
-        }
+        };
+        // SAFETY: the consumer passes the stream it was given, live.
+        unsafe { with_state(stream, out, write_schema) }
     })
 }
 
@@ -100,35 +112,34 @@ unsafe extern "C" fn get_next(
     out: *mut ArrowDeviceArray,
 ) -> c_int {
     ffi_boundary!(default: EIO, {
+        let write_next = |state: &mut StreamState, out: *mut ArrowDeviceArray| {
+            let array = match state.next() {
+                // The end: a released array (NULL release callback).
+                Ok(None) => ArrowDeviceArray {
+                    array: arrow_data::ffi::FFI_ArrowArray::empty(),
+                    device_id: -1,
+                    device_type: ARROW_DEVICE_CPU,
+                    sync_event: std::ptr::null_mut(),
+                    reserved: [0; 3],
+                },
+                Ok(Some(array)) => array,
+                Err(error) => return state.fail(&error),
+            };
+            // SAFETY: `out` is non-NULL (checked by `with_state`) writable storage for one
+            // ArrowDeviceArray (the interface's rule).
+            unsafe { out.write(array) };
+            0
+        };
         // SAFETY: the consumer passes the stream it was given, live.
-        let Some(state) = (unsafe { state(stream) }) else {
-            return EINVAL;
-        };
-        if out.is_null() {
-            return EINVAL;
-        }
-        let array = match state.next() {
-            // The end: a released array (NULL release callback).
-            Ok(None) => ArrowDeviceArray {
-                array: arrow_data::ffi::FFI_ArrowArray::empty(),
-                device_id: -1,
-                device_type: ARROW_DEVICE_CPU,
-                sync_event: std::ptr::null_mut(),
-                reserved: [0; 3],
-            },
-            Ok(Some(array)) => array,
-            Err(error) => return state.fail(&error),
-        };
-        // SAFETY: `out` is writable storage for one ArrowDeviceArray (the interface's rule).
-        unsafe { out.write(array) };
-        0
+        unsafe { with_state(stream, out, write_next) }
     })
 }
 
 unsafe extern "C" fn get_last_error(stream: *mut ArrowDeviceArrayStream) -> *const c_char {
     ffi_boundary!(default: std::ptr::null(), {
-        // SAFETY: the consumer passes the stream it was given, live.
-        unsafe { state(stream) }
+        // SAFETY: the consumer passes the stream it was given, live; `private_data` is the Box
+        // made at export.
+        unsafe { stream.as_ref().and_then(|s| s.private_data.cast::<StreamState>().as_ref()) }
             .and_then(|s| s.last_error.as_ref())
             .map_or(std::ptr::null(), |m| m.as_ptr())
     })

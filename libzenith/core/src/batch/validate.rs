@@ -168,7 +168,8 @@ fn check_offsets<O: ArrowNativeType + Into<i64>>(
         let mut previous = 0i64;
         for (i, &offset) in offsets.iter().enumerate() {
             let offset: i64 = offset.into();
-            if offset < previous.max(0) || offset > end || (i > 0 && offset < previous) {
+            // `previous` starts at 0, so a negative first offset fails here too.
+            if offset < previous || offset > end {
                 return invalid(format!(
                     "offset at position {i} is {offset} (offsets must be non-negative, monotonic \
                      and at most {end})"

@@ -669,8 +669,7 @@ impl Iterator for EpochReader {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        lock(&self.core)
-            .next_batch()
+        self.next_batch()
             .map(|b| b.map(|b| b.data))
             .map_err(Error::into_arrow)
             .transpose()
