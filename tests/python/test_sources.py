@@ -16,7 +16,12 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ZENITH_ERR_FORMAT, ZENITH_ERR_SCHEMA_MISMATCH, ZenithError
+from conftest import (
+    ZENITH_ERR_FORMAT,
+    ZENITH_ERR_SCHEMA_MISMATCH,
+    ZENITH_SHUFFLE_GLOBAL,
+    ZenithError,
+)
 
 ROWS_IN_BASIC = 10_000  # generate.py's default --rows
 ROWS_IN_LARGE_CSV = 140_000
@@ -86,6 +91,70 @@ def test_parquet_batches_straddle_row_groups(zenith, data_dir, batch_size):
 
     assert sizes == expected_batch_sizes(ROWS_IN_BASIC, batch_size)
     assert_same_content(got, pq.read_table(path))
+
+
+PIECE_ROWS = 8192  # rows the Parquet source decodes at a time (dataset/parquet.rs)
+
+
+def wide_row_groups_table(rows: int) -> pa.Table:
+    """Every kind of column the loader serves, with nulls and values of varied lengths."""
+    ids = list(range(rows))
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "x": pa.array([None if i % 11 == 0 else i * 0.5 for i in ids], pa.float64()),
+            "s": pa.array([None if i % 13 == 0 else "v" * (i % 37) + str(i) for i in ids]),
+            "d": pa.array([f"cat-{i % 5}" for i in ids]).dictionary_encode(),
+            "flag": pa.array([None if i % 17 == 0 else i % 3 == 0 for i in ids]),
+            "l": pa.array([None if i % 19 == 0 else list(range(i % 6)) for i in ids],
+                          pa.list_(pa.int32())),
+            "emb": pa.array([[float(i), float(-i), 0.5, 1.5] for i in ids],
+                            pa.list_(pa.float32(), 4)),
+            "st": pa.array([{"a": i, "b": str(i)} for i in ids]),
+        }
+    )
+
+
+def without_dictionaries(table: pa.Table) -> pa.Table:
+    """`table` with its dictionary columns decoded: a batch that straddles pieces or row groups
+    holds the dictionaries of both (valid Arrow, equal in value, not equal to pyarrow's layout)."""
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)
+
+
+@pytest.mark.parametrize("batch_size", [1000, PIECE_ROWS, 9000, 50_000])
+def test_row_groups_larger_than_a_decoded_piece_equal_pyarrow(zenith, tmp_path, batch_size):
+    # Row groups of 20,000 rows decode as pieces of 8,192, 8,192 and 3,616 rows: batches that
+    # fall inside a piece, that straddle pieces, and that straddle row groups.
+    table = wide_row_groups_table(60_000)
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table, path, row_group_size=20_000)
+    assert pq.ParquetFile(path).metadata.row_group(0).num_rows == 20_000
+
+    got, sizes = zenith_read(zenith, path, batch_size=batch_size)
+
+    assert sizes == expected_batch_sizes(60_000, batch_size)
+    assert pa.types.is_dictionary(got.schema.field("d").type)
+    assert_same_content(without_dictionaries(got), without_dictionaries(pq.read_table(path)))
+
+
+def test_a_shuffled_epoch_over_decoded_pieces_is_a_permutation_of_the_rows(zenith, tmp_path):
+    table = wide_row_groups_table(60_000)
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table, path, row_group_size=20_000)
+    loader = zenith.open(path, batch_size=1000, shuffle=ZENITH_SHUFFLE_GLOBAL)
+    stream = loader.export_stream()
+    reader = pa.RecordBatchReader._import_from_c(addressof(stream))
+    got = pa.Table.from_batches(list(reader), schema=reader.schema)
+
+    ids = got.column("id").to_pylist()
+    assert ids != sorted(ids), "the epoch is shuffled"
+    assert sorted(ids) == list(range(60_000))
+    # Each row, wherever it landed, is the row of its id: gathered from the right piece.
+    expected = pq.read_table(path).take(pa.array(ids))
+    assert_same_content(without_dictionaries(got), without_dictionaries(expected))
 
 
 def test_basic_parquet_holds_the_first_100_rows_of_basic_arrow(zenith, data_dir):

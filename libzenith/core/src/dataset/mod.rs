@@ -6,6 +6,7 @@
 //! through [`Dataset::read_chunk`]. Files that change after they were opened are reported, not
 //! read (see [`Source::check_unchanged`]).
 
+pub mod chunk;
 pub mod compression;
 pub mod csv;
 pub mod discover;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 
+pub use chunk::DecodedChunk;
 pub use registry::{Format, SourceOptions, open_source};
 pub use source::Source;
 
@@ -247,16 +249,22 @@ impl Dataset {
     /// [`Self::read_chunk`] without its first check of the file (see [`Source::fetch_chunk`]):
     /// for callers that have just checked it.
     pub fn fetch_chunk(&self, chunk: usize) -> Result<RecordBatch> {
+        self.fetch_pieces(chunk)?.to_batch()
+    }
+
+    /// [`Self::fetch_chunk`] as the loader takes it: the chunk's rows as the pieces its source
+    /// decoded them in (see [`DecodedChunk`]), not concatenated.
+    pub fn fetch_pieces(&self, chunk: usize) -> Result<DecodedChunk> {
         let info = self.chunks[chunk];
-        let batch =
-            self.sources[info.source].fetch_chunk(info.index, self.projection.as_deref())?;
-        if batch.num_rows() as u64 != info.rows {
+        let source = &self.sources[info.source];
+        let decoded = source.fetch_pieces(info.index, self.projection.as_deref())?;
+        if decoded.num_rows() as u64 != info.rows {
             return Err(Error::format(
-                self.sources[info.source].path(),
+                source.path(),
                 format!(
                     "chunk {} decoded to {} rows, its metadata says {}",
                     info.index,
-                    batch.num_rows(),
+                    decoded.num_rows(),
                     info.rows
                 ),
             ));
@@ -264,11 +272,14 @@ impl Dataset {
         // Shards may differ in field nullability or metadata; batches carry the dataset's schema.
         // This runs for every chunk a batch gathers from: the pointer check skips the deep
         // comparison whenever the source hands back the dataset's own schema.
-        if !Arc::ptr_eq(&batch.schema(), &self.schema) && batch.schema() != self.schema {
-            return RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
-                .map_err(|e| Error::arrow_format(self.sources[info.source].path(), e));
+        let schema = decoded.schema();
+        if !Arc::ptr_eq(&schema, &self.schema) && schema != self.schema {
+            return decoded.try_map(|piece| {
+                RecordBatch::try_new(self.schema.clone(), piece.columns().to_vec())
+                    .map_err(|e| Error::arrow_format(source.path(), e))
+            });
         }
-        Ok(batch)
+        Ok(decoded)
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use super::chunk::DecodedChunk;
 use crate::error::{Error, Result};
 use crate::runtime::io::FileIdentity;
 
@@ -43,6 +44,14 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// it (the loader checks each file once per batch, not once per chunk). A source still
     /// checks the file itself before it reads or decodes anything from it.
     fn fetch_chunk(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
+
+    /// [`Self::fetch_chunk`] as the loader takes it: the chunk's rows as pieces, in order, which
+    /// sources that decode in pieces (Parquet) hand over without concatenating them. The default
+    /// is the one batch of [`Self::fetch_chunk`].
+    fn fetch_pieces(&self, index: usize, projection: Option<&[usize]>) -> Result<DecodedChunk> {
+        self.fetch_chunk(index, projection)
+            .map(DecodedChunk::single)
+    }
 
     /// True when reading a chunk costs no decoding and no new memory (memory-mapped IPC files,
     /// materialised CSV): the loader then needs no cache for it.

@@ -22,15 +22,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
-
 use super::gather::ChunkSource;
 use super::plan::{ChunkUsage, EpochPlan, ShuffleMode};
 use super::stats::Counters;
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DecodedChunk};
 use crate::error::{Error, Result};
 
-type Decoded = OnceLock<std::result::Result<RecordBatch, Arc<Error>>>;
+type Decoded = OnceLock<std::result::Result<DecodedChunk, Arc<Error>>>;
 
 /// Per-epoch cache of decoded chunks.
 #[derive(Debug)]
@@ -239,13 +237,13 @@ impl State {
 
     /// Chunk `chunk` from its cell: decoded by this call unless another has done it or is
     /// doing it (then this call waits for that decode).
-    fn decode(&self, chunk: usize, cell: &Arc<Decoded>) -> Result<RecordBatch> {
+    fn decode(&self, chunk: usize, cell: &Arc<Decoded>) -> Result<DecodedChunk> {
         // Outside the slot lock: other chunks stay available while this one decodes; callers
         // wanting this chunk block in `get_or_init` until the one decode finishes.
         let decoded = cell.get_or_init(|| {
             let started = Instant::now();
             // The source checks its file around the decode (read-ahead has no batch to check it).
-            let result = self.dataset.fetch_chunk(chunk).map_err(Arc::new);
+            let result = self.dataset.fetch_pieces(chunk).map_err(Arc::new);
             self.counters.chunk_decoded(started.elapsed());
             if result.is_ok() {
                 self.resident.fetch_add(1, Ordering::AcqRel);
@@ -253,7 +251,7 @@ impl State {
             result
         });
         match decoded {
-            Ok(batch) => Ok(batch.clone()),
+            Ok(decoded) => Ok(decoded.clone()),
             Err(error) => {
                 // Forget the failure so that a retry of the batch reads the chunk again.
                 let mut guard = lock(&self.slots[chunk].cell);
@@ -267,7 +265,7 @@ impl State {
 }
 
 impl ChunkSource for ChunkCache {
-    fn chunk(&self, chunk: usize) -> Result<RecordBatch> {
+    fn chunk(&self, chunk: usize) -> Result<DecodedChunk> {
         let (cell, _) = self.state.cell(chunk);
         self.state.decode(chunk, &cell)
     }

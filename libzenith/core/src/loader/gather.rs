@@ -1,9 +1,10 @@
 //! Building a batch from the rows the plan assigns to it.
 //!
-//! Contiguous rows inside one chunk are a zero-copy slice; rows spread over chunks are gathered
-//! by the gather kernel ([`crate::batch::gather_kernel`]) into pooled buffers, in one pass over the
-//! chunks they come from (coalesced: each chunk is fetched once per batch, whatever the number of
-//! rows taken from it).
+//! Contiguous rows inside one chunk's piece are a zero-copy slice; rows spread over chunks are
+//! gathered by the gather kernel ([`crate::batch::gather_kernel`]) into pooled buffers, in one
+//! pass over the chunks they come from (coalesced: each chunk is fetched once per batch, whatever
+//! the number of rows taken from it). Chunks come as pieces ([`DecodedChunk`]); the kernel reads
+//! every piece as a source of its own.
 //!
 //! Each file a batch reads is checked once, before its first chunk is fetched ([`FileChecks`]):
 //! a file that changed since it was opened fails the batch instead of serving stale or faulting
@@ -16,19 +17,19 @@ use arrow_array::RecordBatch;
 use arrow_select::concat::concat_batches;
 
 use crate::batch::gather_kernel::{Gathered, HostPool, gather_batch};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DecodedChunk};
 use crate::error::{Error, Result};
 
 /// Where a batch's chunks come from: decoded on demand, possibly cached.
 pub trait ChunkSource {
     /// The decoded chunk `chunk` (an index into [`Dataset::chunks`]). The caller has checked
     /// the chunk's file for this batch ([`FileChecks`]).
-    fn chunk(&self, chunk: usize) -> Result<RecordBatch>;
+    fn chunk(&self, chunk: usize) -> Result<DecodedChunk>;
 }
 
 impl ChunkSource for Dataset {
-    fn chunk(&self, chunk: usize) -> Result<RecordBatch> {
-        self.fetch_chunk(chunk)
+    fn chunk(&self, chunk: usize) -> Result<DecodedChunk> {
+        self.fetch_pieces(chunk)
     }
 }
 
@@ -47,7 +48,7 @@ impl FileChecks {
         dataset: &Dataset,
         chunks: &dyn ChunkSource,
         chunk: usize,
-    ) -> Result<RecordBatch> {
+    ) -> Result<DecodedChunk> {
         let source = dataset.chunks()[chunk].source;
         if let Err(at) = self.checked.binary_search(&source) {
             dataset.check_source(source)?;
@@ -87,7 +88,7 @@ pub fn gather_range(
         let info = dataset.chunks()[chunk_index];
         let take_end = end.min(info.start + info.rows);
         let chunk = checks.fetch(dataset, chunks, chunk_index)?;
-        pieces.push(chunk.slice((row - info.start) as usize, (take_end - row) as usize));
+        pieces.extend(chunk.slices((row - info.start) as usize, (take_end - row) as usize)?);
         row = take_end;
         chunk_index += 1;
     }
@@ -112,12 +113,15 @@ pub fn gather_rows(
             pooled: false,
         });
     }
-    // Map each distinct chunk touched to a slot in `batches`; each chunk is fetched once.
-    let mut slot_of_chunk: HashMap<usize, usize, BuildHasherDefault<ChunkIndexHasher>> =
+    // Each distinct chunk touched is fetched once and gets an entry in `fetched` (the chunk and
+    // the slot of its first piece); its pieces take consecutive slots in `batches`.
+    let mut entry_of_chunk: HashMap<usize, usize, BuildHasherDefault<ChunkIndexHasher>> =
         HashMap::default();
+    let mut fetched: Vec<(DecodedChunk, usize)> = Vec::new();
     let mut batches: Vec<RecordBatch> = Vec::new();
     let mut indices = Vec::with_capacity(rows.len());
-    let mut last: Option<(usize, usize)> = None; // rows are often sorted within runs: cache last
+    // Rows are often sorted within runs: the last chunk and its entry are tried before the map.
+    let mut last: Option<(usize, usize)> = None;
     for &row in rows {
         if row >= dataset.num_rows() {
             return Err(Error::Internal(format!(
@@ -134,19 +138,24 @@ pub fn gather_rows(
             }
             _ => dataset.chunk_of_row(row),
         };
-        let slot = match last {
-            Some((c, slot)) if c == chunk => slot,
-            _ => match slot_of_chunk.get(&chunk) {
-                Some(&slot) => slot,
+        let entry = match last {
+            Some((c, entry)) if c == chunk => entry,
+            _ => match entry_of_chunk.get(&chunk) {
+                Some(&entry) => entry,
                 None => {
-                    batches.push(checks.fetch(dataset, chunks, chunk)?);
-                    slot_of_chunk.insert(chunk, batches.len() - 1);
-                    batches.len() - 1
+                    let decoded = checks.fetch(dataset, chunks, chunk)?;
+                    batches.extend_from_slice(decoded.pieces());
+                    let first_slot = batches.len() - decoded.pieces().len();
+                    fetched.push((decoded, first_slot));
+                    entry_of_chunk.insert(chunk, fetched.len() - 1);
+                    fetched.len() - 1
                 }
             },
         };
-        last = Some((chunk, slot));
-        indices.push((slot, (row - dataset.chunks()[chunk].start) as usize));
+        last = Some((chunk, entry));
+        let (decoded, first_slot) = &fetched[entry];
+        let (piece, at) = decoded.locate((row - dataset.chunks()[chunk].start) as usize);
+        indices.push((first_slot + piece, at));
     }
     gather_batch(&batches, &indices, pool)
 }
