@@ -99,13 +99,15 @@ pub fn gather_range(
 }
 
 /// The rows `rows` (global row numbers), in that order (their files checked through `checks`),
-/// written into buffers from `pool`.
+/// written into buffers from `pool`. `batch_index` (the batch's place in the epoch) decides
+/// where in the batch's chunks the fetching starts; see [`fetch_start`].
 pub fn gather_rows(
     dataset: &Dataset,
     chunks: &dyn ChunkSource,
     checks: &mut FileChecks,
     rows: &[u64],
     pool: &HostPool,
+    batch_index: u64,
 ) -> Result<Gathered> {
     if rows.is_empty() {
         return Ok(Gathered {
@@ -113,13 +115,12 @@ pub fn gather_rows(
             pooled: false,
         });
     }
-    // Each distinct chunk touched is fetched once and gets an entry in `fetched` (the chunk and
-    // the slot of its first piece); its pieces take consecutive slots in `batches`.
+    // First the distinct chunks the rows touch (each gets an entry) and each row's chunk entry
+    // and row within the chunk; nothing is fetched yet.
     let mut entry_of_chunk: HashMap<usize, usize, BuildHasherDefault<ChunkIndexHasher>> =
         HashMap::default();
-    let mut fetched: Vec<(DecodedChunk, usize)> = Vec::new();
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    let mut indices = Vec::with_capacity(rows.len());
+    let mut touched: Vec<usize> = Vec::new();
+    let mut located: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
     // Rows are often sorted within runs: the last chunk and its entry are tried before the map.
     let mut last: Option<(usize, usize)> = None;
     for &row in rows {
@@ -140,24 +141,60 @@ pub fn gather_rows(
         };
         let entry = match last {
             Some((c, entry)) if c == chunk => entry,
-            _ => match entry_of_chunk.get(&chunk) {
-                Some(&entry) => entry,
-                None => {
-                    let decoded = checks.fetch(dataset, chunks, chunk)?;
-                    batches.extend_from_slice(decoded.pieces());
-                    let first_slot = batches.len() - decoded.pieces().len();
-                    fetched.push((decoded, first_slot));
-                    entry_of_chunk.insert(chunk, fetched.len() - 1);
-                    fetched.len() - 1
-                }
-            },
+            _ => *entry_of_chunk.entry(chunk).or_insert_with(|| {
+                touched.push(chunk);
+                touched.len() - 1
+            }),
         };
         last = Some((chunk, entry));
-        let (decoded, first_slot) = &fetched[entry];
-        let (piece, at) = decoded.locate((row - dataset.chunks()[chunk].start) as usize);
+        located.push((entry, (row - dataset.chunks()[chunk].start) as usize));
+    }
+    // Then each chunk is fetched once, in chunk order from `fetch_start`; its pieces take
+    // consecutive slots in `batches`.
+    let mut order: Vec<usize> = (0..touched.len()).collect();
+    order.sort_unstable_by_key(|&entry| touched[entry]);
+    let start = fetch_start(batch_index, order.len());
+    order.rotate_left(start);
+    let mut fetched: Vec<Option<(DecodedChunk, usize)>> = vec![None; touched.len()];
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for entry in order {
+        let decoded = checks.fetch(dataset, chunks, touched[entry])?;
+        batches.extend_from_slice(decoded.pieces());
+        let first_slot = batches.len() - decoded.pieces().len();
+        fetched[entry] = Some((decoded, first_slot));
+    }
+    let mut indices = Vec::with_capacity(rows.len());
+    for (entry, row) in located {
+        let (decoded, first_slot) = fetched[entry].as_ref().expect("every entry was fetched");
+        let (piece, at) = decoded.locate(row);
         indices.push((first_slot + piece, at));
     }
     gather_batch(&batches, &indices, pool)
+}
+
+/// Where in its (sorted) chunks batch `batch_index` starts fetching: the batch's place in the van
+/// der Corput sequence (0, 1/2, 1/4, 3/4, 1/8, ...) times `chunks`.
+///
+/// Why: the batches a loader's workers build at the same moment (consecutive indices) each
+/// read rows from nearly every chunk, and a chunk's first read may cost work (an IPC record
+/// batch is validated, a Parquet row group decoded) that a concurrent reader of the same chunk
+/// waits for. Starting each batch at a different place spreads that first work over the
+/// workers, and the first batch of an epoch waits for a share of it instead of all of it.
+fn fetch_start(batch_index: u64, chunks: usize) -> usize {
+    ((u128::from(batch_index.reverse_bits()) * chunks as u128) >> 64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fetch_start;
+
+    #[test]
+    fn consecutive_batches_start_fetching_far_apart() {
+        let starts: Vec<usize> = (0..8).map(|b| fetch_start(b, 16)).collect();
+        assert_eq!(starts, [0, 8, 4, 12, 2, 10, 6, 14]);
+        assert_eq!(fetch_start(3, 1), 0);
+        assert_eq!(fetch_start(u64::MAX, 7), 6, "always inside the chunks");
+    }
 }
 
 /// Hashes a chunk index for [`gather_rows`]'s chunk-to-slot map with one multiplication: a

@@ -180,7 +180,8 @@ impl EpochJob {
                 false,
             ),
             BatchRows::Rows(rows) => {
-                let gathered = gather_rows(&self.dataset, source, &mut checks, rows, &self.pool)?;
+                let gathered =
+                    gather_rows(&self.dataset, source, &mut checks, rows, &self.pool, index)?;
                 (gathered.batch, gathered.pooled)
             }
         };
