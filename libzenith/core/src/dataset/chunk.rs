@@ -76,6 +76,16 @@ impl DecodedChunk {
         }
     }
 
+    /// [`Self::from_pieces`] with the schema of the first piece: no piece at all is an
+    /// [`Error::Internal`] (a source hands over at least one, possibly empty).
+    pub fn try_from_pieces(pieces: Vec<RecordBatch>) -> Result<Self> {
+        let schema = pieces
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| Error::Internal("a chunk decoded to no piece at all".into()))?;
+        Ok(Self::from_pieces(&schema, pieces))
+    }
+
     /// The pieces, in order.
     pub fn pieces(&self) -> &[RecordBatch] {
         match &self.repr {

@@ -26,7 +26,7 @@ use arrow_schema::{Schema, SchemaRef};
 
 pub use chunk::DecodedChunk;
 pub use registry::{Format, SourceOptions, open_source};
-pub use source::Source;
+pub use source::{PieceDecoder, Source};
 
 use crate::error::{Error, Result};
 
@@ -259,27 +259,87 @@ impl Dataset {
         let source = &self.sources[info.source];
         let decoded = source.fetch_pieces(info.index, self.projection.as_deref())?;
         if decoded.num_rows() as u64 != info.rows {
-            return Err(Error::format(
-                source.path(),
-                format!(
-                    "chunk {} decoded to {} rows, its metadata says {}",
-                    info.index,
-                    decoded.num_rows(),
-                    info.rows
-                ),
-            ));
+            return Err(self.row_count_mismatch(chunk, decoded.num_rows() as u64));
         }
-        // Shards may differ in field nullability or metadata; batches carry the dataset's schema.
-        // This runs for every chunk a batch gathers from: the pointer check skips the deep
-        // comparison whenever the source hands back the dataset's own schema.
         let schema = decoded.schema();
-        if !Arc::ptr_eq(&schema, &self.schema) && schema != self.schema {
-            return decoded.try_map(|piece| {
-                RecordBatch::try_new(self.schema.clone(), piece.columns().to_vec())
-                    .map_err(|e| Error::arrow_format(source.path(), e))
-            });
+        if self.has_schema(&schema) {
+            return Ok(decoded);
         }
-        Ok(decoded)
+        decoded.try_map(|piece| self.with_schema(chunk, piece))
+    }
+
+    /// [`Self::fetch_pieces`] one piece at a time (see [`Source::piece_decoder`]): each piece
+    /// carries the dataset's schema, and pieces that do not add up to the rows the chunk's
+    /// metadata promised are an [`Error::Format`] (found as soon as they exceed it, or at the
+    /// end).
+    pub fn piece_decoder(self: &Arc<Self>, chunk: usize) -> Result<Box<dyn PieceDecoder>> {
+        let info = self.chunks[chunk];
+        let pieces = self.sources[info.source]
+            .clone()
+            .piece_decoder(info.index, self.projection.as_deref())?;
+        Ok(Box::new(DatasetPieces {
+            dataset: self.clone(),
+            chunk,
+            pieces,
+            rows: 0,
+        }))
+    }
+
+    /// Whether `schema` is the dataset's. The pointer check skips the deep comparison whenever a
+    /// source hands back the dataset's own schema (this runs for every chunk a batch reads).
+    fn has_schema(&self, schema: &SchemaRef) -> bool {
+        Arc::ptr_eq(schema, &self.schema) || *schema == self.schema
+    }
+
+    /// `piece` of chunk `chunk` with the dataset's schema: shards may differ in field
+    /// nullability or metadata, and batches carry the dataset's schema.
+    fn with_schema(&self, chunk: usize, piece: &RecordBatch) -> Result<RecordBatch> {
+        if self.has_schema(&piece.schema()) {
+            return Ok(piece.clone());
+        }
+        let path = self.sources[self.chunks[chunk].source].path();
+        RecordBatch::try_new(self.schema.clone(), piece.columns().to_vec())
+            .map_err(|e| Error::arrow_format(path, e))
+    }
+
+    /// Chunk `chunk` decoded to `rows` rows, which its metadata does not promise.
+    fn row_count_mismatch(&self, chunk: usize, rows: u64) -> Error {
+        let info = self.chunks[chunk];
+        Error::format(
+            self.sources[info.source].path(),
+            format!(
+                "chunk {} decoded to {rows} rows, its metadata says {}",
+                info.index, info.rows
+            ),
+        )
+    }
+}
+
+/// [`Dataset::piece_decoder`]: a source's pieces, checked and given the dataset's schema.
+struct DatasetPieces {
+    dataset: Arc<Dataset>,
+    chunk: usize,
+    pieces: Box<dyn PieceDecoder>,
+    /// Rows handed out so far.
+    rows: u64,
+}
+
+impl PieceDecoder for DatasetPieces {
+    fn next_piece(&mut self) -> Result<Option<RecordBatch>> {
+        let promised = self.dataset.chunks[self.chunk].rows;
+        match self.pieces.next_piece()? {
+            Some(piece) => {
+                self.rows += piece.num_rows() as u64;
+                if self.rows > promised {
+                    return Err(self.dataset.row_count_mismatch(self.chunk, self.rows));
+                }
+                self.dataset.with_schema(self.chunk, &piece).map(Some)
+            }
+            None if self.rows != promised => {
+                Err(self.dataset.row_count_mismatch(self.chunk, self.rows))
+            }
+            None => Ok(None),
+        }
     }
 }
 

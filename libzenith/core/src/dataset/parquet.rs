@@ -22,7 +22,8 @@ use arrow_schema::{Schema, SchemaRef};
 use bytes::{Buf, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::errors::ParquetError;
@@ -30,7 +31,7 @@ use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData, RowGroupMeta
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::chunk::DecodedChunk;
-use super::source::Source;
+use super::source::{PieceDecoder, Source};
 use crate::error::{Error, Result};
 use crate::runtime::io::{FileIdentity, IoBackend, IoContext, RangeRead, SequentialRead};
 
@@ -141,9 +142,72 @@ impl ParquetFile {
         })
     }
 
-    /// Decodes row group `index` with the root columns `columns` (sorted, distinct), in file
-    /// order, as pieces of at most [`PIECE_ROWS`] rows.
-    fn decode_row_group(&self, index: usize, columns: &[usize]) -> Result<DecodedChunk> {
+    /// Row group `index` of the requested columns (`projection`: indices into the schema, in
+    /// the order wanted; `None`: all), ready to decode piece by piece. The column chunks' bytes
+    /// are read and their page headers checked here; decoding happens in
+    /// [`RowGroupPieces::next_piece`].
+    fn row_group_pieces(
+        &self,
+        index: usize,
+        projection: Option<&[usize]>,
+    ) -> Result<RowGroupPieces> {
+        if index >= self.rows.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: row group {index} out of range (the file has {})",
+                self.path.display(),
+                self.rows.len()
+            )));
+        }
+        let num_fields = self.schema().fields().len();
+        let requested: Vec<usize> = match projection {
+            Some(indices) => indices.to_vec(),
+            None => (0..num_fields).collect(),
+        };
+        if let Some(&bad) = requested.iter().find(|&&c| c >= num_fields) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: column {bad} out of range (the file has {num_fields})",
+                self.path.display()
+            )));
+        }
+        if requested.is_empty() {
+            // No column to decode, but the row count still matters to the loader.
+            let options = RecordBatchOptions::new().with_row_count(Some(self.rows[index] as usize));
+            let rows_only =
+                RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)
+                    .map_err(|e| Error::arrow_format(&self.path, e))?;
+            return Ok(RowGroupPieces::ready(index, rows_only));
+        }
+        // The projection mask decodes columns in file order, once each; the requested order
+        // (which may repeat or reorder columns) is restored piece by piece, by position.
+        let mut columns = requested.clone();
+        columns.sort_unstable();
+        columns.dedup();
+        let positions = (requested != columns).then(|| {
+            requested
+                .iter()
+                .map(|c| {
+                    columns
+                        .binary_search(c)
+                        .expect("every requested column is decoded")
+                })
+                .collect()
+        });
+        // Decoders are not written for hostile input: a panic on a corrupt row group is a format
+        // error of that file, not a crash.
+        let reader = catch_unwind(AssertUnwindSafe(|| self.open_row_group(index, &columns)))
+            .unwrap_or_else(|_| Err(self.read_error(index, DECODER_PANIC)))?;
+        Ok(RowGroupPieces {
+            index,
+            schema: reader.schema(),
+            decoding: Decoding::Reader(reader),
+            positions,
+            handed_out: false,
+        })
+    }
+
+    /// The reader of row group `index` with the root columns `columns` (sorted, distinct), in
+    /// file order, in pieces of at most [`PIECE_ROWS`] rows.
+    fn open_row_group(&self, index: usize, columns: &[usize]) -> Result<ParquetRecordBatchReader> {
         let rows = self.rows[index] as usize;
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
         let ranges = self.column_chunk_ranges(index, &mask)?;
@@ -176,13 +240,10 @@ impl ParquetFile {
                 .with_batch_size(rows.clamp(1, PIECE_ROWS))
                 .build()
                 .map_err(|e| self.read_error(index, e))?;
-        let schema = reader.schema();
-        let pieces = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.read_error(index, e))?;
-        // Decoded while the file changed: a mix of two files, not a row group of either.
+        // The bytes were read above; with mmap the pages are read while decoding, and the file
+        // is checked again after the last piece (see `RowGroupPieces::next_piece`).
         self.check_unchanged()?;
-        Ok(DecodedChunk::from_pieces(&schema, pieces))
+        Ok(reader)
     }
 
     /// The byte ranges of the column chunks of row group `index` that `mask` selects, sorted,
@@ -302,58 +363,24 @@ impl Source for ParquetFile {
     }
 
     fn fetch_pieces(&self, index: usize, projection: Option<&[usize]>) -> Result<DecodedChunk> {
-        if index >= self.rows.len() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: row group {index} out of range (the file has {})",
-                self.path.display(),
-                self.rows.len()
-            )));
+        let mut row_group = self.row_group_pieces(index, projection)?;
+        let mut pieces = Vec::new();
+        while let Some(piece) = row_group.next_piece(self)? {
+            pieces.push(piece);
         }
-        let num_fields = self.schema().fields().len();
-        let requested: Vec<usize> = match projection {
-            Some(indices) => indices.to_vec(),
-            None => (0..num_fields).collect(),
-        };
-        if let Some(&bad) = requested.iter().find(|&&c| c >= num_fields) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: column {bad} out of range (the file has {num_fields})",
-                self.path.display()
-            )));
-        }
-        if requested.is_empty() {
-            // No column to decode, but the row count still matters to the loader.
-            let options = RecordBatchOptions::new().with_row_count(Some(self.rows[index] as usize));
-            return RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options)
-                .map(DecodedChunk::single)
-                .map_err(|e| Error::arrow_format(&self.path, e));
-        }
-        // The projection mask decodes columns in file order, once each; the requested order
-        // (which may repeat or reorder columns) is restored afterwards by position.
-        let mut columns = requested.clone();
-        columns.sort_unstable();
-        columns.dedup();
-        // Decoders are not written for hostile input: a panic on a corrupt row group is a format
-        // error of that file, not a crash.
-        let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_row_group(index, &columns)))
-            .unwrap_or_else(|_| {
-                Err(self.read_error(index, "corrupt column data (the decoder rejected it)"))
-            })?;
-        if requested == columns {
-            return Ok(decoded);
-        }
-        let positions: Vec<usize> = requested
-            .iter()
-            .map(|c| {
-                columns
-                    .binary_search(c)
-                    .expect("every requested column was decoded")
-            })
-            .collect();
-        decoded.try_map(|piece| {
-            piece
-                .project(&positions)
-                .map_err(|e| Error::arrow_format(&self.path, e))
-        })
+        DecodedChunk::try_from_pieces(pieces)
+    }
+
+    fn piece_decoder(
+        self: Arc<Self>,
+        index: usize,
+        projection: Option<&[usize]>,
+    ) -> Result<Box<dyn PieceDecoder>> {
+        let row_group = self.row_group_pieces(index, projection)?;
+        Ok(Box::new(ParquetPieces {
+            file: self,
+            row_group,
+        }))
     }
 
     fn in_memory(&self) -> bool {
@@ -368,6 +395,93 @@ impl Source for ParquetFile {
         // Decoded columns are copies, except view types, which may keep page buffers: slices
         // of the mapping.
         self.reader.backend() == IoBackend::Mmap
+    }
+}
+
+/// The message of a decoder panic on a corrupt row group.
+const DECODER_PANIC: &str = "corrupt column data (the decoder rejected it)";
+
+/// One row group being decoded piece by piece ([`ParquetFile::row_group_pieces`]).
+struct RowGroupPieces {
+    index: usize,
+    /// The decoded columns' schema (in file order), for the empty piece of an empty row group.
+    schema: SchemaRef,
+    decoding: Decoding,
+    /// Restores the requested column order in each piece; `None`: already in order.
+    positions: Option<Vec<usize>>,
+    /// A piece has been handed out.
+    handed_out: bool,
+}
+
+enum Decoding {
+    /// arrow-rs's reader, still decoding.
+    Reader(ParquetRecordBatchReader),
+    /// One piece ready to hand out (no column requested: the row count alone), or none left.
+    Ready(Option<RecordBatch>),
+}
+
+impl RowGroupPieces {
+    /// A row group whose one piece is `batch`.
+    fn ready(index: usize, batch: RecordBatch) -> Self {
+        RowGroupPieces {
+            index,
+            schema: batch.schema(),
+            decoding: Decoding::Ready(Some(batch)),
+            positions: None,
+            handed_out: false,
+        }
+    }
+
+    /// Decodes the next piece of the row group, read from `file`; `None` after the last. After
+    /// the last piece the file is checked again: a row group decoded while the file changed is
+    /// a mix of two files, an error.
+    fn next_piece(&mut self, file: &ParquetFile) -> Result<Option<RecordBatch>> {
+        let piece = match &mut self.decoding {
+            Decoding::Ready(piece) => piece.take(),
+            Decoding::Reader(reader) => {
+                // Decoders are not written for hostile input (see `row_group_pieces`).
+                let next = catch_unwind(AssertUnwindSafe(|| {
+                    reader.next().map(|r| r.map_err(|e| e.to_string()))
+                }))
+                .unwrap_or_else(|_| Some(Err(DECODER_PANIC.to_string())));
+                match next {
+                    Some(Ok(piece)) => Some(piece),
+                    Some(Err(why)) => {
+                        self.decoding = Decoding::Ready(None);
+                        return Err(file.read_error(self.index, why));
+                    }
+                    None => {
+                        self.decoding = Decoding::Ready(None);
+                        file.check_unchanged()?;
+                        // A chunk has at least one piece.
+                        (!self.handed_out).then(|| RecordBatch::new_empty(self.schema.clone()))
+                    }
+                }
+            }
+        };
+        let Some(piece) = piece else {
+            return Ok(None);
+        };
+        self.handed_out = true;
+        match &self.positions {
+            None => Ok(Some(piece)),
+            Some(positions) => piece
+                .project(positions)
+                .map(Some)
+                .map_err(|e| Error::arrow_format(&file.path, e)),
+        }
+    }
+}
+
+/// [`Source::piece_decoder`] of a Parquet file: one row group's pieces.
+struct ParquetPieces {
+    file: Arc<ParquetFile>,
+    row_group: RowGroupPieces,
+}
+
+impl PieceDecoder for ParquetPieces {
+    fn next_piece(&mut self) -> Result<Option<RecordBatch>> {
+        self.row_group.next_piece(&self.file)
     }
 }
 

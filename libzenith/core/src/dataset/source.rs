@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -53,6 +54,20 @@ pub trait Source: Send + Sync + fmt::Debug {
             .map(DecodedChunk::single)
     }
 
+    /// [`Self::fetch_pieces`] one piece at a time, each decoded when it is asked for: the loader
+    /// hands out a chunk's first rows before the rest is decoded. Sources that decode in pieces
+    /// (Parquet) override it; the default decodes the whole chunk up front.
+    fn piece_decoder(
+        self: Arc<Self>,
+        index: usize,
+        projection: Option<&[usize]>,
+    ) -> Result<Box<dyn PieceDecoder>> {
+        let decoded = self.fetch_pieces(index, projection)?;
+        Ok(Box::new(DecodedPieces(
+            decoded.pieces().to_vec().into_iter(),
+        )))
+    }
+
     /// True when reading a chunk costs no decoding and no new memory (memory-mapped IPC files,
     /// materialised CSV): the loader then needs no cache for it.
     fn in_memory(&self) -> bool;
@@ -78,6 +93,23 @@ pub trait Source: Send + Sync + fmt::Debug {
             Some(identity) => identity.check(self.path()),
             None => Ok(()),
         }
+    }
+}
+
+/// The pieces of one chunk, decoded one at a time as they are asked for
+/// ([`Source::piece_decoder`]).
+pub trait PieceDecoder: Send {
+    /// Decodes the next piece; `None` once every piece has been handed out. A chunk has at least
+    /// one piece (possibly empty).
+    fn next_piece(&mut self) -> Result<Option<RecordBatch>>;
+}
+
+/// The [`PieceDecoder`] of a chunk decoded up front.
+struct DecodedPieces(std::vec::IntoIter<RecordBatch>);
+
+impl PieceDecoder for DecodedPieces {
+    fn next_piece(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(self.0.next())
     }
 }
 

@@ -1,7 +1,12 @@
 //! Decoded chunks shared by the batches of an epoch.
 //!
-//! * Each chunk is decoded at most once per epoch: by the first worker that needs it (others
-//!   wait for that decode), or ahead of need by an idle worker ([`ChunkCache::read_ahead`]).
+//! * Each chunk is decoded at most once per epoch: by the workers that need it (one piece at a
+//!   time, see below), or ahead of need by an idle worker ([`ChunkCache::read_ahead`]).
+//! * A chunk's pieces ([`DecodedChunk`]) are published as they are decoded. A batch that reads
+//!   only the chunk's first rows (dataset order) takes them as soon as the pieces holding them
+//!   are decoded ([`ChunkSource::chunk_prefix`]); the worker that needs rows not decoded yet
+//!   decodes the next piece, and the others wait for it. So the first batch of an epoch waits
+//!   for one piece of a Parquet row group, not the whole group.
 //! * A batch that needs many chunks (a shuffled batch reads from every row group) does not
 //!   decode them alone: before it gathers, its worker decodes the chunks nobody has started
 //!   ([`ChunkCache::decode_unclaimed`]) and skips those another worker is decoding, so the workers
@@ -17,18 +22,72 @@
 //!   file it reads before it takes chunks from here (`gather::FileChecks`). A file that changed
 //!   fails the batch; nothing decoded before the change is served after it.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::gather::ChunkSource;
 use super::plan::{ChunkUsage, EpochPlan, ShuffleMode};
 use super::stats::Counters;
-use crate::dataset::{Dataset, DecodedChunk};
+use arrow_array::RecordBatch;
+
+use crate::dataset::{Dataset, DecodedChunk, PieceDecoder};
 use crate::error::{Error, Result};
 
-type Decoded = OnceLock<std::result::Result<DecodedChunk, Arc<Error>>>;
+/// One chunk's decode, shared by the batches that read the chunk.
+#[derive(Debug, Default)]
+struct ChunkCell {
+    progress: Mutex<Progress>,
+    /// Signalled whenever `progress` changes (a piece published, the decoder put back, the
+    /// decode finished or failed).
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    /// The pieces decoded so far, in order, and their rows.
+    pieces: Vec<RecordBatch>,
+    rows: usize,
+    decoder: DecoderState,
+    /// Time spent decoding so far (counted once the chunk is done).
+    decode_time: Duration,
+}
+
+#[derive(Default)]
+enum DecoderState {
+    /// Nobody has started decoding.
+    #[default]
+    NotStarted,
+    /// Between pieces: whoever needs rows not decoded yet decodes the next piece.
+    Idle(Box<dyn PieceDecoder>),
+    /// A worker is decoding a piece (or opening the decoder); others wait for it.
+    Busy,
+    /// Every piece is decoded.
+    Done(DecodedChunk),
+    /// The decode failed (the slot forgets the cell, so a retry decodes again).
+    Failed(Arc<Error>),
+}
+
+impl std::fmt::Debug for DecoderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecoderState::NotStarted => "NotStarted",
+            DecoderState::Idle(_) => "Idle",
+            DecoderState::Busy => "Busy",
+            DecoderState::Done(_) => "Done",
+            DecoderState::Failed(_) => "Failed",
+        })
+    }
+}
+
+impl ChunkCell {
+    /// Whether every piece is decoded.
+    fn is_done(&self) -> bool {
+        matches!(lock(&self.progress).decoder, DecoderState::Done(_))
+    }
+}
 
 /// Per-epoch cache of decoded chunks.
 #[derive(Debug)]
@@ -60,7 +119,7 @@ struct State {
 
 #[derive(Debug)]
 struct Slot {
-    cell: Mutex<Option<Arc<Decoded>>>,
+    cell: Mutex<Option<Arc<ChunkCell>>>,
     /// Batches still to be built that read this chunk (0 until the usage is known).
     remaining_uses: AtomicU64,
 }
@@ -135,7 +194,7 @@ impl ChunkCache {
         for &chunk in chunks {
             let (cell, claimed) = self.state.cell(chunk);
             if claimed {
-                self.state.decode(chunk, &cell)?;
+                self.state.take(chunk, &cell, None)?;
             }
         }
         Ok(())
@@ -215,7 +274,7 @@ impl State {
             let slot = &self.slots[chunk];
             if slot.remaining_uses.fetch_sub(1, Ordering::AcqRel) == 1 {
                 let evicted = lock(&slot.cell).take();
-                if evicted.is_some_and(|cell| matches!(cell.get(), Some(Ok(_)))) {
+                if evicted.is_some_and(|cell| cell.is_done()) {
                     self.resident.fetch_sub(1, Ordering::AcqRel);
                 }
             }
@@ -223,51 +282,121 @@ impl State {
     }
 
     /// The cell of chunk `chunk`, and whether this call created it (and so is to decode it).
-    fn cell(&self, chunk: usize) -> (Arc<Decoded>, bool) {
+    fn cell(&self, chunk: usize) -> (Arc<ChunkCell>, bool) {
         let mut guard = lock(&self.slots[chunk].cell);
         match &*guard {
             Some(cell) => (cell.clone(), false),
             None => {
-                let cell = Arc::new(OnceLock::new());
+                let cell = Arc::new(ChunkCell::default());
                 *guard = Some(cell.clone());
                 (cell, true)
             }
         }
     }
 
-    /// Chunk `chunk` from its cell: decoded by this call unless another has done it or is
-    /// doing it (then this call waits for that decode).
-    fn decode(&self, chunk: usize, cell: &Arc<Decoded>) -> Result<DecodedChunk> {
-        // Outside the slot lock: other chunks stay available while this one decodes; callers
-        // wanting this chunk block in `get_or_init` until the one decode finishes.
-        let decoded = cell.get_or_init(|| {
-            let started = Instant::now();
-            // The source checks its file around the decode (read-ahead has no batch to check it).
-            let result = self.dataset.fetch_pieces(chunk).map_err(Arc::new);
-            self.counters.chunk_decoded(started.elapsed());
-            if result.is_ok() {
-                self.resident.fetch_add(1, Ordering::AcqRel);
+    /// Chunk `chunk` from its cell, whole (`rows_needed` `None`) or at least its first
+    /// `rows_needed` rows: pieces another worker has decoded are taken as they are, and the
+    /// pieces still missing are decoded by this call, one at a time, unless another worker is
+    /// decoding one (then this call waits for it).
+    fn take(
+        &self,
+        chunk: usize,
+        cell: &Arc<ChunkCell>,
+        rows_needed: Option<usize>,
+    ) -> Result<DecodedChunk> {
+        // Once every row is decoded the decoder is asked once more, for its end (where it checks
+        // the file and the row count), so the chunk counts as decoded and resident.
+        let chunk_rows = self.dataset.chunks()[chunk].rows as usize;
+        let mut progress = lock(&cell.progress);
+        loop {
+            if let DecoderState::Done(decoded) = &progress.decoder {
+                return Ok(decoded.clone());
             }
-            result
-        });
-        match decoded {
-            Ok(decoded) => Ok(decoded.clone()),
-            Err(error) => {
-                // Forget the failure so that a retry of the batch reads the chunk again.
-                let mut guard = lock(&self.slots[chunk].cell);
-                if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, cell)) {
-                    *guard = None;
+            // Rows decoded before a later piece failed are still good.
+            let enough = |rows: usize| rows > 0 && progress.rows >= rows;
+            let finishing =
+                progress.rows >= chunk_rows && matches!(progress.decoder, DecoderState::Idle(_));
+            if rows_needed.is_some_and(enough) && !finishing {
+                return DecodedChunk::try_from_pieces(progress.pieces.clone());
+            }
+            match &progress.decoder {
+                DecoderState::Failed(error) => return Err(error.replicate()),
+                DecoderState::Busy => {
+                    progress = cell
+                        .changed
+                        .wait(progress)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    continue;
                 }
-                Err(error.replicate())
+                _ => {}
             }
+            // This call decodes the next piece (or opens the decoder), outside the lock: others
+            // take the pieces published so far meanwhile.
+            let state = std::mem::replace(&mut progress.decoder, DecoderState::Busy);
+            drop(progress);
+            let started = Instant::now();
+            let step = catch_unwind(AssertUnwindSafe(|| match state {
+                DecoderState::Idle(mut decoder) => decoder
+                    .next_piece()
+                    .map(|piece| Step::Piece(decoder, piece)),
+                // The source checks its file around the decode (read-ahead has no batch to
+                // check it).
+                _ => self.dataset.piece_decoder(chunk).map(Step::Opened),
+            }))
+            .unwrap_or_else(|_| Err(Error::Panic(format!("decoding chunk {chunk} panicked"))));
+            progress = lock(&cell.progress);
+            progress.decode_time += started.elapsed();
+            progress.decoder = match step {
+                Ok(Step::Opened(decoder)) => DecoderState::Idle(decoder),
+                Ok(Step::Piece(decoder, Some(piece))) => {
+                    progress.rows += piece.num_rows();
+                    progress.pieces.push(piece);
+                    DecoderState::Idle(decoder)
+                }
+                Ok(Step::Piece(_, None)) => {
+                    match DecodedChunk::try_from_pieces(std::mem::take(&mut progress.pieces)) {
+                        Ok(decoded) => {
+                            self.counters.chunk_decoded(progress.decode_time);
+                            self.resident.fetch_add(1, Ordering::AcqRel);
+                            DecoderState::Done(decoded)
+                        }
+                        Err(error) => self.failed(chunk, cell, error),
+                    }
+                }
+                Err(error) => self.failed(chunk, cell, error),
+            };
+            cell.changed.notify_all();
         }
     }
+
+    /// The state of a cell whose decode failed with `error`. The slot forgets the cell, so that
+    /// a retry of the batch decodes the chunk again.
+    fn failed(&self, chunk: usize, cell: &Arc<ChunkCell>, error: Error) -> DecoderState {
+        let mut guard = lock(&self.slots[chunk].cell);
+        if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            *guard = None;
+        }
+        DecoderState::Failed(Arc::new(error))
+    }
+}
+
+/// What one decoding step of [`State::take`] produced.
+enum Step {
+    /// The chunk's decoder, opened.
+    Opened(Box<dyn PieceDecoder>),
+    /// The decoder and the piece it decoded (`None`: no piece left).
+    Piece(Box<dyn PieceDecoder>, Option<RecordBatch>),
 }
 
 impl ChunkSource for ChunkCache {
     fn chunk(&self, chunk: usize) -> Result<DecodedChunk> {
         let (cell, _) = self.state.cell(chunk);
-        self.state.decode(chunk, &cell)
+        self.state.take(chunk, &cell, None)
+    }
+
+    fn chunk_prefix(&self, chunk: usize, rows: usize) -> Result<DecodedChunk> {
+        let (cell, _) = self.state.cell(chunk);
+        self.state.take(chunk, &cell, Some(rows))
     }
 }
 

@@ -25,6 +25,14 @@ pub trait ChunkSource {
     /// The decoded chunk `chunk` (an index into [`Dataset::chunks`]). The caller has checked
     /// the chunk's file for this batch ([`FileChecks`]).
     fn chunk(&self, chunk: usize) -> Result<DecodedChunk>;
+
+    /// At least the first `rows` rows of chunk `chunk` (possibly all of it): sources that decode
+    /// a chunk piece by piece hand them over before the rest is decoded. The default is the
+    /// whole chunk.
+    fn chunk_prefix(&self, chunk: usize, rows: usize) -> Result<DecodedChunk> {
+        let _ = rows;
+        self.chunk(chunk)
+    }
 }
 
 impl ChunkSource for Dataset {
@@ -49,12 +57,31 @@ impl FileChecks {
         chunks: &dyn ChunkSource,
         chunk: usize,
     ) -> Result<DecodedChunk> {
+        self.check(dataset, chunk)?;
+        chunks.chunk(chunk)
+    }
+
+    /// At least the first `rows` rows of chunk `chunk` (see [`ChunkSource::chunk_prefix`]),
+    /// after checking its file unless this batch already did.
+    pub fn fetch_prefix(
+        &mut self,
+        dataset: &Dataset,
+        chunks: &dyn ChunkSource,
+        chunk: usize,
+        rows: usize,
+    ) -> Result<DecodedChunk> {
+        self.check(dataset, chunk)?;
+        chunks.chunk_prefix(chunk, rows)
+    }
+
+    /// Checks the file of chunk `chunk` unless this batch already did.
+    fn check(&mut self, dataset: &Dataset, chunk: usize) -> Result<()> {
         let source = dataset.chunks()[chunk].source;
         if let Err(at) = self.checked.binary_search(&source) {
             dataset.check_source(source)?;
             self.checked.insert(at, source);
         }
-        chunks.chunk(chunk)
+        Ok(())
     }
 
     /// The files read so far, in index order.
@@ -87,7 +114,9 @@ pub fn gather_range(
     while row < end {
         let info = dataset.chunks()[chunk_index];
         let take_end = end.min(info.start + info.rows);
-        let chunk = checks.fetch(dataset, chunks, chunk_index)?;
+        // Only the chunk's rows up to `take_end` need be decoded.
+        let needed = (take_end - info.start) as usize;
+        let chunk = checks.fetch_prefix(dataset, chunks, chunk_index, needed)?;
         pieces.extend(chunk.slices((row - info.start) as usize, (take_end - row) as usize)?);
         row = take_end;
         chunk_index += 1;

@@ -162,12 +162,15 @@ impl EpochJob {
             Some(cache) => cache,
             None => self.dataset.as_ref(),
         };
-        // The chunks this batch reads that no other worker is decoding are decoded first, so
-        // that workers whose batches share many chunks decode them side by side.
+        // A gathered batch first decodes the chunks it reads that no other worker is decoding,
+        // so that workers whose batches share many chunks decode them side by side. A range
+        // (dataset order) does not: it takes only the pieces of its chunks that hold its rows.
         let touched = match &self.cache {
             Some(cache) => {
                 let touched = chunks_touched(&self.dataset, &rows);
-                cache.decode_unclaimed(&touched)?;
+                if matches!(rows, BatchRows::Rows(_)) {
+                    cache.decode_unclaimed(&touched)?;
+                }
                 Some(touched)
             }
             None => None,
