@@ -307,64 +307,88 @@ impl State {
         // Once every row is decoded the decoder is asked once more, for its end (where it checks
         // the file and the row count), so the chunk counts as decoded and resident.
         let chunk_rows = self.dataset.chunks()[chunk].rows as usize;
+        let satisfied = |progress: &Progress| {
+            rows_needed.is_some_and(|rows| rows > 0 && progress.rows >= rows)
+                && progress.rows < chunk_rows
+        };
         let mut progress = lock(&cell.progress);
+        // The decoder while this call drives it (the cell says `Busy` meanwhile): a call keeps
+        // decoding until it has what it needs, so that a chunk's pieces are decoded one after
+        // another on one thread rather than passed between workers (the decoder's buffers
+        // would move between caches with it).
+        let mut held: Option<Box<dyn PieceDecoder>> = None;
         loop {
-            if let DecoderState::Done(decoded) = &progress.decoder {
-                return Ok(decoded.clone());
-            }
-            // Rows decoded before a later piece failed are still good.
-            let enough = |rows: usize| rows > 0 && progress.rows >= rows;
-            let finishing =
-                progress.rows >= chunk_rows && matches!(progress.decoder, DecoderState::Idle(_));
-            if rows_needed.is_some_and(enough) && !finishing {
-                return DecodedChunk::try_from_pieces(progress.pieces.clone());
-            }
-            match &progress.decoder {
-                DecoderState::Failed(error) => return Err(error.replicate()),
-                DecoderState::Busy => {
-                    progress = cell
-                        .changed
-                        .wait(progress)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    continue;
+            match held.take() {
+                Some(decoder) if satisfied(&progress) => {
+                    progress.decoder = DecoderState::Idle(decoder);
+                    cell.changed.notify_all();
+                    return DecodedChunk::try_from_pieces(progress.pieces.clone());
                 }
-                _ => {}
+                Some(decoder) => held = Some(decoder),
+                None => {
+                    if let DecoderState::Done(decoded) = &progress.decoder {
+                        return Ok(decoded.clone());
+                    }
+                    // Rows decoded before a later piece failed are still good.
+                    if satisfied(&progress) {
+                        return DecodedChunk::try_from_pieces(progress.pieces.clone());
+                    }
+                    match std::mem::replace(&mut progress.decoder, DecoderState::Busy) {
+                        DecoderState::Idle(decoder) => held = Some(decoder),
+                        DecoderState::NotStarted => {}
+                        DecoderState::Failed(error) => {
+                            let replica = error.replicate();
+                            progress.decoder = DecoderState::Failed(error);
+                            return Err(replica);
+                        }
+                        other => {
+                            // Busy (another call decodes) or Done (handled above): wait.
+                            progress.decoder = other;
+                            progress = cell
+                                .changed
+                                .wait(progress)
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                            continue;
+                        }
+                    }
+                }
             }
-            // This call decodes the next piece (or opens the decoder), outside the lock: others
-            // take the pieces published so far meanwhile.
-            let state = std::mem::replace(&mut progress.decoder, DecoderState::Busy);
+            // Decode the next piece (or open the decoder) outside the lock: others take the
+            // pieces published so far meanwhile.
             drop(progress);
             let started = Instant::now();
-            let step = catch_unwind(AssertUnwindSafe(|| match state {
-                DecoderState::Idle(mut decoder) => decoder
+            let step = catch_unwind(AssertUnwindSafe(|| match held.take() {
+                Some(mut decoder) => decoder
                     .next_piece()
                     .map(|piece| Step::Piece(decoder, piece)),
                 // The source checks its file around the decode (read-ahead has no batch to
                 // check it).
-                _ => self.dataset.piece_decoder(chunk).map(Step::Opened),
+                None => self.dataset.piece_decoder(chunk).map(Step::Opened),
             }))
             .unwrap_or_else(|_| Err(Error::Panic(format!("decoding chunk {chunk} panicked"))));
             progress = lock(&cell.progress);
             progress.decode_time += started.elapsed();
-            progress.decoder = match step {
-                Ok(Step::Opened(decoder)) => DecoderState::Idle(decoder),
+            match step {
+                Ok(Step::Opened(decoder)) => held = Some(decoder),
                 Ok(Step::Piece(decoder, Some(piece))) => {
                     progress.rows += piece.num_rows();
                     progress.pieces.push(piece);
-                    DecoderState::Idle(decoder)
+                    held = Some(decoder);
                 }
                 Ok(Step::Piece(_, None)) => {
-                    match DecodedChunk::try_from_pieces(std::mem::take(&mut progress.pieces)) {
-                        Ok(decoded) => {
-                            self.counters.chunk_decoded(progress.decode_time);
-                            self.resident.fetch_add(1, Ordering::AcqRel);
-                            DecoderState::Done(decoded)
-                        }
-                        Err(error) => self.failed(chunk, cell, error),
-                    }
+                    progress.decoder =
+                        match DecodedChunk::try_from_pieces(std::mem::take(&mut progress.pieces)) {
+                            Ok(decoded) => {
+                                self.counters.chunk_decoded(progress.decode_time);
+                                self.resident.fetch_add(1, Ordering::AcqRel);
+                                DecoderState::Done(decoded)
+                            }
+                            Err(error) => self.failed(chunk, cell, error),
+                        };
                 }
-                Err(error) => self.failed(chunk, cell, error),
-            };
+                Err(error) => progress.decoder = self.failed(chunk, cell, error),
+            }
+            // A piece published, or the decode ended: waiting calls look again.
             cell.changed.notify_all();
         }
     }
