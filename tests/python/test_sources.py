@@ -110,6 +110,16 @@ def wide_row_groups_table(rows: int) -> pa.Table:
                           pa.list_(pa.int32())),
             "emb": pa.array([[float(i), float(-i), 0.5, 1.5] for i in ids],
                             pa.list_(pa.float32(), 4)),
+            # Fixed-size lists of every primitive the fast leaf path reads, and some it leaves
+            # to arrow-rs (nulls, a narrow integer).
+            "emb64": pa.array([[i * 0.25, -1.0, float(i % 3)] for i in ids],
+                              pa.list_(pa.float64(), 3)),
+            "pair": pa.array([[i, -i] for i in ids], pa.list_(pa.int32(), 2)),
+            "wide": pa.array([[i * 7 + k for k in range(5)] for i in ids],
+                             pa.list_(pa.int64(), 5)),
+            "emb_nulls": pa.array([None if i % 23 == 0 else [float(i), 2.0] for i in ids],
+                                  pa.list_(pa.float32(), 2)),
+            "small": pa.array([[i % 100, 1] for i in ids], pa.list_(pa.int16(), 2)),
             "st": pa.array([{"a": i, "b": str(i)} for i in ids]),
         }
     )

@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod compression;
 pub mod csv;
 pub mod discover;
+mod fixed_lists;
 pub mod ipc;
 pub mod ipc_stream;
 pub mod jsonl;

@@ -29,8 +29,10 @@ use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
 
 use super::chunk::DecodedChunk;
+use super::fixed_lists::{FixedListColumn, FixedListPlan};
 use super::source::{PieceDecoder, Source};
 use crate::error::{Error, Result};
 use crate::runtime::io::{FileIdentity, IoBackend, IoContext, RangeRead, SequentialRead};
@@ -194,20 +196,48 @@ impl ParquetFile {
         });
         // Decoders are not written for hostile input: a panic on a corrupt row group is a format
         // error of that file, not a crash.
-        let reader = catch_unwind(AssertUnwindSafe(|| self.open_row_group(index, &columns)))
-            .unwrap_or_else(|_| Err(self.read_error(index, DECODER_PANIC)))?;
+        let (schema, decoding) =
+            catch_unwind(AssertUnwindSafe(|| self.open_row_group(index, &columns)))
+                .unwrap_or_else(|_| Err(self.read_error(index, DECODER_PANIC)))?;
         Ok(RowGroupPieces {
             index,
-            schema: reader.schema(),
-            decoding: Decoding::Reader(reader),
+            schema,
+            decoding,
             positions,
             handed_out: false,
+            rows_left: self.rows[index] as usize,
         })
     }
 
-    /// The reader of row group `index` with the root columns `columns` (sorted, distinct), in
-    /// file order, in pieces of at most [`PIECE_ROWS`] rows.
-    fn open_row_group(&self, index: usize, columns: &[usize]) -> Result<ParquetRecordBatchReader> {
+    /// The columns of `columns` (sorted root indices) that row group `index` lets skip arrow-rs's
+    /// list reader (see [`fixed_lists`]): each with its position in `columns`.
+    fn fixed_list_columns(&self, index: usize, columns: &[usize]) -> Vec<(usize, FixedListPlan)> {
+        let parquet_schema = self.metadata.parquet_schema();
+        let row_group = &self.metadata.metadata().row_groups()[index];
+        let mut leaves_of_root = vec![Vec::new(); self.schema().fields().len()];
+        for leaf in 0..parquet_schema.num_columns() {
+            if let Some(leaves) = leaves_of_root.get_mut(parquet_schema.get_column_root_idx(leaf)) {
+                leaves.push(leaf);
+            }
+        }
+        columns
+            .iter()
+            .enumerate()
+            .filter_map(|(position, &root)| match leaves_of_root[root].as_slice() {
+                [leaf] => {
+                    FixedListPlan::new(self.schema().field(root).data_type(), row_group, *leaf)
+                        .map(|plan| (position, plan))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The decoding of row group `index` with the root columns `columns` (sorted, distinct), in
+    /// file order, in pieces of at most [`PIECE_ROWS`] rows, and the schema of its pieces:
+    /// null-free fixed-size lists through [`fixed_lists`], every other column through arrow-rs's
+    /// reader.
+    fn open_row_group(&self, index: usize, columns: &[usize]) -> Result<(SchemaRef, Decoding)> {
         let rows = self.rows[index] as usize;
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), columns.iter().copied());
         let ranges = self.column_chunk_ranges(index, &mask)?;
@@ -230,20 +260,55 @@ impl ParquetFile {
         // The decoder sizes buffers from page headers (a dictionary of `num_values` entries, a
         // decompression buffer of `uncompressed_page_size` bytes): check them all first.
         self.check_pages(index, &mask, &chunks)?;
-        let reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, self.metadata.clone())
-                .with_row_groups(vec![index])
-                .with_projection(mask)
-                // Pieces, not one batch per row group (see `PIECE_ROWS`). The decoder reserves
-                // buffers for a whole piece before it reads a page, so the file's row count
-                // never sizes an allocation beyond one piece.
-                .with_batch_size(rows.clamp(1, PIECE_ROWS))
-                .build()
-                .map_err(|e| self.read_error(index, e))?;
+        let fixed_plans = self.fixed_list_columns(index, columns);
+        let row_group = &self.metadata.metadata().row_groups()[index];
+        let fixed: Vec<(usize, FixedListColumn)> = fixed_plans
+            .iter()
+            .map(|(position, plan)| {
+                let column = &row_group.columns()[plan.leaf];
+                let pages = SerializedPageReader::new(Arc::new(chunks.clone()), column, rows, None)
+                    .map_err(|e| self.read_error(index, e))?;
+                Ok((
+                    *position,
+                    plan.reader(column.column_descr_ptr(), Box::new(pages)),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let others: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| !fixed.iter().any(|(p, _)| p == position))
+            .map(|(_, &root)| root)
+            .collect();
+        let reader = if others.is_empty() {
+            None
+        } else {
+            let mask =
+                ProjectionMask::roots(self.metadata.parquet_schema(), others.iter().copied());
+            Some(
+                ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, self.metadata.clone())
+                    .with_row_groups(vec![index])
+                    .with_projection(mask)
+                    // Pieces, not one batch per row group (see `PIECE_ROWS`). The decoder
+                    // reserves buffers for a whole piece before it reads a page, so the file's
+                    // row count never sizes an allocation beyond one piece.
+                    .with_batch_size(rows.clamp(1, PIECE_ROWS))
+                    .build()
+                    .map_err(|e| self.read_error(index, e))?,
+            )
+        };
+        let schema = match (&reader, fixed.is_empty()) {
+            (Some(reader), true) => reader.schema(),
+            _ => Arc::new(
+                self.schema()
+                    .project(columns)
+                    .map_err(|e| Error::arrow_format(&self.path, e))?,
+            ),
+        };
         // The bytes were read above; with mmap the pages are read while decoding, and the file
         // is checked again after the last piece (see `RowGroupPieces::next_piece`).
         self.check_unchanged()?;
-        Ok(reader)
+        Ok((schema, Decoding::Columns { reader, fixed }))
     }
 
     /// The byte ranges of the column chunks of row group `index` that `mask` selects, sorted,
@@ -411,13 +476,74 @@ struct RowGroupPieces {
     positions: Option<Vec<usize>>,
     /// A piece has been handed out.
     handed_out: bool,
+    /// Rows of the row group not decoded yet.
+    rows_left: usize,
 }
 
 enum Decoding {
-    /// arrow-rs's reader, still decoding.
-    Reader(ParquetRecordBatchReader),
+    /// Still decoding: arrow-rs's reader for some columns (`None`: every column is in `fixed`),
+    /// and the fixed-size-list columns read without it, each at its position in the piece.
+    Columns {
+        reader: Option<ParquetRecordBatchReader>,
+        fixed: Vec<(usize, FixedListColumn)>,
+    },
     /// One piece ready to hand out (no column requested: the row count alone), or none left.
     Ready(Option<RecordBatch>),
+}
+
+impl Decoding {
+    /// The next piece of at most `rows_left` rows with `schema`, or `None` at the end (an error
+    /// if rows are still missing then).
+    fn next_columns(
+        reader: &mut Option<ParquetRecordBatchReader>,
+        fixed: &mut [(usize, FixedListColumn)],
+        schema: &SchemaRef,
+        rows_left: usize,
+    ) -> std::result::Result<Option<RecordBatch>, String> {
+        let from_reader = match reader {
+            Some(reader) => match reader.next() {
+                Some(piece) => Some(piece.map_err(|e| e.to_string())?),
+                None => None,
+            },
+            None => None,
+        };
+        if fixed.is_empty() {
+            return Ok(from_reader);
+        }
+        let rows = match (&from_reader, reader.is_some()) {
+            (Some(piece), _) => piece.num_rows(),
+            (None, true) => 0,
+            (None, false) => rows_left.min(PIECE_ROWS),
+        };
+        if rows == 0 {
+            return match rows_left {
+                0 => Ok(None),
+                missing => Err(format!(
+                    "{missing} rows missing at the end of the row group"
+                )),
+            };
+        }
+        if rows > rows_left {
+            return Err(format!("{rows} rows decoded where {rows_left} were left"));
+        }
+        let mut from_reader = from_reader.map(|piece| piece.columns().to_vec().into_iter());
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for position in 0..schema.fields().len() {
+            match fixed.iter_mut().find(|(p, _)| *p == position) {
+                Some((_, column)) => columns.push(column.read(rows)?),
+                None => columns.push(
+                    from_reader
+                        .as_mut()
+                        .and_then(Iterator::next)
+                        .ok_or_else(|| "a column is missing from the decoded piece".to_string())?,
+                ),
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl RowGroupPieces {
@@ -429,6 +555,7 @@ impl RowGroupPieces {
             decoding: Decoding::Ready(Some(batch)),
             positions: None,
             handed_out: false,
+            rows_left: 0,
         }
     }
 
@@ -438,19 +565,23 @@ impl RowGroupPieces {
     fn next_piece(&mut self, file: &ParquetFile) -> Result<Option<RecordBatch>> {
         let piece = match &mut self.decoding {
             Decoding::Ready(piece) => piece.take(),
-            Decoding::Reader(reader) => {
+            Decoding::Columns { reader, fixed } => {
                 // Decoders are not written for hostile input (see `row_group_pieces`).
+                let (schema, rows_left) = (&self.schema, self.rows_left);
                 let next = catch_unwind(AssertUnwindSafe(|| {
-                    reader.next().map(|r| r.map_err(|e| e.to_string()))
+                    Decoding::next_columns(reader, fixed, schema, rows_left)
                 }))
-                .unwrap_or_else(|_| Some(Err(DECODER_PANIC.to_string())));
+                .unwrap_or_else(|_| Err(DECODER_PANIC.to_string()));
                 match next {
-                    Some(Ok(piece)) => Some(piece),
-                    Some(Err(why)) => {
+                    Ok(Some(piece)) => {
+                        self.rows_left = self.rows_left.saturating_sub(piece.num_rows());
+                        Some(piece)
+                    }
+                    Err(why) => {
                         self.decoding = Decoding::Ready(None);
                         return Err(file.read_error(self.index, why));
                     }
-                    None => {
+                    Ok(None) => {
                         self.decoding = Decoding::Ready(None);
                         file.check_unchanged()?;
                         // A chunk has at least one piece.
@@ -529,7 +660,7 @@ fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
 
 /// What the Parquet decoder reads from: byte ranges fetched ahead (sorted, disjoint), served as
 /// zero-copy slices, and the file's reader for anything outside them (the footer, at open).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RangeChunks {
     reader: Arc<dyn RangeRead>,
     parts: Vec<(u64, Bytes)>,
