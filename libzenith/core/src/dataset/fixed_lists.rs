@@ -130,36 +130,18 @@ impl FixedListColumn {
     /// The next `rows` lists, or why they could not be read (corrupt data, or levels of a list
     /// with nulls or of another length).
     pub fn read(&mut self, rows: usize) -> Result<ArrayRef, String> {
+        let (size, definitions, repetitions) =
+            (self.plan.size, &mut self.definitions, &mut self.repetitions);
         let child = match &mut self.values {
-            Values::F32(reader) => read_values::<pq::FloatType, Float32Type>(
-                reader,
-                rows,
-                self.plan.size,
-                &mut self.definitions,
-                &mut self.repetitions,
-            )?,
-            Values::F64(reader) => read_values::<pq::DoubleType, Float64Type>(
-                reader,
-                rows,
-                self.plan.size,
-                &mut self.definitions,
-                &mut self.repetitions,
-            )?,
-            Values::I32(reader) => read_values::<pq::Int32Type, Int32Type>(
-                reader,
-                rows,
-                self.plan.size,
-                &mut self.definitions,
-                &mut self.repetitions,
-            )?,
-            Values::I64(reader) => read_values::<pq::Int64Type, Int64Type>(
-                reader,
-                rows,
-                self.plan.size,
-                &mut self.definitions,
-                &mut self.repetitions,
-            )?,
-        };
+            Values::F32(r) => {
+                read_values::<_, Float32Type>(r, rows, size, definitions, repetitions)
+            }
+            Values::F64(r) => {
+                read_values::<_, Float64Type>(r, rows, size, definitions, repetitions)
+            }
+            Values::I32(r) => read_values::<_, Int32Type>(r, rows, size, definitions, repetitions),
+            Values::I64(r) => read_values::<_, Int64Type>(r, rows, size, definitions, repetitions),
+        }?;
         check_levels(
             &self.definitions,
             &self.repetitions,
